@@ -1,0 +1,22 @@
+import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
+
+export async function checkConfigCommand(explicit: string | undefined): Promise<void> {
+  const file = configPathFrom(explicit);
+  try {
+    const config = loadConfigFile(file);
+    const listen = config.smtp.listen.map((l) => `${l.host}:${l.port}`).join(', ');
+    process.stdout.write(
+      `${file}: OK\n` +
+        `  hostname: ${config.hostname}\n  dataDir: ${config.dataDir}\n  smtp.listen: ${listen}\n` +
+        `  smtp.clients: ${config.smtp.clients.length} network rule(s), ${config.smtp.auth.users.length} SMTP AUTH user(s)\n` +
+        `  delivery: ${Object.keys(config.delivery.routes).length} route(s), TLS default ${config.delivery.tls.default}\n`,
+    );
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw err;
+  }
+}

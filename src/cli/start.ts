@@ -1,0 +1,53 @@
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { runPrimary, SHARD_ENV, type WorkerMessage } from '../cluster/primary.js';
+import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
+import type { PosternConfig } from '../config/schema.js';
+import { createLogger, EVENTS, type Logger } from '../events/logger.js';
+import { startGateway } from '../main.js';
+
+export async function startCommand(explicit: string | undefined): Promise<void> {
+  const file = configPathFrom(explicit);
+  let config: PosternConfig;
+  try {
+    config = loadConfigFile(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const workers = config.workers === 'auto' ? availableParallelism() : config.workers;
+  if (cluster.isPrimary && workers > 1) {
+    const logger = createLogger(config.log.level).child({ role: 'primary' });
+    await runPrimary(config, logger, workers).catch((err: Error) => fail(logger, err));
+    return;
+  }
+  const shard = cluster.isWorker ? Number(process.env[SHARD_ENV] ?? 0) : 0;
+  const logger = cluster.isWorker ? createLogger(config.log.level).child({ shard }) : createLogger(config.log.level);
+  const gateway = await startGateway(config, logger, { shard }).catch((err: Error) => fail(logger, err));
+  if (cluster.isWorker) process.send?.({ type: 'ready', smtp: gateway.smtp } satisfies WorkerMessage);
+  const shutdown = (signal: string) => {
+    logger.info({ event: EVENTS.stopping, signal }, 'signal received');
+    void gateway.stop().then(() => {
+      logger.flush();
+      setTimeout(() => process.exit(0), 50);
+    });
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function fail(logger: Logger, err: Error): Promise<never> {
+  if (cluster.isWorker) {
+    // The primary logs it once and stops the others.
+    process.send?.({ type: 'failed', error: err.message } satisfies WorkerMessage);
+    await new Promise((r) => setTimeout(r, 100));
+    process.exit(1);
+  }
+  logger.fatal({ event: EVENTS.configError, err: err.message }, 'could not start');
+  logger.flush();
+  await new Promise((r) => setTimeout(r, 100));
+  process.exit(1);
+}

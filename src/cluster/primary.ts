@@ -1,0 +1,80 @@
+import cluster, { type Worker } from 'node:cluster';
+import { resolve } from 'node:path';
+import type { PosternConfig } from '../config/schema.js';
+import { EVENTS, type Logger } from '../events/logger.js';
+import { adoptOrphanShards } from '../queue/fs/shards.js';
+import { loadOrCreateCertificate } from '../tls/dev-certificate.js';
+
+export const SHARD_ENV = 'POSTERN_SHARD';
+
+/** Messages a worker sends the primary over the cluster IPC channel. */
+export type WorkerMessage = { type: 'ready'; smtp: { host: string; port: number }[] } | { type: 'failed'; error: string };
+
+/**
+ * Runs `count` gateway processes on the same SMTP port (the kernel spreads the
+ * connections: SCHED_NONE, no hand-off through this process). Each worker owns spool
+ * shard n; a worker that dies is started again on the same shard, which recovers what it
+ * had queued. SIGTERM/SIGINT are passed on and the primary exits once all have stopped.
+ */
+export async function runPrimary(config: PosternConfig, logger: Logger, count: number): Promise<void> {
+  const dataDir = resolve(config.dataDir);
+  // Made once here so the workers do not race to create the development certificate.
+  await loadOrCreateCertificate(dataDir, config.hostname, config.smtp.tls.cert, config.smtp.tls.key);
+  const adopted = await adoptOrphanShards(dataDir, count);
+  logger.info({ event: EVENTS.start, pid: process.pid, workers: count, adopted }, 'Postern primary starting workers');
+
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  const shards = new Map<Worker, number>();
+  let stopping = false;
+  let readyCount = 0;
+
+  const fork = (shard: number) => {
+    const worker = cluster.fork({ [SHARD_ENV]: String(shard) });
+    shards.set(worker, shard);
+    worker.on('message', (msg: WorkerMessage) => {
+      if (msg?.type === 'ready' && ++readyCount === count) logger.info({ event: EVENTS.ready, smtp: msg.smtp, workers: count }, 'Postern ready');
+      // A worker that cannot start (port taken, spool locked) would fail the same way
+      // again: give up as a single process would, instead of restarting it forever.
+      if (msg?.type === 'failed') giveUp(msg.error);
+    });
+  };
+
+  cluster.on('exit', (worker, code, signal) => {
+    const shard = shards.get(worker);
+    shards.delete(worker);
+    if (stopping) {
+      if (shards.size === 0 && process.exitCode !== 1) {
+        logger.info({ event: EVENTS.stopped }, 'all workers stopped');
+        logger.flush();
+        setTimeout(() => process.exit(0), 50);
+      }
+      return;
+    }
+    if (shard === undefined) return;
+    logger.error({ event: EVENTS.workerExit, shard, code, signal }, 'worker exited unexpectedly; starting it again');
+    readyCount = Math.max(0, readyCount - 1);
+    setTimeout(() => !stopping && fork(shard), 1000).unref();
+  });
+
+  const giveUp = (error: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.exitCode = 1;
+    logger.fatal({ event: EVENTS.configError, err: error }, 'could not start');
+    for (const worker of shards.keys()) worker.process.kill('SIGKILL');
+    logger.flush();
+    setTimeout(() => process.exit(1), 100);
+  };
+
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ event: EVENTS.stopping, signal, workers: shards.size }, 'stopping workers');
+    for (const worker of shards.keys()) worker.process.kill('SIGTERM');
+    if (shards.size === 0) process.exit(0);
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+
+  for (let shard = 0; shard < count; shard++) fork(shard);
+}

@@ -1,0 +1,84 @@
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { configSchema, type PosternConfig } from './schema.js';
+import { interpolateSecrets } from './interpolate.js';
+
+export const DEFAULT_CONFIG_PATH = 'config/postern.yaml';
+
+/** A config problem an operator can act on: every line names the key and the fix. */
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid configuration in ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function configPathFrom(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(explicit ?? env.POSTERN_CONFIG ?? DEFAULT_CONFIG_PATH);
+}
+
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): PosternConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the config file: ${(err as Error).message} (pass --config FILE or set POSTERN_CONFIG)`]);
+  }
+  return parseConfigText(text, file, env);
+}
+
+export function parseConfigText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): PosternConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (err) {
+    const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}` : '';
+    throw new ConfigError(file, [`YAML syntax error${where}: ${(err as Error).message.split('\n')[0]}`]);
+  }
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(file, ['the top level must be a mapping of keys (dataDir:, smtp:, delivery:, ...)']);
+  const problems: string[] = [];
+  const interpolated = interpolateSecrets(raw, process.cwd(), env, problems);
+  if (problems.length) throw new ConfigError(file, problems);
+  return validateConfig(interpolated, file);
+}
+
+export function validateConfig(raw: unknown, file = '<inline>'): PosternConfig {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(file, result.error.issues.map(describeIssue));
+  const missing = unreadableFiles(result.data);
+  if (missing.length) throw new ConfigError(file, missing);
+  return result.data;
+}
+
+/** Files the config names must be readable now, not at the first TLS handshake. */
+function unreadableFiles(config: PosternConfig): string[] {
+  const named: [string, string | undefined][] = [
+    ['smtp.tls.cert', config.smtp.tls.cert],
+    ['smtp.tls.key', config.smtp.tls.key],
+    ...config.delivery.tls.trust.map((f, i): [string, string] => [`delivery.tls.trust.${i}`, f]),
+  ];
+  const problems: string[] = [];
+  for (const [key, value] of named) {
+    if (!value || value.startsWith('-----BEGIN')) continue;
+    try {
+      accessSync(value, constants.R_OK);
+    } catch (err) {
+      problems.push(`${key}: cannot read ${value} (${(err as NodeJS.ErrnoException).code ?? 'error'}); fix the path or the file's permissions`);
+    }
+  }
+  return problems;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const key = issue.path.length ? issue.path.join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.join(', ');
+    return `${key}: unknown key${issue.keys.length > 1 ? 's' : ''} ${keys} (check the spelling against the config reference in README.md)`;
+  }
+  return `${key}: ${issue.message}`;
+}

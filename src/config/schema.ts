@@ -1,0 +1,354 @@
+import { isIP } from 'node:net';
+import { hostname as osHostname } from 'node:os';
+import { z } from 'zod';
+import { parseDuration, parseSize } from './units.js';
+import { parseCidr } from '../ingress/cidr.js';
+import { isPasswordHash } from '../ingress/password-hash.js';
+
+/** "5m", "1h", "250ms" or plain milliseconds → milliseconds. */
+const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  const ms = typeof v === 'number' ? v : parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use e.g. 30s, 5m, 1h, 5d)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** "25MB", "64KB" or plain bytes → bytes. */
+const size = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
+  const bytes = typeof v === 'number' ? v : parseSize(v);
+  if (bytes === undefined || bytes <= 0) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a size (use e.g. 512KB, 25MB)` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Parses "host:port" and "[v6]:port". */
+export function parseHostPort(text: string, defaultPort?: number, allowPortZero = false): HostPort | undefined {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  const plain = /^([^:\s]+)(?::(\d+))?$/.exec(text);
+  const m = bracketed ?? plain;
+  if (!m) return undefined;
+  const port = m[2] !== undefined ? Number(m[2]) : defaultPort;
+  if (port === undefined || !Number.isInteger(port) || port < (allowPortZero ? 0 : 1) || port > 65535) return undefined;
+  return { host: m[1] as string, port };
+}
+
+const hostPort = (defaultPort?: number, allowPortZero = false) =>
+  z.string().transform((v, ctx) => {
+    const hp = parseHostPort(v.trim(), defaultPort, allowPortZero);
+    if (!hp) {
+      ctx.addIssue({ code: 'custom', message: `"${v}" is not host:port (e.g. 127.0.0.1:2525 or [::1]:25)` });
+      return z.NEVER;
+    }
+    return hp;
+  });
+
+const DOMAIN_PATTERN = /^(\*\.)?[a-z0-9\u0080-\uffff]([a-z0-9\u0080-\uffff-]*[a-z0-9\u0080-\uffff])?(\.[a-z0-9\u0080-\uffff]([a-z0-9\u0080-\uffff-]*[a-z0-9\u0080-\uffff])?)*$/;
+const DOMAIN_MESSAGE = 'not a domain name (e.g. example.org, or *.example.org for its subdomains, or *)';
+const isDomainPattern = (v: string) => v === '*' || DOMAIN_PATTERN.test(v);
+
+const domainName = z
+  .string()
+  .transform((v) => v.trim().toLowerCase())
+  .refine(isDomainPattern, { message: DOMAIN_MESSAGE });
+
+/** A map keyed by domain pattern; a bad key is reported under its own name. */
+const domainMap = <T extends z.ZodType>(value: T) =>
+  z.record(z.string(), value).transform((rec, ctx) => {
+    const out: Record<string, z.output<T>> = {};
+    for (const [key, v] of Object.entries(rec)) {
+      const k = key.trim().toLowerCase();
+      if (!isDomainPattern(k)) ctx.addIssue({ code: 'custom', path: [key], message: DOMAIN_MESSAGE });
+      out[k] = v as z.output<T>;
+    }
+    return out;
+  });
+
+export const TLS_LEVELS = ['none', 'may', 'encrypt', 'verify'] as const;
+export type TlsLevel = (typeof TLS_LEVELS)[number];
+
+const cidr = z.string().refine((v) => parseCidr(v) !== undefined, {
+  message: 'not an IP address or CIDR block (e.g. 10.0.0.0/8, 2001:db8::/32, 127.0.0.1)',
+});
+
+const clientSchema = z.strictObject({
+  name: z.string().optional(),
+  cidr: z.union([cidr, z.array(cidr).min(1)]).transform((v) => (Array.isArray(v) ? v : [v])),
+  senderDomains: z.array(domainName).optional(),
+  requireTls: z.boolean().default(false),
+});
+
+const authUserSchema = z.strictObject({
+  username: z.string().min(1),
+  passwordHash: z.string().refine(isPasswordHash, {
+    message: 'must be a scrypt hash made by `postern hash-password` (scrypt$N$r$p$salt$hash)',
+  }),
+  senderDomains: z.array(domainName).optional(),
+});
+
+const routeSchema = z.union([
+  hostPort(25),
+  z.strictObject({
+    nexthop: hostPort(25),
+    tls: z.enum(TLS_LEVELS).optional(),
+  }),
+]);
+
+const smtpSchema = z.strictObject({
+  /** Port 0 picks a free port (tests). */
+  listen: z.array(hostPort(undefined, true)).min(1).prefault(['0.0.0.0:25']),
+  /** Text after "220 <hostname> ESMTP" in the greeting. */
+  banner: z.string().default('Postern'),
+  tls: z
+    .strictObject({
+      cert: z.string().optional(),
+      key: z.string().optional(),
+      minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    })
+    .prefault({})
+    .refine((t) => Boolean(t.cert) === Boolean(t.key), { message: 'set both cert and key, or neither (a dev certificate is then made)' }),
+  clients: z.array(clientSchema).default([]),
+  auth: z
+    .strictObject({
+      users: z.array(authUserSchema).default([]),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      maxMessageSize: size.default(50 * 1024 * 1024),
+      maxRecipients: z.number().int().positive().default(1000),
+      maxHeaderSize: size.default(256 * 1024),
+      maxConnections: z.number().int().positive().default(1000),
+      maxConnectionsPerIp: z.number().int().positive().default(100),
+      commandTimeout: duration.default(300_000),
+      dataTimeout: duration.default(600_000),
+    })
+    .prefault({}),
+  /** SMTP smuggling guard: what to do with a bare CR or LF inside DATA. */
+  bareLineEndings: z.enum(['reject', 'normalize']).default('reject'),
+  loopGuard: z
+    .strictObject({
+      maxReceived: z.number().int().positive().default(50),
+      /** Reject when the message already carries more than this many of our own stamps. */
+      maxOwnStamps: z.number().int().nonnegative().default(1),
+    })
+    .prefault({}),
+});
+
+const deliverySchema = z.strictObject({
+  routes: domainMap(routeSchema).prefault({}),
+  /** Port used for MX deliveries (25; tests use another). */
+  mxPort: z.number().int().min(1).max(65535).default(25),
+  dns: z
+    .strictObject({
+      servers: z.array(z.string()).optional(),
+      timeout: duration.default(5000),
+      /** How long a resolved route is reused (0 = every attempt asks DNS). */
+      cacheTtl: duration.default(60_000),
+    })
+    .prefault({}),
+  tls: z
+    .strictObject({
+      trust: z.array(z.string()).default([]),
+      default: z.enum(TLS_LEVELS).default('verify'),
+      domains: domainMap(z.enum(TLS_LEVELS)).prefault({}),
+    })
+    .prefault({}),
+  retry: z
+    .strictObject({
+      initialDelay: duration.default(300_000),
+      maxDelay: duration.default(3_600_000),
+      lifetime: duration.default(5 * 86_400_000),
+    })
+    .prefault({}),
+  pool: z
+    .strictObject({
+      maxConnectionsPerHost: z.number().int().positive().default(10),
+      maxMessagesPerConnection: z.number().int().positive().default(100),
+      idleTimeout: duration.default(30_000),
+    })
+    .prefault({}),
+  /** MTA-STS (RFC 8461) for MX deliveries. */
+  mtaSts: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** HTTPS port of mta-sts.<domain> (443; tests use another). */
+      port: z.number().int().min(1).max(65535).default(443),
+      timeout: duration.default(10_000),
+    })
+    .prefault({}),
+  concurrency: z.number().int().positive().default(200),
+  timeouts: z
+    .strictObject({
+      connect: duration.default(30_000),
+      greeting: duration.default(60_000),
+      socket: duration.default(300_000),
+    })
+    .prefault({}),
+});
+
+export const configSchema = z.strictObject({
+  dataDir: z.string().default('var'),
+  /**
+   * Gateway processes sharing the SMTP port, each with its own spool shard: one Node
+   * process uses one core. "auto" = one per available CPU.
+   */
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default('auto'),
+  hostname: z
+    .string()
+    .default(osHostname())
+    .refine((v) => /^[A-Za-z0-9.-]+$/.test(v) && !isIP(v), { message: 'must be the gateway\'s DNS name (e.g. postern.example.org)' }),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+  smtp: smtpSchema.prefault({}),
+  queue: z
+    .strictObject({
+      backend: z.enum(['fs']).default('fs'),
+      /**
+       * Group commit: under load, transactions whose DATA ends within this window share
+       * one flush to disk. Fewer flushes, less CPU per message; an idle gateway never waits.
+       */
+      commitWindow: duration.default(3),
+    })
+    .prefault({}),
+  delivery: deliverySchema.prefault({}),
+  shutdown: z
+    .strictObject({
+      timeout: duration.default(30_000),
+    })
+    .prefault({}),
+  portal: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** HTTPS listener of the recipient web app. */
+      listen: hostPort(undefined, true).prefault('127.0.0.1:8443'),
+      /** The address recipients use (behind a reverse proxy: its URL); links in notices. */
+      publicUrl: z.url().optional(),
+      /** Certificate for the listener; default: the SMTP certificate. */
+      tls: z.strictObject({ cert: z.string().optional(), key: z.string().optional() }).prefault({}),
+      /**
+       * Master keys (32 bytes, base64 or hex:...) wrapping each message's data key. The
+       * first encrypts new messages; keep older ones listed to read what they wrapped,
+       * and run `postern portal rotate-key`. Unset: a development key is made under
+       * <dataDir>/portal/master.key.
+       */
+      masterKeys: z.array(z.strictObject({ id: z.string().regex(/^[\w.-]+$/), key: z.string() })).default([]),
+      /** How long a message stays readable, then it is destroyed. */
+      expiry: duration.default(30 * 86_400_000),
+      organisation: z
+        .strictObject({
+          name: z.string().default('Postern Secure Mail'),
+          logoUrl: z.url().optional(),
+          /** Extra text in the notice (no PHI: it travels by ordinary mail). */
+          noticeText: z.string().default('You have received a secure message. Open it with the link below.'),
+          /** From address of notices and password-reset mails; default secure-notice@<hostname>. */
+          fromAddress: z.string().optional(),
+        })
+        .prefault({}),
+      /** Show the original subject in notices (off: it may carry PHI). */
+      showSubject: z.boolean().default(false),
+      readReceipts: z.boolean().default(false),
+      /** Let recipients reply to all original recipients, not only to the sender. */
+      replyAll: z.boolean().default(false),
+      sessions: z.strictObject({ idle: duration.default(15 * 60_000), absolute: duration.default(12 * 3_600_000) }).prefault({}),
+      sms: z
+        .strictObject({
+          /** Recipients <digits>@<domain> get the notice by SMS. */
+          domain: z.string().default('secure.text'),
+          defaultCountry: z.string().regex(/^\d{1,3}$/).default('1'),
+          /** A Twilio-style REST API: POST {url}/Accounts/{accountSid}/Messages.json. */
+          provider: z
+            .strictObject({ url: z.url(), accountSid: z.string(), authToken: z.string(), from: z.string() })
+            .optional(),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  keys: z
+    .strictObject({
+      /** Where recipients' OpenPGP keys are looked for, in order. */
+      discovery: z.array(z.enum(['store', 'wkd', 'keyserver'])).default(['store', 'wkd']),
+      wkd: z.strictObject({ port: z.number().int().min(1).max(65535).default(443), timeout: duration.default(5000) }).prefault({}),
+      /** A VKS keyserver (e.g. https://keys.openpgp.org); off unless set. */
+      keyserver: z.strictObject({ url: z.url().optional(), timeout: duration.default(5000) }).prefault({}),
+      cacheTtl: duration.default(86_400_000),
+      negativeTtl: duration.default(3_600_000),
+      /** CA certificates recipients' S/MIME certificates must chain to (files). */
+      smimeTrust: z.array(z.string()).default([]),
+    })
+    .prefault({}),
+  /** Organisation identities per sender domain: signing keys, escrow. */
+  identities: z
+    .record(
+      z.string(),
+      z.strictObject({
+        /** Armored OpenPGP private key (file or ${file:...}); its passphrase if any. */
+        pgpKey: z.string().optional(),
+        pgpPassphrase: z.string().optional(),
+        /** S/MIME certificate and key (PEM files) for signing. */
+        smimeCert: z.string().optional(),
+        smimeKey: z.string().optional(),
+      }),
+    )
+    .default({}),
+  protect: z
+    .strictObject({
+      pgp: z
+        .strictObject({
+          sign: z.boolean().default(true),
+          /** Also encrypt to this public key (file) so compliance can read. */
+          escrowKey: z.string().optional(),
+          /** Replace the outer Subject ("..."); the real one stays inside. */
+          protectSubject: z.boolean().default(false),
+        })
+        .prefault({}),
+      smime: z
+        .strictObject({
+          sign: z.boolean().default(true),
+          /** node-forge needs whole buffers: above this the portal is used instead. */
+          maxSize: size.default(10 * 1024 * 1024),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  dkim: z
+    .strictObject({
+      keys: z
+        .array(
+          z.strictObject({
+            domain: z.string(),
+            selector: z.string(),
+            /** PEM private key (file or ${file:...}). */
+            privateKey: z.string(),
+            algorithm: z.enum(['rsa-sha256', 'ed25519-sha256']).default('rsa-sha256'),
+          }),
+        )
+        .default([]),
+    })
+    .prefault({}),
+  policy: z
+    .strictObject({
+      /**
+       * The per-recipient policy file, hot-reloaded. Unset: config/policy.yaml when it
+       * exists, else the built-in healthcare default.
+       */
+      file: z.string().optional(),
+    })
+    .prefault({}),
+});
+
+export type PosternConfig = z.output<typeof configSchema>;
+export type ClientRule = PosternConfig['smtp']['clients'][number];
+export type AuthUser = PosternConfig['smtp']['auth']['users'][number];
+export type RouteConfig = PosternConfig['delivery']['routes'][string];

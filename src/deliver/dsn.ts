@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { rfc5322Date, LOOP_HEADER } from '../ingress/trace-headers.js';
+import type { Envelope } from '../types.js';
+
+export interface FailedRecipient {
+  rcpt: string;
+  /** RFC 3463 status, e.g. 5.1.1. */
+  status: string;
+  /** The remote reply or our reason, one line. */
+  diagnostic: string;
+  /** 'smtp' when the diagnostic is a remote SMTP reply. */
+  diagnosticType: 'smtp' | 'x-postern';
+  remoteMta?: string | undefined;
+  lastAttemptAt: number;
+}
+
+/** Header block of the original message (bounded), for the text/rfc822-headers part. */
+export async function readHeaderBlock(body: Readable, limit = 64 * 1024): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      parts.push(chunk);
+      total += chunk.length;
+      const joined = Buffer.concat(parts);
+      const end = joined.indexOf('\r\n\r\n');
+      if (end !== -1) return joined.subarray(0, end + 2);
+      if (total >= limit) {
+        // Whole lines only; none at all when the first line alone exceeds the limit.
+        const lastLineEnd = joined.lastIndexOf('\r\n', limit);
+        return lastLineEnd === -1 ? Buffer.alloc(0) : joined.subarray(0, lastLineEnd + 2);
+      }
+    }
+    return Buffer.concat(parts);
+  } finally {
+    body.destroy();
+  }
+}
+
+/**
+ * An RFC 3464 non-delivery report: multipart/report with a human-readable part, the
+ * message/delivery-status part naming only the failed recipients, and the original
+ * headers. Sent from the null sender with Auto-Submitted (RFC 3834) so it is never
+ * answered or bounced again.
+ */
+export function buildDsn(opts: { hostname: string; original: Envelope; failed: FailedRecipient[]; originalHeaders: Buffer; now?: Date }): Buffer {
+  const { hostname, original, failed } = opts;
+  const now = opts.now ?? new Date();
+  const boundary = `postern-dsn-${randomBytes(12).toString('hex')}`;
+  const clean = (s: string) => s.replace(/[\r\n]+/g, ' ').trim();
+  const human = [
+    `This is the mail system at host ${hostname}.`,
+    '',
+    'Your message could not be delivered to one or more recipients.',
+    'It has been returned to you with the reason given by the receiving system.',
+    '',
+    ...failed.map((f) => wrapText(`<${f.rcpt}>: ${clean(f.diagnostic)}`, 76)),
+    '',
+  ].join('\r\n');
+  const perMessage = [`Reporting-MTA: dns; ${hostname}`, `X-Postern-Queue-ID: ${original.id}`, `Arrival-Date: ${rfc5322Date(new Date(original.receivedAt))}`].join('\r\n');
+  const perRecipient = failed
+    .map((f) =>
+      [
+        `Final-Recipient: rfc822; ${f.rcpt}`,
+        'Action: failed',
+        `Status: ${f.status}`,
+        ...(f.remoteMta ? [`Remote-MTA: dns; ${f.remoteMta}`] : []),
+        foldField(`Diagnostic-Code: ${f.diagnosticType}; ${clean(f.diagnostic)}`),
+        `Last-Attempt-Date: ${rfc5322Date(new Date(f.lastAttemptAt))}`,
+      ].join('\r\n'),
+    )
+    .join('\r\n\r\n');
+  const headers = [
+    `From: Mail Delivery System <MAILER-DAEMON@${hostname}>`,
+    `To: <${original.mailFrom}>`,
+    'Subject: Undelivered Mail Returned to Sender',
+    `Date: ${rfc5322Date(now)}`,
+    `Message-ID: <${original.id}.${now.getTime()}.dsn@${hostname}>`,
+    'Auto-Submitted: auto-replied',
+    `${LOOP_HEADER}: ${hostname}`,
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary="${boundary}"`,
+  ].join('\r\n');
+  const body = [
+    'This is a MIME-encapsulated message.',
+    '',
+    `--${boundary}`,
+    'Content-Description: Notification',
+    'Content-Type: text/plain; charset=utf-8',
+    'Content-Transfer-Encoding: 8bit',
+    '',
+    human,
+    `--${boundary}`,
+    'Content-Description: Delivery report',
+    'Content-Type: message/delivery-status',
+    '',
+    perMessage,
+    '',
+    perRecipient,
+    '',
+    `--${boundary}`,
+    'Content-Description: Undelivered Message Headers',
+    'Content-Type: text/rfc822-headers',
+    '',
+  ].join('\r\n');
+  const headerBlock = opts.originalHeaders.length ? opts.originalHeaders : Buffer.from('\r\n');
+  return Buffer.concat([Buffer.from(`${headers}\r\n\r\n${body}\r\n`), headerBlock, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+}
+
+/** Wraps prose at spaces; a word longer than the width is cut so no line exceeds it. */
+function wrapText(text: string, width: number): string {
+  const lines: string[] = [];
+  let current = '';
+  for (let word of text.split(' ')) {
+    while (word.length > width) {
+      if (current) lines.push(current);
+      lines.push(word.slice(0, width));
+      word = word.slice(width);
+      current = '';
+    }
+    if (current && current.length + 1 + word.length > width) {
+      lines.push(current);
+      current = word;
+    } else current = current ? `${current} ${word}` : word;
+  }
+  if (current) lines.push(current);
+  return lines.map((l, i) => (i ? `    ${l}` : l)).join('\r\n');
+}
+
+/** Folds a long header-style line at spaces (RFC 5322 §2.2.3, 78 characters). */
+function foldField(line: string): string {
+  if (line.length <= 78) return line;
+  const words = line.split(' ');
+  const lines: string[] = [];
+  let current = '';
+  for (const w of words) {
+    if (current && current.length + 1 + w.length > 76) {
+      lines.push(current);
+      current = ` ${w}`;
+    } else current = current ? `${current} ${w}` : w;
+  }
+  lines.push(current);
+  return lines.join('\r\n');
+}

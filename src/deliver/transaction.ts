@@ -1,0 +1,86 @@
+import type { Readable } from 'node:stream';
+import type { PooledConnection } from './pool.js';
+
+export interface RecipientReply {
+  rcpt: string;
+  ok: boolean;
+  /** The server's reply, or our own words when there was none. */
+  response: string;
+  /** No SMTP reply: network failure, timeout, or a check we made ourselves. */
+  local?: 'network' | 'smtputf8' | '8bitmime' | 'size' | undefined;
+}
+
+export interface TransactionResult {
+  replies: RecipientReply[];
+  /** Whether the connection can carry another message. */
+  reusable: boolean;
+  transmitMs: number;
+}
+
+export interface TransactionInput {
+  from: string;
+  to: string[];
+  size: number;
+  eightBit: boolean;
+  /** A Buffer goes out in one write; a stream is piped. */
+  body: Readable | Buffer;
+}
+
+/**
+ * One SMTP transaction on a pooled connection, with a reply for every recipient.
+ * Extension checks that the original client relied on happen here: an internationalised
+ * address needs SMTPUTF8 (RFC 6531), and an 8-bit body needs 8BITMIME (RFC 6152) —
+ * Postern does not downgrade, it bounces with the standard status instead.
+ */
+export async function sendTransaction(pc: PooledConnection, input: TransactionInput): Promise<TransactionResult> {
+  const started = Date.now();
+  const needsUtf8 = /[^\x00-\x7f]/.test(input.from + input.to.join(''));
+  if (needsUtf8 && !pc.supports('SMTPUTF8')) {
+    release(input.body);
+    return local(input.to, 'smtputf8', '553 5.6.7 Remote server does not support SMTPUTF8, required by an internationalised address', started);
+  }
+  if (input.eightBit && !pc.supports('8BITMIME')) {
+    release(input.body);
+    return local(input.to, '8bitmime', '554 5.6.3 Remote server does not support 8BITMIME and the message is 8-bit', started);
+  }
+  pc.messages++;
+  return new Promise((resolve) => {
+    pc.conn.send({ from: input.from || false, to: input.to, size: input.size, use8BitMime: input.eightBit }, input.body, (err, info) => {
+      const transmitMs = Date.now() - started;
+      if (!err && info) {
+        const rejected = new Map((info.rejectedErrors ?? []).map((e) => [e.recipient ?? '', e.response ?? e.message]));
+        resolve({
+          replies: input.to.map((rcpt) => (rejected.has(rcpt) ? { rcpt, ok: false, response: rejected.get(rcpt) as string } : { rcpt, ok: true, response: info.response })),
+          reusable: !pc.closed,
+          transmitMs,
+        });
+        return;
+      }
+      const e = err as { code?: string; command?: string; response?: string; message: string; rejectedErrors?: { recipient?: string; response?: string }[] };
+      if (e.code === 'EMESSAGE' && !e.response && /size larger than allowed/i.test(e.message)) {
+        resolve({ ...local(input.to, 'size', '552 5.3.4 Message exceeds the size limit the remote server announced', started), reusable: !pc.closed });
+        return;
+      }
+      if (e.response && (e.code === 'EENVELOPE' || e.code === 'EMESSAGE')) {
+        const perRcpt = new Map((e.rejectedErrors ?? []).map((r) => [r.recipient ?? '', r.response ?? e.response]));
+        resolve({
+          replies: input.to.map((rcpt) => ({ rcpt, ok: false, response: perRcpt.get(rcpt) ?? (e.response as string) })),
+          // The session is still in step after a refused envelope or message; RSET before reuse.
+          reusable: false,
+          transmitMs,
+        });
+        return;
+      }
+      release(input.body);
+      resolve({ ...local(input.to, 'network', `connection failed during transaction: ${e.message}`, started), reusable: false });
+    });
+  });
+}
+
+function release(body: Readable | Buffer): void {
+  if (!Buffer.isBuffer(body)) body.destroy();
+}
+
+function local(to: string[], kind: RecipientReply['local'], response: string, started: number): TransactionResult {
+  return { replies: to.map((rcpt) => ({ rcpt, ok: false, response, local: kind })), reusable: true, transmitMs: Date.now() - started };
+}

@@ -1,0 +1,126 @@
+import type { SMTPServerDataStream } from 'smtp-server';
+import type { PosternConfig } from '../config/schema.js';
+import { EVENTS, type Logger } from '../events/logger.js';
+import type { IncomingEnvelope, QueueBackend, SpoolWriter } from '../queue/backend.js';
+import { HeaderScanner } from './header-scan.js';
+import { LineEndingGuard } from './line-endings.js';
+import { reply, SmtpReplyError } from './smtp-error.js';
+import { LOOP_HEADER, traceHeaders } from './trace-headers.js';
+
+export interface ReceiveInput {
+  stream: SMTPServerDataStream;
+  queue: QueueBackend;
+  config: PosternConfig;
+  log: Logger;
+  envelope: IncomingEnvelope;
+  clientHostname: string;
+  protocol: string;
+}
+
+/**
+ * Streams one DATA body into the spool while checking it: size, header block size,
+ * bare CR/LF (smuggling) and the loop guard. Resolves with the 250 text only after the
+ * spool commit is durable; anything that goes wrong before that is a 4xx or 5xx with
+ * nothing left behind. The stream is always read to its end, so the session stays in
+ * step with the client whatever happens.
+ */
+export async function receiveMessage(input: ReceiveInput): Promise<string> {
+  const { stream, queue, config, log, envelope } = input;
+  const { limits, bareLineEndings, loopGuard } = config.smtp;
+  const guard = new LineEndingGuard(bareLineEndings);
+  const headers = new HeaderScanner(limits.maxHeaderSize);
+  const ctx = { queueId: envelope.id, sessionId: envelope.client.sessionId, ip: envelope.client.ip };
+
+  let writer: SpoolWriter | undefined;
+  let storeError: Error | undefined;
+  try {
+    writer = await queue.receive(envelope);
+    await writer.write(
+      traceHeaders({
+        hostname: config.hostname,
+        queueId: envelope.id,
+        client: envelope.client,
+        clientHostname: input.clientHostname,
+        protocol: input.protocol,
+        rcptTo: envelope.rcptTo,
+        date: new Date(envelope.receivedAt),
+      }),
+    );
+  } catch (err) {
+    storeError = err as Error;
+  }
+
+  const timer = setTimeout(() => stream.destroy(new Error('DATA timeout')), limits.dataTimeout);
+  try {
+    for await (const raw of stream as AsyncIterable<Buffer>) {
+      const chunk = guard.push(raw);
+      headers.push(chunk);
+      if (writer && !storeError && !stream.sizeExceeded && !headers.tooLarge && !guard.refused) {
+        await writer.write(chunk).catch((err: Error) => {
+          storeError = err;
+        });
+      }
+    }
+    const tail = guard.end();
+    if (tail.length && writer && !storeError) await writer.write(tail).catch((err: Error) => (storeError = err));
+    headers.end();
+  } catch (err) {
+    storeError ??= err as Error;
+  } finally {
+    clearTimeout(timer);
+  }
+
+  const refusal = checkMessage(stream, guard, headers, config, limits.maxMessageSize, loopGuard);
+  if (refusal || storeError || !writer) {
+    await writer?.abort().catch(() => undefined);
+    const err = refusal ?? reply(451, '4.3.0', 'Temporary local problem storing the message, try again later');
+    const level = refusal ? 'warn' : 'error';
+    log[level]({ event: refusal ? EVENTS.smtpReject : EVENTS.queueFailed, ...ctx, stage: 'data', code: err.responseCode, reason: err.message, err: storeError?.message }, refusal ? 'message refused' : 'spool write failed');
+    throw err;
+  }
+
+  try {
+    const stored = await writer.commit();
+    if (log.isLevelEnabled('info')) log.info(
+      {
+        event: EVENTS.queueAccepted,
+        ...ctx,
+        from: stored.mailFrom,
+        nrcpt: stored.rcptTo.length,
+        size: stored.size,
+        tls: envelope.client.tls?.protocol,
+        authUser: envelope.client.authUser,
+      },
+      'queued',
+    );
+    return `2.0.0 Ok: queued as ${stored.id}`;
+  } catch (err) {
+    await writer.abort().catch(() => undefined);
+    log.error({ event: EVENTS.queueFailed, ...ctx, err: (err as Error).message }, 'spool commit failed');
+    throw reply(451, '4.3.0', 'Temporary local problem storing the message, try again later');
+  }
+}
+
+function checkMessage(
+  stream: SMTPServerDataStream,
+  guard: LineEndingGuard,
+  headers: HeaderScanner,
+  config: PosternConfig,
+  maxSize: number,
+  loopGuard: PosternConfig['smtp']['loopGuard'],
+): SmtpReplyError | undefined {
+  if (stream.sizeExceeded) return reply(552, '5.3.4', `Message size exceeds fixed limit of ${maxSize} bytes`);
+  if (guard.refused) return reply(554, '5.6.0', 'Message contains bare CR or LF line endings (RFC 5321 §2.3.8); refused to prevent SMTP smuggling');
+  if (headers.tooLarge) return reply(552, '5.3.4', `Message header block exceeds ${config.smtp.limits.maxHeaderSize} bytes`);
+  let received = 0;
+  let stamps = 0;
+  const me = config.hostname.toLowerCase();
+  const loopName = LOOP_HEADER.toLowerCase();
+  for (const [name, value] of headers.fields()) {
+    if (name === 'received') received++;
+    else if (name === loopName && value.toLowerCase() === me) stamps++;
+  }
+  if (stamps > loopGuard.maxOwnStamps) return reply(554, '5.4.6', `Routing loop detected: message already passed ${config.hostname} ${stamps} times`);
+  if (received > loopGuard.maxReceived) return reply(554, '5.4.6', `Routing loop detected: too many Received headers (${received})`);
+  return undefined;
+}

@@ -1,0 +1,267 @@
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerAuthenticationResponse } from 'smtp-server';
+import type { PosternConfig, AuthUser, ClientRule } from '../config/schema.js';
+import { EVENTS, type Logger } from '../events/logger.js';
+import type { QueueBackend } from '../queue/backend.js';
+import { newQueueId } from '../queue/ids.js';
+import type { ClientInfo } from '../types.js';
+import { normalizeIp } from './cidr.js';
+import { RelayAuthorizer, domainOf, relayTestForm } from './authorize.js';
+import { applyPatches, POSTERN_PATCHES, relayFormOf } from './smtp-server-patches.js';
+import { reply, SmtpReplyError } from './smtp-error.js';
+import { verifyPassword } from './password-hash.js';
+import { receiveMessage } from './receive.js';
+
+interface SessionContext {
+  client: ClientRule | undefined;
+  authUser: AuthUser | undefined;
+  ip: string;
+}
+
+export interface IngressOptions {
+  config: PosternConfig;
+  logger: Logger;
+  queue: QueueBackend;
+  cert: { cert: string; key: string };
+}
+
+/** The SMTP listener: authorises the relay client, applies limits and guards, spools. */
+export class Ingress {
+  private readonly servers: SMTPServer[] = [];
+  private readonly sessions = new Map<string, SessionContext>();
+  private readonly perIp = new Map<string, number>();
+  private readonly authorizer: RelayAuthorizer;
+  private draining = false;
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private readonly log: Logger;
+
+  constructor(private readonly opts: IngressOptions) {
+    applyPatches();
+    const { smtp } = opts.config;
+    this.authorizer = new RelayAuthorizer(smtp.clients, smtp.auth.users);
+    this.log = opts.logger.child({ component: 'ingress' });
+  }
+
+  async start(): Promise<{ host: string; port: number }[]> {
+    const bound: { host: string; port: number }[] = [];
+    for (const addr of this.opts.config.smtp.listen) {
+      const server = this.createServer();
+      await new Promise<void>((resolve, reject) => {
+        // smtp-server re-emits listener errors (EADDRINUSE, EACCES) on itself.
+        const fail = (err: Error) => reject(new Error(`cannot listen on ${addr.host}:${addr.port} (smtp.listen): ${err.message}`));
+        server.once('error', fail);
+        server.listen(addr.port, addr.host, () => {
+          server.removeListener('error', fail);
+          resolve();
+        });
+      });
+      server.on('error', (err) => this.log.warn({ event: EVENTS.smtpError, err: err.message }, 'SMTP server error'));
+      const actual = server.server.address();
+      const port = typeof actual === 'object' && actual ? actual.port : addr.port;
+      bound.push({ host: addr.host, port });
+      this.log.info({ event: EVENTS.smtpListen, host: addr.host, port }, 'SMTP listening');
+      this.servers.push(server);
+    }
+    return bound;
+  }
+
+  /** Stop taking new work: new sessions and new transactions get 421 4.3.2. */
+  beginDrain(): void {
+    this.draining = true;
+  }
+
+  /** Resolves when no DATA transaction is in progress, or at the deadline. */
+  async waitIdle(deadline: number): Promise<boolean> {
+    if (this.inFlight === 0) return true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  /** Closes listeners; sessions still open (idle by now) are told 421 4.3.2 and closed. */
+  async close(): Promise<void> {
+    await Promise.all(
+      this.servers.map((s) => {
+        const done = new Promise<void>((resolve) => s.close(() => resolve()));
+        const open = (s as unknown as { connections: Set<{ send(code: number, text: string): void; close(): void }> }).connections;
+        for (const c of open) {
+          c.send(421, '4.3.2 Service shutting down, try again later');
+          c.close();
+        }
+        return done;
+      }),
+    );
+    this.servers.length = 0;
+  }
+
+  private createServer(): SMTPServer {
+    const { config } = this.opts;
+    const { smtp } = config;
+    return new SMTPServer({
+      [POSTERN_PATCHES]: true,
+      name: config.hostname,
+      banner: smtp.banner,
+      key: this.opts.cert.key,
+      cert: this.opts.cert.cert,
+      minVersion: smtp.tls.minVersion,
+      size: smtp.limits.maxMessageSize,
+      maxRecipients: smtp.limits.maxRecipients,
+      maxClients: smtp.limits.maxConnections,
+      socketTimeout: smtp.limits.commandTimeout,
+      closeTimeout: config.shutdown.timeout,
+      hideENHANCEDSTATUSCODES: false,
+      hideSMTPUTF8: false,
+      hide8BITMIME: false,
+      hidePIPELINING: false,
+      hideDSN: true,
+      hideREQUIRETLS: true,
+      // Reverse DNS for every connection is pure latency for a relay whose clients are
+      // known by network; the Received header records the IP instead.
+      disableReverseLookup: true,
+      authMethods: ['PLAIN', 'LOGIN'],
+      authOptional: true,
+      allowInsecureAuth: false,
+      disabledCommands: this.authorizer.authEnabled ? [] : ['AUTH'],
+      logger: false,
+      onConnect: (session, cb) => cb(this.onConnect(session)),
+      // AUTH is offered only inside TLS: credentials never cross the wire in clear.
+      onSecure: (_socket, session, cb) => {
+        session.disabledCommands = this.authorizer.authEnabled ? [] : ['AUTH'];
+        cb();
+      },
+      onAuth: (auth, session, cb) => {
+        this.onAuth(auth, session).then((res) => cb(null, res), (err: Error) => cb(err));
+      },
+      onMailFrom: (address, session, cb) => cb(this.onMailFrom(address, session)),
+      onRcptTo: (address, session, cb) => cb(this.onRcptTo(address, session)),
+      onData: (stream, session, cb) => {
+        this.onData(stream, session).then(
+          (message) => cb(null, message),
+          (err: Error) => cb(err),
+        );
+      },
+      onClose: (session) => this.onClose(session),
+    } as ConstructorParameters<typeof SMTPServer>[0]);
+  }
+
+  private onConnect(session: SMTPServerSession): SmtpReplyError | null {
+    const ip = normalizeIp(session.remoteAddress);
+    const log = { event: EVENTS.smtpReject, sessionId: session.id, ip, stage: 'connect' };
+    if (this.draining) {
+      this.log.info({ ...log, code: 421 }, 'shutting down');
+      return reply(421, '4.3.2', 'Service shutting down, try again later');
+    }
+    const client = this.authorizer.clientFor(ip);
+    if (!client && !this.authorizer.authEnabled) {
+      this.log.warn({ ...log, code: 554 }, 'client not in smtp.clients');
+      return reply(554, '5.7.1', `Client host [${ip}] is not permitted to relay through this gateway`);
+    }
+    const count = (this.perIp.get(ip) ?? 0) + 1;
+    if (count > this.opts.config.smtp.limits.maxConnectionsPerIp) {
+      this.log.warn({ ...log, code: 421, connections: count - 1 }, 'too many connections from client');
+      return reply(421, '4.7.0', 'Too many connections from your address, try again later');
+    }
+    this.perIp.set(ip, count);
+    this.sessions.set(session.id, { client, authUser: undefined, ip });
+    if (!session.secure) session.disabledCommands = ['AUTH'];
+    this.log.debug({ event: EVENTS.smtpConnect, sessionId: session.id, ip, client: client?.name }, 'connection');
+    return null;
+  }
+
+  private onClose(session: SMTPServerSession): void {
+    const ctx = this.sessions.get(session.id);
+    if (!ctx) return;
+    this.sessions.delete(session.id);
+    this.log.debug({ event: EVENTS.smtpClose, sessionId: session.id, ip: ctx.ip, transactions: session.transaction - 1 }, 'connection closed');
+    const left = (this.perIp.get(ctx.ip) ?? 1) - 1;
+    if (left > 0) this.perIp.set(ctx.ip, left);
+    else this.perIp.delete(ctx.ip);
+  }
+
+  private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<SMTPServerAuthenticationResponse> {
+    const ctx = this.sessions.get(session.id);
+    const user = auth.username ? this.authorizer.user(auth.username) : undefined;
+    const ok = Boolean(user && auth.password && (await verifyPassword(auth.password, user.passwordHash)));
+    this.log.info({ event: EVENTS.smtpAuth, sessionId: session.id, ip: ctx?.ip, username: auth.username, method: auth.method, ok }, ok ? 'authenticated' : 'authentication failed');
+    if (!ok || !user) throw reply(535, '5.7.8', 'Authentication credentials invalid');
+    if (ctx) ctx.authUser = user;
+    return { user: user.username };
+  }
+
+  private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): SmtpReplyError | null {
+    const ctx = this.sessions.get(session.id);
+    if (!ctx) return reply(421, '4.3.0', 'Session state lost, try again');
+    const reject = (err: SmtpReplyError, reason: string) => {
+      this.log.warn({ event: EVENTS.smtpReject, sessionId: session.id, ip: ctx.ip, stage: 'mail', code: err.responseCode, reason }, reason);
+      return err;
+    };
+    if (this.draining) return reject(reply(421, '4.3.2', 'Service shutting down, try again later'), 'shutting down');
+    if (ctx.client?.requireTls && !session.secure) {
+      return reject(reply(530, '5.7.0', 'Must issue a STARTTLS command first'), 'TLS required for this client');
+    }
+    const sender = address.address;
+    if (sender !== '' && !this.authorizer.senderAllowed(ctx.client, ctx.authUser, domainOf(sender))) {
+      return reject(reply(550, '5.7.1', `Sender domain ${domainOf(sender) || '(none)'} is not permitted for this client`), 'sender domain not allowed');
+    }
+    return null;
+  }
+
+  private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): SmtpReplyError | null {
+    const ctx = this.sessions.get(session.id);
+    if (!ctx) return reply(421, '4.3.0', 'Session state lost, try again');
+    const reject = (err: SmtpReplyError, reason: string) => {
+      this.log.warn({ event: EVENTS.smtpReject, sessionId: session.id, ip: ctx.ip, stage: 'rcpt', code: err.responseCode, reason }, reason);
+      return err;
+    };
+    if (!ctx.client && !ctx.authUser) {
+      return reject(reply(550, '5.7.1', 'Relay access denied: client is not authorised'), 'relay denied');
+    }
+    const form = relayFormOf(address) ?? relayTestForm(address.address);
+    if (form) return reject(reply(550, '5.7.1', `Relay access denied: ${form} addresses are not accepted`), `relay-test address (${form})`);
+    return null;
+  }
+
+  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const ctx = this.sessions.get(session.id);
+    this.inFlight++;
+    try {
+      const client: ClientInfo = {
+        ip: ctx?.ip ?? session.remoteAddress,
+        helo: session.hostNameAppearsAs || '',
+        tls: session.tlsOptions ? { protocol: session.tlsOptions.version ?? session.tlsOptions.standardName ?? 'TLS', cipher: session.tlsOptions.name } : undefined,
+        authUser: ctx?.authUser?.username,
+        sessionId: session.id,
+      };
+      const envelope = session.envelope;
+      const result = await receiveMessage({
+        stream,
+        queue: this.opts.queue,
+        config: this.opts.config,
+        log: this.log,
+        envelope: {
+          id: newQueueId(),
+          receivedAt: Date.now(),
+          mailFrom: envelope.mailFrom ? envelope.mailFrom.address : '',
+          rcptTo: envelope.rcptTo.map((r) => r.address),
+          client,
+          bodyType: envelope.bodyType === '8bitmime' ? '8bitmime' : '7bit',
+          smtpUtf8: Boolean(envelope.smtpUtf8),
+        },
+        clientHostname: session.clientHostname,
+        protocol: session.transmissionType,
+      });
+      return result;
+    } finally {
+      this.inFlight--;
+      if (this.inFlight === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const w of waiters) w();
+      }
+    }
+  }
+}

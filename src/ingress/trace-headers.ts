@@ -1,0 +1,46 @@
+import type { ClientInfo } from '../types.js';
+
+/** Postern's own stamp; the loop guard counts it, and mail admins key M365 rules on it. */
+export const LOOP_HEADER = 'X-Postern-Loop';
+
+export interface TraceInput {
+  hostname: string;
+  queueId: string;
+  client: ClientInfo;
+  clientHostname: string;
+  /** RFC 3848 protocol: ESMTP, ESMTPS, ESMTPA, ESMTPSA. */
+  protocol: string;
+  rcptTo: string[];
+  date: Date;
+}
+
+/**
+ * The headers Postern prepends to every message it accepts: a RFC 5321 §4.4 Received
+ * line, then the loop stamp. The recipient is named only for single-recipient
+ * messages, so a Bcc list never leaks into the headers.
+ */
+export function traceHeaders(input: TraceInput): Buffer {
+  const { client } = input;
+  // smtp-server gives "[ip]" when no reverse lookup was made; Postfix-style "unknown" then.
+  const rdns = input.clientHostname && !input.clientHostname.startsWith('[') ? safe(input.clientHostname) : 'unknown';
+  // RFC 5321 §4.1.3: an IPv6 address literal is tagged "IPv6:".
+  const literal = client.ip.includes(':') ? `IPv6:${client.ip}` : client.ip;
+  const from = `from ${safe(client.helo || 'unknown')} (${rdns} [${literal}])`;
+  const tls = client.tls ? `\r\n\t(using ${safe(client.tls.protocol)} with cipher ${safe(client.tls.cipher)})` : '';
+  const only = input.rcptTo.length === 1 ? `\r\n\tfor <${safe(input.rcptTo[0] as string)}>` : '';
+  const received = `Received: ${from}\r\n\tby ${input.hostname} (Postern) with ${input.protocol} id ${input.queueId}${tls}${only};\r\n\t${rfc5322Date(input.date)}\r\n`;
+  return Buffer.from(`${received}${LOOP_HEADER}: ${input.hostname}\r\n`, 'utf8');
+}
+
+/** Values we did not choose (HELO name, PTR) lose anything that could break the header. */
+function safe(text: string): string {
+  return text.replace(/[^\x21-\x7e\u0080-\uffff]/g, '').slice(0, 255);
+}
+
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+export function rfc5322Date(d: Date): string {
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+}

@@ -1,0 +1,76 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readKeys } from 'openpgp';
+import { writeFileDurably } from '../portal/files.js';
+
+export interface KeyRecord {
+  /** "pgp:<fingerprint>" or "smime:<sha-256 fingerprint>". */
+  id: string;
+  kind: 'pgp' | 'smime';
+  /** Lower-case addresses the key serves; "@example.org" for a domain key. */
+  addresses: string[];
+  source: 'import' | 'wkd' | 'keyserver' | 'harvest';
+  addedAt: number;
+  material: string;
+}
+
+/**
+ * Recipients' public keys and certificates under <dataDir>/keys, one file each, read
+ * from disk on every lookup so every worker process (and the CLI) agrees.
+ */
+export class KeyStore {
+  constructor(private readonly dir: string) {}
+
+  async open(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  async put(record: KeyRecord): Promise<void> {
+    await writeFileDurably(join(this.dir, `${fileName(record.id)}.json`), JSON.stringify(record), 0o644);
+  }
+
+  async all(): Promise<KeyRecord[]> {
+    const out: KeyRecord[] = [];
+    for (const name of await readdir(this.dir)) {
+      if (!name.endsWith('.json')) continue;
+      try {
+        out.push(JSON.parse(await readFile(join(this.dir, name), 'utf8')) as KeyRecord);
+      } catch {
+        // a half-written file
+      }
+    }
+    return out.sort((a, b) => b.addedAt - a.addedAt);
+  }
+
+  /** Keys for an address, then for its domain (gateway-to-gateway keys). */
+  async forAddress(kind: KeyRecord['kind'], address: string): Promise<KeyRecord[]> {
+    const a = address.toLowerCase();
+    const domain = `@${a.slice(a.lastIndexOf('@') + 1)}`;
+    const mine = (await this.all()).filter((r) => r.kind === kind);
+    return [...mine.filter((r) => r.addresses.includes(a)), ...mine.filter((r) => r.addresses.includes(domain))];
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const all = await this.all();
+    const hit = all.find((r) => r.id === id || r.id.endsWith(`:${id.toUpperCase()}`));
+    if (!hit) return false;
+    await rm(join(this.dir, `${fileName(hit.id)}.json`), { force: true });
+    return true;
+  }
+}
+
+function fileName(id: string): string {
+  return createHash('sha256').update(id).digest('hex').slice(0, 32);
+}
+
+/** Splits a file into the PGP keys and PEM certificates it holds. */
+export async function parseKeyMaterial(text: string): Promise<{ pgp: string[]; pem: string[] }> {
+  const pem = [...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)].map((m) => m[0]);
+  let pgp: string[] = [];
+  if (/-----BEGIN PGP PUBLIC KEY BLOCK-----/.test(text)) {
+    const keys = await readKeys({ armoredKeys: text });
+    pgp = keys.map((k) => k.toPublic().armor());
+  }
+  return { pgp, pem };
+}

@@ -1,0 +1,84 @@
+import { domainMatches, domainOf } from '../ingress/authorize.js';
+import type { MessageFacts } from '../types.js';
+import type { Policy, PolicyMatch } from './schema.js';
+
+/** What a rule can look at for one recipient. */
+export interface MatchContext {
+  sender: string;
+  rcpt: string;
+  facts: Pick<MessageFacts, 'subject' | 'headers' | 'detectors' | 'size'>;
+  policy: Policy;
+}
+
+/** "*" matches any run of characters; everything else literally, case-insensitively. */
+export function globMatches(pattern: string, text: string): boolean {
+  const source = pattern
+    .toLowerCase()
+    .split('*')
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
+  return new RegExp(`^${source}$`).test(text.toLowerCase());
+}
+
+export function hasSubjectTag(subject: string, tag: string): boolean {
+  return subject.toLowerCase().includes(tag.toLowerCase());
+}
+
+/**
+ * Whether every condition of a rule holds (lists mean any-of). Returns the reasons, for
+ * "why was this sent this way?", or undefined when the rule does not match.
+ */
+export function matchRule(match: PolicyMatch, ctx: MatchContext): string[] | undefined {
+  const reasons: string[] = [];
+  const { facts, policy } = ctx;
+  const rcptDomain = domainOf(ctx.rcpt);
+  const senderDomain = domainOf(ctx.sender);
+  if (match.sender) {
+    if (!match.sender.some((p) => globMatches(p, ctx.sender))) return undefined;
+    reasons.push(`sender ${ctx.sender} matches`);
+  }
+  if (match.senderDomain) {
+    if (!match.senderDomain.some((p) => domainMatches(p.toLowerCase(), senderDomain))) return undefined;
+    reasons.push(`sender domain ${senderDomain} matches`);
+  }
+  if (match.recipient) {
+    if (!match.recipient.some((p) => globMatches(p, ctx.rcpt))) return undefined;
+    reasons.push(`recipient ${ctx.rcpt} matches`);
+  }
+  if (match.recipientDomain) {
+    if (!match.recipientDomain.some((p) => domainMatches(p.toLowerCase(), rcptDomain))) return undefined;
+    reasons.push(`recipient domain ${rcptDomain} matches`);
+  }
+  if (match.consumerDomain !== undefined) {
+    const consumer = policy.consumerDomains.includes(rcptDomain);
+    if (consumer !== match.consumerDomain) return undefined;
+    reasons.push(consumer ? `recipient domain ${rcptDomain} is a consumer mail domain` : `recipient domain ${rcptDomain} is not a consumer mail domain`);
+  }
+  if (match.subjectTag !== undefined) {
+    const tagged = hasSubjectTag(facts.subject, policy.subjectTag.tag);
+    if (tagged !== match.subjectTag) return undefined;
+    reasons.push(tagged ? `subject carries the ${policy.subjectTag.tag} tag` : `subject has no ${policy.subjectTag.tag} tag`);
+  }
+  if (match.header) {
+    const hit = match.header.find((h) => (facts.headers[h.name] ?? []).some((v) => h.pattern.test(v)));
+    if (!hit) return undefined;
+    reasons.push(`header ${hit.name} matches ${hit.pattern.source}`);
+  }
+  if (match.detector) {
+    const found = facts.detectors.hits.filter((h) => match.detector?.some((d) => d === h.detector || d === `category:${h.category}`));
+    if (!found.length) return undefined;
+    reasons.push(`detectors found ${found.map((h) => `${h.detector}×${h.count}`).join(', ')}`);
+  }
+  if (match.detectorScore !== undefined) {
+    const threshold = match.detectorScore === true ? policy.phiThreshold : match.detectorScore;
+    if (facts.detectors.score < threshold) return undefined;
+    const summary = facts.detectors.hits.map((h) => `${h.detector}×${h.count}`).join(', ');
+    reasons.push(`detector score ${facts.detectors.score} ≥ ${threshold}${summary ? ` (${summary})` : ''}`);
+  }
+  if (match.size) {
+    if (match.size.min !== undefined && facts.size < match.size.min) return undefined;
+    if (match.size.max !== undefined && facts.size > match.size.max) return undefined;
+    reasons.push(`size ${facts.size} bytes is in range`);
+  }
+  return reasons;
+}

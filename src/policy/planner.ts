@@ -1,0 +1,192 @@
+import type { TlsLevel } from '../config/schema.js';
+import { EVENTS, type Logger } from '../events/logger.js';
+import type { DetectorsConfig } from '../inspect/detectors/index.js';
+import { inspectMessage } from '../inspect/inspector.js';
+import type { QueueBackend } from '../queue/backend.js';
+import type { Decision, DeliveryState, Envelope, MessageFacts, RecipientState, RequiredTls } from '../types.js';
+import type { KeyLookup } from '../keys/lookup.js';
+import { AVAILABLE_NOW, decide, type MethodAvailability } from './evaluate.js';
+import { hasSubjectTag } from './match.js';
+import type { PolicyStore } from './store.js';
+
+/** Recipients that go out together: same method, same TLS floor, same body. */
+export interface SendGroup {
+  rcpts: string[];
+  /** The least TLS the policy accepts for these recipients. */
+  minTls: TlsLevel;
+  /** Whether only an MTA-STS-validated session will do. */
+  requireMtaSts: boolean;
+  stripSubjectTag: boolean;
+}
+
+/** Recipients that cannot go now, and what happens to them instead. */
+export interface Held {
+  rcpt: string;
+  result: 'defer' | 'bounce';
+  status: string;
+  reason: string;
+  category: string;
+}
+
+/** A recipient who gets the message encrypted to their own key. */
+export interface Encrypted {
+  rcpt: string;
+  method: 'pgp' | 'smime';
+  /** Armored key or PEM certificate. */
+  material: string;
+}
+
+export interface Plan {
+  groups: SendGroup[];
+  /** Recipients whose method is the portal. */
+  portal: string[];
+  encrypted: Encrypted[];
+  held: Held[];
+}
+
+/** What key lookup found for a recipient in this attempt. */
+interface FoundKeys {
+  pgp?: { material: string; id: string; source: string } | undefined;
+  smime?: { material: string; id: string; source: string } | undefined;
+}
+
+/** Decisions for messages Postern wrote itself: they carry no PHI, or must go verified. */
+const OWN_MESSAGES: Partial<Record<NonNullable<Envelope['origin']>, Pick<Decision, 'ruleId' | 'candidates' | 'tls' | 'onNoMethod' | 'reasons'>>> = {
+  'portal-notice': { ruleId: 'portal-notice', candidates: ['tls'], tls: 'may', onNoMethod: 'defer', reasons: ['a portal notice carries a link, never content'] },
+  'portal-reply': { ruleId: 'portal-reply', candidates: ['tls'], tls: 'verify', onNoMethod: 'defer', reasons: ['a reply written in the portal goes to the original sender over verified TLS'] },
+};
+
+const TLS_FOR: Record<RequiredTls, TlsLevel> = { may: 'may', encrypt: 'encrypt', verify: 'verify', 'mta-sts': 'verify' };
+
+/**
+ * Inspect and decide, once per message: the facts are gathered the first time any
+ * recipient needs a decision, and each decision is kept with the recipient's state so
+ * every later attempt follows the same decision (and can explain it).
+ */
+export class Planner {
+  constructor(
+    private readonly queue: QueueBackend,
+    private readonly policies: PolicyStore,
+    private readonly detectors: () => DetectorsConfig,
+    private readonly log: Logger,
+    private readonly available: MethodAvailability = AVAILABLE_NOW,
+    private readonly smsRecipient: (rcpt: string) => boolean = () => false,
+    private readonly keys?: KeyLookup,
+    private readonly smimeMaxSize = Infinity,
+  ) {}
+
+  /** Keys for each recipient whose decision could use them, looked up in parallel. */
+  private async findKeys(envelope: Envelope, rcpts: RecipientState[]): Promise<Map<string, FoundKeys>> {
+    const found = new Map<string, FoundKeys>();
+    if (!this.keys) return found;
+    const keys = this.keys;
+    await Promise.all(
+      rcpts.map(async (r) => {
+        if (this.smsRecipient(r.rcpt)) return;
+        const wants = r.decision?.candidates ?? ['pgp', 'smime'];
+        const [pgp, smime] = await Promise.all([
+          wants.includes('pgp') ? keys.pgp(r.rcpt).catch(() => undefined) : undefined,
+          wants.includes('smime') && envelope.size <= this.smimeMaxSize ? keys.smime(r.rcpt).catch(() => undefined) : undefined,
+        ]);
+        found.set(r.rcpt, {
+          pgp: pgp && { material: pgp.info.armored, id: pgp.info.fingerprint, source: pgp.source },
+          smime: smime && { material: smime.info.pem, id: smime.info.serial, source: smime.source },
+        });
+      }),
+    );
+    return found;
+  }
+
+  /** The tag the policy removes from subjects. */
+  subjectTag(): string {
+    return this.policies.current().subjectTag.tag;
+  }
+
+  async plan(envelope: Envelope, state: DeliveryState, due: RecipientState[]): Promise<Plan> {
+    const policy = this.policies.current();
+    const undecided = due.filter((r) => !r.decision);
+    const found = envelope.origin ? new Map<string, FoundKeys>() : await this.findKeys(envelope, due);
+    const available: MethodAvailability = (m, rcpt) => (m === 'pgp' || m === 'smime' ? Boolean(found.get(rcpt)?.[m]) : this.available(m, rcpt));
+    const own = envelope.origin ? OWN_MESSAGES[envelope.origin] : undefined;
+    if (own) for (const r of undecided) r.decision = { rcpt: r.rcpt, ...own, method: 'tls' };
+    else if (undecided.length) {
+      const facts = await this.inspect(envelope);
+      state.inspection = {
+        score: facts.detectors.score,
+        categories: facts.detectors.categories,
+        hits: facts.detectors.hits,
+        subjectTagged: hasSubjectTag(facts.subject, policy.subjectTag.tag),
+        error: facts.error,
+      };
+      if (this.log.isLevelEnabled('info')) this.log.info(
+        {
+          event: EVENTS.inspected,
+          queueId: envelope.id,
+          parts: facts.parts,
+          attachments: facts.attachments.length,
+          detectors: facts.detectors.hits.map((h) => ({ detector: h.detector, count: h.count })),
+          score: facts.detectors.score,
+          subjectTagged: state.inspection.subjectTagged,
+          error: facts.error,
+        },
+        facts.error ? 'inspection failed' : 'inspected',
+      );
+      if (!facts.error) {
+        const decisions = decide(policy, { sender: envelope.mailFrom, recipients: undecided.map((r) => r.rcpt), facts }, available);
+        decisions.forEach((d, i) => {
+          (undecided[i] as RecipientState).decision = d;
+          if (this.log.isLevelEnabled('info')) this.log.info({ event: EVENTS.decided, queueId: envelope.id, to: d.rcpt, rule: d.ruleId, method: d.method, candidates: d.candidates, tls: d.tls, onNoMethod: d.onNoMethod, reasons: d.reasons }, 'decision');
+        });
+      }
+    }
+    const plan: Plan = { groups: [], portal: [], encrypted: [], held: [] };
+    const groups = new Map<string, SendGroup>();
+    const strip = Boolean(state.inspection?.subjectTagged && policy.subjectTag.remove);
+    for (const r of due) {
+      const d = r.decision;
+      if (!d) {
+        // Only an inspection failure leaves a recipient without a decision.
+        const bounce = policy.onInspectError === 'bounce';
+        plan.held.push({ rcpt: r.rcpt, result: bounce ? 'bounce' : 'defer', status: bounce ? '5.6.0' : '4.6.0', reason: `message could not be inspected: ${state.inspection?.error ?? 'unknown error'}`, category: 'inspect' });
+        continue;
+      }
+      // Availability is checked again on every attempt: a method may have become possible.
+      // Secure Text recipients (<digits>@secure.text) have no mail server: the portal,
+      // with an SMS notice, is the only way to them, whatever the policy lists.
+      const method = this.smsRecipient(r.rcpt) && this.available('portal', r.rcpt) ? 'portal' : d.candidates.find((m) => available(m, r.rcpt));
+      if (method === 'pgp' || method === 'smime') {
+        const key = found.get(r.rcpt)?.[method] as { material: string; id: string; source: string };
+        r.decision = { ...d, method, key: { kind: method, id: key.id, source: key.source } };
+        plan.encrypted.push({ rcpt: r.rcpt, method, material: key.material });
+        continue;
+      }
+      if (method === 'portal') {
+        plan.portal.push(r.rcpt);
+        continue;
+      }
+      if (method === 'tls') {
+        const key = `${d.tls}|${strip}`;
+        const g = groups.get(key) ?? { rcpts: [], minTls: TLS_FOR[d.tls], requireMtaSts: d.tls === 'mta-sts', stripSubjectTag: strip };
+        g.rcpts.push(r.rcpt);
+        groups.set(key, g);
+        continue;
+      }
+      const wanted = d.candidates.join(', ');
+      if (method) {
+        plan.held.push({ rcpt: r.rcpt, result: 'defer', status: '4.7.10', reason: `policy ${d.ruleId} chose ${method}, which this release cannot do yet; held (never sent with less protection)`, category: 'policy' });
+      } else if (d.onNoMethod === 'bounce') {
+        plan.held.push({ rcpt: r.rcpt, result: 'bounce', status: '5.7.10', reason: `policy ${d.ruleId} requires ${wanted} and none is possible`, category: 'policy' });
+      } else {
+        const via = d.onNoMethod === 'portal' ? ' (the portal fallback is not available yet)' : '';
+        plan.held.push({ rcpt: r.rcpt, result: 'defer', status: '4.7.10', reason: `policy ${d.ruleId} requires ${wanted}; none is possible now${via}`, category: 'policy' });
+      }
+    }
+    plan.groups = [...groups.values()];
+    return plan;
+  }
+
+  private async inspect(envelope: Envelope): Promise<MessageFacts> {
+    const body = this.queue.bodyInMemory?.(envelope.id) ?? (await this.queue.openBody(envelope.id));
+    return inspectMessage(body, envelope.size, this.detectors());
+  }
+}

@@ -1,0 +1,135 @@
+import { z } from 'zod';
+import { parseDuration, parseSize } from '../config/units.js';
+import { detectorsConfigSchema } from '../inspect/detectors/config.js';
+
+export const METHODS = ['smime', 'pgp', 'tls', 'portal'] as const;
+export const TLS_REQUIREMENTS = ['may', 'encrypt', 'verify', 'mta-sts'] as const;
+
+/** One value or a list of them; errors keep the path of the item at fault. */
+const listOf = <T extends z.ZodType>(item: T) => z.preprocess((v) => (Array.isArray(v) || v === undefined ? v : [v]), z.array(item));
+
+const size = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  const bytes = typeof v === 'number' ? v : parseSize(v);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a size (e.g. 10MB)` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const regex = z.string().transform((v, ctx) => {
+  try {
+    return new RegExp(v, 'i');
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(err as Error).message}` });
+    return z.NEVER;
+  }
+});
+
+/** What a rule, layer or the defaults say about a recipient; later layers override. */
+export const actionSchema = z.strictObject({
+  /** Methods in order of preference. */
+  methods: z.array(z.enum(METHODS)).min(1).optional(),
+  /** TLS required when the method is `tls`. */
+  tls: z.enum(TLS_REQUIREMENTS).optional(),
+  /** When none of the methods is possible. */
+  onNoMethod: z.enum(['portal', 'defer', 'bounce']).optional(),
+  /** How long a portal copy stays readable (default: portal.expiry). */
+  portalExpiry: z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
+    const ms = typeof v === 'number' ? v : parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (e.g. 7d)` });
+      return z.NEVER;
+    }
+    return ms;
+  }).optional(),
+});
+
+export const matchSchema = z.strictObject({
+  sender: listOf(z.string()).optional(),
+  senderDomain: listOf(z.string()).optional(),
+  recipient: listOf(z.string()).optional(),
+  recipientDomain: listOf(z.string()).optional(),
+  /** The recipient's domain is in `consumerDomains`. */
+  consumerDomain: z.boolean().optional(),
+  /** The subject carries `subjectTag.tag`. */
+  subjectTag: z.boolean().optional(),
+  header: listOf(z.strictObject({ name: z.string().transform((v) => v.toLowerCase()), pattern: regex })).optional(),
+  /** Any of these detectors (names, or "category:<c>") found something. */
+  detector: listOf(z.string()).optional(),
+  /** The detectors' total score is at least this (true = at least `phiThreshold`). */
+  detectorScore: z.union([z.literal(true), z.number().nonnegative()]).optional(),
+  size: z.strictObject({ min: size.optional(), max: size.optional() }).optional(),
+});
+
+export const ruleSchema = z.strictObject({
+  id: z.string().regex(/^[\w.-]+$/, 'use letters, digits, dot, dash or underscore'),
+  description: z.string().optional(),
+  match: matchSchema,
+  action: actionSchema,
+});
+
+const defaultRules: z.input<typeof ruleSchema>[] = [
+  {
+    id: 'secure-tag',
+    description: 'The sender asked for protection: TLS alone is not enough',
+    match: { subjectTag: true },
+    action: { methods: ['smime', 'pgp', 'portal'], onNoMethod: 'portal' },
+  },
+  {
+    id: 'phi-detected',
+    description: 'Protected health information above the threshold: message-level protection',
+    match: { detectorScore: true },
+    action: { methods: ['smime', 'pgp', 'portal'], onNoMethod: 'portal' },
+  },
+  {
+    id: 'consumer-mail',
+    description: 'Consumer mailboxes get the portal even when their TLS is fine',
+    match: { consumerDomain: true },
+    action: { methods: ['smime', 'pgp', 'portal'], onNoMethod: 'portal' },
+  },
+];
+
+/**
+ * The policy file. With nothing in it, this is the safe default for healthcare:
+ * message-level encryption when a key is known, else verified TLS, else the portal;
+ * the [secure] tag, PHI above the threshold and consumer mail domains demand
+ * message-level protection (S/MIME, PGP or the portal).
+ */
+export const policySchema = z.strictObject({
+  subjectTag: z
+    .strictObject({
+      tag: z.string().min(1).default('[secure]'),
+      /** Remove the tag from the subject before delivery. */
+      remove: z.boolean().default(true),
+    })
+    .prefault({}),
+  /** Detector score at which `detectorScore: true` matches. */
+  phiThreshold: z.number().nonnegative().default(5),
+  consumerDomains: z
+    .array(z.string().transform((v) => v.toLowerCase()))
+    .default(['gmail.com', 'googlemail.com', 'yahoo.com', 'outlook.com', 'hotmail.com', 'live.com', 'msn.com', 'icloud.com', 'me.com', 'aol.com', 'proton.me', 'protonmail.com', 'gmx.com', 'gmx.net', 'mail.com', 'yandex.com', 'zoho.com']),
+  defaults: z
+    .strictObject({
+      methods: z.array(z.enum(METHODS)).min(1).default(['smime', 'pgp', 'tls', 'portal']),
+      tls: z.enum(TLS_REQUIREMENTS).default('verify'),
+      onNoMethod: z.enum(['portal', 'defer', 'bounce']).default('portal'),
+      portalExpiry: actionSchema.shape.portalExpiry,
+    })
+    .prefault({}),
+  /** Per-domain layer: exact, "*.parent" (most specific wins) or "*". */
+  domains: z.record(z.string(), actionSchema).default({}),
+  /** Per-recipient layer, by exact address. */
+  recipients: z.record(z.string(), actionSchema).default({}),
+  /** Triggers, in order; the first that matches applies on top of the layers. */
+  rules: z.array(ruleSchema).prefault(defaultRules),
+  /** What to do with a message that cannot be inspected within the limits. */
+  onInspectError: z.enum(['bounce', 'defer']).default('bounce'),
+  /** PHI/DLP detector settings (see README). */
+  detectors: detectorsConfigSchema.prefault({}),
+});
+
+export type Policy = z.output<typeof policySchema>;
+export type PolicyRule = Policy['rules'][number];
+export type PolicyAction = z.output<typeof actionSchema>;
+export type PolicyMatch = z.output<typeof matchSchema>;

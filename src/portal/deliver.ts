@@ -1,0 +1,145 @@
+import libmime from 'libmime';
+import type { PosternConfig } from '../config/schema.js';
+import { domainOf } from '../ingress/authorize.js';
+import { EVENTS, type Logger } from '../events/logger.js';
+import type { QueueBackend } from '../queue/backend.js';
+import { enqueueLocal } from '../queue/enqueue.js';
+import type { DeliveryState, Envelope } from '../types.js';
+import { buildNotice, smsText } from './notice.js';
+import { normalizePhone } from './phone.js';
+import { sendSms } from './sms.js';
+import type { PortalStore } from './store.js';
+
+export interface PortalOutcome {
+  rcpt: string;
+  result: 'delivered' | 'defer' | 'bounce';
+  status: string;
+  response: string;
+  category: string;
+}
+
+/**
+ * The `portal` method: the message is stored encrypted (once per message, shared by its
+ * portal recipients) and each recipient gets a notice with a link — by mail, or by SMS
+ * for <digits>@<sms domain>. The link's token has 256 bits of randomness; only its hash
+ * is kept.
+ */
+export class PortalDelivery {
+  constructor(
+    private readonly config: PosternConfig,
+    private readonly store: PortalStore,
+    private readonly queue: QueueBackend,
+    private readonly log: Logger,
+  ) {}
+
+  private listenPort: number | undefined;
+
+  /** The port the web app actually listens on (when configured as 0). */
+  setListenPort(port: number): void {
+    this.listenPort = port;
+  }
+
+  publicUrl(): string {
+    const p = this.config.portal;
+    return (p.publicUrl ?? `https://${this.config.hostname}:${this.listenPort ?? p.listen.port}`).replace(/\/$/, '');
+  }
+
+  /** Whether the portal can serve this recipient (SMS recipients need a provider). */
+  canServe(rcpt: string): boolean {
+    if (!this.config.portal.enabled) return false;
+    return !this.isSms(rcpt) || Boolean(this.config.portal.sms.provider);
+  }
+
+  isSms(rcpt: string): boolean {
+    return domainOf(rcpt) === this.config.portal.sms.domain.toLowerCase();
+  }
+
+  /** expiryMs: the shortest expiry the recipients' decisions ask for (default portal.expiry). */
+  async deliver(envelope: Envelope, state: DeliveryState, raw: Buffer, rcpts: string[], why: string, expiryMs = this.config.portal.expiry): Promise<PortalOutcome[]> {
+    let messageId = state.portalMessageId;
+    const existing = messageId ? await this.store.get(messageId) : undefined;
+    if (!messageId || !existing) {
+      const now = Date.now();
+      const stored = await this.store.putMessage(raw, {
+        createdAt: now,
+        expiresAt: now + expiryMs,
+        sender: envelope.mailFrom,
+        recipients: rcpts,
+        queueId: envelope.id,
+        kind: 'received',
+      });
+      messageId = stored.id;
+      state.portalMessageId = messageId;
+    } else {
+      const add = rcpts.filter((r) => !existing.recipients.includes(r));
+      if (add.length) await this.store.update({ ...existing, recipients: [...existing.recipients, ...add] });
+    }
+    const senderName = senderDisplayName(raw) || envelope.mailFrom || 'Someone';
+    const subject = this.config.portal.showSubject ? headerValue(raw, 'subject') : undefined;
+    const outcomes: PortalOutcome[] = [];
+    for (const rcpt of rcpts) {
+      outcomes.push(await this.notify(envelope, rcpt, messageId, senderName, subject, why));
+    }
+    return outcomes;
+  }
+
+  /** Mails (or texts) a single-use password-reset link, valid 30 minutes. */
+  async sendReset(address: string): Promise<void> {
+    const token = await this.store.createToken({ kind: 'reset', recipient: address, expiresAt: Date.now() + 30 * 60_000 });
+    const link = `${this.publicUrl()}/r/${token}`;
+    if (this.isSms(address)) {
+      const phone = normalizePhone(address.slice(0, address.lastIndexOf('@')), this.config.portal.sms.defaultCountry);
+      const provider = this.config.portal.sms.provider;
+      if (phone && provider) await sendSms(provider, phone, smsText(this.config, { senderName: '', link, kind: 'reset' }));
+      return;
+    }
+    const notice = await buildNotice(this.config, { to: address, senderName: '', link, kind: 'reset' });
+    await enqueueLocal(this.queue, { hostname: this.config.hostname, from: '', to: [address], raw: notice, origin: 'portal-notice', sessionId: 'portal-reset' });
+  }
+
+  private async notify(envelope: Envelope, rcpt: string, messageId: string, senderName: string, subject: string | undefined, why: string): Promise<PortalOutcome> {
+    const token = await this.store.createToken({ kind: 'notice', recipient: rcpt, messageId, expiresAt: Date.now() + this.config.portal.expiry });
+    const link = `${this.publicUrl()}/m/${token}`;
+    const base = { rcpt, category: 'portal' };
+    if (this.isSms(rcpt)) {
+      const phone = normalizePhone(rcpt.slice(0, rcpt.lastIndexOf('@')), this.config.portal.sms.defaultCountry);
+      if (!phone) return { ...base, result: 'bounce', status: '5.1.3', response: `${rcpt.split('@')[0]} is not a valid phone number for Secure Text` };
+      const provider = this.config.portal.sms.provider;
+      if (!provider) return { ...base, result: 'defer', status: '4.3.5', response: 'Secure Text recipient, but no SMS provider is configured (portal.sms.provider)' };
+      try {
+        const sid = await sendSms(provider, phone, smsText(this.config, { senderName, link, kind: 'message' }));
+        this.log.info({ event: EVENTS.portalNotice, queueId: envelope.id, to: rcpt, via: 'sms', portalId: messageId, sms: sid }, 'portal notice sent by SMS');
+        return { ...base, result: 'delivered', status: '2.0.0', response: `stored in the portal (${messageId}); SMS notice accepted by the provider (${sid}); ${why}` };
+      } catch (err) {
+        return { ...base, result: 'defer', status: '4.4.0', response: `SMS provider failed: ${(err as Error).message}` };
+      }
+    }
+    const notice = await buildNotice(this.config, { to: rcpt, senderName, link, subject, kind: 'message' });
+    const queued = await enqueueLocal(this.queue, { hostname: this.config.hostname, from: '', to: [rcpt], raw: notice, origin: 'portal-notice', sessionId: `portal-${envelope.id}` });
+    this.log.info({ event: EVENTS.portalNotice, queueId: envelope.id, to: rcpt, via: 'mail', portalId: messageId, noticeQueueId: queued.id }, 'portal notice queued');
+    return { ...base, result: 'delivered', status: '2.0.0', response: `stored in the portal (${messageId}); notice queued as ${queued.id}; ${why}` };
+  }
+}
+
+function headerBlock(raw: Buffer): string {
+  const end = raw.indexOf('\r\n\r\n');
+  return raw.subarray(0, end === -1 ? Math.min(raw.length, 65536) : end).toString('latin1').replace(/\r\n[ \t]+/g, ' ');
+}
+
+function headerValue(raw: Buffer, name: string): string | undefined {
+  const m = new RegExp(`^${name}:[ \\t]*(.*)$`, 'im').exec(headerBlock(raw));
+  if (!m) return undefined;
+  try {
+    return libmime.decodeWords(Buffer.from(m[1] as string, 'latin1').toString('utf8')).trim();
+  } catch {
+    return (m[1] as string).trim();
+  }
+}
+
+/** The display name of From ("Dr. Ada Smith" <a@b>), or the address. */
+function senderDisplayName(raw: Buffer): string | undefined {
+  const from = headerValue(raw, 'from');
+  if (!from) return undefined;
+  const named = /^\s*"?([^"<]+?)"?\s*<[^>]+>/.exec(from);
+  return (named ? named[1] : from)?.trim().slice(0, 100);
+}

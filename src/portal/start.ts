@@ -1,0 +1,62 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PosternConfig } from '../config/schema.js';
+import { EVENTS, type Logger } from '../events/logger.js';
+import type { QueueBackend } from '../queue/backend.js';
+import { PortalDelivery } from './deliver.js';
+import { loadMasterKeys } from './keys.js';
+import { PortalStore } from './store.js';
+import { createPortalServer } from './web/server.js';
+
+export interface PortalParts {
+  store: PortalStore;
+  delivery: PortalDelivery;
+}
+
+/** The portal's storage and delivery step (wiring only). */
+export async function startPortalStorage(config: PosternConfig, dataDir: string, queue: QueueBackend, logger: Logger): Promise<PortalParts | undefined> {
+  if (!config.portal.enabled) return undefined;
+  const log = logger.child({ component: 'portal' });
+  const { keys, development } = await loadMasterKeys(config, dataDir);
+  if (development) log.warn({ event: EVENTS.devCertificate, file: join(dataDir, 'portal', 'master.key') }, 'portal: using a development master key; set portal.masterKeys for production');
+  const store = new PortalStore(join(dataDir, 'portal'), keys);
+  await store.open();
+  return { store, delivery: new PortalDelivery(config, store, queue, log) };
+}
+
+/** The recipients' HTTPS app and the expiry sweep. */
+export async function startPortalWeb(
+  config: PosternConfig,
+  parts: PortalParts,
+  queue: QueueBackend,
+  smtpCert: { cert: string; key: string },
+  logger: Logger,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const log = logger.child({ component: 'portal' });
+  const t = config.portal.tls;
+  const tls = t.cert && t.key ? { cert: await pemOrFile(t.cert), key: await pemOrFile(t.key) } : smtpCert;
+  const app = await createPortalServer({ config, store: parts.store, delivery: parts.delivery, queue, log, tls });
+  const { host, port } = config.portal.listen;
+  await app.listen({ host, port });
+  const actual = (app.server.address() as { port: number }).port;
+  parts.delivery.setListenPort(actual);
+  log.info({ event: EVENTS.portalListen, host, port: actual, publicUrl: parts.delivery.publicUrl() }, 'portal listening');
+  const sweep = async () => {
+    const gone = await parts.store.purgeExpired().catch(() => []);
+    for (const id of gone) log.info({ event: EVENTS.portalExpired, portalId: id }, 'portal message expired and destroyed');
+  };
+  const timer = setInterval(() => void sweep(), 10 * 60_000);
+  timer.unref();
+  void sweep();
+  return {
+    port: actual,
+    async close() {
+      clearInterval(timer);
+      await app.close();
+    },
+  };
+}
+
+async function pemOrFile(value: string): Promise<string> {
+  return value.startsWith('-----BEGIN') ? value : readFile(value, 'utf8');
+}

@@ -1,0 +1,344 @@
+import fastifyCookie from '@fastify/cookie';
+import fastifyFormbody from '@fastify/formbody';
+import fastifyMultipart from '@fastify/multipart';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { PosternConfig } from '../../config/schema.js';
+import { EVENTS, type Logger } from '../../events/logger.js';
+import { hashPassword, verifyPassword } from '../../ingress/password-hash.js';
+import type { QueueBackend } from '../../queue/backend.js';
+import { enqueueLocal } from '../../queue/enqueue.js';
+import { composeMessage } from '../compose.js';
+import type { PortalDelivery } from '../deliver.js';
+import { identityOf } from '../identity.js';
+import type { Account, PortalMessage, PortalStore } from '../store.js';
+import { lockedUntil, recordFailure, recordSuccess } from './lockout.js';
+import { infoPage, inboxPage, loginForm, messagePage, resetRequestForm, setupPasswordForm, type Layout } from './pages.js';
+import { passwordProblem } from './password-rules.js';
+import { bodyDocument, parseStored } from './render-message.js';
+import { csrfValid, SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
+
+const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+export interface PortalServerOptions {
+  config: PosternConfig;
+  store: PortalStore;
+  delivery: PortalDelivery;
+  queue: QueueBackend;
+  log: Logger;
+  tls: { cert: string; key: string };
+}
+
+interface Ctx {
+  sid: string;
+  session: Session;
+  layout: Layout;
+}
+
+/**
+ * The recipients' web app: server-rendered pages, no scripts, works at 375 px. Sessions
+ * live in __Host- cookies (Secure, HttpOnly, SameSite=Strict), every state change needs
+ * the session's CSRF token, and message bodies are shown sanitised in a sandboxed frame
+ * under a strict CSP.
+ */
+export async function createPortalServer(opts: PortalServerOptions): Promise<FastifyInstance> {
+  const { config, store, delivery, queue, log } = opts;
+  const p = config.portal;
+  const sessions = new SessionStore(store.sessionDir, p.sessions.idle, p.sessions.absolute);
+  const ident = (address: string) => identityOf(address, p.sms.domain, p.sms.defaultCountry);
+  const app = Fastify({ https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, logger: false, trustProxy: true, bodyLimit: 1024 * 1024 });
+  await app.register(fastifyCookie);
+  await app.register(fastifyFormbody);
+  await app.register(fastifyMultipart, { limits: { fileSize: 25 * 1024 * 1024, files: 10, fields: 10 } });
+
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', PAGE_CSP);
+    if (!reply.hasHeader('x-frame-options')) reply.header('x-frame-options', 'DENY');
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('strict-transport-security', 'max-age=31536000');
+    reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
+  const layoutFor = (session: Session | undefined): Layout => ({ org: p.organisation.name, logoUrl: p.organisation.logoUrl, identity: session?.identity, csrf: session?.csrf });
+
+  const setCookie = (reply: FastifyReply, sid: string) =>
+    reply.setCookie(SESSION_COOKIE, sid, { path: '/', secure: true, httpOnly: true, sameSite: 'strict' });
+
+  /** The visitor's session, created (anonymous) when there is none. */
+  const context = async (req: FastifyRequest, reply: FastifyReply): Promise<Ctx> => {
+    const sid = req.cookies[SESSION_COOKIE];
+    const existing = await sessions.get(sid);
+    if (sid && existing) return { sid, session: existing, layout: layoutFor(existing) };
+    const created = await sessions.create();
+    setCookie(reply, created.id);
+    return { sid: created.id, session: created.session, layout: layoutFor(created.session) };
+  };
+
+  /** A new session id at login (no fixation), and the old one gone. */
+  const logIn = async (reply: FastifyReply, oldSid: string, identity: string) => {
+    await sessions.destroy(oldSid);
+    const created = await sessions.create(identity);
+    setCookie(reply, created.id);
+    log.info({ event: EVENTS.portalLogin, identity }, 'portal login');
+  };
+
+  const html = (reply: FastifyReply, body: string, code = 200) => reply.code(code).type('text/html; charset=utf-8').send(body);
+  const refuseCsrf = (reply: FastifyReply, c: Ctx) => html(reply, infoPage(c.layout, 'Request refused', 'The form had expired or did not come from this site. Go back, reload the page and try again.', 'alert'), 403);
+  const canSee = (m: PortalMessage, identity: string) => (m.kind === 'received' ? m.recipients : [m.sender]).some((r) => ident(r) === identity);
+  const body = (req: FastifyRequest) => (req.body ?? {}) as Record<string, string | undefined>;
+
+  app.get('/', async (req, reply) => {
+    const c = await context(req, reply);
+    return reply.redirect(c.session.identity ? '/inbox' : '/login');
+  });
+
+  app.get('/healthz', async () => ({ ok: true }));
+
+  // The link in a notice.
+  app.get<{ Params: { token: string } }>('/m/:token', async (req, reply) => {
+    const c = await context(req, reply);
+    const t = await store.getToken(req.params.token);
+    if (!t || t.kind !== 'notice' || t.expiresAt < Date.now() || !t.messageId) return html(reply, infoPage(c.layout, 'Link not valid', 'This link has expired or is not valid. Messages are kept for a limited time; ask the sender to send it again.', 'alert'), 404);
+    const identity = ident(t.recipient) as string;
+    if (c.session.identity === identity) return reply.redirect(`/message/${t.messageId}`);
+    const account = await store.getAccount(identity);
+    if (!account) return html(reply, setupPasswordForm(c.layout, identity, `/m/${req.params.token}`));
+    return html(reply, loginForm(c.layout, `/message/${t.messageId}`, identity));
+  });
+
+  // First visit: set the password (the notice token proves the address).
+  app.post<{ Params: { token: string } }>('/m/:token', async (req, reply) => {
+    const c = await context(req, reply);
+    const f = body(req);
+    if (!csrfValid(c.session, f.csrf)) return refuseCsrf(reply, c);
+    const t = await store.getToken(req.params.token);
+    if (!t || t.kind !== 'notice' || t.expiresAt < Date.now() || !t.messageId) return html(reply, infoPage(c.layout, 'Link not valid', 'This link has expired or is not valid.', 'alert'), 404);
+    const identity = ident(t.recipient) as string;
+    if (await store.getAccount(identity)) return html(reply, loginForm(c.layout, `/message/${t.messageId}`, identity, 'A password is already set for this address. Log in with it.'));
+    const problem = f.password !== f.confirm ? 'The two passwords differ.' : passwordProblem(f.password ?? '', identity);
+    if (problem) return html(reply, setupPasswordForm(c.layout, identity, `/m/${req.params.token}`, problem), 400);
+    await store.putAccount({ address: identity, passwordHash: await hashPassword(f.password as string), createdAt: Date.now(), failures: [] });
+    await logIn(reply, c.sid, identity);
+    return reply.redirect(`/message/${t.messageId}`, 303);
+  });
+
+  app.get<{ Querystring: { next?: string } }>('/login', async (req, reply) => {
+    const c = await context(req, reply);
+    return html(reply, loginForm(c.layout, safeNext(req.query.next)));
+  });
+
+  app.post('/login', async (req, reply) => {
+    const c = await context(req, reply);
+    const f = body(req);
+    if (!csrfValid(c.session, f.csrf)) return refuseCsrf(reply, c);
+    const next = safeNext(f.next);
+    const identity = ident(f.identity ?? '');
+    const account = identity ? await store.getAccount(identity) : undefined;
+    const generic = 'The address or the password is not right.';
+    if (!identity || !account) {
+      // Same answer and similar time as a wrong password: no address enumeration.
+      await verifyPassword(f.password ?? '', 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=');
+      return html(reply, loginForm(c.layout, next, f.identity ?? '', generic), 401);
+    }
+    const until = lockedUntil(account);
+    if (until) return html(reply, loginForm(c.layout, next, identity, `Too many failed attempts. Try again after ${new Date(until).toUTCString()}, or reset your password.`), 429);
+    if (!(await verifyPassword(f.password ?? '', account.passwordHash))) {
+      const locked = recordFailure(account);
+      await store.putAccount(account);
+      log.warn({ event: EVENTS.portalLoginFailed, identity, failuresLastHour: account.failures.length }, 'portal login failed');
+      if (locked) {
+        log.warn({ event: EVENTS.portalLocked, identity, until: new Date(account.lockedUntil as number).toISOString() }, 'portal account locked');
+        return html(reply, loginForm(c.layout, next, identity, `Too many failed attempts. Try again after ${new Date(account.lockedUntil as number).toUTCString()}, or reset your password.`), 429);
+      }
+      return html(reply, loginForm(c.layout, next, identity, generic), 401);
+    }
+    recordSuccess(account);
+    await store.putAccount(account);
+    await logIn(reply, c.sid, identity);
+    return reply.redirect(next, 303);
+  });
+
+  app.post('/logout', async (req, reply) => {
+    const c = await context(req, reply);
+    if (!csrfValid(c.session, body(req).csrf)) return refuseCsrf(reply, c);
+    await sessions.destroy(c.sid);
+    reply.clearCookie(SESSION_COOKIE, { path: '/', secure: true, httpOnly: true, sameSite: 'strict' });
+    return html(reply, infoPage(layoutFor(undefined), 'Logged out', 'You are logged out.'));
+  });
+
+  app.get('/inbox', async (req, reply) => {
+    const c = await context(req, reply);
+    const identity = c.session.identity;
+    if (!identity) return reply.redirect('/login?next=/inbox');
+    const list = await store.listFor((a) => ident(a) === identity);
+    const now = Date.now();
+    const rows = [];
+    for (const m of list.filter((x) => x.expiresAt > now)) {
+      let subject = '(withdrawn)';
+      let from = m.sender;
+      if (!m.revoked) {
+        const shown = await parseStored(await store.read(m.id));
+        subject = shown.subject;
+        from = shown.from;
+      }
+      rows.push({ id: m.id, subject, from, date: m.createdAt, expiresAt: m.expiresAt, revoked: Boolean(m.revoked), kind: m.kind });
+    }
+    return html(reply, inboxPage(c.layout, rows));
+  });
+
+  /** Loads a message the logged-in visitor may see, or answers with the right page. */
+  const viewable = async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply): Promise<{ c: Ctx; m: PortalMessage } | undefined> => {
+    const c = await context(req, reply);
+    const identity = c.session.identity;
+    if (!identity) {
+      await reply.redirect(`/login?next=${encodeURIComponent(`/message/${req.params.id}`)}`);
+      return undefined;
+    }
+    const m = await store.get(req.params.id);
+    if (!m || !canSee(m, identity) || m.expiresAt <= Date.now()) {
+      await html(reply, infoPage(c.layout, 'Message not available', 'This message has expired and was destroyed, or it is not addressed to you.', 'alert'), 404);
+      return undefined;
+    }
+    if (m.revoked) {
+      await html(reply, infoPage(c.layout, 'Message withdrawn', 'This message was withdrawn by the sender.', 'alert'), 410);
+      return undefined;
+    }
+    return { c, m };
+  };
+
+  app.get<{ Params: { id: string }; Querystring: { images?: string } }>('/message/:id', async (req, reply) => {
+    const v = await viewable(req, reply);
+    if (!v) return reply;
+    const { c, m } = v;
+    const shown = await parseStored(await store.read(m.id));
+    const showImages = req.query.images === '1';
+    const { blockedImages } = bodyDocument(shown, showImages);
+    log.info({ event: EVENTS.portalView, portalId: m.id, queueId: m.queueId, identity: c.session.identity }, 'portal message viewed');
+    const identity = c.session.identity as string;
+    if (m.kind === 'received' && !m.readAt[identity]) {
+      m.readAt[identity] = Date.now();
+      await store.update(m);
+      if (p.readReceipts && m.sender) {
+        const receipt = await composeMessage({ from: `"${p.organisation.name}" <${p.organisation.fromAddress ?? `secure-notice@${config.hostname}`}>`, to: [m.sender], subject: `Read: secure message to ${identity}`, text: `Your secure message to ${identity} was opened on ${new Date().toUTCString()}.`, headers: { 'Auto-Submitted': 'auto-generated' } });
+        await enqueueLocal(queue, { hostname: config.hostname, from: '', to: [m.sender], raw: receipt, origin: 'portal-notice', sessionId: 'portal-receipt' });
+      }
+    }
+    return html(
+      reply,
+      messagePage(c.layout, { id: m.id, subject: shown.subject, from: shown.from, to: shown.to, date: shown.date, expiresAt: m.expiresAt, attachments: shown.attachments, blockedImages, showImages, canReplyAll: p.replyAll && m.kind === 'received' }),
+    );
+  });
+
+  // The body, alone, for the sandboxed frame.
+  app.get<{ Params: { id: string }; Querystring: { images?: string } }>('/message/:id/content', async (req, reply) => {
+    const v = await viewable(req, reply);
+    if (!v) return reply;
+    const showImages = req.query.images === '1';
+    const doc = bodyDocument(await parseStored(await store.read(v.m.id)), showImages);
+    reply.header('content-security-policy', `default-src 'none'; style-src 'unsafe-inline'; img-src data:${showImages ? ' https: http:' : ''}; sandbox allow-popups allow-popups-to-escape-sandbox; base-uri 'none'; form-action 'none'; frame-ancestors 'self'`);
+    reply.header('x-frame-options', 'SAMEORIGIN');
+    return html(reply, doc.html);
+  });
+
+  app.get<{ Params: { id: string; n: string } }>('/message/:id/attachment/:n', async (req, reply) => {
+    const v = await viewable(req, reply as FastifyReply);
+    if (!v) return reply;
+    const shown = await parseStored(await store.read(v.m.id));
+    const a = shown.attachments[Number(req.params.n)];
+    if (!a) return html(reply, infoPage(v.c.layout, 'Not found', 'There is no such attachment.', 'alert'), 404);
+    log.info({ event: EVENTS.portalDownload, portalId: v.m.id, queueId: v.m.queueId, identity: v.c.session.identity, attachment: Number(req.params.n), size: a.size }, 'portal attachment downloaded');
+    const name = a.filename.replace(/[\r\n"\\]/g, '_');
+    reply.header('content-disposition', `attachment; filename="${name.replace(/[^\x20-\x7e]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(name)}`);
+    return reply.type('application/octet-stream').send(a.content);
+  });
+
+  // A secure reply, with attachments, to the original sender (and all, if allowed).
+  app.post<{ Params: { id: string } }>('/message/:id/reply', async (req, reply) => {
+    const v = await viewable(req, reply);
+    if (!v) return reply;
+    const { c, m } = v;
+    const fields: Record<string, string> = {};
+    const files: { filename: string; content: Buffer; contentType?: string }[] = [];
+    if (req.isMultipart()) {
+      for await (const part of req.parts()) {
+        if (part.type === 'file') {
+          const content = await part.toBuffer();
+          if (part.filename && content.length) files.push({ filename: part.filename, content, contentType: part.mimetype });
+        } else fields[part.fieldname] = String(part.value);
+      }
+    } else Object.assign(fields, body(req));
+    if (!csrfValid(c.session, fields.csrf)) return refuseCsrf(reply, c);
+    const text = (fields.text ?? '').trim();
+    if (!text && !files.length) return html(reply, infoPage(c.layout, 'Nothing to send', 'Write a reply or attach a file.', 'alert'), 400);
+    const identity = c.session.identity as string;
+    const original = await parseStored(await store.read(m.id));
+    const to = m.kind === 'received' ? [m.sender] : m.recipients;
+    const others = p.replyAll && fields.all === '1' ? m.recipients.filter((r) => ident(r) !== identity) : [];
+    const fromAddress = identity.includes('@') && !identity.endsWith(`@${p.sms.domain}`) ? identity : `secure-reply@${config.hostname}`;
+    const raw = await composeMessage({
+      from: identity.endsWith(`@${p.sms.domain}`) ? `"${identity.split('@')[0]} via ${p.organisation.name}" <${fromAddress}>` : fromAddress,
+      to,
+      cc: others.length ? others : undefined,
+      subject: /^re:/i.test(original.subject) ? original.subject : `Re: ${original.subject}`,
+      text,
+      inReplyTo: original.messageId,
+      references: [original.references, original.messageId].filter(Boolean).join(' ') || undefined,
+      attachments: files,
+    });
+    const queued = await enqueueLocal(queue, { hostname: config.hostname, from: fromAddress, to: [...to, ...others], raw, origin: 'portal-reply', sessionId: `portal-reply-${m.id}` });
+    const now = Date.now();
+    await store.putMessage(raw, { createdAt: now, expiresAt: now + p.expiry, sender: identity, recipients: [...to, ...others], queueId: queued.id, kind: 'reply', inReplyTo: m.id });
+    log.info({ event: EVENTS.portalReply, portalId: m.id, identity, replyQueueId: queued.id, attachments: files.length, to: to.length + others.length }, 'portal reply queued');
+    return html(reply, infoPage(c.layout, 'Reply sent', 'Your reply was sent securely. A copy is in your messages.'));
+  });
+
+  app.get('/reset', async (req, reply) => {
+    const c = await context(req, reply);
+    return html(reply, resetRequestForm(c.layout));
+  });
+
+  app.post('/reset', async (req, reply) => {
+    const c = await context(req, reply);
+    const f = body(req);
+    if (!csrfValid(c.session, f.csrf)) return refuseCsrf(reply, c);
+    const identity = ident(f.identity ?? '');
+    if (identity && (await store.getAccount(identity))) {
+      await delivery.sendReset(identity).catch((err: Error) => log.error({ event: EVENTS.portalReset, identity, err: err.message }, 'could not send the reset link'));
+      log.info({ event: EVENTS.portalReset, identity }, 'password reset link sent');
+    }
+    // The same answer either way: no address enumeration.
+    return html(reply, resetRequestForm(c.layout, true));
+  });
+
+  app.get<{ Params: { token: string } }>('/r/:token', async (req, reply) => {
+    const c = await context(req, reply);
+    const t = await store.getToken(req.params.token);
+    if (!t || t.kind !== 'reset' || t.usedAt || t.expiresAt < Date.now()) return html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired. Ask for a new one.', 'alert'), 404);
+    return html(reply, setupPasswordForm(c.layout, t.recipient, `/r/${req.params.token}`));
+  });
+
+  app.post<{ Params: { token: string } }>('/r/:token', async (req, reply) => {
+    const c = await context(req, reply);
+    const f = body(req);
+    if (!csrfValid(c.session, f.csrf)) return refuseCsrf(reply, c);
+    const t = await store.getToken(req.params.token);
+    if (!t || t.kind !== 'reset' || t.usedAt || t.expiresAt < Date.now()) return html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired.', 'alert'), 404);
+    const problem = f.password !== f.confirm ? 'The two passwords differ.' : passwordProblem(f.password ?? '', t.recipient);
+    if (problem) return html(reply, setupPasswordForm(c.layout, t.recipient, `/r/${req.params.token}`, problem), 400);
+    await store.markTokenUsed(req.params.token, t);
+    const account: Account = (await store.getAccount(t.recipient)) ?? { address: t.recipient, passwordHash: '', createdAt: Date.now(), failures: [] };
+    account.passwordHash = await hashPassword(f.password as string);
+    recordSuccess(account);
+    await store.putAccount(account);
+    await logIn(reply, c.sid, t.recipient);
+    return reply.redirect('/inbox', 303);
+  });
+
+  return app;
+}
+
+/** Only local paths: the login form must not become an open redirect. */
+function safeNext(next: string | undefined): string {
+  return next && /^\/(?!\/)[\w/?=&.-]*$/.test(next) ? next : '/inbox';
+}

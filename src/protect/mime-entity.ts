@@ -1,0 +1,31 @@
+/**
+ * Splits a message into the headers that stay outside an encrypted or signed wrapper
+ * (From, To, Subject, Date, Received, ...) and the MIME entity that goes inside: the
+ * Content-* headers with the body, exactly as received.
+ */
+export function splitEntity(raw: Buffer): { outer: string[]; entity: Buffer } {
+  let end = raw.indexOf('\r\n\r\n');
+  const headerText = raw.subarray(0, end === -1 ? raw.length : end).toString('latin1');
+  const body = end === -1 ? Buffer.alloc(0) : raw.subarray(end + 4);
+  if (end === -1) end = raw.length;
+  const fields = headerText.split(/\r\n(?![ \t])/).filter(Boolean);
+  const content = fields.filter((f) => /^content-/i.test(f));
+  const outer = fields.filter((f) => !/^(content-|mime-version\s*:)/i.test(f));
+  const inner = content.length ? content : ['Content-Type: text/plain; charset=us-ascii'];
+  return { outer, entity: Buffer.concat([Buffer.from(`${inner.join('\r\n')}\r\n\r\n`, 'latin1'), body]) };
+}
+
+/** The outer headers with one field replaced (e.g. a protected Subject). */
+export function replaceField(outer: string[], name: string, value: string): string[] {
+  const re = new RegExp(`^${name}\\s*:`, 'i');
+  return outer.some((f) => re.test(f)) ? outer.map((f) => (re.test(f) ? `${name}: ${value}` : f)) : [...outer, `${name}: ${value}`];
+}
+
+export function boundary(tag: string): string {
+  return `postern-${tag}-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
+}
+
+/** Wraps base64 text at 76 characters with CRLF. */
+export function wrap76(text: string): string {
+  return text.replace(/.{1,76}/g, '$&\r\n');
+}

@@ -1,0 +1,59 @@
+import { createMessage, encrypt, readKey, type PrivateKey, type PublicKey } from 'openpgp';
+import { boundary, replaceField, splitEntity } from './mime-entity.js';
+
+export interface PgpProtectOptions {
+  recipientKeys: string[];
+  /** Organisation signing key (decrypted), when configured. */
+  signingKey?: PrivateKey | undefined;
+  /** Escrow public key: compliance can read what Postern encrypts. */
+  escrowKey?: string | undefined;
+  protectSubject: boolean;
+}
+
+/**
+ * PGP/MIME (RFC 3156): the whole original MIME entity (Content-* headers and body, so
+ * attachments and alternatives survive) is encrypted — and signed when an organisation
+ * key is configured — as multipart/encrypted. With protectSubject the outer Subject is
+ * replaced and the real headers travel inside (the inner entity gets them too).
+ */
+export async function pgpProtect(raw: Buffer, opts: PgpProtectOptions): Promise<Buffer> {
+  const { outer, entity } = splitEntity(raw);
+  let inner = entity;
+  let outerFields = outer;
+  if (opts.protectSubject) {
+    const subject = outer.find((f) => /^subject\s*:/i.test(f));
+    if (subject) inner = Buffer.concat([Buffer.from(`${subject}\r\n`, 'latin1'), entity]);
+    outerFields = replaceField(outer, 'Subject', '...');
+  }
+  const keys = (await Promise.all([...opts.recipientKeys, ...(opts.escrowKey ? [opts.escrowKey] : [])].map((k) => readKey({ armoredKey: k })))) as PublicKey[];
+  const armored = (await encrypt({
+    message: await createMessage({ binary: new Uint8Array(inner) }),
+    encryptionKeys: keys,
+    ...(opts.signingKey ? { signingKeys: opts.signingKey } : {}),
+    format: 'armored',
+  })) as string;
+  const b = boundary('pgp');
+  const parts = [
+    ...outerFields,
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";\r\n\tboundary="${b}"`,
+    '',
+    'This is an OpenPGP/MIME encrypted message (RFC 3156).',
+    `--${b}`,
+    'Content-Type: application/pgp-encrypted',
+    'Content-Description: PGP/MIME version identification',
+    '',
+    'Version: 1',
+    '',
+    `--${b}`,
+    'Content-Type: application/octet-stream; name="encrypted.asc"',
+    'Content-Description: OpenPGP encrypted message',
+    'Content-Disposition: inline; filename="encrypted.asc"',
+    '',
+    armored.replace(/\r?\n/g, '\r\n').trimEnd(),
+    '',
+    `--${b}--`,
+    '',
+  ];
+  return Buffer.from(parts.join('\r\n'), 'latin1');
+}

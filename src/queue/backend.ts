@@ -1,0 +1,75 @@
+import type { Readable } from 'node:stream';
+import type { DeliveryState, Envelope, QueuedMessage } from '../types.js';
+
+/** What ingress knows when DATA starts; the backend adds the size at commit. */
+export type IncomingEnvelope = Omit<Envelope, 'size'>;
+
+/**
+ * Receives one message body. Nothing is visible to the worker until commit() resolves,
+ * and commit() resolves only once body and envelope are durable (invariant 1).
+ */
+export interface SpoolWriter {
+  readonly id: string;
+  /** Resolves when the chunk may be released (backpressure). */
+  write(chunk: Buffer): Promise<void>;
+  commit(): Promise<Envelope>;
+  /** Removes everything written so far. Safe to call more than once, or after a failed commit. */
+  abort(): Promise<void>;
+}
+
+export interface QueueStats {
+  depth: number;
+  leased: number;
+  oldestReceivedAt?: number | undefined;
+}
+
+/**
+ * One storage interface for the durable queue; every implementation passes the same
+ * conformance suite (test/queue/conformance.ts).
+ */
+export interface QueueBackend {
+  /** Recovers after a restart: cleans half-written data, reloads what was queued. */
+  open(): Promise<{ recovered: number; cleaned: number }>;
+  close(): Promise<void>;
+
+  receive(envelope: IncomingEnvelope): Promise<SpoolWriter>;
+
+  /**
+   * Hands out up to `limit` messages whose next attempt is due, each to one caller at a
+   * time until it is saved, removed or released.
+   */
+  lease(now: number, limit: number): Promise<QueuedMessage[]>;
+  /** Gives a leased message back untouched (e.g. on shutdown). */
+  release(id: string): Promise<void>;
+  /** Durably records recipient progress and releases the lease. */
+  save(id: string, state: DeliveryState): Promise<void>;
+  /** Deletes a message whose recipients are all final. */
+  remove(id: string): Promise<void>;
+
+  openBody(id: string): Promise<Readable>;
+  /** The whole body when the backend holds it in memory (small, not yet attempted). */
+  bodyInMemory?(id: string): Buffer | undefined;
+  get(id: string): Promise<QueuedMessage | undefined>;
+  list(): Promise<QueuedMessage[]>;
+  stats(): QueueStats;
+  /** Earliest nextAttemptAt among messages not leased, for the scheduler's sleep. */
+  nextDueAt(): number | undefined;
+  /** Called whenever a message becomes due earlier than before (e.g. a new commit). */
+  onWake(listener: () => void): void;
+}
+
+/** Initial delivery state: every recipient pending and due now. */
+export function initialState(envelope: Envelope, now = Date.now()): DeliveryState {
+  return {
+    recipients: envelope.rcptTo.map((rcpt) => ({ rcpt, status: 'pending', attempts: 0, nextAttemptAt: now })),
+  };
+}
+
+/** Earliest next attempt among pending recipients, undefined when all are final. */
+export function nextAttemptOf(state: DeliveryState): number | undefined {
+  let next: number | undefined;
+  for (const r of state.recipients) {
+    if (r.status === 'pending' && (next === undefined || r.nextAttemptAt < next)) next = r.nextAttemptAt;
+  }
+  return next;
+}

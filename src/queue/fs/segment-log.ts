@@ -1,0 +1,242 @@
+import { closeSync, constants, createReadStream, ftruncate, openSync, writev } from 'node:fs';
+import { mkdir, readdir, readFile, rm, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { DirectorySyncer } from './group-sync.js';
+import { parseSegment, RecordType } from './log-record.js';
+import { skipBytes } from './message-file.js';
+
+export interface LiveMessage {
+  id: string;
+  segment: number;
+  envelopeJson: string;
+  /** Absolute offset of the body in the segment file. */
+  bodyOffset: number;
+  bodyLength: number;
+}
+
+export interface Appended {
+  segment: number;
+  /** Absolute offset of the record in the segment file. */
+  offset: number;
+}
+
+interface Pending {
+  buffers: Buffer[];
+  length: number;
+  durable: boolean;
+  resolve: (a: Appended) => void;
+  reject: (e: unknown) => void;
+}
+
+const SEGMENT_FILE = /^(\d{10})\.log$/;
+
+/**
+ * Append-only segment files with group commit: every record appended while one batch is
+ * being written and flushed goes out with the next batch, in one writev and one
+ * fdatasync. A commit resolves only after the flush that carried it, so durability is
+ * per record while the cost of a flush is shared by every concurrent transaction.
+ *
+ * Segments are deleted oldest-first once no live message is left in them, so a DONE
+ * record can never be lost while the message it ends still exists on disk.
+ */
+export class SegmentLog {
+  private fd: number | undefined;
+  /**
+   * The same file opened O_DSYNC: a durable batch is written and flushed by one system
+   * call (one trip through libuv's thread pool instead of a write and an fdatasync).
+   */
+  private syncFd: number | undefined;
+  private active = 0;
+  private position = 0;
+  private pending: Pending[] = [];
+  private flushing = false;
+  private broken = false;
+  private readonly live = new Map<number, number>();
+  private readonly dirSync: DirectorySyncer;
+  private lastFlushAt = 0;
+  /** Flushes (fdatasync) made, for tests and the benchmark. */
+  flushes = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly segmentMaxBytes = 64 * 1024 * 1024,
+    private readonly commitWindowMs = 0,
+  ) {
+    this.dirSync = new DirectorySyncer(dir);
+  }
+
+  /**
+   * Reads every segment, cuts a torn tail (a record whose write never completed, so was
+   * never acknowledged), and returns the messages that are not yet DONE. Appends then go
+   * to a new segment.
+   */
+  async open(): Promise<LiveMessage[]> {
+    await mkdir(this.dir, { recursive: true });
+    const numbers = (await readdir(this.dir))
+      .map((name) => SEGMENT_FILE.exec(name)?.[1])
+      .filter((n): n is string => n !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+    const messages = new Map<string, LiveMessage>();
+    for (const n of numbers) {
+      const path = this.path(n);
+      const data = await readFile(path);
+      const { records, validLength } = parseSegment(data);
+      if (validLength < data.length) await truncate(path, validLength);
+      for (const r of records) {
+        if (r.type === RecordType.done) {
+          messages.delete(r.id);
+          continue;
+        }
+        const id = (JSON.parse(r.envelopeJson) as { id: string }).id;
+        messages.set(id, { id, segment: n, envelopeJson: r.envelopeJson, bodyOffset: r.bodyOffset, bodyLength: r.bodyLength });
+      }
+      this.live.set(n, 0);
+    }
+    this.active = (numbers[numbers.length - 1] ?? 0) + 1;
+    await this.startSegment();
+    return [...messages.values()];
+  }
+
+  /** Counts a live message in a segment (at recovery, and for each new message). */
+  retain(segment: number): void {
+    this.live.set(segment, (this.live.get(segment) ?? 0) + 1);
+  }
+
+  /** A message left the log (final, or moved to its own file); may free old segments. */
+  release(segment: number): void {
+    this.live.set(segment, (this.live.get(segment) ?? 1) - 1);
+    void this.sweep();
+  }
+
+  /**
+   * Appends one record. `durable` waits for the flush to disk; otherwise the record
+   * (a DONE) rides along with the next write and needs no flush of its own.
+   */
+  append(buffers: Buffer[], length: number, durable: boolean): Promise<Appended> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ buffers, length, durable, resolve, reject });
+      if (!this.flushing) void this.flushLoop();
+    });
+  }
+
+  readRange(segment: number, offset: number, length: number): Readable {
+    if (length === 0) return Readable.from([]);
+    return createReadStream(this.path(segment), { start: offset, end: offset + length - 1, highWaterMark: 64 * 1024 });
+  }
+
+  /** Deletes old segments without live messages, oldest first, never the active one. */
+  async sweep(): Promise<void> {
+    const numbers = [...this.live.keys()].sort((a, b) => a - b);
+    for (const n of numbers) {
+      if (n >= this.active || (this.live.get(n) ?? 0) > 0) break;
+      this.live.delete(n);
+      await rm(this.path(n), { force: true });
+    }
+  }
+
+  async close(): Promise<void> {
+    while (this.flushing) await new Promise((r) => setTimeout(r, 5));
+    closeQuietly(this.fd);
+    closeQuietly(this.syncFd);
+    this.fd = undefined;
+    this.syncFd = undefined;
+    await this.dirSync.close();
+  }
+
+  private path(n: number): string {
+    return join(this.dir, `${String(n).padStart(10, '0')}.log`);
+  }
+
+  private async startSegment(): Promise<void> {
+    closeQuietly(this.fd);
+    closeQuietly(this.syncFd);
+    this.fd = openSync(this.path(this.active), 'wx');
+    this.syncFd = openSync(this.path(this.active), constants.O_WRONLY | constants.O_DSYNC);
+    this.position = 0;
+    this.live.set(this.active, this.live.get(this.active) ?? 0);
+    // The new file's directory entry must be durable before any commit in it is.
+    await this.dirSync.sync();
+  }
+
+  private async flushLoop(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.pending.length) {
+        // Let other transactions join this batch: one turn of the event loop, or, when
+        // the last flush was less than commitWindowMs ago, until the window has passed
+        // (under load that caps flushes per second; an idle gateway never waits).
+        const wait = this.commitWindowMs - (Date.now() - this.lastFlushAt);
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        else await new Promise((resolve) => setImmediate(resolve));
+        const batch = this.pending.splice(0);
+        try {
+          if (this.broken || this.position >= this.segmentMaxBytes) {
+            this.active++;
+            await this.startSegment();
+            this.broken = false;
+          }
+          const durable = batch.some((p) => p.durable);
+          const fd = (durable ? this.syncFd : this.fd) as number;
+          const start = this.position;
+          const segment = this.active;
+          const offsets: number[] = [];
+          let total = 0;
+          const buffers: Buffer[] = [];
+          for (const p of batch) {
+            offsets.push(start + total);
+            total += p.length;
+            buffers.push(...p.buffers);
+          }
+          try {
+            await writeAll(fd, buffers, start, total);
+            if (durable) {
+              this.flushes++;
+              this.lastFlushAt = Date.now();
+            }
+          } catch (err) {
+            // Nothing of this batch was acknowledged: cut it off and move to a new segment.
+            this.broken = true;
+            await new Promise<void>((resolve) => ftruncate(fd, start, () => resolve()));
+            throw err;
+          }
+          this.position = start + total;
+          batch.forEach((p, i) => p.resolve({ segment, offset: offsets[i] as number }));
+        } catch (err) {
+          for (const p of batch) p.reject(err);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+}
+
+/** A descriptor that already failed may not close cleanly either; it is done with anyway. */
+function closeQuietly(fd: number | undefined): void {
+  if (fd === undefined) return;
+  try {
+    closeSync(fd);
+  } catch {
+    // nothing more to do with it
+  }
+}
+
+function writeAll(fd: number, buffers: Buffer[], position: number, total: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let done = 0;
+    let rest = buffers;
+    const step = () => {
+      // At most 1024 buffers per call (IOV_MAX); writev may also write less than asked.
+      writev(fd, rest.slice(0, 1024), position + done, (err, written) => {
+        if (err) return reject(err);
+        done += written;
+        if (done >= total) return resolve();
+        rest = skipBytes(buffers, done);
+        step();
+      });
+    };
+    step();
+  });
+}

@@ -1,0 +1,179 @@
+import { request } from 'node:https';
+import { rootCertificates } from 'node:tls';
+import { parsePolicy, resolvePolicy } from 'mailauth/lib/mta-sts.js';
+import type { TlsResultType } from './verdict.js';
+
+export type StsFailure = Extract<TlsResultType, 'sts-policy-fetch-error' | 'sts-policy-invalid' | 'sts-webpki-invalid'>;
+
+export interface MtaStsPolicy {
+  id: string;
+  mode: 'enforce' | 'testing' | 'none';
+  mx: string[];
+  maxAge: number;
+  fetchedAt: number;
+}
+
+export interface MtaStsLookup {
+  policy?: MtaStsPolicy | undefined;
+  source: 'none' | 'fetched' | 'cache' | 'cache-after-failure';
+  failure?: StsFailure | undefined;
+  detail?: string | undefined;
+}
+
+export interface MtaStsOptions {
+  /** DNS lookups (the delivery resolver, so tests can answer). */
+  resolve: (name: string, type: 'TXT' | 'A' | 'AAAA') => Promise<unknown>;
+  /** Extra CA certificates (PEM) trusted for policy hosts, beside the system ones. */
+  trust: string[];
+  /** HTTPS port of policy hosts: 443, except in tests. */
+  port: number;
+  timeoutMs: number;
+}
+
+const MAX_POLICY_BYTES = 64 * 1024;
+/** How long a failed discovery or fetch is remembered before trying again. */
+const FAILURE_TTL_MS = 5 * 60_000;
+
+class FetchError extends Error {
+  constructor(
+    readonly failure: StsFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * MTA-STS (RFC 8461) for outbound delivery. Discovery of the `_mta-sts` TXT record and
+ * parsing of the policy file use mailauth; fetching is done here because mailauth's
+ * fetch cannot take the delivery resolver's addresses, a CA for tests, a port, refuse
+ * non-text/plain or oversized bodies — all required by RFC 8461 §3.3. Policies are cached
+ * by domain until max_age; an unchanged id uses the cache without fetching, and a
+ * cached policy survives a failed discovery or fetch (§5.1).
+ */
+export class MtaSts {
+  private readonly cache = new Map<string, MtaStsPolicy>();
+  private readonly failures = new Map<string, { until: number; lookup: MtaStsLookup }>();
+  private readonly ca: string[];
+  /** Policy fetches made (tests count them). */
+  fetches = 0;
+
+  constructor(private readonly opts: MtaStsOptions) {
+    this.ca = [...rootCertificates, ...opts.trust];
+  }
+
+  async policyFor(domain: string, now = Date.now()): Promise<MtaStsLookup> {
+    const d = domain.toLowerCase();
+    const cached = this.cache.get(d);
+    const valid = cached && now < cached.fetchedAt + cached.maxAge * 1000 ? cached : undefined;
+    const recentFailure = this.failures.get(d);
+    if (!valid && recentFailure && recentFailure.until > now) return recentFailure.lookup;
+
+    let id: string | false;
+    try {
+      id = await resolvePolicy(d, { resolver: this.opts.resolve as never });
+    } catch (err) {
+      if (valid) return { policy: valid, source: 'cache-after-failure', detail: `TXT lookup failed: ${(err as Error).message}` };
+      return this.remember(d, now, { source: 'none', detail: `TXT lookup failed: ${(err as Error).message}` });
+    }
+    if (!id) {
+      // No record (any more): a cached, unexpired policy still applies (RFC 8461 §5.1).
+      // Without one, the answer is remembered briefly so each message does not ask again.
+      return valid ? { policy: valid, source: 'cache' } : this.remember(d, now, { source: 'none' });
+    }
+    if (valid && valid.id === id) return { policy: valid, source: 'cache' };
+    try {
+      const policy = await this.fetch(d, id, now);
+      this.cache.set(d, policy);
+      this.failures.delete(d);
+      return { policy, source: 'fetched' };
+    } catch (err) {
+      const failure = err instanceof FetchError ? err.failure : 'sts-policy-fetch-error';
+      if (valid) return { policy: valid, source: 'cache-after-failure', failure, detail: (err as Error).message };
+      return this.remember(d, now, { source: 'none', failure, detail: (err as Error).message });
+    }
+  }
+
+  private remember(domain: string, now: number, lookup: MtaStsLookup): MtaStsLookup {
+    this.failures.set(domain, { until: now + FAILURE_TTL_MS, lookup });
+    return lookup;
+  }
+
+  private async fetch(domain: string, id: string, now: number): Promise<MtaStsPolicy> {
+    const host = `mta-sts.${domain}`;
+    const addresses = ((await this.opts.resolve(host, 'A').catch(() => [])) as string[]).concat(
+      (await this.opts.resolve(host, 'AAAA').catch(() => [])) as string[],
+    );
+    if (!addresses.length) throw new FetchError('sts-policy-fetch-error', `${host} has no address`);
+    this.fetches++;
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      const req = request(
+        {
+          host: addresses[0],
+          port: this.opts.port,
+          path: '/.well-known/mta-sts.txt',
+          method: 'GET',
+          servername: host,
+          headers: { host },
+          ca: this.ca,
+          rejectUnauthorized: true,
+          timeout: this.opts.timeoutMs,
+        },
+        (res) => {
+          // 200 only, and never a redirect (RFC 8461 §3.3).
+          if (res.statusCode !== 200) {
+            res.resume();
+            return reject(new FetchError('sts-policy-fetch-error', `HTTP ${res.statusCode} from https://${host}/.well-known/mta-sts.txt`));
+          }
+          const type = String(res.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+          if (type !== 'text/plain') {
+            res.resume();
+            return reject(new FetchError('sts-policy-invalid', `policy served as ${type || 'no content type'}, not text/plain`));
+          }
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_POLICY_BYTES) {
+              req.destroy();
+              reject(new FetchError('sts-policy-invalid', `policy larger than ${MAX_POLICY_BYTES} bytes`));
+            } else chunks.push(c);
+          });
+          res.on('end', () => resolve(Buffer.concat(chunks)));
+          res.on('error', (err) => reject(new FetchError('sts-policy-fetch-error', err.message)));
+        },
+      );
+      req.on('timeout', () => req.destroy(new FetchError('sts-policy-fetch-error', `no answer from ${host} in ${this.opts.timeoutMs} ms`)));
+      req.on('error', (err) => {
+        if (err instanceof FetchError) return reject(err);
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        // A certificate the web PKI does not accept for mta-sts.<domain>.
+        const webpki = /CERT|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME/.test(code) || /certificate/i.test(err.message);
+        reject(new FetchError(webpki ? 'sts-webpki-invalid' : 'sts-policy-fetch-error', `${host}: ${err.message}`));
+      });
+      req.end();
+    });
+    let parsed: { mode: string; mx?: string[]; maxAge: number };
+    try {
+      parsed = parsePolicy(body) as unknown as typeof parsed;
+    } catch (err) {
+      throw new FetchError('sts-policy-invalid', `policy of ${domain}: ${(err as Error).message}`);
+    }
+    return { id, mode: parsed.mode as MtaStsPolicy['mode'], mx: parsed.mx ?? [], maxAge: parsed.maxAge, fetchedAt: now };
+  }
+}
+
+/**
+ * RFC 8461 §4.1: an MX host matches a policy "mx" pattern exactly, or a "*.parent"
+ * pattern when it has exactly one more label than the parent. (mailauth's validateMx
+ * lets "*.example.com" match any depth, so this is written out.)
+ */
+export function mxMatchesPolicy(mxHost: string, policy: Pick<MtaStsPolicy, 'mx'>): boolean {
+  const mx = mxHost.toLowerCase().replace(/\.$/, '');
+  return policy.mx.some((pattern) => {
+    const p = pattern.toLowerCase().replace(/\.$/, '');
+    if (!p.startsWith('*.')) return p === mx;
+    const parent = p.slice(1);
+    return mx.endsWith(parent) && !mx.slice(0, -parent.length).includes('.') && mx.length > parent.length;
+  });
+}

@@ -1,0 +1,137 @@
+/**
+ * Central types that travel through the pipeline (see DESIGN.md). They are plain JSON so
+ * any queue backend can persist them; none of them ever holds a message body.
+ */
+
+/** Who handed us the message, as seen by ingress. */
+export interface ClientInfo {
+  ip: string;
+  helo: string;
+  /** TLS protocol and cipher of the inbound session, absent for plaintext. */
+  tls?: { protocol: string; cipher: string } | undefined;
+  /** SMTP AUTH user name when the client authenticated. */
+  authUser?: string | undefined;
+  /** smtp-server session id, ties log lines of one connection together. */
+  sessionId: string;
+}
+
+export interface Envelope {
+  id: string;
+  /** Epoch milliseconds. */
+  receivedAt: number;
+  /** Envelope sender; '' is the null sender (bounces). */
+  mailFrom: string;
+  rcptTo: string[];
+  client: ClientInfo;
+  /** '8bitmime' when the client declared BODY=8BITMIME. */
+  bodyType: '7bit' | '8bitmime';
+  /** The client used SMTPUTF8 (internationalised addresses). */
+  smtpUtf8: boolean;
+  /** Size in bytes of the stored body (our added headers included). */
+  size: number;
+  /**
+   * Set on messages Postern generated itself: bounce reports (never bounced again),
+   * portal notices, and replies written in the portal.
+   */
+  origin?: 'dsn' | 'portal-notice' | 'portal-reply' | undefined;
+}
+
+export type RecipientStatus = 'pending' | 'delivered' | 'bounced';
+
+/** Delivery progress of one recipient; lives beside the immutable envelope. */
+export interface RecipientState {
+  rcpt: string;
+  status: RecipientStatus;
+  attempts: number;
+  /** Epoch ms of the next attempt while pending. */
+  nextAttemptAt: number;
+  lastResponse?: string | undefined;
+  /** RFC 3463 status of the last outcome, e.g. 4.4.1 or 5.1.1. */
+  lastStatus?: string | undefined;
+  /** Host that gave the last response. */
+  lastRelay?: string | undefined;
+  updatedAt?: number | undefined;
+  /** How policy decided this recipient gets the message (kept across attempts). */
+  decision?: Decision | undefined;
+}
+
+/** What inspection found, kept with the message (names and counts, never matches). */
+export interface InspectionSummary {
+  score: number;
+  categories: string[];
+  hits: DetectorHit[];
+  subjectTagged: boolean;
+  error?: string | undefined;
+}
+
+export interface DeliveryState {
+  recipients: RecipientState[];
+  inspection?: InspectionSummary | undefined;
+  /** The portal copy of this message, once stored (later attempts reuse it). */
+  portalMessageId?: string | undefined;
+}
+
+/** One queued message as the worker sees it. */
+export interface QueuedMessage {
+  envelope: Envelope;
+  state: DeliveryState;
+}
+
+/** How a recipient can receive a message, in the order a policy prefers them. */
+export type ProtectionMethod = 'smime' | 'pgp' | 'tls' | 'portal' | 'sms-portal';
+
+/** The outbound TLS a decision demands when the method is `tls`. */
+export type RequiredTls = 'may' | 'encrypt' | 'verify' | 'mta-sts';
+
+/** One detector's findings in a message: never the matched text itself. */
+export interface DetectorHit {
+  /** Detector name, e.g. "ssn", "card", "npi", "custom:project-x". */
+  detector: string;
+  /** Category used by policy and archive, e.g. "phi", "pci", "custom". */
+  category: string;
+  count: number;
+  /** count × the detector's weight. */
+  score: number;
+}
+
+export interface AttachmentFact {
+  filename?: string | undefined;
+  contentType: string;
+  size: number;
+}
+
+/** What inspection learned about a message, once. Policy reads facts, never raw bytes. */
+export interface MessageFacts {
+  subject: string;
+  from: string;
+  messageId?: string | undefined;
+  /** Lower-cased header name → values, as received (bounded). */
+  headers: Record<string, string[]>;
+  /** Plain text of text parts and of HTML parts, bounded (for detectors only). */
+  text: string;
+  attachments: AttachmentFact[];
+  size: number;
+  parts: number;
+  detectors: { hits: DetectorHit[]; score: number; categories: string[] };
+  /** Set when the message could not be inspected within the limits. */
+  error?: string | undefined;
+}
+
+/** Why and how one recipient gets the message. */
+export interface Decision {
+  rcpt: string;
+  /** Which rule or layer decided: a rule id, "domain:<pattern>", "recipient:<addr>" or "default". */
+  ruleId: string;
+  reasons: string[];
+  /** Methods to try, in order. */
+  candidates: ProtectionMethod[];
+  tls: RequiredTls;
+  /** What to do when none of the candidates is possible. */
+  onNoMethod: 'portal' | 'defer' | 'bounce';
+  /** The method chosen now, when one is possible. */
+  method?: ProtectionMethod | undefined;
+  /** How long the portal keeps this recipient's copy, when the policy says so. */
+  portalExpiryMs?: number | undefined;
+  /** The key used for pgp / smime, and where it came from. */
+  key?: { kind: 'pgp' | 'smime'; id: string; source: string } | undefined;
+}

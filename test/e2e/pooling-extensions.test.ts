@@ -1,0 +1,84 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { TestGateway } from '../helpers/gateway.js';
+import type { TestMx } from '../helpers/mx-server.js';
+import { scenario } from '../helpers/scenario.js';
+import { RawSmtp, sendMail, testMessage } from '../helpers/smtp-client.js';
+
+const s = scenario();
+const mx = s.mx;
+let gw: TestGateway | undefined;
+const route = (m: TestMx, extra: Record<string, unknown> = {}) => ({ delivery: { routes: { '*': { nexthop: `127.0.0.1:${m.port}`, tls: 'none' } }, ...extra } });
+
+describe('pooled delivery', () => {
+  it('reuses connections across messages and logs how many each carried', async () => {
+    const dest = await mx();
+    gw = await s.gateway(route(dest, { pool: { idleTimeout: '300ms', maxConnectionsPerHost: 1 } }));
+    for (let i = 0; i < 8; i++) expect((await sendMail(gw.port, { from: 'a@client.test', to: [`r${i}@dest.test`], raw: testMessage() })).ok).toBe(true);
+    await dest.waitFor(8);
+    const closed = await gw.waitForLog((l) => l.event === 'delivery.connection');
+    expect(dest.connections).toBe(1);
+    expect(closed).toMatchObject({ messages: 8, reason: 'idle' });
+    const conns = new Set(gw.events('delivery.sent').map((l) => l.conn));
+    expect(conns.size).toBe(1);
+  });
+
+  it('opens a new connection after maxMessagesPerConnection', async () => {
+    const dest = await mx();
+    gw = await s.gateway(route(dest, { pool: { maxMessagesPerConnection: 3, maxConnectionsPerHost: 1 } }));
+    for (let i = 0; i < 7; i++) await sendMail(gw.port, { from: 'a@client.test', to: [`r${i}@dest.test`], raw: testMessage() });
+    await dest.waitFor(7);
+    expect(dest.connections).toBe(3);
+    const used = gw.events('delivery.connection').filter((l) => l.reason === 'used-up');
+    expect(used.map((l) => l.messages)).toEqual([3, 3]);
+  });
+
+  it('sends one transaction per destination domain with all its recipients', async () => {
+    const a = await mx();
+    const b = await mx();
+    gw = await s.gateway({
+      delivery: { routes: { 'a.test': { nexthop: `127.0.0.1:${a.port}`, tls: 'none' }, 'b.test': { nexthop: `127.0.0.1:${b.port}`, tls: 'none' } } },
+    });
+    const r = await sendMail(gw.port, { from: 'a@client.test', to: ['x@a.test', 'y@a.test', 'z@b.test'], raw: testMessage() });
+    expect(r.ok).toBe(true);
+    await a.waitFor(1);
+    await b.waitFor(1);
+    expect(a.messages[0]!.rcptTo).toEqual(['x@a.test', 'y@a.test']);
+    expect(b.messages[0]!.rcptTo).toEqual(['z@b.test']);
+  });
+});
+
+describe('extensions the original client relied on', () => {
+  it('bounces with 5.6.7 rather than send an internationalised address to a server without SMTPUTF8', async () => {
+    const dest = await mx({ smtputf8: false });
+    const senderMx = await mx();
+    gw = await s.gateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${dest.port}`, tls: 'none' }, 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } } } });
+    const c = await RawSmtp.connect(gw.port);
+    await c.command('EHLO client.test');
+    expect(await c.command('MAIL FROM:<a@client.test> SMTPUTF8')).toMatch(/^250/);
+    expect(await c.command('RCPT TO:<pätient@dest.test>')).toMatch(/^250/);
+    expect(await c.command('DATA')).toMatch(/^354/);
+    c.write('Subject: utf8\r\n\r\nhej\r\n.\r\n');
+    expect(await c.read()).toMatch(/^250 /);
+    c.close();
+    const bounced = await gw.waitForLog((l) => l.event === 'delivery.bounced');
+    expect(bounced).toMatchObject({ dsn: '5.6.7' });
+    await senderMx.waitFor(1);
+    expect(dest.messages).toHaveLength(0);
+  });
+
+  it('bounces with 5.6.3 rather than send an 8-bit body to a server without 8BITMIME', async () => {
+    const dest = await mx({ eightBitMime: false });
+    const senderMx = await mx();
+    gw = await s.gateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${dest.port}`, tls: 'none' }, 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } } } });
+    const c = await RawSmtp.connect(gw.port);
+    await c.command('EHLO client.test');
+    expect(await c.command('MAIL FROM:<a@client.test> BODY=8BITMIME')).toMatch(/^250/);
+    expect(await c.command('RCPT TO:<b@dest.test>')).toMatch(/^250/);
+    expect(await c.command('DATA')).toMatch(/^354/);
+    c.write(Buffer.from('Subject: 8bit\r\n\r\nGr\xfc\xdfe\r\n.\r\n', 'latin1'));
+    expect(await c.read()).toMatch(/^250 /);
+    c.close();
+    expect(await gw.waitForLog((l) => l.event === 'delivery.bounced')).toMatchObject({ dsn: '5.6.3' });
+    expect(dest.messages).toHaveLength(0);
+  });
+});

@@ -1,0 +1,103 @@
+import { createServer, type Server } from 'node:http';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, fetch } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestMx } from '../helpers/mx-server.js';
+import { scenario } from '../helpers/scenario.js';
+import { sendMail, testMessage } from '../helpers/smtp-client.js';
+
+/** A Twilio-style SMS API on loopback that records what it is asked to send. */
+async function fakeSmsProvider(): Promise<{ server: Server; url: string; requests: { path: string; auth: string; form: URLSearchParams }[] }> {
+  const requests: { path: string; auth: string; form: URLSearchParams }[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      requests.push({ path: req.url ?? '', auth: req.headers.authorization ?? '', form: new URLSearchParams(body) });
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ sid: `SM${requests.length}` }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/2010-04-01`, requests };
+}
+
+const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+
+describe('portal delivery paths', () => {
+  const s = scenario();
+  let sms: Awaited<ReturnType<typeof fakeSmsProvider>>;
+  let plainMx: TestMx;
+  let senderMx: TestMx;
+  let policyFile: string;
+
+  beforeAll(async () => {
+    sms = await fakeSmsProvider();
+    plainMx = await s.mx();
+    senderMx = await s.mx();
+    policyFile = join(mkdtempSync(join(tmpdir(), 'postern-portal-policy-')), 'policy.yaml');
+    writeFileSync(policyFile, 'defaults: { methods: [tls, portal], tls: verify, onNoMethod: portal }\ndomains:\n  client.test: { methods: [tls], tls: may }\nrules: []\n');
+  });
+  afterAll(() => new Promise<void>((r) => sms.server.close(() => r())));
+
+  async function gateway() {
+    return s.gateway({
+      policy: { file: policyFile },
+      portal: { sms: { provider: { url: sms.url, accountSid: 'AC123', authToken: 'secret-token', from: '+15550001111' } } },
+      delivery: { routes: { 'nostarttls.test': { nexthop: `127.0.0.1:${plainMx.port}`, tls: 'may' }, 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } } },
+    });
+  }
+
+  it('Secure Text: one SMS with the link, and the link works like the mail notice', async () => {
+    const gw = await gateway();
+    const r = await sendMail(gw.port, { from: 'sender@client.test', to: ['15551234567@secure.text'], raw: testMessage({ subject: 'Your appointment' }) });
+    expect(r.ok).toBe(true);
+    const sent = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === '15551234567@secure.text');
+    expect(sent).toMatchObject({ method: 'portal', category: 'portal' });
+    expect(sms.requests).toHaveLength(1);
+    const req = sms.requests[0]!;
+    expect(req.path).toBe('/2010-04-01/Accounts/AC123/Messages.json');
+    expect(req.auth).toBe(`Basic ${Buffer.from('AC123:secret-token').toString('base64')}`);
+    expect(req.form.get('To')).toBe('+15551234567');
+    expect(req.form.get('From')).toBe('+15550001111');
+    const body = req.form.get('Body') ?? '';
+    expect(body).not.toContain('Your appointment');
+    const link = /https:\/\/postern\.test:\d+\/m\/[A-Za-z0-9_-]{43}/.exec(body)?.[0] as string;
+    expect(link).toBeTruthy();
+    const page = await fetch(link.replace('postern.test', '127.0.0.1'), { dispatcher: insecure });
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('Set your password');
+    expect(html).toContain('+15551234567@secure.text');
+    expect(JSON.stringify(gw.logs)).not.toContain('secret-token');
+  });
+
+  it('Secure Text: an invalid phone number bounces with a clear reason', async () => {
+    const gw = await gateway();
+    const before = senderMx.messages.length;
+    await sendMail(gw.port, { from: 'sender@client.test', to: ['0123@secure.text'], raw: testMessage() });
+    const bounced = await gw.waitForLog((l) => l.event === 'delivery.bounced' && l.to === '0123@secure.text');
+    expect(bounced).toMatchObject({ dsn: '5.1.3' });
+    expect(String(bounced.response)).toMatch(/not a valid phone number/);
+    await senderMx.waitFor(before + 1);
+    expect(senderMx.messages.at(-1)!.raw.toString()).toMatch(/^Status: 5\.1\.3$/m);
+  });
+
+  it('TLS fallback: a recipient whose MX offers no STARTTLS gets a portal notice, never the message in clear', async () => {
+    const gw = await gateway();
+    const before = plainMx.messages.length;
+    await sendMail(gw.port, { from: 'sender@client.test', to: ['patient@nostarttls.test'], raw: testMessage({ subject: 'Confidential results', body: 'Results: all clear.' }) });
+    const moved = await gw.waitForLog((l) => l.event === 'portal.fallback' && l.to === 'patient@nostarttls.test');
+    expect(moved).toMatchObject({ reason: 'tls:starttls-not-supported' });
+    const sent = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'patient@nostarttls.test' && l.method === 'portal');
+    expect(String(sent.response)).toMatch(/TLS .*failed \(starttls-not-supported\): moved to the portal/);
+    await plainMx.waitFor(before + 1); // the notice (notices may travel without TLS: no content)
+    const arrived = plainMx.messages.slice(before).map((m) => m.raw.toString());
+    expect(arrived).toHaveLength(1);
+    expect(arrived[0]).toMatch(/^Subject: Secure message from /m);
+    expect(arrived.join()).not.toContain('Results: all clear.');
+    expect(arrived.join()).not.toContain('Confidential results');
+  });
+});

@@ -1,0 +1,52 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { writeConfigFile, type LogLine } from './gateway.js';
+
+const ENTRY = join(process.cwd(), 'dist', 'cli', 'postern.cjs');
+
+export interface ChildGateway {
+  proc: ChildProcess;
+  /** kill -9 of the whole gateway: primary and worker processes together. */
+  killAll(): void;
+  port: number;
+  logs: LogLine[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Runs the built gateway (`npm test` builds dist/ first) as its own process, for tests
+ * that kill it or send it signals. Resolves once it logs gateway.ready.
+ */
+export async function startChildGateway(dir: string, configInput: Record<string, unknown>): Promise<ChildGateway> {
+  if (!existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: run "npm run build" (npm test does it for you)`);
+  const file = writeConfigFile(dir, configInput);
+  // Its own process group, so a test can kill the primary and its workers at once.
+  const proc = spawn(process.execPath, [ENTRY, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const logs: LogLine[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const ready = new Promise<number>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      try {
+        const parsed = JSON.parse(line) as LogLine;
+        logs.push(parsed);
+        if (parsed.event === 'gateway.ready') resolve((parsed.smtp as { port: number }[])[0]!.port);
+      } catch {
+        // not JSON
+      }
+    });
+    void exited.then(({ code }) => reject(new Error(`gateway exited with ${code} before ready: ${stderr}`)));
+  });
+  const port = await ready;
+  const killAll = () => {
+    try {
+      process.kill(-(proc.pid as number), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  return { proc, port, logs, exited, killAll };
+}

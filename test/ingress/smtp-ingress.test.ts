@@ -1,0 +1,268 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { hashPassword } from '../../src/ingress/password-hash.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { RawSmtp } from '../helpers/smtp-client.js';
+
+const NOWHERE = { delivery: { routes: { '*': '127.0.0.1:9' } } };
+let gw: TestGateway | undefined;
+
+afterEach(async () => {
+  await gw?.stop();
+  gw = undefined;
+});
+
+async function session(overrides: Record<string, unknown> = {}): Promise<RawSmtp> {
+  gw = await startTestGateway({ ...NOWHERE, ...overrides });
+  return RawSmtp.connect(gw.port);
+}
+
+async function ready(c: RawSmtp, from = 'sender@client.test'): Promise<void> {
+  expect(await c.command('EHLO client.test')).toMatch(/^250/);
+  expect(await c.command(`MAIL FROM:<${from}>`)).toMatch(/^250 2\.1\.0/);
+}
+
+describe('ingress: greeting and capabilities', () => {
+  it('greets and advertises exactly what it supports', async () => {
+    const c = await session();
+    expect(c.greeting).toMatch(/^220 postern\.test ESMTP Postern/);
+    const ehlo = await c.command('EHLO client.test');
+    const lines = ehlo.split(/\r?\n/).map((l) => l.slice(4));
+    for (const ext of ['PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'STARTTLS', `SIZE ${50 * 1024 * 1024}`]) expect(lines).toContain(ext);
+    expect(ehlo).not.toMatch(/\bDSN\b/);
+    expect(ehlo).not.toMatch(/\bAUTH\b/); // no SMTP AUTH users configured
+    expect(ehlo).not.toMatch(/REQUIRETLS/);
+    c.close();
+  });
+});
+
+describe('ingress: client authorisation', () => {
+  it('refuses a client outside smtp.clients at connect with 554 5.7.1', async () => {
+    gw = await startTestGateway({ ...NOWHERE, smtp: { clients: [{ cidr: '10.0.0.0/8' }] } });
+    const c = await RawSmtp.connect(gw.port);
+    expect(c.greeting).toMatch(/^554 5\.7\.1 /);
+    expect(gw.events('smtp.reject').some((l) => l.stage === 'connect' && l.code === 554)).toBe(true);
+    c.close();
+  });
+
+  it.each([
+    ['percent hack', 'user%other.test@dest.test'],
+    ['bang path', 'other.test!user@dest.test'],
+    ['source route', '@relay.test:user@dest.test'],
+    ['source route list', '@a.test,@b.test:user@dest.test'],
+    ['quoted local part with @', '"user@other.test"@dest.test'],
+  ])('refuses the relay-test form %s with 550 5.7.1', async (_name, rcpt) => {
+    const c = await session();
+    await ready(c);
+    expect(await c.command(`RCPT TO:<${rcpt}>`)).toMatch(/^550 5\.7\.1 Relay access denied/);
+    // A normal recipient on the same transaction is still fine.
+    expect(await c.command('RCPT TO:<user@dest.test>')).toMatch(/^250 2\.1\.5/);
+    c.close();
+  });
+
+  it('binds a client to its sender domains: others get 550 5.7.1, the null sender is allowed', async () => {
+    const c = await session({ smtp: { clients: [{ cidr: '127.0.0.0/8', senderDomains: ['client.test', '*.corp.test'] }] } });
+    expect(await c.command('EHLO client.test')).toMatch(/^250/);
+    expect(await c.command('MAIL FROM:<ceo@evil.test>')).toMatch(/^550 5\.7\.1 Sender domain evil\.test/);
+    expect(await c.command('MAIL FROM:<a@mail.corp.test>')).toMatch(/^250/);
+    expect(await c.command('RSET')).toMatch(/^250/);
+    expect(await c.command('MAIL FROM:<a@client.test>')).toMatch(/^250/);
+    expect(await c.command('RSET')).toMatch(/^250/);
+    expect(await c.command('MAIL FROM:<>')).toMatch(/^250/);
+    c.close();
+  });
+
+  it('requires STARTTLS before MAIL when the client entry says so (530 5.7.0)', async () => {
+    const c = await session({ smtp: { clients: [{ cidr: '127.0.0.0/8', requireTls: true }] } });
+    expect(await c.command('EHLO client.test')).toMatch(/STARTTLS/);
+    expect(await c.command('MAIL FROM:<a@client.test>')).toMatch(/^530 5\.7\.0 /);
+    expect(await c.command('STARTTLS')).toMatch(/^220/);
+    await c.startTls();
+    expect(await c.command('EHLO client.test')).toMatch(/^250/);
+    expect(await c.command('MAIL FROM:<a@client.test>')).toMatch(/^250 2\.1\.0/);
+    c.close();
+  });
+});
+
+describe('ingress: SMTP AUTH for submission clients', () => {
+  it('offers AUTH only over TLS, rejects bad credentials with 535 5.7.8 and relays after success', async () => {
+    const passwordHash = await hashPassword('correct horse battery staple', { N: 1024, r: 8, p: 1 });
+    // 127.0.0.1 is NOT a listed client here: only authentication can grant relaying.
+    const c = await session({ smtp: { clients: [{ cidr: '10.0.0.0/8' }], auth: { users: [{ username: 'app', passwordHash, senderDomains: ['app.test'] }] } } });
+    expect(c.greeting).toMatch(/^220/);
+    expect(await c.command('EHLO client.test')).not.toMatch(/AUTH/);
+    expect(await c.command(`AUTH PLAIN ${Buffer.from('\0app\0correct horse battery staple').toString('base64')}`)).toMatch(/^5\d\d/);
+    expect(await c.command('MAIL FROM:<x@app.test>')).toMatch(/^250/);
+    expect(await c.command('RCPT TO:<user@dest.test>')).toMatch(/^550 5\.7\.1 Relay access denied/);
+    expect(await c.command('RSET')).toMatch(/^250/);
+    expect(await c.command('STARTTLS')).toMatch(/^220/);
+    await c.startTls();
+    expect(await c.command('EHLO client.test')).toMatch(/AUTH PLAIN LOGIN/);
+    expect(await c.command(`AUTH PLAIN ${Buffer.from('\0app\0wrong password').toString('base64')}`)).toMatch(/^535 5\.7\.8 /);
+    expect(await c.command(`AUTH PLAIN ${Buffer.from('\0app\0correct horse battery staple').toString('base64')}`)).toMatch(/^235/);
+    expect(await c.command('MAIL FROM:<x@other.test>')).toMatch(/^550 5\.7\.1 /);
+    expect(await c.command('RSET')).toMatch(/^250/);
+    expect(await c.command('MAIL FROM:<x@app.test>')).toMatch(/^250/);
+    expect(await c.command('RCPT TO:<user@dest.test>')).toMatch(/^250/);
+    expect(gw!.events('smtp.auth').map((l) => l.ok)).toEqual([false, true]);
+    expect(JSON.stringify(gw!.logs)).not.toContain('correct horse');
+    c.close();
+  });
+});
+
+describe('ingress: limits', () => {
+  it('caps recipients per message with 452 4.5.3', async () => {
+    const c = await session({ smtp: { limits: { maxRecipients: 2 } } });
+    await ready(c);
+    expect(await c.command('RCPT TO:<a@dest.test>')).toMatch(/^250/);
+    expect(await c.command('RCPT TO:<b@dest.test>')).toMatch(/^250/);
+    expect(await c.command('RCPT TO:<c@dest.test>')).toMatch(/^452 4\.5\.3 /);
+    c.close();
+  });
+
+  it('refuses an announced SIZE over the limit and a body that grows past it, with 552 5.3.4', async () => {
+    const c = await session({ smtp: { limits: { maxMessageSize: '10KB' } } });
+    expect(await c.command('EHLO client.test')).toMatch(/SIZE 10240/);
+    expect(await c.command('MAIL FROM:<a@client.test> SIZE=20000')).toMatch(/^552 5\.3\.4 /);
+    expect(await c.command('MAIL FROM:<a@client.test> SIZE=1000')).toMatch(/^250/);
+    expect(await c.command('RCPT TO:<b@dest.test>')).toMatch(/^250/);
+    expect(await c.command('DATA')).toMatch(/^354/);
+    c.write(`Subject: big\r\n\r\n${`${'x'.repeat(998)}\r\n`.repeat(15)}.\r\n`);
+    expect(await c.read()).toMatch(/^552 5\.3\.4 /);
+    // The session stays usable and nothing was queued.
+    expect(await c.command('NOOP')).toMatch(/^250/);
+    expect(gw!.gateway.queue.stats().depth).toBe(0);
+    c.close();
+  });
+
+  it('refuses a header block over smtp.limits.maxHeaderSize with 552 5.3.4', async () => {
+    const c = await session({ smtp: { limits: { maxHeaderSize: '1KB' } } });
+    await ready(c);
+    expect(await c.command('RCPT TO:<b@dest.test>')).toMatch(/^250/);
+    expect(await c.command('DATA')).toMatch(/^354/);
+    c.write(`${Array.from({ length: 40 }, (_, i) => `X-Filler-${i}: ${'y'.repeat(60)}`).join('\r\n')}\r\n\r\nbody\r\n.\r\n`);
+    expect(await c.read()).toMatch(/^552 5\.3\.4 Message header block exceeds 1024 bytes/);
+    expect(gw!.gateway.queue.stats().depth).toBe(0);
+    c.close();
+  });
+
+  it('limits connections per client IP with 421 4.7.0', async () => {
+    gw = await startTestGateway({ ...NOWHERE, smtp: { limits: { maxConnectionsPerIp: 2 } } });
+    const a = await RawSmtp.connect(gw.port);
+    const b = await RawSmtp.connect(gw.port);
+    const c = await RawSmtp.connect(gw.port);
+    expect(a.greeting).toMatch(/^220/);
+    expect(b.greeting).toMatch(/^220/);
+    expect(c.greeting).toMatch(/^421 4\.7\.0 /);
+    a.close();
+    await new Promise((r) => setTimeout(r, 100));
+    const d = await RawSmtp.connect(gw.port);
+    expect(d.greeting).toMatch(/^220/);
+    for (const x of [b, c, d]) x.close();
+  });
+});
+
+describe('ingress: loop guard', () => {
+  async function sendWithHeaders(headers: string[]): Promise<string> {
+    const c = await RawSmtp.connect(gw!.port);
+    await ready(c);
+    expect(await c.command('RCPT TO:<b@dest.test>')).toMatch(/^250/);
+    expect(await c.command('DATA')).toMatch(/^354/);
+    c.write(`${[...headers, 'Subject: loop test'].join('\r\n')}\r\n\r\nbody\r\n.\r\n`);
+    const r = await c.read();
+    c.close();
+    return r;
+  }
+
+  it('rejects a message that already carries our stamp twice with 554 5.4.6', async () => {
+    gw = await startTestGateway(NOWHERE);
+    expect(await sendWithHeaders(['X-Postern-Loop: postern.test', 'X-Postern-Loop: postern.test'])).toMatch(/^554 5\.4\.6 Routing loop/);
+    // Once is a legitimate second pass (e.g. through M365 and back); other gateways' stamps don't count.
+    expect(await sendWithHeaders(['X-Postern-Loop: postern.test', 'X-Postern-Loop: other.example', 'X-Postern-Loop: other.example'])).toMatch(/^250 2\.0\.0 Ok: queued as /);
+  });
+
+  it('rejects a message with more Received headers than loopGuard.maxReceived', async () => {
+    gw = await startTestGateway({ ...NOWHERE, smtp: { loopGuard: { maxReceived: 5 } } });
+    const received = (n: number) => Array.from({ length: n }, (_, i) => `Received: from hop${i}.test by hop${i + 1}.test; Mon, 23 Nov 2026 10:00:00 +0000`);
+    expect(await sendWithHeaders(received(6))).toMatch(/^554 5\.4\.6 .*too many Received headers \(6\)/);
+    expect(await sendWithHeaders(received(5))).toMatch(/^250 /);
+  });
+});
+
+describe('ingress: durability', () => {
+  async function sendBody(body: string): Promise<string> {
+    const c = await RawSmtp.connect(gw!.port);
+    await ready(c);
+    expect(await c.command('RCPT TO:<b@dest.test>')).toMatch(/^250/);
+    expect(await c.command('DATA')).toMatch(/^354/);
+    c.write(`Subject: x\r\n\r\n${body}\r\n.\r\n`);
+    const reply = await c.read();
+    c.close();
+    return reply;
+  }
+
+  it('answers 451 4.3.0 and keeps nothing when a large message cannot be stored', async () => {
+    const { rmSync, writeFileSync, readdirSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    gw = await startTestGateway(NOWHERE);
+    const spool = join(gw.dataDir, 'spool', '0');
+    rmSync(join(spool, 'tmp'), { recursive: true, force: true });
+    writeFileSync(join(spool, 'tmp'), 'a file where the spool expects a directory');
+    expect(await sendBody(`${'y'.repeat(998)}\r\n`.repeat(300))).toMatch(/^451 4\.3\.0 /);
+    expect(gw.gateway.queue.stats().depth).toBe(0);
+    expect(readdirSync(join(spool, 'msg'))).toEqual([]);
+    expect(gw.events('queue.failed')).toHaveLength(1);
+  });
+
+  it('answers 451 4.3.0 when the segment log cannot be written, and accepts again afterwards', async () => {
+    gw = await startTestGateway(NOWHERE);
+    // A descriptor number no process has: the next write fails with EBADF, like a dead disk.
+    Object.assign((gw.gateway.queue as unknown as { log: object }).log, { fd: 1_000_000, syncFd: 1_000_001 });
+    expect(await sendBody('small')).toMatch(/^451 4\.3\.0 /);
+    expect(gw.gateway.queue.stats().depth).toBe(0);
+    expect(await sendBody('small again')).toMatch(/^250 2\.0\.0 /);
+  });
+});
+
+describe('ingress: network and user sender restrictions combine', () => {
+  it('logging in never widens the sender domains a network rule allows', async () => {
+    const passwordHash = await hashPassword('another long password', { N: 1024, r: 8, p: 1 });
+    const c = await session({
+      smtp: { clients: [{ cidr: '127.0.0.0/8', senderDomains: ['client.test'] }], auth: { users: [{ username: 'free', passwordHash }] } },
+    });
+    await c.command('EHLO client.test');
+    expect(await c.command('STARTTLS')).toMatch(/^220/);
+    await c.startTls();
+    await c.command('EHLO client.test');
+    expect(await c.command(`AUTH PLAIN ${Buffer.from('\0free\0another long password').toString('base64')}`)).toMatch(/^235/);
+    expect(await c.command('MAIL FROM:<x@elsewhere.test>')).toMatch(/^550 5\.7\.1 /);
+    expect(await c.command('MAIL FROM:<x@client.test>')).toMatch(/^250/);
+    c.close();
+  });
+});
+
+describe('ingress: TLS floor and timeouts', () => {
+  it('refuses a STARTTLS handshake below TLS 1.2', async () => {
+    const { connect } = await import('node:tls');
+    const c = await session();
+    await c.command('EHLO client.test');
+    expect(await c.command('STARTTLS')).toMatch(/^220/);
+    const socket = (c as unknown as { socket: import('node:net').Socket }).socket;
+    socket.removeAllListeners('data');
+    const outcome = await new Promise<string>((resolve) => {
+      const t = connect({ socket, rejectUnauthorized: false, minVersion: 'TLSv1', maxVersion: 'TLSv1.1' });
+      t.once('secureConnect', () => resolve(`connected with ${t.getProtocol()}`));
+      t.once('error', (err) => resolve(`refused: ${err.message}`));
+    });
+    expect(outcome).toMatch(/^refused/);
+    c.close();
+  });
+
+  it('closes an idle session after smtp.limits.commandTimeout with a 421', async () => {
+    const c = await session({ smtp: { limits: { commandTimeout: '400ms' } } });
+    await c.command('EHLO client.test');
+    const reply = await c.read(5000);
+    expect(reply).toMatch(/^421 /);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c.closed).toBe(true);
+  });
+});

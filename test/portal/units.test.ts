@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseKeyMaterial, rewrap, seal, unseal } from '../../src/portal/crypto.js';
+import { identityOf } from '../../src/portal/identity.js';
+import { normalizePhone } from '../../src/portal/phone.js';
+import { PortalStore } from '../../src/portal/store.js';
+import { lockedUntil, recordFailure, recordSuccess } from '../../src/portal/web/lockout.js';
+import { passwordProblem } from '../../src/portal/web/password-rules.js';
+
+const k1 = { id: 'k1', key: randomBytes(32) };
+const k2 = { id: 'k2', key: randomBytes(32) };
+
+describe('portal encryption at rest', () => {
+  it('round-trips, binds the item id, refuses tampering, and re-wraps for rotation', () => {
+    const { sealed, ciphertext } = seal(Buffer.from('Subject: secret\r\n\r\nbody'), k1, 'item-1');
+    expect(ciphertext.toString()).not.toContain('secret');
+    expect(unseal(sealed, ciphertext, [k1], 'item-1').toString()).toContain('secret');
+    expect(() => unseal(sealed, ciphertext, [k1], 'item-2')).toThrow();
+    const flipped = Buffer.from(ciphertext);
+    flipped[3] = (flipped[3] as number) ^ 1;
+    expect(() => unseal(sealed, flipped, [k1], 'item-1')).toThrow();
+    expect(() => unseal(sealed, ciphertext, [k2], 'item-1')).toThrow(/master key k1 is not configured/);
+    const rotated = rewrap(sealed, [k1, k2], k2, 'item-1');
+    expect(rotated.keyId).toBe('k2');
+    expect(rotated.iv).toBe(sealed.iv); // the content itself is untouched
+    expect(unseal(rotated, ciphertext, [k2], 'item-1').toString()).toContain('secret');
+  });
+
+  it('stores messages encrypted, rotates keys, and destroys expired content', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-portal-store-'));
+    const store = new PortalStore(dir, [k1]);
+    await store.open();
+    const m = await store.putMessage(Buffer.from('Subject: MARKER-123\r\n\r\nsecret body'), { createdAt: Date.now(), expiresAt: Date.now() + 1000, sender: 'a@x.test', recipients: ['b@y.test'], queueId: 'Q', kind: 'received' });
+    for (const f of readdirSync(join(dir, 'messages'))) expect(readFileSync(join(dir, 'messages', f)).includes('MARKER-123')).toBe(false);
+    const rotated = new PortalStore(dir, [k2, k1]);
+    expect(await rotated.rotate()).toBe(1);
+    expect((await new PortalStore(dir, [k2]).read(m.id)).toString()).toContain('MARKER-123');
+    expect(await rotated.purgeExpired(Date.now() + 5000)).toEqual([m.id]);
+    expect(readdirSync(join(dir, 'messages'))).toEqual([]);
+  });
+
+  it('keeps only hashes of link tokens', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-portal-tokens-'));
+    const store = new PortalStore(dir, [k1]);
+    await store.open();
+    const token = await store.createToken({ kind: 'notice', recipient: 'b@y.test', messageId: 'x', expiresAt: Date.now() + 1000 });
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/); // 256 bits
+    expect(readdirSync(join(dir, 'tokens')).join()).not.toContain(token);
+    expect((await store.getToken(token))?.recipient).toBe('b@y.test');
+    expect(await store.getToken(`${token.slice(0, -1)}A`)).toBeUndefined();
+  });
+
+  it('parses key material', () => {
+    expect(parseKeyMaterial(randomBytes(32).toString('base64'))?.length).toBe(32);
+    expect(parseKeyMaterial(`hex:${randomBytes(32).toString('hex')}`)?.length).toBe(32);
+    expect(parseKeyMaterial('too-short')).toBeUndefined();
+  });
+});
+
+describe('Secure Text phone numbers and identities', () => {
+  it.each([
+    ['15551234567', '1', '+15551234567'],
+    ['5551234567', '1', '+15551234567'],
+    ['+447700900123', '1', '+447700900123'],
+    ['00447700900123', '1', '+447700900123'],
+    ['07700900123', '44', '+447700900123'],
+    ['10551234567', '1', undefined], // area code cannot start with 0
+    ['12', '1', undefined],
+    ['1555abc4567', '1', undefined],
+    ['1234567890123456', '1', undefined], // longer than E.164 allows
+  ])('%s (country %s) → %s', (input, country, expected) => {
+    expect(normalizePhone(input, country)).toBe(expected);
+  });
+
+  it('one identity per person: case-insensitive mail, E.164 phones', () => {
+    expect(identityOf('Patient@Example.TEST', 'secure.text', '1')).toBe('patient@example.test');
+    expect(identityOf('15551234567@secure.text', 'secure.text', '1')).toBe('+15551234567@secure.text');
+    expect(identityOf('(555) 123-4567', 'secure.text', '1')).toBe('+15551234567@secure.text');
+  });
+});
+
+describe('portal passwords and lockout', () => {
+  it('refuses weak passwords with a reason', () => {
+    expect(passwordProblem('short', 'a@b.test')).toMatch(/12 characters/);
+    expect(passwordProblem('aaaaaaaaaaaaaaa', 'a@b.test')).toMatch(/Mix/);
+    expect(passwordProblem('Password1234', 'a@b.test')).toMatch(/too common/);
+    expect(passwordProblem('Johnsmith-2026!', 'johnsmith@b.test')).toMatch(/address/);
+    expect(passwordProblem('Blue-harbour-lantern-42', 'a@b.test')).toBeUndefined();
+    expect(passwordProblem('a long passphrase of words', 'a@b.test')).toBeUndefined();
+  });
+
+  it('locks for ten minutes after five failures, caps at 100 an hour, and always unlocks', () => {
+    const acc = { address: 'a@b.test', passwordHash: 'x', createdAt: 0, failures: [] as number[] };
+    const t0 = 1_000_000_000;
+    for (let i = 0; i < 4; i++) expect(recordFailure(acc, t0 + i)).toBe(false);
+    expect(lockedUntil(acc, t0 + 10)).toBeUndefined();
+    expect(recordFailure(acc, t0 + 5)).toBe(true);
+    expect(lockedUntil(acc, t0 + 6)).toBe(t0 + 5 + 10 * 60_000);
+    expect(lockedUntil(acc, t0 + 5 + 10 * 60_000 + 1)).toBeUndefined();
+    // After the lock, it takes five new failures to lock again.
+    const after = t0 + 11 * 60_000;
+    for (let i = 0; i < 4; i++) expect(recordFailure(acc, after + i)).toBe(false);
+    expect(recordFailure(acc, after + 4)).toBe(true);
+    recordSuccess(acc);
+    expect(lockedUntil(acc, after + 10)).toBeUndefined();
+    // The hourly cap, even when failures are spread out between locks.
+    const hourly = { address: 'c@b.test', passwordHash: 'x', createdAt: 0, failures: Array.from({ length: 100 }, (_, i) => t0 + i * 1000) };
+    expect(lockedUntil(hourly, t0 + 200_000)).toBe(t0 + 3_600_000);
+    expect(lockedUntil(hourly, t0 + 3_600_001)).toBeUndefined();
+  });
+});

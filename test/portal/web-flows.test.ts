@@ -1,0 +1,105 @@
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, fetch } from 'undici';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestGateway } from '../helpers/gateway.js';
+import type { TestMx } from '../helpers/mx-server.js';
+import { scenario } from '../helpers/scenario.js';
+import { sendMail, testMessage } from '../helpers/smtp-client.js';
+
+const agent = new Agent({ connect: { rejectUnauthorized: false } });
+
+/** A minimal browser: keeps the session cookie, reads the CSRF token from forms. */
+class Visitor {
+  cookie = '';
+  constructor(private readonly base: string) {}
+  async get(path: string) {
+    const res = await fetch(`${this.base}${path}`, { headers: { cookie: this.cookie }, redirect: 'manual', dispatcher: agent });
+    this.keep(res.headers.get('set-cookie'));
+    return { status: res.status, location: res.headers.get('location'), html: await res.text() };
+  }
+  async post(path: string, fields: Record<string, string>) {
+    const res = await fetch(`${this.base}${path}`, { method: 'POST', headers: { cookie: this.cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString(), redirect: 'manual', dispatcher: agent });
+    this.keep(res.headers.get('set-cookie'));
+    return { status: res.status, location: res.headers.get('location'), html: await res.text() };
+  }
+  private keep(setCookie: string | null) {
+    const m = setCookie && /(__Host-postern=[^;]*)/.exec(setCookie);
+    if (m) this.cookie = m[1] as string;
+  }
+}
+const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)?.[1] as string;
+const linkIn = (raw: string, kind: 'm' | 'r') => new RegExp(`https://postern\\.test:\\d+(/${kind}/[A-Za-z0-9_-]{43})`).exec(raw)?.[1] as string;
+
+describe('portal web flows', () => {
+  const s = scenario();
+  let mx: TestMx;
+  let gw: TestGateway;
+  let visitor: Visitor;
+
+  beforeAll(async () => {
+    mx = await s.mx();
+    const policy = join(mkdtempSync(join(tmpdir(), 'postern-flows-')), 'policy.yaml');
+    writeFileSync(policy, 'defaults: { methods: [portal], onNoMethod: defer, portalExpiry: 2d }\nrules: []\n');
+    gw = await s.gateway({ policy: { file: policy }, delivery: { routes: { '*': { nexthop: `127.0.0.1:${mx.port}`, tls: 'none' } } } });
+    visitor = new Visitor(`https://127.0.0.1:${gw.gateway.portalPort}`);
+  });
+
+  it('first visit sets the password; the copy expires when the policy rule said', async () => {
+    await sendMail(gw.port, { from: 'dr@client.test', to: ['pat@home.test'], raw: testMessage({ subject: 'Scan results' }) });
+    await mx.waitFor(1);
+    const link = linkIn(mx.messages[0]!.raw.toString(), 'm');
+    const form = await visitor.get(link);
+    expect(form.html).toContain('Set your password');
+    const done = await visitor.post(link, { csrf: csrfOf(form.html), password: 'Blue-harbour-lantern-42', confirm: 'Blue-harbour-lantern-42' });
+    expect(done.status).toBe(303);
+    expect(done.location).toMatch(/^\/message\/[A-Za-z0-9_-]{16}$/);
+    const page = await visitor.get(done.location as string);
+    expect(page.html).toContain('Scan results');
+    const metaDir = join(gw.dataDir, 'portal', 'messages');
+    const meta = JSON.parse(readFileSync(join(metaDir, readdirSync(metaDir).find((f) => f.endsWith('.json'))!), 'utf8')) as { createdAt: number; expiresAt: number };
+    expect(meta.expiresAt - meta.createdAt).toBe(2 * 86_400_000);
+    // The notice link, used again once a password exists, asks to log in instead.
+    const again = await new Visitor(`https://127.0.0.1:${gw.gateway.portalPort}`).get(link);
+    expect(again.html).toContain('Log in to read your secure messages');
+  });
+
+  it('password reset: a single-use link by mail, valid 30 minutes; the old password stops working', async () => {
+    const before = mx.messages.length;
+    const fresh = new Visitor(`https://127.0.0.1:${gw.gateway.portalPort}`);
+    const resetForm = await fresh.get('/reset');
+    const asked = await fresh.post('/reset', { csrf: csrfOf(resetForm.html), identity: 'PAT@home.test' });
+    expect(asked.html).toContain('a link to set a new password is on its way');
+    // Nobody learns whether an address has an account: the same answer for a stranger.
+    const stranger = await fresh.post('/reset', { csrf: csrfOf(resetForm.html), identity: 'nobody@home.test' });
+    expect(stranger.html).toContain('a link to set a new password is on its way');
+    await mx.waitFor(before + 1);
+    const mail = mx.messages[before]!.raw.toString();
+    expect(mail).toMatch(/^Subject: .*reset your password/m);
+    const link = linkIn(mail, 'r');
+    const form = await fresh.get(link);
+    const set = await fresh.post(link, { csrf: csrfOf(form.html), password: 'Green-meadow-compass-77', confirm: 'Green-meadow-compass-77' });
+    expect(set.status).toBe(303);
+    expect((await fresh.get(link)).status).toBe(404); // single use
+    const login = new Visitor(`https://127.0.0.1:${gw.gateway.portalPort}`);
+    const lf = await login.get('/login');
+    expect((await login.post('/login', { csrf: csrfOf(lf.html), identity: 'pat@home.test', password: 'Blue-harbour-lantern-42', next: '/inbox' })).status).toBe(401);
+    const anonymous = login.cookie;
+    expect(anonymous).toMatch(/^__Host-postern=/);
+    expect((await login.post('/login', { csrf: csrfOf(lf.html), identity: 'pat@home.test', password: 'Green-meadow-compass-77', next: '/inbox' })).location).toBe('/inbox');
+    // A new session id at login (no session fixation); the old one is gone.
+    expect(login.cookie).not.toBe(anonymous);
+    const old = await fetch(`https://127.0.0.1:${gw.gateway.portalPort}/inbox`, { headers: { cookie: anonymous }, redirect: 'manual', dispatcher: agent });
+    expect(old.headers.get('location')).toMatch(/^\/login/);
+  });
+
+  it('an attachment downloads as an attachment, never rendered', async () => {
+    const page = await visitor.get('/inbox');
+    const id = /\/message\/([A-Za-z0-9_-]{16})/.exec(page.html)?.[1] as string;
+    expect(id).toBeTruthy();
+    const res = await fetch(`https://127.0.0.1:${gw.gateway.portalPort}/message/${id}/attachment/0`, { headers: { cookie: visitor.cookie }, dispatcher: agent });
+    // testMessage has no attachment: a clear 404 page, not a crash.
+    expect(res.status).toBe(404);
+  });
+});

@@ -1,0 +1,170 @@
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { IncomingEnvelope, QueueBackend } from '../../src/queue/backend.js';
+import { newQueueId } from '../../src/queue/ids.js';
+
+export interface BackendHarness {
+  backend: QueueBackend;
+  /** Simulates a restart: closes (without cleanup) and opens a fresh instance on the same storage. */
+  restart(): Promise<QueueBackend>;
+  cleanup(): Promise<void>;
+}
+
+function incoming(overrides: Partial<IncomingEnvelope> = {}): IncomingEnvelope {
+  return {
+    id: newQueueId(),
+    receivedAt: Date.now(),
+    mailFrom: 'sender@client.test',
+    rcptTo: ['a@dest.test', 'b@other.test'],
+    client: { ip: '127.0.0.1', helo: 'client.test', sessionId: 's1' },
+    bodyType: '7bit',
+    smtpUtf8: false,
+    ...overrides,
+  };
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+async function store(q: QueueBackend, body: Buffer, overrides: Partial<IncomingEnvelope> = {}) {
+  const w = await q.receive(incoming(overrides));
+  // Several writes, including one larger than any internal batch.
+  const third = Math.floor(body.length / 3);
+  await w.write(body.subarray(0, third));
+  await w.write(body.subarray(third, 2 * third));
+  await w.write(body.subarray(2 * third));
+  return w.commit();
+}
+
+/**
+ * The contract every QueueBackend keeps (fs spool now, Redis later). Each backend's
+ * test file calls this with a harness that opens it on fresh storage.
+ */
+export function queueConformance(name: string, open: () => Promise<BackendHarness>): void {
+  describe(`QueueBackend conformance: ${name}`, () => {
+    let h: BackendHarness | undefined;
+    afterEach(async () => {
+      await h?.cleanup();
+      h = undefined;
+    });
+    const start = async () => (h = await open());
+
+    it('commits a message: body byte-exact, envelope with size, all recipients pending and due', async () => {
+      const { backend: q } = await start();
+      const body = Buffer.concat([Buffer.from('Subject: x\r\n\r\n'), Buffer.alloc(300_000, 0x61), Buffer.from([0xc3, 0xa9, 0x0d, 0x0a])]);
+      const env = await store(q, body);
+      expect(env.size).toBe(body.length);
+      expect((await readAll(await q.openBody(env.id))).equals(body)).toBe(true);
+      const got = await q.get(env.id);
+      expect(got?.envelope).toMatchObject({ id: env.id, mailFrom: 'sender@client.test', rcptTo: ['a@dest.test', 'b@other.test'], size: body.length });
+      expect(got?.state.recipients.map((r) => [r.rcpt, r.status, r.attempts])).toEqual([
+        ['a@dest.test', 'pending', 0],
+        ['b@other.test', 'pending', 0],
+      ]);
+      expect(q.stats().depth).toBe(1);
+    });
+
+    it('shows nothing of a message until commit, and nothing after abort', async () => {
+      const { backend: q } = await start();
+      const w = await q.receive(incoming());
+      await w.write(Buffer.from('Subject: half\r\n\r\n'));
+      expect(await q.list()).toEqual([]);
+      expect(await q.lease(Date.now() + 1000, 10)).toEqual([]);
+      await w.abort();
+      await w.abort(); // idempotent
+      expect(await q.list()).toEqual([]);
+      const q2 = await h!.restart();
+      expect(await q2.list()).toEqual([]);
+    });
+
+    it('leases each due message to one caller at a time', async () => {
+      const { backend: q } = await start();
+      const a = await store(q, Buffer.from('a\r\n'));
+      const b = await store(q, Buffer.from('b\r\n'));
+      const first = await q.lease(Date.now(), 1);
+      expect(first).toHaveLength(1);
+      const second = await q.lease(Date.now(), 10);
+      expect(second.map((m) => m.envelope.id)).toEqual([a.id, b.id].filter((id) => id !== first[0]!.envelope.id));
+      expect(await q.lease(Date.now(), 10)).toEqual([]);
+      expect(q.stats().leased).toBe(2);
+      await q.release(first[0]!.envelope.id);
+      expect((await q.lease(Date.now(), 10)).map((m) => m.envelope.id)).toEqual([first[0]!.envelope.id]);
+    });
+
+    it('saves recipient progress durably and schedules the next attempt', async () => {
+      const { backend: q } = await start();
+      const env = await store(q, Buffer.from('x\r\n'));
+      const [m] = await q.lease(Date.now(), 1);
+      const later = Date.now() + 60_000;
+      m!.state.recipients[0]!.status = 'delivered';
+      m!.state.recipients[1]!.attempts = 1;
+      m!.state.recipients[1]!.nextAttemptAt = later;
+      m!.state.recipients[1]!.lastResponse = '451 4.3.0 later';
+      await q.save(env.id, m!.state);
+      expect(await q.lease(Date.now(), 10)).toEqual([]);
+      expect(q.nextDueAt()).toBe(later);
+      const q2 = await h!.restart();
+      const again = await q2.get(env.id);
+      expect(again?.state.recipients.map((r) => r.status)).toEqual(['delivered', 'pending']);
+      expect(again?.state.recipients[1]?.lastResponse).toBe('451 4.3.0 later');
+      expect(await q2.lease(Date.now(), 10)).toEqual([]);
+      expect((await q2.lease(later, 10)).map((x) => x.envelope.id)).toEqual([env.id]);
+    });
+
+    it('removes a message whose recipients are all final', async () => {
+      const { backend: q } = await start();
+      const env = await store(q, Buffer.from('x\r\n'));
+      const [m] = await q.lease(Date.now(), 1);
+      for (const r of m!.state.recipients) r.status = 'delivered';
+      await q.save(env.id, m!.state);
+      expect(await q.get(env.id)).toBeUndefined();
+      expect(q.stats().depth).toBe(0);
+      const keep = await store(q, Buffer.from('y\r\n'));
+      await q.remove(keep.id);
+      await expect(q.openBody(keep.id)).rejects.toThrow();
+      expect(await (await h!.restart()).list()).toEqual([]);
+    });
+
+    it('recovers committed messages after a restart, and only those', async () => {
+      const { backend: q } = await start();
+      const kept = await store(q, Buffer.from('kept\r\n'));
+      const w = await q.receive(incoming());
+      await w.write(Buffer.from('never committed\r\n'));
+      const q2 = await h!.restart();
+      const all = await q2.list();
+      expect(all.map((m) => m.envelope.id)).toEqual([kept.id]);
+      expect((await readAll(await q2.openBody(kept.id))).toString()).toBe('kept\r\n');
+      expect((await q2.lease(Date.now(), 10)).map((m) => m.envelope.id)).toEqual([kept.id]);
+    });
+
+    it('takes many concurrent commits without losing or mixing any', async () => {
+      const { backend: q } = await start();
+      const envs = await Promise.all(Array.from({ length: 60 }, (_, i) => store(q, Buffer.from(`message ${i}\r\n`.repeat(i + 1)))));
+      expect(new Set(envs.map((e) => e.id)).size).toBe(60);
+      for (const [i, e] of envs.entries()) expect((await readAll(await q.openBody(e.id))).toString()).toBe(`message ${i}\r\n`.repeat(i + 1));
+      expect(q.stats().depth).toBe(60);
+    });
+
+    it('wakes the scheduler on commit and release', async () => {
+      const { backend: q } = await start();
+      let wakes = 0;
+      q.onWake(() => wakes++);
+      const env = await store(q, Buffer.from('x\r\n'));
+      expect(wakes).toBeGreaterThanOrEqual(1);
+      const before = wakes;
+      await q.lease(Date.now(), 1);
+      await q.release(env.id);
+      expect(wakes).toBeGreaterThan(before);
+    });
+
+    it('reports queue depth and the oldest message', async () => {
+      const { backend: q } = await start();
+      await store(q, Buffer.from('x\r\n'), { receivedAt: 1_700_000_000_000 });
+      await store(q, Buffer.from('y\r\n'), { receivedAt: 1_700_000_500_000 });
+      expect(q.stats()).toMatchObject({ depth: 2, leased: 0, oldestReceivedAt: 1_700_000_000_000 });
+    });
+  });
+}

@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeliveryDns } from '../../src/deliver/dns.js';
+import { MtaSts, mxMatchesPolicy } from '../../src/tls/mta-sts.js';
+import { TestDns } from '../helpers/dns-server.js';
+import { TestHttps } from '../helpers/https-server.js';
+import { createTestCa } from '../helpers/pki.js';
+
+const PATH = '/.well-known/mta-sts.txt';
+const policy = (mode: string, mx: string[], maxAge = 86400) => `version: STSv1\r\nmode: ${mode}\r\n${mx.map((m) => `mx: ${m}\r\n`).join('')}max_age: ${maxAge}\r\n`;
+
+describe('MTA-STS policy discovery and fetch', () => {
+  const ca = createTestCa();
+  const otherCa = createTestCa('Untrusted CA');
+  let dns: TestDns;
+  let good: TestHttps;
+  let wrongName: TestHttps;
+  let untrusted: TestHttps;
+
+  beforeAll(async () => {
+    good = await new TestHttps(ca.issue(['mta-sts.ok.test', 'mta-sts.html.test', 'mta-sts.redirect.test', 'mta-sts.big.test', 'mta-sts.slow.test', 'mta-sts.flaky.test', 'mta-sts.twice.test', 'mta-sts.bad.test'])).start();
+    wrongName = await new TestHttps(ca.issue(['somewhere-else.test'])).start();
+    untrusted = await new TestHttps(otherCa.issue(['mta-sts.untrusted.test'])).start();
+    dns = await new TestDns({}).start();
+  });
+  afterAll(async () => {
+    for (const s of [good, wrongName, untrusted]) await s.stop();
+    await dns.stop();
+  });
+
+  function sts(port: number, domain: string, id: string, body: string | undefined, route: Partial<Parameters<TestHttps['routes']['set']>[1]> = {}) {
+    dns.zone[`_mta-sts.${domain}`] = { TXT: [`v=STSv1; id=${id};`] };
+    dns.zone[`mta-sts.${domain}`] = { A: ['127.0.0.1'] };
+    void port;
+    if (body !== undefined) good.routes.set(PATH, { body, ...route });
+  }
+
+  const client = (port = good.port) => {
+    const d = new DeliveryDns([dns.server], 1000);
+    return new MtaSts({ resolve: (n, t) => d.resolve(n, t), trust: [ca.cert], port, timeoutMs: 500 });
+  };
+
+  it('fetches and parses an enforce policy; an unchanged id uses the cache', async () => {
+    sts(good.port, 'ok.test', 'id1', policy('enforce', ['mx1.ok.test', '*.mx.ok.test']));
+    const m = client();
+    const a = await m.policyFor('ok.test');
+    expect(a).toMatchObject({ source: 'fetched', policy: { id: 'id1', mode: 'enforce', mx: ['mx1.ok.test', '*.mx.ok.test'], maxAge: 86400 } });
+    const b = await m.policyFor('ok.test');
+    expect(b.source).toBe('cache');
+    expect(m.fetches).toBe(1);
+    // A new id means a new policy: fetched again.
+    sts(good.port, 'ok.test', 'id2', policy('testing', ['mx1.ok.test']));
+    expect(await m.policyFor('ok.test')).toMatchObject({ source: 'fetched', policy: { id: 'id2', mode: 'testing' } });
+    expect(m.fetches).toBe(2);
+  });
+
+  it('refuses a policy served as text/html, a redirect, an oversized body and a timeout', async () => {
+    const cases: [string, object, string][] = [
+      ['html.test', { contentType: 'text/html' }, 'sts-policy-invalid'],
+      ['redirect.test', { status: 301, location: 'https://elsewhere.test/policy' }, 'sts-policy-fetch-error'],
+      ['big.test', { body: `${policy('enforce', ['mx.big.test'])}${'#'.repeat(70 * 1024)}` }, 'sts-policy-invalid'],
+      ['slow.test', { delayMs: 2000 }, 'sts-policy-fetch-error'],
+      ['bad.test', { body: 'version: STSv1\r\nmode: sometimes\r\nmax_age: 10\r\n' }, 'sts-policy-invalid'],
+    ];
+    for (const [domain, route, failure] of cases) {
+      sts(good.port, domain, 'x', policy('enforce', [`mx.${domain}`]), route);
+      const r = await client().policyFor(domain);
+      expect(r, domain).toMatchObject({ source: 'none', failure });
+      expect(r.policy).toBeUndefined();
+    }
+  });
+
+  it('refuses a policy host whose certificate is for another name or from an untrusted CA (sts-webpki-invalid)', async () => {
+    dns.zone['_mta-sts.wrongname.test'] = { TXT: ['v=STSv1; id=1;'] };
+    dns.zone['mta-sts.wrongname.test'] = { A: ['127.0.0.1'] };
+    wrongName.routes.set(PATH, { body: policy('enforce', ['mx.wrongname.test']) });
+    expect(await client(wrongName.port).policyFor('wrongname.test')).toMatchObject({ source: 'none', failure: 'sts-webpki-invalid' });
+    dns.zone['_mta-sts.untrusted.test'] = { TXT: ['v=STSv1; id=1;'] };
+    dns.zone['mta-sts.untrusted.test'] = { A: ['127.0.0.1'] };
+    untrusted.routes.set(PATH, { body: policy('enforce', ['mx.untrusted.test']) });
+    expect(await client(untrusted.port).policyFor('untrusted.test')).toMatchObject({ source: 'none', failure: 'sts-webpki-invalid' });
+  });
+
+  it('keeps using a cached policy when a later fetch fails, or the TXT record disappears', async () => {
+    sts(good.port, 'flaky.test', 'v1', policy('enforce', ['mx.flaky.test']));
+    const m = client();
+    expect((await m.policyFor('flaky.test')).source).toBe('fetched');
+    sts(good.port, 'flaky.test', 'v2', 'not a policy', { status: 500 });
+    expect(await m.policyFor('flaky.test')).toMatchObject({ source: 'cache-after-failure', failure: 'sts-policy-fetch-error', policy: { id: 'v1', mode: 'enforce' } });
+    delete dns.zone['_mta-sts.flaky.test'];
+    expect(await m.policyFor('flaky.test')).toMatchObject({ source: 'cache', policy: { id: 'v1' } });
+  });
+
+  it('no TXT record, or two of them: no policy', async () => {
+    expect(await client().policyFor('nothing.test')).toEqual({ source: 'none' });
+    dns.zone['_mta-sts.twice.test'] = { TXT: ['v=STSv1; id=1;', 'v=STSv1; id=2;'] };
+    dns.zone['mta-sts.twice.test'] = { A: ['127.0.0.1'] };
+    expect((await client().policyFor('twice.test')).policy).toBeUndefined();
+  });
+
+  it('expires a policy after max_age', async () => {
+    sts(good.port, 'ok.test', 'age', policy('enforce', ['mx1.ok.test'], 60));
+    const m = client();
+    const now = Date.now();
+    expect((await m.policyFor('ok.test', now)).source).toBe('fetched');
+    expect((await m.policyFor('ok.test', now + 30_000)).source).toBe('cache');
+    expect((await m.policyFor('ok.test', now + 61_000)).source).toBe('fetched');
+  });
+});
+
+describe('MX matching (RFC 8461 §4.1)', () => {
+  it.each([
+    ['mx1.example.com', ['mx1.example.com'], true],
+    ['MX1.Example.Com.', ['mx1.example.com'], true],
+    ['a.example.com', ['*.example.com'], true],
+    ['example.com', ['*.example.com'], false],
+    ['a.b.example.com', ['*.example.com'], false],
+    ['mx1.example.net', ['mx1.example.com', '*.example.com'], false],
+  ])('%s against %j → %s', (mx, patterns, ok) => {
+    expect(mxMatchesPolicy(mx, { mx: patterns })).toBe(ok);
+  });
+});
