@@ -88,6 +88,20 @@ describe('defaults of a minimal config', () => {
         sessions: { idle: 15 * 60_000, absolute: 12 * 3_600_000 },
         sms: { domain: 'secure.text', defaultCountry: '1' },
       },
+      keys: {
+        discovery: ['store', 'wkd'],
+        wkd: { port: 443, timeout: 5000 },
+        keyserver: { timeout: 5000 },
+        cacheTtl: 86_400_000,
+        negativeTtl: 3_600_000,
+        smimeTrust: [],
+      },
+      identities: {},
+      protect: {
+        pgp: { sign: true, protectSubject: false },
+        smime: { sign: true, maxSize: 10 * 1024 * 1024 },
+      },
+      dkim: { keys: [] },
       policy: {},
     });
   });
