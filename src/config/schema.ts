@@ -214,12 +214,33 @@ export const configSchema = z.strictObject({
   smtp: smtpSchema.prefault({}),
   queue: z
     .strictObject({
-      backend: z.enum(['fs']).default('fs'),
+      backend: z.enum(['fs', 'redis']).default('fs'),
       /**
        * Group commit: under load, transactions whose DATA ends within this window share
        * one flush to disk. Fewer flushes, less CPU per message; an idle gateway never waits.
        */
       commitWindow: duration.default(3),
+    })
+    .prefault({}),
+  /** The shared Redis of several instances (queue.backend: redis). */
+  redis: z
+    .strictObject({
+      /** redis://[:password@]host:port[/db], or rediss:// for TLS. */
+      url: z.string().regex(/^rediss?:\/\//, { message: 'must start with redis:// or rediss:// (TLS)' }).default('redis://127.0.0.1:6379'),
+      /** Every key Postern writes starts with this, so several deployments can share a Redis. */
+      keyPrefix: z.string().min(1).default('postern:'),
+      /** CA certificate file (PEM) that the server's certificate must chain to, for rediss://. */
+      tls: z.strictObject({ ca: z.string().optional() }).optional(),
+      /**
+       * When Redis cannot keep an acknowledged message through a crash (no AOF with
+       * appendfsync always, and no replica acknowledgement): log a warning, or refuse to start.
+       */
+      durability: z.enum(['warn', 'refuse']).default('warn'),
+      /** After each commit, WAIT for this many replicas to acknowledge (0: don't wait). */
+      waitReplicas: z.number().int().nonnegative().default(0),
+      waitTimeout: duration.default(1000),
+      /** A lease not renewed for this long expires, and another instance takes the message. */
+      leaseTime: duration.default(60_000),
     })
     .prefault({}),
   delivery: deliverySchema.prefault({}),

@@ -63,6 +63,7 @@ describe('defaults of a minimal config', () => {
         loopGuard: { maxReceived: 50, maxOwnStamps: 1 },
       },
       queue: { backend: 'fs', commitWindow: 3 },
+      redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'postern:', durability: 'warn', waitReplicas: 0, waitTimeout: 1000, leaseTime: 60_000 },
       delivery: {
         routes: {},
         mxPort: 25,
