@@ -1,0 +1,80 @@
+import { readFileSync } from 'node:fs';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { PosternConfig } from '../../config/schema.js';
+import type { Logger } from '../../events/logger.js';
+import { checkRedisDurability } from './durability.js';
+import { RedisQueue } from './queue.js';
+
+type RedisConfig = PosternConfig['redis'];
+
+/**
+ * Client options chosen for "250 means durable": a command is never queued while Redis
+ * is unreachable (enableOfflineQueue off) nor silently sent again after a reconnect
+ * (a repeated APPEND would corrupt a body), so a Redis outage fails commits at once
+ * and the client is told 4xx. The connection itself reconnects on its own.
+ */
+export function redisClientOptions(config: RedisConfig): RedisOptions {
+  const options: RedisOptions = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    connectionName: 'postern',
+  };
+  if (config.tls?.ca) {
+    if (!config.url.startsWith('rediss://')) throw new Error('redis.tls.ca is set but redis.url does not start with rediss:// (TLS)');
+    options.tls = { ca: readFileSync(config.tls.ca) };
+  }
+  return options;
+}
+
+/** The URL with its password replaced, for logs and error messages. */
+export function redactedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'redis://(unparseable url)';
+  }
+}
+
+/** A connected client (password and TLS from the URL and config). */
+export async function connectRedis(config: RedisConfig, logger?: Logger): Promise<Redis> {
+  const redis = new Redis(config.url, redisClientOptions(config));
+  redis.on('error', (err: Error) => logger?.warn({ event: 'queue.redis-error', url: redactedUrl(config.url), err: err.message }, 'Redis connection error'));
+  try {
+    await redis.connect();
+  } catch (err) {
+    redis.disconnect();
+    throw new Error(`cannot reach Redis at ${redactedUrl(config.url)}: ${(err as Error).message}`);
+  }
+  return redis;
+}
+
+/**
+ * What main calls for queue.backend: redis. Connects, checks that Redis keeps what it
+ * acknowledges (redis.durability: warn logs the problems, refuse stops the start), and
+ * returns the queue, to be open()ed like any QueueBackend.
+ */
+export async function openRedisQueue(config: Pick<PosternConfig, 'redis'>, logger: Logger): Promise<RedisQueue> {
+  const cfg = config.redis;
+  const redis = await connectRedis(cfg, logger);
+  const verdict = await checkRedisDurability(redis, { waitReplicas: cfg.waitReplicas });
+  if (!verdict.ok) {
+    const detail = { event: 'queue.redis-durability', status: verdict.status, problems: verdict.problems, settings: verdict.settings };
+    if (cfg.durability === 'refuse') {
+      redis.disconnect();
+      throw new Error(`Redis at ${redactedUrl(cfg.url)} cannot promise that acknowledged mail survives a crash (redis.durability: refuse):\n  - ${verdict.problems.join('\n  - ')}`);
+    }
+    logger.warn(detail, 'Redis may lose acknowledged messages in a crash (redis.durability: warn)');
+  }
+  return new RedisQueue(redis, {
+    keyPrefix: cfg.keyPrefix,
+    leaseTimeMs: cfg.leaseTime,
+    waitReplicas: cfg.waitReplicas,
+    waitTimeoutMs: cfg.waitTimeout,
+    ownsClient: true,
+    logger: logger.child({ component: 'queue' }),
+  });
+}
