@@ -160,6 +160,36 @@ export function queueConformance(name: string, open: () => Promise<BackendHarnes
       expect(wakes).toBeGreaterThan(before);
     });
 
+    it('keeps an empty body and a body written in many small chunks byte-exact', async () => {
+      const { backend: q } = await start();
+      // A DATA phase that delivered no bytes: commit without a single write.
+      const emptyWriter = await q.receive(incoming());
+      const empty = await emptyWriter.commit();
+      expect(empty.size).toBe(0);
+      expect((await readAll(await q.openBody(empty.id))).length).toBe(0);
+      const body = Buffer.from(Array.from({ length: 1_200_000 }, (_, i) => (i * 31) % 256));
+      const w = await q.receive(incoming());
+      for (let i = 0; i < body.length; i += 1000) await w.write(body.subarray(i, i + 1000));
+      const env = await w.commit();
+      expect(env.size).toBe(body.length);
+      const q2 = await h!.restart();
+      expect((await readAll(await q2.openBody(env.id))).equals(body)).toBe(true);
+      expect((await q2.get(empty.id))?.envelope.size).toBe(0);
+    });
+
+    it('reports the earliest due time of messages not leased', async () => {
+      const { backend: q } = await start();
+      expect(q.nextDueAt()).toBeUndefined();
+      const env = await store(q, Buffer.from('x\r\n'), { receivedAt: 1_700_000_000_000 });
+      expect(q.nextDueAt()).toBe(env.receivedAt);
+      const [m] = await q.lease(Date.now(), 1);
+      expect(q.nextDueAt()).toBeUndefined();
+      await q.release(m!.envelope.id);
+      expect(q.nextDueAt()).toBe(env.receivedAt);
+      await q.release(m!.envelope.id); // not leased any more: nothing happens
+      expect((await q.lease(Date.now(), 10)).map((x) => x.envelope.id)).toEqual([env.id]);
+    });
+
     it('reports queue depth and the oldest message', async () => {
       const { backend: q } = await start();
       await store(q, Buffer.from('x\r\n'), { receivedAt: 1_700_000_000_000 });

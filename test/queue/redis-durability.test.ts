@@ -1,0 +1,100 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkRedisDurability } from '../../src/queue/redis/durability.js';
+import { connectRedis } from '../../src/queue/redis/connect.js';
+import { findProgram } from '../helpers/programs.js';
+import { commitBody, openTestQueue, readBody, redisSection, testPrefix } from './redis-harness.js';
+import { freePort, startRedisServer, type RedisServer } from './redis-server.js';
+
+const redisServer = findProgram('redis-server');
+const SAFE = ['--appendonly', 'yes', '--appendfsync', 'always', '--save', ''];
+
+describe.skipIf(!redisServer)('Redis durability: a redis-server of our own, killed with SIGKILL', () => {
+  const dirs: string[] = [];
+  const servers: RedisServer[] = [];
+  const start = async (port: number, dir: string, args: string[]) => {
+    const s = await startRedisServer(redisServer as string, port, ['--dir', dir, ...args]);
+    servers.push(s);
+    return s;
+  };
+  const dataDir = () => {
+    const d = mkdtempSync(join(tmpdir(), 'postern-redis-'));
+    dirs.push(d);
+    return d;
+  };
+  afterAll(async () => {
+    for (const s of servers) await s.kill('SIGKILL');
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('finds every committed message (and saved progress) after kill -9 and restart; the check calls it safe', async () => {
+    const port = await freePort();
+    const dir = dataDir();
+    const prefix = testPrefix();
+    let server = await start(port, dir, SAFE);
+
+    const redis = await connectRedis(redisSection(server.url, prefix));
+    const verdict = await checkRedisDurability(redis);
+    redis.disconnect();
+    expect(verdict).toEqual({ ok: true, status: 'ok', problems: [], settings: { appendonly: 'yes', appendfsync: 'always', connectedReplicas: 0 } });
+
+    const q = await openTestQueue(server.url, prefix);
+    const bodies = new Map<string, string>();
+    const envs = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const body = `Subject: ${i}\r\n\r\n${'x'.repeat(i * 7919)}\r\n`;
+        const env = await commitBody(q, body);
+        bodies.set(env.id, body);
+        return env;
+      }),
+    );
+    // One message has recorded progress: a deferred recipient.
+    const [leased] = await q.lease(Date.now(), 1);
+    const later = Date.now() + 3_600_000;
+    leased!.state.recipients[0]!.attempts = 1;
+    leased!.state.recipients[0]!.nextAttemptAt = later;
+    leased!.state.recipients[0]!.lastResponse = '451 4.4.1 try later';
+    await q.save(leased!.envelope.id, leased!.state);
+
+    // Everything above was acknowledged; the server dies without a chance to flush more.
+    await server.kill('SIGKILL');
+    await q.close().catch(() => undefined);
+    server = await start(port, dir, SAFE);
+
+    const q2 = await openTestQueue(server.url, prefix);
+    try {
+      const all = await q2.list();
+      expect(all.map((m) => m.envelope.id).sort()).toEqual(envs.map((e) => e.id).sort());
+      for (const [id, body] of bodies) expect((await readBody(q2, id)).toString()).toBe(body);
+      const saved = await q2.get(leased!.envelope.id);
+      expect(saved?.state.recipients[0]).toMatchObject({ attempts: 1, nextAttemptAt: later, lastResponse: '451 4.4.1 try later' });
+      // All but the deferred one are due at once, and only once.
+      const due = await q2.lease(Date.now(), 100);
+      expect(due).toHaveLength(39);
+      expect(due.map((m) => m.envelope.id)).not.toContain(leased!.envelope.id);
+    } finally {
+      await q2.close();
+    }
+  });
+
+  it('says unsafe for everysec, and unknown when CONFIG is renamed away', async () => {
+    const everysec = await start(await freePort(), dataDir(), ['--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '']);
+    const hidden = await start(await freePort(), dataDir(), ['--rename-command', 'CONFIG', '', ...SAFE]);
+    const verdictOf = async (url: string) => {
+      const redis = await connectRedis(redisSection(url, 'unused:'));
+      try {
+        return await checkRedisDurability(redis);
+      } finally {
+        redis.disconnect();
+      }
+    };
+    const a = await verdictOf(everysec.url);
+    expect(a).toMatchObject({ ok: false, status: 'unsafe' });
+    expect(a.problems.join('\n')).toMatch(/appendfsync is everysec/);
+    const b = await verdictOf(hidden.url);
+    expect(b).toMatchObject({ ok: false, status: 'unknown', settings: { appendonly: 'yes' } });
+    expect(b.problems.join('\n')).toMatch(/CONFIG GET is disabled.*AOF is on, its fsync policy unknown/);
+  });
+});
