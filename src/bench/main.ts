@@ -38,6 +38,14 @@ async function main(): Promise<void> {
     const setups = [{ name: 'direct', port: sink.port, pgid: undefined as number | undefined }, ...relays.map((r) => ({ name: r.name, port: r.port, pgid: r.pgid }))];
     log(`machine: ${cpus().length} CPUs; sink: ${sink.kind}; setups: ${setups.map((s) => s.name).join(', ')}${withPostfix ? '' : ' (Postfix not installed or not root: no Postfix comparison)'}`);
 
+    // Every setup gets the same untimed warm-up, so the rounds compare steady states: a
+    // gateway runs for months, and a cold Node process spends its first seconds compiling.
+    if (opts.warmup > 0) {
+      for (const s of setups.filter((x) => x.name !== 'direct')) {
+        for (const size of opts.sizes) await measure({ setup: s.name, port: s.port, pgid: s.pgid, sink, size, mode: 'new', messages: opts.warmup, sessions: opts.sessions });
+      }
+      log(`warm-up: ${opts.warmup} untimed messages per setup and size`);
+    }
     const runs: RunResult[] = [];
     for (let round = 1; round <= opts.rounds; round++) {
       // The order rotates each round so no setup always runs on a cooler machine.

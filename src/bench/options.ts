@@ -4,6 +4,8 @@ export interface BenchOptions {
   largeMessages: number;
   sessions: number;
   rounds: number;
+  /** Untimed messages sent through every setup, at every size, before the first round. */
+  warmup: number;
   sizes: number[];
   modes: ('new' | 'reuse')[];
   postfix: boolean;
@@ -17,6 +19,8 @@ const HELP = `npm run bench [-- --flag=value ...]
   --messages=N      messages per run for 5 KB (default 5000; 100 KB runs use N*2/5)
   --sessions=N      concurrent client sessions (default 20)
   --rounds=N        interleaved rounds; the table shows medians (default 3)
+  --warmup=N        untimed messages per setup and size before round 1 (default 2000;
+                    a long-running gateway is warm: JIT-compiled, pools and caches filled)
   --sizes=5000,102400
   --modes=new,reuse new session per message, and sessions reused (-d)
   --postfix=0       skip the loopback Postfix relay even when Postfix is installed
@@ -34,9 +38,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     flags.set(m[1] as string, m[2] as string);
   }
   const get = (name: string, fallback: string) => flags.get(name) ?? env[`BENCH_${name.toUpperCase()}`] ?? fallback;
-  const int = (name: string, fallback: number) => {
+  const int = (name: string, fallback: number, min = 1) => {
     const v = Number(get(name, String(fallback)));
-    if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer`);
+    if (!Number.isInteger(v) || v < min) throw new Error(`--${name} must be an integer of at least ${min}`);
     return v;
   };
   return {
@@ -44,6 +48,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     largeMessages: 10,
     sessions: int('sessions', 20),
     rounds: int('rounds', 3),
+    warmup: int('warmup', 2000, 0),
     sizes: get('sizes', '5000,102400').split(',').map(Number),
     modes: get('modes', 'new,reuse').split(',') as ('new' | 'reuse')[],
     postfix: get('postfix', '1') !== '0',

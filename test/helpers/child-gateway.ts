@@ -38,7 +38,10 @@ export async function startChildGateway(dir: string, configInput: Record<string,
         // not JSON
       }
     });
-    void exited.then(({ code }) => reject(new Error(`gateway exited with ${code} before ready: ${stderr}`)));
+    void exited.then(({ code }) => {
+      const lastLines = logs.slice(-5).map((l) => JSON.stringify(l)).join('\n');
+      reject(new Error(`gateway exited with ${code} before ready: ${stderr}\n${lastLines}`));
+    });
   });
   const port = await ready;
   const killAll = () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { detectorsConfigSchema, runDetectors } from '../../src/inspect/detectors/index.js';
+import * as checks from '../../src/inspect/detectors/checks.js';
 
 const config = detectorsConfigSchema.parse({});
 const scan = (text: string, cfg = config) => runDetectors([{ source: 'text', text }], cfg);
@@ -102,5 +103,52 @@ describe('detectors: scoring, categories, configuration', () => {
     const t0 = Date.now();
     scan(hostile, detectorsConfigSchema.parse({ maxScanBytes: 2_000_000 }));
     expect(Date.now() - t0).toBeLessThan(5000);
+  });
+});
+
+/**
+ * The detectors share passes over the text (digit runs, one alternation for codes) for
+ * speed. This reference runs each pattern over the whole text on its own, as the
+ * definitions read; on random texts built from near-miss fragments both must agree.
+ */
+describe('detectors: shared passes find exactly what separate passes find', () => {
+  const MBI_A = '[AC-HJKMNP-RT-Y]';
+  const MBI_N = '[AC-HJKMNP-RT-Y0-9]';
+  const reference: Record<string, RegExp> = {
+    ssnFormatted: /\b(\d{3})[- ](\d{2})[- ](\d{4})\b/g,
+    bare9: /\b(\d{3})(\d{2})(\d{4})\b/g,
+    card: /\b\d(?:[ -]?\d){12,18}\b/g,
+    npi: /\b[12]\d{9}\b/g,
+    mbi: new RegExp(`\\b[1-9]${MBI_A}${MBI_N}\\d-?${MBI_A}${MBI_N}\\d-?${MBI_A}${MBI_A}\\d\\d\\b`, 'g'),
+    dea: /\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b/g,
+    icd10: /\b[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?\b/g,
+  };
+  const all = (re: RegExp, text: string) => [...text.matchAll(re)];
+  const fragments = ['524-12-3456', '524 12 3456', '524123456', '4111 1111 1111 1111', '4111-1111-1111-1111', '5555555555554444', '1234567893', '1234567890', 'AB1234563', 'XB1234563', '1EG4-TE5-MK73', '1EG4TE5MK73', '1EG4-T95-MK73', 'E11.9', 'S72.001A', 'X12', '7', '42', '-', ' ', '  ', '.', 'SSN', 'NPI', 'provider', 'diagnosis', 'patient', 'XXXX', 'abc', '\r\n', '9', '0000'];
+  let seed = 42;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const texts = Array.from({ length: 400 }, () => Array.from({ length: 3 + Math.floor(random() * 25) }, () => fragments[Math.floor(random() * fragments.length)]).join(''));
+
+  it('counts of ssn, card, npi, mbi, dea, icd10 agree with whole-text passes on 400 random texts', () => {
+    const cfg = detectorsConfigSchema.parse({ keywords: [], mrn: { enabled: false }, dob: { enabled: false } });
+    for (const text of texts) {
+      // Reference counts, with the same validity and context rules the detectors apply.
+      const r = runDetectors([{ source: 'text', text }], cfg);
+      const got = (d: string) => r.hits.find((h) => h.detector === d)?.count ?? 0;
+      const distinct = (values: string[]) => new Set(values).size;
+      const { ssnValid, luhnValid, cardPrefixKnown, npiValid, deaValid } = checks;
+      const near = (i: number, len: number, ctx: RegExp, reach: number) => ctx.test(text.slice(Math.max(0, i - reach), i + len + reach));
+      const ssn = [
+        ...all(reference.ssnFormatted!, text).filter((m) => ssnValid(m[1]!, m[2]!, m[3]!)).map((m) => `${m[1]}${m[2]}${m[3]}`),
+        ...all(reference.bare9!, text).filter((m) => ssnValid(m[1]!, m[2]!, m[3]!) && near(m.index, 9, /\b(?:ssn|social security)\b/i, 40)).map((m) => m[0]),
+      ];
+      const card = all(reference.card!, text).map((m) => m[0].replace(/[ -]/g, '')).filter((d) => d.length >= 13 && d.length <= 19 && cardPrefixKnown(d) && luhnValid(d));
+      const npi = all(reference.npi!, text).filter((m) => npiValid(m[0]) && near(m.index, 10, /\b(?:npi|provider|prescriber|physician)\b/i, 60)).map((m) => m[0]);
+      const mbi = all(reference.mbi!, text).map((m) => m[0].replace(/-/g, ''));
+      const dea = all(reference.dea!, text).filter((m) => deaValid(m[0])).map((m) => m[0]);
+      const icd = all(reference.icd10!, text).filter((m) => near(m.index, m[0].length, /\b(?:diagnos\w*|dx|icd(?:-?10)?|condition|patient|assessment|history of)\b/i, 80)).map((m) => m[0].toUpperCase());
+      const expected = { ssn: distinct(ssn), card: distinct(card), npi: distinct(npi), mbi: distinct(mbi), dea: distinct(dea), icd10: distinct(icd) };
+      expect({ text, counts: Object.fromEntries(Object.keys(expected).map((d) => [d, got(d)])) }).toEqual({ text, counts: expected });
+    }
   });
 });
