@@ -4,6 +4,7 @@ import { startCommand } from './start.js';
 import { hashPasswordCommand } from './hash-password.js';
 import { policyCheckCommand, policyExplainCommand } from './policy.js';
 import { portalListCommand, portalRevokeCommand, portalRotateCommand } from './portal.js';
+import { registerArchiveCommands } from './archive.js';
 
 export async function runCli(argv: string[]): Promise<void> {
   const program = new Command()
@@ -63,6 +64,8 @@ export async function runCli(argv: string[]): Promise<void> {
     .description('re-wrap every message key with the first configured master key')
     .option('-c, --config <file>', 'config file')
     .action((opts: { config?: string }) => portalRotateCommand(opts));
+
+  registerArchiveCommands(program);
 
   await program.parseAsync(argv);
 }

@@ -298,37 +298,50 @@ export const configSchema = z.strictObject({
     .prefault({}),
   keys: z
     .strictObject({
-      /** Where recipients' OpenPGP keys are looked for, in order. */
-      discovery: z.array(z.enum(['store', 'wkd', 'keyserver'])).default(['store', 'wkd']),
+      /** Where recipients' OpenPGP keys are looked for, in order; the first usable key wins. */
+      discovery: z.array(z.enum(['store', 'wkd', 'keyserver'])).min(1).default(['store', 'wkd']),
+      /** Web Key Directory: https://openpgpkey.<domain> (advanced), then https://<domain> (direct). */
       wkd: z.strictObject({ port: z.number().int().min(1).max(65535).default(443), timeout: duration.default(5000) }).prefault({}),
-      /** A VKS keyserver (e.g. https://keys.openpgp.org); off unless set. */
-      keyserver: z.strictObject({ url: z.url().optional(), timeout: duration.default(5000) }).prefault({}),
+      /** A keyserver (e.g. https://keys.openpgp.org); used only when listed in discovery and url is set. */
+      keyserver: z
+        .strictObject({
+          url: z.url().refine((u) => u.startsWith('https://'), { message: 'must be an https:// URL' }).optional(),
+          protocol: z.enum(['vks', 'hkp']).default('vks'),
+          timeout: duration.default(5000),
+        })
+        .prefault({}),
+      /** How long a key found by WKD or a keyserver is reused. */
       cacheTtl: duration.default(86_400_000),
+      /** How long "no key there" (or a failed source) is remembered before asking again. */
       negativeTtl: duration.default(3_600_000),
-      /** CA certificates recipients' S/MIME certificates must chain to (files). */
+      /** CA certificate files (PEM) recipients' S/MIME certificates must chain to. */
       smimeTrust: z.array(z.string()).default([]),
+      /** CRL files (PEM or DER) of those CAs; a certificate they revoke is never used. */
+      smimeCrls: z.array(z.string()).default([]),
+      /** Store certificates of S/MIME-signed messages passing through (after validation). */
+      harvest: z.boolean().default(false),
     })
     .prefault({}),
-  /** Organisation identities per sender domain: signing keys, escrow. */
-  identities: z
-    .record(
-      z.string(),
-      z.strictObject({
-        /** Armored OpenPGP private key (file or ${file:...}); its passphrase if any. */
-        pgpKey: z.string().optional(),
-        pgpPassphrase: z.string().optional(),
-        /** S/MIME certificate and key (PEM files) for signing. */
-        smimeCert: z.string().optional(),
-        smimeKey: z.string().optional(),
-      }),
-    )
-    .default({}),
+  /** Organisation identities per sender domain (exact, or *.parent): signing keys. */
+  identities: domainMap(
+    z.strictObject({
+      /** Armored OpenPGP private key: a file, or the key itself (e.g. ${file:...}). */
+      pgpKey: z.string().optional(),
+      pgpPassphrase: z.string().optional(),
+      /** S/MIME certificate and private key (PEM: files or the text itself). */
+      smimeCert: z.string().optional(),
+      smimeKey: z.string().optional(),
+      /** Passphrase of an encrypted smimeKey. */
+      smimeKeyPassphrase: z.string().optional(),
+    }).refine((i) => Boolean(i.smimeCert) === Boolean(i.smimeKey), { message: 'set both smimeCert and smimeKey, or neither' }),
+  ).prefault({}),
   protect: z
     .strictObject({
       pgp: z
         .strictObject({
+          /** Sign with the sender domain's identities[].pgpKey when there is one. */
           sign: z.boolean().default(true),
-          /** Also encrypt to this public key (file) so compliance can read. */
+          /** Also encrypt to this public key (file or armored text) so compliance can read. */
           escrowKey: z.string().optional(),
           /** Replace the outer Subject ("..."); the real one stays inside. */
           protectSubject: z.boolean().default(false),
@@ -336,8 +349,11 @@ export const configSchema = z.strictObject({
         .prefault({}),
       smime: z
         .strictObject({
+          /** Sign with the sender domain's identities[].smimeCert when there is one. */
           sign: z.boolean().default(true),
-          /** node-forge needs whole buffers: above this the portal is used instead. */
+          /** Also encrypt to this certificate (file or PEM) so compliance can read. */
+          escrowCert: z.string().optional(),
+          /** node-forge needs whole buffers: above this S/MIME is not used (the next method is). */
           maxSize: size.default(10 * 1024 * 1024),
         })
         .prefault({}),
@@ -345,12 +361,13 @@ export const configSchema = z.strictObject({
     .prefault({}),
   dkim: z
     .strictObject({
+      /** Signing keys; a message is signed with every key of its From domain (or the nearest parent). */
       keys: z
         .array(
           z.strictObject({
-            domain: z.string(),
-            selector: z.string(),
-            /** PEM private key (file or ${file:...}). */
+            domain: domainName.refine((d) => !d.includes('*'), { message: 'a signing domain, not a pattern' }),
+            selector: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/, { message: 'letters, digits, dot, dash, underscore' }),
+            /** PEM private key: a file, or the key itself (e.g. ${file:...}). */
             privateKey: z.string(),
             algorithm: z.enum(['rsa-sha256', 'ed25519-sha256']).default('rsa-sha256'),
           }),
@@ -365,6 +382,77 @@ export const configSchema = z.strictObject({
        * exists, else the built-in healthcare default.
        */
       file: z.string().optional(),
+    })
+    .prefault({}),
+  /** The compliance archive: a journal copy of every message before delivery (README "Compliance archive"). */
+  archive: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Where journal items go; every sink must store an item before the message is delivered. */
+      sinks: z
+        .array(
+          z.discriminatedUnion('type', [
+            /** Encrypted files under <dataDir>/archive. */
+            z.strictObject({ type: z.literal('fs') }),
+            /** An envelope-journal report (envelope data + the original attached) to an archive mailbox. */
+            z.strictObject({
+              type: z.literal('smtp'),
+              server: hostPort(25),
+              to: z.string().regex(/^[^@\s]+@[^@\s]+$/, { message: 'must be the archive mailbox address' }),
+              /** Sender of reports; default postern-journal@<hostname>. */
+              from: z.string().optional(),
+              /** Name the server's certificate must carry; default the host. */
+              servername: z.string().optional(),
+              /** Extra CA certificate files the server may chain to (besides the system roots). */
+              ca: z.array(z.string()).default([]),
+              auth: z.strictObject({ user: z.string(), pass: z.string() }).optional(),
+              timeout: duration.default(30_000),
+            }),
+          ]),
+        )
+        .min(1)
+        .default([{ type: 'fs' }]),
+      /**
+       * Master keys (32 bytes, base64 or hex:...) wrapping each item's data key, as
+       * portal.masterKeys: the first encrypts new items, older ones still unwrap; run
+       * `postern archive rotate-key` after adding one. Unset: a development key is made
+       * under <dataDir>/archive/master.key.
+       */
+      masterKeys: z.array(z.strictObject({ id: z.string().regex(/^[\w.-]+$/), key: z.string() })).default([]),
+      /** true: when journaling fails, deliver anyway (logged loudly). false: do not deliver, retry. */
+      failOpen: z.boolean().default(false),
+      retention: z
+        .strictObject({
+          /** Six years. */
+          defaultDays: z.number().int().positive().default(2192),
+          /** The first rule that matches an item decides its retention; else defaultDays. */
+          rules: z
+            .array(
+              z
+                .strictObject({
+                  id: z.string().optional(),
+                  sender: z.string().optional(),
+                  recipient: z.string().optional(),
+                  /** Sender's or any recipient's domain: example.org, *.example.org. */
+                  domain: domainName.optional(),
+                  /** A detector category found in the message, e.g. phi. */
+                  category: z.string().optional(),
+                  days: z.number().int().positive(),
+                })
+                .refine((r) => r.sender || r.recipient || r.domain || r.category, { message: 'give at least one of sender, recipient, domain, category' }),
+            )
+            .default([]),
+        })
+        .prefault({}),
+      /** How often the gateway purges items past their retention. */
+      purgeInterval: duration.default(86_400_000),
+      /** Bounds of keyword search (content is decrypted to search it). */
+      searchLimits: z
+        .strictObject({
+          maxItems: z.number().int().positive().default(10_000),
+          maxBytes: size.default(1024 * 1024 * 1024),
+        })
+        .prefault({}),
     })
     .prefault({}),
 });

@@ -104,6 +104,15 @@ describe('defaults of a minimal config', () => {
       },
       dkim: { keys: [] },
       policy: {},
+      archive: {
+        enabled: true,
+        sinks: [{ type: 'fs' }],
+        masterKeys: [],
+        failOpen: false,
+        retention: { defaultDays: 2192, rules: [] },
+        purgeInterval: 86_400_000,
+        searchLimits: { maxItems: 10_000, maxBytes: 1024 * 1024 * 1024 },
+      },
     });
   });
 

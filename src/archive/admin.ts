@@ -1,0 +1,34 @@
+import { resolve } from 'node:path';
+import type { PosternConfig } from '../config/schema.js';
+import type { MasterKey } from '../common/envelope-crypto.js';
+import { ChainWriter } from './chain-writer.js';
+import { loadArchiveKeys } from './keys.js';
+import { ADMIN_CHAIN, ArchiveLayout } from './layout.js';
+import { ArchiveReader } from './reader.js';
+
+export interface ArchiveAdmin {
+  layout: ArchiveLayout;
+  keys: MasterKey[];
+  development: boolean;
+  reader: ArchiveReader;
+}
+
+/** What the CLI and the purge job read the archive with. */
+export async function openArchive(config: PosternConfig, dataDir = resolve(config.dataDir)): Promise<ArchiveAdmin> {
+  const layout = ArchiveLayout.forDataDir(dataDir);
+  const { keys, development } = await loadArchiveKeys(config, layout);
+  return { layout, keys, development, reader: new ArchiveReader(layout, keys) };
+}
+
+/**
+ * Runs `fn` with the admin chain open for appending (holds, releases, destructions,
+ * rotations). One process at a time: others wait up to `lockWaitMs`, then fail.
+ */
+export async function withAdminChain<T>(layout: ArchiveLayout, fn: (chain: ChainWriter) => Promise<T>, lockWaitMs = 10_000): Promise<T> {
+  const chain = await ChainWriter.open(layout.chainsDir, ADMIN_CHAIN, lockWaitMs);
+  try {
+    return await fn(chain);
+  } finally {
+    await chain.close();
+  }
+}

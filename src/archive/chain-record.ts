@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+
+/** The prev hash of a chain's first (genesis) record. */
+export const GENESIS_PREV = '0'.repeat(64);
+
+interface Base {
+  /** 0 for the genesis record, then +1 for each record: a gap shows a deletion. */
+  seq: number;
+  /** SHA-256 (hex) of the previous record's line: an edit shows in the next record. */
+  prev: string;
+  /** When the record was written (ISO 8601). */
+  at: string;
+}
+
+export interface GenesisRecord extends Base {
+  type: 'genesis';
+  chain: string;
+}
+
+/** One journaled message. Only ids, times, sizes and crypto parameters are in clear. */
+export interface ItemRecord extends Base {
+  type: 'item';
+  id: string;
+  receivedAt: number;
+  size: number;
+  /** Item file, relative to the archive root. */
+  file: string;
+  /** GCM iv and tag of the content: an item file swapped for another shows. */
+  iv: string;
+  tag: string;
+  /** ItemMeta, encrypted with the item's data key (meta-crypto.ts). */
+  meta: string;
+}
+
+/** An item destroyed at the end of its retention: what, when (at), which rule. */
+export interface DestroyRecord extends Base {
+  type: 'destroy';
+  id: string;
+  chain: string;
+  itemSeq: number;
+  receivedAt: number;
+  rule: string;
+  days: number;
+}
+
+export interface HoldCriteria {
+  /** Sender or recipient address. */
+  custodian?: string | undefined;
+  /** receivedAt range, epoch ms, inclusive. */
+  since?: number | undefined;
+  until?: number | undefined;
+  /** Case-insensitive, over the decrypted text. */
+  keyword?: string | undefined;
+}
+
+export interface HoldRecord extends Base, HoldCriteria {
+  type: 'hold';
+  holdId: string;
+  reason: string;
+  actor: string;
+}
+
+export interface ReleaseRecord extends Base {
+  type: 'release';
+  holdId: string;
+  reason: string;
+  actor: string;
+}
+
+export interface RotateRecord extends Base {
+  type: 'rotate';
+  keyId: string;
+  count: number;
+  actor: string;
+}
+
+export type ChainRecord = GenesisRecord | ItemRecord | DestroyRecord | HoldRecord | ReleaseRecord | RotateRecord;
+
+/** A record as a caller gives it to a chain writer, which adds seq, prev and at. */
+export type RecordBody<R extends ChainRecord = ChainRecord> = R extends ChainRecord ? Omit<R, keyof Base> : never;
+
+export function lineHash(line: string): string {
+  return createHash('sha256').update(line).digest('hex');
+}
+
+export function parseRecord(line: string): ChainRecord {
+  const r = JSON.parse(line) as ChainRecord;
+  if (typeof r !== 'object' || r === null || !Number.isInteger(r.seq) || typeof r.prev !== 'string' || typeof r.type !== 'string') throw new Error('not an index record');
+  return r;
+}

@@ -1,0 +1,50 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { PassThrough, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import yazl from 'yazl';
+import type { ArchiveReader } from './reader.js';
+import type { SearchHit } from './search.js';
+
+/**
+ * A zip of one .eml per item, plus MANIFEST.sha256 (sha256sum -c format) and
+ * manifest.json (per file: queue id, date, sender, recipients, subject, message-id,
+ * size, SHA-256). Items are decrypted one at a time as the zip is written, so an
+ * export of many large items never holds them all; the hashes are taken on the way.
+ */
+export async function exportZip(reader: ArchiveReader, hits: SearchHit[], out: string): Promise<{ count: number }> {
+  const zip = new yazl.ZipFile();
+  const manifest: { file: string; id: string; receivedAt: string; from: string; to: string[]; subject: string; messageId?: string | undefined; size: number; sha256: string }[] = [];
+  hits.forEach((h, i) => {
+    const file = `messages/${String(i + 1).padStart(5, '0')}-${h.meta.id}.eml`;
+    zip.addReadStreamLazy(file, { mtime: new Date(h.meta.receivedAt) }, (cb) => {
+      reader.contentStream(h.entry).then((content) => {
+        const hash = createHash('sha256');
+        let size = 0;
+        const tap = new PassThrough();
+        tap.on('data', (c: Buffer) => {
+          hash.update(c);
+          size += c.length;
+        });
+        tap.on('end', () => manifest.push({ file, id: h.meta.id, receivedAt: new Date(h.meta.receivedAt).toISOString(), from: h.meta.mailFrom, to: h.meta.rcptTo, subject: h.meta.subject, messageId: h.meta.messageId, size, sha256: hash.digest('hex') }));
+        // yazl does not listen for errors on entry streams: a failure ends the export.
+        tap.on('error', (err) => zip.emit('error', err));
+        content.on('error', (err) => tap.destroy(err));
+        cb(null, content.pipe(tap));
+      }, (err: unknown) => cb(err, new PassThrough()));
+    });
+  });
+  // Called only after every message entry has been read, so the manifest is complete.
+  zip.addReadStreamLazy('MANIFEST.sha256', (cb) => cb(null, Readable.from([manifest.map((m) => `${m.sha256}  ${m.file}\n`).join('')])));
+  zip.addReadStreamLazy('manifest.json', (cb) => cb(null, Readable.from([`${JSON.stringify(manifest, null, 2)}\n`])));
+  zip.end();
+  const failed = new Promise<never>((_, reject) => zip.on('error', reject));
+  try {
+    await Promise.race([pipeline(zip.outputStream, createWriteStream(out, { mode: 0o600 })), failed]);
+  } catch (err) {
+    await rm(out, { force: true }); // never leave a zip that looks complete
+    throw err;
+  }
+  return { count: hits.length };
+}

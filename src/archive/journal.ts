@@ -1,0 +1,93 @@
+import type { PosternConfig } from '../config/schema.js';
+import type { Logger } from '../events/logger.js';
+import { ChainWriter } from './chain-writer.js';
+import { ARCHIVE_EVENTS } from './events.js';
+import { FsSink } from './fs-sink.js';
+import { loadArchiveKeys } from './keys.js';
+import { ArchiveLayout, journalChainName } from './layout.js';
+import { prepareItem } from './prepare.js';
+import { SmtpSink } from './smtp-sink.js';
+import type { JournalItem, JournalSink } from './types.js';
+
+/** record() failed: the message must not be delivered (unless archive.failOpen). */
+export class JournalError extends Error {
+  constructor(
+    message: string,
+    readonly queueId: string,
+  ) {
+    super(message);
+    this.name = 'JournalError';
+  }
+}
+
+/**
+ * The journal step: one copy of each message, with its envelope and decisions, into
+ * every configured sink before any delivery. record() resolves only when every sink
+ * has it durably; a queue id recorded before is not stored again (each sink checks).
+ */
+export class Journal {
+  constructor(
+    private readonly sinks: JournalSink[],
+    /** archive.failOpen: the worker delivers anyway, with a loud log, when record() fails. */
+    readonly failOpen: boolean,
+    private readonly log: Logger,
+  ) {}
+
+  async record(item: JournalItem): Promise<void> {
+    const id = item.envelope.id;
+    let prepared;
+    try {
+      prepared = await prepareItem(item);
+    } catch (err) {
+      throw new JournalError(`journal ${id}: cannot read the message: ${(err as Error).message}`, id);
+    }
+    const results = await Promise.allSettled(this.sinks.map((s) => s.store(prepared)));
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ sink: this.sinks[i]?.name ?? '?', err: (r.reason as Error).message }] : []));
+    if (failed.length) {
+      for (const f of failed) this.log.error({ event: ARCHIVE_EVENTS.journalFailed, queueId: id, sink: f.sink, err: f.err }, 'journal sink failed');
+      throw new JournalError(`journal ${id}: ${failed.map((f) => `${f.sink} sink: ${f.err}`).join('; ')}`, id);
+    }
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ event: ARCHIVE_EVENTS.journaled, queueId: id, sinks: this.sinks.map((s) => s.name) }, 'journaled');
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.sinks.map((s) => s.close()));
+  }
+}
+
+export interface JournalOptions {
+  /** Spool shard of this process: each shard appends to its own index chain. */
+  shard?: number | undefined;
+}
+
+/**
+ * Opens the configured sinks (undefined when archive.enabled is false). Finishes what a
+ * crash interrupted in the fs sink before the first record().
+ */
+export async function openJournal(config: PosternConfig, dataDir: string, logger: Logger, opts: JournalOptions = {}): Promise<Journal | undefined> {
+  if (!config.archive.enabled) return undefined;
+  const log = logger.child({ component: 'archive' });
+  const layout = ArchiveLayout.forDataDir(dataDir);
+  const sinks: JournalSink[] = [];
+  try {
+    for (const s of config.archive.sinks) {
+      if (s.type === 'fs') {
+        const { keys, development } = await loadArchiveKeys(config, layout);
+        if (development) log.warn({ event: ARCHIVE_EVENTS.devKey, file: layout.masterKeyFile }, 'archive: using a development master key; set archive.masterKeys for production');
+        const chain = await ChainWriter.open(layout.chainsDir, journalChainName(opts.shard ?? 0));
+        const fs = new FsSink(layout, chain, keys);
+        sinks.push(fs);
+        const { placed, removed } = await fs.recover();
+        if (placed || removed) log.info({ event: ARCHIVE_EVENTS.recovered, placed, removed }, 'archive: finished items interrupted by a crash');
+      } else {
+        const smtp = new SmtpSink(s, layout, config.hostname, config.delivery.retry.lifetime);
+        sinks.push(smtp);
+        void smtp.pruneMarkers().catch(() => undefined);
+      }
+    }
+  } catch (err) {
+    await Promise.allSettled(sinks.map((s) => s.close()));
+    throw err;
+  }
+  return new Journal(sinks, config.archive.failOpen, log);
+}

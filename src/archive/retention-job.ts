@@ -1,0 +1,47 @@
+import type { PosternConfig } from '../config/schema.js';
+import type { Logger } from '../events/logger.js';
+import { openArchive, withAdminChain } from './admin.js';
+import { ARCHIVE_EVENTS } from './events.js';
+import { purgeExpired } from './purge.js';
+
+/** setInterval cannot wait longer than this. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The periodic purge (archive.purgeInterval), first run after `firstRunMs`. When another
+ * process holds the admin chain (another worker's job, or the CLI), this round is
+ * skipped: the next one catches up. Returns the stop function; it waits for a run in
+ * progress.
+ */
+export function startRetentionJob(config: PosternConfig, dataDir: string, logger: Logger, opts: { firstRunMs?: number } = {}): () => Promise<void> {
+  const log = logger.child({ component: 'archive' });
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const run = () => {
+    if (running || stopped) return;
+    running = (async () => {
+      try {
+        const { reader, layout } = await openArchive(config, dataDir);
+        const r = await withAdminChain(layout, (chain) => purgeExpired(reader, config.archive.retention, chain), 0);
+        log.info({ event: ARCHIVE_EVENTS.purged, examined: r.examined, purged: r.purged.length, held: r.held.length, failed: r.failed.length, finished: r.finished }, 'archive retention purge done');
+        for (const f of r.failed) log.warn({ event: ARCHIVE_EVENTS.purgeFailed, itemId: f.id, err: f.error }, 'archive item could not be checked for retention; kept');
+      } catch (err) {
+        const busy = /in use by another process/.test((err as Error).message);
+        if (busy) log.info({ event: ARCHIVE_EVENTS.purgeSkipped }, 'archive purge skipped: another process is purging or editing holds');
+        else log.error({ event: ARCHIVE_EVENTS.purgeFailed, err: (err as Error).message }, 'archive retention purge failed');
+      }
+    })().finally(() => {
+      running = undefined;
+    });
+  };
+  const first = setTimeout(run, opts.firstRunMs ?? 60_000);
+  const timer = setInterval(run, Math.min(Math.max(config.archive.purgeInterval, 1000), MAX_TIMER_MS));
+  first.unref();
+  timer.unref();
+  return async () => {
+    stopped = true;
+    clearTimeout(first);
+    clearInterval(timer);
+    await running;
+  };
+}

@@ -1,0 +1,47 @@
+import type { Readable } from 'node:stream';
+import type { Decision, Envelope, ProtectionMethod } from '../types.js';
+
+/** What the delivery worker hands the journal: one per message, before any delivery. */
+export interface JournalItem {
+  envelope: Envelope;
+  decisions: Decision[];
+  /** The message as received (the spool's body); a function is called once per sink. */
+  body: Buffer | (() => Promise<Readable>);
+  /** Detector categories found by inspection (DeliveryState.inspection.categories). */
+  categories?: string[] | undefined;
+}
+
+/** One recipient in the index: how policy said it must be sent. */
+export interface RecipientEntry {
+  rcpt: string;
+  method: ProtectionMethod | 'defer' | 'bounce';
+  ruleId: string;
+}
+
+/** The index metadata of one item; stored encrypted with the item's own data key. */
+export interface ItemMeta {
+  id: string;
+  receivedAt: number;
+  mailFrom: string;
+  rcptTo: string[];
+  subject: string;
+  messageId?: string | undefined;
+  size: number;
+  recipients: RecipientEntry[];
+  categories: string[];
+  client: { ip: string; helo: string };
+}
+
+/** A journal item after the journal has looked at it once, as sinks receive it. */
+export interface PreparedItem {
+  envelope: Envelope;
+  meta: ItemMeta;
+  openBody(): Promise<Buffer | Readable>;
+}
+
+/** One place journal items go. store() resolves only once the item is durably there. */
+export interface JournalSink {
+  readonly name: string;
+  store(item: PreparedItem): Promise<void>;
+  close(): Promise<void>;
+}

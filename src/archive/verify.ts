@@ -1,0 +1,152 @@
+import { readdir, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import { readChainLines } from './chain-lines.js';
+import { GENESIS_PREV, lineHash, parseRecord, type ItemRecord } from './chain-record.js';
+import { readHead, type ChainHead } from './chain-writer.js';
+import { applyAdminRecord, emptyAdminState } from './holds.js';
+import { HEADER_BYTES, itemDataKey, openItemContent, readItemHeader } from './item-file.js';
+import { ADMIN_CHAIN } from './layout.js';
+import { openMeta } from './meta-crypto.js';
+import type { ArchiveReader } from './reader.js';
+
+export interface VerifyProblem {
+  chain: string;
+  /** The record (seq) the problem is about. */
+  record?: number | undefined;
+  id?: string | undefined;
+  problem: string;
+}
+
+export interface VerifyReport {
+  chains: { name: string; records: number; head?: ChainHead | undefined }[];
+  items: number;
+  destroyed: number;
+  problems: VerifyProblem[];
+}
+
+/**
+ * Walks one chain: every record must parse, carry the next seq, and the hash of the
+ * record before it; the head must not be ahead of the log and must match its record.
+ * Stops at the first break (what follows it cannot be trusted to report anything new).
+ */
+async function walkChain(path: string, headPath: string, name: string, items: ItemRecord[], admin: ReturnType<typeof emptyAdminState>): Promise<{ records: number; head?: ChainHead | undefined; problem?: VerifyProblem | undefined }> {
+  const head = await readHead(headPath).catch(() => undefined);
+  let prevHash = GENESIS_PREV;
+  let count = 0;
+  let headHash: string | undefined;
+  const fail = (record: number, problem: string) => ({ records: count, head, problem: { chain: name, record, problem } });
+  for await (const l of readChainLines(path)) {
+    const i = l.index;
+    if (!l.complete) return fail(i, `record ${i} is incomplete (a torn write or a cut file)`);
+    let r;
+    try {
+      r = parseRecord(l.line);
+    } catch {
+      return fail(i, `record ${i} was edited: it is no longer a valid index record`);
+    }
+    if (r.seq > i) return fail(i, `record ${i} was deleted: the record found in its place has seq ${r.seq}`);
+    if (r.seq < i) return fail(i, `record ${i} has seq ${r.seq}: records were duplicated or reordered`);
+    if (r.prev !== prevHash) return i === 0 ? fail(0, 'record 0 was edited (its prev hash is not the genesis value)') : fail(i - 1, `record ${i - 1} was edited: its hash does not match the prev hash stored in record ${i}`);
+    if (i === 0 && r.type !== 'genesis') return fail(0, 'record 0 is not a genesis record: records at the start were deleted');
+    prevHash = lineHash(l.line);
+    if (head && r.seq === head.seq) headHash = prevHash;
+    if (r.type === 'item') items.push(r);
+    if (name === ADMIN_CHAIN) applyAdminRecord(admin, r);
+    count++;
+  }
+  if (!head) return count > 1 ? fail(count - 1, `the head file ${headPath} is missing: deletions at the end of the index cannot be checked`) : { records: count };
+  if (head.seq >= count) return fail(count, `records ${count}..${head.seq} were deleted from the end of the index (its head says ${head.seq + 1} records, ${count} remain)`);
+  if (headHash !== head.hash) return fail(head.seq, `record ${head.seq} was edited: its hash does not match the index head`);
+  return { records: count, head };
+}
+
+async function checkItem(reader: ArchiveReader, r: ItemRecord, content: boolean): Promise<string | undefined> {
+  const path = reader.layout.resolve(r.file);
+  const st = await stat(path).catch(() => undefined);
+  if (!st) return `item file missing (${r.file})`;
+  let header;
+  try {
+    header = await readItemHeader(path);
+  } catch {
+    return `item file altered: its header is unreadable (${r.file})`;
+  }
+  if (header.id !== r.id || header.iv !== r.iv || header.tag !== r.tag) return `item file altered: it is not the file this record was written for (${r.file})`;
+  if (st.size !== HEADER_BYTES + r.size) return `item file altered: ${st.size - HEADER_BYTES} bytes of content, the record says ${r.size} (${r.file})`;
+  let key;
+  try {
+    key = itemDataKey(header, reader.keys);
+  } catch (err) {
+    return `cannot check the item: ${(err as Error).message}`;
+  }
+  try {
+    try {
+      openMeta(r.meta, key, r.id);
+    } catch {
+      return 'index metadata fails authentication';
+    }
+    if (!content) return undefined;
+    try {
+      await pipeline(openItemContent(path, header, key), new Writable({ write: (_c, _e, cb) => cb() }));
+    } catch {
+      return `item file altered: its content fails authentication (${r.file})`;
+    }
+  } finally {
+    key.fill(0);
+  }
+  return undefined;
+}
+
+async function* itemFiles(dir: string): AsyncGenerator<string> {
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) yield* itemFiles(p);
+    else if (e.name.endsWith('.item')) yield p;
+  }
+}
+
+/**
+ * `postern archive verify`: the chains first (the first break of each), then every item
+ * record against its file (present, the same file, the same size, content that
+ * authenticates under its data key unless `content: false`), then files that no record
+ * names. Destroyed items must be gone.
+ */
+export async function verifyArchive(reader: ArchiveReader, opts: { content?: boolean } = {}): Promise<VerifyReport> {
+  const report: VerifyReport = { chains: [], items: 0, destroyed: 0, problems: [] };
+  const admin = emptyAdminState();
+  const items: { chain: string; r: ItemRecord }[] = [];
+  let broken = false;
+  const names = await reader.chainNames();
+  // The admin chain first: it says which items were destroyed.
+  for (const name of [...names.filter((n) => n === ADMIN_CHAIN), ...names.filter((n) => n !== ADMIN_CHAIN)]) {
+    const found: ItemRecord[] = [];
+    const w = await walkChain(reader.layout.chainLog(name), join(reader.layout.chainsDir, `${name}.head`), name, found, admin);
+    report.chains.push({ name, records: w.records, head: w.head });
+    if (w.problem) {
+      report.problems.push(w.problem);
+      broken = true;
+    }
+    items.push(...found.map((r) => ({ chain: name, r })));
+  }
+  const known = new Set<string>();
+  for (const { chain, r } of items) {
+    known.add(reader.layout.resolve(r.file));
+    const destroyed = admin.destroyed.get(r.id);
+    if (destroyed) {
+      report.destroyed++;
+      if (await stat(reader.layout.resolve(r.file)).then(() => true, () => false)) report.problems.push({ chain, record: r.seq, id: r.id, problem: `record ${r.seq} (item ${r.id}): destroyed at ${destroyed.at} but its file still exists (run postern archive purge to finish)` });
+      continue;
+    }
+    report.items++;
+    const problem = await checkItem(reader, r, opts.content !== false);
+    if (problem) report.problems.push({ chain, record: r.seq, id: r.id, problem: `record ${r.seq} (item ${r.id}): ${problem}` });
+  }
+  // Unknown files are only meaningful when every chain could be read to its end.
+  if (!broken) {
+    for await (const f of itemFiles(reader.layout.itemsDir)) {
+      if (!known.has(f)) report.problems.push({ chain: '-', problem: `item file ${relative(reader.layout.root, f)} has no index record (its record was deleted)` });
+    }
+  }
+  return report;
+}

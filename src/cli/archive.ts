@@ -1,0 +1,268 @@
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
+import type { PosternConfig } from '../config/schema.js';
+import { openArchive, withAdminChain, type ArchiveAdmin } from '../archive/admin.js';
+import { exportMbox } from '../archive/export-mbox.js';
+import { exportZip } from '../archive/export-zip.js';
+import { addHold, releaseHold } from '../archive/hold-log.js';
+import { purgeExpired } from '../archive/purge.js';
+import { rotateKeys } from '../archive/rotate.js';
+import { searchArchive, type SearchQuery, type SearchResult } from '../archive/search.js';
+import { verifyArchive } from '../archive/verify.js';
+
+export interface ConfigOption {
+  config?: string;
+}
+
+export interface FilterOptions extends ConfigOption {
+  since?: string;
+  until?: string;
+  participant?: string;
+  sender?: string;
+  recipient?: string;
+  subject?: string;
+  messageId?: string;
+  keyword?: string;
+}
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const actorOf = (by?: string) => by ?? process.env.SUDO_USER ?? process.env.USER ?? 'cli';
+
+/** Loads the config and the archive keys; a bad config exits 2 as check-config does. */
+async function open(opts: ConfigOption): Promise<{ config: PosternConfig; archive: ArchiveAdmin } | undefined> {
+  let config: PosternConfig;
+  try {
+    config = loadConfigFile(configPathFrom(opts.config));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.exitCode = 2;
+    return undefined;
+  }
+  const archive = await openArchive(config, resolve(config.dataDir));
+  if (archive.development) process.stderr.write(`warning: using the development archive key ${archive.layout.masterKeyFile}; set archive.masterKeys for production\n`);
+  return { config, archive };
+}
+
+/** Runs a command; its errors become one line on stderr and exit code 1. */
+async function guarded(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    process.stderr.write(`postern archive: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+/** "2025-01-31" or an ISO date-time; a bare date as the end of a range means its whole day. */
+export function parseDate(text: string | undefined, endOfDay: boolean, name: string): number | undefined {
+  if (text === undefined) return undefined;
+  const bare = /^\d{4}-\d{2}-\d{2}$/.test(text);
+  const t = Date.parse(bare ? `${text}T00:00:00Z` : text);
+  if (!Number.isFinite(t)) throw new Error(`${name}: "${text}" is not a date (use e.g. 2025-01-31 or 2025-01-31T12:00:00Z)`);
+  return bare && endOfDay ? t + 86_400_000 - 1 : t;
+}
+
+function queryOf(o: FilterOptions): SearchQuery {
+  return {
+    since: parseDate(o.since, false, '--since'),
+    until: parseDate(o.until, true, '--until'),
+    participant: o.participant,
+    sender: o.sender,
+    recipient: o.recipient,
+    subject: o.subject,
+    messageId: o.messageId,
+    keyword: o.keyword,
+  };
+}
+
+function searchNotes(r: SearchResult): string[] {
+  const notes = [`${r.hits.length} item(s) found; ${r.examined} examined`];
+  if (r.keyword) {
+    notes.push(`keyword search: ${r.keyword.scannedItems} item(s), ${r.keyword.scannedBytes} bytes decrypted and scanned`);
+    if (r.keyword.stoppedBecause) notes.push(`keyword search stopped at ${r.keyword.stoppedBecause}: ${r.keyword.notScanned} candidate(s) not scanned, results may be incomplete (narrow the search, e.g. with --since/--until)`);
+  }
+  if (r.unreadable.length) notes.push(`${r.unreadable.length} item(s) could not be read (run postern archive verify): ${r.unreadable.slice(0, 5).map((u) => u.id).join(', ')}`);
+  return notes;
+}
+
+/** postern archive search: one line per item (no content beyond the subject). */
+export function archiveSearchCommand(opts: FilterOptions & { json?: boolean }): Promise<void> {
+  return guarded(async () => {
+    const opened = await open(opts);
+    if (!opened) return;
+    const r = await searchArchive(opened.archive.reader, queryOf(opts), opened.config.archive.searchLimits);
+    if (opts.json) {
+      out(JSON.stringify({ hits: r.hits.map((h) => h.meta), examined: r.examined, keyword: r.keyword, unreadable: r.unreadable }, null, 2));
+      return;
+    }
+    for (const { meta: m } of r.hits) {
+      out(`${m.id}  ${new Date(m.receivedAt).toISOString()}  ${m.mailFrom || '<>'} -> ${m.rcptTo.join(', ')}  ${JSON.stringify(m.subject)}${m.messageId ? `  ${m.messageId}` : ''}  ${m.size} bytes  ${m.recipients.map((r) => `${r.rcpt}:${r.method}`).join(' ')}${m.categories.length ? `  [${m.categories.join(',')}]` : ''}`);
+    }
+    for (const n of searchNotes(r)) process.stderr.write(`${n}\n`);
+  });
+}
+
+/** postern archive export --format mbox|zip --out FILE [filters] */
+export function archiveExportCommand(opts: FilterOptions & { format: string; out: string }): Promise<void> {
+  return guarded(async () => {
+    if (opts.format !== 'mbox' && opts.format !== 'zip') throw new Error(`--format must be mbox or zip, not "${opts.format}"`);
+    const opened = await open(opts);
+    if (!opened) return;
+    const r = await searchArchive(opened.archive.reader, queryOf(opts), opened.config.archive.searchLimits);
+    const file = resolve(opts.out);
+    const { count } = opts.format === 'mbox' ? await exportMbox(opened.archive.reader, r.hits, file) : await exportZip(opened.archive.reader, r.hits, file);
+    out(`exported ${count} message(s) to ${file} (${opts.format}${opts.format === 'zip' ? ', hashes in MANIFEST.sha256' : ', mboxrd'})`);
+    for (const n of searchNotes(r)) process.stderr.write(`${n}\n`);
+  });
+}
+
+/** postern archive verify: exit 1 and the first break when anything does not check out. */
+export function archiveVerifyCommand(opts: ConfigOption & { quick?: boolean; json?: boolean }): Promise<void> {
+  return guarded(async () => {
+    const opened = await open(opts);
+    if (!opened) return;
+    const r = await verifyArchive(opened.archive.reader, { content: !opts.quick });
+    if (opts.json) out(JSON.stringify(r, null, 2));
+    else {
+      for (const c of r.chains) out(`chain ${c.name}: ${c.records} record(s)${c.head ? `, head ${c.head.seq} ${c.head.hash}` : ''}`);
+      out(`${r.items} item(s) checked${opts.quick ? ' (without decrypting content)' : ''}, ${r.destroyed} destroyed`);
+      const first = r.problems[0];
+      if (first) {
+        out(`FAILED: chain ${first.chain}: ${first.problem}`);
+        for (const p of r.problems.slice(1)) out(`also: chain ${p.chain}: ${p.problem}`);
+      } else out('OK: every chain is intact and every item matches its record');
+    }
+    if (r.problems.length) process.exitCode = 1;
+  });
+}
+
+/** postern archive hold add: records a legal hold (reason and who) in the admin chain. */
+export function archiveHoldAddCommand(opts: ConfigOption & { reason: string; by?: string; custodian?: string; since?: string; until?: string; keyword?: string }): Promise<void> {
+  return guarded(async () => {
+    const opened = await open(opts);
+    if (!opened) return;
+    const criteria = { custodian: opts.custodian, since: parseDate(opts.since, false, '--since'), until: parseDate(opts.until, true, '--until'), keyword: opts.keyword };
+    const h = await withAdminChain(opened.archive.layout, (chain) => addHold(chain, criteria, opts.reason, actorOf(opts.by)));
+    out(`${h.holdId}  added by ${h.actor} at ${h.at} (record ${h.seq})`);
+  });
+}
+
+export function archiveHoldListCommand(opts: ConfigOption & { all?: boolean }): Promise<void> {
+  return guarded(async () => {
+    const opened = await open(opts);
+    if (!opened) return;
+    const { holds } = await opened.archive.reader.adminState();
+    for (const h of holds.values()) {
+      if (h.released && !opts.all) continue;
+      const what = [h.custodian && `custodian ${h.custodian}`, h.since !== undefined && `since ${new Date(h.since).toISOString()}`, h.until !== undefined && `until ${new Date(h.until).toISOString()}`, h.keyword && `keyword ${JSON.stringify(h.keyword)}`].filter(Boolean).join(', ');
+      out(`${h.id}  ${h.released ? `released ${h.released.at} by ${h.released.actor} (${h.released.reason})` : 'active'}  ${what}  added ${h.createdAt} by ${h.actor}: ${h.reason}`);
+    }
+  });
+}
+
+export function archiveHoldReleaseCommand(id: string, opts: ConfigOption & { reason: string; by?: string }): Promise<void> {
+  return guarded(async () => {
+    const opened = await open(opts);
+    if (!opened) return;
+    const { reader, layout } = opened.archive;
+    const r = await withAdminChain(layout, async (chain) => releaseHold(chain, await reader.adminState(), id, opts.reason, actorOf(opts.by)));
+    out(`${id}  released by ${r.actor} at ${r.at} (record ${r.seq})`);
+  });
+}
+
+/** postern archive purge [--dry-run]: crypto-shreds items past retention that no hold covers. */
+export function archivePurgeCommand(opts: ConfigOption & { dryRun?: boolean }): Promise<void> {
+  return guarded(async () => {
+    const opened = await open(opts);
+    if (!opened) return;
+    const { reader, layout } = opened.archive;
+    const retention = opened.config.archive.retention;
+    const r = opts.dryRun ? await purgeExpired(reader, retention, undefined) : await withAdminChain(layout, (chain) => purgeExpired(reader, retention, chain));
+    for (const p of r.purged) out(`${opts.dryRun ? 'would destroy' : 'destroyed'} ${p.id}  received ${new Date(p.receivedAt).toISOString()}  ${p.rule} (${p.days} days)`);
+    for (const h of r.held) out(`kept ${h.id}: under legal hold ${h.holds.join(', ')}`);
+    for (const f of r.failed) out(`kept ${f.id}: could not be checked (${f.error})`);
+    out(`${r.examined} old enough to check, ${r.purged.length} ${opts.dryRun ? 'would be destroyed' : 'destroyed'}, ${r.held.length} held, ${r.failed.length} unreadable${r.finished ? `, ${r.finished} interrupted destruction(s) finished` : ''}`);
+    if (r.failed.length) process.exitCode = 1;
+  });
+}
+
+/** postern archive rotate-key: re-wraps every item key with the first archive.masterKeys entry. */
+export function archiveRotateCommand(opts: ConfigOption & { by?: string }): Promise<void> {
+  return guarded(async () => {
+    const opened = await open(opts);
+    if (!opened) return;
+    const { reader, layout } = opened.archive;
+    const r = await withAdminChain(layout, (chain) => rotateKeys(reader, chain, actorOf(opts.by)));
+    out(`re-wrapped ${r.rewrapped} item key(s) with master key ${r.keyId}`);
+  });
+}
+
+const withFilters = (c: Command) =>
+  c
+    .option('--since <date>', 'received on or after (2025-01-31 or an ISO date-time)')
+    .option('--until <date>', 'received on or before (a bare date includes that whole day)')
+    .option('--participant <address>', 'sender or any recipient ("*" wildcards, e.g. *@example.org)')
+    .option('--sender <address>', 'envelope sender')
+    .option('--recipient <address>', 'any envelope recipient')
+    .option('--subject <text>', 'part of the subject (case-insensitive)')
+    .option('--message-id <id>', 'Message-ID, with or without <>')
+    .option('--keyword <text>', 'in the decrypted text (bounded by archive.searchLimits)')
+    .option('-c, --config <file>', 'config file');
+
+/** The `postern archive` command group. */
+export function registerArchiveCommands(program: Command): void {
+  const archive = program.command('archive').description('the compliance archive: verify, search, export, legal holds, retention purge, key rotation');
+  archive
+    .command('verify')
+    .description('walk the index hash chains and every item file; exit 1 naming the first break')
+    .option('--quick', 'do not decrypt content (presence, identity and size only)')
+    .option('--json', 'machine-readable output')
+    .option('-c, --config <file>', 'config file')
+    .action((opts: { config?: string; quick?: boolean; json?: boolean }) => archiveVerifyCommand(opts));
+  withFilters(archive.command('search').description('find archived messages by date, participants, subject, message-id, keyword'))
+    .option('--json', 'machine-readable output')
+    .action((opts: FilterOptions & { json?: boolean }) => archiveSearchCommand(opts));
+  withFilters(archive.command('export').description('write the messages a search finds as an mbox (mboxrd) or a zip of .eml with SHA-256 manifest'))
+    .requiredOption('--format <format>', 'mbox or zip')
+    .requiredOption('--out <file>', 'file to write')
+    .action((opts: FilterOptions & { format: string; out: string }) => archiveExportCommand(opts));
+  const hold = archive.command('hold').description('legal holds: held items are never purged');
+  hold
+    .command('add')
+    .description('hold items by custodian, date range and/or keyword (all given must match)')
+    .requiredOption('--reason <text>', 'why (recorded)')
+    .option('--by <name>', 'who (recorded; default $USER)')
+    .option('--custodian <address>', 'sender or recipient')
+    .option('--since <date>', 'received on or after')
+    .option('--until <date>', 'received on or before')
+    .option('--keyword <text>', 'in the decrypted text')
+    .option('-c, --config <file>', 'config file')
+    .action((opts: ConfigOption & { reason: string; by?: string; custodian?: string; since?: string; until?: string; keyword?: string }) => archiveHoldAddCommand(opts));
+  hold
+    .command('list')
+    .description('list active holds')
+    .option('--all', 'released ones too')
+    .option('-c, --config <file>', 'config file')
+    .action((opts: ConfigOption & { all?: boolean }) => archiveHoldListCommand(opts));
+  hold
+    .command('release <id>')
+    .description('release a hold; its items follow their retention again')
+    .requiredOption('--reason <text>', 'why (recorded)')
+    .option('--by <name>', 'who (recorded; default $USER)')
+    .option('-c, --config <file>', 'config file')
+    .action((id: string, opts: ConfigOption & { reason: string; by?: string }) => archiveHoldReleaseCommand(id, opts));
+  archive
+    .command('purge')
+    .description('destroy (crypto-shred) items past their retention that no hold covers')
+    .option('--dry-run', 'only list what would be destroyed')
+    .option('-c, --config <file>', 'config file')
+    .action((opts: ConfigOption & { dryRun?: boolean }) => archivePurgeCommand(opts));
+  archive
+    .command('rotate-key')
+    .description('re-wrap every item key with the first archive.masterKeys entry')
+    .option('--by <name>', 'who (recorded; default $USER)')
+    .option('-c, --config <file>', 'config file')
+    .action((opts: ConfigOption & { by?: string }) => archiveRotateCommand(opts));
+}

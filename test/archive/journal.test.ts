@@ -1,0 +1,130 @@
+import { readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openArchive } from '../../src/archive/admin.js';
+import { openJournal } from '../../src/archive/journal.js';
+import { searchArchive } from '../../src/archive/search.js';
+import { verifyArchive } from '../../src/archive/verify.js';
+import { allFiles, archiveConfig, decisions, envelope, filesContaining, message, silent, tempDir } from './helpers.js';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const LIMITS = { maxItems: 1000, maxBytes: 100 * 1024 * 1024 };
+
+function setup(archive: Record<string, unknown> = {}) {
+  const dataDir = tempDir();
+  dirs.push(dataDir);
+  return { dataDir, ...archiveConfig(dataDir, archive) };
+}
+
+const countItemRecords = (dataDir: string) =>
+  readFileSync(join(dataDir, 'archive', 'chains', 'journal-0.log'), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"type":"item"')).length;
+
+describe('journal with the fs sink', () => {
+  it('round-trips buffers and streams, encrypted at rest: no file under the archive holds the marker', async () => {
+    const { dataDir, config } = setup();
+    const journal = await openJournal(config, dataDir, silent);
+    if (!journal) throw new Error('journal disabled');
+    const MARKER = 'MARKER-7f3a9c';
+    const small = message(`Lab results ${MARKER}`, `Dear patient, ${MARKER} is your result.`);
+    const large = Buffer.concat([message('Large scan', 'see attachment'), Buffer.from(`${'x'.repeat(76)}\r\n`.repeat(40_000)), Buffer.from(`tail ${MARKER}\r\n`)]);
+    const e1 = envelope({ from: `dr.${MARKER.toLowerCase()}@hospital.test`, size: small.length });
+    const e2 = envelope({ to: ['a@example.net', 'b@example.org'], size: large.length });
+    await journal.record({ envelope: e1, decisions: decisions(e1, 'portal'), body: small, categories: ['phi'] });
+    // A stream body, cut into small chunks, as the spool hands out large messages.
+    const chunks = Array.from({ length: Math.ceil(large.length / 7000) }, (_, i) => large.subarray(i * 7000, (i + 1) * 7000));
+    await journal.record({ envelope: e2, decisions: decisions(e2), body: async () => Readable.from(chunks) });
+    await journal.close();
+
+    const archiveDir = join(dataDir, 'archive');
+    expect(allFiles(archiveDir).length).toBeGreaterThan(3);
+    expect(filesContaining(archiveDir, MARKER)).toEqual([]);
+    expect(filesContaining(archiveDir, 'Lab results')).toEqual([]);
+    expect(filesContaining(archiveDir, 'patient@example.net')).toEqual([]);
+
+    const { reader } = await openArchive(config, dataDir);
+    const all = await searchArchive(reader, {}, LIMITS);
+    expect(all.hits.map((h) => h.meta.id).sort()).toEqual([e1.id, e2.id].sort());
+    const first = all.hits.find((h) => h.meta.id === e1.id);
+    expect(first?.meta).toMatchObject({ mailFrom: e1.mailFrom, rcptTo: e1.rcptTo, subject: `Lab results ${MARKER}`, size: small.length, categories: ['phi'], recipients: [{ rcpt: 'patient@example.net', method: 'portal', ruleId: 'default' }] });
+    expect(first?.meta.messageId).toMatch(/^<[0-9a-f]+@hospital\.test>$/);
+    expect(await reader.content(first!.entry)).toEqual(small);
+    const second = all.hits.find((h) => h.meta.id === e2.id);
+    expect((await reader.content(second!.entry)).equals(large)).toBe(true);
+
+    const byKeyword = await searchArchive(reader, { keyword: `tail ${MARKER}` }, LIMITS);
+    expect(byKeyword.hits.map((h) => h.meta.id)).toEqual([e2.id]);
+    expect((await searchArchive(reader, { recipient: '*@example.org' }, LIMITS)).hits.map((h) => h.meta.id)).toEqual([e2.id]);
+    expect((await searchArchive(reader, { messageId: first!.meta.messageId!.slice(1, -1) }, LIMITS)).hits.map((h) => h.meta.id)).toEqual([e1.id]);
+    expect((await verifyArchive(reader)).problems).toEqual([]);
+  });
+
+  it('stores a queue id once, however often and however concurrently it is recorded, across restarts too', async () => {
+    const { dataDir, config } = setup();
+    const e = envelope();
+    const body = message('once', 'only once');
+    const j1 = await openJournal(config, dataDir, silent);
+    await Promise.all([1, 2, 3].map(() => j1!.record({ envelope: e, decisions: decisions(e), body })));
+    await j1!.record({ envelope: e, decisions: decisions(e), body });
+    await j1!.close();
+    const j2 = await openJournal(config, dataDir, silent);
+    await j2!.record({ envelope: e, decisions: decisions(e), body });
+    await j2!.close();
+    expect(countItemRecords(dataDir)).toBe(1);
+  });
+
+  it('finishes after a crash: a recorded item still in tmp/ is placed, an unrecorded one removed', async () => {
+    const { dataDir, config } = setup();
+    const j = await openJournal(config, dataDir, silent);
+    const e = envelope();
+    await j!.record({ envelope: e, decisions: decisions(e), body: message('crash', 'body') });
+    await j!.close();
+    const archiveDir = join(dataDir, 'archive');
+    const [item] = allFiles(join(archiveDir, 'items'));
+    const tmp = join(archiveDir, 'tmp', 'journal-0');
+    // As if the rename into items/ had not reached the disk, and another item was half written.
+    renameSync(item!, join(tmp, `${e.id}.item`));
+    writeFileSync(join(tmp, '0000000000ZZZZZZZZ.item'), 'half written');
+    const j2 = await openJournal(config, dataDir, silent);
+    await j2!.close();
+    expect(readdirSync(tmp)).toEqual([]);
+    expect(allFiles(join(archiveDir, 'items'))).toEqual([item]);
+    const { reader } = await openArchive(config, dataDir);
+    expect((await verifyArchive(reader)).problems).toEqual([]);
+  });
+
+  it('fails closed while the archive directory is unusable, and stores the item once after it is fixed', async () => {
+    const { dataDir, config } = setup();
+    const j = await openJournal(config, dataDir, silent);
+    const e = envelope();
+    const item = { envelope: e, decisions: decisions(e), body: message('fault', 'body') };
+    const archiveDir = join(dataDir, 'archive');
+    // chmod does not stop root: put a plain file where the directory was.
+    renameSync(archiveDir, `${archiveDir}.away`);
+    writeFileSync(archiveDir, 'not a directory');
+    await expect(j!.record(item)).rejects.toThrow(/journal .*fs sink: .*(ENOTDIR|not a directory)/i);
+    rmSync(archiveDir);
+    renameSync(`${archiveDir}.away`, archiveDir);
+    await j!.record(item);
+    await j!.record(item);
+    await j!.close();
+    expect(countItemRecords(dataDir)).toBe(1);
+    const { reader } = await openArchive(config, dataDir);
+    expect((await verifyArchive(reader)).problems).toEqual([]);
+    expect((await searchArchive(reader, {}, LIMITS)).hits).toHaveLength(1);
+  });
+
+  it('fails closed when the index was replaced under the open journal', async () => {
+    const { dataDir, config } = setup();
+    const j = await openJournal(config, dataDir, silent);
+    const log = join(dataDir, 'archive', 'chains', 'journal-0.log');
+    renameSync(log, `${log}.old`);
+    writeFileSync(log, '');
+    const e = envelope();
+    await expect(j!.record({ envelope: e, decisions: decisions(e), body: message('x', 'y') })).rejects.toThrow(/moved or replaced/);
+    await j!.close();
+  });
+});
