@@ -162,6 +162,19 @@ describe.skipIf(!available)(`Redis queue on ${DEV_REDIS_URL}`, () => {
       expect(await next.list()).toEqual([]);
     });
 
+    it('a commit refused by Redis (the id is taken) is undone without touching the message that has the id', async () => {
+      fresh();
+      const q = await instance();
+      const first = await commitBody(q, 'first\r\n');
+      const w = await q.receive(envelope({ id: first.id }));
+      await w.write(Buffer.alloc(300 * 1024, 0x63));
+      await expect(w.commit()).rejects.toThrow(/already taken/);
+      await w.abort();
+      expect((await readBody(q, first.id)).toString()).toBe('first\r\n');
+      expect((await q.list()).map((m) => m.envelope.id)).toEqual([first.id]);
+      expect((await keysUnder(DEV_REDIS_URL, prefix)).filter((k) => k.includes(':tmp'))).toEqual([]);
+    });
+
     it('open() reports the temp bodies it cleaned', async () => {
       fresh();
       const a = await instance();

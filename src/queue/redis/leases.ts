@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './keys.js';
-import { heartbeatScript } from './scripts.js';
+import { LeaseLostError, NoMessageError } from './lua.js';
+import { heartbeatScript, leaseScript, settleScript } from './scripts.js';
 import type { RawSnapshot } from './snapshot.js';
 
 export interface HeartbeatResult {
@@ -9,15 +10,22 @@ export interface HeartbeatResult {
   lost: string[];
 }
 
+/** A leased message as the lease script returns it: id, token, envelope JSON, state JSON. */
+export type LeasedRow = [string, string, string, string];
+
 /**
- * The leases this instance holds (message id → fencing token) and the heartbeat that
- * keeps them. A beat renews every held lease to now + leaseTime on the Redis clock and
- * marks the instance alive for as long; it runs every `intervalMs` (a third of the lease
- * time by default), so two missed beats still leave the lease in place. An instance that
- * dies stops beating: its leases expire and the next lease() or beat anywhere returns the
+ * Everything done under a lease, from this instance's side: taking due messages, the
+ * heartbeat that keeps them, and settling them (save / release / remove) with the
+ * fencing token they were taken with.
+ *
+ * A beat renews every held lease to now + leaseTime on the Redis clock and marks the
+ * instance alive for as long; it runs every `intervalMs` (a third of the lease time by
+ * default), so two missed beats still leave the lease in place. An instance that dies
+ * stops beating: its leases expire and the next lease() or beat anywhere returns the
  * messages to the due set.
  */
 export class LeaseKeeper {
+  /** Message id → fencing token of the leases this instance holds. */
   private readonly held = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | undefined;
@@ -31,29 +39,42 @@ export class LeaseKeeper {
     private readonly onError: (err: unknown) => void,
   ) {}
 
-  get size(): number {
-    return this.held.size;
-  }
-
-  hold(id: string, token: string): void {
-    this.held.set(id, token);
-  }
-
-  /** The token to settle a message with: '' when this instance holds no lease on it. */
-  token(id: string): string {
-    return this.held.get(id) ?? '';
-  }
-
   has(id: string): boolean {
     return this.held.has(id);
   }
 
-  drop(id: string): void {
-    this.held.delete(id);
-  }
-
   ids(): string[] {
     return [...this.held.keys()];
+  }
+
+  /**
+   * Takes up to `limit` messages due by `now`. `accept` decides per row whether it is
+   * kept (an unreadable one is not: left unrenewed, its lease runs out).
+   */
+  async take(now: number, limit: number, accept: (row: LeasedRow) => boolean): Promise<RawSnapshot> {
+    const args = [this.keys.msgPrefix, now, limit, this.leaseTimeMs, this.instanceId];
+    const [snapshot, rows] = (await leaseScript.run(this.redis, [...this.keys.common(), this.keys.fence], args)) as [RawSnapshot, LeasedRow[]];
+    for (const row of rows) if (accept(row)) this.held.set(row[0], row[1]);
+    return snapshot;
+  }
+
+  /**
+   * Settles a message with this instance's token for it ('' when it holds none, which
+   * only works while nobody holds a lease on it).
+   */
+  async settle(mode: 'save' | 'release' | 'remove', id: string, state = '', due = ''): Promise<RawSnapshot> {
+    const token = this.held.get(id) ?? '';
+    const keys = [...this.keys.common(), this.keys.msg(id), this.keys.body(id)];
+    try {
+      const snapshot = (await settleScript.run(this.redis, keys, [this.keys.msgPrefix, mode, id, token, state, due, this.keys.wake, this.instanceId])) as RawSnapshot;
+      this.forget(id, token);
+      return snapshot;
+    } catch (err) {
+      // Refused because the lease or the message is gone: this instance holds it no more.
+      // Any other failure (Redis unreachable) keeps the lease, so a release can follow.
+      if (err instanceof LeaseLostError || err instanceof NoMessageError) this.forget(id, token);
+      throw err;
+    }
   }
 
   start(intervalMs: number): void {
@@ -85,13 +106,16 @@ export class LeaseKeeper {
         this.instanceId,
         ...[...sent].flat(),
       ])) as [RawSnapshot, string[]];
-      // Only drop what was lost under the token we sent: a message released and leased
-      // again meanwhile carries a new token that is still good.
-      for (const id of lost) if (this.held.get(id) === sent.get(id)) this.held.delete(id);
+      for (const id of lost) this.forget(id, sent.get(id) ?? '');
       this.onBeat({ snapshot, lost });
     } catch (err) {
       // Redis unreachable: the leases run down; whoever holds them when it is back wins.
       this.onError(err);
     }
+  }
+
+  /** Drops a lease, unless it has been replaced meanwhile (released and taken again). */
+  private forget(id: string, token: string): void {
+    if (token && this.held.get(id) === token) this.held.delete(id);
   }
 }

@@ -29,23 +29,33 @@ export class LuaScript {
   }
 }
 
+/**
+ * Redis answered the script with an error reply: our scripts check everything before
+ * they write, so nothing of the operation happened (unlike a lost connection, after which
+ * it may or may not have).
+ */
+export class ScriptRefusal extends Error {
+  override readonly name: string = 'ScriptRefusal';
+}
+
 /** The message is leased by another instance (or the caller's lease has expired). */
-export class LeaseLostError extends Error {
+export class LeaseLostError extends ScriptRefusal {
   override readonly name = 'LeaseLostError';
 }
 
 /** No committed message has that id. */
-export class NoMessageError extends Error {
+export class NoMessageError extends ScriptRefusal {
   override readonly name = 'NoMessageError';
 }
 
-/** Scripts signal refusals with error replies whose first word names the reason. */
+/** Error replies become ScriptRefusals; their first word names the reason. */
 function translate(err: unknown): unknown {
+  if ((err as Error).name !== 'ReplyError') return err;
   const message = (err as Error).message ?? '';
-  const m = /^(?:ERR )?(?:.*?: )?(LEASELOST|NOMSG) (.*)$/s.exec(message);
+  const m = /^(LEASELOST|NOMSG) (.*)$/s.exec(message);
   if (m?.[1] === 'LEASELOST') return new LeaseLostError(`queue: ${m[2]}`);
   if (m?.[1] === 'NOMSG') return new NoMessageError(`queue: ${m[2]}`);
-  return err;
+  return new ScriptRefusal(message.replace(/^ERR /, ''));
 }
 
 /** Runs a MULTI and returns its replies, throwing the first command error (exec() reports them per command). */

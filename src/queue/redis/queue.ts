@@ -28,14 +28,16 @@ import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../events/logger.js';
 import type { DeliveryState, Envelope, QueuedMessage } from '../../types.js';
-import { initialState, nextAttemptOf, type IncomingEnvelope, type QueueBackend, type QueueStats, type SpoolWriter } from '../backend.js';
+import { nextAttemptOf, type IncomingEnvelope, type QueueBackend, type QueueStats, type SpoolWriter } from '../backend.js';
 import { newQueueId } from '../ids.js';
 import { openBodyStream } from './body-stream.js';
 import { decodeMessage, dueField } from './codec.js';
 import { RedisKeys } from './keys.js';
 import { LeaseKeeper } from './leases.js';
-import { LeaseLostError, NoMessageError } from './lua.js';
-import { cleanScript, commitScript, leaseScript, settleScript } from './scripts.js';
+import { LeaseLostError } from './lua.js';
+import { getMessage, listMessages } from './reads.js';
+import { commitToRedis, waitForReplicas } from './commit.js';
+import { cleanScript } from './scripts.js';
 import { QueueSnapshot, type RawSnapshot } from './snapshot.js';
 import { WakeChannel } from './wake.js';
 import { RedisSpoolWriter, type RedisSink } from './writer.js';
@@ -71,16 +73,18 @@ export class RedisQueue implements QueueBackend, RedisSink {
   ) {
     this.keys = new RedisKeys(options.keyPrefix);
     this.leaseTimeMs = options.leaseTimeMs ?? 60_000;
+    const log = options.logger;
     this.leases = new LeaseKeeper(
       redis,
       this.keys,
       this.instanceId,
       this.leaseTimeMs,
       ({ snapshot, lost }) => {
-        if (lost.length) this.options.logger?.warn({ event: 'queue.lease-lost', queueIds: lost }, 'leases expired before they were renewed; another instance may deliver these');
-        this.takeSnapshot(snapshot, true);
+        if (lost.length) log?.warn({ event: 'queue.lease-lost', queueIds: lost }, 'leases expired before they were renewed; another instance may deliver these');
+        // A due time earlier than known (another instance saved or died) wakes the worker.
+        if (this.snapshot.update(snapshot)) this.wake();
       },
-      (err) => this.options.logger?.error({ event: 'queue.redis-error', err: (err as Error).message }, 'lease heartbeat failed'),
+      (err) => log?.error({ event: 'queue.redis-error', err: (err as Error).message }, 'lease heartbeat failed'),
     );
     this.wakeChannel = new WakeChannel(redis, this.keys.wake, this.instanceId, () => this.wake());
   }
@@ -90,7 +94,7 @@ export class RedisQueue implements QueueBackend, RedisSink {
     await this.leases.beat();
     await this.wakeChannel.open();
     const [snapshot, cleaned] = (await cleanScript.run(this.redis, [...this.keys.common(), this.keys.tmps], [this.keys.msgPrefix, this.keys.tmpPrefix, this.keys.instPrefix])) as [RawSnapshot, number];
-    this.takeSnapshot(snapshot);
+    this.snapshot.update(snapshot);
     this.leases.start(this.options.heartbeatMs ?? Math.max(10, Math.floor(this.leaseTimeMs / 3)));
     return { recovered: this.snapshot.stats().depth, cleaned };
   }
@@ -116,22 +120,14 @@ export class RedisQueue implements QueueBackend, RedisSink {
   // --- RedisSink: what the writer calls ---------------------------------------------
 
   async commitMessage(envelope: Envelope, tmpMember: string): Promise<void> {
-    const { id } = envelope;
-    const state = initialState(envelope, envelope.receivedAt);
-    const keys = [...this.keys.common(), this.keys.tmpPrefix + tmpMember, this.keys.body(id), this.keys.msg(id), this.keys.tmps];
-    const args = [this.keys.msgPrefix, JSON.stringify(envelope), JSON.stringify(state), dueField(nextAttemptOf(state)), envelope.receivedAt, id, envelope.size, tmpMember, this.keys.wake, this.instanceId];
-    this.takeSnapshot((await commitScript.run(this.redis, keys, args)) as RawSnapshot);
-    const wanted = this.options.waitReplicas ?? 0;
-    if (wanted > 0) {
-      const acked = await this.redis.wait(wanted, this.options.waitTimeoutMs ?? 1000);
-      if (acked < wanted) throw new Error(`queue: only ${acked} of ${wanted} Redis replicas acknowledged message ${id} within ${this.options.waitTimeoutMs ?? 1000} ms`);
-    }
+    this.snapshot.update(await commitToRedis(this.redis, this.keys, this.instanceId, envelope, tmpMember));
+    await waitForReplicas(this.redis, { replicas: this.options.waitReplicas ?? 0, timeoutMs: this.options.waitTimeoutMs ?? 1000 }, envelope.id);
     this.wake();
   }
 
   async uncommit(id: string): Promise<void> {
     try {
-      await this.settle('remove', id);
+      await this.remove(id);
     } catch (err) {
       // Already leased by another instance: it is being delivered, and the client's retry
       // will make a duplicate (at-least-once) rather than a loss.
@@ -144,63 +140,49 @@ export class RedisQueue implements QueueBackend, RedisSink {
 
   async lease(now: number, limit: number): Promise<QueuedMessage[]> {
     if (limit <= 0) return [];
-    const args = [this.keys.msgPrefix, now, limit, this.leaseTimeMs, this.instanceId];
-    const [snapshot, rows] = (await leaseScript.run(this.redis, [...this.keys.common(), this.keys.fence], args)) as [RawSnapshot, [string, string, string, string][]];
-    this.takeSnapshot(snapshot);
     const out: QueuedMessage[] = [];
-    for (const [id, token, envelopeJson, stateJson] of rows) {
+    const snapshot = await this.leases.take(now, limit, ([id, , envelopeJson, stateJson]) => {
       try {
         out.push(decodeMessage(id, envelopeJson, stateJson));
-        this.leases.hold(id, token);
+        return true;
       } catch (err) {
         // Not renewed, so the lease runs out and the error is logged again each time:
         // visible to the operator, and nothing is deleted.
         this.options.logger?.error({ event: 'queue.redis-error', queueId: id, err: (err as Error).message }, 'unreadable message in Redis');
+        return false;
       }
-    }
+    });
+    this.snapshot.update(snapshot);
     return out;
   }
 
   async release(id: string): Promise<void> {
     if (!this.leases.has(id)) return;
-    await this.settle('release', id);
+    this.snapshot.update(await this.leases.settle('release', id));
     this.wake();
   }
 
   async save(id: string, state: DeliveryState): Promise<void> {
     const next = nextAttemptOf(state);
     if (next === undefined) return this.remove(id);
-    await this.settle('save', id, JSON.stringify(state), dueField(next));
+    this.snapshot.update(await this.leases.settle('save', id, JSON.stringify(state), dueField(next)));
     this.wake();
   }
 
   async remove(id: string): Promise<void> {
-    await this.settle('remove', id);
+    this.snapshot.update(await this.leases.settle('remove', id));
   }
 
   openBody(id: string): Promise<Readable> {
     return openBodyStream(this.redis, this.keys.body(id), id);
   }
 
-  async get(id: string): Promise<QueuedMessage | undefined> {
-    const [envelopeJson, stateJson] = await this.redis.hmget(this.keys.msg(id), 'envelope', 'state');
-    return envelopeJson === null ? undefined : decodeMessage(id, envelopeJson, stateJson);
+  get(id: string): Promise<QueuedMessage | undefined> {
+    return getMessage(this.redis, this.keys, id);
   }
 
-  /** Every committed message, oldest first, read in pages so a large queue is not one reply. */
-  async list(): Promise<QueuedMessage[]> {
-    const out: QueuedMessage[] = [];
-    for (let start = 0; ; start += LIST_PAGE) {
-      const ids = await this.redis.zrange(this.keys.received, String(start), String(start + LIST_PAGE - 1));
-      const pipe = this.redis.pipeline();
-      for (const id of ids) pipe.hmget(this.keys.msg(id), 'envelope', 'state');
-      const rows = ids.length ? ((await pipe.exec()) ?? []) : [];
-      rows.forEach(([err, fields], i) => {
-        const [envelopeJson, stateJson] = (fields ?? []) as (string | null)[];
-        if (!err && envelopeJson) out.push(decodeMessage(ids[i] as string, envelopeJson, stateJson));
-      });
-      if (ids.length < LIST_PAGE) return out;
-    }
+  list(): Promise<QueuedMessage[]> {
+    return listMessages(this.redis, this.keys);
   }
 
   /** Cached: refreshed by every operation of this instance and by each heartbeat. */
@@ -224,29 +206,4 @@ export class RedisQueue implements QueueBackend, RedisSink {
   private wake(): void {
     for (const l of this.wakeListeners) l();
   }
-
-  private takeSnapshot(raw: RawSnapshot, wakeIfEarlier = false): void {
-    if (this.snapshot.update(raw) && wakeIfEarlier) this.wake();
-  }
-
-  /** Runs the fenced settle script with this instance's token for the message. */
-  private async settle(mode: 'save' | 'release' | 'remove', id: string, state = '', due = ''): Promise<void> {
-    const token = this.leases.token(id);
-    const keys = [...this.keys.common(), this.keys.msg(id), this.keys.body(id)];
-    try {
-      this.takeSnapshot((await settleScript.run(this.redis, keys, [this.keys.msgPrefix, mode, id, token, state, due, this.keys.wake, this.instanceId])) as RawSnapshot);
-    } catch (err) {
-      // Refused because the lease or the message is gone: this instance holds it no more.
-      // Any other failure (Redis unreachable) keeps the lease, so a release can follow.
-      if (err instanceof LeaseLostError || err instanceof NoMessageError) this.dropLease(id, token);
-      throw err;
-    }
-    this.dropLease(id, token);
-  }
-
-  private dropLease(id: string, token: string): void {
-    if (token && this.leases.token(id) === token) this.leases.drop(id);
-  }
 }
-
-const LIST_PAGE = 500;

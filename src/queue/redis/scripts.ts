@@ -155,9 +155,6 @@ return snapshot(true)
 `,
 );
 
-/** Reads the snapshot without changing anything. */
-export const snapshotScript = new LuaScript('snapshot', `${PREAMBLE}\nreturn snapshot(false)\n`);
-
 /**
  * KEYS 5 tmps; ARGV 2 tmp key prefix, 3 instance key prefix.
  * At start-up: removes temp bodies whose owning instance is no longer alive, by

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Envelope } from '../../types.js';
 import type { IncomingEnvelope, SpoolWriter } from '../backend.js';
 import type { RedisKeys } from './keys.js';
-import { execTransaction } from './lua.js';
+import { execTransaction, ScriptRefusal } from './lua.js';
 
 /** Chunks are gathered up to this size before one APPEND (fewer round trips, bounded memory). */
 export const APPEND_BATCH = 256 * 1024;
@@ -37,7 +37,7 @@ export class RedisSpoolWriter implements SpoolWriter {
   private registered = false;
   private flushing: Promise<void> = Promise.resolve();
   private failure: unknown;
-  private stage: 'open' | 'unconfirmed' | 'committed' | 'aborted' = 'open';
+  private stage: 'open' | 'unconfirmed' | 'refused' | 'committed' | 'aborted' = 'open';
   private readonly tmpMember: string;
   private readonly tmpKey: string;
 
@@ -70,19 +70,27 @@ export class RedisSpoolWriter implements SpoolWriter {
     // From here on the message may exist in Redis even if the call fails (the reply was
     // lost): abort() must then remove it, because the client is told 4xx and will retry.
     this.stage = 'unconfirmed';
-    await this.sink.commitMessage(envelope, this.tmpMember);
+    try {
+      await this.sink.commitMessage(envelope, this.tmpMember);
+    } catch (err) {
+      // Refused by the script: nothing was made visible, and nothing may be removed (the
+      // refusal may be about an id that is someone else's message).
+      if (err instanceof ScriptRefusal) this.stage = 'refused';
+      throw err;
+    }
     this.stage = 'committed';
     return envelope;
   }
 
   async abort(): Promise<void> {
-    const stage = this.stage;
-    if (stage === 'committed' || stage === 'aborted') return;
+    if (this.stage === 'committed' || this.stage === 'aborted') return;
+    const unconfirmed = this.stage === 'unconfirmed';
     this.stage = 'aborted';
     this.chunks = [];
     await this.flushing.catch(() => undefined);
-    if (stage === 'unconfirmed') await this.sink.uncommit(this.id);
-    if (this.registered || stage === 'unconfirmed') await execTransaction(this.sink.redis.multi().del(this.tmpKey).srem(this.sink.keys.tmps, this.tmpMember));
+    if (unconfirmed) await this.sink.uncommit(this.id);
+    // The temp key (if the commit never renamed it) and its intent record go together.
+    if (this.registered) await execTransaction(this.sink.redis.multi().del(this.tmpKey).srem(this.sink.keys.tmps, this.tmpMember));
   }
 
   /** Sends what is buffered; one APPEND in flight at a time keeps the bytes in order. */
