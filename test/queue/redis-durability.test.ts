@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { checkRedisDurability } from '../../src/queue/redis/durability.js';
 import { connectRedis } from '../../src/queue/redis/connect.js';
 import { findProgram } from '../helpers/programs.js';
-import { commitBody, openTestQueue, readBody, redisSection, testPrefix } from './redis-harness.js';
+import { commitBody, envelope, openTestQueue, readBody, redisSection, testPrefix } from './redis-harness.js';
 import { freePort, startRedisServer, type RedisServer } from './redis-server.js';
 
 const redisServer = findProgram('redis-server');
@@ -76,6 +76,37 @@ describe.skipIf(!redisServer)('Redis durability: a redis-server of our own, kill
       expect(due.map((m) => m.envelope.id)).not.toContain(leased!.envelope.id);
     } finally {
       await q2.close();
+    }
+  });
+
+  it('while Redis is down commits fail at once (4xx for the client), and the same queue resumes when it is back', async () => {
+    const port = await freePort();
+    const dir = dataDir();
+    const prefix = testPrefix();
+    let server = await start(port, dir, SAFE);
+    const q = await openTestQueue(server.url, prefix);
+    try {
+      const before = await commitBody(q, 'before\r\n');
+      await server.kill('SIGKILL');
+      // Neither queued for later nor retried: the error reaches ingress, which answers 451.
+      const w = await q.receive(envelope());
+      await expect(w.write(Buffer.alloc(300 * 1024, 0x61)).then(() => w.commit())).rejects.toThrow();
+      await w.abort().catch(() => undefined);
+      await expect(q.lease(Date.now(), 10)).rejects.toThrow();
+
+      server = await start(port, dir, SAFE);
+      // The client reconnects by itself; no new queue, no restart.
+      let after: Awaited<ReturnType<typeof commitBody>> | undefined;
+      for (let i = 0; i < 200 && !after; i++) {
+        after = await commitBody(q, 'after\r\n').catch(() => undefined);
+        if (!after) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(after).toBeDefined();
+      const leased = (await q.lease(Date.now(), 10)).map((m) => m.envelope.id).sort();
+      expect(leased).toEqual([before.id, after!.id].sort());
+      expect((await readBody(q, before.id)).toString()).toBe('before\r\n');
+    } finally {
+      await q.close();
     }
   });
 

@@ -3,6 +3,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { PosternConfig } from '../../config/schema.js';
 import type { Logger } from '../../events/logger.js';
 import { checkRedisDurability } from './durability.js';
+import { REDIS_EVENTS } from './events.js';
 import { RedisQueue } from './queue.js';
 
 type RedisConfig = PosternConfig['redis'];
@@ -42,7 +43,7 @@ export function redactedUrl(url: string): string {
 /** A connected client (password and TLS from the URL and config). */
 export async function connectRedis(config: RedisConfig, logger?: Logger): Promise<Redis> {
   const redis = new Redis(config.url, redisClientOptions(config));
-  redis.on('error', (err: Error) => logger?.warn({ event: 'queue.redis-error', url: redactedUrl(config.url), err: err.message }, 'Redis connection error'));
+  redis.on('error', (err: Error) => logger?.warn({ event: REDIS_EVENTS.error, url: redactedUrl(config.url), err: err.message }, 'Redis connection error'));
   try {
     await redis.connect();
   } catch (err) {
@@ -62,7 +63,7 @@ export async function openRedisQueue(config: Pick<PosternConfig, 'redis'>, logge
   const redis = await connectRedis(cfg, logger);
   const verdict = await checkRedisDurability(redis, { waitReplicas: cfg.waitReplicas });
   if (!verdict.ok) {
-    const detail = { event: 'queue.redis-durability', status: verdict.status, problems: verdict.problems, settings: verdict.settings };
+    const detail = { event: REDIS_EVENTS.durability, status: verdict.status, problems: verdict.problems, settings: verdict.settings };
     if (cfg.durability === 'refuse') {
       redis.disconnect();
       throw new Error(`Redis at ${redactedUrl(cfg.url)} cannot promise that acknowledged mail survives a crash (redis.durability: refuse):\n  - ${verdict.problems.join('\n  - ')}`);

@@ -32,11 +32,12 @@ import { nextAttemptOf, type IncomingEnvelope, type QueueBackend, type QueueStat
 import { newQueueId } from '../ids.js';
 import { openBodyStream } from './body-stream.js';
 import { decodeMessage, dueField } from './codec.js';
+import { commitToRedis, waitForReplicas } from './commit.js';
+import { REDIS_EVENTS } from './events.js';
 import { RedisKeys } from './keys.js';
 import { LeaseKeeper } from './leases.js';
 import { LeaseLostError } from './lua.js';
 import { getMessage, listMessages } from './reads.js';
-import { commitToRedis, waitForReplicas } from './commit.js';
 import { cleanScript } from './scripts.js';
 import { QueueSnapshot, type RawSnapshot } from './snapshot.js';
 import { WakeChannel } from './wake.js';
@@ -80,11 +81,11 @@ export class RedisQueue implements QueueBackend, RedisSink {
       this.instanceId,
       this.leaseTimeMs,
       ({ snapshot, lost }) => {
-        if (lost.length) log?.warn({ event: 'queue.lease-lost', queueIds: lost }, 'leases expired before they were renewed; another instance may deliver these');
+        if (lost.length) log?.warn({ event: REDIS_EVENTS.leaseLost, queueIds: lost }, 'leases expired before they were renewed; another instance may deliver these');
         // A due time earlier than known (another instance saved or died) wakes the worker.
         if (this.snapshot.update(snapshot)) this.wake();
       },
-      (err) => log?.error({ event: 'queue.redis-error', err: (err as Error).message }, 'lease heartbeat failed'),
+      (err) => log?.error({ event: REDIS_EVENTS.error, err: (err as Error).message }, 'lease heartbeat failed'),
     );
     this.wakeChannel = new WakeChannel(redis, this.keys.wake, this.instanceId, () => this.wake());
   }
@@ -110,7 +111,7 @@ export class RedisQueue implements QueueBackend, RedisSink {
     for (const id of this.leases.ids()) await this.release(id).catch(() => undefined);
     await this.redis.del(this.keys.instance(this.instanceId)).catch(() => undefined);
     await this.wakeChannel.close();
-    if (this.options.ownsClient) await this.redis.quit().catch(() => undefined);
+    if (this.options.ownsClient) await this.redis.quit().catch(() => this.redis.disconnect());
   }
 
   async receive(incoming: IncomingEnvelope): Promise<SpoolWriter> {
@@ -132,7 +133,7 @@ export class RedisQueue implements QueueBackend, RedisSink {
       // Already leased by another instance: it is being delivered, and the client's retry
       // will make a duplicate (at-least-once) rather than a loss.
       if (!(err instanceof LeaseLostError)) throw err;
-      this.options.logger?.warn({ event: 'queue.redis-error', queueId: id }, 'unconfirmed commit could not be undone: already leased elsewhere');
+      this.options.logger?.warn({ event: REDIS_EVENTS.error, queueId: id }, 'unconfirmed commit could not be undone: already leased elsewhere');
     }
   }
 
@@ -148,7 +149,7 @@ export class RedisQueue implements QueueBackend, RedisSink {
       } catch (err) {
         // Not renewed, so the lease runs out and the error is logged again each time:
         // visible to the operator, and nothing is deleted.
-        this.options.logger?.error({ event: 'queue.redis-error', queueId: id, err: (err as Error).message }, 'unreadable message in Redis');
+        this.options.logger?.error({ event: REDIS_EVENTS.error, queueId: id, err: (err as Error).message }, 'unreadable message in Redis');
         return false;
       }
     });
