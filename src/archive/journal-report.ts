@@ -28,6 +28,6 @@ export function journalReport(meta: ItemMeta, original: Buffer | Readable, opts:
     messageId: `<journal.${meta.id}@${opts.hostname}>`,
     headers: { 'X-Postern-Journal-Report': '1', 'X-Postern-Queue-Id': meta.id },
     text: `${lines.join('\r\n')}\r\n`,
-    attachments: [{ filename: 'original.eml', contentType: 'message/rfc822', content: original }],
+    attachments: [{ filename: 'original.eml', contentType: 'message/rfc822', contentDisposition: 'attachment' as const, content: original }],
   };
 }

@@ -1,0 +1,127 @@
+import { cpSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openJournal } from '../../src/archive/journal.js';
+import { allFiles, archiveConfig, cli, decisions, envelope, message, silent, tempDir } from './helpers.js';
+
+/**
+ * A journal of four items is written once; each case tampers with its own copy and runs
+ * the built CLI's `postern archive verify` on it.
+ */
+const dirs: string[] = [];
+let pristine: string;
+let configText: string;
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+beforeAll(async () => {
+  pristine = tempDir();
+  dirs.push(pristine);
+  const { config, file } = archiveConfig(pristine);
+  configText = readFileSync(file, 'utf8');
+  const journal = await openJournal(config, pristine, silent);
+  for (let i = 1; i <= 4; i++) {
+    const e = envelope();
+    await journal!.record({ envelope: e, decisions: decisions(e), body: message(`item ${i}`, `body ${i}`) });
+  }
+  await journal!.close();
+});
+
+/** A copy of the archive and a config pointing at it. */
+function copy(): { dataDir: string; config: string; log: string } {
+  const dataDir = tempDir();
+  dirs.push(dataDir);
+  cpSync(join(pristine, 'archive'), join(dataDir, 'archive'), { recursive: true });
+  const config = join(dataDir, 'postern.yaml');
+  writeFileSync(config, configText.replace(`dataDir: ${pristine}`, `dataDir: ${dataDir}`));
+  return { dataDir, config, log: join(dataDir, 'archive', 'chains', 'journal-0.log') };
+}
+
+const lines = (log: string) => readFileSync(log, 'utf8').split('\n').filter(Boolean);
+const writeLines = (log: string, ls: string[]) => writeFileSync(log, `${ls.join('\n')}\n`);
+/** Item file of the item record at a line of the log. */
+const itemFileOf = (dataDir: string, log: string, n: number) => join(dataDir, 'archive', (JSON.parse(lines(log)[n] as string) as { file: string }).file);
+
+async function verify(config: string, ...flags: string[]) {
+  return cli(['archive', 'verify', '-c', config, ...flags]);
+}
+
+describe('postern archive verify', () => {
+  it('passes an untouched archive', async () => {
+    const { config } = copy();
+    const r = await verify(config);
+    expect(r.stdout).toContain('OK: every chain is intact');
+    expect(r.stdout).toContain('4 item(s) checked');
+    expect(r.code).toBe(0);
+  });
+
+  it('names an edited index record', async () => {
+    const { config, log } = copy();
+    const ls = lines(log);
+    ls[2] = (ls[2] as string).replace(/"size":(\d+)/, (_, n: string) => `"size":${Number(n) + 1}`);
+    writeLines(log, ls);
+    const r = await verify(config);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('FAILED: chain journal-0: record 2 was edited: its hash does not match the prev hash stored in record 3');
+  });
+
+  it('names an edited last record (checked against the head)', async () => {
+    const { config, log } = copy();
+    const ls = lines(log);
+    ls[4] = (ls[4] as string).replace(/"at":"[^"]+"/, '"at":"2020-01-01T00:00:00.000Z"');
+    writeLines(log, ls);
+    const r = await verify(config);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('record 4 was edited: its hash does not match the index head');
+  });
+
+  it('names a deleted index record, in the middle and at the end', async () => {
+    const middle = copy();
+    const ls = lines(middle.log);
+    writeLines(middle.log, [...ls.slice(0, 2), ...ls.slice(3)]);
+    const r = await verify(middle.config);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('FAILED: chain journal-0: record 2 was deleted: the record found in its place has seq 3');
+
+    const end = copy();
+    writeLines(end.log, lines(end.log).slice(0, 4));
+    const r2 = await verify(end.config);
+    expect(r2.code).toBe(1);
+    expect(r2.stdout).toContain('records 4..4 were deleted from the end of the index');
+  });
+
+  it('names an altered and a missing item file', async () => {
+    const altered = copy();
+    const file = itemFileOf(altered.dataDir, altered.log, 3);
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 3] = (bytes[bytes.length - 3] as number) ^ 0x20;
+    writeFileSync(file, bytes);
+    const r = await verify(altered.config);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/FAILED: chain journal-0: record 3 \(item [0-9A-Z]{18}\): item file altered: its content fails authentication/);
+
+    const missing = copy();
+    unlinkSync(itemFileOf(missing.dataDir, missing.log, 1));
+    const r2 = await verify(missing.config, '--quick');
+    expect(r2.code).toBe(1);
+    expect(r2.stdout).toMatch(/FAILED: chain journal-0: record 1 \(item [0-9A-Z]{18}\): item file missing/);
+  });
+
+  it('notices an item file swapped for another one, and a file no record names', async () => {
+    const swapped = copy();
+    const a = itemFileOf(swapped.dataDir, swapped.log, 1);
+    const b = itemFileOf(swapped.dataDir, swapped.log, 2);
+    writeFileSync(a, readFileSync(b));
+    const r = await verify(swapped.config, '--quick');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('record 1 (item');
+    expect(r.stdout).toContain('it is not the file this record was written for');
+
+    const orphan = copy();
+    const stray = join(orphan.dataDir, 'archive', 'items', '2020', 'stray.item');
+    cpSync(itemFileOf(orphan.dataDir, orphan.log, 1), stray);
+    const r2 = await verify(orphan.config, '--quick');
+    expect(r2.code).toBe(1);
+    expect(r2.stdout).toContain('item file items/2020/stray.item has no index record');
+    expect(allFiles(join(orphan.dataDir, 'archive', 'items'))).toHaveLength(5);
+  });
+});
