@@ -3,10 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkRedisDurability } from '../../src/queue/redis/durability.js';
-import { connectRedis } from '../../src/queue/redis/connect.js';
+import { connectRedis, redisClientOptions } from '../../src/queue/redis/connect.js';
+import { RedisQueue } from '../../src/queue/redis/queue.js';
+import { createTestCa } from '../helpers/pki.js';
 import { findProgram } from '../helpers/programs.js';
 import { commitBody, envelope, openTestQueue, readBody, redisSection, testPrefix } from './redis-harness.js';
-import { freePort, startRedisServer, type RedisServer } from './redis-server.js';
+import { freePort, startRedisServer, type RedisServer, type ServerAccess } from './redis-server.js';
 
 const redisServer = findProgram('redis-server');
 const SAFE = ['--appendonly', 'yes', '--appendfsync', 'always', '--save', ''];
@@ -14,8 +16,8 @@ const SAFE = ['--appendonly', 'yes', '--appendfsync', 'always', '--save', ''];
 describe.skipIf(!redisServer)('Redis durability: a redis-server of our own, killed with SIGKILL', () => {
   const dirs: string[] = [];
   const servers: RedisServer[] = [];
-  const start = async (port: number, dir: string, args: string[]) => {
-    const s = await startRedisServer(redisServer as string, port, ['--dir', dir, ...args]);
+  const start = async (port: number, dir: string, args: string[], access: ServerAccess = {}) => {
+    const s = await startRedisServer(redisServer as string, port, ['--dir', dir, ...args], access);
     servers.push(s);
     return s;
   };
@@ -127,5 +129,31 @@ describe.skipIf(!redisServer)('Redis durability: a redis-server of our own, kill
     const b = await verdictOf(hidden.url);
     expect(b).toMatchObject({ ok: false, status: 'unknown', settings: { appendonly: 'yes' } });
     expect(b.problems.join('\n')).toMatch(/CONFIG GET is disabled.*AOF is on, its fsync policy unknown/);
+  });
+
+  it('connects over TLS (rediss://, the CA from redis.tls.ca) with a password, and refuses a wrong CA or password', async () => {
+    const ca = createTestCa('Postern Redis Test CA');
+    const other = createTestCa('Someone Else');
+    const dir = dataDir();
+    const port = await freePort();
+    const password = 'pa:ss/w@rd';
+    const server = await start(port, dir, SAFE, { tls: { ...ca.issue(['127.0.0.1']), ca: ca.cert, dir }, password });
+    expect(server.url.startsWith('rediss://')).toBe(true);
+    const prefix = testPrefix();
+    const section = { ...redisSection(server.url, prefix), tls: { ca: ca.caFile } };
+    const q = new RedisQueue(await connectRedis(section), { keyPrefix: prefix, ownsClient: true });
+    await q.open();
+    try {
+      const env = await commitBody(q, 'over tls\r\n');
+      expect((await readBody(q, env.id)).toString()).toBe('over tls\r\n');
+    } finally {
+      await q.close();
+    }
+    await expect(connectRedis({ ...section, tls: { ca: other.caFile } })).rejects.toThrow(/cannot reach Redis at rediss:\/\/:\*\*\*@127\.0\.0\.1.*certificate/);
+    const wrongPassword = await connectRedis({ ...section, url: server.url.replace(encodeURIComponent(password), 'nope') }).catch((err: Error) => err);
+    expect(wrongPassword).toBeInstanceOf(Error);
+    expect(String(wrongPassword)).toMatch(/WRONGPASS/);
+    expect(String(wrongPassword)).not.toContain(password);
+    expect(() => redisClientOptions({ ...section, url: `redis://127.0.0.1:${port}` })).toThrow(/rediss:\/\//);
   });
 });

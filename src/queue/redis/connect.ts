@@ -43,12 +43,19 @@ export function redactedUrl(url: string): string {
 /** A connected client (password and TLS from the URL and config). */
 export async function connectRedis(config: RedisConfig, logger?: Logger): Promise<Redis> {
   const redis = new Redis(config.url, redisClientOptions(config));
-  redis.on('error', (err: Error) => logger?.warn({ event: REDIS_EVENTS.error, url: redactedUrl(config.url), err: err.message }, 'Redis connection error'));
+  // connect() itself often only says "Connection is closed"; the cause (a TLS or AUTH
+  // failure) arrives as an error event.
+  let cause: Error | undefined;
+  redis.on('error', (err: Error) => {
+    cause = err;
+    logger?.warn({ event: REDIS_EVENTS.error, url: redactedUrl(config.url), err: err.message }, 'Redis connection error');
+  });
   try {
     await redis.connect();
   } catch (err) {
     redis.disconnect();
-    throw new Error(`cannot reach Redis at ${redactedUrl(config.url)}: ${(err as Error).message}`);
+    const reasons = [...new Set([cause?.message, (err as Error).message].filter(Boolean))];
+    throw new Error(`cannot reach Redis at ${redactedUrl(config.url)}: ${reasons.join('; ')}`);
   }
   return redis;
 }
