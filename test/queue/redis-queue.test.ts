@@ -83,14 +83,14 @@ describe.skipIf(!available)(`Redis queue on ${DEV_REDIS_URL}`, () => {
     it('a lease whose holder stopped heart-beating expires, the other instance takes it, and the stale holder is fenced off', async () => {
       fresh();
       // A renews far less often than its lease lasts: like a process that froze or died.
-      const a = await instance({ leaseTimeMs: 300, heartbeatMs: 3_600_000 });
-      const b = await instance({ leaseTimeMs: 300, heartbeatMs: 50 });
+      const a = await instance({ leaseTimeMs: 1000, heartbeatMs: 3_600_000 });
+      const b = await instance({ leaseTimeMs: 1000, heartbeatMs: 50 });
       const env = await commitBody(a, 'x\r\n');
       const [held] = await a.lease(Date.now(), 1);
       expect(held?.envelope.id).toBe(env.id);
       expect(await b.lease(Date.now(), 10)).toEqual([]);
       let taken: string[] = [];
-      expect(await eventually(async () => (taken = (await b.lease(Date.now(), 10)).map((m) => m.envelope.id)).length > 0)).toBe(true);
+      expect(await eventually(async () => (taken = (await b.lease(Date.now(), 10)).map((m) => m.envelope.id)).length > 0, 10_000)).toBe(true);
       expect(taken).toEqual([env.id]);
 
       // A comes back and tries to record its attempt: refused, B's view stays.
@@ -106,11 +106,12 @@ describe.skipIf(!available)(`Redis queue on ${DEV_REDIS_URL}`, () => {
 
     it('a lease that is renewed outlives its lease time; close() gives it back to the others', async () => {
       fresh();
-      const a = await instance({ leaseTimeMs: 300, heartbeatMs: 50 });
-      const b = await instance({ leaseTimeMs: 300, heartbeatMs: 50 });
+      // Lease and beat far enough apart that a slow CI machine still renews in time.
+      const a = await instance({ leaseTimeMs: 800, heartbeatMs: 100 });
+      const b = await instance({ leaseTimeMs: 800, heartbeatMs: 100 });
       const env = await commitBody(a, 'x\r\n');
       expect(await a.lease(Date.now(), 1)).toHaveLength(1);
-      await sleep(1000); // more than three lease times
+      await sleep(2500); // three lease times
       expect(await b.lease(Date.now(), 10)).toEqual([]);
       expect(b.stats().leased).toBe(1);
       await a.close();
@@ -144,7 +145,7 @@ describe.skipIf(!available)(`Redis queue on ${DEV_REDIS_URL}`, () => {
 
     it('cleans the temp body of a dead instance at open(), never one of a live instance', async () => {
       fresh();
-      const writerOwner = await instance({ leaseTimeMs: 300, heartbeatMs: 3_600_000 });
+      const writerOwner = await instance({ leaseTimeMs: 1500, heartbeatMs: 3_600_000 });
       const w = await writerOwner.receive(envelope());
       await w.write(Buffer.alloc(300 * 1024, 0x61)); // more than one APPEND batch: the temp key exists
       const tmpKeys = async () => (await keysUnder(DEV_REDIS_URL, prefix)).filter((k) => k.includes(':tmp:'));
@@ -152,7 +153,7 @@ describe.skipIf(!available)(`Redis queue on ${DEV_REDIS_URL}`, () => {
       const live = await instance();
       expect(await tmpKeys()).toHaveLength(1); // its owner is alive: kept
       expect(live.stats().depth).toBe(0);
-      await sleep(400); // the owner's liveness key expired: it stopped heart-beating
+      await sleep(1600); // the owner's liveness key expired: it stopped heart-beating
       const next = await openTestQueue(DEV_REDIS_URL, prefix);
       open.push(next);
       expect(await tmpKeys()).toEqual([]);
