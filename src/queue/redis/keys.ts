@@ -16,8 +16,8 @@
  *   <p>q:version              counter: bumped by every change, orders cached snapshots
  *   <p>q:wake                 pub/sub channel: "something became due" across instances
  *
- * The scripts compute message keys from ids, so this layout is for a standalone (or
- * Sentinel-managed) Redis, not Redis Cluster.
+ * The scripts compute message keys from ids, so this layout is for a standalone Redis
+ * (with or without replicas), not Redis Cluster.
  */
 export class RedisKeys {
   readonly due: string;

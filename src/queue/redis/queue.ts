@@ -20,7 +20,8 @@
  *   stalled past its lease cannot overwrite the progress of the one that took over.
  *
  * Key layout: keys.ts. Redis connection, TLS and the persistence check: connect.ts,
- * durability.ts.
+ * durability.ts. Needs Redis 5 or later (scripts read TIME before they write, which
+ * relies on effect replication), standalone (with or without replicas), not Cluster.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
