@@ -1,4 +1,5 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { EventBus } from './bus.js';
 
 /**
  * Stable event codes: ops teams alert and grep on these, so they never change meaning.
@@ -37,7 +38,13 @@ export const EVENTS = {
   tlsForeseen: 'tls.foreseen-failure',
   portalNotice: 'portal.notice',
   keySkipped: 'keys.skipped',
+  keyFound: 'keys.found',
+  keySourceFailed: 'keys.source-failed',
+  keyHarvested: 'keys.harvested',
+  protectEncrypted: 'protect.encrypted',
+  protectFailed: 'protect.failed',
   dkimSigned: 'dkim.signed',
+  dkimFailed: 'dkim.failed',
   portalFallback: 'portal.fallback',
   portalView: 'portal.view',
   portalDownload: 'portal.download',
@@ -56,17 +63,48 @@ export type EventCode = (typeof EVENTS)[keyof typeof EVENTS];
 /** Keys that may carry secrets; pino replaces their values wherever they appear. */
 const REDACT = ['password', '*.password', 'pass', '*.pass', 'passwordHash', '*.passwordHash', 'key', '*.key', 'authorization', '*.authorization'];
 
+const BUS = Symbol('postern.events');
+
+/** The lowest level whose events reach the bus: info and above are the operational ones. */
+const BUS_LEVEL = 30;
+
+/**
+ * The logger, and the event bus behind it (see bus.ts). The logger itself runs at info or
+ * below so events reach the bus; lines under the configured level are published but
+ * never serialised or written.
+ */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino(
+  const bus = new EventBus();
+  const outputLevel = pino.levels.values[level] ?? Infinity; // 'silent' prints nothing
+  const logger = pino(
     {
-      level,
+      level: outputLevel <= BUS_LEVEL ? level : 'info',
       base: { service: 'postern' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT, censor: '[redacted]' },
+      hooks: {
+        logMethod(args, method, lvl) {
+          const first = args[0] as unknown;
+          if (lvl >= BUS_LEVEL && bus.active && first && typeof first === 'object' && typeof (first as { event?: unknown }).event === 'string') {
+            bus.publish({ event: (first as { event: string }).event, level: lvl, time: Date.now(), fields: first as Record<string, unknown> });
+          }
+          if (lvl >= outputLevel) method.apply(this, args as Parameters<typeof method>);
+        },
+      },
     },
     destination ?? pino.destination({ sync: false }),
   );
+  // pino's child loggers inherit from their parent's object, so they find the bus too.
+  (logger as unknown as Record<symbol, EventBus>)[BUS] = bus;
+  return logger;
+}
+
+/** The bus of a logger made by createLogger (or of any child of one). */
+export function eventBusOf(logger: Logger): EventBus {
+  const bus = (logger as unknown as Record<symbol, EventBus | undefined>)[BUS];
+  if (!bus) throw new Error('logger was not made by createLogger: it has no event bus');
+  return bus;
 }
 
 export type { Logger };
