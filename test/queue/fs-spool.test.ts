@@ -41,6 +41,24 @@ describe('fs spool specifics', () => {
     smtpUtf8: false,
   });
 
+  it('a message written with empty chunks among its writes is recovered after a restart', async () => {
+    const { root } = harness();
+    const q = new FsSpool(root);
+    await q.open();
+    const w = await q.receive(envelope());
+    const empty = Buffer.alloc(0);
+    await w.write(Buffer.from('Subject: empty chunks\r\n\r\n'));
+    await w.write(empty.subarray(0, 0));
+    await w.write(Buffer.from('body\r\n'));
+    const env = await w.commit();
+    await q.close();
+    const q2 = new FsSpool(root);
+    expect((await q2.open()).recovered).toBe(1);
+    expect((await q2.get(env.id))?.envelope.id).toBe(env.id);
+    await q2.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
   it('cleans half-received temp files and orphaned state files at start-up, by reference', async () => {
     const { root } = harness();
     const q = new FsSpool(root);
