@@ -1,23 +1,30 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { MtaSts } from './tls/mta-sts.js';
-import type { MethodAvailability } from './policy/evaluate.js';
-import { startPortalStorage, startPortalWeb } from './portal/start.js';
 import { resolve } from 'node:path';
-import { Planner } from './policy/planner.js';
-import { PolicyStore } from './policy/store.js';
-
-const DEFAULT_POLICY_FILE = 'config/policy.yaml';
 import type { PosternConfig } from './config/schema.js';
 import { DeliveryDns } from './deliver/dns.js';
+import { DomainSender } from './deliver/domain-sender.js';
 import { ConnectionPool } from './deliver/pool.js';
 import { Router } from './deliver/router.js';
+import { Settler } from './deliver/settle.js';
+import { VariantBuilder } from './deliver/variant.js';
 import { DeliveryWorker } from './deliver/worker.js';
 import { EVENTS, type Logger } from './events/logger.js';
 import { Ingress } from './ingress/server.js';
-import { FsSpool } from './queue/fs/spool.js';
+import { startKeys } from './keys/start.js';
+import type { MethodAvailability } from './policy/evaluate.js';
+import { Planner } from './policy/planner.js';
+import { PolicyStore } from './policy/store.js';
+import { startPortalStorage, startPortalWeb } from './portal/start.js';
+import { createProtector } from './protect/protector.js';
 import type { QueueBackend } from './queue/backend.js';
-import { loadOrCreateCertificate } from './tls/dev-certificate.js';
 import { spoolShardDir } from './queue/fs/shards.js';
+import { FsSpool } from './queue/fs/spool.js';
+import { DkimSigner } from './sign/dkim.js';
+import { loadDkimKeys } from './sign/dkim-keys.js';
+import { loadOrCreateCertificate } from './tls/dev-certificate.js';
+import { MtaSts } from './tls/mta-sts.js';
+
+const DEFAULT_POLICY_FILE = 'config/policy.yaml';
 
 export interface Gateway {
   smtp: { host: string; port: number }[];
@@ -43,21 +50,28 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
   if (cert.source !== 'configured') {
     logger.warn({ event: EVENTS.devCertificate, certPath: cert.certPath, created: cert.source === 'dev-created' }, 'using a self-signed development certificate; set smtp.tls.cert and smtp.tls.key for production');
   }
+  // Keys, identities and DKIM keys are checked before the queue opens: a bad one stops the start.
+  const dns = new DeliveryDns(config.delivery.dns.servers, config.delivery.dns.timeout);
+  const keys = await startKeys(config, dataDir, (host) => dns.addresses(host), logger);
+  const protector = await createProtector(config);
+  const signer = new DkimSigner(await loadDkimKeys(config), logger.child({ component: 'dkim' }));
 
   const queue = new FsSpool(spoolShardDir(dataDir, shard), { commitWindowMs: config.queue.commitWindow });
   const { recovered, cleaned } = await queue.open();
   logger.info({ event: EVENTS.queueRecovered, recovered, cleaned }, 'queue opened');
 
-  const dns = new DeliveryDns(config.delivery.dns.servers, config.delivery.dns.timeout);
   const router = new Router(config.delivery, dns);
   const pool = new ConnectionPool(config, logger.child({ component: 'pool' }));
   const policyFile = config.policy.file ?? (existsSync(DEFAULT_POLICY_FILE) ? DEFAULT_POLICY_FILE : undefined);
   const policies = new PolicyStore(policyFile && resolve(policyFile), logger.child({ component: 'policy' }));
   await policies.start();
   const portal = await startPortalStorage(config, dataDir, queue, logger);
+  // pgp and smime are available when the planner finds a key (it asks keys.lookup).
   const available: MethodAvailability = (method, rcpt) =>
     method === 'tls' ? !portal?.delivery.isSms(rcpt) : method === 'portal' ? Boolean(portal?.delivery.canServe(rcpt)) : false;
-  const planner = new Planner(queue, policies, () => policies.current().detectors, logger.child({ component: 'policy' }), available, (rcpt) => Boolean(portal?.delivery.isSms(rcpt)));
+  const policyLog = logger.child({ component: 'policy' });
+  const isSms = (rcpt: string) => Boolean(portal?.delivery.isSms(rcpt));
+  const planner = new Planner(queue, policies, () => policies.current().detectors, policyLog, available, isSms, keys.lookup, config.protect.smime.maxSize);
   const mtaSts = config.delivery.mtaSts.enabled
     ? new MtaSts({
         resolve: (name, type) => dns.resolve(name, type),
@@ -66,7 +80,14 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
         timeoutMs: config.delivery.mtaSts.timeout,
       })
     : undefined;
-  const worker = new DeliveryWorker(config, queue, router, pool, planner, logger, mtaSts, portal?.delivery);
+  const deliveryLog = logger.child({ component: 'delivery' });
+  const worker = new DeliveryWorker(config, queue, {
+    planner,
+    variants: new VariantBuilder(queue, () => planner.subjectTag(), deliveryLog, protector, signer),
+    sender: new DomainSender(router, pool, deliveryLog, mtaSts),
+    settler: new Settler(config, queue, deliveryLog),
+    portal: portal?.delivery,
+  }, logger);
   const ingress = new Ingress({ config, logger, queue, cert });
 
   let smtp: { host: string; port: number }[];

@@ -1,45 +1,30 @@
-import type { PosternConfig, TlsLevel } from '../config/schema.js';
-import type { Planner, SendGroup } from '../policy/planner.js';
-import { removeSubjectTag } from '../protect/subject-tag.js';
-import { mxMatchesPolicy, type MtaSts, type MtaStsLookup } from '../tls/mta-sts.js';
-import type { PortalDelivery } from '../portal/deliver.js';
+import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
-import { domainOf } from '../ingress/authorize.js';
+import type { Planner } from '../policy/planner.js';
+import type { PortalDelivery } from '../portal/deliver.js';
 import type { QueueBackend } from '../queue/backend.js';
-import type { DeliveryState, Envelope, QueuedMessage, RecipientState } from '../types.js';
-import { classifyReply } from './classify.js';
-import { enqueueDsn } from './bounce.js';
-import type { FailedRecipient } from './dsn.js';
-import { ConnectError, type ConnectionPool } from './pool.js';
-import { isExpired, nextAttemptAt } from './retry.js';
-import { RouteError, type Router, type Route } from './router.js';
-import { sendTransaction } from './transaction.js';
-import type { TlsInfo } from '../tls/verdict.js';
+import type { Envelope, QueuedMessage } from '../types.js';
+import type { DomainSender } from './domain-sender.js';
+import { localOutcomes, type Outcome } from './outcome.js';
+import type { Settler } from './settle.js';
+import { VariantError, variantsOf, type VariantBuilder, type Variant } from './variant.js';
 
-/** What one attempt decided for one recipient. */
-export interface Outcome {
-  rcpt: string;
-  result: 'delivered' | 'defer' | 'bounce';
-  status: string;
-  response: string;
-  category: string;
-  diagnosticType: 'smtp' | 'x-postern';
-  relay?: string | undefined;
-  remoteMta?: string | undefined;
-  tls?: (TlsInfo & { level: string; policy?: string | undefined }) | undefined;
-  conn?: number | undefined;
-  connectMs?: number | undefined;
-  transmitMs?: number | undefined;
-  route?: Route['source'] | undefined;
+export type { Outcome } from './outcome.js';
+
+/** The stages a delivery attempt goes through, built by main.ts. */
+export interface DeliveryStages {
+  planner: Planner;
+  variants: VariantBuilder;
+  sender: DomainSender;
+  settler: Settler;
+  portal?: PortalDelivery | undefined;
 }
 
-/** Addresses tried per attempt across all MX hosts, as Postfix's smtp_mx_address_limit. */
-const MAX_ADDRESSES_PER_ATTEMPT = 5;
-
 /**
- * Takes due messages from the durable queue, delivers each recipient domain over the
- * pool, and settles every recipient: delivered, deferred with backoff, or bounced with
- * an RFC 3464 report to the sender. The queue is the only place retries live.
+ * Takes due messages from the durable queue and runs each through the delivery stages:
+ * plan, variants (encrypt, DKIM-sign), send per recipient domain, portal fallback, and
+ * settle (delivered, deferred with backoff, or bounced with an RFC 3464 report). The
+ * queue is the only place retries live.
  */
 export class DeliveryWorker {
   private inFlight = 0;
@@ -53,12 +38,8 @@ export class DeliveryWorker {
   constructor(
     private readonly config: PosternConfig,
     private readonly queue: QueueBackend,
-    private readonly router: Router,
-    private readonly pool: ConnectionPool,
-    private readonly planner: Planner,
+    private readonly stages: DeliveryStages,
     logger: Logger,
-    private readonly mtaSts?: MtaSts,
-    private readonly portal?: PortalDelivery,
   ) {
     this.log = logger.child({ component: 'delivery' });
   }
@@ -131,41 +112,59 @@ export class DeliveryWorker {
     this.active.add(p);
   }
 
+  /**
+   * One attempt: plan (decide, find keys), make each variant (encrypt, sign) and send it,
+   * move to the portal those whose TLS or encryption failed when their decision allows
+   * it, then settle every recipient. Nothing goes out in clear that policy said must be
+   * protected: a variant that cannot be made is never sent in another form.
+   */
   private async process({ envelope, state }: QueuedMessage): Promise<void> {
+    const { planner, settler, portal } = this.stages;
     const now = Date.now();
     const due = state.recipients.filter((r) => r.status === 'pending' && r.nextAttemptAt <= now);
-    const plan = await this.planner.plan(envelope, state, due);
+    const plan = await planner.plan(envelope, state, due);
     const held: Outcome[] = plan.held.map((h) => ({ rcpt: h.rcpt, result: h.result, status: h.status, response: h.reason, category: h.category, diagnosticType: 'x-postern' }));
-    const sends = plan.groups.flatMap((group) => {
-      const byDomain = new Map<string, string[]>();
-      for (const rcpt of group.rcpts) {
-        const d = domainOf(rcpt);
-        byDomain.set(d, [...(byDomain.get(d) ?? []), rcpt]);
-      }
-      return [...byDomain].map(([domain, rcpts]) => this.deliverDomain(envelope, domain, rcpts, group));
-    });
-    let sent = (await Promise.all(sends)).flat();
-    // TLS could not be had for a recipient whose decision allows the portal: it goes
-    // there now, with the reason, instead of waiting (never in clear).
+    let original: Promise<Buffer> | undefined;
+    const raw = () => (original ??= this.fullBody(envelope));
+    let sent = (await Promise.all(variantsOf(plan.groups).map((v) => this.sendVariant(envelope, v, raw)))).flat();
     const byRcpt = new Map(state.recipients.map((r) => [r.rcpt, r]));
     const fallback = sent.filter((o) => {
       const d = byRcpt.get(o.rcpt)?.decision;
-      return o.result === 'defer' && o.category.startsWith('tls:') && d && (d.candidates.includes('portal') || d.onNoMethod === 'portal') && this.portal?.canServe(o.rcpt);
+      const moveable = o.category.startsWith('tls:') || o.category === 'protect';
+      return o.result === 'defer' && moveable && d && (d.candidates.includes('portal') || d.onNoMethod === 'portal') && portal?.canServe(o.rcpt);
     });
-    const toPortal = [...plan.portal.map((rcpt) => ({ rcpt, why: `policy ${byRcpt.get(rcpt)?.decision?.ruleId ?? ''} chose the portal` })), ...fallback.map((o) => ({ rcpt: o.rcpt, why: `TLS ${o.relay ? `to ${o.relay} ` : ''}failed (${o.category.slice(4)}): moved to the portal` }))];
-    if (toPortal.length && this.portal) {
-      for (const f of fallback) this.log.warn({ event: EVENTS.portalFallback, queueId: envelope.id, to: f.rcpt, relay: f.relay, reason: f.category, response: f.response }, 'TLS failed: recipient moved to the portal');
+    const toPortal = [
+      ...plan.portal.map((rcpt) => ({ rcpt, why: `policy ${byRcpt.get(rcpt)?.decision?.ruleId ?? ''} chose the portal` })),
+      ...fallback.map((o) => ({ rcpt: o.rcpt, why: o.category === 'protect' ? `${o.response}: moved to the portal` : `TLS ${o.relay ? `to ${o.relay} ` : ''}failed (${o.category.slice(4)}): moved to the portal` })),
+    ];
+    if (toPortal.length && portal) {
+      for (const f of fallback) this.log.warn({ event: EVENTS.portalFallback, queueId: envelope.id, to: f.rcpt, relay: f.relay, reason: f.category, response: f.response }, f.category === 'protect' ? 'encryption failed: recipient moved to the portal' : 'TLS failed: recipient moved to the portal');
       sent = sent.filter((o) => !fallback.includes(o));
-      const raw = await this.fullBody(envelope);
       const expiries = toPortal.map((p) => byRcpt.get(p.rcpt)?.decision?.portalExpiryMs).filter((x): x is number => x !== undefined);
-      const portalOutcomes = await this.portal.deliver(envelope, state, raw, toPortal.map((p) => p.rcpt), toPortal.map((p) => p.why).join('; '), expiries.length ? Math.min(...expiries) : undefined);
+      const portalOutcomes = await portal.deliver(envelope, state, await raw(), toPortal.map((p) => p.rcpt), toPortal.map((p) => p.why).join('; '), expiries.length ? Math.min(...expiries) : undefined);
       for (const p of portalOutcomes) {
         const r = byRcpt.get(p.rcpt);
         if (r?.decision && p.result === 'delivered') r.decision = { ...r.decision, method: 'portal' };
       }
       sent.push(...portalOutcomes.map((p): Outcome => ({ ...p, diagnosticType: 'x-postern', route: undefined })));
     }
-    await this.settle(envelope, state, [...held, ...sent]);
+    await settler.settle(envelope, state, [...held, ...sent]);
+  }
+
+  /** Makes the variant's final message, then sends it; a failure to make it defers, with the reason. */
+  private async sendVariant(envelope: Envelope, v: Variant, raw: () => Promise<Buffer>): Promise<Outcome[]> {
+    let outgoing;
+    try {
+      outgoing = await this.stages.variants.build(envelope, v, raw);
+    } catch (err) {
+      if (!(err instanceof VariantError)) throw err;
+      const line = { event: err.stage === 'protect' ? EVENTS.protectFailed : EVENTS.dkimFailed, queueId: envelope.id, to: v.rcpts, method: v.method, keyId: v.key?.id, reason: err.message };
+      this.log.error(line, err.stage === 'protect' ? 'encryption failed; nothing sent' : 'DKIM signing failed; nothing sent');
+      return err.stage === 'protect'
+        ? localOutcomes(v.rcpts, { result: 'defer', status: '4.7.5', response: `${err.message}; not sent in clear`, category: 'protect' })
+        : localOutcomes(v.rcpts, { result: 'defer', status: '4.3.0', response: err.message, category: 'dkim' });
+    }
+    return this.stages.sender.send(envelope, outgoing);
   }
 
   private async fullBody(envelope: Envelope): Promise<Buffer> {
@@ -175,169 +174,4 @@ export class DeliveryWorker {
     for await (const c of await this.queue.openBody(envelope.id)) chunks.push(c as Buffer);
     return Buffer.concat(chunks);
   }
-
-  private async deliverDomain(envelope: Envelope, domain: string, rcpts: string[], group: SendGroup): Promise<Outcome[]> {
-    let route: Route;
-    try {
-      route = await this.router.route(domain);
-    } catch (err) {
-      if (!(err instanceof RouteError)) throw err;
-      return rcpts.map((rcpt) => ({ rcpt, result: err.permanent ? 'bounce' : 'defer', status: err.status, response: err.message, category: 'routing', diagnosticType: 'x-postern' }));
-    }
-    // The policy's TLS floor for these recipients raises the route's level, never lowers it.
-    let level = strongerTls(route.tls, group.minTls);
-    // MTA-STS applies to MX delivery (not to a configured smart host).
-    const sts: MtaStsLookup | undefined = this.mtaSts && route.source !== 'transport' ? await this.mtaSts.policyFor(domain) : undefined;
-    const stsMode = sts?.policy?.mode;
-    const stsTag = stsMode === 'enforce' || stsMode === 'testing' ? `mta-sts-${stsMode}` : undefined;
-    const held = (category: string, response: string): Outcome[] =>
-      rcpts.map((rcpt) => ({ rcpt, result: 'defer', status: '4.7.5', response, category, diagnosticType: 'x-postern', route: route.source, tls: { verified: false, level, policy: stsTag } }));
-    if (group.requireMtaSts && stsMode !== 'enforce') {
-      const why = sts?.failure ? `${sts.failure}${sts.detail ? ` (${sts.detail})` : ''}` : 'no MTA-STS policy in enforce mode';
-      return held(`tls:${sts?.failure ?? 'no-mta-sts-policy'}`, `policy requires MTA-STS for ${domain}: ${why}`);
-    }
-    let hops = route.hops;
-    if (sts?.policy && stsMode !== 'none') {
-      const allowed = hops.filter((h) => mxMatchesPolicy(h.name, sts.policy as { mx: string[] }));
-      if (stsMode === 'enforce') {
-        level = 'verify';
-        if (!allowed.length) return held('tls:validation-failure', `no MX of ${domain} (${hops.map((h) => h.name).join(', ')}) is allowed by its MTA-STS policy (mx: ${sts.policy.mx.join(', ')}); nothing sent`);
-        hops = allowed;
-      } else if (allowed.length < hops.length) {
-        this.log.warn({ event: EVENTS.mtaStsTesting, queueId: envelope.id, domain, mx: hops.filter((h) => !allowed.includes(h)).map((h) => h.name), policyMx: sts.policy.mx }, 'MTA-STS testing mode: MX not in policy (delivering anyway)');
-      }
-    }
-    let last: Outcome[] = rcpts.map((rcpt) => ({ rcpt, result: 'defer', status: '4.4.1', response: `no address to try for ${domain}`, category: 'routing', diagnosticType: 'x-postern', route: route.source }));
-    let tried = 0;
-    for (const hop of hops) {
-      for (const address of hop.addresses) {
-        if (tried++ >= MAX_ADDRESSES_PER_ATTEMPT) return last;
-        const relay = `${hop.name}[${address}]:${hop.port}`;
-        const foreseen = this.pool.capabilities.foreseesFailure(hop.name, hop.port, level);
-        if (foreseen && this.log.isLevelEnabled('info')) {
-          // A forecast only: hosts fix their TLS, so the attempt is still made.
-          this.log.info({ event: EVENTS.tlsForeseen, queueId: envelope.id, relay, level, lastSeen: foreseen }, 'TLS capability cache foresees a failure at this level');
-        }
-        let pc;
-        try {
-          pc = await this.pool.acquire({ address, port: hop.port, name: hop.name, tls: level });
-        } catch (err) {
-          if (!(err instanceof ConnectError)) throw err;
-          const tlsProblem = Boolean(err.tlsFailure);
-          last = rcpts.map((rcpt) => ({
-            rcpt,
-            result: 'defer',
-            // 4.7.5 cryptographic failure, 4.4.1 no answer from host (RFC 3463).
-            status: tlsProblem ? '4.7.5' : '4.4.1',
-            response: err.response ? `${err.message}: ${err.response}` : err.message,
-            category: tlsProblem ? `tls:${err.tlsFailure}` : 'connection',
-            diagnosticType: 'x-postern',
-            relay,
-            remoteMta: hop.name,
-            tls: err.tls ? { ...err.tls, level, policy: stsTag } : { verified: false, failure: err.tlsFailure, level, policy: stsTag },
-            route: route.source,
-          }));
-          continue;
-        }
-        const stored = this.queue.bodyInMemory?.(envelope.id) ?? (await this.queue.openBody(envelope.id));
-        const body = group.stripSubjectTag ? removeSubjectTag(stored, this.planner.subjectTag()) : stored;
-        const result = await sendTransaction(pc, { from: envelope.mailFrom, to: rcpts, size: envelope.size, eightBit: envelope.bodyType === '8bitmime', body });
-        this.pool.release(pc, result.reusable);
-        const common = { relay, remoteMta: hop.name, tls: { ...pc.tls, level, policy: stsTag }, conn: pc.id, connectMs: pc.connectMs, transmitMs: result.transmitMs, route: route.source };
-        last = result.replies.map((reply): Outcome => {
-          if (reply.ok) return { rcpt: reply.rcpt, result: 'delivered', status: '2.0.0', response: reply.response, category: 'sent', diagnosticType: 'smtp', ...common };
-          if (reply.local === 'network') return { rcpt: reply.rcpt, result: 'defer', status: '4.4.2', response: reply.response, category: 'connection', diagnosticType: 'x-postern', ...common };
-          const c = classifyReply(reply.response);
-          return { rcpt: reply.rcpt, result: c.action, status: c.status, response: c.response, category: c.category, diagnosticType: reply.local ? 'x-postern' : 'smtp', ...common };
-        });
-        // A connection lost mid-transaction is worth another address; any reply is final.
-        if (!result.replies.every((r) => r.local === 'network')) return last;
-      }
-    }
-    return last;
-  }
-
-  private async settle(envelope: Envelope, state: DeliveryState, outcomes: Outcome[]): Promise<void> {
-    const recipients = state.recipients;
-    const now = Date.now();
-    const { retry } = this.config.delivery;
-    const failed: FailedRecipient[] = [];
-    const byRcpt = new Map(recipients.map((r) => [r.rcpt, r]));
-    for (const o of outcomes) {
-      const r = byRcpt.get(o.rcpt);
-      if (!r) continue;
-      r.attempts++;
-      r.lastResponse = o.response;
-      r.lastStatus = o.status;
-      r.lastRelay = o.relay;
-      r.updatedAt = now;
-      let result = o.result;
-      if (result === 'defer' && isExpired(retry, envelope.receivedAt, now)) {
-        result = 'bounce';
-        o.status = '5.4.7';
-        o.response = `delivery time expired after ${r.attempts} attempts; last error: ${o.response}`;
-        o.diagnosticType = 'x-postern';
-      }
-      if (result === 'delivered') r.status = 'delivered';
-      else if (result === 'bounce') {
-        r.status = 'bounced';
-        r.lastStatus = o.status;
-        failed.push({ rcpt: o.rcpt, status: o.status, diagnostic: o.response, diagnosticType: o.diagnosticType, remoteMta: o.remoteMta, lastAttemptAt: now });
-      } else r.nextAttemptAt = nextAttemptAt(retry, r.attempts, envelope.receivedAt, now);
-      this.logOutcome(envelope, r, o, result, now);
-    }
-    if (failed.length) {
-      const queued = await enqueueDsn({ config: this.config, queue: this.queue, log: this.log, original: envelope, failed }).catch((err: Error) => {
-        // The report must not be lost: keep those recipients pending so the next
-        // attempt reports them again.
-        this.log.error({ event: EVENTS.deliveryError, queueId: envelope.id, err: err.message }, 'could not queue the bounce report; will retry');
-        for (const f of failed) {
-          const r = byRcpt.get(f.rcpt);
-          if (r) {
-            r.status = 'pending';
-            r.nextAttemptAt = now + retry.initialDelay;
-          }
-        }
-        return undefined;
-      });
-      void queued;
-    }
-    if (recipients.every((r) => r.status !== 'pending')) {
-      await this.queue.remove(envelope.id);
-      this.log.debug({ event: EVENTS.queueRemoved, queueId: envelope.id }, 'all recipients final');
-    } else {
-      await this.queue.save(envelope.id, { recipients, inspection: state.inspection });
-    }
-  }
-
-  private logOutcome(envelope: Envelope, r: RecipientState, o: Outcome, result: Outcome['result'], now: number): void {
-    if (!this.log.isLevelEnabled(result === 'delivered' ? 'info' : 'warn')) return;
-    const event = result === 'delivered' ? EVENTS.deliverySent : result === 'bounce' ? EVENTS.deliveryBounced : EVENTS.deliveryDeferred;
-    const line = {
-      event,
-      queueId: envelope.id,
-      to: r.rcpt,
-      method: r.decision?.method,
-      rule: r.decision?.ruleId,
-      relay: o.relay,
-      route: o.route,
-      conn: o.conn,
-      tls: o.tls && { level: o.tls.level, policy: o.tls.policy, version: o.tls.version, cipher: o.tls.cipher, verified: o.tls.verified, failure: o.tls.failure, detail: o.tls.detail },
-      dsn: o.status,
-      status: result === 'delivered' ? 'sent' : result === 'bounce' ? 'bounced' : 'deferred',
-      category: o.category,
-      attempt: r.attempts,
-      response: o.response,
-      delays: { queued: now - envelope.receivedAt, connect: o.connectMs, transmit: o.transmitMs },
-      nextAttemptAt: result === 'defer' ? new Date(r.nextAttemptAt).toISOString() : undefined,
-    };
-    if (result === 'delivered') this.log.info(line, 'delivered');
-    else this.log.warn(line, result === 'bounce' ? 'bounced' : 'deferred');
-  }
-}
-
-const TLS_ORDER: TlsLevel[] = ['none', 'may', 'encrypt', 'verify'];
-
-function strongerTls(a: TlsLevel, b: TlsLevel): TlsLevel {
-  return TLS_ORDER.indexOf(a) >= TLS_ORDER.indexOf(b) ? a : b;
 }

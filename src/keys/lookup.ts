@@ -1,97 +1,139 @@
-import { readKey } from 'openpgp';
 import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
+import { keyserverLookup } from './keyserver.js';
+import { splitPgpKeys } from './material.js';
 import { inspectPgpKey, type PgpKeyInfo } from './pgp-key.js';
-import { inspectSmimeCert, type SmimeCertInfo } from './smime-cert.js';
+import { inspectSmimeCert, type RevocationCheck, type SmimeCertInfo } from './smime-cert.js';
 import type { KeyRecord, KeyStore } from './store.js';
-import { httpsGet, wkdLookup, type HttpsGetOptions } from './wkd.js';
+import { wkdLookup } from './wkd.js';
+
+export type KeySource = KeyRecord['source'];
 
 export interface FoundKey<T> {
   info: T;
-  source: KeyRecord['source'];
+  /** Where the key came from: the store (import, harvest) or discovery (wkd, keyserver). */
+  source: KeySource;
+  /** Store record id, WKD method or keyserver URL. */
+  from: string;
 }
 
-interface Cached<T> {
+export interface KeyLookupOptions {
+  keys: PosternConfig['keys'];
+  store: KeyStore;
+  /** Host → addresses (the delivery resolver). */
+  resolve: (host: string) => Promise<string[]>;
+  /** Extra CAs (PEM) for WKD and keyserver HTTPS. */
+  httpsTrust: string[];
+  /** CAs (PEM) recipients' S/MIME certificates must chain to. */
+  smimeTrust: string[];
+  /** The configured CRLs (see crl.ts). */
+  revoked?: RevocationCheck | undefined;
+  log: Logger;
+}
+
+interface Cached {
   at: number;
-  found?: FoundKey<T> | undefined;
+  found?: FoundKey<PgpKeyInfo> | undefined;
 }
 
 /**
- * Finds a usable key for a recipient: the local store (address, then domain), then the
- * configured discovery sources in order (WKD advanced then direct; a VKS keyserver).
- * Unusable keys are skipped with a log line saying why. Results are cached with a TTL,
- * misses for a shorter one.
+ * Finds a usable key for a recipient, source by source in the configured order (store,
+ * WKD advanced then direct, a VKS/HKP keyserver), each with its own timeout; a miss, an
+ * error or a timeout falls through to the next source. Unusable keys are skipped with a
+ * log line saying why. The store is read on every lookup (an import applies at once);
+ * network answers are cached: found keys for keys.cacheTtl, misses for keys.negativeTtl.
  */
 export class KeyLookup {
-  private readonly pgpCache = new Map<string, Cached<PgpKeyInfo>>();
+  private readonly cache = new Map<string, Cached>();
+  private readonly inflight = new Map<string, Promise<FoundKey<PgpKeyInfo> | undefined>>();
 
-  constructor(
-    private readonly config: PosternConfig,
-    private readonly store: KeyStore,
-    private readonly http: Omit<HttpsGetOptions, 'port' | 'timeoutMs'>,
-    private readonly smimeTrust: string[],
-    private readonly log: Logger,
-  ) {}
+  constructor(private readonly o: KeyLookupOptions) {}
 
-  async pgp(address: string, now = Date.now()): Promise<FoundKey<PgpKeyInfo> | undefined> {
+  async pgp(address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
     const a = address.toLowerCase();
-    const hit = this.pgpCache.get(a);
-    if (hit && now - hit.at < (hit.found ? this.config.keys.cacheTtl : this.config.keys.negativeTtl)) return hit.found;
-    let found: FoundKey<PgpKeyInfo> | undefined;
-    for (const source of this.config.keys.discovery) {
-      found = await this.fromSource(source, a).catch((err: Error) => {
-        this.log.info({ event: EVENTS.keySkipped, address: a, source, reason: err.message }, 'key source failed');
-        return undefined;
-      });
-      if (found) break;
-    }
-    this.pgpCache.set(a, { at: now, found });
-    return found;
-  }
-
-  async smime(address: string): Promise<FoundKey<SmimeCertInfo> | undefined> {
-    for (const r of await this.store.forAddress('smime', address)) {
-      const info = inspectSmimeCert(r.material, this.smimeTrust);
-      const covers = r.addresses.includes(address.toLowerCase()) ? info.emails.includes(address.toLowerCase()) : true;
-      const reason = info.unusable ?? (covers ? undefined : `the certificate does not name ${address}`);
-      if (reason) {
-        this.log.info({ event: EVENTS.keySkipped, address, kind: 'smime', id: r.id, reason }, 'S/MIME certificate skipped');
-        continue;
-      }
-      return { info, source: r.source };
+    for (const source of this.o.keys.discovery) {
+      const found = source === 'store' ? await this.fromStore(a) : await this.cached(source, a);
+      if (found) return found;
     }
     return undefined;
   }
 
-  private async fromSource(source: 'store' | 'wkd' | 'keyserver', address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
-    if (source === 'store') {
-      for (const r of await this.store.forAddress('pgp', address)) {
-        const found = await this.usable(r.material, address, r.source, r.id, !r.addresses.includes(address));
-        if (found) return found;
+  /** S/MIME certificates come from the store only (imported or harvested). */
+  async smime(address: string, now = new Date()): Promise<FoundKey<SmimeCertInfo> | undefined> {
+    const a = address.toLowerCase();
+    for (const r of await this.o.store.forAddress('smime', a)) {
+      const info = inspectSmimeCert(r.material, this.o.smimeTrust, now, this.o.revoked);
+      const personal = r.addresses.includes(a);
+      const reason = info.unusable ?? (personal && !info.emails.includes(a) ? `the certificate does not name ${a}` : undefined);
+      if (reason) {
+        this.skipped(a, 'smime', info.fingerprint, r.source, reason);
+        continue;
       }
-      return undefined;
+      return { info, source: r.source, from: r.id };
     }
-    if (source === 'wkd') {
-      const got = await wkdLookup(address, { ...this.http, port: this.config.keys.wkd.port, timeoutMs: this.config.keys.wkd.timeout });
-      if (!got) return undefined;
-      const key = await readKey({ binaryKey: new Uint8Array(got.data) }).catch(() => readKey({ armoredKey: got.data.toString('utf8') }));
-      return this.usable(key.armor(), address, 'wkd', `wkd:${got.method}`, false);
-    }
-    const url = this.config.keys.keyserver.url;
-    if (!url) return undefined;
-    const u = new URL(`/vks/v1/by-email/${encodeURIComponent(address)}`, url);
-    const body = await httpsGet(u.hostname, u.pathname, { ...this.http, port: Number(u.port || 443), timeoutMs: this.config.keys.keyserver.timeout });
-    if (!body?.length) return undefined;
-    return this.usable(body.toString('utf8'), address, 'keyserver', url, false);
+    return undefined;
   }
 
-  private async usable(armored: string, address: string, source: KeyRecord['source'], id: string, domainKey: boolean): Promise<FoundKey<PgpKeyInfo> | undefined> {
-    const info = await inspectPgpKey(armored);
-    const reason = info.unusable ?? (domainKey || info.emails.includes(address) ? undefined : `the key has no user ID for ${address}`);
-    if (reason) {
-      this.log.info({ event: EVENTS.keySkipped, address, kind: 'pgp', id: info.fingerprint, source, from: id, reason }, 'OpenPGP key skipped');
+  private async fromStore(address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
+    for (const r of await this.o.store.forAddress('pgp', address)) {
+      const found = await this.firstUsable([r.material], address, r.source, r.id, !r.addresses.includes(address));
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  private async cached(source: 'wkd' | 'keyserver', address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
+    const k = `${source}|${address}`;
+    const now = Date.now();
+    const hit = this.cache.get(k);
+    const fresh = hit && now - hit.at < (hit.found ? this.o.keys.cacheTtl : this.o.keys.negativeTtl);
+    // A cached key may have expired since it was found.
+    if (fresh && (!hit.found?.info.expiresAt || hit.found.info.expiresAt > now)) return hit.found;
+    const pending = this.inflight.get(k) ?? this.discover(source, address);
+    this.inflight.set(k, pending);
+    try {
+      const found = await pending;
+      this.cache.set(k, { at: Date.now(), found });
+      return found;
+    } finally {
+      this.inflight.delete(k);
+    }
+  }
+
+  private async discover(source: 'wkd' | 'keyserver', address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
+    const http = { resolve: this.o.resolve, trust: this.o.httpsTrust };
+    try {
+      if (source === 'wkd') {
+        const got = await wkdLookup(address, { ...http, port: this.o.keys.wkd.port, timeoutMs: this.o.keys.wkd.timeout });
+        if (got.tried.length) this.o.log.info({ event: EVENTS.keySourceFailed, address, source, tried: got.tried }, 'WKD: methods that gave no key');
+        if (!got.data) return undefined;
+        return await this.firstUsable(await splitPgpKeys(got.data), address, 'wkd', `wkd:${got.method}`, false);
+      }
+      const ks = this.o.keys.keyserver;
+      if (!ks.url) return undefined;
+      const armored = await keyserverLookup(ks.url, ks.protocol, address, { ...http, timeoutMs: ks.timeout });
+      return armored ? await this.firstUsable(await splitPgpKeys(armored), address, 'keyserver', ks.url, false) : undefined;
+    } catch (err) {
+      this.o.log.info({ event: EVENTS.keySourceFailed, address, source, reason: (err as Error).message }, 'key source failed; trying the next one');
       return undefined;
     }
-    return { info, source };
+  }
+
+  /** domainKey: a key stored for the whole domain, which need not name the address. */
+  private async firstUsable(armoredKeys: string[], address: string, source: KeySource, from: string, domainKey: boolean): Promise<FoundKey<PgpKeyInfo> | undefined> {
+    for (const armored of armoredKeys) {
+      const info = await inspectPgpKey(armored);
+      const reason = info.unusable ?? (domainKey || info.emails.includes(address) ? undefined : `the key has no user ID for ${address}`);
+      if (!reason) {
+        if (source === 'wkd' || source === 'keyserver') this.o.log.info({ event: EVENTS.keyFound, address, kind: 'pgp', keyId: info.fingerprint, source, from }, 'OpenPGP key discovered');
+        return { info, source, from };
+      }
+      this.skipped(address, 'pgp', info.fingerprint, source, reason, from);
+    }
+    return undefined;
+  }
+
+  private skipped(address: string, kind: 'pgp' | 'smime', keyId: string, source: KeySource, reason: string, from?: string): void {
+    this.o.log.info({ event: EVENTS.keySkipped, address, kind, keyId, source, from, reason }, kind === 'pgp' ? 'OpenPGP key skipped' : 'S/MIME certificate skipped');
   }
 }

@@ -1,4 +1,4 @@
-import { enums, readKey, type PublicKey } from 'openpgp';
+import { enums, readKey, type Key, type SignaturePacket, type Subkey } from 'openpgp';
 
 export interface PgpKeyInfo {
   fingerprint: string;
@@ -11,28 +11,67 @@ export interface PgpKeyInfo {
   armored: string;
 }
 
+/** Hashes too weak for a self-signature Postern relies on (RFC 9580 §9.5 deprecates them). */
+const WEAK_HASHES = new Set<number>([enums.hash.md5, enums.hash.sha1, enums.hash.ripemd]);
+/** Algorithms whose strength is their modulus size: at least 2048 bits. */
+const SIZED = /^(rsa|dsa|elgamal)/i;
+
 /**
  * Reads an OpenPGP public key and decides whether Postern may encrypt to it: not
- * revoked, not expired, an encryption-capable (sub)key, RSA at least 2048 bits, and no
- * SHA-1 (or weaker) self-signatures.
+ * revoked, not expired, an encryption-capable (sub)key, RSA/DSA/ElGamal of at least
+ * 2048 bits (primary and encryption subkey), and the signatures that make the key
+ * valid — the primary user's current self-signature and the encryption subkey's
+ * current binding signature — not made with SHA-1 or weaker. Older, superseded
+ * SHA-1 self-signatures do not count: the newest one is what OpenPGP implementations use.
  */
 export async function inspectPgpKey(armored: string, now = new Date()): Promise<PgpKeyInfo> {
-  const key = (await readKey({ armoredKey: armored })) as PublicKey;
+  const key = await readKey({ armoredKey: armored });
   const info = key.getAlgorithmInfo();
   const expiry = await key.getExpirationTime().catch(() => null);
   const expiresAt = expiry instanceof Date ? expiry.getTime() : undefined;
   const emails = key.users.map((u) => u.userID?.email?.toLowerCase()).filter((e): e is string => Boolean(e));
-  const base = { fingerprint: key.getFingerprint().toUpperCase(), emails, algorithm: String(info.algorithm), bits: info.bits, expiresAt, armored: key.armor() };
-  const weakHashes = new Set<number>([enums.hash.md5, enums.hash.sha1, enums.hash.ripemd]);
-  if (await key.isRevoked(undefined, undefined, now).catch(() => false)) return { ...base, unusable: 'revoked' };
-  if (expiresAt !== undefined && expiresAt <= now.getTime()) return { ...base, unusable: `expired on ${new Date(expiresAt).toISOString()}` };
-  if (/rsa/i.test(String(info.algorithm)) && (info.bits ?? 0) < 2048) return { ...base, unusable: `RSA key of ${info.bits} bits (at least 2048 required)` };
-  const selfSigs = key.users.flatMap((u) => u.selfCertifications);
-  if (selfSigs.some((s) => weakHashes.has(s.hashAlgorithm as number))) return { ...base, unusable: 'self-signed with SHA-1 or a weaker hash' };
+  const base = { fingerprint: key.getFingerprint().toUpperCase(), emails: [...new Set(emails)], algorithm: String(info.algorithm), bits: info.bits, expiresAt, armored: key.armor() };
+  const unusable = await whyUnusable(key, expiresAt, now);
+  return unusable ? { ...base, unusable } : base;
+}
+
+async function whyUnusable(key: Key, expiresAt: number | undefined, now: Date): Promise<string | undefined> {
+  if (await key.isRevoked(undefined, undefined, now).catch(() => false)) return 'revoked';
+  if (expiresAt !== undefined && expiresAt <= now.getTime()) return `expired on ${new Date(expiresAt).toISOString()}`;
+  const weakPrimary = tooSmall(key.getAlgorithmInfo());
+  if (weakPrimary) return `primary key: ${weakPrimary}`;
+  const primaryUser = await key.getPrimaryUser(now).catch((err: Error) => err);
+  if (primaryUser instanceof Error) return `no valid user ID (${primaryUser.message})`;
+  if (weakHash(primaryUser.selfCertification)) return `self-signed with ${hashName(primaryUser.selfCertification)} (SHA-1 and weaker are refused)`;
+  let enc: Key | Subkey;
   try {
-    await key.getEncryptionKey(undefined, now);
+    enc = await key.getEncryptionKey(undefined, now);
   } catch (err) {
-    return { ...base, unusable: `no usable encryption key (${(err as Error).message})` };
+    return `no usable encryption key (${(err as Error).message})`;
   }
-  return base;
+  if (enc === key) return undefined;
+  const weakSub = tooSmall(enc.getAlgorithmInfo());
+  if (weakSub) return `encryption subkey: ${weakSub}`;
+  const binding = newest((enc as Subkey).bindingSignatures);
+  if (binding && weakHash(binding)) return `encryption subkey bound with ${hashName(binding)} (SHA-1 and weaker are refused)`;
+  return undefined;
+}
+
+function tooSmall(info: { algorithm: unknown; bits?: number | undefined }): string | undefined {
+  const name = String(info.algorithm);
+  if (SIZED.test(name) && (info.bits ?? 0) < 2048) return `${name} key of ${info.bits ?? 0} bits (at least 2048 required)`;
+  return undefined;
+}
+
+function newest(sigs: SignaturePacket[]): SignaturePacket | undefined {
+  return [...sigs].sort((a, b) => (a.created?.getTime() ?? 0) - (b.created?.getTime() ?? 0)).at(-1);
+}
+
+function weakHash(sig: SignaturePacket): boolean {
+  return WEAK_HASHES.has(sig.hashAlgorithm as number);
+}
+
+function hashName(sig: SignaturePacket): string {
+  const name = Object.entries(enums.hash).find(([, v]) => v === sig.hashAlgorithm)?.[0];
+  return (name ?? `hash ${String(sig.hashAlgorithm)}`).toUpperCase().replace(/^SHA(\d)/, 'SHA-$1');
 }

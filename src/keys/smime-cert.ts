@@ -11,12 +11,16 @@ export interface SmimeCertInfo {
   pem: string;
 }
 
+/** Whether a CRL revokes a certificate: the reason, or undefined (see crl.ts). */
+export type RevocationCheck = (cert: forge.pki.Certificate) => string | undefined;
+
 /**
  * Reads an S/MIME certificate and decides whether Postern may encrypt to it: chains to
  * the trust store, within its validity, RSA of at least 2048 bits, key usage allows key
- * encipherment, and (when asked) the address appears in the certificate.
+ * encipherment, extended key usage (when present) allows email protection, and no
+ * configured CRL revokes it. Whether it names the address is the caller's check.
  */
-export function inspectSmimeCert(pem: string, trust: string[], now = new Date()): SmimeCertInfo {
+export function inspectSmimeCert(pem: string, trust: string[], now = new Date(), revoked?: RevocationCheck): SmimeCertInfo {
   const cert = forge.pki.certificateFromPem(pem);
   const der = forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes();
   const fingerprint = forge.md.sha256.create().update(der).digest().toHex().toUpperCase();
@@ -48,5 +52,6 @@ export function inspectSmimeCert(pem: string, trust: string[], now = new Date())
     const e = err as { message?: string; error?: string };
     return { ...base, unusable: `not trusted: ${e.message ?? e.error ?? 'chain does not verify'}` };
   }
-  return base;
+  const revocation = revoked?.(cert);
+  return revocation ? { ...base, unusable: revocation } : base;
 }

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readKeys } from 'openpgp';
 import { writeFileDurably } from '../portal/files.js';
 
 export interface KeyRecord {
@@ -16,10 +15,13 @@ export interface KeyRecord {
 }
 
 /**
- * Recipients' public keys and certificates under <dataDir>/keys, one file each, read
- * from disk on every lookup so every worker process (and the CLI) agrees.
+ * Recipients' public keys and certificates under <dataDir>/keys, one file each. Every
+ * lookup checks the directory (its change time moves with each add or remove), so every
+ * worker process and the CLI agree; the records are parsed again only after a change.
  */
 export class KeyStore {
+  private snapshot: { version: bigint; records: KeyRecord[] } | undefined;
+
   constructor(private readonly dir: string) {}
 
   async open(): Promise<void> {
@@ -31,13 +33,22 @@ export class KeyStore {
   }
 
   async all(): Promise<KeyRecord[]> {
+    const { mtimeNs, ctimeNs } = await stat(this.dir, { bigint: true });
+    const version = mtimeNs > ctimeNs ? mtimeNs : ctimeNs;
+    if (this.snapshot?.version === version) return this.snapshot.records;
+    const records = await this.readAll();
+    this.snapshot = { version, records };
+    return records;
+  }
+
+  private async readAll(): Promise<KeyRecord[]> {
     const out: KeyRecord[] = [];
     for (const name of await readdir(this.dir)) {
       if (!name.endsWith('.json')) continue;
       try {
         out.push(JSON.parse(await readFile(join(this.dir, name), 'utf8')) as KeyRecord);
       } catch {
-        // a half-written file
+        // an unreadable record never fails a lookup; `keys list` shows what is there
       }
     }
     return out.sort((a, b) => b.addedAt - a.addedAt);
@@ -62,15 +73,4 @@ export class KeyStore {
 
 function fileName(id: string): string {
   return createHash('sha256').update(id).digest('hex').slice(0, 32);
-}
-
-/** Splits a file into the PGP keys and PEM certificates it holds. */
-export async function parseKeyMaterial(text: string): Promise<{ pgp: string[]; pem: string[] }> {
-  const pem = [...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)].map((m) => m[0]);
-  let pgp: string[] = [];
-  if (/-----BEGIN PGP PUBLIC KEY BLOCK-----/.test(text)) {
-    const keys = await readKeys({ armoredKeys: text });
-    pgp = keys.map((k) => k.toPublic().armor());
-  }
-  return { pgp, pem };
 }

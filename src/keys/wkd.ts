@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { request } from 'node:https';
-import { rootCertificates } from 'node:tls';
+import { httpsGet, type HttpsGetOptions } from './https-get.js';
 
 /** z-base-32 (RFC 6189 §5.1.6 alphabet), as WKD uses for the hashed local part. */
 function zbase32(bytes: Buffer): string {
@@ -9,7 +8,7 @@ function zbase32(bytes: Buffer): string {
   let value = 0;
   let out = '';
   for (const b of bytes) {
-    value = (value << 8) | b;
+    value = ((value << 8) | b) & 0xffff;
     bits += 8;
     while (bits >= 5) {
       out += alphabet[(value >>> (bits - 5)) & 31];
@@ -20,56 +19,42 @@ function zbase32(bytes: Buffer): string {
   return out;
 }
 
+/** The WKD name of a local part: z-base-32 of its SHA-1 (a name, not a signature). */
 export function wkdHash(localPart: string): string {
   return zbase32(createHash('sha1').update(localPart.toLowerCase()).digest());
 }
 
-export interface HttpsGetOptions {
-  resolve: (host: string) => Promise<string[]>;
-  trust: string[];
-  port: number;
-  timeoutMs: number;
-  maxBytes?: number;
-}
-
-/** GET over verified HTTPS to a host resolved with the delivery resolver; 200 only. */
-export async function httpsGet(host: string, path: string, opts: HttpsGetOptions): Promise<Buffer | undefined> {
-  const addresses = await opts.resolve(host).catch(() => [] as string[]);
-  if (!addresses.length) return undefined;
-  const ca = [...rootCertificates, ...opts.trust];
-  return new Promise((resolve, reject) => {
-    const req = request({ host: addresses[0], port: opts.port, path, servername: host, headers: { host }, ca, timeout: opts.timeoutMs, method: 'GET' }, (res) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        return resolve(undefined);
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > (opts.maxBytes ?? 256 * 1024)) req.destroy(new Error('response too large'));
-        else chunks.push(c);
-      });
-      res.on('end', () => resolve(Buffer.concat(chunks)));
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${host} in ${opts.timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
+export interface WkdResult {
+  data?: Buffer | undefined;
+  method?: 'advanced' | 'direct' | undefined;
+  /** What each method answered, for the log: "advanced: 404", "direct: no answer in 5000 ms". */
+  tried: string[];
 }
 
 /**
- * Web Key Directory lookup (draft-koch-openpgp-webkey-service): the advanced method
- * (openpgpkey.<domain>) first, then the direct one (<domain>). Returns binary key data.
+ * Web Key Directory lookup (draft-koch-openpgp-webkey-service §3.1): the advanced method
+ * (https://openpgpkey.<domain>/.well-known/openpgpkey/<domain>/hu/...) first, then the
+ * direct one (https://<domain>/.well-known/openpgpkey/hu/...). A missing host, an error
+ * status, a timeout or an empty answer falls through to the next method.
  */
-export async function wkdLookup(address: string, opts: HttpsGetOptions): Promise<{ data: Buffer; method: 'advanced' | 'direct' } | undefined> {
+export async function wkdLookup(address: string, opts: HttpsGetOptions): Promise<WkdResult> {
   const at = address.lastIndexOf('@');
   const local = address.slice(0, at);
   const domain = address.slice(at + 1).toLowerCase();
   const hu = `${wkdHash(local)}?l=${encodeURIComponent(local)}`;
-  const advanced = await httpsGet(`openpgpkey.${domain}`, `/.well-known/openpgpkey/${domain}/hu/${hu}`, opts).catch(() => undefined);
-  if (advanced?.length) return { data: advanced, method: 'advanced' };
-  const direct = await httpsGet(domain, `/.well-known/openpgpkey/hu/${hu}`, opts).catch(() => undefined);
-  if (direct?.length) return { data: direct, method: 'direct' };
-  return undefined;
+  const methods = [
+    { method: 'advanced' as const, host: `openpgpkey.${domain}`, path: `/.well-known/openpgpkey/${domain}/hu/${hu}` },
+    { method: 'direct' as const, host: domain, path: `/.well-known/openpgpkey/hu/${hu}` },
+  ];
+  const tried: string[] = [];
+  for (const m of methods) {
+    try {
+      const answer = await httpsGet(m.host, m.path, opts);
+      if (answer.status === 200 && answer.body.length) return { data: answer.body, method: m.method, tried };
+      tried.push(`${m.method}: ${answer.status === 200 ? 'empty answer' : `HTTP ${answer.status}`}`);
+    } catch (err) {
+      tried.push(`${m.method}: ${(err as Error).message}`);
+    }
+  }
+  return { tried };
 }

@@ -3,15 +3,30 @@ import { EVENTS, type Logger } from '../events/logger.js';
 import type { DetectorsConfig } from '../inspect/detectors/index.js';
 import { inspectMessage } from '../inspect/inspector.js';
 import type { QueueBackend } from '../queue/backend.js';
-import type { Decision, DeliveryState, Envelope, MessageFacts, RecipientState, RequiredTls } from '../types.js';
 import type { KeyLookup } from '../keys/lookup.js';
+import type { Decision, DeliveryState, Envelope, MessageFacts, RecipientState, RequiredTls } from '../types.js';
 import { AVAILABLE_NOW, decide, type MethodAvailability } from './evaluate.js';
 import { hasSubjectTag } from './match.js';
 import type { PolicyStore } from './store.js';
 
-/** Recipients that go out together: same method, same TLS floor, same body. */
+/** A key a group's message is encrypted to, and where it came from (for the log). */
+export interface GroupKey {
+  /** Armored OpenPGP key or PEM certificate. */
+  material: string;
+  /** Fingerprint (OpenPGP: of the key; S/MIME: SHA-256 of the certificate). */
+  id: string;
+  source: string;
+}
+
+/**
+ * Recipients that go out together: same method, same key, same TLS floor, same body.
+ * (The worker splits a group by recipient domain: one variant per next hop.)
+ */
 export interface SendGroup {
+  method: 'tls' | 'pgp' | 'smime';
   rcpts: string[];
+  /** pgp / smime: the key every recipient of the group is encrypted to. */
+  key?: GroupKey | undefined;
   /** The least TLS the policy accepts for these recipients. */
   minTls: TlsLevel;
   /** Whether only an MTA-STS-validated session will do. */
@@ -28,26 +43,18 @@ export interface Held {
   category: string;
 }
 
-/** A recipient who gets the message encrypted to their own key. */
-export interface Encrypted {
-  rcpt: string;
-  method: 'pgp' | 'smime';
-  /** Armored key or PEM certificate. */
-  material: string;
-}
-
 export interface Plan {
+  /** Recipients sent by SMTP: in clear over TLS, or encrypted (pgp, smime). */
   groups: SendGroup[];
   /** Recipients whose method is the portal. */
   portal: string[];
-  encrypted: Encrypted[];
   held: Held[];
 }
 
 /** What key lookup found for a recipient in this attempt. */
 interface FoundKeys {
-  pgp?: { material: string; id: string; source: string } | undefined;
-  smime?: { material: string; id: string; source: string } | undefined;
+  pgp?: GroupKey | undefined;
+  smime?: GroupKey | undefined;
 }
 
 /** Decisions for messages Postern wrote itself: they carry no PHI, or must go verified. */
@@ -80,17 +87,24 @@ export class Planner {
     const found = new Map<string, FoundKeys>();
     if (!this.keys) return found;
     const keys = this.keys;
+    const failed = (rcpt: string, kind: string) => (err: Error) => {
+      this.log.warn({ event: EVENTS.keySourceFailed, queueId: envelope.id, address: rcpt, kind, reason: err.message }, 'key lookup failed');
+      return undefined;
+    };
     await Promise.all(
       rcpts.map(async (r) => {
         if (this.smsRecipient(r.rcpt)) return;
         const wants = r.decision?.candidates ?? ['pgp', 'smime'];
+        // node-forge builds S/MIME in memory: above the cap the next method is used.
+        const smimeFits = envelope.size <= this.smimeMaxSize;
+        if (wants.includes('smime') && !smimeFits) this.log.info({ event: EVENTS.keySkipped, queueId: envelope.id, address: r.rcpt, kind: 'smime', reason: `message of ${envelope.size} bytes is above protect.smime.maxSize (${this.smimeMaxSize})` }, 'S/MIME not used for this message');
         const [pgp, smime] = await Promise.all([
-          wants.includes('pgp') ? keys.pgp(r.rcpt).catch(() => undefined) : undefined,
-          wants.includes('smime') && envelope.size <= this.smimeMaxSize ? keys.smime(r.rcpt).catch(() => undefined) : undefined,
+          wants.includes('pgp') ? keys.pgp(r.rcpt).catch(failed(r.rcpt, 'pgp')) : undefined,
+          wants.includes('smime') && smimeFits ? keys.smime(r.rcpt).catch(failed(r.rcpt, 'smime')) : undefined,
         ]);
         found.set(r.rcpt, {
           pgp: pgp && { material: pgp.info.armored, id: pgp.info.fingerprint, source: pgp.source },
-          smime: smime && { material: smime.info.pem, id: smime.info.serial, source: smime.source },
+          smime: smime && { material: smime.info.pem, id: smime.info.fingerprint, source: smime.source },
         });
       }),
     );
@@ -139,7 +153,7 @@ export class Planner {
         });
       }
     }
-    const plan: Plan = { groups: [], portal: [], encrypted: [], held: [] };
+    const plan: Plan = { groups: [], portal: [], held: [] };
     const groups = new Map<string, SendGroup>();
     const strip = Boolean(state.inspection?.subjectTagged && policy.subjectTag.remove);
     for (const r of due) {
@@ -153,22 +167,21 @@ export class Planner {
       // Availability is checked again on every attempt: a method may have become possible.
       // Secure Text recipients (<digits>@secure.text) have no mail server: the portal,
       // with an SMS notice, is the only way to them, whatever the policy lists.
-      const method = this.smsRecipient(r.rcpt) && this.available('portal', r.rcpt) ? 'portal' : d.candidates.find((m) => available(m, r.rcpt));
-      if (method === 'pgp' || method === 'smime') {
-        const key = found.get(r.rcpt)?.[method] as { material: string; id: string; source: string };
-        r.decision = { ...d, method, key: { kind: method, id: key.id, source: key.source } };
-        plan.encrypted.push({ rcpt: r.rcpt, method, material: key.material });
-        continue;
-      }
+      const chosen = this.smsRecipient(r.rcpt) && this.available('portal', r.rcpt) ? 'portal' : d.candidates.find((m) => available(m, r.rcpt));
+      // onNoMethod: portal sends a recipient there when nothing listed is possible.
+      const method = !chosen && d.onNoMethod === 'portal' && this.available('portal', r.rcpt) ? 'portal' : chosen;
       if (method === 'portal') {
+        r.decision = { ...d, method, key: undefined };
         plan.portal.push(r.rcpt);
         continue;
       }
-      if (method === 'tls') {
-        const key = `${d.tls}|${strip}`;
-        const g = groups.get(key) ?? { rcpts: [], minTls: TLS_FOR[d.tls], requireMtaSts: d.tls === 'mta-sts', stripSubjectTag: strip };
+      if (method === 'tls' || method === 'pgp' || method === 'smime') {
+        const key = method === 'tls' ? undefined : found.get(r.rcpt)?.[method];
+        r.decision = { ...d, method, key: key && { kind: method as 'pgp' | 'smime', id: key.id, source: key.source } };
+        const id = `${method}|${key?.id ?? ''}|${d.tls}|${strip}`;
+        const g = groups.get(id) ?? { method, key, rcpts: [], minTls: TLS_FOR[d.tls], requireMtaSts: d.tls === 'mta-sts', stripSubjectTag: strip };
         g.rcpts.push(r.rcpt);
-        groups.set(key, g);
+        groups.set(id, g);
         continue;
       }
       const wanted = d.candidates.join(', ');
@@ -177,7 +190,7 @@ export class Planner {
       } else if (d.onNoMethod === 'bounce') {
         plan.held.push({ rcpt: r.rcpt, result: 'bounce', status: '5.7.10', reason: `policy ${d.ruleId} requires ${wanted} and none is possible`, category: 'policy' });
       } else {
-        const via = d.onNoMethod === 'portal' ? ' (the portal fallback is not available yet)' : '';
+        const via = d.onNoMethod === 'portal' ? ' (and the portal cannot serve this recipient)' : '';
         plan.held.push({ rcpt: r.rcpt, result: 'defer', status: '4.7.10', reason: `policy ${d.ruleId} requires ${wanted}; none is possible now${via}`, category: 'policy' });
       }
     }

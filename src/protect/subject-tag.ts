@@ -15,7 +15,12 @@ export function removeSubjectTag(body: Buffer | Readable, tag: string): Buffer |
     const rewritten = rewriteHeaderBlock(body.subarray(0, end).toString('latin1'), tag);
     return Buffer.concat([Buffer.from(rewritten, 'latin1'), body.subarray(end)]);
   }
-  return body.pipe(new HeaderRewriter(tag));
+  const out = new HeaderRewriter(tag);
+  // Whoever consumes the result may destroy it early (a refused transaction): the
+  // source (an open spool file) goes with it.
+  body.on('error', (err) => out.destroy(err));
+  out.on('close', () => body.destroy());
+  return body.pipe(out);
 }
 
 /** Rewrites the Subject field(s) of a header block (latin1 string, CRLF line ends). */

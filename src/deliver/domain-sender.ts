@@ -1,0 +1,120 @@
+import type { Readable } from 'node:stream';
+import type { TlsLevel } from '../config/schema.js';
+import { EVENTS, type Logger } from '../events/logger.js';
+import { mxMatchesPolicy, type MtaSts, type MtaStsLookup } from '../tls/mta-sts.js';
+import type { Envelope } from '../types.js';
+import { classifyReply } from './classify.js';
+import { localOutcomes, type Outcome } from './outcome.js';
+import { ConnectError, type ConnectionPool } from './pool.js';
+import { RouteError, type Route, type Router } from './router.js';
+import { sendTransaction } from './transaction.js';
+
+/** Addresses tried per attempt across all MX hosts, as Postfix's smtp_mx_address_limit. */
+const MAX_ADDRESSES_PER_ATTEMPT = 5;
+
+/** One variant's final message and how it goes out. */
+export interface Outgoing {
+  domain: string;
+  rcpts: string[];
+  /** The least TLS the policy accepts for these recipients; raises the route's level. */
+  minTls: TlsLevel;
+  requireMtaSts: boolean;
+  /** Opens the message as it goes out; called once per address tried. */
+  open(): Promise<Buffer | Readable>;
+  size: number;
+  eightBit: boolean;
+}
+
+const TLS_ORDER: TlsLevel[] = ['none', 'may', 'encrypt', 'verify'];
+const strongerTls = (a: TlsLevel, b: TlsLevel): TlsLevel => (TLS_ORDER.indexOf(a) >= TLS_ORDER.indexOf(b) ? a : b);
+
+/**
+ * Delivers one variant to one recipient domain: route (transport map or MX), MTA-STS,
+ * the TLS level, then the next hop's addresses in order over pooled connections. Any
+ * SMTP reply is final for this attempt; a connection lost mid-transaction is worth
+ * another address.
+ */
+export class DomainSender {
+  constructor(
+    private readonly router: Router,
+    private readonly pool: ConnectionPool,
+    private readonly log: Logger,
+    private readonly mtaSts?: MtaSts,
+  ) {}
+
+  async send(envelope: Envelope, out: Outgoing): Promise<Outcome[]> {
+    const { domain, rcpts } = out;
+    let route: Route;
+    try {
+      route = await this.router.route(domain);
+    } catch (err) {
+      if (!(err instanceof RouteError)) throw err;
+      return localOutcomes(rcpts, { result: err.permanent ? 'bounce' : 'defer', status: err.status, response: err.message, category: 'routing' });
+    }
+    let level = strongerTls(route.tls, out.minTls);
+    // MTA-STS applies to MX delivery (not to a configured smart host).
+    const sts: MtaStsLookup | undefined = this.mtaSts && route.source !== 'transport' ? await this.mtaSts.policyFor(domain) : undefined;
+    const stsMode = sts?.policy?.mode;
+    const stsTag = stsMode === 'enforce' || stsMode === 'testing' ? `mta-sts-${stsMode}` : undefined;
+    const held = (category: string, response: string): Outcome[] =>
+      localOutcomes(rcpts, { result: 'defer', status: '4.7.5', response, category, route: route.source, tls: { verified: false, level, policy: stsTag } });
+    if (out.requireMtaSts && stsMode !== 'enforce') {
+      const why = sts?.failure ? `${sts.failure}${sts.detail ? ` (${sts.detail})` : ''}` : 'no MTA-STS policy in enforce mode';
+      return held(`tls:${sts?.failure ?? 'no-mta-sts-policy'}`, `policy requires MTA-STS for ${domain}: ${why}`);
+    }
+    let hops = route.hops;
+    if (sts?.policy && stsMode !== 'none') {
+      const allowed = hops.filter((h) => mxMatchesPolicy(h.name, sts.policy as { mx: string[] }));
+      if (stsMode === 'enforce') {
+        level = 'verify';
+        if (!allowed.length) return held('tls:validation-failure', `no MX of ${domain} (${hops.map((h) => h.name).join(', ')}) is allowed by its MTA-STS policy (mx: ${sts.policy.mx.join(', ')}); nothing sent`);
+        hops = allowed;
+      } else if (allowed.length < hops.length) {
+        this.log.warn({ event: EVENTS.mtaStsTesting, queueId: envelope.id, domain, mx: hops.filter((h) => !allowed.includes(h)).map((h) => h.name), policyMx: sts.policy.mx }, 'MTA-STS testing mode: MX not in policy (delivering anyway)');
+      }
+    }
+    let last = localOutcomes(rcpts, { result: 'defer', status: '4.4.1', response: `no address to try for ${domain}`, category: 'routing', route: route.source });
+    let tried = 0;
+    for (const hop of hops) {
+      for (const address of hop.addresses) {
+        if (tried++ >= MAX_ADDRESSES_PER_ATTEMPT) return last;
+        const relay = `${hop.name}[${address}]:${hop.port}`;
+        const foreseen = this.pool.capabilities.foreseesFailure(hop.name, hop.port, level);
+        if (foreseen && this.log.isLevelEnabled('info')) {
+          // A forecast only: hosts fix their TLS, so the attempt is still made.
+          this.log.info({ event: EVENTS.tlsForeseen, queueId: envelope.id, relay, level, lastSeen: foreseen }, 'TLS capability cache foresees a failure at this level');
+        }
+        let pc;
+        try {
+          pc = await this.pool.acquire({ address, port: hop.port, name: hop.name, tls: level });
+        } catch (err) {
+          if (!(err instanceof ConnectError)) throw err;
+          const tlsProblem = Boolean(err.tlsFailure);
+          last = localOutcomes(rcpts, {
+            result: 'defer',
+            // 4.7.5 cryptographic failure, 4.4.1 no answer from host (RFC 3463).
+            status: tlsProblem ? '4.7.5' : '4.4.1',
+            response: err.response ? `${err.message}: ${err.response}` : err.message,
+            category: tlsProblem ? `tls:${err.tlsFailure}` : 'connection',
+            relay,
+            remoteMta: hop.name,
+            tls: err.tls ? { ...err.tls, level, policy: stsTag } : { verified: false, failure: err.tlsFailure, level, policy: stsTag },
+            route: route.source,
+          });
+          continue;
+        }
+        const result = await sendTransaction(pc, { from: envelope.mailFrom, to: rcpts, size: out.size, eightBit: out.eightBit, body: await out.open() });
+        this.pool.release(pc, result.reusable);
+        const common = { relay, remoteMta: hop.name, tls: { ...pc.tls, level, policy: stsTag }, conn: pc.id, connectMs: pc.connectMs, transmitMs: result.transmitMs, route: route.source };
+        last = result.replies.map((reply): Outcome => {
+          if (reply.ok) return { rcpt: reply.rcpt, result: 'delivered', status: '2.0.0', response: reply.response, category: 'sent', diagnosticType: 'smtp', ...common };
+          if (reply.local === 'network') return { rcpt: reply.rcpt, result: 'defer', status: '4.4.2', response: reply.response, category: 'connection', diagnosticType: 'x-postern', ...common };
+          const c = classifyReply(reply.response);
+          return { rcpt: reply.rcpt, result: c.action, status: c.status, response: c.response, category: c.category, diagnosticType: reply.local ? 'x-postern' : 'smtp', ...common };
+        });
+        if (!result.replies.every((r) => r.local === 'network')) return last;
+      }
+    }
+    return last;
+  }
+}

@@ -1,0 +1,101 @@
+import type { PosternConfig } from '../config/schema.js';
+import { EVENTS, type Logger } from '../events/logger.js';
+import type { QueueBackend } from '../queue/backend.js';
+import type { DeliveryState, Envelope, RecipientState } from '../types.js';
+import { enqueueDsn } from './bounce.js';
+import type { FailedRecipient } from './dsn.js';
+import type { Outcome } from './outcome.js';
+import { isExpired, nextAttemptAt } from './retry.js';
+
+/**
+ * Records what one attempt did to each recipient — delivered, deferred with backoff, or
+ * bounced with an RFC 3464 report to the sender — logs it, and removes the message once
+ * every recipient is final. The queue is the only place retries live.
+ */
+export class Settler {
+  constructor(
+    private readonly config: PosternConfig,
+    private readonly queue: QueueBackend,
+    private readonly log: Logger,
+  ) {}
+
+  async settle(envelope: Envelope, state: DeliveryState, outcomes: Outcome[]): Promise<void> {
+    const recipients = state.recipients;
+    const now = Date.now();
+    const { retry } = this.config.delivery;
+    const failed: FailedRecipient[] = [];
+    const byRcpt = new Map(recipients.map((r) => [r.rcpt, r]));
+    for (const o of outcomes) {
+      const r = byRcpt.get(o.rcpt);
+      if (!r) continue;
+      r.attempts++;
+      r.lastResponse = o.response;
+      r.lastStatus = o.status;
+      r.lastRelay = o.relay;
+      r.updatedAt = now;
+      let result = o.result;
+      if (result === 'defer' && isExpired(retry, envelope.receivedAt, now)) {
+        result = 'bounce';
+        o.status = '5.4.7';
+        o.response = `delivery time expired after ${r.attempts} attempts; last error: ${o.response}`;
+        o.diagnosticType = 'x-postern';
+      }
+      if (result === 'delivered') r.status = 'delivered';
+      else if (result === 'bounce') {
+        r.status = 'bounced';
+        r.lastStatus = o.status;
+        failed.push({ rcpt: o.rcpt, status: o.status, diagnostic: o.response, diagnosticType: o.diagnosticType, remoteMta: o.remoteMta, lastAttemptAt: now });
+      } else r.nextAttemptAt = nextAttemptAt(retry, r.attempts, envelope.receivedAt, now);
+      this.logOutcome(envelope, r, o, result, now);
+    }
+    if (failed.length) {
+      await enqueueDsn({ config: this.config, queue: this.queue, log: this.log, original: envelope, failed }).catch((err: Error) => {
+        // The report must not be lost: keep those recipients pending so the next
+        // attempt reports them again.
+        this.log.error({ event: EVENTS.deliveryError, queueId: envelope.id, err: err.message }, 'could not queue the bounce report; will retry');
+        for (const f of failed) {
+          const r = byRcpt.get(f.rcpt);
+          if (r) {
+            r.status = 'pending';
+            r.nextAttemptAt = now + retry.initialDelay;
+          }
+        }
+      });
+    }
+    if (recipients.every((r) => r.status !== 'pending')) {
+      await this.queue.remove(envelope.id);
+      this.log.debug({ event: EVENTS.queueRemoved, queueId: envelope.id }, 'all recipients final');
+    } else {
+      await this.queue.save(envelope.id, { recipients, inspection: state.inspection, portalMessageId: state.portalMessageId });
+    }
+  }
+
+  private logOutcome(envelope: Envelope, r: RecipientState, o: Outcome, result: Outcome['result'], now: number): void {
+    if (!this.log.isLevelEnabled(result === 'delivered' ? 'info' : 'warn')) return;
+    const event = result === 'delivered' ? EVENTS.deliverySent : result === 'bounce' ? EVENTS.deliveryBounced : EVENTS.deliveryDeferred;
+    const key = r.decision?.key;
+    const line = {
+      event,
+      queueId: envelope.id,
+      to: r.rcpt,
+      method: r.decision?.method,
+      rule: r.decision?.ruleId,
+      // Not named "key": pino redacts fields of that name.
+      keyId: key && r.decision?.method === key.kind ? key.id : undefined,
+      keySource: key && r.decision?.method === key.kind ? key.source : undefined,
+      relay: o.relay,
+      route: o.route,
+      conn: o.conn,
+      tls: o.tls && { level: o.tls.level, policy: o.tls.policy, version: o.tls.version, cipher: o.tls.cipher, verified: o.tls.verified, failure: o.tls.failure, detail: o.tls.detail },
+      dsn: o.status,
+      status: result === 'delivered' ? 'sent' : result === 'bounce' ? 'bounced' : 'deferred',
+      category: o.category,
+      attempt: r.attempts,
+      response: o.response,
+      delays: { queued: now - envelope.receivedAt, connect: o.connectMs, transmit: o.transmitMs },
+      nextAttemptAt: result === 'defer' ? new Date(r.nextAttemptAt).toISOString() : undefined,
+    };
+    if (result === 'delivered') this.log.info(line, 'delivered');
+    else this.log.warn(line, result === 'bounce' ? 'bounced' : 'deferred');
+  }
+}
