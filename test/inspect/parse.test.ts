@@ -84,3 +84,45 @@ describe('message inspection', () => {
     expect(r.texts.find((t) => t.source === 'text')?.text.length).toBe(1000);
   });
 });
+
+/**
+ * A single-part message held in memory skips the splitter's walk over its body (see
+ * parseMessage). Streamed, the same bytes always go through the splitter: both must give
+ * the same result, byte for byte, on every shape of one-part message.
+ */
+describe('single-part fast path agrees with the splitter', () => {
+  const b64 = Buffer.from('Patient DOB 03/14/1975, SSN 524-12-3456\r\n').toString('base64');
+  const cases: Record<string, string> = {
+    'plain, no MIME headers': 'From: a@x.test\r\nSubject: hi\r\n\r\nline one\r\nline two 524-12-3456\r\n',
+    'LF line endings': 'From: a@x.test\nSubject: lf\n\nbody\nmore\n',
+    'no header at all': '\r\nonly a body\r\n',
+    'quoted-printable latin1': 'Subject: =?ISO-8859-1?Q?caf=E9?=\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nna=EFve SSN 524-12-=\r\n3456\r\n',
+    'base64 text': `Subject: b64\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64}\r\n`,
+    'html body': 'Subject: h\r\nContent-Type: text/html\r\n\r\n<p>Hi <b>there</b><script>x()</script></p>\r\n',
+    'a lone attachment': `Subject: pdf\r\nContent-Type: application/pdf; name="scan.pdf"\r\nContent-Disposition: attachment; filename="scan.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.alloc(3000, 7).toString('base64')}\r\n`,
+    'a lone text-like attachment': `Subject: csv\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename="labs.csv"\r\n\r\nmrn,value\r\nMRN 00123456,5\r\n`,
+    'folded and encoded headers': 'Subject: =?UTF-8?B?TGFiIHJlc3VsdHM=?=\r\n  continued\r\nX-Tag: one\r\nX-Tag: two\r\nMessage-ID: <id@x.test>\r\n\r\nbody\r\n',
+    'empty body': 'Subject: nothing\r\n\r\n',
+    'no body separator (all header)': 'Subject: only headers\r\nX-A: b\r\n',
+    'embedded message at the root': 'Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n',
+    multipart: 'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\npart\r\n--b--\r\n',
+    'unknown charset': 'Content-Type: text/plain; charset=x-unknown-thing\r\n\r\nSSN 524-12-3456\r\n',
+    'trailing text without newline': 'Subject: t\r\n\r\nno final newline',
+  };
+  for (const [name, text] of Object.entries(cases)) {
+    it(name, async () => {
+      const bytes = Buffer.from(text);
+      const fast = await parseMessage(bytes);
+      const split = await parseMessage(Readable.from([bytes.subarray(0, 7), bytes.subarray(7)]));
+      expect(fast).toEqual(split);
+    });
+  }
+
+  it('a header block over the limit fails the same way on both paths', async () => {
+    const bytes = Buffer.from(`Subject: big\r\n${'X-Pad: y\r\n'.repeat(2000)}\r\nbody\r\n`);
+    const limits = { maxDepth: 20, maxParts: 500, maxTextBytes: 1 << 20, maxHeaderBytes: 64 * 1024, timeoutMs: 5000 };
+    const fast = await parseMessage(bytes, limits);
+    expect(fast.error).toMatch(/header size/i);
+    expect(fast).toEqual(await parseMessage(Readable.from([bytes]), limits));
+  });
+});
