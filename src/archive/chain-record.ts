@@ -23,8 +23,9 @@ export interface ItemRecord extends Base {
   id: string;
   receivedAt: number;
   size: number;
-  /** Item file, relative to the archive root. */
+  /** Segment or item file, relative to the archive root, and where the entry starts in it. */
   file: string;
+  offset: number;
   /** GCM iv and tag of the content: an item file swapped for another shows. */
   iv: string;
   tag: string;

@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { syncDirectory } from '../common/durable-file.js';
 import { join } from 'node:path';
-import { acquireLockPatiently, type Lock } from '../queue/fs/lock.js';
+import { acquireLockPatiently, lockHolder, type Lock } from '../queue/fs/lock.js';
 import { readChainLines } from './chain-lines.js';
 import { GENESIS_PREV, lineHash, parseRecord, type ChainRecord, type RecordBody } from './chain-record.js';
 
@@ -29,6 +29,11 @@ interface Pending {
 
 /** Chains open in this process: the pid lock cannot tell two writers of one process apart. */
 const openHere = new Set<string>();
+
+/** Whether some process (this one included) has the chain open for appending. */
+export async function chainInUse(chainsDir: string, name: string): Promise<boolean> {
+  return openHere.has(join(chainsDir, `${name}.log`)) || (await lockHolder(join(chainsDir, `${name}.lock`))) !== undefined;
+}
 
 /**
  * The one appender of a hash-chained index log. Records are numbered and chained when

@@ -1,67 +1,77 @@
 import { mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
 import type { MasterKey } from '../common/envelope-crypto.js';
 import { DirectorySyncer } from '../queue/fs/group-sync.js';
 import type { ChainWriter } from './chain-writer.js';
 import type { ItemRecord } from './chain-record.js';
-import { writeItemFile } from './item-file.js';
+import { encryptEntry, writeItemFile, type ItemHeader } from './item-file.js';
 import type { ArchiveLayout } from './layout.js';
 import { sealMeta } from './meta-crypto.js';
-import { recordedIds } from './recent-records.js';
-import type { JournalSink, PreparedItem } from './types.js';
+import { recordedItems } from './recent-records.js';
+import { SegmentAppender } from './segment-appender.js';
+import { SeenMarkers } from './seen-markers.js';
+import type { ItemMeta, JournalSink, PreparedItem } from './types.js';
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
+/** Items up to this size are appended to segments; larger ones get a file each (as the spool does). */
+const SMALL_ITEM = 256 * 1024;
+
+async function toBuffer(body: Buffer | Readable): Promise<Buffer> {
+  if (Buffer.isBuffer(body)) return body;
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
 }
 
 /**
- * Encrypted items under <dataDir>/archive. Per item: one AES-GCM pass into tmp/, one
- * fdatasync of the item, a grouped fsync of tmp/, one grouped append to the index;
- * then the item is renamed into items/. An item is "stored" once its index record is
- * durable; the rename after it is redone by recover() if a crash loses it, which is
- * also why the file in items/ is what makes a second record() of a queue id a no-op.
+ * Encrypted items under <dataDir>/archive. A small item costs one AES-GCM pass, a share
+ * of a grouped segment write + fdatasync, a share of a grouped index append, and an
+ * empty marker file; a large one is streamed into its own file under tmp/ and renamed
+ * into items/ once recorded. An item is stored once its index record is durable; the
+ * marker after it (and the rename) are redone by recover() if a crash loses them, so
+ * a queue id is never stored twice.
  */
 export class FsSink implements JournalSink {
   readonly name = 'fs';
   private readonly tmpDir: string;
   private readonly tmpSync: DirectorySyncer;
   private readonly inflight = new Map<string, Promise<void>>();
-  /** Recorded in the index, rename into items/ not done yet (it failed). */
-  private readonly unplaced = new Map<string, { tmp: string; final: string }>();
 
-  constructor(
+  private constructor(
     private readonly layout: ArchiveLayout,
     private readonly chain: ChainWriter,
+    private readonly segments: SegmentAppender,
+    private readonly seen: SeenMarkers,
     private readonly keys: MasterKey[],
   ) {
     this.tmpDir = layout.tmpDir(chain.name);
     this.tmpSync = new DirectorySyncer(this.tmpDir);
   }
 
-  /** Finishes what a crash interrupted: recorded items go into items/, the rest is removed. */
+  /** `keepSeenMs`: how long a queue id may still be retried (delivery.retry.lifetime). */
+  static async open(layout: ArchiveLayout, chain: ChainWriter, keys: MasterKey[], keepSeenMs: number): Promise<FsSink> {
+    return new FsSink(layout, chain, await SegmentAppender.open(layout, chain.name), new SeenMarkers(layout, chain.name, keepSeenMs), keys);
+  }
+
+  /**
+   * After a crash: recorded large items still in tmp/ go into items/, unrecorded ones are
+   * removed; recent records get the markers they may have missed.
+   */
   async recover(): Promise<{ placed: number; removed: number }> {
     await mkdir(this.tmpDir, { recursive: true, mode: 0o700 });
     const names = (await readdir(this.tmpDir)).filter((n) => n.endsWith('.item'));
-    if (!names.length) return { placed: 0, removed: 0 };
-    const oldest = Math.min(...(await Promise.all(names.map(async (n) => (await stat(join(this.tmpDir, n))).mtimeMs))));
-    const recorded = await recordedIds(this.layout.chainLog(this.chain.name), oldest);
+    const mtimes = await Promise.all(names.map(async (n) => (await stat(join(this.tmpDir, n))).mtimeMs));
+    const recorded = await recordedItems(this.layout.chainLog(this.chain.name), Math.min(Date.now(), ...mtimes));
     let placed = 0;
     for (const name of names) {
       const tmp = join(this.tmpDir, name);
       const rec = recorded.get(name.slice(0, -'.item'.length));
       if (rec) {
-        await this.place(rec.id, { tmp, final: this.layout.resolve(rec.file) });
+        await this.place(tmp, this.layout.resolve(rec.file));
         placed++;
-      } else {
-        await unlink(tmp);
-      }
+      } else await unlink(tmp);
     }
+    for (const r of recorded.values()) if (!this.seen.has(r.id, r.receivedAt)) await this.seen.mark(r.id, r.receivedAt);
     return { placed, removed: names.length - placed };
   }
 
@@ -76,38 +86,50 @@ export class FsSink implements JournalSink {
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.inflight.values()]);
+    await this.segments.close();
+    await this.seen.close();
     await this.tmpSync.close();
     await this.chain.close();
   }
 
   private async storeOnce(item: PreparedItem): Promise<void> {
-    const { id, receivedAt } = item.envelope;
-    const unplaced = this.unplaced.get(id);
-    if (unplaced) return this.place(id, unplaced);
-    const file = this.layout.itemFile(receivedAt, id);
-    const final = this.layout.resolve(file);
-    if (await exists(final)) return;
-    const tmp = join(this.tmpDir, `${id}.item`);
-    const { header, dataKey } = await writeItemFile(tmp, id, this.keys[0] as MasterKey, await item.openBody());
-    let meta: string;
+    const { id, receivedAt, size } = item.envelope;
+    if (this.seen.has(id, receivedAt)) return;
+    const master = this.keys[0] as MasterKey;
+    const body = await item.openBody();
+    if (size <= SMALL_ITEM) {
+      const e = encryptEntry(id, master, await toBuffer(body));
+      const meta = this.sealed(item.meta, e.dataKey);
+      const loc = await this.segments.append(e.bytes);
+      await this.record(item, e.header, loc, meta);
+    } else {
+      const tmp = join(this.tmpDir, `${id}.item`);
+      const e = await writeItemFile(tmp, id, master, Buffer.isBuffer(body) ? Readable.from([body]) : body);
+      const meta = this.sealed(item.meta, e.dataKey);
+      await this.tmpSync.sync();
+      const file = this.layout.itemFile(receivedAt, id);
+      await this.record(item, e.header, { file, offset: 0 }, meta);
+      // Not fsynced: until the rename is durable the item is in tmp/ and recover() redoes it.
+      await this.place(tmp, this.layout.resolve(file));
+    }
+    await this.seen.mark(id, receivedAt);
+  }
+
+  private sealed(meta: ItemMeta, dataKey: Buffer): string {
     try {
-      meta = sealMeta(item.meta, dataKey);
+      return sealMeta(meta, dataKey);
     } finally {
       dataKey.fill(0);
     }
-    await this.tmpSync.sync();
-    await this.chain.append<ItemRecord>({ type: 'item', id, receivedAt, size: header.size, file, iv: header.iv, tag: header.tag, meta });
-    this.unplaced.set(id, { tmp, final });
-    await this.place(id, { tmp, final });
   }
 
-  /**
-   * Not fsynced: until the rename is durable the item is still in tmp/ and recover()
-   * redoes it, so durability never depends on it.
-   */
-  private async place(id: string, p: { tmp: string; final: string }): Promise<void> {
-    await mkdir(dirname(p.final), { recursive: true, mode: 0o700 });
-    await rename(p.tmp, p.final);
-    this.unplaced.delete(id);
+  private async record(item: PreparedItem, header: ItemHeader, loc: { file: string; offset: number }, meta: string): Promise<void> {
+    const { id, receivedAt } = item.envelope;
+    await this.chain.append<ItemRecord>({ type: 'item', id, receivedAt, size: header.size, file: loc.file, offset: loc.offset, iv: header.iv, tag: header.tag, meta });
+  }
+
+  private async place(tmp: string, final: string): Promise<void> {
+    await mkdir(dirname(final), { recursive: true, mode: 0o700 });
+    await rename(tmp, final);
   }
 }

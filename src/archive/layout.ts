@@ -6,8 +6,10 @@ import { join, relative } from 'node:path';
  *   chains/<name>.log    hash-chained index records, one JSON line each (append-only)
  *   chains/<name>.head   the last record's seq and hash (truncation check)
  *   chains/<name>.lock   pid of the one process that appends to that chain
- *   items/YYYY/MM/DD/<queue id>.item   one encrypted item (date = received, UTC)
- *   tmp/<name>/          items being written by that chain's writer
+ *   items/YYYY/MM/DD/<name>.<n>.seg    encrypted entries of small items, back to back (date = written)
+ *   items/YYYY/MM/DD/<queue id>.item   one large item (date = received)
+ *   tmp/<name>/          large items being written by that chain's writer
+ *   seen/<name>/YYYY-MM-DD/<queue id>  empty marker: this queue id is journaled (date = received)
  *   sent/<sink>/YYYY-MM-DD/<queue id>  which queue ids an smtp sink already sent
  *   master.key           development master key (only when none is configured)
  */
@@ -32,6 +34,12 @@ export class ArchiveLayout {
     return join(this.root, 'tmp', chain);
   }
 
+  /** Number of a segment file of `chain`, from its name. */
+  segmentNumber(chain: string, name: string): number | undefined {
+    const m = /^(.+)\.(\d+)\.seg$/.exec(name);
+    return m && m[1] === chain ? Number(m[2]) : undefined;
+  }
+
   sentDir(sink: string): string {
     return join(this.root, 'sent', sink);
   }
@@ -40,10 +48,22 @@ export class ArchiveLayout {
     return join(this.root, 'master.key');
   }
 
-  /** Path of an item relative to the archive root, as index records store it. */
+  /** A large item's file, relative to the archive root (as index records store paths). */
   itemFile(receivedAt: number, id: string): string {
-    const d = new Date(receivedAt).toISOString();
-    return relative(this.root, join(this.itemsDir, d.slice(0, 4), d.slice(5, 7), d.slice(8, 10), `${id}.item`));
+    return relative(this.root, join(this.dayDir(receivedAt), `${id}.item`));
+  }
+
+  segmentFile(chain: string, n: number, writtenAt: number): string {
+    return relative(this.root, join(this.dayDir(writtenAt), `${chain}.${n}.seg`));
+  }
+
+  seenDir(chain: string, receivedAt: number): string {
+    return join(this.root, 'seen', chain, new Date(receivedAt).toISOString().slice(0, 10));
+  }
+
+  dayDir(t: number): string {
+    const d = new Date(t).toISOString();
+    return join(this.itemsDir, d.slice(0, 4), d.slice(5, 7), d.slice(8, 10));
   }
 
   resolve(relativePath: string): string {

@@ -1,10 +1,13 @@
-import { stat } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { syncDirectory } from '../common/durable-file.js';
+import { activeSegments } from './active-segments.js';
 import type { DestroyRecord } from './chain-record.js';
 import type { ChainWriter } from './chain-writer.js';
 import { activeHolds, holdCovers } from './holds.js';
-import { shredItemFile } from './item-file.js';
+import { readItemHeader, shredEntry } from './item-file.js';
 import { containsKeyword } from './keyword.js';
-import type { ArchiveReader } from './reader.js';
+import type { ArchiveReader, CatalogEntry } from './reader.js';
 import { DAY_MS, retentionOf, shortestRetentionMs, type RetentionConfig } from './retention.js';
 
 export interface PurgeReport {
@@ -19,49 +22,74 @@ export interface PurgeReport {
   failed: { id: string; error: string }[];
   /** Destructions a crash interrupted, finished now. */
   finished: number;
+  /** Files removed because every entry in them is destroyed. */
+  filesRemoved: number;
 }
+
+const exists = (path: string) => stat(path).then(() => true, () => false);
+const headerIntact = (path: string, offset: number) => readItemHeader(path, offset).then(() => true, () => false);
 
 /**
  * Destroys items past their retention that no active legal hold covers: a destruction
  * record first (so an interrupted purge is finished next time, never forgotten), then
- * the item is crypto-shredded. Without `chain` nothing is written (dry run).
+ * the entry's key is shredded; a file goes when all its entries are destroyed. Without
+ * `chain` nothing is written (dry run).
  */
 export async function purgeExpired(reader: ArchiveReader, retention: RetentionConfig, chain: ChainWriter | undefined, now = Date.now()): Promise<PurgeReport> {
   const state = await reader.adminState();
   const holds = activeHolds(state);
   const youngest = now - shortestRetentionMs(retention);
-  const report: PurgeReport = { dryRun: !chain, examined: 0, purged: [], held: [], failed: [], finished: 0 };
+  const report: PurgeReport = { dryRun: !chain, examined: 0, purged: [], held: [], failed: [], finished: 0, filesRemoved: 0 };
+  /** Per file: does it still hold an entry that is not destroyed? */
+  const live = new Map<string, boolean>();
+  const settle = (entry: CatalogEntry, destroyed: boolean) => live.set(reader.path(entry), (live.get(reader.path(entry)) ?? false) || !destroyed);
   for await (const entry of reader.items()) {
-    const { id, receivedAt, seq } = entry.record;
+    const { id, receivedAt, seq, offset } = entry.record;
     const path = reader.path(entry);
     if (state.destroyed.has(id)) {
-      if (chain && (await stat(path).then(() => true, () => false))) {
-        await shredItemFile(path);
+      if (chain && (await headerIntact(path, offset))) {
+        await shredEntry(path, offset);
         report.finished++;
       }
+      settle(entry, true);
       continue;
     }
-    if (receivedAt > youngest) continue;
+    if (receivedAt > youngest) {
+      settle(entry, false);
+      continue;
+    }
     report.examined++;
+    let destroyed = false;
     try {
       const meta = await reader.meta(entry);
       const { days, rule } = retentionOf(meta, retention);
-      if (receivedAt + days * DAY_MS > now) continue;
-      let text: Buffer | undefined;
-      const hasKeyword = async (k: string) => containsKeyword((text ??= await reader.content(entry)), k);
-      const heldBy: string[] = [];
-      for (const h of holds) if (await holdCovers(h, meta, hasKeyword)) heldBy.push(h.id);
-      if (heldBy.length) {
-        report.held.push({ id, holds: heldBy });
-        continue;
+      if (receivedAt + days * DAY_MS <= now) {
+        let text: Buffer | undefined;
+        const hasKeyword = async (k: string) => containsKeyword((text ??= await reader.content(entry)), k);
+        const heldBy: string[] = [];
+        for (const h of holds) if (await holdCovers(h, meta, hasKeyword)) heldBy.push(h.id);
+        if (heldBy.length) report.held.push({ id, holds: heldBy });
+        else {
+          if (chain) {
+            await chain.append<DestroyRecord>({ type: 'destroy', id, chain: entry.chain, itemSeq: seq, receivedAt, rule, days });
+            await shredEntry(path, offset);
+          }
+          destroyed = true;
+          report.purged.push({ id, rule, days, receivedAt });
+        }
       }
-      if (chain) {
-        await chain.append<DestroyRecord>({ type: 'destroy', id, chain: entry.chain, itemSeq: seq, receivedAt, rule, days });
-        await shredItemFile(path);
-      }
-      report.purged.push({ id, rule, days, receivedAt });
     } catch (err) {
       report.failed.push({ id, error: (err as Error).message });
+    }
+    settle(entry, destroyed);
+  }
+  if (chain) {
+    const active = await activeSegments(reader, reader.layout);
+    for (const [path, hasLive] of live) {
+      if (hasLive || active.has(path) || !(await exists(path))) continue;
+      await unlink(path);
+      await syncDirectory(dirname(path));
+      report.filesRemoved++;
     }
   }
   return report;

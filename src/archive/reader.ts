@@ -61,7 +61,7 @@ export class ArchiveReader {
 
   /** Runs `fn` with the item's data key, zeroed afterwards. */
   async withKey<T>(entry: CatalogEntry, fn: (dataKey: Buffer, header: Awaited<ReturnType<typeof readItemHeader>>) => Promise<T> | T): Promise<T> {
-    const header = await readItemHeader(this.path(entry));
+    const header = await readItemHeader(this.path(entry), entry.record.offset);
     const dataKey = itemDataKey(header, this.keys);
     try {
       return await fn(dataKey, header);
@@ -75,11 +75,11 @@ export class ArchiveReader {
   }
 
   content(entry: CatalogEntry): Promise<Buffer> {
-    return this.withKey(entry, (key, header) => readItemContent(this.path(entry), header, key));
+    return this.withKey(entry, (key, header) => readItemContent(this.path(entry), header, key, entry.record.offset));
   }
 
   /** The decrypted content as a stream; the key is copied into the decipher, so it is zeroed here. */
   contentStream(entry: CatalogEntry): Promise<Readable> {
-    return this.withKey(entry, (key, header) => openItemContent(this.path(entry), header, key));
+    return this.withKey(entry, (key, header) => openItemContent(this.path(entry), header, key, entry.record.offset));
   }
 }

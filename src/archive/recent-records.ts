@@ -7,12 +7,12 @@ const SLACK_MS = 5 * 60_000;
 const WINDOW = 8 * 1024 * 1024;
 
 /**
- * Item records written since `sinceMs` (an item file's mtime, minus slack): after a
- * crash only the newest records can belong to files still in tmp/, so the log is read
- * from near its end, and from the start only when that window does not reach back far
- * enough.
+ * Item records written since `sinceMs` (minus slack), and perhaps some before: after a
+ * crash only the newest records can lack their marker or have their file still in tmp/,
+ * so the log is read from near its end, and from the start only when that window does
+ * not reach back far enough.
  */
-export async function recordedIds(logPath: string, sinceMs: number): Promise<Map<string, ItemRecord>> {
+export async function recordedItems(logPath: string, sinceMs: number): Promise<Map<string, ItemRecord>> {
   const size = (await stat(logPath)).size;
   for (let from = Math.max(0, size - WINDOW); ; from = 0) {
     const found = new Map<string, ItemRecord>();

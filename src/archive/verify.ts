@@ -68,12 +68,13 @@ async function checkItem(reader: ArchiveReader, r: ItemRecord, content: boolean)
   if (!st) return `item file missing (${r.file})`;
   let header;
   try {
-    header = await readItemHeader(path);
+    header = await readItemHeader(path, r.offset);
   } catch {
-    return `item file altered: its header is unreadable (${r.file})`;
+    return `item file altered: the entry's header is unreadable (${r.file} at ${r.offset})`;
   }
-  if (header.id !== r.id || header.iv !== r.iv || header.tag !== r.tag) return `item file altered: it is not the file this record was written for (${r.file})`;
-  if (st.size !== HEADER_BYTES + r.size) return `item file altered: ${st.size - HEADER_BYTES} bytes of content, the record says ${r.size} (${r.file})`;
+  if (header.id !== r.id || header.iv !== r.iv || header.tag !== r.tag || header.size !== r.size) return `item file altered: it does not hold the entry this record was written for (${r.file} at ${r.offset})`;
+  const end = r.offset + HEADER_BYTES + r.size;
+  if (st.size < end || (r.file.endsWith('.item') && st.size !== end)) return `item file altered: its size does not match the record (${r.file})`;
   let key;
   try {
     key = itemDataKey(header, reader.keys);
@@ -88,7 +89,7 @@ async function checkItem(reader: ArchiveReader, r: ItemRecord, content: boolean)
     }
     if (!content) return undefined;
     try {
-      await pipeline(openItemContent(path, header, key), new Writable({ write: (_c, _e, cb) => cb() }));
+      await pipeline(openItemContent(path, header, key, r.offset), new Writable({ write: (_c, _e, cb) => cb() }));
     } catch {
       return `item file altered: its content fails authentication (${r.file})`;
     }
@@ -102,15 +103,15 @@ async function* itemFiles(dir: string): AsyncGenerator<string> {
   for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
     const p = join(dir, e.name);
     if (e.isDirectory()) yield* itemFiles(p);
-    else if (e.name.endsWith('.item')) yield p;
+    else if (e.name.endsWith('.item') || e.name.endsWith('.seg')) yield p;
   }
 }
 
 /**
  * `postern archive verify`: the chains first (the first break of each), then every item
- * record against its file (present, the same file, the same size, content that
+ * record against its entry (file present, the same entry, the same size, content that
  * authenticates under its data key unless `content: false`), then files that no record
- * names. Destroyed items must be gone.
+ * names. Destroyed items must have no key left.
  */
 export async function verifyArchive(reader: ArchiveReader, opts: { content?: boolean } = {}): Promise<VerifyReport> {
   const report: VerifyReport = { chains: [], items: 0, destroyed: 0, problems: [] };
@@ -135,7 +136,7 @@ export async function verifyArchive(reader: ArchiveReader, opts: { content?: boo
     const destroyed = admin.destroyed.get(r.id);
     if (destroyed) {
       report.destroyed++;
-      if (await stat(reader.layout.resolve(r.file)).then(() => true, () => false)) report.problems.push({ chain, record: r.seq, id: r.id, problem: `record ${r.seq} (item ${r.id}): destroyed at ${destroyed.at} but its file still exists (run postern archive purge to finish)` });
+      if (await readItemHeader(reader.layout.resolve(r.file), r.offset).then(() => true, () => false)) report.problems.push({ chain, record: r.seq, id: r.id, problem: `record ${r.seq} (item ${r.id}): destroyed at ${destroyed.at} but its key is still there (run postern archive purge to finish)` });
       continue;
     }
     report.items++;
@@ -145,7 +146,7 @@ export async function verifyArchive(reader: ArchiveReader, opts: { content?: boo
   // Unknown files are only meaningful when every chain could be read to its end.
   if (!broken) {
     for await (const f of itemFiles(reader.layout.itemsDir)) {
-      if (!known.has(f)) report.problems.push({ chain: '-', problem: `item file ${relative(reader.layout.root, f)} has no index record (its record was deleted)` });
+      if (!known.has(f)) report.problems.push({ chain: '-', problem: `item file ${relative(reader.layout.root, f)} has no index record (its records were deleted, or a crash cut its first write short)` });
     }
   }
   return report;

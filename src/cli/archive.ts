@@ -196,6 +196,7 @@ export function archiveRotateCommand(opts: ConfigOption & { by?: string }): Prom
     const { reader, layout } = opened.archive;
     const r = await withAdminChain(layout, (chain) => rotateKeys(reader, chain, actorOf(opts.by)));
     out(`re-wrapped ${r.rewrapped} item key(s) with master key ${r.keyId}`);
+    if (r.skipped) out(`${r.skipped} item(s) in segments a running gateway is still writing were left as they are: run rotate-key again tomorrow or after a restart, before removing the old key`);
   });
 }
 

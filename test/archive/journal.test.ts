@@ -76,24 +76,37 @@ describe('journal with the fs sink', () => {
     expect(countItemRecords(dataDir)).toBe(1);
   });
 
-  it('finishes after a crash: a recorded item still in tmp/ is placed, an unrecorded one removed', async () => {
+  it('finishes after a crash: a recorded large item still in tmp/ is placed, an unrecorded one removed, a lost marker made again', async () => {
     const { dataDir, config } = setup();
     const j = await openJournal(config, dataDir, silent);
-    const e = envelope();
-    await j!.record({ envelope: e, decisions: decisions(e), body: message('crash', 'body') });
+    const big = message('crash', 'x'.repeat(400 * 1024));
+    const small = message('crash small', 'y');
+    const eBig = envelope({ size: big.length });
+    const eSmall = envelope({ size: small.length });
+    await j!.record({ envelope: eBig, decisions: decisions(eBig), body: big });
+    await j!.record({ envelope: eSmall, decisions: decisions(eSmall), body: small });
     await j!.close();
     const archiveDir = join(dataDir, 'archive');
-    const [item] = allFiles(join(archiveDir, 'items'));
+    const items = allFiles(join(archiveDir, 'items'));
+    expect(items.filter((f) => f.endsWith('.seg'))).toHaveLength(1);
+    const itemFile = items.find((f) => f.endsWith(`${eBig.id}.item`)) as string;
     const tmp = join(archiveDir, 'tmp', 'journal-0');
-    // As if the rename into items/ had not reached the disk, and another item was half written.
-    renameSync(item!, join(tmp, `${e.id}.item`));
+    // As if the rename into items/ had not reached the disk, another item was half
+    // written, and the small item's marker was lost.
+    renameSync(itemFile, join(tmp, `${eBig.id}.item`));
     writeFileSync(join(tmp, '0000000000ZZZZZZZZ.item'), 'half written');
+    const marker = allFiles(join(archiveDir, 'seen')).find((f) => f.endsWith(eSmall.id)) as string;
+    rmSync(marker);
     const j2 = await openJournal(config, dataDir, silent);
+    await j2!.record({ envelope: eSmall, decisions: decisions(eSmall), body: small });
     await j2!.close();
     expect(readdirSync(tmp)).toEqual([]);
-    expect(allFiles(join(archiveDir, 'items'))).toEqual([item]);
+    expect(allFiles(join(archiveDir, 'items')).sort()).toEqual(items.sort());
+    expect(countItemRecords(dataDir)).toBe(2);
     const { reader } = await openArchive(config, dataDir);
     expect((await verifyArchive(reader)).problems).toEqual([]);
+    const found = await searchArchive(reader, { subject: 'crash' }, LIMITS);
+    expect((await reader.content(found.hits.find((h) => h.meta.id === eBig.id)!.entry)).equals(big)).toBe(true);
   });
 
   it('fails closed while the archive directory is unusable, and stores the item once after it is fixed', async () => {

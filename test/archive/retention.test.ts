@@ -7,7 +7,7 @@ import { startRetentionJob } from '../../src/archive/retention-job.js';
 import { retentionOf } from '../../src/archive/retention.js';
 import type { PosternConfig } from '../../src/config/schema.js';
 import type { Envelope } from '../../src/types.js';
-import { archiveConfig, cli, DAY, decisions, envelope, message, silent, tempDir } from './helpers.js';
+import { allFiles, archiveConfig, cli, DAY, decisions, envelope, message, silent, tempDir } from './helpers.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -114,8 +114,11 @@ describe('postern archive purge and hold', () => {
 
     await cli(['archive', 'hold', 'release', h2, '--reason', 'closed', '-c', file]);
     await cli(['archive', 'hold', 'release', h3, '--reason', 'audit done', '-c', file]);
-    await cli(['archive', 'purge', '-c', file]);
+    const p3 = await cli(['archive', 'purge', '-c', file]);
     expect(await alive(config, dataDir)).toEqual([]);
+    // Every entry of the segment is destroyed: the file goes too.
+    expect(p3.stdout).toContain('destroyed');
+    expect(allFiles(join(dataDir, 'archive', 'items'))).toEqual([]);
 
     const types = adminRecords(dataDir).map((x) => `${x.type as string}${x.holdId ? `:${x.holdId as string}` : ''}`);
     expect(types.filter((t) => t.startsWith('hold:'))).toEqual([`hold:${h1}`, `hold:${h2}`, `hold:${h3}`]);

@@ -1,12 +1,14 @@
 import { cpSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HEADER_BYTES } from '../../src/archive/item-file.js';
 import { openJournal } from '../../src/archive/journal.js';
 import { allFiles, archiveConfig, cli, decisions, envelope, message, silent, tempDir } from './helpers.js';
 
 /**
- * A journal of four items is written once; each case tampers with its own copy and runs
- * the built CLI's `postern archive verify` on it.
+ * A journal of four items is written once (records 1-3 small, in one segment file;
+ * record 4 large, in its own file); each case tampers with its own copy and runs the
+ * built CLI's `postern archive verify` on it.
  */
 const dirs: string[] = [];
 let pristine: string;
@@ -20,8 +22,9 @@ beforeAll(async () => {
   configText = readFileSync(file, 'utf8');
   const journal = await openJournal(config, pristine, silent);
   for (let i = 1; i <= 4; i++) {
-    const e = envelope();
-    await journal!.record({ envelope: e, decisions: decisions(e), body: message(`item ${i}`, `body ${i}`) });
+    const body = message(`item ${i}`, i === 4 ? 'x'.repeat(300 * 1024) : `body ${i}`);
+    const e = envelope({ size: body.length });
+    await journal!.record({ envelope: e, decisions: decisions(e), body });
   }
   await journal!.close();
 });
@@ -38,8 +41,11 @@ function copy(): { dataDir: string; config: string; log: string } {
 
 const lines = (log: string) => readFileSync(log, 'utf8').split('\n').filter(Boolean);
 const writeLines = (log: string, ls: string[]) => writeFileSync(log, `${ls.join('\n')}\n`);
-/** Item file of the item record at a line of the log. */
-const itemFileOf = (dataDir: string, log: string, n: number) => join(dataDir, 'archive', (JSON.parse(lines(log)[n] as string) as { file: string }).file);
+/** Where the entry of the item record at a line of the log is. */
+function entryOf(dataDir: string, log: string, n: number) {
+  const r = JSON.parse(lines(log)[n] as string) as { file: string; offset: number; size: number };
+  return { path: join(dataDir, 'archive', r.file), start: r.offset, end: r.offset + HEADER_BYTES + r.size };
+}
 
 async function verify(config: string, ...flags: string[]) {
   return cli(['archive', 'verify', '-c', config, ...flags]);
@@ -91,37 +97,40 @@ describe('postern archive verify', () => {
 
   it('names an altered and a missing item file', async () => {
     const altered = copy();
-    const file = itemFileOf(altered.dataDir, altered.log, 3);
-    const bytes = readFileSync(file);
-    bytes[bytes.length - 3] = (bytes[bytes.length - 3] as number) ^ 0x20;
-    writeFileSync(file, bytes);
+    const entry = entryOf(altered.dataDir, altered.log, 2);
+    const bytes = readFileSync(entry.path);
+    bytes[entry.end - 3] = (bytes[entry.end - 3] as number) ^ 0x20;
+    writeFileSync(entry.path, bytes);
     const r = await verify(altered.config);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/FAILED: chain journal-0: record 3 \(item [0-9A-Z]{18}\): item file altered: its content fails authentication/);
+    expect(r.stdout).toMatch(/FAILED: chain journal-0: record 2 \(item [0-9A-Z]{18}\): item file altered: its content fails authentication/);
 
     const missing = copy();
-    unlinkSync(itemFileOf(missing.dataDir, missing.log, 1));
+    unlinkSync(entryOf(missing.dataDir, missing.log, 4).path);
     const r2 = await verify(missing.config, '--quick');
     expect(r2.code).toBe(1);
-    expect(r2.stdout).toMatch(/FAILED: chain journal-0: record 1 \(item [0-9A-Z]{18}\): item file missing/);
+    expect(r2.stdout).toMatch(/FAILED: chain journal-0: record 4 \(item [0-9A-Z]{18}\): item file missing/);
   });
 
-  it('notices an item file swapped for another one, and a file no record names', async () => {
+  it('notices an entry swapped for another one, and a file no record names', async () => {
     const swapped = copy();
-    const a = itemFileOf(swapped.dataDir, swapped.log, 1);
-    const b = itemFileOf(swapped.dataDir, swapped.log, 2);
-    writeFileSync(a, readFileSync(b));
+    const a = entryOf(swapped.dataDir, swapped.log, 1);
+    const b = entryOf(swapped.dataDir, swapped.log, 2);
+    const bytes = readFileSync(a.path);
+    expect(a.end - a.start).toBe(b.end - b.start);
+    bytes.subarray(b.start, b.end).copy(bytes, a.start);
+    writeFileSync(a.path, bytes);
     const r = await verify(swapped.config, '--quick');
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('record 1 (item');
-    expect(r.stdout).toContain('it is not the file this record was written for');
+    expect(r.stdout).toContain('it does not hold the entry this record was written for');
 
     const orphan = copy();
     const stray = join(orphan.dataDir, 'archive', 'items', '2020', 'stray.item');
-    cpSync(itemFileOf(orphan.dataDir, orphan.log, 1), stray);
+    cpSync(entryOf(orphan.dataDir, orphan.log, 4).path, stray);
     const r2 = await verify(orphan.config, '--quick');
     expect(r2.code).toBe(1);
     expect(r2.stdout).toContain('item file items/2020/stray.item has no index record');
-    expect(allFiles(join(orphan.dataDir, 'archive', 'items'))).toHaveLength(5);
+    expect(allFiles(join(orphan.dataDir, 'archive', 'items'))).toHaveLength(3);
   });
 });

@@ -1,0 +1,112 @@
+import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { syncDirectory } from '../common/durable-file.js';
+import type { ArchiveLayout } from './layout.js';
+
+/** A segment is closed at this size or at the end of the (UTC) day, whichever first. */
+const MAX_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+interface Pending {
+  bytes: Buffer;
+  resolve: (loc: { file: string; offset: number }) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Appends small entries to the current segment file of one chain: whatever arrives while
+ * a write is in progress goes in the next single write + fdatasync (group commit, as
+ * the spool's segment logs). A process starts a new segment each time it opens, so a
+ * crash never leaves bytes to trim in a segment another record points into.
+ */
+export class SegmentAppender {
+  private pending: Pending[] = [];
+  private flushing = false;
+  private current: { fh: FileHandle; file: string; day: string; size: number } | undefined;
+
+  private constructor(
+    private readonly layout: ArchiveLayout,
+    private readonly chain: string,
+    private next: number,
+  ) {}
+
+  static async open(layout: ArchiveLayout, chain: string): Promise<SegmentAppender> {
+    return new SegmentAppender(layout, chain, ((await latestSegment(layout, chain))?.n ?? -1) + 1);
+  }
+
+  append(bytes: Buffer): Promise<{ file: string; offset: number }> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ bytes, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  async close(): Promise<void> {
+    while (this.flushing) await new Promise((r) => setTimeout(r, 5));
+    await this.current?.fh.close();
+    this.current = undefined;
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    while (this.pending.length) {
+      const batch = this.pending.splice(0);
+      let seg;
+      try {
+        seg = await this.segment();
+        const start = seg.size;
+        await seg.fh.writev(batch.map((p) => p.bytes));
+        await seg.fh.datasync();
+        let offset = start;
+        for (const p of batch) {
+          p.resolve({ file: seg.file, offset });
+          offset += p.bytes.length;
+        }
+        seg.size = offset;
+      } catch (err) {
+        // Unrecorded bytes at the end of a segment are never read; start afresh next time.
+        await this.current?.fh.close().catch(() => undefined);
+        this.current = undefined;
+        const e = new Error(`archive segment: ${(err as Error).message}`);
+        for (const p of batch) p.reject(e);
+      }
+    }
+    this.flushing = false;
+  }
+
+  private async segment() {
+    const now = Date.now();
+    const day = new Date(now).toISOString().slice(0, 10);
+    if (this.current && this.current.day === day && this.current.size < MAX_SEGMENT_BYTES) return this.current;
+    await this.current?.fh.close();
+    this.current = undefined;
+    const file = this.layout.segmentFile(this.chain, this.next++, now);
+    const path = this.layout.resolve(file);
+    const created = await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    const fh = await open(path, 'wx', 0o600);
+    // The new file's name, and any new day folders, must survive a crash too.
+    for (let d = dirname(path); ; d = dirname(d)) {
+      await syncDirectory(d);
+      if (!created || d === dirname(created) || d.length <= this.layout.root.length) break;
+    }
+    this.current = { fh, file, day, size: 0 };
+    return this.current;
+  }
+}
+
+/** The chain's highest-numbered segment (where it may be appending), from the newest day folder that has one. */
+export async function latestSegment(layout: ArchiveLayout, chain: string): Promise<{ n: number; path: string } | undefined> {
+  const desc = async (dir: string) => (await readdir(dir).catch(() => [] as string[])).filter((n) => /^\d+$/.test(n)).sort().reverse();
+  for (const y of await desc(layout.itemsDir)) {
+    for (const m of await desc(join(layout.itemsDir, y))) {
+      for (const d of await desc(join(layout.itemsDir, y, m))) {
+        const dir = join(layout.itemsDir, y, m, d);
+        const numbers = (await readdir(dir)).map((n) => layout.segmentNumber(chain, n)).filter((n): n is number => n !== undefined);
+        if (numbers.length) {
+          const n = Math.max(...numbers);
+          return { n, path: join(dir, `${chain}.${n}.seg`) };
+        }
+      }
+    }
+  }
+  return undefined;
+}
