@@ -455,6 +455,54 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /** The admin listener: /metrics, /healthz, /readyz and the admin API (README "Metrics, health and the admin API"). */
+  admin: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      listen: hostPort(undefined, true).prefault('127.0.0.1:9025'),
+      /** HTTPS with the gateway's certificate (smtp.tls, or the development one), or with its own. */
+      tls: z
+        .strictObject({ enabled: z.boolean().default(false), cert: z.string().optional(), key: z.string().optional() })
+        .prefault({})
+        .refine((t) => Boolean(t.cert) === Boolean(t.key), { message: 'set both cert and key, or neither (the SMTP certificate is then used)' }),
+      /** API keys (header X-API-Key), stored as `postern hash-api-key` hashes. */
+      apiKeys: z
+        .array(
+          z.strictObject({
+            name: z.string().regex(/^[\w.@-]+$/, { message: 'letters, digits and . _ @ - only (it is logged as the actor)' }),
+            hash: z.string().refine(isPasswordHash, { message: 'must be a scrypt hash made by `postern hash-api-key` (scrypt$N$r$p$salt$hash)' }),
+            role: z.enum(['read-only', 'operator', 'admin']),
+          }),
+        )
+        .default([]),
+      /** HTTP Basic users, with `postern hash-password` hashes. */
+      users: z
+        .array(
+          z.strictObject({
+            name: z.string().regex(/^[\w.@-]+$/, { message: 'letters, digits and . _ @ - only (it is logged as the actor)' }),
+            passwordHash: z.string().refine(isPasswordHash, { message: 'must be a scrypt hash made by `postern hash-password` (scrypt$N$r$p$salt$hash)' }),
+            role: z.enum(['read-only', 'operator', 'admin']),
+          }),
+        )
+        .default([]),
+      /** true: /metrics needs a principal (any role) like the API. */
+      metricsAuth: z.boolean().default(false),
+    })
+    .prefault({})
+    .refine((a) => new Set([...a.apiKeys, ...a.users].map((p) => p.name)).size === a.apiKeys.length + a.users.length, {
+      message: 'every apiKeys and users name must be unique (names are the actor in the audit trail)',
+    }),
+  /** Readiness: when any check fails, /readyz answers 503 and SMTP refuses new mail with 451/452. */
+  health: z
+    .strictObject({
+      /** Not ready when the disk holding dataDir is at least this full (percent of the space available to Postern). */
+      diskFullPercent: z.number().min(1).max(100).default(95),
+      /** Not ready when less than this is free on that disk. */
+      diskMinFree: size.default(1024 * 1024 * 1024),
+      /** How often the spool is probed (a small file created, fsynced, removed) and the disk checked. */
+      probeInterval: duration.default(5000).refine((ms) => ms >= 100, { message: 'must be at least 100ms' }),
+    })
+    .prefault({}),
 });
 
 export type PosternConfig = z.output<typeof configSchema>;
