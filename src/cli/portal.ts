@@ -2,15 +2,15 @@ import { resolve } from 'node:path';
 import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
 import { loadMasterKeys } from '../portal/keys.js';
-import { PortalStore } from '../portal/store.js';
+import { openPortalStore } from '../portal/open-store.js';
+import type { PortalStore } from '../portal/store.js';
 
 async function openStore(configFile: string | undefined): Promise<{ store: PortalStore; config: PosternConfig } | undefined> {
   try {
     const config = loadConfigFile(configPathFrom(configFile));
     const dataDir = resolve(config.dataDir);
     const { keys } = await loadMasterKeys(config, dataDir);
-    const store = new PortalStore(resolve(dataDir, 'portal'), keys);
-    await store.open();
+    const store = await openPortalStore(config, dataDir, keys);
     return { store, config };
   } catch (err) {
     if (err instanceof ConfigError) {

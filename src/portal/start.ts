@@ -5,7 +5,8 @@ import { EVENTS, type Logger } from '../events/logger.js';
 import type { QueueBackend } from '../queue/backend.js';
 import { PortalDelivery } from './deliver.js';
 import { loadMasterKeys } from './keys.js';
-import { PortalStore } from './store.js';
+import { openPortalStore } from './open-store.js';
+import type { PortalStore } from './store.js';
 import { createPortalServer } from './web/server.js';
 
 export interface PortalParts {
@@ -19,8 +20,7 @@ export async function startPortalStorage(config: PosternConfig, dataDir: string,
   const log = logger.child({ component: 'portal' });
   const { keys, development } = await loadMasterKeys(config, dataDir);
   if (development) log.warn({ event: EVENTS.devCertificate, file: join(dataDir, 'portal', 'master.key') }, 'portal: using a development master key; set portal.masterKeys for production');
-  const store = new PortalStore(join(dataDir, 'portal'), keys);
-  await store.open();
+  const store = await openPortalStore(config, dataDir, keys, log);
   return { store, delivery: new PortalDelivery(config, store, queue, log) };
 }
 

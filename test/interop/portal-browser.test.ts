@@ -256,7 +256,9 @@ describe.skipIf(!chromiumPath)('secure portal in a real browser (headless Chromi
     expect(out.stdout).toContain(`withdrawn: ${id}`);
     // Log in through a session made directly (the account is locked by the test before).
     const { SessionStore, SESSION_COOKIE } = await import('../../src/portal/web/sessions.js');
-    const { id: sid } = await new SessionStore(join(gw.dataDir, 'portal', 'sessions'), 60_000, 3_600_000).create('patient@patients.test');
+    const { FsPortalStore } = await import('../../src/portal/fs-store.js');
+    // Sessions are not encrypted content: a store with no master key serves them.
+    const { id: sid } = await new SessionStore(new FsPortalStore(join(gw.dataDir, 'portal'), []), 60_000, 3_600_000).create('patient@patients.test');
     await page.context().addCookies([{ name: SESSION_COOKIE, value: sid, url: base, secure: true, httpOnly: true, sameSite: 'Strict' }]);
     await page.goto(`${base}/message/${id}`);
     expect(await page.getByRole('heading', { name: 'Message withdrawn' }).isVisible()).toBe(true);

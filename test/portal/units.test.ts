@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parseKeyMaterial, rewrap, seal, unseal } from '../../src/portal/crypto.js';
 import { identityOf } from '../../src/portal/identity.js';
 import { normalizePhone } from '../../src/portal/phone.js';
-import { PortalStore } from '../../src/portal/store.js';
+import { FsPortalStore as PortalStore } from '../../src/portal/fs-store.js';
 import { lockedUntil, recordFailure, recordSuccess } from '../../src/portal/web/lockout.js';
 import { passwordProblem } from '../../src/portal/web/password-rules.js';
 

@@ -43,7 +43,7 @@ interface Ctx {
 export async function createPortalServer(opts: PortalServerOptions): Promise<FastifyInstance> {
   const { config, store, delivery, queue, log } = opts;
   const p = config.portal;
-  const sessions = new SessionStore(store.sessionDir, p.sessions.idle, p.sessions.absolute);
+  const sessions = new SessionStore(store, p.sessions.idle, p.sessions.absolute);
   const ident = (address: string) => identityOf(address, p.sms.domain, p.sms.defaultCountry);
   const app = Fastify({ https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, logger: false, trustProxy: true, bodyLimit: 1024 * 1024 });
   await app.register(fastifyCookie);
@@ -144,17 +144,24 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const until = lockedUntil(account);
     if (until) return html(reply, loginForm(c.layout, next, identity, `Too many failed attempts. Try again after ${new Date(until).toUTCString()}, or reset your password.`), 429);
     if (!(await verifyPassword(f.password ?? '', account.passwordHash))) {
-      const locked = recordFailure(account);
-      await store.putAccount(account);
-      log.warn({ event: EVENTS.portalLoginFailed, identity, failuresLastHour: account.failures.length }, 'portal login failed');
-      if (locked) {
-        log.warn({ event: EVENTS.portalLocked, identity, until: new Date(account.lockedUntil as number).toISOString() }, 'portal account locked');
-        return html(reply, loginForm(c.layout, next, identity, `Too many failed attempts. Try again after ${new Date(account.lockedUntil as number).toUTCString()}, or reset your password.`), 429);
+      // Counted on the stored record in one step: failures seen by other instances count too.
+      const outcome = { locked: false };
+      const after = await store.updateAccount(identity, (current) => {
+        if (!current) return undefined;
+        outcome.locked = recordFailure(current);
+        return current;
+      });
+      log.warn({ event: EVENTS.portalLoginFailed, identity, failuresLastHour: after?.failures.length ?? 0 }, 'portal login failed');
+      if (outcome.locked && after?.lockedUntil) {
+        log.warn({ event: EVENTS.portalLocked, identity, until: new Date(after.lockedUntil).toISOString() }, 'portal account locked');
+        return html(reply, loginForm(c.layout, next, identity, `Too many failed attempts. Try again after ${new Date(after.lockedUntil).toUTCString()}, or reset your password.`), 429);
       }
       return html(reply, loginForm(c.layout, next, identity, generic), 401);
     }
-    recordSuccess(account);
-    await store.putAccount(account);
+    await store.updateAccount(identity, (current) => {
+      if (current) recordSuccess(current);
+      return current;
+    });
     await logIn(reply, c.sid, identity);
     return reply.redirect(next, 303);
   });
@@ -327,10 +334,13 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const problem = f.password !== f.confirm ? 'The two passwords differ.' : passwordProblem(f.password ?? '', t.recipient);
     if (problem) return html(reply, setupPasswordForm(c.layout, t.recipient, `/r/${req.params.token}`, problem), 400);
     await store.markTokenUsed(req.params.token, t);
-    const account: Account = (await store.getAccount(t.recipient)) ?? { address: t.recipient, passwordHash: '', createdAt: Date.now(), failures: [] };
-    account.passwordHash = await hashPassword(f.password as string);
-    recordSuccess(account);
-    await store.putAccount(account);
+    const passwordHash = await hashPassword(f.password as string);
+    await store.updateAccount(t.recipient, (current) => {
+      const account: Account = current ?? { address: t.recipient, passwordHash: '', createdAt: Date.now(), failures: [] };
+      account.passwordHash = passwordHash;
+      recordSuccess(account);
+      return account;
+    });
     await logIn(reply, c.sid, t.recipient);
     return reply.redirect('/inbox', 303);
   });

@@ -1,7 +1,5 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { writeFileDurably } from '../files.js';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { sha256Hex, type PortalStore } from '../store.js';
 
 export const SESSION_COOKIE = '__Host-postern';
 
@@ -15,12 +13,13 @@ export interface Session {
 }
 
 /**
- * Sessions on disk (keyed by a hash of the id), shared by every worker process. A new
- * session id is issued at login; idle and absolute lifetimes are enforced on every read.
+ * Sessions in the portal store (keyed by a hash of the id: files, or the shared Redis),
+ * so every worker process and every instance knows them. A new session id is issued at
+ * login; idle and absolute lifetimes are enforced on every read.
  */
 export class SessionStore {
   constructor(
-    private readonly dir: string,
+    private readonly store: PortalStore,
     private readonly idleMs: number,
     private readonly absoluteMs: number,
   ) {}
@@ -29,7 +28,7 @@ export class SessionStore {
     const id = randomBytes(32).toString('base64url');
     const now = Date.now();
     const session: Session = { identity, csrf: randomBytes(24).toString('base64url'), createdAt: now, lastSeenAt: now, loggedInAt: identity ? now : undefined };
-    await writeFileDurably(this.path(id), JSON.stringify(session));
+    await this.save(id, session);
     return { id, session };
   }
 
@@ -37,7 +36,9 @@ export class SessionStore {
     if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return undefined;
     let session: Session;
     try {
-      session = JSON.parse(await readFile(this.path(id), 'utf8')) as Session;
+      const json = await this.store.readSession(sha256Hex(id));
+      if (!json) return undefined;
+      session = JSON.parse(json) as Session;
     } catch {
       return undefined;
     }
@@ -49,17 +50,19 @@ export class SessionStore {
     // Touch at most once a minute: a page view need not be a disk write.
     if (now - session.lastSeenAt > 60_000) {
       session.lastSeenAt = now;
-      await writeFileDurably(this.path(id), JSON.stringify(session));
+      await this.save(id, session);
     }
     return session;
   }
 
   async destroy(id: string): Promise<void> {
-    await rm(this.path(id), { force: true });
+    await this.store.deleteSession(sha256Hex(id));
   }
 
-  private path(id: string): string {
-    return join(this.dir, `${createHash('sha256').update(id).digest('hex')}.json`);
+  /** Kept no longer than it can live: the sooner of the idle and the absolute end. */
+  private async save(id: string, session: Session): Promise<void> {
+    const ttl = Math.min(session.lastSeenAt + this.idleMs, session.createdAt + this.absoluteMs) - Date.now();
+    await this.store.writeSession(sha256Hex(id), JSON.stringify(session), ttl);
   }
 }
 

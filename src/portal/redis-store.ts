@@ -1,0 +1,165 @@
+import type { Redis } from 'ioredis';
+import { rewrap, seal, unseal, type MasterKey } from './crypto.js';
+import { newMessageId, newToken } from './message-id.js';
+import { addressKey, MESSAGE_ID, sha256Hex, TOKEN, visibleTo, type Account, type PortalMessage, type PortalStore, type TokenRecord } from './store.js';
+
+/** Set the key only if it still holds what was read (compare-and-set of a whole value). */
+const COMPARE_AND_SET = `
+local current = redis.call('GET', KEYS[1])
+if (current == false and ARGV[1] == '') or current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`;
+
+/** Content is kept this long past its expiry at most, should a purge sweep be missed. */
+const EXPIRY_BACKSTOP_MS = 3_600_000;
+
+/**
+ * The portal's storage on the shared Redis (queue.backend: redis), so every instance
+ * serves every message, account and session. Key layout under the prefix:
+ *   portal:meta:<id>   message metadata with the wrapped data key (JSON)
+ *   portal:bin:<id>    the AES-256-GCM ciphertext
+ *   portal:messages    sorted set of message ids by creation time
+ *   portal:acct:<hash> account (password hash, failures, lock) by hash of the address
+ *   portal:tok:<hash>  link token records by hash of the token, expiring with them
+ *   portal:sess:<hash> sessions by hash of the session id, expiring when idle
+ */
+export class RedisPortalStore implements PortalStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly masters: MasterKey[],
+    private readonly ownsClient = false,
+  ) {}
+
+  get currentKey(): MasterKey {
+    return this.masters[0] as MasterKey;
+  }
+
+  async open(): Promise<void> {}
+
+  async close(): Promise<void> {
+    if (this.ownsClient) this.redis.disconnect();
+  }
+
+  private key(kind: string, id?: string): string {
+    return `${this.prefix}portal:${kind}${id === undefined ? '' : `:${id}`}`;
+  }
+
+  async putMessage(raw: Buffer, meta: Omit<PortalMessage, 'id' | 'sealed' | 'size' | 'readAt'>): Promise<PortalMessage> {
+    const id = newMessageId();
+    const { sealed, ciphertext } = seal(raw, this.currentKey, id);
+    const message: PortalMessage = { ...meta, id, sealed, size: raw.length, readAt: {} };
+    const until = message.expiresAt + EXPIRY_BACKSTOP_MS;
+    await this.redis.multi().set(this.key('bin', id), ciphertext, 'PXAT', until).set(this.key('meta', id), JSON.stringify(message), 'PXAT', until).zadd(this.key('messages'), message.createdAt, id).exec().then(failedOn);
+    return message;
+  }
+
+  async get(id: string): Promise<PortalMessage | undefined> {
+    if (!MESSAGE_ID.test(id)) return undefined;
+    const json = await this.redis.get(this.key('meta', id));
+    return json ? (JSON.parse(json) as PortalMessage) : undefined;
+  }
+
+  async read(id: string): Promise<Buffer> {
+    const m = await this.get(id);
+    const ciphertext = m && (await this.redis.getBuffer(this.key('bin', id)));
+    if (!m || !ciphertext) throw new Error(`portal: no message ${id}`);
+    return unseal(m.sealed, ciphertext, this.masters, id);
+  }
+
+  async all(): Promise<PortalMessage[]> {
+    const ids = await this.redis.zrange(this.key('messages'), '0', '-1');
+    if (!ids.length) return [];
+    const metas = await this.redis.mget(ids.map((id) => this.key('meta', id)));
+    return metas.filter((j): j is string => Boolean(j)).map((j) => JSON.parse(j) as PortalMessage);
+  }
+
+  async listFor(matches: (address: string) => boolean): Promise<PortalMessage[]> {
+    return visibleTo(await this.all(), matches);
+  }
+
+  async update(m: PortalMessage): Promise<void> {
+    // Only an existing message is updated (XX), keeping its expiry: a late update never
+    // brings back a purged one.
+    await this.redis.set(this.key('meta', m.id), JSON.stringify(m), 'KEEPTTL', 'XX');
+  }
+
+  async purgeExpired(now = Date.now()): Promise<string[]> {
+    const gone: string[] = [];
+    for (const id of await this.redis.zrange(this.key('messages'), '0', '-1')) {
+      const m = await this.get(id);
+      if (m && m.expiresAt > now) continue;
+      await this.redis.multi().del(this.key('bin', id), this.key('meta', id)).zrem(this.key('messages'), id).exec().then(failedOn);
+      if (m) gone.push(id);
+    }
+    return gone;
+  }
+
+  async rotate(): Promise<number> {
+    let n = 0;
+    for (const m of await this.all()) {
+      if (m.sealed.keyId === this.currentKey.id) continue;
+      await this.update({ ...m, sealed: rewrap(m.sealed, this.masters, this.currentKey, m.id) });
+      n++;
+    }
+    return n;
+  }
+
+  async getAccount(address: string): Promise<Account | undefined> {
+    const json = await this.redis.get(this.key('acct', addressKey(address)));
+    return json ? (JSON.parse(json) as Account) : undefined;
+  }
+
+  async putAccount(account: Account): Promise<void> {
+    await this.redis.set(this.key('acct', addressKey(account.address)), JSON.stringify(account));
+  }
+
+  async updateAccount(address: string, change: (current: Account | undefined) => Account | undefined): Promise<Account | undefined> {
+    const key = this.key('acct', addressKey(address));
+    // Optimistic: retried when another instance changed the account in between.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const before = await this.redis.get(key);
+      const next = change(before ? (JSON.parse(before) as Account) : undefined);
+      if (!next) return undefined;
+      if ((await this.redis.eval(COMPARE_AND_SET, 1, key, before ?? '', JSON.stringify(next))) === 1) return next;
+    }
+    throw new Error('portal: account changed concurrently too often; try again');
+  }
+
+  async createToken(record: TokenRecord): Promise<string> {
+    const token = newToken();
+    await this.redis.set(this.key('tok', sha256Hex(token)), JSON.stringify(record), 'PXAT', Math.max(record.expiresAt, Date.now() + 1000));
+    return token;
+  }
+
+  async getToken(token: string): Promise<TokenRecord | undefined> {
+    if (!TOKEN.test(token)) return undefined;
+    const json = await this.redis.get(this.key('tok', sha256Hex(token)));
+    return json ? (JSON.parse(json) as TokenRecord) : undefined;
+  }
+
+  async markTokenUsed(token: string, record: TokenRecord): Promise<void> {
+    await this.redis.set(this.key('tok', sha256Hex(token)), JSON.stringify({ ...record, usedAt: Date.now() }), 'KEEPTTL');
+  }
+
+  async readSession(idHash: string): Promise<string | undefined> {
+    return (await this.redis.get(this.key('sess', idHash))) ?? undefined;
+  }
+
+  async writeSession(idHash: string, json: string, ttlMs: number): Promise<void> {
+    await this.redis.set(this.key('sess', idHash), json, 'PX', Math.max(1, Math.ceil(ttlMs)));
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    await this.redis.del(this.key('sess', idHash));
+  }
+}
+
+/** MULTI/EXEC reports each command's error in its result, not by rejecting. */
+function failedOn(results: [Error | null, unknown][] | null): void {
+  const err = results?.find(([e]) => e)?.[0];
+  if (err) throw err;
+  if (!results) throw new Error('portal: Redis transaction was not executed');
+}
