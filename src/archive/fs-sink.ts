@@ -36,6 +36,10 @@ export class FsSink implements JournalSink {
   private readonly tmpDir: string;
   private readonly tmpSync: DirectorySyncer;
   private readonly inflight = new Map<string, Promise<void>>();
+  /** Recorded, but the marker could not be made yet: a retry only makes the marker. */
+  private readonly unmarked = new Map<string, number>();
+  /** Recorded large items whose rename into items/ failed: tried again with each store. */
+  private readonly unplaced = new Map<string, string>();
 
   private constructor(
     private readonly layout: ArchiveLayout,
@@ -93,26 +97,40 @@ export class FsSink implements JournalSink {
   }
 
   private async storeOnce(item: PreparedItem): Promise<void> {
-    const { id, receivedAt, size } = item.envelope;
+    const { id, receivedAt } = item.envelope;
+    for (const [tmp, final] of this.unplaced) await this.place(tmp, final).then(() => this.unplaced.delete(tmp), () => undefined);
+    if (this.unmarked.has(id)) return this.mark(id, receivedAt);
     if (this.seen.has(id, receivedAt)) return;
     const master = this.keys[0] as MasterKey;
     const body = await item.openBody();
-    if (size <= SMALL_ITEM) {
+    let tmp: string | undefined;
+    let file: string | undefined;
+    if ((Buffer.isBuffer(body) ? body.length : item.envelope.size) <= SMALL_ITEM) {
       const e = encryptEntry(id, master, await toBuffer(body));
       const meta = this.sealed(item.meta, e.dataKey);
-      const loc = await this.segments.append(e.bytes);
-      await this.record(item, e.header, loc, meta);
+      await this.record(item, e.header, await this.segments.append(e.bytes), meta);
     } else {
-      const tmp = join(this.tmpDir, `${id}.item`);
+      tmp = join(this.tmpDir, `${id}.item`);
       const e = await writeItemFile(tmp, id, master, Buffer.isBuffer(body) ? Readable.from([body]) : body);
       const meta = this.sealed(item.meta, e.dataKey);
       await this.tmpSync.sync();
-      const file = this.layout.itemFile(receivedAt, id);
+      file = this.layout.itemFile(receivedAt, id);
       await this.record(item, e.header, { file, offset: 0 }, meta);
-      // Not fsynced: until the rename is durable the item is in tmp/ and recover() redoes it.
-      await this.place(tmp, this.layout.resolve(file));
     }
+    // From here the item is stored: nothing below may lead to storing it again.
+    this.unmarked.set(id, receivedAt);
+    await this.mark(id, receivedAt);
+    // Not fsynced: until the rename is durable the item is in tmp/ and recover() redoes it.
+    // A failed rename does not fail the journal step (the item is stored); it is retried.
+    if (tmp && file) {
+      const final = this.layout.resolve(file);
+      await this.place(tmp, final).catch(() => this.unplaced.set(tmp, final));
+    }
+  }
+
+  private async mark(id: string, receivedAt: number): Promise<void> {
     await this.seen.mark(id, receivedAt);
+    this.unmarked.delete(id);
   }
 
   private sealed(meta: ItemMeta, dataKey: Buffer): string {

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { readChainLines } from './chain-lines.js';
 import { GENESIS_PREV, lineHash, parseRecord, type ItemRecord } from './chain-record.js';
-import { readHead, type ChainHead } from './chain-writer.js';
+import { chainInUse, readHead, type ChainHead } from './chain-writer.js';
 import { applyAdminRecord, emptyAdminState } from './holds.js';
 import { HEADER_BYTES, itemDataKey, openItemContent, readItemHeader } from './item-file.js';
 import { ADMIN_CHAIN } from './layout.js';
@@ -31,7 +31,7 @@ export interface VerifyReport {
  * record before it; the head must not be ahead of the log and must match its record.
  * Stops at the first break (what follows it cannot be trusted to report anything new).
  */
-async function walkChain(path: string, headPath: string, name: string, items: ItemRecord[], admin: ReturnType<typeof emptyAdminState>): Promise<{ records: number; head?: ChainHead | undefined; problem?: VerifyProblem | undefined }> {
+async function walkChain(path: string, headPath: string, name: string, inUse: boolean, items: ItemRecord[], admin: ReturnType<typeof emptyAdminState>): Promise<{ records: number; head?: ChainHead | undefined; problem?: VerifyProblem | undefined }> {
   const head = await readHead(headPath).catch(() => undefined);
   let prevHash = GENESIS_PREV;
   let count = 0;
@@ -39,7 +39,11 @@ async function walkChain(path: string, headPath: string, name: string, items: It
   const fail = (record: number, problem: string) => ({ records: count, head, problem: { chain: name, record, problem } });
   for await (const l of readChainLines(path)) {
     const i = l.index;
-    if (!l.complete) return fail(i, `record ${i} is incomplete (a torn write or a cut file)`);
+    if (!l.complete) {
+      // A running gateway may be appending this very line right now.
+      if (inUse) break;
+      return fail(i, `record ${i} is incomplete (a torn write or a cut file)`);
+    }
     let r;
     try {
       r = parseRecord(l.line);
@@ -122,7 +126,7 @@ export async function verifyArchive(reader: ArchiveReader, opts: { content?: boo
   // The admin chain first: it says which items were destroyed.
   for (const name of [...names.filter((n) => n === ADMIN_CHAIN), ...names.filter((n) => n !== ADMIN_CHAIN)]) {
     const found: ItemRecord[] = [];
-    const w = await walkChain(reader.layout.chainLog(name), join(reader.layout.chainsDir, `${name}.head`), name, found, admin);
+    const w = await walkChain(reader.layout.chainLog(name), join(reader.layout.chainsDir, `${name}.head`), name, await chainInUse(reader.layout.chainsDir, name), found, admin);
     report.chains.push({ name, records: w.records, head: w.head });
     if (w.problem) {
       report.problems.push(w.problem);
