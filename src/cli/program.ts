@@ -4,6 +4,8 @@ import { startCommand } from './start.js';
 import { hashPasswordCommand } from './hash-password.js';
 import { policyCheckCommand, policyExplainCommand } from './policy.js';
 import { portalListCommand, portalRevokeCommand, portalRotateCommand } from './portal.js';
+import { keysImportCommand, keysListCommand, keysRemoveCommand, keysShowCommand } from './keys.js';
+import { dkimKeygenCommand } from './dkim.js';
 import { registerArchiveCommands } from './archive.js';
 
 export async function runCli(argv: string[]): Promise<void> {
@@ -66,6 +68,42 @@ export async function runCli(argv: string[]): Promise<void> {
     .action((opts: { config?: string }) => portalRotateCommand(opts));
 
   registerArchiveCommands(program);
+
+  const keys = program.command('keys').description("recipients' OpenPGP keys and S/MIME certificates");
+  keys
+    .command('import <file>')
+    .description('store the armored OpenPGP keys and PEM certificates in FILE (unusable ones are refused, with the reason)')
+    .option('--address <address>', 'serve only this address (it must be in the key or certificate)')
+    .option('--domain <domain>', 'serve every address of this domain (gateway-to-gateway key)')
+    .option('-c, --config <file>', 'config file')
+    .action((file: string, opts: { config?: string; address?: string; domain?: string }) => keysImportCommand(file, opts));
+  keys
+    .command('list')
+    .description('list stored keys: addresses, source, expiry, and whether each is usable')
+    .option('-c, --config <file>', 'config file')
+    .option('--json', 'machine-readable output')
+    .action((opts: { config?: string; json?: boolean }) => keysListCommand(opts));
+  keys
+    .command('show <address>')
+    .description('the keys stored for an address or its domain, and which one is used')
+    .option('--discover', 'also ask WKD and the keyserver, as delivery would')
+    .option('-c, --config <file>', 'config file')
+    .action((address: string, opts: { config?: string; discover?: boolean }) => keysShowCommand(address, opts));
+  keys
+    .command('remove <id>')
+    .description('remove a stored key by id (pgp:FPR, smime:FPR) or fingerprint')
+    .option('-c, --config <file>', 'config file')
+    .action((id: string, opts: { config?: string }) => keysRemoveCommand(id, opts));
+
+  const dkim = program.command('dkim').description('DKIM signing keys');
+  dkim
+    .command('keygen')
+    .description('make a signing key; print the DNS TXT record to publish and the config entry')
+    .requiredOption('--domain <domain>', 'signing domain (d=)')
+    .requiredOption('--selector <selector>', 'selector (s=)')
+    .option('--algorithm <algorithm>', 'rsa-sha256 (2048-bit RSA) or ed25519-sha256', 'rsa-sha256')
+    .option('--out <file>', 'where to write the private key (default dkim-<domain>-<selector>.pem)')
+    .action((opts: { domain: string; selector: string; algorithm?: string; out?: string }) => dkimKeygenCommand(opts));
 
   await program.parseAsync(argv);
 }

@@ -46,7 +46,7 @@ export function parseCrl(data: Buffer, trust: forge.pki.Certificate[]): Crl {
   const md = digest().update(asn1.toDer(tbs).getBytes());
   // The BIT STRING value starts with the count of unused bits (0).
   const signature = (sigValue.value as string).slice(1);
-  if (!(ca.publicKey as forge.pki.rsa.PublicKey).verify(md.digest().bytes(), signature)) throw new Error(`CRL of ${issuer}: bad signature`);
+  if (!verifies(ca, md.digest().bytes(), signature)) throw new Error(`CRL of ${issuer}: bad signature`);
   const isTime = (n: forge.asn1.Asn1 | undefined) => n?.type === asn1.Type.UTCTIME || n?.type === asn1.Type.GENERALIZEDTIME;
   const nextUpdate = isTime(maybeNext) ? toDate(maybeNext as forge.asn1.Asn1) : undefined;
   const entries = [...(isTime(maybeNext) ? [] : [maybeNext]), ...rest].find((n) => n?.type === asn1.Type.SEQUENCE);
@@ -56,6 +56,15 @@ export function parseCrl(data: Buffer, trust: forge.pki.Certificate[]): Crl {
     if (serial && date) revoked.set(forge.util.bytesToHex(serial.value as string).toLowerCase(), toDate(date));
   }
   return { issuerHash, issuer, nextUpdate, revoked };
+}
+
+/** node-forge throws, rather than answering false, for a signature made with another key. */
+function verifies(ca: forge.pki.Certificate, digest: string, signature: string): boolean {
+  try {
+    return (ca.publicKey as forge.pki.rsa.PublicKey).verify(digest, signature);
+  } catch {
+    return false;
+  }
 }
 
 function toDate(node: forge.asn1.Asn1): Date {

@@ -30,7 +30,7 @@ export async function httpsGet(host: string, path: string, opts: HttpsGetOptions
   const ca = [...rootCertificates, ...opts.trust];
   const limit = opts.maxBytes ?? DEFAULT_MAX_BYTES;
   return new Promise((resolve, reject) => {
-    const req = request({ host: addresses[0], port: opts.port, path, servername: host, headers: { host }, ca, timeout: opts.timeoutMs, method: 'GET' }, (res) => {
+    const req = request({ host: addresses[0], port: opts.port, path, servername: host, headers: { host: opts.port === 443 ? host : `${host}:${opts.port}` }, ca, timeout: opts.timeoutMs, method: 'GET' }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {

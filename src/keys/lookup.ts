@@ -49,10 +49,11 @@ export class KeyLookup {
 
   constructor(private readonly o: KeyLookupOptions) {}
 
+  /** address as given: WKD sends the local part unchanged (l=), everything else lower-cases it. */
   async pgp(address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
     const a = address.toLowerCase();
     for (const source of this.o.keys.discovery) {
-      const found = source === 'store' ? await this.fromStore(a) : await this.cached(source, a);
+      const found = source === 'store' ? await this.fromStore(a) : await this.cached(source, address);
       if (found) return found;
     }
     return undefined;
@@ -74,6 +75,11 @@ export class KeyLookup {
     return undefined;
   }
 
+  /** The stored OpenPGP key for an address (or its domain), without discovery. */
+  async pgpStored(address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
+    return this.fromStore(address.toLowerCase());
+  }
+
   private async fromStore(address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
     for (const r of await this.o.store.forAddress('pgp', address)) {
       const found = await this.firstUsable([r.material], address, r.source, r.id, !r.addresses.includes(address));
@@ -82,14 +88,15 @@ export class KeyLookup {
     return undefined;
   }
 
-  private async cached(source: 'wkd' | 'keyserver', address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
+  private async cached(source: 'wkd' | 'keyserver', given: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
+    const address = given.toLowerCase();
     const k = `${source}|${address}`;
     const now = Date.now();
     const hit = this.cache.get(k);
     const fresh = hit && now - hit.at < (hit.found ? this.o.keys.cacheTtl : this.o.keys.negativeTtl);
     // A cached key may have expired since it was found.
     if (fresh && (!hit.found?.info.expiresAt || hit.found.info.expiresAt > now)) return hit.found;
-    const pending = this.inflight.get(k) ?? this.discover(source, address);
+    const pending = this.inflight.get(k) ?? this.discover(source, given);
     this.inflight.set(k, pending);
     try {
       const found = await pending;
@@ -100,11 +107,12 @@ export class KeyLookup {
     }
   }
 
-  private async discover(source: 'wkd' | 'keyserver', address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
+  private async discover(source: 'wkd' | 'keyserver', given: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
     const http = { resolve: this.o.resolve, trust: this.o.httpsTrust };
+    const address = given.toLowerCase();
     try {
       if (source === 'wkd') {
-        const got = await wkdLookup(address, { ...http, port: this.o.keys.wkd.port, timeoutMs: this.o.keys.wkd.timeout });
+        const got = await wkdLookup(given, { ...http, port: this.o.keys.wkd.port, timeoutMs: this.o.keys.wkd.timeout });
         if (got.tried.length) this.o.log.info({ event: EVENTS.keySourceFailed, address, source, tried: got.tried }, 'WKD: methods that gave no key');
         if (!got.data) return undefined;
         return await this.firstUsable(await splitPgpKeys(got.data), address, 'wkd', `wkd:${got.method}`, false);

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:https';
 export interface Route {
   status?: number;
   contentType?: string;
-  body?: string;
+  body?: string | Buffer;
   location?: string;
   delayMs?: number;
 }

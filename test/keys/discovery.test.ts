@@ -1,0 +1,141 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKey, readKey, readPrivateKey, revokeKey } from 'openpgp';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/load.js';
+import { DeliveryDns } from '../../src/deliver/dns.js';
+import { createLogger } from '../../src/events/logger.js';
+import { importKeys } from '../../src/keys/import.js';
+import { KeyLookup } from '../../src/keys/lookup.js';
+import { KeyStore } from '../../src/keys/store.js';
+import { wkdHash } from '../../src/keys/wkd.js';
+import { TestDns } from '../helpers/dns-server.js';
+import { TestHttps } from '../helpers/https-server.js';
+import { createTestCa } from '../helpers/pki.js';
+
+const ADDRESS = 'Pat.Doe@dest.test';
+const HU = `${wkdHash('pat.doe')}?l=Pat.Doe`;
+const ADVANCED = `/.well-known/openpgpkey/dest.test/hu/${HU}`;
+const DIRECT = `/.well-known/openpgpkey/hu/${HU}`;
+const VKS = `/vks/v1/by-email/${encodeURIComponent(ADDRESS.toLowerCase())}`;
+
+/** WKD serves keys in binary. */
+const binary = async (armored: string) => Buffer.from((await readKey({ armoredKey: armored })).write());
+const newKey = (opts: Partial<Parameters<typeof generateKey>[0]> = {}) =>
+  generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: ADDRESS.toLowerCase() }], format: 'armored', ...opts } as Parameters<typeof generateKey>[0]) as Promise<{ publicKey: string; privateKey: string }>;
+
+describe('OpenPGP key discovery: store → WKD (advanced, direct) → keyserver', () => {
+  const ca = createTestCa('Postern WKD Test CA');
+  let https: TestHttps;
+  let dns: TestDns;
+  let logs: Record<string, unknown>[];
+  let store: KeyStore;
+  let lookup: KeyLookup;
+  let makeLookup: (keys?: Record<string, unknown>) => KeyLookup;
+  let key: { publicKey: string; privateKey: string };
+
+  beforeAll(async () => {
+    key = await newKey();
+    https = await new TestHttps(ca.issue(['openpgpkey.dest.test', 'dest.test', 'keys.test'])).start();
+    dns = await new TestDns({ 'openpgpkey.dest.test': { A: ['127.0.0.1'] }, 'dest.test': { A: ['127.0.0.1'] }, 'keys.test': { A: ['127.0.0.1'] } }).start();
+  });
+  afterAll(async () => {
+    await https.stop();
+    await dns.stop();
+  });
+
+  /** A fresh store, cache and log per test; the HTTPS server's answers are set by each test. */
+  beforeEach(async () => {
+    https.routes.clear();
+    https.requests = [];
+    logs = [];
+    store = new KeyStore(join(mkdtempSync(join(tmpdir(), 'postern-keys-')), 'keys'));
+    await store.open();
+    const resolver = new DeliveryDns([dns.server], 1000);
+    const log = createLogger('info', { write: (l: string) => void logs.push(JSON.parse(l) as Record<string, unknown>) });
+    makeLookup = (keys = {}) => {
+      const config = validateConfig({
+        hostname: 'postern.test',
+        keys: { discovery: ['store', 'wkd', 'keyserver'], wkd: { port: https.port, timeout: 300 }, keyserver: { url: `https://keys.test:${https.port}`, timeout: 300 }, ...keys },
+      });
+      return new KeyLookup({ keys: config.keys, store, resolve: (h) => resolver.addresses(h), httpsTrust: [ca.cert], smimeTrust: [], log });
+    };
+    lookup = makeLookup();
+  });
+
+  it('hashes the local part as the WKD draft does (its own example)', () => {
+    expect(wkdHash('Joe.Doe')).toBe('iy9q119eutrkn8s1mk4r39qejnbu3n5q');
+  });
+
+  it('WKD advanced first; the key records where it came from, and is cached', async () => {
+    https.routes.set(ADVANCED, { body: await binary(key.publicKey), contentType: 'application/octet-stream' });
+    const found = await lookup.pgp(ADDRESS);
+    expect(found).toMatchObject({ source: 'wkd', from: 'wkd:advanced' });
+    expect(found!.info.fingerprint).toBe((await readKey({ armoredKey: key.publicKey })).getFingerprint().toUpperCase());
+    expect(https.requests).toEqual([`openpgpkey.dest.test:${https.port}${ADVANCED}`]);
+    await lookup.pgp(ADDRESS);
+    expect(https.requests).toHaveLength(1);
+    expect(logs.find((l) => l.event === 'keys.found')).toMatchObject({ address: 'pat.doe@dest.test', source: 'wkd', from: 'wkd:advanced' });
+  });
+
+  it('a 404 from the advanced method falls through to the direct method', async () => {
+    https.routes.set(DIRECT, { body: await binary(key.publicKey) });
+    expect(await lookup.pgp(ADDRESS)).toMatchObject({ source: 'wkd', from: 'wkd:direct' });
+    expect(https.requests.map((r) => r.split('/')[0])).toEqual([`openpgpkey.dest.test:${https.port}`, `dest.test:${https.port}`]);
+    expect(logs.find((l) => l.event === 'keys.source-failed')).toMatchObject({ source: 'wkd', tried: ['advanced: HTTP 404'] });
+  });
+
+  it('WKD timing out on both methods falls through to the keyserver (VKS)', async () => {
+    https.routes.set(ADVANCED, { body: await binary(key.publicKey), delayMs: 1500 });
+    https.routes.set(DIRECT, { body: await binary(key.publicKey), delayMs: 1500 });
+    https.routes.set(VKS, { body: key.publicKey });
+    expect(await lookup.pgp(ADDRESS)).toMatchObject({ source: 'keyserver', from: `https://keys.test:${https.port}` });
+    const failed = logs.find((l) => l.event === 'keys.source-failed' && l.source === 'wkd');
+    expect(failed?.tried).toEqual(['advanced: no answer from openpgpkey.dest.test in 300 ms', 'direct: no answer from dest.test in 300 ms']);
+  });
+
+  it('an HKP keyserver is asked the HKP way; the discovery order is the configured one', async () => {
+    https.routes.set(`/pks/lookup?op=get&options=mr&exact=on&search=${encodeURIComponent('pat.doe@dest.test')}`, { body: key.publicKey });
+    https.routes.set(ADVANCED, { body: await binary(key.publicKey) });
+    const hkp = makeLookup({ discovery: ['keyserver', 'wkd'], keyserver: { url: `https://keys.test:${https.port}`, protocol: 'hkp', timeout: 300 } });
+    expect(await hkp.pgp(ADDRESS)).toMatchObject({ source: 'keyserver' });
+    expect(https.requests).toHaveLength(1);
+  });
+
+  it('an expired or revoked key is skipped, with the reason, and the next source is asked', async () => {
+    const expired = await newKey({ date: new Date(Date.now() - 3 * 86_400_000), keyExpirationTime: 86_400 });
+    const revoked = await revokeKey({ key: await readPrivateKey({ armoredKey: (await newKey()).privateKey }), format: 'armored' });
+    https.routes.set(ADVANCED, { body: await binary(expired.publicKey) });
+    https.routes.set(DIRECT, { body: await binary(revoked.publicKey) });
+    https.routes.set(VKS, { body: key.publicKey });
+    expect(await lookup.pgp(ADDRESS)).toMatchObject({ source: 'keyserver' });
+    const skipped = logs.filter((l) => l.event === 'keys.skipped').map((l) => [l.source, String(l.reason).replace(/ on .*/, '')]);
+    // The advanced method's (expired) key ends the WKD step: one WKD answer per lookup.
+    expect(skipped).toEqual([['wkd', 'expired']]);
+    // Without an advanced host answer, the direct method's (revoked) key is looked at.
+    https.routes.delete(ADVANCED);
+    expect(await makeLookup().pgp(ADDRESS)).toMatchObject({ source: 'keyserver' });
+    expect(logs.filter((l) => l.event === 'keys.skipped').map((l) => l.reason)).toContain('revoked');
+  });
+
+  it('a key without a user ID for the address is not used; misses are cached', async () => {
+    const stranger = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'someone@else.test' }], format: 'armored' });
+    https.routes.set(ADVANCED, { body: await binary(stranger.publicKey) });
+    expect(await lookup.pgp(ADDRESS)).toBeUndefined();
+    expect(logs.find((l) => l.event === 'keys.skipped')).toMatchObject({ reason: 'the key has no user ID for pat.doe@dest.test' });
+    // advanced (unusable key), then the keyserver (404)
+    expect(https.requests.map((r) => r.replace(/:\d+/, ''))).toEqual([`openpgpkey.dest.test${ADVANCED}`, `keys.test${VKS}`]);
+    expect(await lookup.pgp(ADDRESS)).toBeUndefined();
+    expect(https.requests).toHaveLength(2);
+  });
+
+  it('the store comes first and is never cached: an imported key is used at once, without network', async () => {
+    expect(await lookup.pgp(ADDRESS)).toBeUndefined();
+    const asked = https.requests.length;
+    const [imported] = await importKeys(store, key.publicKey, { smimeTrust: [] });
+    expect(imported?.refused).toBeUndefined();
+    expect(await lookup.pgp(ADDRESS)).toMatchObject({ source: 'import', from: imported!.id });
+    expect(https.requests.length).toBe(asked);
+  });
+});
