@@ -411,6 +411,7 @@ export const configSchema = z.strictObject({
           ]),
         )
         .min(1)
+        .refine((sinks) => sinks.filter((x) => x.type === 'fs').length <= 1, { message: 'at most one fs sink (it lives under dataDir)' })
         .default([{ type: 'fs' }]),
       /**
        * Master keys (32 bytes, base64 or hex:...) wrapping each item's data key, as
