@@ -62,6 +62,31 @@ describe('journal with the fs sink', () => {
     expect((await verifyArchive(reader)).problems).toEqual([]);
   });
 
+  it('keeps every concurrently recorded item apart in shared segment writes, across a restart', async () => {
+    const { dataDir, config } = setup();
+    const bodies = new Map<string, Buffer>();
+    for (let round = 0; round < 2; round++) {
+      const j = await openJournal(config, dataDir, silent);
+      await Promise.all(
+        Array.from({ length: 120 }, (_, i) => {
+          const raw = message(`concurrent ${round}-${i}`, i % 40 === 0 ? 'L'.repeat(300 * 1024) : `body ${round}-${i}`);
+          const e = envelope({ size: raw.length });
+          bodies.set(e.id, raw);
+          return j!.record({ envelope: e, decisions: decisions(e), body: raw });
+        }),
+      );
+      await j!.close();
+    }
+    const { reader } = await openArchive(config, dataDir);
+    expect((await verifyArchive(reader)).problems).toEqual([]);
+    const hits = (await searchArchive(reader, {}, LIMITS)).hits;
+    expect(hits).toHaveLength(240);
+    for (const h of hits) expect((await reader.content(h.entry)).equals(bodies.get(h.meta.id) as Buffer)).toBe(true);
+    const files = allFiles(join(dataDir, 'archive', 'items'));
+    expect(files.filter((f) => f.endsWith('.seg'))).toHaveLength(2); // one per process start
+    expect(files.filter((f) => f.endsWith('.item'))).toHaveLength(6);
+  });
+
   it('stores a queue id once, however often and however concurrently it is recorded, across restarts too', async () => {
     const { dataDir, config } = setup();
     const e = envelope();
