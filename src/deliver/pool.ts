@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { rootCertificates, type TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { SharedCache } from '../common/shared-cache.js';
 import type { PosternConfig, TlsLevel } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { applyDataStreamFastPath } from './nodemailer-patches.js';
@@ -67,13 +68,15 @@ export class ConnectionPool {
   private readonly ca: string[];
   private nextId = 1;
   /** What each host offered last time (see TlsCapabilityCache). */
-  readonly capabilities = new TlsCapabilityCache();
+  readonly capabilities: TlsCapabilityCache;
   private closing = false;
 
   constructor(
     private readonly config: PosternConfig,
     private readonly log: Logger,
+    sharedCache?: SharedCache,
   ) {
+    this.capabilities = new TlsCapabilityCache(undefined, undefined, sharedCache);
     applyDataStreamFastPath();
     const extra = config.delivery.tls.trust.map((file) => readFileSync(file, 'utf8'));
     this.ca = [...rootCertificates, ...extra];

@@ -1,6 +1,7 @@
 import { request } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { parsePolicy, resolvePolicy } from 'mailauth/lib/mta-sts.js';
+import { MemoryCache, type SharedCache } from '../common/shared-cache.js';
 import type { TlsResultType } from './verdict.js';
 
 export type StsFailure = Extract<TlsResultType, 'sts-policy-fetch-error' | 'sts-policy-invalid' | 'sts-webpki-invalid'>;
@@ -28,6 +29,8 @@ export interface MtaStsOptions {
   /** HTTPS port of policy hosts: 443, except in tests. */
   port: number;
   timeoutMs: number;
+  /** Where policies and recent failures are kept; shared by instances on Redis. */
+  cache?: SharedCache | undefined;
 }
 
 const MAX_POLICY_BYTES = 64 * 1024;
@@ -52,21 +55,21 @@ class FetchError extends Error {
  * cached policy survives a failed discovery or fetch (§5.1).
  */
 export class MtaSts {
-  private readonly cache = new Map<string, MtaStsPolicy>();
-  private readonly failures = new Map<string, { until: number; lookup: MtaStsLookup }>();
+  private readonly cache: SharedCache;
   private readonly ca: string[];
   /** Policy fetches made (tests count them). */
   fetches = 0;
 
   constructor(private readonly opts: MtaStsOptions) {
     this.ca = [...rootCertificates, ...opts.trust];
+    this.cache = opts.cache ?? new MemoryCache();
   }
 
   async policyFor(domain: string, now = Date.now()): Promise<MtaStsLookup> {
     const d = domain.toLowerCase();
-    const cached = this.cache.get(d);
+    const cached = await this.cache.get<MtaStsPolicy>(`mta-sts:policy:${d}`);
     const valid = cached && now < cached.fetchedAt + cached.maxAge * 1000 ? cached : undefined;
-    const recentFailure = this.failures.get(d);
+    const recentFailure = await this.cache.get<{ until: number; lookup: MtaStsLookup }>(`mta-sts:failure:${d}`);
     if (!valid && recentFailure && recentFailure.until > now) return recentFailure.lookup;
 
     let id: string | false;
@@ -84,8 +87,8 @@ export class MtaSts {
     if (valid && valid.id === id) return { policy: valid, source: 'cache' };
     try {
       const policy = await this.fetch(d, id, now);
-      this.cache.set(d, policy);
-      this.failures.delete(d);
+      await this.cache.set(`mta-sts:policy:${d}`, policy, policy.maxAge * 1000);
+      await this.cache.delete(`mta-sts:failure:${d}`);
       return { policy, source: 'fetched' };
     } catch (err) {
       const failure = err instanceof FetchError ? err.failure : 'sts-policy-fetch-error';
@@ -94,8 +97,8 @@ export class MtaSts {
     }
   }
 
-  private remember(domain: string, now: number, lookup: MtaStsLookup): MtaStsLookup {
-    this.failures.set(domain, { until: now + FAILURE_TTL_MS, lookup });
+  private async remember(domain: string, now: number, lookup: MtaStsLookup): Promise<MtaStsLookup> {
+    await this.cache.set(`mta-sts:failure:${domain}`, { until: now + FAILURE_TTL_MS, lookup }, FAILURE_TTL_MS);
     return lookup;
   }
 

@@ -1,9 +1,14 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisCache, type SharedCache } from '../../src/common/shared-cache.js';
 import { DeliveryDns } from '../../src/deliver/dns.js';
 import { MtaSts, mxMatchesPolicy } from '../../src/tls/mta-sts.js';
 import { TestDns } from '../helpers/dns-server.js';
 import { TestHttps } from '../helpers/https-server.js';
 import { createTestCa } from '../helpers/pki.js';
+import { DEV_REDIS_URL, deleteKeys, devRedisAvailable, testPrefix } from '../queue/redis-harness.js';
+
+const redisUp = await devRedisAvailable();
 
 const PATH = '/.well-known/mta-sts.txt';
 const policy = (mode: string, mx: string[], maxAge = 86400) => `version: STSv1\r\nmode: ${mode}\r\n${mx.map((m) => `mx: ${m}\r\n`).join('')}max_age: ${maxAge}\r\n`;
@@ -34,10 +39,27 @@ describe('MTA-STS policy discovery and fetch', () => {
     if (body !== undefined) good.routes.set(PATH, { body, ...route });
   }
 
-  const client = (port = good.port) => {
+  const client = (port = good.port, cache?: SharedCache) => {
     const d = new DeliveryDns([dns.server], 1000);
-    return new MtaSts({ resolve: (n, t) => d.resolve(n, t), trust: [ca.cert], port, timeoutMs: 500 });
+    return new MtaSts({ resolve: (n, t) => d.resolve(n, t), trust: [ca.cert], port, timeoutMs: 500, cache });
   };
+
+  it.skipIf(!redisUp)('instances sharing a Redis cache fetch a policy once between them', async () => {
+    const prefix = testPrefix();
+    const [ra, rb] = [new Redis(DEV_REDIS_URL), new Redis(DEV_REDIS_URL)];
+    try {
+      sts(good.port, 'twice.test', 'shared1', policy('enforce', ['mx.twice.test']));
+      const a = client(good.port, new RedisCache(ra, prefix));
+      const b = client(good.port, new RedisCache(rb, prefix));
+      expect((await a.policyFor('twice.test')).source).toBe('fetched');
+      expect(await b.policyFor('twice.test')).toMatchObject({ source: 'cache', policy: { id: 'shared1', mode: 'enforce' } });
+      expect(a.fetches + b.fetches).toBe(1);
+    } finally {
+      ra.disconnect();
+      rb.disconnect();
+      await deleteKeys(DEV_REDIS_URL, prefix);
+    }
+  });
 
   it('fetches and parses an enforce policy; an unchanged id uses the cache', async () => {
     sts(good.port, 'ok.test', 'id1', policy('enforce', ['mx1.ok.test', '*.mx.ok.test']));

@@ -1,0 +1,78 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * A cache that several Postern instances can share: MTA-STS policies, TLS capabilities
+ * and key-discovery results learnt by one instance serve all. In memory for a single
+ * instance; on the shared Redis when the queue is there. A cache is never the only copy
+ * of anything: a failing Redis makes it a miss, never an error.
+ */
+export interface SharedCache {
+  get<T>(key: string): Promise<T | undefined>;
+  set(key: string, value: unknown, ttlMs: number): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+/** Bounded, with expiry; the Map's insertion order is the eviction order. */
+export class MemoryCache implements SharedCache {
+  private readonly entries = new Map<string, { until: number; value: unknown }>();
+
+  constructor(private readonly maxEntries = 10_000) {}
+
+  async get<T>(key: string): Promise<T | undefined> {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (Date.now() >= e.until) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return e.value as T;
+  }
+
+  async set(key: string, value: unknown, ttlMs: number): Promise<void> {
+    this.entries.delete(key);
+    this.entries.set(key, { until: Date.now() + ttlMs, value });
+    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+  }
+
+  async delete(key: string): Promise<void> {
+    this.entries.delete(key);
+  }
+}
+
+/** JSON values under `<prefix>cache:<key>`, expiring in Redis. */
+export class RedisCache implements SharedCache {
+  /** Failed Redis calls, for tests and metrics; the cache carries on as a miss. */
+  errors = 0;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  async get<T>(key: string): Promise<T | undefined> {
+    try {
+      const json = await this.redis.get(`${this.prefix}cache:${key}`);
+      return json ? (JSON.parse(json) as T) : undefined;
+    } catch {
+      this.errors++;
+      return undefined;
+    }
+  }
+
+  async set(key: string, value: unknown, ttlMs: number): Promise<void> {
+    if (ttlMs <= 0) return;
+    try {
+      await this.redis.set(`${this.prefix}cache:${key}`, JSON.stringify(value), 'PX', Math.ceil(ttlMs));
+    } catch {
+      this.errors++;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.redis.del(`${this.prefix}cache:${key}`);
+    } catch {
+      this.errors++;
+    }
+  }
+}
