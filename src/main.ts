@@ -71,7 +71,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
     method === 'tls' ? !portal?.delivery.isSms(rcpt) : method === 'portal' ? Boolean(portal?.delivery.canServe(rcpt)) : false;
   const policyLog = logger.child({ component: 'policy' });
   const isSms = (rcpt: string) => Boolean(portal?.delivery.isSms(rcpt));
-  const planner = new Planner(queue, policies, () => policies.current().detectors, policyLog, available, isSms, keys.lookup, config.protect.smime.maxSize);
+  const planner = new Planner(queue, policies, () => policies.current().detectors, policyLog, { available, isSms, keys: keys.lookup, smimeMaxSize: config.protect.smime.maxSize });
   const mtaSts = config.delivery.mtaSts.enabled
     ? new MtaSts({
         resolve: (name, type) => dns.resolve(name, type),

@@ -3,19 +3,21 @@ import { EVENTS, type Logger } from '../events/logger.js';
 import type { DetectorsConfig } from '../inspect/detectors/index.js';
 import { inspectMessage } from '../inspect/inspector.js';
 import type { QueueBackend } from '../queue/backend.js';
-import type { KeyLookup } from '../keys/lookup.js';
 import type { Decision, DeliveryState, Envelope, MessageFacts, RecipientState, RequiredTls } from '../types.js';
 import { AVAILABLE_NOW, decide, type MethodAvailability } from './evaluate.js';
 import { hasSubjectTag } from './match.js';
+import { findRecipientKeys, type FoundKeys, type GroupKey, type KeyFinding } from './recipient-keys.js';
 import type { PolicyStore } from './store.js';
 
-/** A key a group's message is encrypted to, and where it came from (for the log). */
-export interface GroupKey {
-  /** Armored OpenPGP key or PEM certificate. */
-  material: string;
-  /** Fingerprint (OpenPGP: of the key; S/MIME: SHA-256 of the certificate). */
-  id: string;
-  source: string;
+export type { GroupKey } from './recipient-keys.js';
+
+export interface PlannerOptions {
+  /** Which of tls / portal are possible for a recipient (pgp and smime: a key is found). */
+  available?: MethodAvailability;
+  /** Secure Text recipients: the portal only. */
+  isSms?: (rcpt: string) => boolean;
+  keys?: KeyFinding['keys'];
+  smimeMaxSize?: number;
 }
 
 /**
@@ -51,12 +53,6 @@ export interface Plan {
   held: Held[];
 }
 
-/** What key lookup found for a recipient in this attempt. */
-interface FoundKeys {
-  pgp?: GroupKey | undefined;
-  smime?: GroupKey | undefined;
-}
-
 /** Decisions for messages Postern wrote itself: they carry no PHI, or must go verified. */
 const OWN_MESSAGES: Partial<Record<NonNullable<Envelope['origin']>, Pick<Decision, 'ruleId' | 'candidates' | 'tls' | 'onNoMethod' | 'reasons'>>> = {
   'portal-notice': { ruleId: 'portal-notice', candidates: ['tls'], tls: 'may', onNoMethod: 'defer', reasons: ['a portal notice carries a link, never content'] },
@@ -71,44 +67,18 @@ const TLS_FOR: Record<RequiredTls, TlsLevel> = { may: 'may', encrypt: 'encrypt',
  * every later attempt follows the same decision (and can explain it).
  */
 export class Planner {
+  private readonly available: MethodAvailability;
+  private readonly smsRecipient: (rcpt: string) => boolean;
+
   constructor(
     private readonly queue: QueueBackend,
     private readonly policies: PolicyStore,
     private readonly detectors: () => DetectorsConfig,
     private readonly log: Logger,
-    private readonly available: MethodAvailability = AVAILABLE_NOW,
-    private readonly smsRecipient: (rcpt: string) => boolean = () => false,
-    private readonly keys?: KeyLookup,
-    private readonly smimeMaxSize = Infinity,
-  ) {}
-
-  /** Keys for each recipient whose decision could use them, looked up in parallel. */
-  private async findKeys(envelope: Envelope, rcpts: RecipientState[]): Promise<Map<string, FoundKeys>> {
-    const found = new Map<string, FoundKeys>();
-    if (!this.keys) return found;
-    const keys = this.keys;
-    const failed = (rcpt: string, kind: string) => (err: Error) => {
-      this.log.warn({ event: EVENTS.keySourceFailed, queueId: envelope.id, address: rcpt, kind, reason: err.message }, 'key lookup failed');
-      return undefined;
-    };
-    await Promise.all(
-      rcpts.map(async (r) => {
-        if (this.smsRecipient(r.rcpt)) return;
-        const wants = r.decision?.candidates ?? ['pgp', 'smime'];
-        // node-forge builds S/MIME in memory: above the cap the next method is used.
-        const smimeFits = envelope.size <= this.smimeMaxSize;
-        if (wants.includes('smime') && !smimeFits) this.log.info({ event: EVENTS.keySkipped, queueId: envelope.id, address: r.rcpt, kind: 'smime', reason: `message of ${envelope.size} bytes is above protect.smime.maxSize (${this.smimeMaxSize})` }, 'S/MIME not used for this message');
-        const [pgp, smime] = await Promise.all([
-          wants.includes('pgp') ? keys.pgp(r.rcpt).catch(failed(r.rcpt, 'pgp')) : undefined,
-          wants.includes('smime') && smimeFits ? keys.smime(r.rcpt).catch(failed(r.rcpt, 'smime')) : undefined,
-        ]);
-        found.set(r.rcpt, {
-          pgp: pgp && { material: pgp.info.armored, id: pgp.info.fingerprint, source: pgp.source },
-          smime: smime && { material: smime.info.pem, id: smime.info.fingerprint, source: smime.source },
-        });
-      }),
-    );
-    return found;
+    private readonly options: PlannerOptions = {},
+  ) {
+    this.available = options.available ?? AVAILABLE_NOW;
+    this.smsRecipient = options.isSms ?? (() => false);
   }
 
   /** The tag the policy removes from subjects. */
@@ -119,7 +89,7 @@ export class Planner {
   async plan(envelope: Envelope, state: DeliveryState, due: RecipientState[]): Promise<Plan> {
     const policy = this.policies.current();
     const undecided = due.filter((r) => !r.decision);
-    const found = envelope.origin ? new Map<string, FoundKeys>() : await this.findKeys(envelope, due);
+    const found = envelope.origin || !this.options.keys ? new Map<string, FoundKeys>() : await findRecipientKeys({ keys: this.options.keys, smimeMaxSize: this.options.smimeMaxSize ?? Infinity, isSms: this.smsRecipient, log: this.log }, envelope, due);
     const available: MethodAvailability = (m, rcpt) => (m === 'pgp' || m === 'smime' ? Boolean(found.get(rcpt)?.[m]) : this.available(m, rcpt));
     const own = envelope.origin ? OWN_MESSAGES[envelope.origin] : undefined;
     if (own) for (const r of undecided) r.decision = { rcpt: r.rcpt, ...own, method: 'tls' };

@@ -92,10 +92,12 @@ describe('defaults of a minimal config', () => {
       keys: {
         discovery: ['store', 'wkd'],
         wkd: { port: 443, timeout: 5000 },
-        keyserver: { timeout: 5000 },
+        keyserver: { protocol: 'vks', timeout: 5000 },
         cacheTtl: 86_400_000,
         negativeTtl: 3_600_000,
         smimeTrust: [],
+        smimeCrls: [],
+        harvest: false,
       },
       identities: {},
       protect: {

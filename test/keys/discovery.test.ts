@@ -23,7 +23,7 @@ const VKS = `/vks/v1/by-email/${encodeURIComponent(ADDRESS.toLowerCase())}`;
 /** WKD serves keys in binary. */
 const binary = async (armored: string) => Buffer.from((await readKey({ armoredKey: armored })).write());
 const newKey = (opts: Partial<Parameters<typeof generateKey>[0]> = {}) =>
-  generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: ADDRESS.toLowerCase() }], format: 'armored', ...opts } as Parameters<typeof generateKey>[0]) as Promise<{ publicKey: string; privateKey: string }>;
+  generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: ADDRESS.toLowerCase() }], format: 'armored', ...opts } as Parameters<typeof generateKey>[0]) as unknown as Promise<{ publicKey: string; privateKey: string }>;
 
 describe('OpenPGP key discovery: store → WKD (advanced, direct) → keyserver', () => {
   const ca = createTestCa('Postern WKD Test CA');

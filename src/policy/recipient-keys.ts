@@ -1,0 +1,59 @@
+import { EVENTS, type Logger } from '../events/logger.js';
+import type { KeyLookup } from '../keys/lookup.js';
+import type { Envelope, RecipientState } from '../types.js';
+
+/** A key a group's message is encrypted to, and where it came from (for the log). */
+export interface GroupKey {
+  /** Armored OpenPGP key or PEM certificate. */
+  material: string;
+  /** Fingerprint (OpenPGP: of the key; S/MIME: SHA-256 of the certificate). */
+  id: string;
+  source: string;
+}
+
+/** What key lookup found for a recipient in this attempt. */
+export interface FoundKeys {
+  pgp?: GroupKey | undefined;
+  smime?: GroupKey | undefined;
+}
+
+export interface KeyFinding {
+  keys: KeyLookup;
+  /** node-forge builds S/MIME in memory: above this size S/MIME is not used. */
+  smimeMaxSize: number;
+  /** Secure Text recipients have no keys (they only have the portal). */
+  isSms: (rcpt: string) => boolean;
+  log: Logger;
+}
+
+/**
+ * Keys for each recipient whose decision (or, before the first decision, the default)
+ * could use them, looked up in parallel. Asked on every attempt: a key may have been
+ * imported, discovered or revoked since. A failed lookup is a miss, logged.
+ */
+export async function findRecipientKeys(o: KeyFinding, envelope: Envelope, rcpts: RecipientState[]): Promise<Map<string, FoundKeys>> {
+  const found = new Map<string, FoundKeys>();
+  const failed = (rcpt: string, kind: string) => (err: Error) => {
+    o.log.warn({ event: EVENTS.keySourceFailed, queueId: envelope.id, address: rcpt, kind, reason: err.message }, 'key lookup failed');
+    return undefined;
+  };
+  const smimeFits = envelope.size <= o.smimeMaxSize;
+  await Promise.all(
+    rcpts.map(async (r) => {
+      if (o.isSms(r.rcpt)) return;
+      const wants = r.decision?.candidates ?? ['pgp', 'smime'];
+      if (wants.includes('smime') && !smimeFits) {
+        o.log.info({ event: EVENTS.keySkipped, queueId: envelope.id, address: r.rcpt, kind: 'smime', reason: `message of ${envelope.size} bytes is above protect.smime.maxSize (${o.smimeMaxSize})` }, 'S/MIME not used for this message');
+      }
+      const [pgp, smime] = await Promise.all([
+        wants.includes('pgp') ? o.keys.pgp(r.rcpt).catch(failed(r.rcpt, 'pgp')) : undefined,
+        wants.includes('smime') && smimeFits ? o.keys.smime(r.rcpt).catch(failed(r.rcpt, 'smime')) : undefined,
+      ]);
+      found.set(r.rcpt, {
+        pgp: pgp && { material: pgp.info.armored, id: pgp.info.fingerprint, source: pgp.source },
+        smime: smime && { material: smime.info.pem, id: smime.info.fingerprint, source: smime.source },
+      });
+    }),
+  );
+  return found;
+}

@@ -1,0 +1,114 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKey } from 'openpgp';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { importKeys } from '../../src/keys/import.js';
+import { KeyStore } from '../../src/keys/store.js';
+import { dkimConfig, mailauthVerify, makeDkimKey } from '../helpers/dkim.js';
+import type { TestGateway } from '../helpers/gateway.js';
+import type { TestMx } from '../helpers/mx-server.js';
+import { createTestCa } from '../helpers/pki.js';
+import { findProgram } from '../helpers/programs.js';
+import { scenario } from '../helpers/scenario.js';
+import { sendMail, testMessage } from '../helpers/smtp-client.js';
+
+const FAIL_MARKER = 'X-Test-Make-Encryption-Fail: yes';
+
+// A message carrying the marker makes OpenPGP encryption fail, as a library error would.
+vi.mock('../../src/protect/pgp.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/protect/pgp.js')>();
+  return { ...real, pgpProtect: (raw: Buffer, opts: Parameters<typeof real.pgpProtect>[1]) => (raw.includes(FAIL_MARKER) ? Promise.reject(new Error('simulated library failure')) : real.pgpProtect(raw, opts)) };
+});
+
+const gpg = findProgram('gpg');
+const POLICY = `defaults: { methods: [smime, pgp, tls, portal], tls: may, onNoMethod: portal }
+domains:
+  client.test: { methods: [tls], tls: may }
+  strict.test: { methods: [pgp], onNoMethod: defer }
+  big.test: { methods: [smime, portal] }
+`;
+
+describe('variants: shared domain keys, encryption failures, size limits, large messages', () => {
+  const s = scenario();
+  const ca = createTestCa('Fallbacks CA');
+  const dkim = makeDkimKey('client.test', 'fb');
+  let mx: TestMx;
+  let gw: TestGateway;
+  let partner: { publicKey: string; privateKey: string };
+
+  beforeAll(async () => {
+    mx = await s.mx();
+    const policy = join(mkdtempSync(join(tmpdir(), 'postern-fallbacks-')), 'policy.yaml');
+    writeFileSync(policy, POLICY);
+    const route = `127.0.0.1:${mx.port}`;
+    gw = await s.gateway({
+      policy: { file: policy },
+      smtp: { limits: { maxMessageSize: '40MB' } },
+      delivery: { tls: { default: 'may' }, routes: { 'partner.test': route, 'strict.test': route, 'big.test': route, 'client.test': { nexthop: route, tls: 'none' } } },
+      keys: { discovery: ['store'], smimeTrust: [ca.caFile] },
+      protect: { smime: { maxSize: '16KB' } },
+      dkim: dkimConfig([dkim]),
+    });
+    partner = (await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ name: 'Partner gateway', email: 'gateway@partner.test' }], format: 'armored' })) as { publicKey: string; privateKey: string };
+    const store = new KeyStore(join(gw.dataDir, 'keys'));
+    const strict = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'dr@strict.test' }], format: 'armored' });
+    const results = [
+      ...(await importKeys(store, partner.publicKey, { smimeTrust: [], domain: 'partner.test' })),
+      ...(await importKeys(store, strict.publicKey, { smimeTrust: [] })),
+      ...(await importKeys(store, ca.issueSmime('dr@big.test').cert, { smimeTrust: [ca.cert] })),
+    ];
+    expect(results.map((r) => r.refused)).toEqual([undefined, undefined, undefined]);
+  });
+
+  it.skipIf(!gpg)('recipients sharing a domain key share one variant: one transaction, encrypted to that key', async () => {
+    const before = mx.messages.length;
+    const r = await sendMail(gw.port, { from: 'dr@client.test', to: ['a@partner.test', 'b@partner.test'], raw: testMessage({ from: 'dr@client.test', body: 'For both of you.' }) });
+    expect(r.ok).toBe(true);
+    await mx.waitFor(before + 1);
+    const got = mx.messages.at(-1)!;
+    expect(got.rcptTo.sort()).toEqual(['a@partner.test', 'b@partner.test']);
+    const home = mkdtempSync(join(tmpdir(), 'postern-gpg-'));
+    writeFileSync(join(home, 'k.asc'), partner.privateKey);
+    writeFileSync(join(home, 'm.asc'), /-----BEGIN PGP MESSAGE-----[\s\S]+?-----END PGP MESSAGE-----/.exec(got.raw.toString('latin1'))![0]);
+    const env = { ...process.env, GNUPGHOME: home };
+    execFileSync(gpg as string, ['--batch', '--import', join(home, 'k.asc')], { env, stdio: 'ignore' });
+    expect(execFileSync(gpg as string, ['--batch', '--decrypt', join(home, 'm.asc')], { env, stdio: ['ignore', 'pipe', 'ignore'] }).toString()).toContain('For both of you.');
+    expect((await mailauthVerify(got.raw, [dkim])).map((x) => x.status)).toEqual(['pass']);
+    const sent = gw.events('delivery.sent').filter((l) => String(l.to).endsWith('@partner.test'));
+    expect(sent.map((l) => [l.method, l.keySource])).toEqual([['pgp', 'import'], ['pgp', 'import']]);
+  });
+
+  it('encryption that fails is never replaced by clear text: portal when the decision allows it, else deferred with the reason', async () => {
+    const before = mx.messages.length;
+    const raw = testMessage({ from: 'dr@client.test', subject: 'Confidential', body: 'Secret body text.', extraHeaders: [FAIL_MARKER] });
+    expect((await sendMail(gw.port, { from: 'dr@client.test', to: ['a@partner.test', 'dr@strict.test'], raw })).ok).toBe(true);
+    const moved = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'a@partner.test' && l.method === 'portal');
+    expect(String(moved.response)).toMatch(/OpenPGP encryption to [0-9A-F]{40} failed: simulated library failure/);
+    const deferred = await gw.waitForLog((l) => l.event === 'delivery.deferred' && l.to === 'dr@strict.test');
+    expect(deferred).toMatchObject({ dsn: '4.7.5', category: 'protect', method: 'pgp' });
+    expect(String(deferred.response)).toMatch(/failed: simulated library failure; not sent in clear$/);
+    expect(gw.events('protect.failed').length).toBeGreaterThanOrEqual(2);
+    await mx.waitFor(before + 1); // the portal notice to a@partner.test
+    expect(mx.messages.slice(before).map((m) => m.raw.toString('latin1')).join()).not.toContain('Secret body text.');
+  });
+
+  it('S/MIME is not used above protect.smime.maxSize: the next method (the portal) is, and the log says why', async () => {
+    const r = await sendMail(gw.port, { from: 'dr@client.test', to: ['dr@big.test'], raw: testMessage({ from: 'dr@client.test', body: 'x'.repeat(40_000) }) });
+    expect(r.ok).toBe(true);
+    const sent = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'dr@big.test');
+    expect(sent).toMatchObject({ method: 'portal' });
+    expect(gw.events('keys.skipped').find((l) => l.address === 'dr@big.test')?.reason).toMatch(/above protect\.smime\.maxSize \(16384\)/);
+  });
+
+  it('a 25 MB message (its own spool file, read as a stream to sign and to send) arrives with a signature that verifies', async () => {
+    const line = 'Twenty-five megabytes of lines that DKIM hashes as they stream past.\r\n';
+    const body = line.repeat(Math.ceil((25 * 1024 * 1024) / line.length));
+    expect((await sendMail(gw.port, { from: 'dr@client.test', to: ['dr@client.test'], raw: testMessage({ from: 'dr@client.test', body }) })).ok).toBe(true);
+    await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'dr@client.test', 60_000);
+    const got = mx.messages.find((m) => m.rcptTo.includes('dr@client.test'))!;
+    expect(got.raw.length).toBeGreaterThan(25 * 1024 * 1024);
+    expect((await mailauthVerify(got.raw, [dkim])).map((x) => x.status)).toEqual(['pass']);
+  });
+});
