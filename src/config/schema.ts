@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { parseDuration, parseSize } from './units.js';
 import { parseCidr } from '../ingress/cidr.js';
 import { isPasswordHash } from '../ingress/password-hash.js';
+import { subscriptionProblem } from '../events/webhooks-events.js';
 
 /** "5m", "1h", "250ms" or plain milliseconds → milliseconds. */
 const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
@@ -504,6 +505,38 @@ export const configSchema = z.strictObject({
       probeInterval: duration.default(5000).refine((ms) => ms >= 100, { message: 'must be at least 100ms' }),
     })
     .prefault({}),
+  /** The hash-chained audit trail under <dataDir>/audit (README "Audit trail, tracking and webhooks"). */
+  audit: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Records of events within this window share one write and one flush to disk. */
+      flushInterval: duration.default(50).refine((ms) => ms >= 1 && ms <= 10_000, { message: 'between 1ms and 10s' }),
+    })
+    .prefault({}),
+  /** Signed HTTP callbacks, kept in an outbox under <dataDir>/webhooks until the receiver answers 2xx. */
+  webhooks: z
+    .array(
+      z.strictObject({
+        url: z.url().refine((u) => /^https?:\/\//.test(u), { message: 'must be an http:// or https:// URL' }),
+        /** Webhook names or event codes, globs allowed: delivered, portal.opened, delivery.*, *. */
+        events: z.array(z.string().min(1).superRefine((p, ctx) => {
+          const problem = subscriptionProblem(p);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })).min(1),
+        /** HMAC-SHA256 key of the Postern-Signature header; put it in ${env:...} or ${file:...}. */
+        secret: z.string().min(16, { message: 'at least 16 characters (use ${env:NAME} or ${file:PATH})' }),
+        timeout: duration.default(10_000),
+        retry: z
+          .strictObject({
+            initialDelay: duration.default(5000),
+            maxDelay: duration.default(600_000),
+            /** A delivery still failing this long after its event is given up (logged as webhook.gave-up). */
+            giveUpAfter: duration.default(86_400_000),
+          })
+          .prefault({}),
+      }),
+    )
+    .default([]),
 });
 
 export type PosternConfig = z.output<typeof configSchema>;

@@ -56,6 +56,14 @@ export const EVENTS = {
   portalExpired: 'portal.expired',
   portalListen: 'portal.listen',
   portalReset: 'portal.reset',
+  auditFailed: 'audit.failed',
+  /** Written into the audit trail itself: records it could not keep (its writes failed for too long). */
+  auditGap: 'audit.gap',
+  /** Written into the audit trail itself: at start-up its end did not match its head (records removed). */
+  auditTruncated: 'audit.truncated',
+  webhookDelivered: 'webhook.delivered',
+  webhookFailed: 'webhook.failed',
+  webhookGaveUp: 'webhook.gave-up',
 } as const;
 
 export type EventCode = (typeof EVENTS)[keyof typeof EVENTS];

@@ -117,6 +117,8 @@ describe('defaults of a minimal config', () => {
       },
       admin: { enabled: true, listen: { host: '127.0.0.1', port: 9025 }, tls: { enabled: false }, apiKeys: [], users: [], metricsAuth: false },
       health: { diskFullPercent: 95, diskMinFree: 1024 * 1024 * 1024, probeInterval: 5000 },
+      audit: { enabled: true, flushInterval: 50 },
+      webhooks: [],
     });
   });
 

@@ -1,0 +1,82 @@
+import { join } from 'node:path';
+import { GroupCommit } from './audit-batch.js';
+import type { AuditEntry } from './audit-chain.js';
+import { isAudited } from './audit-events.js';
+import { sanitizeFields } from './audit-sanitize.js';
+import { AuditWriter } from './audit-writer.js';
+import type { EventBus } from './bus.js';
+import { EVENTS, type Logger } from './logger.js';
+
+export interface AuditTrail {
+  /** Resolves once every event published so far is on disk. */
+  flush(): Promise<void>;
+  /** Stops listening, writes what is left. */
+  close(): Promise<void>;
+}
+
+export interface AuditTrailOptions {
+  dataDir: string;
+  /** The worker process's spool shard (each writes its own chain), or a name such as "cli". */
+  shard: number | string;
+  bus: EventBus;
+  logger: Logger;
+  /** Group commit window (config audit.flushInterval). */
+  flushInterval?: number;
+  /** Files are started anew at this size (and each UTC day); default 64 MB. */
+  maxFileBytes?: number;
+}
+
+/** Records held in memory while the disk refuses writes; beyond this they are counted, then noted as a gap. */
+const MAX_PENDING = 100_000;
+
+export const auditShardDir = (dataDir: string, shard: number | string) => join(dataDir, 'audit', String(shard));
+
+/**
+ * The audit trail: every audited event on the bus becomes a hash-chained record under
+ * <dataDir>/audit/<shard>/, written in batches with one fdatasync each. The bus listener
+ * only copies the (sanitised) fields into memory, so mail never waits for the disk.
+ */
+export async function startAuditTrail(o: AuditTrailOptions): Promise<AuditTrail> {
+  const log = o.logger.child({ component: 'audit' });
+  const writer = await AuditWriter.open(auditShardDir(o.dataDir, o.shard), { maxFileBytes: o.maxFileBytes });
+  const batches = new GroupCommit<AuditEntry>((batch) => writer.append(batch), {
+    intervalMs: o.flushInterval ?? 50,
+    maxBatch: 2000,
+    maxPending: MAX_PENDING,
+    onError(err, failures) {
+      // Once, then now and then: a failing disk must not flood the log.
+      if (failures === 1 || failures % 50 === 0) log.error({ event: EVENTS.auditFailed, err: err.message, failures, pending: batches.pending }, 'audit trail write failed; records are kept in memory and retried');
+    },
+  });
+  let dropped = 0;
+  const unsubscribe = o.bus.subscribe((e) => {
+    if (!isAudited(e.event)) return;
+    if (dropped && batches.push({ time: e.time, event: EVENTS.auditGap, fields: { dropped } })) dropped = 0;
+    if (!batches.push({ time: e.time, event: e.event, fields: sanitizeFields(e.fields) })) dropped++;
+  });
+  return {
+    flush: () => batches.flush(),
+    async close() {
+      unsubscribe();
+      try {
+        await batches.close();
+      } finally {
+        await writer.close();
+      }
+    },
+  };
+}
+
+/**
+ * For command-line tools that change things outside a running gateway (e.g. `postern
+ * portal revoke`): appends events to the "cli" chain and returns once they are durable.
+ * Concurrent commands wait for each other on the chain's lock.
+ */
+export async function recordAuditEvents(dataDir: string, events: { event: string; fields: Record<string, unknown> }[]): Promise<void> {
+  const writer = await AuditWriter.open(auditShardDir(dataDir, 'cli'), { lockWaitMs: 30_000 });
+  try {
+    await writer.append(events.map((e) => ({ time: Date.now(), event: e.event, fields: sanitizeFields(e.fields) })));
+  } finally {
+    await writer.close();
+  }
+}
