@@ -106,6 +106,8 @@ export class Planner {
         {
           event: EVENTS.inspected,
           queueId: envelope.id,
+          // The Message-ID header: `postern trace <message-id>` finds the message by it.
+          messageId: facts.messageId,
           parts: facts.parts,
           attachments: facts.attachments.length,
           detectors: facts.detectors.hits.map((h) => ({ detector: h.detector, count: h.count })),
