@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { startOperations, type Operations } from './api/operations.js';
 import type { PosternConfig } from './config/schema.js';
 import { DeliveryDns } from './deliver/dns.js';
 import { DomainSender } from './deliver/domain-sender.js';
@@ -31,6 +32,9 @@ export interface Gateway {
   /** The portal's HTTPS port, when the portal is on. */
   portalPort?: number | undefined;
   queue: QueueBackend;
+  /** Readiness, metrics and the admin side of the queue (for the admin listener, src/api). */
+  operations: Operations;
+  dataDir: string;
   /** Graceful stop: refuse new work, finish what is in flight until the deadline. */
   stop(): Promise<{ clean: boolean }>;
 }
@@ -88,12 +92,15 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
     settler: new Settler(config, queue, deliveryLog),
     portal: portal?.delivery,
   }, logger);
-  const ingress = new Ingress({ config, logger, queue, cert });
+  // Connection counts are read at scrape time, once ingress exists.
+  const operations = await startOperations({ config, dataDir, shard, queue, logger, connections: () => ingress.connections });
+  const ingress = new Ingress({ config, logger, queue, cert, isReady: operations.health.gate });
 
   let smtp: { host: string; port: number }[];
   try {
     smtp = await ingress.start();
   } catch (err) {
+    operations.close();
     await ingress.close();
     await queue.close();
     throw err;
@@ -113,10 +120,11 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
       policies.close();
       await web?.close();
       await ingress.close();
+      operations.close();
       await queue.close();
       const clean = ingressIdle && deliveriesDone;
       logger.info({ event: EVENTS.stopped, clean }, clean ? 'stopped' : 'stopped at the deadline; unfinished work stays queued');
       return { clean };
     })());
-  return { smtp, queue, stop, portalPort: web?.port };
+  return { smtp, queue, operations, dataDir, stop, portalPort: web?.port };
 }

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { checkConfigCommand } from './check-config.js';
 import { startCommand } from './start.js';
 import { hashPasswordCommand } from './hash-password.js';
+import { hashApiKeyCommand } from './hash-api-key.js';
 import { policyCheckCommand, policyExplainCommand } from './policy.js';
 import { portalListCommand, portalRevokeCommand, portalRotateCommand } from './portal.js';
 import { keysImportCommand, keysListCommand, keysRemoveCommand, keysShowCommand } from './keys.js';
@@ -28,8 +29,14 @@ export async function runCli(argv: string[]): Promise<void> {
 
   program
     .command('hash-password')
-    .description('read a password on stdin and print the scrypt hash for smtp.auth.users[].passwordHash')
+    .description('read a password on stdin and print the scrypt hash for smtp.auth.users[].passwordHash (and admin.users[].passwordHash)')
     .action(() => hashPasswordCommand());
+
+  program
+    .command('hash-api-key')
+    .description('read an API key on stdin (or make one with --generate) and print the scrypt hash for admin.apiKeys[].hash')
+    .option('--generate', 'make a new random key and print it with its hash')
+    .action((opts: { generate?: boolean }) => hashApiKeyCommand(opts));
 
   const policy = program.command('policy').description('per-recipient policy: explain decisions, check a policy file');
   policy

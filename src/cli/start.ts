@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { startAdminListener } from '../api/start.js';
 import { runPrimary, SHARD_ENV, type WorkerMessage } from '../cluster/primary.js';
 import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
@@ -27,10 +28,19 @@ export async function startCommand(explicit: string | undefined): Promise<void> 
   const shard = cluster.isWorker ? Number(process.env[SHARD_ENV] ?? 0) : 0;
   const logger = cluster.isWorker ? createLogger(config.log.level).child({ shard }) : createLogger(config.log.level);
   const gateway = await startGateway(config, logger, { shard }).catch((err: Error) => fail(logger, err));
+  // One process serves its own admin listener; in a cluster the primary does (src/cluster/primary.ts).
+  const admin = cluster.isWorker
+    ? undefined
+    : await startAdminListener(config, gateway.dataDir, gateway.operations.sources, logger).catch(async (err: Error) => {
+        await gateway.stop();
+        return fail(logger, err);
+      });
   if (cluster.isWorker) process.send?.({ type: 'ready', smtp: gateway.smtp } satisfies WorkerMessage);
   const shutdown = (signal: string) => {
     logger.info({ event: EVENTS.stopping, signal }, 'signal received');
-    void gateway.stop().then(() => {
+    // The admin listener stays up while the gateway drains, so monitoring sees the stop.
+    void gateway.stop().then(async () => {
+      await admin?.close();
       logger.flush();
       setTimeout(() => process.exit(0), 50);
     });

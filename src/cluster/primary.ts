@@ -1,5 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { resolve } from 'node:path';
+import { ClusterSources } from '../api/cluster-ops.js';
+import { startAdminListener, type AdminListener } from '../api/start.js';
 import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { adoptOrphanShards } from '../queue/fs/shards.js';
@@ -15,6 +17,7 @@ export type WorkerMessage = { type: 'ready'; smtp: { host: string; port: number 
  * connections: SCHED_NONE, no hand-off through this process). Each worker owns spool
  * shard n; a worker that dies is started again on the same shard, which recovers what it
  * had queued. SIGTERM/SIGINT are passed on and the primary exits once all have stopped.
+ * The admin listener runs here, asking the ready workers over IPC (src/api/cluster-ops.ts).
  */
 export async function runPrimary(config: PosternConfig, logger: Logger, count: number): Promise<void> {
   const dataDir = resolve(config.dataDir);
@@ -25,13 +28,29 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
 
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   const shards = new Map<Worker, number>();
+  /** Workers that said ready: only they answer admin requests (one still starting would time out). */
+  const ready = new Set<Worker>();
   let stopping = false;
   let readyCount = 0;
+
+  const sources = new ClusterSources(() => [...ready].flatMap((worker) => (shards.has(worker) ? [{ worker, shard: shards.get(worker) as number }] : [])));
+  let admin: AdminListener | undefined;
+  try {
+    admin = await startAdminListener(config, dataDir, sources, logger);
+  } catch (err) {
+    sources.close();
+    throw err;
+  }
+  const closeAdmin = async () => {
+    await admin?.close().catch(() => undefined);
+    sources.close();
+  };
 
   const fork = (shard: number) => {
     const worker = cluster.fork({ [SHARD_ENV]: String(shard) });
     shards.set(worker, shard);
     worker.on('message', (msg: WorkerMessage) => {
+      if (msg?.type === 'ready') ready.add(worker);
       if (msg?.type === 'ready' && ++readyCount === count) logger.info({ event: EVENTS.ready, smtp: msg.smtp, workers: count }, 'Postern ready');
       // A worker that cannot start (port taken, spool locked) would fail the same way
       // again: give up as a single process would, instead of restarting it forever.
@@ -42,11 +61,14 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
   cluster.on('exit', (worker, code, signal) => {
     const shard = shards.get(worker);
     shards.delete(worker);
+    ready.delete(worker);
     if (stopping) {
       if (shards.size === 0 && process.exitCode !== 1) {
         logger.info({ event: EVENTS.stopped }, 'all workers stopped');
-        logger.flush();
-        setTimeout(() => process.exit(0), 50);
+        void closeAdmin().finally(() => {
+          logger.flush();
+          setTimeout(() => process.exit(0), 50);
+        });
       }
       return;
     }
@@ -71,7 +93,7 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
     stopping = true;
     logger.info({ event: EVENTS.stopping, signal, workers: shards.size }, 'stopping workers');
     for (const worker of shards.keys()) worker.process.kill('SIGTERM');
-    if (shards.size === 0) process.exit(0);
+    if (shards.size === 0) void closeAdmin().finally(() => process.exit(0));
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

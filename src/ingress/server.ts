@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerAuthenticationResponse } from 'smtp-server';
 import type { PosternConfig, AuthUser, ClientRule } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
@@ -17,11 +18,23 @@ interface SessionContext {
   ip: string;
 }
 
+/** What the readiness checks (src/events/health.ts) say now; code 452 means storage is short. */
+export interface Readiness {
+  ready: boolean;
+  code?: 451 | 452 | undefined;
+  reason: string;
+}
+
 export interface IngressOptions {
   config: PosternConfig;
   logger: Logger;
   queue: QueueBackend;
   cert: { cert: string; key: string };
+  /**
+   * Asked at MAIL FROM, RCPT TO and DATA: while not ready, new mail gets 451 4.3.0 (or
+   * 452 4.3.1 for insufficient storage) instead of a 250 the gateway could not stand by.
+   */
+  isReady?: (() => Readiness) | undefined;
 }
 
 /** The SMTP listener: authorises the relay client, applies limits and guards, spools. */
@@ -34,6 +47,8 @@ export class Ingress {
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private readonly log: Logger;
+  /** Connections taken and turned away at connect (metrics read these at scrape time). */
+  readonly connections = { accepted: 0, rejected: 0 };
 
   constructor(private readonly opts: IngressOptions) {
     applyPatches();
@@ -127,7 +142,11 @@ export class Ingress {
       allowInsecureAuth: false,
       disabledCommands: this.authorizer.authEnabled ? [] : ['AUTH'],
       logger: false,
-      onConnect: (session, cb) => cb(this.onConnect(session)),
+      onConnect: (session, cb) => {
+        const refused = this.onConnect(session);
+        this.connections[refused ? 'rejected' : 'accepted']++;
+        cb(refused);
+      },
       // AUTH is offered only inside TLS: credentials never cross the wire in clear.
       onSecure: (_socket, session, cb) => {
         session.disabledCommands = this.authorizer.authEnabled ? [] : ['AUTH'];
@@ -200,6 +219,8 @@ export class Ingress {
       return err;
     };
     if (this.draining) return reject(reply(421, '4.3.2', 'Service shutting down, try again later'), 'shutting down');
+    const notReady = this.notReady();
+    if (notReady) return reject(notReady.err, notReady.reason);
     if (ctx.client?.requireTls && !session.secure) {
       return reject(reply(530, '5.7.0', 'Must issue a STARTTLS command first'), 'TLS required for this client');
     }
@@ -220,13 +241,34 @@ export class Ingress {
     if (!ctx.client && !ctx.authUser) {
       return reject(reply(550, '5.7.1', 'Relay access denied: client is not authorised'), 'relay denied');
     }
+    const notReady = this.notReady();
+    if (notReady) return reject(notReady.err, notReady.reason);
     const form = relayFormOf(address) ?? relayTestForm(address.address);
     if (form) return reject(reply(550, '5.7.1', `Relay access denied: ${form} addresses are not accepted`), `relay-test address (${form})`);
     return null;
   }
 
+  /** The reply for new mail while the gateway is not ready, or undefined when it is. */
+  private notReady(): { err: SmtpReplyError; reason: string } | undefined {
+    const r = this.opts.isReady?.();
+    if (!r || r.ready) return undefined;
+    const err =
+      r.code === 452
+        ? reply(452, '4.3.1', 'Insufficient system storage, try again later')
+        : reply(451, '4.3.0', 'Temporary local problem, try again later');
+    return { err, reason: `not ready: ${r.reason}` };
+  }
+
   private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
     const ctx = this.sessions.get(session.id);
+    // Readiness may have gone between RCPT and DATA: take the body, keep nothing, refuse.
+    const notReady = this.notReady();
+    if (notReady) {
+      stream.resume();
+      if (!stream.readableEnded) await once(stream, 'end');
+      this.log.warn({ event: EVENTS.smtpReject, sessionId: session.id, ip: ctx?.ip, stage: 'data', code: notReady.err.responseCode, reason: notReady.reason }, notReady.reason);
+      throw notReady.err;
+    }
     this.inFlight++;
     try {
       const client: ClientInfo = {

@@ -39,6 +39,11 @@ export interface QueueBackend {
    * time until it is saved, removed or released.
    */
   lease(now: number, limit: number): Promise<QueuedMessage[]>;
+  /**
+   * Leases one message by id when it is queued and nobody holds it (admin changes: retry
+   * now, delete). The caller then saves, removes or releases it, as the worker does.
+   */
+  claim?(id: string): Promise<QueuedMessage | undefined>;
   /** Gives a leased message back untouched (e.g. on shutdown). */
   release(id: string): Promise<void>;
   /** Durably records recipient progress and releases the lease. */

@@ -35,6 +35,8 @@ export function testConfigInput(dataDir: string, overrides: Record<string, unkno
     shutdown: { timeout: '5s' },
     policy: { file: RELAY_POLICY },
     portal: { listen: '127.0.0.1:0' },
+    // A free port: test files run in parallel and must not fight over 9025.
+    admin: { listen: '127.0.0.1:0' },
   };
   return deepMerge(base, overrides);
 }

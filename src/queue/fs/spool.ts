@@ -186,6 +186,15 @@ export class FsSpool implements QueueBackend, SpoolSink {
     return out;
   }
 
+  async claim(id: string): Promise<QueuedMessage | undefined> {
+    const entry = this.index.get(id);
+    if (!entry || entry.leased) return undefined;
+    // Its heap entry stays: lease() skips leased entries, and save/release push it again.
+    entry.leased = true;
+    this.leasedCount++;
+    return { envelope: entry.envelope, state: cloneState(entry.state) };
+  }
+
   async release(id: string): Promise<void> {
     const entry = this.index.get(id);
     if (!entry?.leased) return;

@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import type { PosternConfig } from '../config/schema.js';
+import { verifyPassword } from '../ingress/password-hash.js';
+
+export type Role = PosternConfig['admin']['apiKeys'][number]['role'];
+
+/** Each role may do what the ones before it may. */
+export const ROLES: readonly Role[] = ['read-only', 'operator', 'admin'];
+export const roleAllows = (has: Role, needs: Role) => ROLES.indexOf(has) >= ROLES.indexOf(needs);
+
+export interface Principal {
+  name: string;
+  role: Role;
+  via: 'api-key' | 'basic';
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The least role a route needs; routes without one (health, the document) are open. */
+    role?: Role;
+  }
+  interface FastifyRequest {
+    principal?: Principal | undefined;
+  }
+}
+
+/** Remembered successes: scrypt takes a noticeable slice of CPU and memory per check. */
+const CACHE_MS = 5 * 60_000;
+const CACHE_MAX = 1000;
+/** At most this many scrypt checks at once: a flood of wrong credentials cannot exhaust memory. */
+const CONCURRENT_CHECKS = 2;
+
+const digest = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/**
+ * Checks X-API-Key and HTTP Basic credentials against the scrypt hashes in admin.apiKeys
+ * and admin.users. Only a digest of a credential that passed is kept in memory, for a
+ * few minutes, so a busy client does not pay for scrypt on every call.
+ */
+export class Authenticator {
+  private readonly cache = new Map<string, { principal: Principal; until: number }>();
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly admin: PosternConfig['admin']) {}
+
+  /** The principal, undefined for wrong or missing credentials. */
+  async authenticate(headers: { 'x-api-key'?: string | string[] | undefined; authorization?: string | undefined }): Promise<Principal | undefined> {
+    const key = headers['x-api-key'];
+    if (typeof key === 'string' && key) {
+      return this.cached(`k:${key}`, async () => {
+        for (const k of this.admin.apiKeys) if (await this.verify(key, k.hash)) return { name: k.name, role: k.role, via: 'api-key' };
+        return undefined;
+      });
+    }
+    const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(headers.authorization ?? '');
+    if (!basic) return undefined;
+    const decoded = Buffer.from(basic[1] as string, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 1) return undefined;
+    const name = decoded.slice(0, colon);
+    const password = decoded.slice(colon + 1);
+    const user = this.admin.users.find((u) => u.name === name);
+    if (!user) return undefined;
+    return this.cached(`b:${decoded}`, async () => ((await this.verify(password, user.passwordHash)) ? { name: user.name, role: user.role, via: 'basic' } : undefined));
+  }
+
+  private async cached(credential: string, check: () => Promise<Principal | undefined>): Promise<Principal | undefined> {
+    const hex = digest(credential);
+    const hit = this.cache.get(hex);
+    if (hit && hit.until > Date.now()) return hit.principal;
+    this.cache.delete(hex);
+    const principal = await check();
+    if (principal) {
+      if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value as string);
+      this.cache.set(hex, { principal, until: Date.now() + CACHE_MS });
+    }
+    return principal;
+  }
+
+  private async verify(secret: string, hash: string): Promise<boolean> {
+    // A finishing check hands its slot straight to the next one waiting.
+    if (this.active >= CONCURRENT_CHECKS) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.active++;
+    try {
+      return await verifyPassword(secret, hash);
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+}

@@ -1,0 +1,118 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { openArchive, withAdminChain } from '../../archive/admin.js';
+import { exportMbox } from '../../archive/export-mbox.js';
+import { exportZip } from '../../archive/export-zip.js';
+import { addHold, releaseHold } from '../../archive/hold-log.js';
+import { searchArchive, type SearchQuery } from '../../archive/search.js';
+import { parseDate } from '../../cli/archive.js';
+import { actorOf, apiError, type ApiContext } from '../context.js';
+import { anyObject, errorSchema, guarded, reasonSchema } from '../schemas.js';
+
+const tags = ['archive'];
+
+type Filters = Partial<Record<'since' | 'until' | 'participant' | 'sender' | 'recipient' | 'subject' | 'messageId' | 'keyword', string>>;
+
+const filterProperties = {
+  since: { type: 'string', description: 'received on or after (2025-01-31 or an ISO date-time)' },
+  until: { type: 'string', description: 'received on or before (a bare date includes that whole day)' },
+  participant: { type: 'string', description: 'sender or any recipient; * matches any run of characters' },
+  sender: { type: 'string' },
+  recipient: { type: 'string' },
+  subject: { type: 'string', description: 'part of the subject, case-insensitive' },
+  messageId: { type: 'string' },
+  keyword: { type: 'string', description: 'in the decrypted text (bounded by archive.searchLimits)' },
+} as const;
+
+/** Bad dates are the caller's mistake: 400, not 500. */
+function queryOf(f: Filters): SearchQuery {
+  try {
+    return { ...f, since: parseDate(f.since, false, 'since'), until: parseDate(f.until, true, 'until') };
+  } catch (err) {
+    throw apiError(400, (err as Error).message);
+  }
+}
+
+const holdBody = {
+  type: 'object',
+  properties: { reason: reasonSchema, custodian: { type: 'string' }, since: filterProperties.since, until: filterProperties.until, keyword: { type: 'string' } },
+  required: ['reason'],
+  additionalProperties: false,
+} as const;
+
+/** Search, export and legal holds of the compliance archive (src/archive), as the CLI does them. */
+export function archiveRoutes(app: FastifyInstance, { config, dataDir }: ApiContext): void {
+  const open = () => openArchive(config, dataDir);
+
+  app.get<{ Querystring: Filters }>(
+    '/archive/search',
+    guarded('read-only', { summary: 'Find archived messages (metadata only, no content)', tags, querystring: { type: 'object', properties: filterProperties }, response: { 200: anyObject, 400: errorSchema } }),
+    async (req) => {
+      const r = await searchArchive((await open()).reader, queryOf(req.query), config.archive.searchLimits);
+      return { hits: r.hits.map((h) => h.meta), examined: r.examined, keyword: r.keyword, unreadable: r.unreadable };
+    },
+  );
+
+  app.get<{ Querystring: Filters & { format: 'mbox' | 'zip' } }>(
+    '/archive/export',
+    guarded('admin', {
+      summary: 'Export what a search finds: mbox (mboxrd) or zip of .eml with a SHA-256 manifest',
+      description: 'Hands out message content: admin only.',
+      tags,
+      querystring: { type: 'object', properties: { format: { type: 'string', enum: ['mbox', 'zip'] }, ...filterProperties }, required: ['format'] },
+      response: { 200: { description: 'the export file', content: { 'application/mbox': { schema: { type: 'string' } }, 'application/zip': { schema: { type: 'string', contentMediaType: 'application/zip' } } } }, 400: errorSchema },
+    }),
+    async (req, reply) => {
+      const { reader } = await open();
+      const r = await searchArchive(reader, queryOf(req.query), config.archive.searchLimits);
+      const dir = await mkdtemp(join(tmpdir(), 'postern-export-'));
+      const file = join(dir, `export.${req.query.format}`);
+      try {
+        const { count } = req.query.format === 'mbox' ? await exportMbox(reader, r.hits, file) : await exportZip(reader, r.hits, file);
+        reply.raw.once('close', () => void rm(dir, { recursive: true, force: true }));
+        return reply
+          .type(req.query.format === 'mbox' ? 'application/mbox' : 'application/zip')
+          .header('content-disposition', `attachment; filename="postern-archive.${req.query.format}"`)
+          .header('x-postern-count', String(count))
+          .send(createReadStream(file));
+      } catch (err) {
+        await rm(dir, { recursive: true, force: true });
+        throw err;
+      }
+    },
+  );
+
+  app.get('/archive/holds', guarded('read-only', { summary: 'Legal holds, active and released', tags, response: { 200: { type: 'object', properties: { holds: { type: 'array', items: anyObject } } } } }), async () => {
+    const { holds } = await (await open()).reader.adminState();
+    return { holds: [...holds.values()] };
+  });
+
+  app.post<{ Body: { reason: string; custodian?: string; since?: string; until?: string; keyword?: string } }>(
+    '/archive/holds',
+    guarded('admin', { summary: 'Place a legal hold (custodian, date range and/or keyword; all given must match)', tags, body: holdBody, response: { 200: anyObject, 400: errorSchema } }),
+    async (req) => {
+      const { custodian, keyword, reason } = req.body;
+      const { since, until } = queryOf(req.body);
+      const { layout } = await open();
+      return withAdminChain(layout, (chain) => addHold(chain, { custodian, since, until, keyword }, reason, actorOf(req))).catch((err: Error) => Promise.reject(apiError(400, err.message)));
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { reason: string } }>(
+    '/archive/holds/:id/release',
+    guarded('admin', {
+      summary: 'Release a legal hold; its items follow their retention again',
+      tags,
+      params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+      body: { type: 'object', properties: { reason: reasonSchema }, required: ['reason'], additionalProperties: false },
+      response: { 200: anyObject, 400: errorSchema },
+    }),
+    async (req) => {
+      const { reader, layout } = await open();
+      return withAdminChain(layout, async (chain) => releaseHold(chain, await reader.adminState(), req.params.id, req.body.reason, actorOf(req))).catch((err: Error) => Promise.reject(apiError(400, err.message)));
+    },
+  );
+}

@@ -1,0 +1,68 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { ConfigError } from '../../config/load.js';
+import { inspectMessage } from '../../inspect/inspector.js';
+import { decide } from '../../policy/evaluate.js';
+import { DEFAULT_POLICY, parsePolicyText } from '../../policy/store.js';
+import type { Policy } from '../../policy/schema.js';
+import type { MessageFacts } from '../../types.js';
+import { apiError, type ApiContext } from '../context.js';
+import { anyObject, errorSchema, guarded } from '../schemas.js';
+
+interface ExplainBody {
+  from: string;
+  to: string[];
+  subject?: string;
+  /** A whole message (RFC 5322 text) to inspect: detectors, headers, subject. */
+  message?: string;
+}
+
+/** The policy file the gateway runs with, read now (so the answer follows hot reloads). */
+async function currentPolicy(file: string | undefined): Promise<{ policy: Policy; file?: string | undefined }> {
+  const path = file ?? (existsSync('config/policy.yaml') ? 'config/policy.yaml' : undefined);
+  if (!path) return { policy: DEFAULT_POLICY };
+  try {
+    return { policy: parsePolicyText(await readFile(path, 'utf8'), path), file: resolve(path) };
+  } catch (err) {
+    if (err instanceof ConfigError) throw apiError(500, `the policy file does not validate: ${err.message}`);
+    throw apiError(500, `cannot read the policy file ${path}: ${(err as Error).message}`);
+  }
+}
+
+export function policyRoutes(app: FastifyInstance, { config }: ApiContext): void {
+  app.post<{ Body: ExplainBody }>(
+    '/policy/explain',
+    guarded('read-only', {
+      summary: "Each recipient's decision, the rule that chose it and why, without sending anything",
+      tags: ['policy'],
+      body: {
+        type: 'object',
+        properties: {
+          from: { type: 'string' },
+          to: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: 1000 },
+          subject: { type: 'string' },
+          message: { type: 'string', description: 'a whole message to inspect (overridden by subject when both are given)' },
+        },
+        required: ['from', 'to'],
+        additionalProperties: false,
+      },
+      response: { 200: anyObject, 500: errorSchema },
+    }),
+    async (req) => {
+      const { policy, file } = await currentPolicy(config.policy.file);
+      const b = req.body;
+      let facts: Pick<MessageFacts, 'subject' | 'headers' | 'detectors' | 'size' | 'error'>;
+      if (b.message !== undefined) {
+        const raw = Buffer.from(b.message, 'utf8');
+        facts = await inspectMessage(raw, raw.length, policy.detectors);
+        if (b.subject !== undefined) facts = { ...facts, subject: b.subject };
+      } else {
+        facts = { subject: b.subject ?? '', headers: {}, detectors: { hits: [], score: 0, categories: [] }, size: 0 };
+      }
+      const decisions = facts.error ? [] : decide(policy, { sender: b.from, recipients: b.to, facts });
+      return { policyFile: file ?? '(built-in default)', subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, onInspectError: facts.error ? policy.onInspectError : undefined, decisions };
+    },
+  );
+}

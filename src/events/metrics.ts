@@ -1,0 +1,136 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ARCHIVE_EVENTS } from '../archive/events.js';
+import type { QueueStats } from '../queue/backend.js';
+import type { BusEvent, EventBus } from './bus.js';
+import { EVENTS } from './logger.js';
+
+/** Logged by the webhook sender when a delivery to a subscriber finally fails. */
+export const WEBHOOK_FAILED = 'webhook.failed';
+
+/** What the gauges read at scrape time (so they are never stale and cost nothing between scrapes). */
+export interface MetricSources {
+  queue?: (() => QueueStats) | undefined;
+  /** Ingress's own counts: connections taken and turned away at connect. */
+  connections?: (() => { accepted: number; rejected: number }) | undefined;
+  ready?: (() => boolean) | undefined;
+}
+
+/** Seconds from arrival to delivery: from a prompt relay through retries up to the 5-day lifetime. */
+const DELAY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86_400, 5 * 86_400];
+
+const str = (v: unknown, fallback: string) => (typeof v === 'string' && v ? v : typeof v === 'number' ? String(v) : fallback);
+
+/**
+ * The gateway's Prometheus metrics, in a registry of its own (several gateways can run in
+ * one test process). Counters follow the event bus, so they count exactly what the logs
+ * show; gauges are read from their sources when scraped. In a worker process the primary
+ * sums the workers' registries (src/api/cluster-ops.ts): each metric says how.
+ */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly unsubscribe: () => void;
+
+  private readonly c = {
+    rejections: this.counter('postern_smtp_rejections_total', 'SMTP commands and messages Postern refused, by stage (connect, mail, rcpt, data) and reply code', ['stage', 'code']),
+    accepted: this.counter('postern_messages_accepted_total', 'Messages accepted (250 after the spool write)', []),
+    rejected: this.counter('postern_messages_rejected_total', 'Messages refused at the end of DATA, by reply code', ['code']),
+    recipients: this.counter('postern_recipients_total', 'Recipient delivery attempts by protection method and outcome (sent, deferred, bounced)', ['method', 'outcome']),
+    tls: this.counter('postern_tls_outcomes_total', 'Outbound TLS per recipient attempt, by RFC 8460 result type (success, or cleartext when none was used) and level', ['result', 'level']),
+    portalLogins: this.counter('postern_portal_logins_total', 'Successful portal logins', []),
+    portalFailures: this.counter('postern_portal_login_failures_total', 'Failed portal logins', []),
+    portalLocks: this.counter('postern_portal_locks_total', 'Portal accounts locked after repeated failures', []),
+    journalFailures: this.counter('postern_journal_failures_total', 'Journal sink failures, by sink', ['sink']),
+    webhookFailures: this.counter('postern_webhook_failures_total', 'Webhook deliveries that failed', []),
+  };
+
+  private readonly delay = new Histogram({
+    name: 'postern_delivery_delay_seconds',
+    help: 'Time from arrival to a recipient being delivered',
+    buckets: DELAY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  constructor(bus: EventBus, sources: MetricSources = {}, options: { processMetrics?: boolean } = {}) {
+    this.sourceMetrics(sources);
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.unsubscribe = bus.subscribe((e) => this.onEvent(e));
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+
+  private onEvent({ event, fields: f }: BusEvent): void {
+    switch (event) {
+      case EVENTS.queueAccepted:
+        return this.c.accepted.inc();
+      case EVENTS.smtpReject:
+      case EVENTS.queueFailed: {
+        // A storage failure is logged as queue.failed; the client was told 451.
+        const code = str(f.code, '451');
+        this.c.rejections.inc({ stage: str(f.stage, 'data'), code });
+        if (event === EVENTS.queueFailed || f.stage === 'data') this.c.rejected.inc({ code });
+        return;
+      }
+      case EVENTS.deliverySent:
+      case EVENTS.deliveryDeferred:
+      case EVENTS.deliveryBounced:
+        return this.onDelivery(f);
+      case EVENTS.portalLogin:
+        return this.c.portalLogins.inc();
+      case EVENTS.portalLoginFailed:
+        return this.c.portalFailures.inc();
+      case EVENTS.portalLocked:
+        return this.c.portalLocks.inc();
+      case ARCHIVE_EVENTS.journalFailed:
+        return this.c.journalFailures.inc({ sink: str(f.sink, 'unknown') });
+      case WEBHOOK_FAILED:
+        return this.c.webhookFailures.inc();
+    }
+  }
+
+  /** One delivery line: one recipient's attempt (src/deliver/settle.ts). */
+  private onDelivery(f: Readonly<Record<string, unknown>>): void {
+    const outcome = str(f.status, 'unknown');
+    this.c.recipients.inc({ method: str(f.method, 'none'), outcome });
+    const tls = f.tls as { level?: unknown; version?: unknown; failure?: unknown } | undefined;
+    if (tls) this.c.tls.inc({ result: str(tls.failure, tls.version ? 'success' : 'cleartext'), level: str(tls.level, 'unknown') });
+    const queued = (f.delays as { queued?: unknown } | undefined)?.queued;
+    if (outcome === 'sent' && typeof queued === 'number') this.delay.observe(queued / 1000);
+  }
+
+  private sourceMetrics(s: MetricSources): void {
+    const registers = [this.registry];
+    if (s.connections) {
+      const read = s.connections;
+      new Counter({
+        name: 'postern_smtp_connections_total',
+        help: 'SMTP connections, accepted or rejected at connect',
+        labelNames: ['result'],
+        registers,
+        collect() {
+          const now = read();
+          this.reset();
+          this.inc({ result: 'accepted' }, now.accepted);
+          this.inc({ result: 'rejected' }, now.rejected);
+        },
+      });
+    }
+    if (s.queue) {
+      const stats = s.queue;
+      const gauge = (name: string, help: string, value: (q: QueueStats) => number, aggregator: 'sum' | 'max' = 'sum') =>
+        new Gauge({ name, help, registers, aggregator, collect() { this.set(value(stats())); } });
+      gauge('postern_queue_messages', 'Messages in the queue', (q) => q.depth);
+      gauge('postern_queue_leased_messages', 'Messages being delivered right now', (q) => q.leased);
+      gauge('postern_queue_oldest_message_age_seconds', 'Age of the oldest queued message (0 when empty)', (q) => (q.oldestReceivedAt === undefined ? 0 : Math.max(0, (Date.now() - q.oldestReceivedAt) / 1000)), 'max');
+    }
+    if (s.ready) {
+      const ready = s.ready;
+      new Gauge({ name: 'postern_ready', help: '1 when ready to accept mail (every worker, in a cluster), else 0', registers, aggregator: 'min', collect() { this.set(ready() ? 1 : 0); } });
+    }
+  }
+
+  private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+}
