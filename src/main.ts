@@ -11,6 +11,7 @@ import { VariantBuilder } from './deliver/variant.js';
 import { DeliveryWorker } from './deliver/worker.js';
 import { EVENTS, type Logger } from './events/logger.js';
 import { Ingress } from './ingress/server.js';
+import { Harvester } from './keys/harvest.js';
 import { startKeys } from './keys/start.js';
 import type { MethodAvailability } from './policy/evaluate.js';
 import { Planner } from './policy/planner.js';
@@ -91,6 +92,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
     sender: new DomainSender(router, pool, deliveryLog, mtaSts),
     settler: new Settler(config, queue, deliveryLog),
     portal: portal?.delivery,
+    harvest: config.keys.harvest ? { harvester: new Harvester(keys.store, keys.smimeTrust, logger.child({ component: 'keys' }), keys.crls.check), maxSize: config.protect.smime.maxSize } : undefined,
   }, logger);
   // Connection counts are read at scrape time, once ingress exists.
   const operations = await startOperations({ config, dataDir, shard, queue, logger, connections: () => ingress.connections });

@@ -5,6 +5,7 @@ import type { PortalDelivery } from '../portal/deliver.js';
 import type { QueueBackend } from '../queue/backend.js';
 import type { Envelope, QueuedMessage } from '../types.js';
 import type { DomainSender } from './domain-sender.js';
+import { harvestCertificates, type HarvestStep } from './harvest-step.js';
 import { localOutcomes, type Outcome } from './outcome.js';
 import type { Settler } from './settle.js';
 import { VariantError, variantsOf, type VariantBuilder, type Variant } from './variant.js';
@@ -18,6 +19,8 @@ export interface DeliveryStages {
   sender: DomainSender;
   settler: Settler;
   portal?: PortalDelivery | undefined;
+  /** keys.harvest: certificates of S/MIME-signed messages passing through. */
+  harvest?: HarvestStep | undefined;
 }
 
 /**
@@ -126,6 +129,7 @@ export class DeliveryWorker {
     const held: Outcome[] = plan.held.map((h) => ({ rcpt: h.rcpt, result: h.result, status: h.status, response: h.reason, category: h.category, diagnosticType: 'x-postern' }));
     let original: Promise<Buffer> | undefined;
     const raw = () => (original ??= this.fullBody(envelope));
+    if (this.stages.harvest) await harvestCertificates(this.stages.harvest, this.queue, envelope, state, raw, this.log);
     let sent = (await Promise.all(variantsOf(plan.groups).map((v) => this.sendVariant(envelope, v, raw)))).flat();
     const byRcpt = new Map(state.recipients.map((r) => [r.rcpt, r]));
     const fallback = sent.filter((o) => {

@@ -13,6 +13,7 @@ import { createTestCa } from '../helpers/pki.js';
 import { findProgram } from '../helpers/programs.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
+import { signEntity } from '../../src/protect/smime.js';
 
 const FAIL_MARKER = 'X-Test-Make-Encryption-Fail: yes';
 
@@ -47,7 +48,7 @@ describe('variants: shared domain keys, encryption failures, size limits, large 
       policy: { file: policy },
       smtp: { limits: { maxMessageSize: '40MB' } },
       delivery: { tls: { default: 'may' }, routes: { 'partner.test': route, 'strict.test': route, 'big.test': route, 'client.test': { nexthop: route, tls: 'none' } } },
-      keys: { discovery: ['store'], smimeTrust: [ca.caFile] },
+      keys: { discovery: ['store'], smimeTrust: [ca.caFile], harvest: true },
       protect: { smime: { maxSize: '16KB' } },
       dkim: dkimConfig([dkim]),
     });
@@ -102,12 +103,25 @@ describe('variants: shared domain keys, encryption failures, size limits, large 
     expect(gw.events('keys.skipped').find((l) => l.address === 'dr@big.test')?.reason).toMatch(/above protect\.smime\.maxSize \(16384\)/);
   });
 
+  it('keys.harvest: the certificate of an S/MIME-signed message passing through is used for mail to its owner', async () => {
+    const colleague = ca.issueSmime('colleague@big.test');
+    const entity = Buffer.from('Content-Type: text/plain; charset=utf-8\r\n\r\nSigned by a colleague.\r\n');
+    const signed = Buffer.concat([Buffer.from('From: colleague@big.test\r\nTo: dr@client.test\r\nSubject: signed\r\nMIME-Version: 1.0\r\n'), signEntity(entity, colleague)]);
+    expect((await sendMail(gw.port, { from: 'colleague@big.test', to: ['dr@client.test'], raw: signed })).ok).toBe(true);
+    const harvested = await gw.waitForLog((l) => l.event === 'keys.harvested');
+    expect(harvested).toMatchObject({ address: 'colleague@big.test' });
+    const r = await sendMail(gw.port, { from: 'dr@client.test', to: ['colleague@big.test'], raw: testMessage({ from: 'dr@client.test', to: 'colleague@big.test', body: 'Now encrypted to you.' }) });
+    expect(r.ok).toBe(true);
+    const sent = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'colleague@big.test');
+    expect(sent).toMatchObject({ method: 'smime', keySource: 'harvest', keyId: harvested.keyId });
+  });
+
   it('a 25 MB message (its own spool file, read as a stream to sign and to send) arrives with a signature that verifies', async () => {
     const line = 'Twenty-five megabytes of lines that DKIM hashes as they stream past.\r\n';
     const body = line.repeat(Math.ceil((25 * 1024 * 1024) / line.length));
-    expect((await sendMail(gw.port, { from: 'dr@client.test', to: ['dr@client.test'], raw: testMessage({ from: 'dr@client.test', body }) })).ok).toBe(true);
-    await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'dr@client.test', 60_000);
-    const got = mx.messages.find((m) => m.rcptTo.includes('dr@client.test'))!;
+    expect((await sendMail(gw.port, { from: 'dr@client.test', to: ['archive@client.test'], raw: testMessage({ from: 'dr@client.test', to: 'archive@client.test', body }) })).ok).toBe(true);
+    await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'archive@client.test', 60_000);
+    const got = mx.messages.find((m) => m.rcptTo.includes('archive@client.test'))!;
     expect(got.raw.length).toBeGreaterThan(25 * 1024 * 1024);
     expect((await mailauthVerify(got.raw, [dkim])).map((x) => x.status)).toEqual(['pass']);
   });

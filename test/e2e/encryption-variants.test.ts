@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importKeys } from '../../src/keys/import.js';
 import { KeyStore } from '../../src/keys/store.js';
 import { splitEntity } from '../../src/protect/mime-entity.js';
-import { dkimConfig, mailauthVerify, makeDkimKey, namespacesWork, opendkimVerify } from '../helpers/dkim.js';
+import { dkimConfig, mailauthVerify, makeDkimKey, opendkimPrograms, opendkimVerify } from '../helpers/dkim.js';
 import { TestDns } from '../helpers/dns-server.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import type { ReceivedMessage, TestMx } from '../helpers/mx-server.js';
@@ -19,8 +19,7 @@ import { sendMail } from '../helpers/smtp-client.js';
 
 const gpg = findProgram('gpg');
 const openssl = findProgram('openssl');
-const opendkim = findProgram('opendkim-testmsg');
-const unshare = findProgram('unshare');
+const opendkim = opendkimPrograms();
 
 const ORIGINAL = richMessage([
   'From: "Dr. A" <dr@client.test>',
@@ -144,9 +143,8 @@ describe.skipIf(!gpg || !openssl)('one message, three protections: PGP, S/MIME, 
     const dkim = async (m: ReceivedMessage) => (await mailauthVerify(m.raw, [dkimClient, dkimGateway])).map((x) => `${x.status} ${x.domain} ${x.selector}`);
     for (const rcpt of ['pgp@dest.test', 'smime@dest.test', 'plain@dest.test']) expect(await dkim(to(rcpt)[0]!)).toEqual(['pass client.test sel1']);
     expect(await dkim(to('patient@consumer.test')[0]!)).toEqual(['pass postern.test notices']);
-    if (opendkim && unshare && namespacesWork(unshare)) {
-      for (const m of mx.messages) expect(opendkimVerify({ opendkim, unshare }, m.raw, [dkimClient, dkimGateway])).toEqual({ code: 0, stderr: '' });
-    } else if (process.env.CI === 'true') throw new Error('opendkim-testmsg and working namespaces are required in CI');
+    // And by OpenDKIM, where it is installed (CI=true: it must be).
+    if (opendkim) for (const m of mx.messages) expect(opendkimVerify(opendkim, m.raw, [dkimClient, dkimGateway])).toEqual({ code: 0, stderr: '' });
 
     // The log says how each recipient was sent, with which key, from where.
     const sent = (rcpt: string) => gw.events('delivery.sent').find((l) => l.to === rcpt);

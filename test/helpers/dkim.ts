@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { generateDkimKey, type DkimAlgorithm } from '../../src/sign/keygen.js';
+import { findProgram } from './programs.js';
 
 export interface TestDkimKey {
   domain: string;
@@ -44,7 +45,7 @@ export async function mailauthVerify(raw: Buffer, keys: TestDkimKey[]): Promise<
  * 127.0.0.1:53 answering the test records: nothing is asked of the real DNS.
  * Resolves with the exit code and stderr (0 and "" when the signature verifies).
  */
-export function opendkimVerify(programs: { opendkim: string; unshare: string }, raw: Buffer, keys: TestDkimKey[]): { code: number; stderr: string } {
+export function opendkimVerify(programs: OpendkimPrograms, raw: Buffer, keys: TestDkimKey[]): { code: number; stderr: string } {
   const dir = mkdtempSync(join(tmpdir(), 'postern-opendkim-'));
   try {
     const zone = Object.fromEntries(keys.map((k) => [`${k.selector}._domainkey.${k.domain}`, k.txt.match(/.{1,255}/g)]));
@@ -53,7 +54,7 @@ export function opendkimVerify(programs: { opendkim: string; unshare: string }, 
     writeFileSync(join(dir, 'dns.cjs'), DNS_SCRIPT.replace('__ZONE__', JSON.stringify(zone)).replace('__DNS_PACKET__', JSON.stringify(createRequire(import.meta.url).resolve('dns-packet'))));
     const script = [
       'set -e',
-      'ip link set lo up 2>/dev/null || true',
+      'ip link set lo up',
       `mount --bind ${dir}/resolv.conf /etc/resolv.conf`,
       `${JSON.stringify(process.execPath)} ${dir}/dns.cjs & dns=$!`,
       `for i in $(seq 50); do [ -e ${dir}/ready ] && break; sleep 0.1; done`,
@@ -69,14 +70,28 @@ export function opendkimVerify(programs: { opendkim: string; unshare: string }, 
   }
 }
 
-/** Whether this machine lets a test make its own namespaces (unprivileged user namespaces). */
-export function namespacesWork(unshare: string): boolean {
+export interface OpendkimPrograms {
+  opendkim: string;
+  unshare: string;
+}
+
+/**
+ * What opendkimVerify needs: opendkim-testmsg (opendkim-tools), unshare (util-linux),
+ * ip (iproute2) and a kernel that lets an unprivileged user make namespaces. Missing:
+ * undefined, so the caller skips — except with CI=true, where it is an error.
+ */
+export function opendkimPrograms(): OpendkimPrograms | undefined {
+  const opendkim = findProgram('opendkim-testmsg');
+  const unshare = findProgram('unshare');
+  const ip = findProgram('ip');
+  if (!opendkim || !unshare || !ip) return undefined;
   try {
     execFileSync(unshare, ['--user', '--map-root-user', '--net', '--mount', 'true'], { stdio: 'ignore' });
-    return true;
   } catch {
-    return false;
+    if (process.env.CI === 'true') throw new Error('opendkim-testmsg runs in a private namespace, but unshare cannot make one here (CI=true)');
+    return undefined;
   }
+  return { opendkim, unshare };
 }
 
 const DNS_SCRIPT = `
