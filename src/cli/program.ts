@@ -8,6 +8,8 @@ import { portalListCommand, portalRevokeCommand, portalRotateCommand } from './p
 import { keysImportCommand, keysListCommand, keysRemoveCommand, keysShowCommand } from './keys.js';
 import { dkimKeygenCommand } from './dkim.js';
 import { registerArchiveCommands } from './archive.js';
+import { registerAuditCommands } from './audit.js';
+import { registerTraceCommand } from './trace.js';
 
 export async function runCli(argv: string[]): Promise<void> {
   const program = new Command()
@@ -75,6 +77,8 @@ export async function runCli(argv: string[]): Promise<void> {
     .action((opts: { config?: string }) => portalRotateCommand(opts));
 
   registerArchiveCommands(program);
+  registerAuditCommands(program);
+  registerTraceCommand(program);
 
   const keys = program.command('keys').description("recipients' OpenPGP keys and S/MIME certificates");
   keys
