@@ -4,9 +4,6 @@ import type { QueueStats } from '../queue/backend.js';
 import type { BusEvent, EventBus } from './bus.js';
 import { EVENTS } from './logger.js';
 
-/** Logged by the webhook sender when a delivery to a subscriber finally fails. */
-export const WEBHOOK_FAILED = 'webhook.failed';
-
 /** What the gauges read at scrape time (so they are never stale and cost nothing between scrapes). */
 export interface MetricSources {
   queue?: (() => QueueStats) | undefined;
@@ -40,7 +37,8 @@ export class GatewayMetrics {
     portalFailures: this.counter('postern_portal_login_failures_total', 'Failed portal logins', []),
     portalLocks: this.counter('postern_portal_locks_total', 'Portal accounts locked after repeated failures', []),
     journalFailures: this.counter('postern_journal_failures_total', 'Journal sink failures, by sink', ['sink']),
-    webhookFailures: this.counter('postern_webhook_failures_total', 'Webhook deliveries that failed', []),
+    webhookFailures: this.counter('postern_webhook_failures_total', 'Failed webhook attempts (each is retried) and outbox failures', []),
+    webhookGaveUp: this.counter('postern_webhook_given_up_total', 'Webhook deliveries given up after their last retry', []),
   };
 
   private readonly delay = new Histogram({
@@ -84,8 +82,10 @@ export class GatewayMetrics {
         return this.c.portalLocks.inc();
       case ARCHIVE_EVENTS.journalFailed:
         return this.c.journalFailures.inc({ sink: str(f.sink, 'unknown') });
-      case WEBHOOK_FAILED:
+      case EVENTS.webhookFailed:
         return this.c.webhookFailures.inc();
+      case EVENTS.webhookGaveUp:
+        return this.c.webhookGaveUp.inc();
     }
   }
 

@@ -46,7 +46,9 @@ describe('metrics from the event bus', () => {
     logger.warn({ event: 'portal.login-failed', identity: 'x' });
     logger.warn({ event: 'portal.locked', identity: 'x' });
     logger.error({ event: 'archive.journal-failed', queueId: 'Q', sink: 'smtp' });
-    logger.warn({ event: 'webhook.failed', url: 'http://127.0.0.1:1/' });
+    logger.warn({ event: 'webhook.failed', host: '127.0.0.1' });
+    logger.warn({ event: 'webhook.failed', host: '127.0.0.1' });
+    logger.error({ event: 'webhook.gave-up', host: '127.0.0.1' });
     // Below info never reaches the bus, and lines without an event code are not counted.
     logger.debug({ event: 'delivery.sent', status: 'sent', method: 'tls' });
     logger.info({ status: 'sent' });
@@ -67,7 +69,8 @@ describe('metrics from the event bus', () => {
     expect(sample(f, 'postern_portal_login_failures_total')).toBe(2);
     expect(sample(f, 'postern_portal_locks_total')).toBe(1);
     expect(sample(f, 'postern_journal_failures_total', { sink: 'smtp' })).toBe(1);
-    expect(sample(f, 'postern_webhook_failures_total')).toBe(1);
+    expect(sample(f, 'postern_webhook_failures_total')).toBe(2);
+    expect(sample(f, 'postern_webhook_given_up_total')).toBe(1);
     m.close();
     logger.info({ event: 'portal.login', identity: 'x' });
     expect(sample(parseMetrics(await m.registry.metrics()), 'postern_portal_logins_total')).toBe(1);
