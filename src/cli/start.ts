@@ -21,7 +21,8 @@ export async function startCommand(explicit: string | undefined): Promise<void> 
   }
   const workers = config.workers === 'auto' ? availableParallelism() : config.workers;
   if (cluster.isPrimary && workers > 1) {
-    const logger = createLogger(config.log.level).child({ role: 'primary' });
+    // `process`, not `role`: api.call lines carry the caller's role.
+    const logger = createLogger(config.log.level).child({ process: 'primary' });
     await runPrimary(config, logger, workers).catch((err: Error) => fail(logger, err));
     return;
   }
