@@ -55,6 +55,23 @@ describe('audit trail', () => {
     expect(await verifyAudit(dataDir)).toEqual({ ok: true, records: 2, chains: 1 });
   });
 
+  it('records admin API calls with who, what and from where', async () => {
+    const dataDir = tempDir();
+    const { t, logger } = await trail(dataDir);
+    const call = { event: 'api.call', actor: 'ops-key', role: 'operator', via: 'api-key', method: 'DELETE', path: '/api/v1/queue/Q1', route: '/api/v1/queue/:id', status: 200, ip: '10.0.0.9' };
+    logger.info({ ...call, headers: { 'x-api-key': 'pk_live_should_not_appear', authorization: 'Basic c2VjcmV0' } }, 'admin API call');
+    logger.warn({ ...call, actor: undefined, role: undefined, status: 401 }, 'admin API call refused');
+    await t.flush();
+    const records = linesOf(chainFiles(dataDir)[0]!).map((l) => JSON.parse(l) as { event: string; fields: Record<string, unknown> });
+    const { event: _code, ...fields } = call;
+    expect(records.map((r) => r.event)).toEqual(['api.call', 'api.call']);
+    expect(records[0]?.fields).toMatchObject(fields);
+    expect(records[1]?.fields).toMatchObject({ status: 401, ip: '10.0.0.9', path: '/api/v1/queue/Q1' });
+    const text = JSON.stringify(records);
+    expect(text).not.toContain('pk_live');
+    expect(text).not.toContain('c2VjcmV0');
+  });
+
   it('continues the chain across restarts and across files', async () => {
     const dataDir = tempDir();
     const first = await trail(dataDir, 0, 600);
