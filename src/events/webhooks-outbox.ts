@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { readChainLines } from '../archive/chain-lines.js';
 import { GroupCommit } from './audit-batch.js';
-import { listSegments, readLineAt, SegmentFiles, type LinePosition } from './audit-files.js';
+import { readLineAt } from './audit-file-io.js';
+import { listSegments, SegmentFiles, type LinePosition } from './audit-files.js';
 
 /** An event to deliver to one webhook: written before the first attempt. No secret is in it. */
 export interface OutboxEvent {
