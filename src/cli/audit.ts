@@ -21,6 +21,7 @@ export async function auditVerifyCommand(opts: { config?: string; json?: boolean
   if (!dataDir) return;
   const r = await verifyAudit(dataDir);
   if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+  else if (r.ok && !r.chains) process.stdout.write(`no audit trail under ${resolve(dataDir, 'audit')} (is audit.enabled off, or has the gateway not run with this dataDir?)\n`);
   else if (r.ok) process.stdout.write(`audit trail intact: ${r.records} record(s) in ${r.chains} chain(s) under ${resolve(dataDir, 'audit')}\n`);
   else {
     const b = r.firstBreak;
