@@ -63,7 +63,9 @@ export class SegmentFiles {
   static async open(dir: string, opts: SegmentOptions): Promise<SegmentFiles> {
     if (openHere.has(dir)) throw new Error(`${dir} is already open for writing in this process`);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const lock = await acquireLockPatiently(join(dir, 'writer.lock'), opts.lockWaitMs ?? 10_000);
+    const lock = await acquireLockPatiently(join(dir, 'writer.lock'), opts.lockWaitMs ?? 10_000).catch((err: Error) => {
+      throw new Error(`${dir} has another writer: ${err.message.replace(/^spool /, '')}`);
+    });
     openHere.add(dir);
     try {
       const existing = (await listSegments(dir)).at(-1);
