@@ -23,6 +23,8 @@ export async function createAdminServer(ctx: ApiContext, tls?: { cert: string; k
   const app = Fastify({
     logger: false,
     bodyLimit: 16 * 1024 * 1024,
+    // An unknown field is refused (400), not dropped: a misspelt option must not go unnoticed.
+    ajv: { customOptions: { removeAdditional: false } },
     ...(tls ? { https: { cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' as const } } : {}),
   });
   const auth = new Authenticator(ctx.config.admin);
@@ -56,7 +58,10 @@ export async function createAdminServer(ctx: ApiContext, tls?: { cert: string; k
   // Every API call, allowed or not, is one api.call line (never the credentials themselves).
   app.addHook('onResponse', async (req, reply) => {
     if (!req.url.startsWith('/api/')) return;
-    const line = { event: EVENTS.apiCall, actor: actorOf(req), role: req.principal?.role, via: req.principal?.via, method: req.method, path: req.url, route: req.routeOptions.url, status: reply.statusCode, ip: req.ip };
+    const route = req.routeOptions.url;
+    // A queue id as its own field, so `postern trace` shows who retried or deleted a message.
+    const queueId = route?.startsWith('/api/v1/queue/:id') ? (req.params as { id?: string }).id : undefined;
+    const line = { event: EVENTS.apiCall, actor: actorOf(req), role: req.principal?.role, via: req.principal?.via, method: req.method, path: req.url, route, queueId, status: reply.statusCode, ip: req.ip };
     if (reply.statusCode === 401 || reply.statusCode === 403) ctx.log.warn(line, 'admin API call refused');
     else ctx.log.info(line, 'admin API call');
   });

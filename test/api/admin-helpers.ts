@@ -1,6 +1,6 @@
 import { hashPassword } from '../../src/ingress/password-hash.js';
 import { startAdminListener, type AdminListener } from '../../src/api/start.js';
-import { createLogger } from '../../src/events/logger.js';
+import { createLogger, type Logger } from '../../src/events/logger.js';
 import type { TestGateway } from '../helpers/gateway.js';
 
 /** Cheap scrypt for tests (the format and the check are the same as production's). */
@@ -31,11 +31,11 @@ export async function adminConfig(extra: Record<string, unknown> = {}): Promise<
  * The admin listener over a test gateway's own sources, logging into the gateway's log
  * (so tests see api.call lines where they see the others).
  */
-export async function startAdmin(gw: TestGateway): Promise<AdminListener & { url: string }> {
+export async function startAdmin(gw: TestGateway): Promise<AdminListener & { url: string; logger: Logger }> {
   const logger = createLogger('info', { write: (line: string) => void gw.logs.push(JSON.parse(line) as Record<string, unknown>) });
   const admin = await startAdminListener(gw.config, gw.gateway.dataDir, gw.gateway.operations.sources, logger);
   if (!admin) throw new Error('admin listener disabled in this config');
-  return { ...admin, url: `http://127.0.0.1:${admin.port}` };
+  return { ...admin, url: `http://127.0.0.1:${admin.port}`, logger };
 }
 
 export interface Call {

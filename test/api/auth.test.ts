@@ -20,6 +20,8 @@ beforeAll(async () => {
   const r = await sendMail(gw.port, { from: 'sender@client.test', to: ['r@dest.test'], raw: testMessage() });
   queued = r.queueId as string;
   await gw.waitForLog((l) => l.event === 'delivery.deferred' && l.queueId === queued);
+  // The deferral is logged before it is saved: wait until the worker let go of it.
+  await until(() => gw.gateway.queue.stats().leased === 0, 5000, 'lease released');
 });
 afterAll(async () => {
   await admin?.close();

@@ -45,6 +45,8 @@ describe('admin listener of a cluster (workers: 2)', () => {
       expect(r.ok).toBe(true);
     }
     await until(() => gw.logs.filter((l) => l.event === 'delivery.deferred').length === N, 20_000, 'every message deferred');
+    // Deferrals are logged before they are saved: wait until no worker holds a message.
+    await until(async () => sample(parseMetrics((await call(`${url}/metrics`)).text), 'postern_queue_leased_messages') === 0, 5000, 'leases released');
     for (const l of gw.logs.filter((x) => x.event === 'queue.accepted')) accepted.push({ id: String(l.queueId), shard: Number(l.shard) });
     // The kernel spreads connections over both workers: each shard holds some.
     expect(new Set(accepted.map((a) => a.shard))).toEqual(new Set([0, 1]));

@@ -39,6 +39,8 @@ describe('queue endpoints on a live gateway', () => {
       ids.push(r.queueId as string);
     }
     for (const id of ids) await gw.waitForLog((l) => l.event === 'delivery.deferred' && l.queueId === id);
+    // The deferral is logged before it is saved: wait until the worker let go of them.
+    await until(() => gw.gateway.queue.stats().leased === 0, 5000, 'leases released');
   });
   afterAll(async () => {
     await admin?.close();
