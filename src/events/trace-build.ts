@@ -38,7 +38,7 @@ function finalOf(r: TraceRecipient): TraceRecipient['final'] {
 
 /** Puts one message's records (in time order) into the shape of a trace. */
 export function buildReport(queueId: string, events: TraceEvent[]): TraceReport {
-  const report: TraceReport = { queueId, journal: [], variants: [], recipients: [], portal: [], related: [], events };
+  const report: TraceReport = { queueId, journal: [], variants: [], recipients: [], portal: [], related: [], other: [], events };
   const byAddress = new Map<string, TraceRecipient>();
   const recipient = (address: string): TraceRecipient => {
     const key = address.toLowerCase();
@@ -72,6 +72,8 @@ export function buildReport(queueId: string, events: TraceEvent[]): TraceReport 
       report.journal.push(e);
     } else if (e.event.startsWith('protect.') || e.event.startsWith('dkim.')) {
       report.variants.push(e);
+    } else if (!ATTEMPT_STATUS[e.event] && e.event !== 'policy.decision') {
+      report.other.push(e);
     }
     if (e.event === 'dsn.queued' && str(f.dsnQueueId)) report.related.push({ kind: 'bounce-report', queueId: str(f.dsnQueueId) as string, to: str(f.to) });
     if (e.event === 'portal.notice' && str(f.noticeQueueId)) report.related.push({ kind: 'portal-notice', queueId: str(f.noticeQueueId) as string, to });

@@ -69,7 +69,7 @@ function formatOne(t: TraceReport): string {
   for (const e of t.journal) out.push(`  ${eventLine(e)}`);
   for (const e of t.variants) out.push(`  ${eventLine(e)}`);
   for (const r of t.recipients) out.push(...recipientLines(r));
-  for (const e of t.portal) out.push(`  ${eventLine(e)}`);
+  for (const e of [...t.portal, ...t.other]) out.push(`  ${eventLine(e)}`);
   for (const r of t.related) out.push(`  related: ${r.kind} ${r.queueId}${r.to ? ` to ${r.to}` : ''}`);
   return out.join('\n');
 }

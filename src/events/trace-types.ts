@@ -90,6 +90,8 @@ export interface TraceReport {
   portal: TraceEvent[];
   /** Messages this one caused: bounce reports, portal notices, replies written in the portal. */
   related: { kind: 'bounce-report' | 'portal-notice' | 'portal-reply'; queueId: string; to?: string | undefined }[];
+  /** Records not shown above: key lookups, TLS warnings, bounce reports, operators' retries and deletions, admin API calls. */
+  other: TraceEvent[];
   /** Every record, in time order. */
   events: TraceEvent[];
 }

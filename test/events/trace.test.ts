@@ -42,6 +42,7 @@ describe('trace: portal events and related messages', () => {
     w1.log.info({ event: 'portal.view', portalId: 'P-77', queueId: Q, identity: 'pat@home.test' }, 'viewed');
     w1.log.info({ event: 'portal.reply', portalId: 'P-77', identity: 'pat@home.test', replyQueueId: '01JREPLY0000000001', attachments: 0, to: 1 }, 'reply');
     w1.log.info({ event: 'portal.revoked', portalId: 'P-77', by: 'ops' }, 'revoked');
+    w1.log.info({ event: 'api.call', actor: 'ops-key', role: 'operator', method: 'POST', path: `/api/v1/queue/${Q}/retry`, queueId: Q, status: 200, ip: '10.0.0.9' }, 'admin API call');
     w1.log.info({ event: 'portal.view', portalId: 'P-OTHER', queueId: '01JSOMEOTHERMSG001', identity: 'pat@home.test' }, 'another message');
     await w1.t.flush();
 
@@ -64,6 +65,8 @@ describe('trace: portal events and related messages', () => {
     expect(text).toMatch(/recipient pat@home\.test: delivered to the secure portal/);
     expect(text).toMatch(/recipient gone@home\.test: bounced/);
     expect(text).toMatch(/related: bounce-report 01JDSN000000000001/);
+    expect(t?.other.map((e) => e.event)).toEqual(['dsn.queued', 'api.call']);
+    expect(text).toMatch(/api\.call {2}actor=ops-key role=operator method=POST path=\/api\/v1\/queue\/\S+\/retry status=200 ip=10\.0\.0\.9/);
 
     // The sender's address finds it too; the stranger's login failure belongs to no message.
     expect((await traceMessages(dataDir, 'dr@clinic.test')).map((r) => r.queueId)).toEqual([Q]);
