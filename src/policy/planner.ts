@@ -1,11 +1,10 @@
 import type { TlsLevel } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import type { DetectorsConfig } from '../inspect/detectors/index.js';
-import { inspectMessage } from '../inspect/inspector.js';
 import type { QueueBackend } from '../queue/backend.js';
-import type { Decision, DeliveryState, Envelope, MessageFacts, RecipientState, RequiredTls } from '../types.js';
+import type { Decision, DeliveryState, Envelope, ProtectionMethod, RecipientState, RequiredTls } from '../types.js';
 import { AVAILABLE_NOW, decide, type MethodAvailability } from './evaluate.js';
-import { hasSubjectTag } from './match.js';
+import { inspectForPolicy } from './inspect-step.js';
 import { findRecipientKeys, type FoundKeys, type GroupKey, type KeyFinding } from './recipient-keys.js';
 import type { PolicyStore } from './store.js';
 
@@ -89,41 +88,20 @@ export class Planner {
   async plan(envelope: Envelope, state: DeliveryState, due: RecipientState[]): Promise<Plan> {
     const policy = this.policies.current();
     const undecided = due.filter((r) => !r.decision);
-    const found = envelope.origin || !this.options.keys ? new Map<string, FoundKeys>() : await findRecipientKeys({ keys: this.options.keys, smimeMaxSize: this.options.smimeMaxSize ?? Infinity, isSms: this.smsRecipient, log: this.log }, envelope, due);
-    const available: MethodAvailability = (m, rcpt) => (m === 'pgp' || m === 'smime' ? Boolean(found.get(rcpt)?.[m]) : this.available(m, rcpt));
     const own = envelope.origin ? OWN_MESSAGES[envelope.origin] : undefined;
     if (own) for (const r of undecided) r.decision = { rcpt: r.rcpt, ...own, method: 'tls' };
-    else if (undecided.length) {
-      const facts = await this.inspect(envelope);
-      state.inspection = {
-        score: facts.detectors.score,
-        categories: facts.detectors.categories,
-        hits: facts.detectors.hits,
-        subjectTagged: hasSubjectTag(facts.subject, policy.subjectTag.tag),
-        error: facts.error,
-      };
-      if (this.log.isLevelEnabled('info')) this.log.info(
-        {
-          event: EVENTS.inspected,
-          queueId: envelope.id,
-          // The Message-ID header: `postern trace <message-id>` finds the message by it.
-          messageId: facts.messageId,
-          parts: facts.parts,
-          attachments: facts.attachments.length,
-          detectors: facts.detectors.hits.map((h) => ({ detector: h.detector, count: h.count })),
-          score: facts.detectors.score,
-          subjectTagged: state.inspection.subjectTagged,
-          error: facts.error,
-        },
-        facts.error ? 'inspection failed' : 'inspected',
-      );
-      if (!facts.error) {
-        const decisions = decide(policy, { sender: envelope.mailFrom, recipients: undecided.map((r) => r.rcpt), facts }, available);
-        decisions.forEach((d, i) => {
-          (undecided[i] as RecipientState).decision = d;
-          if (this.log.isLevelEnabled('info')) this.log.info({ event: EVENTS.decided, queueId: envelope.id, to: d.rcpt, rule: d.ruleId, method: d.method, candidates: d.candidates, tls: d.tls, onNoMethod: d.onNoMethod, reasons: d.reasons }, 'decision');
-        });
-      }
+    const facts = !own && undecided.length ? await inspectForPolicy({ queue: this.queue, detectors: this.detectors(), subjectTag: policy.subjectTag.tag, log: this.log }, envelope, state) : undefined;
+    const input = facts && !facts.error ? { sender: envelope.mailFrom, recipients: undecided.map((r) => r.rcpt), facts } : undefined;
+    // The methods each recipient's policy lists decide whose keys are worth looking up.
+    const draft = input ? decide(policy, input, this.available) : [];
+    const candidates = new Map<string, ProtectionMethod[]>([...due.map((r): [string, ProtectionMethod[]] => [r.rcpt, r.decision?.candidates ?? []]), ...draft.map((d): [string, ProtectionMethod[]] => [d.rcpt, d.candidates])]);
+    const found = await this.findKeys(envelope, due, candidates);
+    const available: MethodAvailability = (m, rcpt) => (m === 'pgp' || m === 'smime' ? Boolean(found.get(rcpt)?.[m]) : this.available(m, rcpt));
+    if (input) {
+      decide(policy, input, available).forEach((d, i) => {
+        (undecided[i] as RecipientState).decision = d;
+        if (this.log.isLevelEnabled('info')) this.log.info({ event: EVENTS.decided, queueId: envelope.id, to: d.rcpt, rule: d.ruleId, method: d.method, candidates: d.candidates, tls: d.tls, onNoMethod: d.onNoMethod, reasons: d.reasons }, 'decision');
+      });
     }
     const plan: Plan = { groups: [], portal: [], held: [] };
     const groups = new Map<string, SendGroup>();
@@ -170,8 +148,19 @@ export class Planner {
     return plan;
   }
 
-  private async inspect(envelope: Envelope): Promise<MessageFacts> {
-    const body = this.queue.bodyInMemory?.(envelope.id) ?? (await this.queue.openBody(envelope.id));
-    return inspectMessage(body, envelope.size, this.detectors());
+  /**
+   * Keys only for recipients that could use them: pgp or smime listed before the first
+   * method possible without a key (so a TLS-only policy never asks WKD anything).
+   */
+  private async findKeys(envelope: Envelope, due: RecipientState[], candidates: Map<string, ProtectionMethod[]>): Promise<Map<string, FoundKeys>> {
+    const keys = this.options.keys;
+    if (envelope.origin || !keys) return new Map();
+    const wanted = due.flatMap((r) => {
+      const list = candidates.get(r.rcpt) ?? [];
+      const keyless = list.findIndex((m) => m !== 'pgp' && m !== 'smime' && this.available(m, r.rcpt));
+      const wants = list.slice(0, keyless === -1 ? undefined : keyless).filter((m): m is 'pgp' | 'smime' => m === 'pgp' || m === 'smime');
+      return wants.length ? [{ rcpt: r.rcpt, wants }] : [];
+    });
+    return findRecipientKeys({ keys, smimeMaxSize: this.options.smimeMaxSize ?? Infinity, isSms: this.smsRecipient, log: this.log }, envelope, wanted);
   }
 }

@@ -1,6 +1,6 @@
 import { EVENTS, type Logger } from '../events/logger.js';
 import type { KeyLookup } from '../keys/lookup.js';
-import type { Envelope, RecipientState } from '../types.js';
+import type { Envelope } from '../types.js';
 
 /** A key a group's message is encrypted to, and where it came from (for the log). */
 export interface GroupKey {
@@ -27,11 +27,11 @@ export interface KeyFinding {
 }
 
 /**
- * Keys for each recipient whose decision (or, before the first decision, the default)
- * could use them, looked up in parallel. Asked on every attempt: a key may have been
- * imported, discovered or revoked since. A failed lookup is a miss, logged.
+ * The keys of the methods each recipient could use, looked up in parallel. Asked on
+ * every attempt: a key may have been imported, discovered or revoked since. A failed
+ * lookup is a miss, logged.
  */
-export async function findRecipientKeys(o: KeyFinding, envelope: Envelope, rcpts: RecipientState[]): Promise<Map<string, FoundKeys>> {
+export async function findRecipientKeys(o: KeyFinding, envelope: Envelope, rcpts: { rcpt: string; wants: ('pgp' | 'smime')[] }[]): Promise<Map<string, FoundKeys>> {
   const found = new Map<string, FoundKeys>();
   const failed = (rcpt: string, kind: string) => (err: Error) => {
     o.log.warn({ event: EVENTS.keySourceFailed, queueId: envelope.id, address: rcpt, kind, reason: err.message }, 'key lookup failed');
@@ -41,7 +41,7 @@ export async function findRecipientKeys(o: KeyFinding, envelope: Envelope, rcpts
   await Promise.all(
     rcpts.map(async (r) => {
       if (o.isSms(r.rcpt)) return;
-      const wants = r.decision?.candidates ?? ['pgp', 'smime'];
+      const { wants } = r;
       if (wants.includes('smime') && !smimeFits) {
         o.log.info({ event: EVENTS.keySkipped, queueId: envelope.id, address: r.rcpt, kind: 'smime', reason: `message of ${envelope.size} bytes is above protect.smime.maxSize (${o.smimeMaxSize})` }, 'S/MIME not used for this message');
       }
