@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import { ClusterSources } from '../api/cluster-ops.js';
 import { startAdminListener, type AdminListener } from '../api/start.js';
 import type { PosternConfig } from '../config/schema.js';
-import { EVENTS, type Logger } from '../events/logger.js';
+import { startAuditTrail, type AuditTrail } from '../events/audit.js';
+import { EVENTS, eventBusOf, type Logger } from '../events/logger.js';
 import { adoptOrphanShards } from '../queue/fs/shards.js';
 import { loadOrCreateCertificate } from '../tls/dev-certificate.js';
 
@@ -34,16 +35,22 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
   let readyCount = 0;
 
   const sources = new ClusterSources(() => [...ready].flatMap((worker) => (shards.has(worker) ? [{ worker, shard: shards.get(worker) as number }] : [])));
+  // The admin listener's own events (api.call) are logged here, not in a worker: this
+  // process keeps a chain of the audit trail of its own (<dataDir>/audit/primary).
+  let audit: AuditTrail | undefined;
   let admin: AdminListener | undefined;
   try {
+    if (config.audit.enabled && config.admin.enabled) audit = await startAuditTrail({ dataDir, shard: 'primary', bus: eventBusOf(logger), logger, flushInterval: config.audit.flushInterval });
     admin = await startAdminListener(config, dataDir, sources, logger);
   } catch (err) {
     sources.close();
+    await audit?.close();
     throw err;
   }
   const closeAdmin = async () => {
     await admin?.close().catch(() => undefined);
     sources.close();
+    await audit?.close().catch(() => undefined);
   };
 
   const fork = (shard: number) => {

@@ -99,5 +99,14 @@ describe('admin listener of a cluster (workers: 2)', () => {
     expect(calls.length).toBeGreaterThanOrEqual(6);
     expect(calls.every((l) => l.process === 'primary')).toBe(true);
     expect(calls.find((l) => l.method === 'DELETE')).toMatchObject({ actor: 'ops', role: 'operator', status: 200, ip: '127.0.0.1' });
+    // ... and kept in the primary's chain of the audit trail: trace finds who deleted the message.
+    const deletedBy = async () => {
+      const t = await call(`${url}/api/v1/trace?q=${in0.id}`, { key: KEYS.ro });
+      const events = ((t.body as { messages: { events: { event: string; shard: string; fields: Record<string, unknown> }[] }[] }).messages[0]?.events ?? []);
+      return events.find((e) => e.event === 'api.call' && e.fields.method === 'DELETE');
+    };
+    await until(async () => (await deletedBy()) !== undefined, 5000, 'api.call in the audit trail');
+    expect(await deletedBy()).toMatchObject({ shard: 'primary', fields: { actor: 'ops', status: 200, queueId: in0.id } });
+    expect(await call(`${url}/api/v1/audit/verify`, { key: KEYS.ro })).toMatchObject({ status: 200, body: { ok: true } });
   });
 });
