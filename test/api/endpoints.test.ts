@@ -2,6 +2,7 @@ import { generateKey } from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openJournal } from '../../src/archive/journal.js';
 import { startAuditTrail, type AuditTrail } from '../../src/events/audit.js';
+import { isAudited } from '../../src/events/audit-events.js';
 import { eventBusOf } from '../../src/events/logger.js';
 import { loadMasterKeys } from '../../src/portal/keys.js';
 import { openPortalStore } from '../../src/portal/open-store.js';
@@ -84,7 +85,8 @@ describe('keys', () => {
 
 describe('archive', () => {
   it('searches, exports (admin only) and places and releases holds', async () => {
-    const journal = await openJournal(gw.config, gw.dataDir, silent);
+    // A chain of its own (shard 99): the gateway may journal into journal-0 meanwhile.
+    const journal = await openJournal(gw.config, gw.dataDir, silent, { shard: 99 });
     const e = envelope({ from: 'dr@client.test', to: ['pat@dest.test'] });
     await journal!.record({ envelope: e, decisions: decisions(e), body: message('Biopsy report', 'The results are in.') });
     await journal!.close();
@@ -135,13 +137,17 @@ describe('audit trail and trace through the API', () => {
     expect((await call(api('/trace?q=x&since=not-a-time'), { key: KEYS.ro })).status).toBe(400);
 
     // api.call is logged once the reply is out: let the last ones land, then write the trail.
-    const audited = () => gw.logs.filter((l) => ['api.call', 'keys.imported', 'keys.removed', 'portal.revoked'].includes(String(l.event))).length;
+    // (Only the listener's own lines: queue.deleted comes from the gateway's logger.)
+    const ours = ['api.call', 'keys.imported', 'keys.removed', 'portal.revoked'];
+    const audited = () => gw.logs.filter((l) => ours.includes(String(l.event)) && isAudited(String(l.event))).length;
     await until(() => gw.logs.filter((l) => l.event === 'api.call' && l.route === '/api/v1/trace').length === 2, 2000, 'trace calls logged');
     const expected = audited();
     await audit.flush();
     const v = await call(api('/audit/verify'), { key: KEYS.ro });
     expect(v).toMatchObject({ status: 200, body: { ok: true } });
-    // Every API call of this file before verify is one record (and so are keys.* and portal.revoked).
-    expect((v.body as { records: number }).records).toBe(expected);
+    // Every API call of this file before verify is one record (and so are keys.* and portal.revoked);
+    // the gateway's own chain, where the wiring keeps one, adds its records.
+    expect(expected).toBeGreaterThan(20);
+    expect((v.body as { records: number }).records).toBeGreaterThanOrEqual(expected);
   });
 });
