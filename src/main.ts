@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { startOperations, type Operations } from './api/operations.js';
+import { openJournal, startRetentionJob } from './archive/index.js';
 import type { PosternConfig } from './config/schema.js';
 import { DeliveryDns } from './deliver/dns.js';
 import { DomainSender } from './deliver/domain-sender.js';
@@ -10,6 +11,7 @@ import { Settler } from './deliver/settle.js';
 import { VariantBuilder } from './deliver/variant.js';
 import { DeliveryWorker } from './deliver/worker.js';
 import { EVENTS, type Logger } from './events/logger.js';
+import { startEventSinks } from './events/start-sinks.js';
 import { Ingress } from './ingress/server.js';
 import { Harvester } from './keys/harvest.js';
 import { startKeys } from './keys/start.js';
@@ -19,8 +21,7 @@ import { PolicyStore } from './policy/store.js';
 import { startPortalStorage, startPortalWeb } from './portal/start.js';
 import { createProtector } from './protect/protector.js';
 import type { QueueBackend } from './queue/backend.js';
-import { spoolShardDir } from './queue/fs/shards.js';
-import { FsSpool } from './queue/fs/spool.js';
+import { openQueue } from './queue/open-queue.js';
 import { DkimSigner } from './sign/dkim.js';
 import { loadDkimKeys } from './sign/dkim-keys.js';
 import { loadOrCreateCertificate } from './tls/dev-certificate.js';
@@ -36,6 +37,8 @@ export interface Gateway {
   /** Readiness, metrics and the admin side of the queue (for the admin listener, src/api). */
   operations: Operations;
   dataDir: string;
+  /** Writes the audit records still held in memory (they are written every audit.flushInterval anyway). */
+  flushEvents(): Promise<void>;
   /** Graceful stop: refuse new work, finish what is in flight until the deadline. */
   stop(): Promise<{ clean: boolean }>;
 }
@@ -49,24 +52,27 @@ export interface GatewayOptions {
 export async function startGateway(config: PosternConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const dataDir = resolve(config.dataDir);
   const shard = options.shard ?? 0;
+  // First, so the audit trail and webhooks see every event from the start on.
+  const sinks = await startEventSinks(config, dataDir, shard, logger);
   logger.info({ event: EVENTS.start, pid: process.pid, dataDir, hostname: config.hostname, shard }, 'Postern starting');
 
   const cert = await loadOrCreateCertificate(dataDir, config.hostname, config.smtp.tls.cert, config.smtp.tls.key);
   if (cert.source !== 'configured') {
     logger.warn({ event: EVENTS.devCertificate, certPath: cert.certPath, created: cert.source === 'dev-created' }, 'using a self-signed development certificate; set smtp.tls.cert and smtp.tls.key for production');
   }
-  // Keys, identities and DKIM keys are checked before the queue opens: a bad one stops the start.
-  const dns = new DeliveryDns(config.delivery.dns.servers, config.delivery.dns.timeout);
-  const keys = await startKeys(config, dataDir, (host) => dns.addresses(host), logger);
+  // Identities and DKIM keys are checked before the queue opens: a bad one stops the start.
   const protector = await createProtector(config);
   const signer = new DkimSigner(await loadDkimKeys(config), logger.child({ component: 'dkim' }));
-
-  const queue = new FsSpool(spoolShardDir(dataDir, shard), { commitWindowMs: config.queue.commitWindow });
-  const { recovered, cleaned } = await queue.open();
-  logger.info({ event: EVENTS.queueRecovered, recovered, cleaned }, 'queue opened');
+  const journal = await openJournal(config, dataDir, logger, { shard });
+  const { queue, cache, redisReady } = await openQueue(config, dataDir, shard, logger);
+  const dns = new DeliveryDns(config.delivery.dns.servers, config.delivery.dns.timeout);
+  const keys = await startKeys(config, dataDir, (host) => dns.addresses(host), logger, cache).catch(async (err: Error) => {
+    await queue.close();
+    throw err;
+  });
 
   const router = new Router(config.delivery, dns);
-  const pool = new ConnectionPool(config, logger.child({ component: 'pool' }));
+  const pool = new ConnectionPool(config, logger.child({ component: 'pool' }), cache);
   const policyFile = config.policy.file ?? (existsSync(DEFAULT_POLICY_FILE) ? DEFAULT_POLICY_FILE : undefined);
   const policies = new PolicyStore(policyFile && resolve(policyFile), logger.child({ component: 'policy' }));
   await policies.start();
@@ -83,6 +89,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
         trust: config.delivery.tls.trust.map((f) => readFileSync(f, 'utf8')),
         port: config.delivery.mtaSts.port,
         timeoutMs: config.delivery.mtaSts.timeout,
+        cache,
       })
     : undefined;
   const deliveryLog = logger.child({ component: 'delivery' });
@@ -93,9 +100,10 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
     settler: new Settler(config, queue, deliveryLog),
     portal: portal?.delivery,
     harvest: config.keys.harvest ? { harvester: new Harvester(keys.store, keys.smimeTrust, logger.child({ component: 'keys' }), keys.crls.check), maxSize: config.protect.smime.maxSize } : undefined,
+    journal,
   }, logger);
   // Connection counts are read at scrape time, once ingress exists.
-  const operations = await startOperations({ config, dataDir, shard, queue, logger, connections: () => ingress.connections });
+  const operations = await startOperations({ config, dataDir, shard, queue, logger, connections: () => ingress.connections, journalReady: journal && (() => journal.ready()), redisReady });
   const ingress = new Ingress({ config, logger, queue, cert, isReady: operations.health.gate });
 
   let smtp: { host: string; port: number }[];
@@ -105,9 +113,12 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
     operations.close();
     await ingress.close();
     await queue.close();
+    await journal?.close();
+    await sinks.close();
     throw err;
   }
   worker.start();
+  const stopRetention = journal ? startRetentionJob(config, dataDir, logger) : undefined;
   const web = portal ? await startPortalWeb(config, portal, queue, cert, logger) : undefined;
   logger.info({ event: EVENTS.ready, smtp }, 'Postern ready');
 
@@ -121,12 +132,16 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
       await pool.closeAll();
       policies.close();
       await web?.close();
+      await portal?.store.close();
       await ingress.close();
       operations.close();
+      await stopRetention?.();
       await queue.close();
+      await journal?.close();
       const clean = ingressIdle && deliveriesDone;
       logger.info({ event: EVENTS.stopped, clean }, clean ? 'stopped' : 'stopped at the deadline; unfinished work stays queued');
+      await sinks.close();
       return { clean };
     })());
-  return { smtp, queue, operations, dataDir, stop, portalPort: web?.port };
+  return { smtp, queue, operations, dataDir, stop, portalPort: web?.port, flushEvents: () => sinks.flush() };
 }

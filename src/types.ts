@@ -69,6 +69,8 @@ export interface DeliveryState {
   inspection?: InspectionSummary | undefined;
   /** The portal copy of this message, once stored (later attempts reuse it). */
   portalMessageId?: string | undefined;
+  /** The archive holds this message (journaled once, before any delivery). */
+  journaled?: boolean | undefined;
 }
 
 /** One queued message as the worker sees it. */

@@ -25,7 +25,12 @@ export class JournalError extends Error {
  * every configured sink before any delivery. record() resolves only when every sink
  * has it durably; a queue id recorded before is not stored again (each sink checks).
  */
+/** A journal failure keeps the gateway "not ready" this long (then a new attempt tells). */
+const UNREADY_AFTER_FAILURE_MS = 30_000;
+
 export class Journal {
+  private lastFailureAt = 0;
+
   constructor(
     private readonly sinks: JournalSink[],
     /** archive.failOpen: the worker delivers anyway, with a loud log, when record() fails. */
@@ -44,10 +49,20 @@ export class Journal {
     const results = await Promise.allSettled(this.sinks.map((s) => s.store(prepared)));
     const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ sink: this.sinks[i]?.name ?? '?', err: (r.reason as Error).message }] : []));
     if (failed.length) {
+      this.lastFailureAt = Date.now();
       for (const f of failed) this.log.error({ event: ARCHIVE_EVENTS.journalFailed, queueId: id, sink: f.sink, err: f.err }, 'journal sink failed');
       throw new JournalError(`journal ${id}: ${failed.map((f) => `${f.sink} sink: ${f.err}`).join('; ')}`, id);
     }
-    if (this.log.isLevelEnabled('debug')) this.log.debug({ event: ARCHIVE_EVENTS.journaled, queueId: id, sinks: this.sinks.map((s) => s.name) }, 'journaled');
+    this.lastFailureAt = 0;
+    this.log.info({ event: ARCHIVE_EVENTS.journaled, queueId: id, sinks: this.sinks.map((s) => s.name) }, 'journaled');
+  }
+
+  /**
+   * For readiness: false while a sink failed recently, so SMTP answers 451 instead of
+   * taking mail the archive cannot hold; the next successful record clears it.
+   */
+  ready(now = Date.now()): boolean {
+    return now - this.lastFailureAt > UNREADY_AFTER_FAILURE_MS;
   }
 
   async close(): Promise<void> {

@@ -32,6 +32,9 @@ export async function startPostern(base: string, port: number, sinkPort: number,
       `  routes: { "*": "127.0.0.1:${sinkPort}" }`,
       '  tls: { default: none }',
       '  pool: { maxConnectionsPerHost: 20, maxMessagesPerConnection: 1000 }',
+      // Recipients' keys come from the local store only: discovery would ask WKD, off
+      // this machine, for every new recipient address.
+      'keys: { discovery: [store] }',
       'policy:',
       `  file: ${policy}`,
       '',

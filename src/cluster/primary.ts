@@ -2,9 +2,12 @@ import cluster, { type Worker } from 'node:cluster';
 import { resolve } from 'node:path';
 import { ClusterSources } from '../api/cluster-ops.js';
 import { startAdminListener, type AdminListener } from '../api/start.js';
+import { loadArchiveKeys } from '../archive/keys.js';
+import { ArchiveLayout } from '../archive/layout.js';
 import type { PosternConfig } from '../config/schema.js';
 import { startAuditTrail, type AuditTrail } from '../events/audit.js';
 import { EVENTS, eventBusOf, type Logger } from '../events/logger.js';
+import { loadMasterKeys } from '../portal/keys.js';
 import { adoptOrphanShards } from '../queue/fs/shards.js';
 import { loadOrCreateCertificate } from '../tls/dev-certificate.js';
 
@@ -22,8 +25,11 @@ export type WorkerMessage = { type: 'ready'; smtp: { host: string; port: number 
  */
 export async function runPrimary(config: PosternConfig, logger: Logger, count: number): Promise<void> {
   const dataDir = resolve(config.dataDir);
-  // Made once here so the workers do not race to create the development certificate.
+  // Made once here so the workers do not race to create the development certificate
+  // and the development master keys (each would otherwise write its own, and lose).
   await loadOrCreateCertificate(dataDir, config.hostname, config.smtp.tls.cert, config.smtp.tls.key);
+  if (config.portal.enabled) await loadMasterKeys(config, dataDir);
+  if (config.archive.enabled) await loadArchiveKeys(config, ArchiveLayout.forDataDir(dataDir));
   const adopted = await adoptOrphanShards(dataDir, count);
   logger.info({ event: EVENTS.start, pid: process.pid, workers: count, adopted }, 'Postern primary starting workers');
 

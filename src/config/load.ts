@@ -50,9 +50,21 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
 export function validateConfig(raw: unknown, file = '<inline>'): PosternConfig {
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(file, result.error.issues.map(describeIssue));
-  const missing = unreadableFiles(result.data);
+  const missing = [...unreadableFiles(result.data), ...sharedKeyProblems(result.data)];
   if (missing.length) throw new ConfigError(file, missing);
   return result.data;
+}
+
+/**
+ * Instances sharing a Redis read each other's portal messages (and archive exports):
+ * each generating its own development master key would make them unreadable.
+ */
+function sharedKeyProblems(config: PosternConfig): string[] {
+  if (config.queue.backend !== 'redis') return [];
+  const problems: string[] = [];
+  if (config.portal.enabled && !config.portal.masterKeys.length) problems.push('portal.masterKeys: required with queue.backend: redis (every instance must use the same key; make one with: openssl rand -base64 32)');
+  if (config.archive.enabled && !config.archive.masterKeys.length) problems.push('archive.masterKeys: required with queue.backend: redis (every instance must use the same key; make one with: openssl rand -base64 32)');
+  return problems;
 }
 
 /** Files the config names must be readable now, not at the first TLS handshake. */

@@ -3,7 +3,8 @@ import { EVENTS, type Logger } from '../events/logger.js';
 import type { Planner } from '../policy/planner.js';
 import type { PortalDelivery } from '../portal/deliver.js';
 import type { QueueBackend } from '../queue/backend.js';
-import type { Envelope, QueuedMessage } from '../types.js';
+import { ARCHIVE_EVENTS, type Journal } from '../archive/index.js';
+import type { DeliveryState, Envelope, QueuedMessage } from '../types.js';
 import type { DomainSender } from './domain-sender.js';
 import { harvestCertificates, type HarvestStep } from './harvest-step.js';
 import { localOutcomes, type Outcome } from './outcome.js';
@@ -21,6 +22,8 @@ export interface DeliveryStages {
   portal?: PortalDelivery | undefined;
   /** keys.harvest: certificates of S/MIME-signed messages passing through. */
   harvest?: HarvestStep | undefined;
+  /** The compliance archive: every message journaled before any delivery. */
+  journal?: Journal | undefined;
 }
 
 /**
@@ -127,6 +130,14 @@ export class DeliveryWorker {
     const due = state.recipients.filter((r) => r.status === 'pending' && r.nextAttemptAt <= now);
     const plan = await planner.plan(envelope, state, due);
     const held: Outcome[] = plan.held.map((h) => ({ rcpt: h.rcpt, result: h.result, status: h.status, response: h.reason, category: h.category, diagnosticType: 'x-postern' }));
+    const unarchived = await this.journal(envelope, state);
+    if (unarchived) {
+      // Fail-closed: nothing is delivered that the archive does not hold; the next attempt
+      // journals it first. Recipients already final (held as bounced) settle as they are.
+      const waiting = due.filter((r) => !held.some((h) => h.rcpt === r.rcpt && h.result === 'bounce'));
+      await settler.settle(envelope, state, [...held.filter((h) => h.result === 'bounce'), ...localOutcomes(waiting.map((r) => r.rcpt), { result: 'defer', status: '4.3.0', response: unarchived, category: 'journal' })]);
+      return;
+    }
     let original: Promise<Buffer> | undefined;
     const raw = () => (original ??= this.fullBody(envelope));
     if (this.stages.harvest) await harvestCertificates(this.stages.harvest, this.queue, envelope, state, raw, this.log);
@@ -153,6 +164,30 @@ export class DeliveryWorker {
       sent.push(...portalOutcomes.map((p): Outcome => ({ ...p, diagnosticType: 'x-postern', route: undefined })));
     }
     await settler.settle(envelope, state, [...held, ...sent]);
+  }
+
+  /**
+   * Journals the message once, before any delivery. Returns why it could not be, when
+   * delivery must wait (archive.failOpen off); undefined when it may go on.
+   */
+  private async journal(envelope: Envelope, state: DeliveryState): Promise<string | undefined> {
+    const journal = this.stages.journal;
+    if (!journal || state.journaled) return undefined;
+    try {
+      await journal.record({
+        envelope,
+        decisions: state.recipients.flatMap((r) => (r.decision ? [r.decision] : [])),
+        body: this.queue.bodyInMemory?.(envelope.id) ?? (() => this.queue.openBody(envelope.id)),
+        categories: state.inspection?.categories,
+      });
+      state.journaled = true;
+      return undefined;
+    } catch (err) {
+      const reason = `not archived yet (${(err as Error).message}); delivery waits for the archive`;
+      if (!journal.failOpen) return reason;
+      this.log.error({ event: ARCHIVE_EVENTS.failOpen, queueId: envelope.id, err: (err as Error).message }, 'journaling failed; delivering anyway (archive.failOpen)');
+      return undefined;
+    }
   }
 
   /** Makes the variant's final message, then sends it; a failure to make it defers, with the reason. */

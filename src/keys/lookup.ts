@@ -1,3 +1,4 @@
+import { MemoryCache, type SharedCache } from '../common/shared-cache.js';
 import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { keyserverLookup } from './keyserver.js';
@@ -29,6 +30,8 @@ export interface KeyLookupOptions {
   /** The configured CRLs (see crl.ts). */
   revoked?: RevocationCheck | undefined;
   log: Logger;
+  /** Where discovery answers are kept: memory, or the Redis the instances share. */
+  cache?: SharedCache | undefined;
 }
 
 interface Cached {
@@ -44,10 +47,12 @@ interface Cached {
  * network answers are cached: found keys for keys.cacheTtl, misses for keys.negativeTtl.
  */
 export class KeyLookup {
-  private readonly cache = new Map<string, Cached>();
+  private readonly cache: SharedCache;
   private readonly inflight = new Map<string, Promise<FoundKey<PgpKeyInfo> | undefined>>();
 
-  constructor(private readonly o: KeyLookupOptions) {}
+  constructor(private readonly o: KeyLookupOptions) {
+    this.cache = o.cache ?? new MemoryCache();
+  }
 
   /** address as given: WKD sends the local part unchanged (l=), everything else lower-cases it. */
   async pgp(address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
@@ -90,9 +95,9 @@ export class KeyLookup {
 
   private async cached(source: 'wkd' | 'keyserver', given: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
     const address = given.toLowerCase();
-    const k = `${source}|${address}`;
+    const k = `keys:${source}|${address}`;
     const now = Date.now();
-    const hit = this.cache.get(k);
+    const hit = await this.cache.get<Cached>(k);
     const fresh = hit && now - hit.at < (hit.found ? this.o.keys.cacheTtl : this.o.keys.negativeTtl);
     // A cached key may have expired since it was found.
     if (fresh && (!hit.found?.info.expiresAt || hit.found.info.expiresAt > now)) return hit.found;
@@ -100,7 +105,7 @@ export class KeyLookup {
     this.inflight.set(k, pending);
     try {
       const found = await pending;
-      this.cache.set(k, { at: Date.now(), found });
+      await this.cache.set(k, { at: Date.now(), found }, found ? this.o.keys.cacheTtl : this.o.keys.negativeTtl);
       return found;
     } finally {
       this.inflight.delete(k);

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { SharedCache } from '../common/shared-cache.js';
 import type { PosternConfig } from '../config/schema.js';
 import type { Logger } from '../events/logger.js';
 import { CrlSet } from './crl.js';
@@ -27,7 +28,7 @@ export async function readCertificateFiles(files: string[], key: string): Promis
 }
 
 /** The key store under <dataDir>/keys and the lookup that reads it and discovers keys (wiring only). */
-export async function startKeys(config: PosternConfig, dataDir: string, resolve: (host: string) => Promise<string[]>, logger: Logger): Promise<KeyParts> {
+export async function startKeys(config: PosternConfig, dataDir: string, resolve: (host: string) => Promise<string[]>, logger: Logger, cache?: SharedCache): Promise<KeyParts> {
   const store = new KeyStore(join(dataDir, 'keys'));
   await store.open();
   const smimeTrust = await readCertificateFiles(config.keys.smimeTrust, 'keys.smimeTrust');
@@ -40,6 +41,7 @@ export async function startKeys(config: PosternConfig, dataDir: string, resolve:
     smimeTrust,
     revoked: crls.check,
     log: logger.child({ component: 'keys' }),
+    cache,
   });
   return { store, lookup, smimeTrust, crls };
 }

@@ -2,11 +2,9 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAuditTrail, type AuditTrail } from '../../src/events/audit.js';
 import { verifyAudit } from '../../src/events/audit-verify.js';
 import { formatTrace } from '../../src/events/trace-format.js';
 import { traceMessages, type TraceReport } from '../../src/events/trace.js';
-import { startWebhooks, type Webhooks } from '../../src/events/webhooks.js';
 import { verifySignature } from '../../src/events/webhooks-sign.js';
 import { TestDns } from '../helpers/dns-server.js';
 import { TestMx } from '../helpers/mx-server.js';
@@ -30,8 +28,6 @@ describe('audit trail, trace and webhooks over a gateway run', () => {
   let other: TestMx;
   let receiver: WebhookReceiver;
   let g: BusGateway;
-  let audit: AuditTrail;
-  let hooks: Webhooks;
   let queueId: string;
   let messageId: string;
 
@@ -50,10 +46,6 @@ describe('audit trail, trace and webhooks over a gateway run', () => {
         },
         webhooks: [{ url: receiver.url, events: ['accepted', 'decided', 'delivery.*'], secret: SECRET }],
       },
-      async ({ bus, logger, dataDir, config }) => {
-        audit = await startAuditTrail({ dataDir, shard: 0, bus, logger, flushInterval: config.audit.flushInterval });
-        hooks = await startWebhooks({ config, dataDir, shard: 0, bus, logger });
-      },
     );
     const raw = testMessage({ to: RCPTS.join(', '), subject: 'Lab results for patient 4711' });
     messageId = /^Message-ID: (<[^>]+>)/m.exec(raw.toString())?.[1] as string;
@@ -63,13 +55,11 @@ describe('audit trail, trace and webhooks over a gateway run', () => {
     await dest.waitFor(1);
     await other.waitFor(1);
     await eventually(() => receiver.received.length >= 8, 'eight webhook deliveries');
-    await audit.flush();
+    await g.gateway.flushEvents();
   });
 
   afterAll(async () => {
     await g?.stop(true);
-    await audit?.close();
-    await hooks?.close();
     await receiver?.stop();
     await Promise.all([dest?.stop(), other?.stop(), dns?.stop()]);
   });

@@ -196,5 +196,29 @@ export function queueConformance(name: string, open: () => Promise<BackendHarnes
       await store(q, Buffer.from('y\r\n'), { receivedAt: 1_700_000_500_000 });
       expect(q.stats()).toMatchObject({ depth: 2, leased: 0, oldestReceivedAt: 1_700_000_000_000 });
     });
+
+    it('claims one message by id for an admin change, unless someone holds it', async () => {
+      const { backend: q } = await start();
+      expect(q.claim, 'every backend supports admin changes').toBeDefined();
+      const later = Date.now() + 3_600_000;
+      const a = await store(q, Buffer.from('a\r\n'));
+      const b = await store(q, Buffer.from('b\r\n'));
+      const [leased] = await q.lease(Date.now(), 1);
+      const other = leased!.envelope.id === a.id ? b : a;
+      expect(await q.claim!(leased!.envelope.id)).toBeUndefined(); // a delivery holds it
+      expect(await q.claim!('0000000000000000NOPE')).toBeUndefined();
+      const claimed = await q.claim!(other.id);
+      expect(claimed?.envelope.id).toBe(other.id);
+      expect(await q.claim!(other.id)).toBeUndefined(); // claimed once
+      expect(await q.lease(Date.now(), 10)).toEqual([]); // neither is handed out
+      // "Retry now" of a message whose next attempt is later: saved due now, leased again.
+      const state = claimed!.state;
+      for (const r of state.recipients) r.nextAttemptAt = later;
+      await q.save(other.id, state);
+      const again = await q.claim!(other.id);
+      for (const r of again!.state.recipients) r.nextAttemptAt = Date.now();
+      await q.save(other.id, again!.state);
+      expect((await q.lease(Date.now(), 10)).map((m) => m.envelope.id)).toEqual([other.id]);
+    });
   });
 }

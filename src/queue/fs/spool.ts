@@ -380,9 +380,9 @@ export class FsSpool implements QueueBackend, SpoolSink {
   }
 }
 
-/** Recipient states are flat records: a shallow copy of each is a full copy. */
+/** Recipient states are flat records: a shallow copy of each is a full copy. Every other field is kept. */
 function cloneState(state: DeliveryState): DeliveryState {
-  return { recipients: state.recipients.map((r) => ({ ...r })), inspection: state.inspection, portalMessageId: state.portalMessageId };
+  return { ...state, recipients: state.recipients.map((r) => ({ ...r })) };
 }
 
 function ignoreMissing(err: NodeJS.ErrnoException): void {

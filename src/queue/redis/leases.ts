@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './keys.js';
 import { LeaseLostError, NoMessageError } from './lua.js';
-import { heartbeatScript, leaseScript, settleScript } from './scripts.js';
+import { claimScript, heartbeatScript, leaseScript, settleScript } from './scripts.js';
 import type { RawSnapshot } from './snapshot.js';
 
 export interface HeartbeatResult {
@@ -56,6 +56,13 @@ export class LeaseKeeper {
     const [snapshot, rows] = (await leaseScript.run(this.redis, [...this.keys.common(), this.keys.fence], args)) as [RawSnapshot, LeasedRow[]];
     for (const row of rows) if (accept(row)) this.held.set(row[0], row[1]);
     return snapshot;
+  }
+
+  /** Leases one message by id when nobody holds it (see claimScript). */
+  async claim(id: string): Promise<{ snapshot: RawSnapshot; row?: LeasedRow | undefined }> {
+    const [snapshot, row] = (await claimScript.run(this.redis, [...this.keys.common(), this.keys.fence], [this.keys.msgPrefix, id, this.leaseTimeMs, this.instanceId])) as [RawSnapshot, LeasedRow | null | false];
+    if (row) this.held.set(row[0], row[1]);
+    return { snapshot, row: row || undefined };
   }
 
   /**

@@ -158,6 +158,19 @@ export class RedisQueue implements QueueBackend, RedisSink {
     return out;
   }
 
+  /** One message by id, leased to this instance unless someone holds it (admin changes). */
+  async claim(id: string): Promise<QueuedMessage | undefined> {
+    const { snapshot, row } = await this.leases.claim(id);
+    this.snapshot.update(snapshot);
+    if (!row) return undefined;
+    try {
+      return decodeMessage(row[0], row[2], row[3]);
+    } catch (err) {
+      await this.release(id).catch(() => undefined);
+      throw err;
+    }
+  }
+
   async release(id: string): Promise<void> {
     if (!this.leases.has(id)) return;
     this.snapshot.update(await this.leases.settle('release', id));

@@ -94,6 +94,27 @@ return {snapshot(#ids > 0 or reclaimed > 0), out}
 );
 
 /**
+ * KEYS 5 fence counter; ARGV 2 id, 3 lease time ms, 4 instance.
+ * Leases one message by id, due or not, when nobody holds it (an admin's "retry now" or
+ * "delete"); returns no row when it is leased already or gone.
+ */
+export const claimScript = new LuaScript(
+  'claim',
+  `${PREAMBLE}
+local now = redisNow()
+local id = ARGV[2]
+local m = msgPrefix .. id
+local f = redis.call('HMGET', m, 'envelope', 'state')
+if not f[1] or redis.call('ZSCORE', leases, id) then return {snapshot(false), false} end
+redis.call('ZREM', due, id)
+local token = redis.call('INCR', KEYS[5])
+redis.call('ZADD', leases, now + tonumber(ARGV[3]), id)
+redis.call('HSET', m, 'owner', ARGV[4], 'token', token)
+return {snapshot(true), {id, tostring(token), f[1], f[2]}}
+`,
+);
+
+/**
  * KEYS 5 instance key; ARGV 2 lease time ms, 3 wake channel, 4 instance, 5.. id/token pairs.
  * The heartbeat: renews the leases still ours, reports the ones that are not, keeps the
  * instance marked alive, and returns expired leases of other (dead) instances to the due

@@ -1,0 +1,74 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { openArchive } from '../../src/archive/admin.js';
+import { searchArchive } from '../../src/archive/search.js';
+import { createTestCa } from '../helpers/pki.js';
+import { scenario } from '../helpers/scenario.js';
+import { sendMail, testMessage } from '../helpers/smtp-client.js';
+
+const s = scenario();
+const ca = createTestCa('Journal Test CA');
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .map((n) => join(dir, n))
+    .filter((p) => statSync(p).isFile());
+}
+
+describe('the journal step of delivery', () => {
+  it('every relayed message is in the archive, with its envelope, subject and each recipient\'s method; no file holds its text', async () => {
+    const mx = await s.mx();
+    const gw = await s.gateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${mx.port}`, tls: 'may' } } } });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await sendMail(gw.port, { from: 'dr@client.test', to: [`p${i}@dest.test`, 'nurse@dest.test'], raw: testMessage({ subject: `Follow-up ${i}`, body: `JOURNAL-MARKER-${i} see you Tuesday` }) });
+      expect(r.ok).toBe(true);
+      ids.push(r.queueId as string);
+    }
+    await mx.waitFor(3);
+    for (const id of ids) {
+      await gw.waitForLog((l) => l.event === 'delivery.sent' && l.queueId === id);
+      const journaled = gw.events('archive.journaled').findIndex((l) => l.queueId === id);
+      const sent = gw.logs.findIndex((l) => l.event === 'delivery.sent' && l.queueId === id);
+      expect(journaled).toBeGreaterThanOrEqual(0);
+      expect(journaled).toBeLessThan(sent); // before any delivery
+    }
+    const archive = await openArchive(gw.config, gw.dataDir);
+    const found = await searchArchive(archive.reader, { sender: 'dr@client.test' }, gw.config.archive.searchLimits);
+    expect(found.hits.map((h) => h.meta.id).sort()).toEqual([...ids].sort());
+    const first = found.hits.find((h) => h.meta.id === ids[0])!;
+    expect(first.meta).toMatchObject({ mailFrom: 'dr@client.test', rcptTo: ['p0@dest.test', 'nurse@dest.test'], subject: 'Follow-up 0' });
+    expect(JSON.stringify(first.meta)).toContain('"method":"tls"');
+    const keyword = await searchArchive(archive.reader, { keyword: 'JOURNAL-MARKER-2' }, gw.config.archive.searchLimits);
+    expect(keyword.hits.map((h) => h.meta.id)).toEqual([ids[2]]);
+    for (const f of filesUnder(join(gw.dataDir, 'archive'))) expect(readFileSync(f).includes('JOURNAL-MARKER'), f).toBe(false);
+  });
+
+  it('journal server down: nothing is delivered; once it is up, the message is journaled and delivered once', async () => {
+    const tls = ca.issue(['journal.archive.test']);
+    const probe = await s.mx({ tls });
+    const journalPort = probe.port;
+    await s.stopMx(probe);
+    const mx = await s.mx();
+    const gw = await s.gateway({
+      delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${mx.port}`, tls: 'may' } } },
+      archive: { sinks: [{ type: 'fs' }, { type: 'smtp', server: `127.0.0.1:${journalPort}`, to: 'journal@archive.test', servername: 'journal.archive.test', ca: [ca.caFile], timeout: '3s' }] },
+    });
+    const r = await sendMail(gw.port, { from: 'dr@client.test', to: ['p@dest.test'], raw: testMessage({ subject: 'Wait for the archive' }) });
+    expect(r.ok).toBe(true);
+    const deferred = await gw.waitForLog((l) => l.event === 'delivery.deferred' && l.queueId === r.queueId);
+    expect(deferred).toMatchObject({ category: 'journal', dsn: '4.3.0' });
+    expect(String(deferred.response)).toMatch(/not archived yet/);
+    expect(mx.messages).toHaveLength(0);
+
+    const journalMx = await s.mx({ tls, port: journalPort });
+    await mx.waitFor(1, 20_000);
+    await journalMx.waitFor(1, 5_000);
+    await new Promise((res) => setTimeout(res, 1000));
+    expect(mx.messages).toHaveLength(1);
+    expect(journalMx.messages).toHaveLength(1);
+    expect(journalMx.messages[0]!.secure).toBe(true);
+    expect(gw.events('delivery.sent').filter((l) => l.queueId === r.queueId)).toHaveLength(1);
+  });
+});
