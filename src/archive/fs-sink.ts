@@ -10,7 +10,7 @@ import type { ArchiveLayout } from './layout.js';
 import { sealMeta } from './meta-crypto.js';
 import { recordedItems } from './recent-records.js';
 import { SegmentAppender } from './segment-appender.js';
-import { SeenMarkers } from './seen-markers.js';
+import { RecentIds } from './recent-ids.js';
 import type { ItemMeta, JournalSink, PreparedItem } from './types.js';
 
 /** Items up to this size are appended to segments; larger ones get a file each (as the spool does). */
@@ -25,19 +25,18 @@ async function toBuffer(body: Buffer | Readable): Promise<Buffer> {
 
 /**
  * Encrypted items under <dataDir>/archive. A small item costs one AES-GCM pass, a share
- * of a grouped segment write + fdatasync, a share of a grouped index append, and an
- * empty marker file; a large one is streamed into its own file under tmp/ and renamed
- * into items/ once recorded. An item is stored once its index record is durable; the
- * marker after it (and the rename) are redone by recover() if a crash loses them, so
- * a queue id is never stored twice.
+ * of a grouped segment write + fdatasync and a share of a grouped index append; a large
+ * one is streamed into its own file under tmp/ and renamed into items/ once recorded.
+ * An item is stored once its index record is durable; the rename is redone by recover()
+ * if a crash loses it, and the recent ids (see RecentIds) keep a queue id from being
+ * stored twice.
  */
 export class FsSink implements JournalSink {
   readonly name = 'fs';
   private readonly tmpDir: string;
   private readonly tmpSync: DirectorySyncer;
   private readonly inflight = new Map<string, Promise<void>>();
-  /** Recorded, but the marker could not be made yet: a retry only makes the marker. */
-  private readonly unmarked = new Map<string, number>();
+  private readonly seen = new RecentIds();
   /** Recorded large items whose rename into items/ failed: tried again with each store. */
   private readonly unplaced = new Map<string, string>();
 
@@ -45,27 +44,25 @@ export class FsSink implements JournalSink {
     private readonly layout: ArchiveLayout,
     private readonly chain: ChainWriter,
     private readonly segments: SegmentAppender,
-    private readonly seen: SeenMarkers,
     private readonly keys: MasterKey[],
   ) {
     this.tmpDir = layout.tmpDir(chain.name);
     this.tmpSync = new DirectorySyncer(this.tmpDir);
   }
 
-  /** `keepSeenMs`: how long a queue id may still be retried (delivery.retry.lifetime). */
-  static async open(layout: ArchiveLayout, chain: ChainWriter, keys: MasterKey[], keepSeenMs: number): Promise<FsSink> {
-    return new FsSink(layout, chain, await SegmentAppender.open(layout, chain.name), new SeenMarkers(layout, chain.name, keepSeenMs), keys);
+  static async open(layout: ArchiveLayout, chain: ChainWriter, keys: MasterKey[]): Promise<FsSink> {
+    return new FsSink(layout, chain, await SegmentAppender.open(layout, chain.name), keys);
   }
 
   /**
    * After a crash: recorded large items still in tmp/ go into items/, unrecorded ones are
-   * removed; recent records get the markers they may have missed.
+   * removed; the ids recorded shortly before it are remembered again.
    */
   async recover(): Promise<{ placed: number; removed: number }> {
     await mkdir(this.tmpDir, { recursive: true, mode: 0o700 });
     const names = (await readdir(this.tmpDir)).filter((n) => n.endsWith('.item'));
     const mtimes = await Promise.all(names.map(async (n) => (await stat(join(this.tmpDir, n))).mtimeMs));
-    const recorded = await recordedItems(this.layout.chainLog(this.chain.name), Math.min(Date.now(), ...mtimes));
+    const recorded = await recordedItems(this.layout.chainLog(this.chain.name), Math.min(Date.now() - RecentIds.WINDOW_MS, ...mtimes));
     let placed = 0;
     for (const name of names) {
       const tmp = join(this.tmpDir, name);
@@ -75,7 +72,8 @@ export class FsSink implements JournalSink {
         placed++;
       } else await unlink(tmp);
     }
-    for (const r of recorded.values()) if (!this.seen.has(r.id, r.receivedAt)) await this.seen.mark(r.id, r.receivedAt);
+    // Remembered as of now: a message cut short by the crash is retried soon after the start.
+    for (const r of recorded.values()) this.seen.add(r.id);
     return { placed, removed: names.length - placed };
   }
 
@@ -91,7 +89,6 @@ export class FsSink implements JournalSink {
   async close(): Promise<void> {
     await Promise.allSettled([...this.inflight.values()]);
     await this.segments.close();
-    await this.seen.close();
     await this.tmpSync.close();
     await this.chain.close();
   }
@@ -99,8 +96,7 @@ export class FsSink implements JournalSink {
   private async storeOnce(item: PreparedItem): Promise<void> {
     const { id, receivedAt } = item.envelope;
     for (const [tmp, final] of this.unplaced) await this.place(tmp, final).then(() => this.unplaced.delete(tmp), () => undefined);
-    if (this.unmarked.has(id)) return this.mark(id, receivedAt);
-    if (this.seen.has(id, receivedAt)) return;
+    if (this.seen.has(id)) return;
     const master = this.keys[0] as MasterKey;
     const body = await item.openBody();
     let tmp: string | undefined;
@@ -118,19 +114,13 @@ export class FsSink implements JournalSink {
       await this.record(item, e.header, { file, offset: 0 }, meta);
     }
     // From here the item is stored: nothing below may lead to storing it again.
-    this.unmarked.set(id, receivedAt);
-    await this.mark(id, receivedAt);
+    this.seen.add(id);
     // Not fsynced: until the rename is durable the item is in tmp/ and recover() redoes it.
     // A failed rename does not fail the journal step (the item is stored); it is retried.
     if (tmp && file) {
       const final = this.layout.resolve(file);
       await this.place(tmp, final).catch(() => this.unplaced.set(tmp, final));
     }
-  }
-
-  private async mark(id: string, receivedAt: number): Promise<void> {
-    await this.seen.mark(id, receivedAt);
-    this.unmarked.delete(id);
   }
 
   private sealed(meta: ItemMeta, dataKey: Buffer): string {

@@ -90,7 +90,7 @@ export async function openJournal(config: PosternConfig, dataDir: string, logger
         const { keys, development } = await loadArchiveKeys(config, layout);
         if (development) log.warn({ event: ARCHIVE_EVENTS.devKey, file: layout.masterKeyFile }, 'archive: using a development master key; set archive.masterKeys for production');
         const chain = await ChainWriter.open(layout.chainsDir, journalChainName(opts.shard ?? 0));
-        const fs = await FsSink.open(layout, chain, keys, config.delivery.retry.lifetime).catch(async (err: unknown) => {
+        const fs = await FsSink.open(layout, chain, keys).catch(async (err: unknown) => {
           await chain.close();
           throw err;
         });

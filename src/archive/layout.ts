@@ -57,10 +57,6 @@ export class ArchiveLayout {
     return relative(this.root, join(this.dayDir(writtenAt), `${chain}.${n}.seg`));
   }
 
-  seenDir(chain: string, receivedAt: number): string {
-    return join(this.root, 'seen', chain, new Date(receivedAt).toISOString().slice(0, 10));
-  }
-
   dayDir(t: number): string {
     const d = new Date(t).toISOString();
     return join(this.itemsDir, d.slice(0, 4), d.slice(5, 7), d.slice(8, 10));
