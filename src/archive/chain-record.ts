@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 
 /** The prev hash of a chain's first (genesis) record. */
 export const GENESIS_PREV = '0'.repeat(64);
@@ -81,7 +81,7 @@ export type ChainRecord = GenesisRecord | ItemRecord | DestroyRecord | HoldRecor
 export type RecordBody<R extends ChainRecord = ChainRecord> = R extends ChainRecord ? Omit<R, keyof Base> : never;
 
 export function lineHash(line: string): string {
-  return createHash('sha256').update(line).digest('hex');
+  return oneShotHash('sha256', line, 'hex');
 }
 
 export function parseRecord(line: string): ChainRecord {

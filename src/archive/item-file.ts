@@ -1,8 +1,9 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
+import { secureRandomBytes } from '../common/random.js';
 import { syncDirectory } from '../common/durable-file.js';
 import { rewrap, unwrapDataKey, wrapDataKey, type MasterKey, type WrappedKey } from '../common/envelope-crypto.js';
 
@@ -46,8 +47,8 @@ export function decodeHeader(buf: Buffer): ItemHeader {
 }
 
 function newCipher(id: string) {
-  const dataKey = randomBytes(32);
-  const iv = randomBytes(12);
+  const dataKey = secureRandomBytes(32);
+  const iv = secureRandomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', dataKey, iv);
   cipher.setAAD(contentAad(id));
   return { dataKey, iv, cipher };

@@ -1,7 +1,11 @@
 import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { syncDirectory } from '../common/durable-file.js';
+import { FlushWindow } from '../common/flush-window.js';
 import type { ArchiveLayout } from './layout.js';
+
+/** Under load, a batch of entries is written at most this often (group commit). */
+const FLUSH_WINDOW_MS = 10;
 
 /** A segment is closed at this size or at the end of the (UTC) day, whichever first. */
 const MAX_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -20,7 +24,7 @@ interface Pending {
  */
 export class SegmentAppender {
   private pending: Pending[] = [];
-  private flushing = false;
+  private readonly window = new FlushWindow(FLUSH_WINDOW_MS, () => this.flushBatch(), () => this.pending.length > 0);
   private current: { fh: FileHandle; file: string; day: string; size: number } | undefined;
 
   private constructor(
@@ -36,41 +40,37 @@ export class SegmentAppender {
   append(bytes: Buffer): Promise<{ file: string; offset: number }> {
     return new Promise((resolve, reject) => {
       this.pending.push({ bytes, resolve, reject });
-      if (!this.flushing) void this.flush();
+      this.window.kick();
     });
   }
 
   async close(): Promise<void> {
-    while (this.flushing) await new Promise((r) => setTimeout(r, 5));
+    await this.window.drain();
     await this.current?.fh.close();
     this.current = undefined;
   }
 
-  private async flush(): Promise<void> {
-    this.flushing = true;
-    while (this.pending.length) {
-      const batch = this.pending.splice(0);
-      let seg;
-      try {
-        seg = await this.segment();
-        const start = seg.size;
-        await seg.fh.writev(batch.map((p) => p.bytes));
-        await seg.fh.datasync();
-        let offset = start;
-        for (const p of batch) {
-          p.resolve({ file: seg.file, offset });
-          offset += p.bytes.length;
-        }
-        seg.size = offset;
-      } catch (err) {
-        // Unrecorded bytes at the end of a segment are never read; start afresh next time.
-        await this.current?.fh.close().catch(() => undefined);
-        this.current = undefined;
-        const e = new Error(`archive segment: ${(err as Error).message}`);
-        for (const p of batch) p.reject(e);
+  private async flushBatch(): Promise<void> {
+    const batch = this.pending.splice(0);
+    let seg;
+    try {
+      seg = await this.segment();
+      const start = seg.size;
+      await seg.fh.writev(batch.map((p) => p.bytes));
+      await seg.fh.datasync();
+      let offset = start;
+      for (const p of batch) {
+        p.resolve({ file: seg.file, offset });
+        offset += p.bytes.length;
       }
+      seg.size = offset;
+    } catch (err) {
+      // Unrecorded bytes at the end of a segment are never read; start afresh next time.
+      await this.current?.fh.close().catch(() => undefined);
+      this.current = undefined;
+      const e = new Error(`archive segment: ${(err as Error).message}`);
+      for (const p of batch) p.reject(e);
     }
-    this.flushing = false;
   }
 
   private async segment() {

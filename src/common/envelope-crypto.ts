@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { secureRandomBytes } from './random.js';
 
 /** A master key (key-encryption key): 32 bytes, with an id stored beside what it wraps. */
 export interface MasterKey {
@@ -20,7 +21,7 @@ export interface Sealed extends WrappedKey {
 }
 
 export function gcmEncrypt(key: Buffer, plaintext: Buffer, aad?: Buffer): { iv: Buffer; tag: Buffer; ciphertext: Buffer } {
-  const iv = randomBytes(12);
+  const iv = secureRandomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   if (aad) cipher.setAAD(aad);
   const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
@@ -41,7 +42,7 @@ export function gcmDecrypt(key: Buffer, iv: Buffer, tag: Buffer, ciphertext: Buf
  * the wrapped key destroys the content (crypto-shredding).
  */
 export function seal(plaintext: Buffer, master: MasterKey, itemId: string): { sealed: Sealed; ciphertext: Buffer } {
-  const dataKey = randomBytes(32);
+  const dataKey = secureRandomBytes(32);
   const body = gcmEncrypt(dataKey, plaintext, Buffer.from(itemId));
   const wrapped = wrapDataKey(dataKey, master, itemId);
   dataKey.fill(0);

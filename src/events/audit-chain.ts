@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 
 /**
  * One line of the audit trail. `prev` is the SHA-256 (hex) of the previous line's exact
@@ -33,7 +33,8 @@ export const GENESIS = '0'.repeat(64);
 export const EMPTY_CHAIN: ChainHead = { seq: -1, hash: GENESIS };
 
 export function hashLine(line: string): string {
-  return createHash('sha256').update(line).digest('hex');
+  // The one-shot form: no Hash object per line (half the cost; every event is a line).
+  return oneShotHash('sha256', line, 'hex');
 }
 
 /** The lines of a batch, each linked to the one before, and the head after them. */

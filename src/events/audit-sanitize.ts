@@ -15,9 +15,18 @@ const MAX_STRING = 2000;
 const MAX_DEPTH = 6;
 const MAX_ITEMS = 200;
 
+/** Field names repeat in every record: each is judged once (bounded, as names come from code). */
+const judged = new Map<string, boolean>();
+const MAX_JUDGED = 10_000;
+
 export function isSecretOrContentKey(name: string): boolean {
-  const n = name.toLowerCase().replace(/[-_]/g, '');
-  return SECRET_NAME.test(n) || CONTENT_NAMES.has(name.toLowerCase());
+  let verdict = judged.get(name);
+  if (verdict === undefined) {
+    const n = name.toLowerCase().replace(/[-_]/g, '');
+    verdict = SECRET_NAME.test(n) || CONTENT_NAMES.has(name.toLowerCase());
+    if (judged.size < MAX_JUDGED) judged.set(name, verdict);
+  }
+  return verdict;
 }
 
 /** A plain-JSON copy of the fields without secret or content keys (the `event` key too: it is the record's own). */

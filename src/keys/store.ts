@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileDurably } from '../portal/files.js';
 
@@ -33,7 +34,9 @@ export class KeyStore {
   }
 
   async all(): Promise<KeyRecord[]> {
-    const { mtimeNs, ctimeNs } = await stat(this.dir, { bigint: true });
+    // Synchronous on purpose: a stat of a directory the kernel has cached costs about a
+    // microsecond, the async form a thread-pool round trip — and every message asks.
+    const { mtimeNs, ctimeNs } = statSync(this.dir, { bigint: true });
     const version = mtimeNs > ctimeNs ? mtimeNs : ctimeNs;
     if (this.snapshot?.version === version) return this.snapshot.records;
     const records = await this.readAll();
