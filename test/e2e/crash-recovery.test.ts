@@ -1,40 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startChildGateway, type ChildGateway } from '../helpers/child-gateway.js';
 import { testConfigInput } from '../helpers/gateway.js';
 import { TestMx } from '../helpers/mx-server.js';
-import { testMessage } from '../helpers/smtp-client.js';
+import { sendNumbered, testIdsOf } from '../helpers/load-sender.js';
 
 const TOTAL = 2000;
 const CONNECTIONS = 20;
 const KILL_AFTER = 700;
-
-/** Sends messages on one connection until told to stop or the connection dies. */
-async function sender(port: number, next: () => number | undefined, acked: Set<string>, onAck: () => void): Promise<void> {
-  const conn = new SMTPConnection({ host: '127.0.0.1', port, ignoreTLS: true, logger: false } as ConstructorParameters<typeof SMTPConnection>[0]);
-  conn.on('error', () => undefined);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      conn.once('error', reject);
-      conn.connect(() => resolve());
-    });
-  } catch {
-    return;
-  }
-  for (let n = next(); n !== undefined; n = next()) {
-    const id = `crash-${n}@client.test`;
-    const ok = await new Promise<boolean>((resolve) =>
-      conn.send({ from: 'sender@client.test', to: [`r${n % 7}@dest.test`] }, testMessage({ extraHeaders: [`X-Test-Id: ${id}`] }), (err) => resolve(!err)),
-    );
-    if (!ok) break;
-    acked.add(id);
-    onAck();
-  }
-  conn.close();
-}
 
 describe('crash recovery', () => {
   const dir = mkdtempSync(join(tmpdir(), 'postern-crash-'));
@@ -53,7 +28,8 @@ describe('crash recovery', () => {
       delivery: { routes: { '*': { nexthop: `127.0.0.1:${mx.port}`, tls: 'none' } }, retry: { initialDelay: '200ms', maxDelay: '1s' } },
     });
     gw = await startChildGateway(dir, config);
-    const acked = new Set<string>();
+    const tally = { acked: new Set<string>(), refused: [] as string[] };
+    const acked = tally.acked;
     let issued = 0;
     let killed = false;
     const victim = gw;
@@ -64,7 +40,7 @@ describe('crash recovery', () => {
         victim.killAll();
       }
     };
-    await Promise.all(Array.from({ length: CONNECTIONS }, () => sender(victim.port, next, acked, onAck)));
+    await Promise.all(Array.from({ length: CONNECTIONS }, () => sendNumbered(victim.port, next, tally, onAck, 'crash')));
     const { signal } = await victim.exited;
     expect(signal).toBe('SIGKILL');
     expect(acked.size).toBeGreaterThanOrEqual(KILL_AFTER);
@@ -72,17 +48,14 @@ describe('crash recovery', () => {
     // Restart on the same spool: every acknowledged message must come out.
     gw = await startChildGateway(dir, config);
     const deadline = Date.now() + 40_000;
-    const seen = () => new Set(mx.messages.map((m) => /X-Test-Id: (\S+)/.exec(m.raw.toString())?.[1]));
+    const seen = () => new Set(testIdsOf(mx.messages));
     while (Date.now() < deadline && [...acked].some((id) => !seen().has(id))) await new Promise((r) => setTimeout(r, 200));
     const delivered = seen();
     const lost = [...acked].filter((id) => !delivered.has(id));
     if (lost.length) console.info("lost", lost.length, "of", acked.size, "mx", mx.messages.length, JSON.stringify(gw.logs.slice(-5)));
     expect(lost).toEqual([]);
     const counts = new Map<string, number>();
-    for (const m of mx.messages) {
-      const id = /X-Test-Id: (\S+)/.exec(m.raw.toString())?.[1] ?? '';
-      counts.set(id, (counts.get(id) ?? 0) + 1);
-    }
+    for (const id of testIdsOf(mx.messages)) counts.set(id, (counts.get(id) ?? 0) + 1);
     const duplicates = [...counts.values()].filter((c) => c > 1).length;
     // At-least-once: only deliveries in flight at the kill may repeat.
     expect(duplicates).toBeLessThanOrEqual(200);
