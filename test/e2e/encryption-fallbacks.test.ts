@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKey } from 'openpgp';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi, onTestFinished } from 'vitest';
 import { importKeys } from '../../src/keys/import.js';
 import { KeyStore } from '../../src/keys/store.js';
 import { dkimConfig, mailauthVerify, makeDkimKey } from '../helpers/dkim.js';
@@ -14,6 +14,7 @@ import { findProgram } from '../helpers/programs.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 import { signEntity } from '../../src/protect/smime.js';
+import { freshGnupgHome } from '../helpers/gnupg.js';
 
 const FAIL_MARKER = 'X-Test-Make-Encryption-Fail: yes';
 
@@ -70,10 +71,11 @@ describe('variants: shared domain keys, encryption failures, size limits, large 
     await mx.waitFor(before + 1);
     const got = mx.messages.at(-1)!;
     expect(got.rcptTo.sort()).toEqual(['a@partner.test', 'b@partner.test']);
-    const home = mkdtempSync(join(tmpdir(), 'postern-gpg-'));
+    const gnupg = freshGnupgHome();
+    const { home, env } = gnupg;
+    onTestFinished(() => gnupg.done());
     writeFileSync(join(home, 'k.asc'), partner.privateKey);
     writeFileSync(join(home, 'm.asc'), /-----BEGIN PGP MESSAGE-----[\s\S]+?-----END PGP MESSAGE-----/.exec(got.raw.toString('latin1'))![0]);
-    const env = { ...process.env, GNUPGHOME: home };
     execFileSync(gpg as string, ['--batch', '--import', join(home, 'k.asc')], { env, stdio: 'ignore' });
     expect(execFileSync(gpg as string, ['--batch', '--decrypt', join(home, 'm.asc')], { env, stdio: ['ignore', 'pipe', 'ignore'] }).toString()).toContain('For both of you.');
     expect((await mailauthVerify(got.raw, [dkim])).map((x) => x.status)).toEqual(['pass']);

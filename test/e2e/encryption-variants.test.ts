@@ -16,6 +16,7 @@ import { richMessage } from '../helpers/sample-message.js';
 import { findProgram } from '../helpers/programs.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail } from '../helpers/smtp-client.js';
+import { freshGnupgHome } from '../helpers/gnupg.js';
 
 const gpg = findProgram('gpg');
 const openssl = findProgram('openssl');
@@ -42,14 +43,18 @@ const work = () => mkdtempSync(join(tmpdir(), 'postern-variants-'));
 
 /** gpg --decrypt with only `secretKey` in a fresh keyring; status lines on stderr. */
 function gpgDecrypt(armoredMessage: string, secretKey: string, publicKeys: string[] = []): { plain: Buffer; status: string } {
-  const home = work();
-  writeFileSync(join(home, 'k.asc'), [secretKey, ...publicKeys].join('\n'));
-  writeFileSync(join(home, 'm.asc'), armoredMessage);
-  const env = { ...process.env, GNUPGHOME: home };
-  execFileSync(gpg as string, ['--batch', '--import', join(home, 'k.asc')], { env, stdio: 'ignore' });
-  const plain = execFileSync(gpg as string, ['--batch', '--decrypt', join(home, 'm.asc')], { env, stdio: ['ignore', 'pipe', 'ignore'] });
-  const status = execFileSync(gpg as string, ['--batch', '--status-fd', '1', '--decrypt', '--output', '/dev/null', join(home, 'm.asc')], { env, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
-  return { plain, status };
+  const gnupg = freshGnupgHome();
+  const { home, env } = gnupg;
+  try {
+    writeFileSync(join(home, 'k.asc'), [secretKey, ...publicKeys].join('\n'));
+    writeFileSync(join(home, 'm.asc'), armoredMessage);
+    execFileSync(gpg as string, ['--batch', '--import', join(home, 'k.asc')], { env, stdio: 'ignore' });
+    const plain = execFileSync(gpg as string, ['--batch', '--decrypt', join(home, 'm.asc')], { env, stdio: ['ignore', 'pipe', 'ignore'] });
+    const status = execFileSync(gpg as string, ['--batch', '--status-fd', '1', '--decrypt', '--output', '/dev/null', join(home, 'm.asc')], { env, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    return { plain, status };
+  } finally {
+    gnupg.done();
+  }
 }
 
 describe.skipIf(!gpg || !openssl)('one message, three protections: PGP, S/MIME, TLS (and a portal notice)', () => {

@@ -3,13 +3,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decryptKey, generateKey, readPrivateKey } from 'openpgp';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { splitEntity } from '../../src/protect/mime-entity.js';
 import { pgpProtect } from '../../src/protect/pgp.js';
 import { smimeProtect } from '../../src/protect/smime.js';
 import { createTestCa } from '../helpers/pki.js';
 import { findProgram } from '../helpers/programs.js';
 import { ATTACHMENT, richMessage } from '../helpers/sample-message.js';
+import { freshGnupgHome } from '../helpers/gnupg.js';
 
 const gpg = findProgram('gpg');
 const openssl = findProgram('openssl');
@@ -18,7 +19,9 @@ const original = richMessage(['From: "Dr. A" <dr@client.test>', 'To: patient@des
 
 describe.skipIf(!gpg)('OpenPGP output read by GnuPG', () => {
   it('gpg --decrypt gives back the original MIME entity, and verifies the organisation signature', async () => {
-    const home = mkdtempSync(join(tmpdir(), 'postern-gpg-'));
+    const gnupg = freshGnupgHome();
+    const { home, env } = gnupg;
+    onTestFinished(() => gnupg.done());
     const recipient = await generateKey({ type: 'rsa', rsaBits: 3072, userIDs: [{ email: 'patient@dest.test' }], format: 'armored' });
     const org = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ name: 'Client Org', email: 'dr@client.test' }], passphrase: 'org-pass', format: 'armored' });
     const signingKey = await decryptKey({ privateKey: await readPrivateKey({ armoredKey: org.privateKey }), passphrase: 'org-pass' });
@@ -27,7 +30,6 @@ describe.skipIf(!gpg)('OpenPGP output read by GnuPG', () => {
     expect(out.toString()).not.toContain('The results are in');
     writeFileSync(join(home, 'r.asc'), recipient.privateKey);
     writeFileSync(join(home, 'org.asc'), org.publicKey);
-    const env = { ...process.env, GNUPGHOME: home };
     execFileSync(gpg as string, ['--batch', '--import', join(home, 'r.asc'), join(home, 'org.asc')], { env, stdio: 'ignore' });
     const armored = /-----BEGIN PGP MESSAGE-----[\s\S]+?-----END PGP MESSAGE-----/.exec(out.toString())![0];
     writeFileSync(join(home, 'm.asc'), armored);
