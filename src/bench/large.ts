@@ -1,6 +1,5 @@
 import { join } from 'node:path';
-import { createServer } from 'node:net';
-import { peakRssMb } from './proc.js';
+import { freePort, peakRssMb } from './proc.js';
 import { startPostern } from './postern.js';
 import type { Sink } from './sink.js';
 import { runLoad } from './source.js';
@@ -18,20 +17,15 @@ export interface LargeResult {
  */
 export async function runLarge(base: string, sink: Sink, workers: string, messages: number): Promise<LargeResult> {
   const size = 25 * 1024 * 1024;
-  const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-  const relay = await startPostern(join(base, 'postern'), port, sink.port, workers);
+  const port = await freePort();
+  const relay = await startPostern({ name: 'postern-large', dir: join(base, 'postern'), port, sinkPort: sink.port, workers });
   try {
     const c0 = sink.count();
     const t0 = performance.now();
     await runLoad({ port, messages, sessions: messages, size, reuse: false });
     await sink.waitFor(c0 + messages, 300_000);
     const seconds = (performance.now() - t0) / 1000;
-    return { messages, size, seconds, peakRssMbPerProcess: peakRssMb(relay.pgid) };
+    return { messages, size, seconds, peakRssMbPerProcess: relay.pgids.flatMap((pgid) => peakRssMb(pgid)) };
   } finally {
     await relay.stop();
   }

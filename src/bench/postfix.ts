@@ -2,16 +2,10 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { chownSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { killGroup, startProcess, waitForSmtp } from './proc.js';
+import type { Setup } from './setup.js';
 
 const MASTER = '/usr/lib/postfix/sbin/master';
 const MASTER_CF = '/etc/postfix/master.cf';
-
-export interface Relay {
-  name: string;
-  port: number;
-  pgid: number;
-  stop(): Promise<void>;
-}
 
 /** Whether a private Postfix relay can be run here (installed, and we are root). */
 export function postfixAvailable(): boolean {
@@ -24,7 +18,7 @@ export function postfixAvailable(): boolean {
  * configuration (/etc/postfix/main.cf) is neither needed nor touched. Its queue keeps
  * Postfix's shipped durability (fsync before 250). Reverse lookups are off, as for Postern.
  */
-export async function startPostfixRelay(base: string, port: number, sinkPort: number): Promise<Relay> {
+export async function startPostfixRelay(base: string, port: number, sinkPort: number): Promise<Setup> {
   const etc = join(base, 'etc');
   const queue = join(base, 'queue');
   const data = join(base, 'data');
@@ -83,8 +77,8 @@ export async function startPostfixRelay(base: string, port: number, sinkPort: nu
   await waitForSmtp(port);
   return {
     name: 'postfix',
-    port,
-    pgid: proc.pid as number,
+    ports: [port],
+    pgids: [proc.pid as number],
     async stop() {
       killGroup(proc);
       await new Promise((r) => setTimeout(r, 300));

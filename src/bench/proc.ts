@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 
 /** Clock ticks per second for /proc CPU figures (Linux: 100). */
 const HZ = 100;
@@ -61,6 +61,23 @@ export function reapedChildrenCpuSeconds(): number {
   const stat = readFileSync('/proc/self/stat', 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[13]) + Number(f[14])) / HZ;
+}
+
+/** CPU seconds used so far by the live processes of some process groups (idle setups). */
+export function groupsCpuSeconds(pgids: number[]): number {
+  return pgids.flatMap(groupPids).reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
+}
+
+/** A free loopback port (closed again before the server that wants it binds it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 /** Pids in a process group (a relay and its workers). */

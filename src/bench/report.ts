@@ -1,9 +1,10 @@
 import type { RunResult } from './measure.js';
+import type { Mode } from './options.js';
 
 export interface Row {
   setup: string;
   size: number;
-  mode: 'new' | 'reuse';
+  mode: Mode;
   msgsPerSec: number;
   vsSink?: number | undefined;
   vsPostfix?: number | undefined;
@@ -51,12 +52,18 @@ export function summarize(runs: RunResult[]): Row[] {
   return rows;
 }
 
+/** A number for a table cell; – when there is none. */
+export const fmt = (n: number | undefined, digits = 0) => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits));
+export const sizeLabel = (size: number) => (size >= 1024 ? `${Math.round(size / 1024)} KB` : `${size} B`);
+export const modeLabel = (mode: Mode) => (mode === 'new' ? 'new per msg' : 'reused');
+
+/** The main table: one line per size × mode × setup. */
 export function formatTable(rows: Row[]): string {
-  const f = (n: number | undefined, digits = 0) => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits));
+  const f = fmt;
   const header = ['size', 'sessions', 'setup', 'msgs/s', '÷ sink', '÷ postfix', 'p50 ms', 'p99 ms', 'CPU ms/msg', 'peak RSS MB'];
   const body = rows.map((r) => [
-    r.size >= 1024 ? `${Math.round(r.size / 1024)} KB` : `${r.size} B`,
-    r.mode === 'new' ? 'new per msg' : 'reused',
+    sizeLabel(r.size),
+    modeLabel(r.mode),
     r.setup,
     f(r.msgsPerSec),
     f(r.vsSink, 2),
@@ -66,7 +73,12 @@ export function formatTable(rows: Row[]): string {
     f(r.cpuMsPerMsg, 2),
     f(r.peakRssMb, 0),
   ]);
+  return columns(header, body, 3);
+}
+
+/** Aligned columns: the first `textColumns` left-aligned, numbers right-aligned. */
+export function columns(header: string[], body: string[][], textColumns: number): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] as string).length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
+  const line = (cells: string[]) => cells.map((c, i) => (i < textColumns ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }

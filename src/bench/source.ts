@@ -3,6 +3,9 @@ import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
+/** Every load message goes to this one recipient (the encrypting setups hold its domain's key). */
+export const LOAD_DOMAIN = 'dest.bench.test';
+const RECIPIENT = `rcpt@${LOAD_DOMAIN}`;
 
 export interface LoadSpec {
   port: number;
@@ -19,7 +22,7 @@ export async function runLoad(spec: LoadSpec): Promise<void> {
 }
 
 function runSmtpSource(spec: LoadSpec): Promise<void> {
-  const args = ['-s', String(spec.sessions), '-m', String(spec.messages), '-l', String(spec.size), '-f', 'sender@bench.test', '-t', 'rcpt@dest.bench.test'];
+  const args = ['-s', String(spec.sessions), '-m', String(spec.messages), '-l', String(spec.size), '-f', 'sender@bench.test', '-t', RECIPIENT];
   if (spec.reuse) args.unshift('-d');
   args.push(`127.0.0.1:${spec.port}`);
   return new Promise((resolve, reject) => {
@@ -42,7 +45,7 @@ async function runNodeLoad(spec: LoadSpec): Promise<void> {
         if (next >= spec.messages) break;
         next++;
         await conn.cmd('MAIL FROM:<sender@bench.test>');
-        await conn.cmd('RCPT TO:<rcpt@dest.bench.test>');
+        await conn.cmd(`RCPT TO:<${RECIPIENT}>`);
         await conn.cmd('DATA');
         await conn.cmd(`${body}.`);
       } while (spec.reuse);
