@@ -68,6 +68,8 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
   const dns = new DeliveryDns(config.delivery.dns.servers, config.delivery.dns.timeout);
   const keys = await startKeys(config, dataDir, (host) => dns.addresses(host), logger, cache).catch(async (err: Error) => {
     await queue.close();
+    await journal?.close();
+    await sinks.close();
     throw err;
   });
 

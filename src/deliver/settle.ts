@@ -66,7 +66,8 @@ export class Settler {
       await this.queue.remove(envelope.id);
       this.log.debug({ event: EVENTS.queueRemoved, queueId: envelope.id }, 'all recipients final');
     } else {
-      await this.queue.save(envelope.id, { recipients, inspection: state.inspection, portalMessageId: state.portalMessageId });
+      // The whole state: decisions, inspection, the portal copy and the journal flag live on.
+      await this.queue.save(envelope.id, { ...state, recipients });
     }
   }
 

@@ -71,4 +71,26 @@ describe('the journal step of delivery', () => {
     expect(journalMx.messages[0]!.secure).toBe(true);
     expect(gw.events('delivery.sent').filter((l) => l.queueId === r.queueId)).toHaveLength(1);
   });
+
+  it('a deferred message keeps its journaled mark: its retries are not journaled again', async () => {
+    const probe = await s.mx();
+    const port = probe.port;
+    await s.stopMx(probe);
+    const gw = await s.gateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${port}`, tls: 'may' } } } });
+    const r = await sendMail(gw.port, { from: 'dr@client.test', to: ['later@dest.test'], raw: testMessage({ subject: 'Deferred once' }) });
+    const id = r.queueId as string;
+    await gw.waitForLog((l) => l.event === 'delivery.deferred' && l.queueId === id);
+    // The outcome is logged just before the state is saved.
+    let saved = await gw.gateway.queue.get(id);
+    for (let i = 0; i < 50 && !saved?.state.recipients[0]?.attempts; i++) {
+      await new Promise((res) => setTimeout(res, 20));
+      saved = await gw.gateway.queue.get(id);
+    }
+    expect(saved?.state.recipients[0]?.attempts).toBe(1);
+    expect(saved?.state.journaled).toBe(true);
+    const mx = await s.mx({ port });
+    await mx.waitFor(1, 20_000);
+    await gw.waitForLog((l) => l.event === 'delivery.sent' && l.queueId === id);
+    expect(gw.events('archive.journaled').filter((l) => l.queueId === id)).toHaveLength(1);
+  });
 });
