@@ -41,8 +41,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
 
 # --- runtime ---------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
-ENV NODE_ENV=production \
-    POSTERN_HEALTHCHECK_PORT=2525
+ENV NODE_ENV=production
 WORKDIR /app
 
 COPY --from=deps /app/node_modules ./node_modules
@@ -61,12 +60,14 @@ VOLUME ["/var/lib/postern"]
 USER node
 EXPOSE 2525
 
-# Healthy = the SMTP listener answers with a "220" greeting. No extra packages: a node
-# one-liner opens a TCP connection from 127.0.0.1, so keep 127.0.0.0/8 in
-# smtp.clients (a refused client gets 554 instead of 220 and the check fails). Set
-# POSTERN_HEALTHCHECK_PORT if your config listens on another port.
+# Healthy = ready: the admin listener's /readyz answers 200 (spool writable, disk not
+# full, journal sink and Redis reachable). While it answers 503, SMTP also refuses new
+# mail with 451/452, so an orchestrator should route around this instance. No extra
+# packages: a node one-liner asks 127.0.0.1. Keep admin.listen on the container's
+# loopback (the default 127.0.0.1:9025) or set POSTERN_HEALTHCHECK_URL.
+ENV POSTERN_HEALTHCHECK_URL=http://127.0.0.1:9025/readyz
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
-  CMD ["node", "-e", "const p=Number(process.env.POSTERN_HEALTHCHECK_PORT||2525),s=require('net').connect(p,'127.0.0.1');s.setTimeout(5000,()=>process.exit(1));s.on('error',()=>process.exit(1));s.once('data',d=>{s.end('QUIT\\r\\n');process.exit(/^220 /.test(String(d))?0:1)})"]
+  CMD ["node", "-e", "fetch(process.env.POSTERN_HEALTHCHECK_URL,{signal:AbortSignal.timeout(5000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
 # SIGTERM (docker stop) starts a graceful shutdown: new sessions get 421 4.3.2,
 # transactions and deliveries in progress finish until shutdown.timeout.
