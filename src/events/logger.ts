@@ -34,8 +34,12 @@ export const EVENTS = {
   inspected: 'inspect.done',
   decided: 'policy.decision',
   devCertificate: 'tls.dev-certificate',
+  /** The portal runs on a development master key (no portal.masterKeys). */
+  portalDevKey: 'portal.dev-key',
   mtaStsTesting: 'tls.mta-sts-testing',
   tlsForeseen: 'tls.foreseen-failure',
+  /** A portal notice sent at its own decision's TLS level, below the route's (deliver/tls-level.ts). */
+  tlsNoticeLevel: 'tls.notice-level',
   portalNotice: 'portal.notice',
   keySkipped: 'keys.skipped',
   keyFound: 'keys.found',

@@ -19,7 +19,7 @@ export async function startPortalStorage(config: PosternConfig, dataDir: string,
   if (!config.portal.enabled) return undefined;
   const log = logger.child({ component: 'portal' });
   const { keys, development } = await loadMasterKeys(config, dataDir);
-  if (development) log.warn({ event: EVENTS.devCertificate, file: join(dataDir, 'portal', 'master.key') }, 'portal: using a development master key; set portal.masterKeys for production');
+  if (development) log.warn({ event: EVENTS.portalDevKey, file: join(dataDir, 'portal', 'master.key') }, 'portal: using a development master key; set portal.masterKeys for production');
   const store = await openPortalStore(config, dataDir, keys, log);
   return { store, delivery: new PortalDelivery(config, store, queue, log) };
 }
