@@ -7,6 +7,7 @@ import { classifyReply } from './classify.js';
 import { localOutcomes, type Outcome } from './outcome.js';
 import { ConnectError, type ConnectionPool } from './pool.js';
 import { RouteError, type Route, type Router } from './router.js';
+import { attemptTls } from './tls-level.js';
 import { sendTransaction } from './transaction.js';
 
 /** Addresses tried per attempt across all MX hosts, as Postfix's smtp_mx_address_limit. */
@@ -16,7 +17,7 @@ const MAX_ADDRESSES_PER_ATTEMPT = 5;
 export interface Outgoing {
   domain: string;
   rcpts: string[];
-  /** The least TLS the policy accepts for these recipients; raises the route's level. */
+  /** The least TLS the policy accepts for these recipients; raises the route's level (see tls-level.ts). */
   minTls: TlsLevel;
   requireMtaSts: boolean;
   /** Opens the message as it goes out; called once per address tried. */
@@ -24,9 +25,6 @@ export interface Outgoing {
   size: number;
   eightBit: boolean;
 }
-
-const TLS_ORDER: TlsLevel[] = ['none', 'may', 'encrypt', 'verify'];
-const strongerTls = (a: TlsLevel, b: TlsLevel): TlsLevel => (TLS_ORDER.indexOf(a) >= TLS_ORDER.indexOf(b) ? a : b);
 
 /**
  * Delivers one variant to one recipient domain: route (transport map or MX), MTA-STS,
@@ -51,7 +49,9 @@ export class DomainSender {
       if (!(err instanceof RouteError)) throw err;
       return localOutcomes(rcpts, { result: err.permanent ? 'bounce' : 'defer', status: err.status, response: err.message, category: 'routing' });
     }
-    let level = strongerTls(route.tls, out.minTls);
+    const chosen = attemptTls(envelope.origin, route.tls, out.minTls);
+    let level = chosen.level;
+    if (chosen.relaxed) this.log.info({ event: EVENTS.tlsNoticeLevel, queueId: envelope.id, domain, level, routeTls: route.tls, reason: chosen.relaxed }, 'portal notice: TLS level of its own decision');
     // MTA-STS applies to MX delivery (not to a configured smart host).
     const sts: MtaStsLookup | undefined = this.mtaSts && route.source !== 'transport' ? await this.mtaSts.policyFor(domain) : undefined;
     const stsMode = sts?.policy?.mode;
@@ -66,6 +66,7 @@ export class DomainSender {
     if (sts?.policy && stsMode !== 'none') {
       const allowed = hops.filter((h) => mxMatchesPolicy(h.name, sts.policy as { mx: string[] }));
       if (stsMode === 'enforce') {
+        // The recipient domain's own demand (RFC 8461): it binds notices too.
         level = 'verify';
         if (!allowed.length) return held('tls:validation-failure', `no MX of ${domain} (${hops.map((h) => h.name).join(', ')}) is allowed by its MTA-STS policy (mx: ${sts.policy.mx.join(', ')}); nothing sent`);
         hops = allowed;

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDns } from '../helpers/dns-server.js';
 import type { TestMx } from '../helpers/mx-server.js';
+import { linkIn } from '../helpers/portal-visitor.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 
@@ -31,22 +33,28 @@ describe('portal delivery paths', () => {
   let sms: Awaited<ReturnType<typeof fakeSmsProvider>>;
   let plainMx: TestMx;
   let senderMx: TestMx;
+  let dns: TestDns;
   let policyFile: string;
 
   beforeAll(async () => {
     sms = await fakeSmsProvider();
     plainMx = await s.mx();
     senderMx = await s.mx();
+    // nostarttls.test goes by its MX (no route), so delivery.tls.default (verify) applies.
+    dns = await new TestDns({ 'nostarttls.test': { MX: [{ exchange: 'mx.nostarttls.test', priority: 10 }] }, 'mx.nostarttls.test': { A: ['127.0.0.1'] } }).start();
     policyFile = join(mkdtempSync(join(tmpdir(), 'postern-portal-policy-')), 'policy.yaml');
     writeFileSync(policyFile, 'defaults: { methods: [tls, portal], tls: verify, onNoMethod: portal }\ndomains:\n  client.test: { methods: [tls], tls: may }\nrules: []\n');
   });
-  afterAll(() => new Promise<void>((r) => sms.server.close(() => r())));
+  afterAll(async () => {
+    await new Promise<void>((r) => sms.server.close(() => r()));
+    await dns.stop();
+  });
 
   async function gateway() {
     return s.gateway({
       policy: { file: policyFile },
       portal: { sms: { provider: { url: sms.url, accountSid: 'AC123', authToken: 'secret-token', from: '+15550001111' } } },
-      delivery: { routes: { 'nostarttls.test': { nexthop: `127.0.0.1:${plainMx.port}`, tls: 'may' }, 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } } },
+      delivery: { mxPort: plainMx.port, dns: { servers: [dns.server] }, routes: { 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } } },
     });
   }
 
@@ -85,19 +93,31 @@ describe('portal delivery paths', () => {
     expect(senderMx.messages.at(-1)!.raw.toString()).toMatch(/^Status: 5\.1\.3$/m);
   });
 
-  it('TLS fallback: a recipient whose MX offers no STARTTLS gets a portal notice, never the message in clear', async () => {
+  it('TLS fallback under the default verify level: an MX without STARTTLS gets the portal notice, and nothing else in clear', async () => {
     const gw = await gateway();
+    expect(gw.config.delivery.tls.default).toBe('verify');
     const before = plainMx.messages.length;
     await sendMail(gw.port, { from: 'sender@client.test', to: ['patient@nostarttls.test'], raw: testMessage({ subject: 'Confidential results', body: 'Results: all clear.' }) });
     const moved = await gw.waitForLog((l) => l.event === 'portal.fallback' && l.to === 'patient@nostarttls.test');
     expect(moved).toMatchObject({ reason: 'tls:starttls-not-supported' });
     const sent = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'patient@nostarttls.test' && l.method === 'portal');
     expect(String(sent.response)).toMatch(/TLS .*failed \(starttls-not-supported\): moved to the portal/);
-    await plainMx.waitFor(before + 1); // the notice (notices may travel without TLS: no content)
-    const arrived = plainMx.messages.slice(before).map((m) => m.raw.toString());
+    await plainMx.waitFor(before + 1);
+    // The notice went at its own decision's level (may), and the log says why.
+    const notice = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'patient@nostarttls.test' && l.rule === 'portal-notice');
+    expect(notice).toMatchObject({ tls: { level: 'may' } });
+    const relaxed = await gw.waitForLog((l) => l.event === 'tls.notice-level' && l.domain === 'nostarttls.test');
+    expect(relaxed).toMatchObject({ level: 'may', routeTls: 'verify' });
+    expect(String(relaxed.reason)).toMatch(/link, never content/);
+    const arrived = plainMx.messages.slice(before);
     expect(arrived).toHaveLength(1);
-    expect(arrived[0]).toMatch(/^Subject: Secure message from /m);
-    expect(arrived.join()).not.toContain('Results: all clear.');
-    expect(arrived.join()).not.toContain('Confidential results');
+    expect(arrived[0]!.secure).toBe(false);
+    const text = arrived.map((m) => m.raw.toString()).join();
+    expect(text).toMatch(/^Subject: Secure message from /m);
+    expect(linkIn(text, 'm')).toBeTruthy();
+    expect(text).not.toContain('Results: all clear.');
+    expect(text).not.toContain('Confidential results');
+    // Nothing else reaches that MX later: the original stays in the portal.
+    expect(gw.events('delivery.sent').filter((l) => l.to === 'patient@nostarttls.test' && l.method === 'tls' && l.rule !== 'portal-notice')).toEqual([]);
   });
 });
