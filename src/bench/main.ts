@@ -28,11 +28,15 @@ async function main(): Promise<void> {
   const base = mkdtempSync(join(tmpdir(), 'postern-bench-'));
   const running: Setup[] = [];
   let sink: Sink | undefined;
-  const cleanup = async () => {
-    for (const r of running.splice(0)) await r.stop().catch(() => undefined);
-    await sink?.stop().catch(() => undefined);
-    rmSync(base, { recursive: true, force: true });
-  };
+  // One cleanup, however many ask: after ^C the interrupted run fails too and reaches
+  // `finally`, and the process must not exit before every setup has been stopped.
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      for (const r of running.splice(0)) await r.stop().catch(() => undefined);
+      await sink?.stop().catch(() => undefined);
+      rmSync(base, { recursive: true, force: true });
+    })());
   process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
   try {
     sink = await startSink(await freePort());
