@@ -1,6 +1,5 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './keys.js';
-import { LeaseLostError, NoMessageError } from './lua.js';
 import { claimScript, heartbeatScript, leaseScript, settleScript } from './scripts.js';
 import type { RawSnapshot } from './snapshot.js';
 
@@ -77,9 +76,16 @@ export class LeaseKeeper {
       this.forget(id, token);
       return snapshot;
     } catch (err) {
-      // Refused because the lease or the message is gone: this instance holds it no more.
-      // Any other failure (Redis unreachable) keeps the lease, so a release can follow.
-      if (err instanceof LeaseLostError || err instanceof NoMessageError) this.forget(id, token);
+      // Refused (the lease or the message is gone): this instance holds it no more. Any
+      // other failure (Redis unreachable, a command timed out) leaves the outcome unknown,
+      // and the lease is forgotten all the same: were it kept, the heartbeat would renew
+      // it forever once Redis is back and nobody would ever retry the message. Forgotten,
+      // it expires after leaseTime if Redis still has it, and any instance takes the
+      // message again: an attempt whose result could not be recorded is repeated, as
+      // after a crash (at-least-once). Retrying the settle later instead would keep an
+      // obligation in memory that a crash loses anyway; the fencing token already makes
+      // a late reply or a stale holder harmless.
+      this.forget(id, token);
       throw err;
     }
   }
