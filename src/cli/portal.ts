@@ -32,7 +32,7 @@ export async function portalRevokeCommand(id: string, opts: { config?: string; b
     process.exitCode = 1;
     return;
   }
-  if (!m.revoked) await opened.store.update({ ...m, revoked: { at: Date.now(), by: opts.by ?? process.env.USER ?? 'cli' } });
+  if (!m.revoked) await opened.store.updateMessage(id, (current) => (current.revoked ? undefined : { ...current, revoked: { at: Date.now(), by: opts.by ?? process.env.USER ?? 'cli' } }));
   process.stdout.write(
     `${JSON.stringify({ event: 'portal.revoked', portalId: id, queueId: m.queueId, by: opts.by ?? process.env.USER ?? 'cli', time: new Date().toISOString() })}\nwithdrawn: ${id} (queue id ${m.queueId}, ${m.recipients.length} recipient(s))\n`,
   );

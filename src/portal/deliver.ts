@@ -72,7 +72,7 @@ export class PortalDelivery {
       state.portalMessageId = messageId;
     } else {
       const add = rcpts.filter((r) => !existing.recipients.includes(r));
-      if (add.length) await this.store.update({ ...existing, recipients: [...existing.recipients, ...add] });
+      if (add.length) await this.store.updateMessage(messageId, (current) => ({ ...current, recipients: [...current.recipients, ...rcpts.filter((r) => !current.recipients.includes(r))] }));
     }
     const senderName = senderDisplayName(raw) || envelope.mailFrom || 'Someone';
     const subject = this.config.portal.showSubject ? headerValue(raw, 'subject') : undefined;

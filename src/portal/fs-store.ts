@@ -1,19 +1,22 @@
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { rewrap, seal, unseal, type MasterKey } from './crypto.js';
+import { seal, unseal, type MasterKey } from './crypto.js';
 import { writeFileDurably } from './files.js';
 import { newMessageId, newToken } from './message-id.js';
+import { RecordLocks } from './record-locks.js';
+import { rewrapAll } from './rotate.js';
 import { addressKey, MESSAGE_ID, sha256Hex, TOKEN, visibleTo, type Account, type PortalMessage, type PortalStore, type TokenRecord } from './store.js';
 
 /**
  * The portal's storage on files under <dataDir>/portal: messages/<id>.bin (ciphertext)
  * and <id>.json (metadata with the wrapped key), accounts/, tokens/ and sessions/ by
- * hash. Every write is durable (temp file, fsync, rename).
+ * hash. Every write is durable (temp file, fsync, rename). Changes to a message or an
+ * account hold that record's lock (RecordLocks), so they are whole steps even between
+ * processes.
  */
 export class FsPortalStore implements PortalStore {
   private readonly dirs;
-  /** One account change at a time in this process (updateAccount). */
-  private accountChain: Promise<unknown> = Promise.resolve();
+  private readonly locks = new RecordLocks();
 
   constructor(
     root: string,
@@ -27,7 +30,10 @@ export class FsPortalStore implements PortalStore {
   }
 
   async open(): Promise<void> {
-    for (const d of Object.values(this.dirs)) await mkdir(d, { recursive: true, mode: 0o700 });
+    for (const d of Object.values(this.dirs)) {
+      await mkdir(d, { recursive: true, mode: 0o700 });
+      await removeStaleTemps(d, Date.now());
+    }
   }
 
   async close(): Promise<void> {}
@@ -37,7 +43,7 @@ export class FsPortalStore implements PortalStore {
     const { sealed, ciphertext } = seal(raw, this.currentKey, id);
     await writeFileDurably(join(this.dirs.messages, `${id}.bin`), ciphertext);
     const message: PortalMessage = { ...meta, id, sealed, size: raw.length, readAt: {} };
-    await this.update(message);
+    await this.writeMeta(message);
     return message;
   }
 
@@ -66,30 +72,42 @@ export class FsPortalStore implements PortalStore {
     return out;
   }
 
-  async update(m: PortalMessage): Promise<void> {
-    await writeFileDurably(join(this.dirs.messages, `${m.id}.json`), JSON.stringify(m));
+  updateMessage(id: string, change: (current: PortalMessage) => PortalMessage | undefined): Promise<PortalMessage | undefined> {
+    if (!MESSAGE_ID.test(id)) return Promise.resolve(undefined);
+    return this.locks.run(this.metaFile(id), async () => {
+      const current = await this.get(id);
+      if (!current) return undefined;
+      const next = change(current);
+      if (!next) return current;
+      await this.writeMeta({ ...next, id });
+      return next;
+    });
+  }
+
+  private metaFile(id: string): string {
+    return join(this.dirs.messages, `${id}.json`);
+  }
+
+  private async writeMeta(m: PortalMessage): Promise<void> {
+    await writeFileDurably(this.metaFile(m.id), JSON.stringify(m));
   }
 
   async purgeExpired(now = Date.now()): Promise<string[]> {
     const gone: string[] = [];
     for (const m of await this.all()) {
       if (m.expiresAt > now) continue;
-      await rm(join(this.dirs.messages, `${m.id}.bin`), { force: true });
-      await rm(join(this.dirs.messages, `${m.id}.json`), { force: true });
+      // Under the message's lock: a change in flight cannot write its metadata back after this.
+      await this.locks.run(this.metaFile(m.id), async () => {
+        await rm(join(this.dirs.messages, `${m.id}.bin`), { force: true });
+        await rm(this.metaFile(m.id), { force: true });
+      });
       gone.push(m.id);
     }
     return gone;
   }
 
-  async rotate(): Promise<number> {
-    let n = 0;
-    for (const m of await this.all()) {
-      if (m.sealed.keyId === this.currentKey.id) continue;
-      m.sealed = rewrap(m.sealed, this.masters, this.currentKey, m.id);
-      await this.update(m);
-      n++;
-    }
-    return n;
+  rotate(): Promise<number> {
+    return rewrapAll(this, this.masters, this.currentKey);
   }
 
   async getAccount(address: string): Promise<Account | undefined> {
@@ -101,13 +119,11 @@ export class FsPortalStore implements PortalStore {
   }
 
   updateAccount(address: string, change: (current: Account | undefined) => Account | undefined): Promise<Account | undefined> {
-    const step = this.accountChain.then(async () => {
+    return this.locks.run(join(this.dirs.accounts, `${addressKey(address)}.json`), async () => {
       const next = change(await this.getAccount(address));
       if (next) await this.putAccount(next);
       return next;
     });
-    this.accountChain = step.catch(() => undefined);
-    return step;
   }
 
   async createToken(record: TokenRecord): Promise<string> {
@@ -144,5 +160,17 @@ async function readJson<T>(file: string): Promise<T | undefined> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || err instanceof SyntaxError) return undefined;
     throw err;
+  }
+}
+
+/** Temp files of writes cut short by a crash; one this old is no write in flight in another process. */
+const STALE_TEMP_MS = 3_600_000;
+
+async function removeStaleTemps(dir: string, now: number): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (!name.endsWith('.tmp')) continue;
+    const file = join(dir, name);
+    const s = await stat(file).catch(() => undefined);
+    if (s && now - s.mtimeMs > STALE_TEMP_MS) await rm(file, { force: true });
   }
 }

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
-import { rewrap, seal, unseal, type MasterKey } from './crypto.js';
+import { seal, unseal, type MasterKey } from './crypto.js';
 import { newMessageId, newToken } from './message-id.js';
+import { rewrapAll } from './rotate.js';
 import { addressKey, MESSAGE_ID, sha256Hex, TOKEN, visibleTo, type Account, type PortalMessage, type PortalStore, type TokenRecord } from './store.js';
 
 /** Set the key only if it still holds what was read (compare-and-set of a whole value). */
@@ -8,6 +9,14 @@ const COMPARE_AND_SET = `
 local current = redis.call('GET', KEYS[1])
 if (current == false and ARGV[1] == '') or current == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`;
+
+/** Replace an existing key only if it still holds what was read, keeping its expiry. */
+const COMPARE_AND_REPLACE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
   return 1
 end
 return 0`;
@@ -80,10 +89,20 @@ export class RedisPortalStore implements PortalStore {
     return visibleTo(await this.all(), matches);
   }
 
-  async update(m: PortalMessage): Promise<void> {
-    // Only an existing message is updated (XX), keeping its expiry: a late update never
-    // brings back a purged one.
-    await this.redis.set(this.key('meta', m.id), JSON.stringify(m), 'KEEPTTL', 'XX');
+  async updateMessage(id: string, change: (current: PortalMessage) => PortalMessage | undefined): Promise<PortalMessage | undefined> {
+    if (!MESSAGE_ID.test(id)) return undefined;
+    const key = this.key('meta', id);
+    // Optimistic, like updateAccount; only an existing message is replaced, keeping its
+    // expiry: a late change never brings back a purged one.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const before = await this.redis.get(key);
+      if (!before) return undefined;
+      const current = JSON.parse(before) as PortalMessage;
+      const next = change(current);
+      if (!next) return current;
+      if ((await this.redis.eval(COMPARE_AND_REPLACE, 1, key, before, JSON.stringify({ ...next, id }))) === 1) return next;
+    }
+    throw new Error('portal: message changed concurrently too often; try again');
   }
 
   async purgeExpired(now = Date.now()): Promise<string[]> {
@@ -97,14 +116,8 @@ export class RedisPortalStore implements PortalStore {
     return gone;
   }
 
-  async rotate(): Promise<number> {
-    let n = 0;
-    for (const m of await this.all()) {
-      if (m.sealed.keyId === this.currentKey.id) continue;
-      await this.update({ ...m, sealed: rewrap(m.sealed, this.masters, this.currentKey, m.id) });
-      n++;
-    }
-    return n;
+  rotate(): Promise<number> {
+    return rewrapAll(this, this.masters, this.currentKey);
   }
 
   async getAccount(address: string): Promise<Account | undefined> {

@@ -63,7 +63,14 @@ export interface PortalStore {
   all(): Promise<PortalMessage[]>;
   /** Messages an identity can see: received by it, or replies it wrote; newest first. */
   listFor(matches: (address: string) => boolean): Promise<PortalMessage[]>;
-  update(m: PortalMessage): Promise<void>;
+  /**
+   * Read, change and write one message's metadata as one step: a revoke and a read
+   * receipt (or a recipient added) landing at once both stay. `change` gets the current
+   * record and returns the new one, or undefined to leave it as it is. Resolves to the
+   * record as stored afterwards; undefined when there is no such message (it is never
+   * brought back).
+   */
+  updateMessage(id: string, change: (current: PortalMessage) => PortalMessage | undefined): Promise<PortalMessage | undefined>;
   /** Destroys content past its expiry (ciphertext and wrapped key); returns the ids. */
   purgeExpired(now?: number): Promise<string[]>;
   /** Re-wraps every data key with the current master key (after adding a new one first). */

@@ -30,7 +30,7 @@ describe.skipIf(!available)('portal store on the shared Redis', () => {
     const m = await a.putMessage(Buffer.from('Subject: x\r\n\r\nREDIS-MARKER-77 lab results\r\n'), { createdAt: Date.now(), expiresAt: Date.now() + 60_000, sender: 'dr@clinic.test', recipients: ['p@patients.test'], queueId: 'Q1', kind: 'received' });
     expect((await b.read(m.id)).toString()).toContain('REDIS-MARKER-77');
     expect((await b.listFor((addr) => addr === 'p@patients.test')).map((x) => x.id)).toEqual([m.id]);
-    await b.update({ ...(await b.get(m.id))!, revoked: { at: Date.now(), by: 'compliance' } });
+    await b.updateMessage(m.id, (current) => ({ ...current, revoked: { at: Date.now(), by: 'compliance' } }));
     expect((await a.get(m.id))?.revoked?.by).toBe('compliance');
     const raw = new Redis(DEV_REDIS_URL);
     try {
@@ -42,6 +42,28 @@ describe.skipIf(!available)('portal store on the shared Redis', () => {
     } finally {
       raw.disconnect();
     }
+  });
+
+  it('message changes through two instances at once are all kept, keep the expiry, and never bring back a purged message', async () => {
+    const [a, b] = await twoInstances(prefix);
+    stores.push(a, b);
+    const m = await a.putMessage(Buffer.from('Subject: x\r\n\r\nbody'), { createdAt: Date.now(), expiresAt: Date.now() + 60_000, sender: 'dr@clinic.test', recipients: ['p@patients.test'], queueId: 'Q2', kind: 'received' });
+    await Promise.all([
+      a.updateMessage(m.id, (current) => ({ ...current, revoked: { at: 1, by: 'compliance' } })),
+      ...Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).updateMessage(m.id, (current) => ({ ...current, readAt: { ...current.readAt, [`r${i}`]: i } }))),
+    ]);
+    const after = (await b.get(m.id))!;
+    expect(after.revoked?.by).toBe('compliance');
+    expect(Object.keys(after.readAt)).toHaveLength(10);
+    const raw = new Redis(DEV_REDIS_URL);
+    try {
+      expect(await raw.pttl(`${prefix}portal:meta:${m.id}`)).toBeGreaterThan(60_000);
+    } finally {
+      raw.disconnect();
+    }
+    expect(await a.purgeExpired(Date.now() + 120_000)).toContain(m.id);
+    expect(await b.updateMessage(m.id, (current) => ({ ...current, readAt: {} }))).toBeUndefined();
+    expect(await a.get(m.id)).toBeUndefined();
   });
 
   it('login failures counted on two instances at once all count: the lock set through one holds on the other', async () => {

@@ -37,7 +37,7 @@ export function portalRoutes(app: FastifyInstance, { config, dataDir, log }: Api
         const already = Boolean(m.revoked);
         const revoked = m.revoked ?? { at: Date.now(), by: actorOf(req) };
         if (!already) {
-          await store.update({ ...m, revoked });
+          await store.updateMessage(m.id, (current) => (current.revoked ? undefined : { ...current, revoked }));
           log.info({ event: EVENTS.portalRevoked, portalId: m.id, queueId: m.queueId, by: revoked.by }, 'portal message withdrawn');
         }
         return { portalId: m.id, queueId: m.queueId, recipients: m.recipients.length, revokedAt: new Date(revoked.at).toISOString(), by: revoked.by, already };

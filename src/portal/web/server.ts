@@ -224,9 +224,15 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     log.info({ event: EVENTS.portalView, portalId: m.id, queueId: m.queueId, identity: c.session.identity }, 'portal message viewed');
     const identity = c.session.identity as string;
     if (m.kind === 'received' && !m.readAt[identity]) {
-      m.readAt[identity] = Date.now();
-      await store.update(m);
-      if (p.readReceipts && m.sender) {
+      // Changed in one step: a revoke since the read above stays. Only the view that
+      // records the first read sends the receipt, even when two arrive at once.
+      let first = false;
+      await store.updateMessage(m.id, (current) => {
+        if (current.readAt[identity]) return undefined;
+        first = true;
+        return { ...current, readAt: { ...current.readAt, [identity]: Date.now() } };
+      });
+      if (first && p.readReceipts && m.sender) {
         const receipt = await composeMessage({ from: `"${p.organisation.name}" <${p.organisation.fromAddress ?? `secure-notice@${config.hostname}`}>`, to: [m.sender], subject: `Read: secure message to ${identity}`, text: `Your secure message to ${identity} was opened on ${new Date().toUTCString()}.`, headers: { 'Auto-Submitted': 'auto-generated' } });
         await enqueueLocal(queue, { hostname: config.hostname, from: '', to: [m.sender], raw: receipt, origin: 'portal-notice', sessionId: 'portal-receipt' });
       }

@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FsPortalStore } from '../../src/portal/fs-store.js';
+
+const master = { id: 'k1', key: randomBytes(32) };
+const meta = () => ({ createdAt: Date.now(), expiresAt: Date.now() + 60_000, sender: 'dr@clinic.test', recipients: ['p@patients.test'], queueId: 'Q1', kind: 'received' as const });
+
+async function twoStores(): Promise<[FsPortalStore, FsPortalStore, string]> {
+  const dir = mkdtempSync(join(tmpdir(), 'postern-portal-fs-'));
+  const a = new FsPortalStore(dir, [master]);
+  const b = new FsPortalStore(dir, [master]);
+  await a.open();
+  await b.open();
+  return [a, b, dir];
+}
+
+describe('portal file store: message updates', () => {
+  it('changes made at once through two stores on one directory (two processes) are all kept', async () => {
+    const [a, b] = await twoStores();
+    const m = await a.putMessage(Buffer.from('Subject: x\r\n\r\nbody'), meta());
+    const readers = Array.from({ length: 24 }, (_, i) => `r${i}@patients.test`);
+    await Promise.all(readers.map((r, i) => (i % 2 ? a : b).updateMessage(m.id, (current) => ({ ...current, readAt: { ...current.readAt, [r]: i } }))));
+    expect(Object.keys((await a.get(m.id))!.readAt).sort()).toEqual([...readers].sort());
+  });
+
+  it('a revoke is never undone by a change made from what was read before it', async () => {
+    const [a, b] = await twoStores();
+    const m = await a.putMessage(Buffer.from('Subject: x\r\n\r\nbody'), meta());
+    await Promise.all([
+      a.updateMessage(m.id, (current) => ({ ...current, revoked: { at: 1, by: 'compliance' } })),
+      ...Array.from({ length: 10 }, (_, i) => b.updateMessage(m.id, (current) => ({ ...current, readAt: { ...current.readAt, [`r${i}`]: i } }))),
+    ]);
+    const after = (await b.get(m.id))!;
+    expect(after.revoked?.by).toBe('compliance');
+    expect(Object.keys(after.readAt)).toHaveLength(10);
+  });
+
+  it('no change and no message: nothing is written, nothing is made, no lock stays', async () => {
+    const [a, , dir] = await twoStores();
+    const m = await a.putMessage(Buffer.from('Subject: x\r\n\r\nbody'), meta());
+    const before = await a.get(m.id);
+    expect(await a.updateMessage(m.id, () => undefined)).toEqual(before);
+    expect(await a.updateMessage('AAAAAAAAAAAAAAAA', (current) => ({ ...current, revoked: { at: 1, by: 'x' } }))).toBeUndefined();
+    expect(existsSync(join(dir, 'messages', 'AAAAAAAAAAAAAAAA.json'))).toBe(false);
+    expect(readdirSync(join(dir, 'messages')).sort()).toEqual([`${m.id}.bin`, `${m.id}.json`]);
+  });
+
+  it('a lock left by a process that died is broken; temp files left by one are removed at open', async () => {
+    const [a, , dir] = await twoStores();
+    const m = await a.putMessage(Buffer.from('Subject: x\r\n\r\nbody'), meta());
+    const lock = join(dir, 'messages', `${m.id}.json.lock`);
+    const temp = join(dir, 'messages', `${m.id}.json.4242-0123456789ab.tmp`);
+    const freshTemp = join(dir, 'messages', `${m.id}.json.4243-0123456789ab.tmp`);
+    for (const f of [lock, temp, freshTemp]) writeFileSync(f, '');
+    const longAgo = new Date(Date.now() - 2 * 3_600_000);
+    utimesSync(lock, longAgo, longAgo);
+    utimesSync(temp, longAgo, longAgo);
+    expect((await a.updateMessage(m.id, (current) => ({ ...current, revoked: { at: 1, by: 'x' } })))?.revoked?.by).toBe('x');
+    expect(existsSync(lock)).toBe(false);
+    await new FsPortalStore(dir, [master]).open();
+    expect(existsSync(temp)).toBe(false);
+    expect(existsSync(freshTemp)).toBe(true); // it may be a write in flight in another process
+  });
+});
