@@ -4,7 +4,6 @@ import fastifyMultipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { PosternConfig } from '../../config/schema.js';
 import { EVENTS, type Logger } from '../../events/logger.js';
-import { hashPassword, verifyPassword } from '../../ingress/password-hash.js';
 import type { QueueBackend } from '../../queue/backend.js';
 import { enqueueLocal } from '../../queue/enqueue.js';
 import { composeMessage } from '../compose.js';
@@ -14,6 +13,7 @@ import type { Account, PortalMessage, PortalStore } from '../store.js';
 import { lockedUntil, recordFailure, recordSuccess } from './lockout.js';
 import { infoPage, inboxPage, loginForm, messagePage, resetRequestForm, setupPasswordForm, type Layout } from './pages.js';
 import { passwordProblem } from './password-rules.js';
+import { PortalPasswords } from './passwords.js';
 import { bodyDocument, parseStored } from './render-message.js';
 import { csrfValid, SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 
@@ -45,6 +45,9 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   const p = config.portal;
   const sessions = new SessionStore(store, p.sessions.idle, p.sessions.absolute);
   const ident = (address: string) => identityOf(address, p.sms.domain, p.sms.defaultCountry);
+  const passwords = await PortalPasswords.create();
+  // Every password the handlers hash goes through the portal's passwords.
+  const hashPassword = (password: string) => passwords.hash(password);
   const app = Fastify({ https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, logger: false, trustProxy: true, bodyLimit: 1024 * 1024 });
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
@@ -137,13 +140,13 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const account = identity ? await store.getAccount(identity) : undefined;
     const generic = 'The address or the password is not right.';
     if (!identity || !account) {
-      // Same answer and similar time as a wrong password: no address enumeration.
-      await verifyPassword(f.password ?? '', 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=');
+      // Same answer and the same work as a wrong password: no address enumeration.
+      await passwords.verify(f.password ?? '', undefined);
       return html(reply, loginForm(c.layout, next, f.identity ?? '', generic), 401);
     }
     const until = lockedUntil(account);
     if (until) return html(reply, loginForm(c.layout, next, identity, `Too many failed attempts. Try again after ${new Date(until).toUTCString()}, or reset your password.`), 429);
-    if (!(await verifyPassword(f.password ?? '', account.passwordHash))) {
+    if (!(await passwords.verify(f.password ?? '', account.passwordHash))) {
       // Counted on the stored record in one step: failures seen by other instances count too.
       const outcome = { locked: false };
       const after = await store.updateAccount(identity, (current) => {
