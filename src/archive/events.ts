@@ -12,4 +12,6 @@ export const ARCHIVE_EVENTS = {
   purged: 'archive.purged',
   purgeFailed: 'archive.purge-failed',
   purgeSkipped: 'archive.purge-skipped',
+  /** Nothing was purged: the admin chain (holds) did not verify. */
+  purgeRefused: 'archive.purge-refused',
 } as const;

@@ -2,6 +2,7 @@ import { stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { syncDirectory } from '../common/durable-file.js';
 import { activeSegments } from './active-segments.js';
+import { verifiedAdminState } from './admin-state.js';
 import type { DestroyRecord } from './chain-record.js';
 import type { ChainWriter } from './chain-writer.js';
 import { activeHolds, holdCovers } from './holds.js';
@@ -33,10 +34,12 @@ const headerIntact = (path: string, offset: number) => readItemHeader(path, offs
  * Destroys items past their retention that no active legal hold covers: a destruction
  * record first (so an interrupted purge is finished next time, never forgotten), then
  * the entry's key is shredded; a file goes when all its entries are destroyed. Without
- * `chain` nothing is written (dry run).
+ * `chain` nothing is written (dry run). The admin chain is verified first: on any break
+ * (a hold deleted or damaged, a release not linked in) nothing is purged and
+ * AdminChainBroken is thrown, since a destruction cannot be undone.
  */
 export async function purgeExpired(reader: ArchiveReader, retention: RetentionConfig, chain: ChainWriter | undefined, now = Date.now()): Promise<PurgeReport> {
-  const state = await reader.adminState();
+  const state = await verifiedAdminState(reader.layout);
   const holds = activeHolds(state);
   const youngest = now - shortestRetentionMs(retention);
   const report: PurgeReport = { dryRun: !chain, examined: 0, purged: [], held: [], failed: [], finished: 0, filesRemoved: 0 };

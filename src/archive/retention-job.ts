@@ -1,6 +1,7 @@
 import type { PosternConfig } from '../config/schema.js';
 import type { Logger } from '../events/logger.js';
 import { openArchive, withAdminChain } from './admin.js';
+import { AdminChainBroken } from './admin-state.js';
 import { ARCHIVE_EVENTS } from './events.js';
 import { purgeExpired } from './purge.js';
 
@@ -10,7 +11,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /**
  * The periodic purge (archive.purgeInterval), first run after `firstRunMs`. When another
  * process holds the admin chain (another worker's job, or the CLI), this round is
- * skipped: the next one catches up. Returns the stop function; it waits for a run in
+ * skipped: the next one catches up. A round whose admin chain does not verify destroys
+ * nothing and logs archive.purge-refused (counted in the metrics). Returns the stop function; it waits for a run in
  * progress.
  */
 export function startRetentionJob(config: PosternConfig, dataDir: string, logger: Logger, opts: { firstRunMs?: number } = {}): () => Promise<void> {
@@ -26,6 +28,11 @@ export function startRetentionJob(config: PosternConfig, dataDir: string, logger
         log.info({ event: ARCHIVE_EVENTS.purged, examined: r.examined, purged: r.purged.length, held: r.held.length, failed: r.failed.length, finished: r.finished }, 'archive retention purge done');
         for (const f of r.failed) log.warn({ event: ARCHIVE_EVENTS.purgeFailed, itemId: f.id, err: f.error }, 'archive item could not be checked for retention; kept');
       } catch (err) {
+        if (err instanceof AdminChainBroken) {
+          // Loud, every round, until someone repairs the chain: held items must not be shredded on a guess.
+          log.error({ event: ARCHIVE_EVENTS.purgeRefused, chain: err.problem.chain, record: err.problem.record, problem: err.problem.problem }, 'archive retention purge refused: the admin chain does not verify; nothing was destroyed');
+          return;
+        }
         const busy = /in use by another process/.test((err as Error).message);
         if (busy) log.info({ event: ARCHIVE_EVENTS.purgeSkipped }, 'archive purge skipped: another process is purging or editing holds');
         else log.error({ event: ARCHIVE_EVENTS.purgeFailed, err: (err as Error).message }, 'archive retention purge failed');

@@ -2,68 +2,22 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import { readChainLines } from './chain-lines.js';
-import { GENESIS_PREV, lineHash, parseRecord, type ItemRecord } from './chain-record.js';
-import { chainInUse, readHead, type ChainHead } from './chain-writer.js';
+import type { ItemRecord } from './chain-record.js';
+import type { ChainHead } from './chain-writer.js';
+import { walkChain, type VerifyProblem } from './chain-walk.js';
 import { applyAdminRecord, emptyAdminState } from './holds.js';
 import { HEADER_BYTES, itemDataKey, openItemContent, readItemHeader } from './item-file.js';
 import { ADMIN_CHAIN } from './layout.js';
 import { openMeta } from './meta-crypto.js';
 import type { ArchiveReader } from './reader.js';
 
-export interface VerifyProblem {
-  chain: string;
-  /** The record (seq) the problem is about. */
-  record?: number | undefined;
-  id?: string | undefined;
-  problem: string;
-}
+export type { VerifyProblem } from './chain-walk.js';
 
 export interface VerifyReport {
   chains: { name: string; records: number; head?: ChainHead | undefined }[];
   items: number;
   destroyed: number;
   problems: VerifyProblem[];
-}
-
-/**
- * Walks one chain: every record must parse, carry the next seq, and the hash of the
- * record before it; the head must not be ahead of the log and must match its record.
- * Stops at the first break (what follows it cannot be trusted to report anything new).
- */
-async function walkChain(path: string, headPath: string, name: string, inUse: boolean, items: ItemRecord[], admin: ReturnType<typeof emptyAdminState>): Promise<{ records: number; head?: ChainHead | undefined; problem?: VerifyProblem | undefined }> {
-  const head = await readHead(headPath).catch(() => undefined);
-  let prevHash = GENESIS_PREV;
-  let count = 0;
-  let headHash: string | undefined;
-  const fail = (record: number, problem: string) => ({ records: count, head, problem: { chain: name, record, problem } });
-  for await (const l of readChainLines(path)) {
-    const i = l.index;
-    if (!l.complete) {
-      // A running gateway may be appending this very line right now.
-      if (inUse) break;
-      return fail(i, `record ${i} is incomplete (a torn write or a cut file)`);
-    }
-    let r;
-    try {
-      r = parseRecord(l.line);
-    } catch {
-      return fail(i, `record ${i} was edited: it is no longer a valid index record`);
-    }
-    if (r.seq > i) return fail(i, `record ${i} was deleted: the record found in its place has seq ${r.seq}`);
-    if (r.seq < i) return fail(i, `record ${i} has seq ${r.seq}: records were duplicated or reordered`);
-    if (r.prev !== prevHash) return i === 0 ? fail(0, 'record 0 was edited (its prev hash is not the genesis value)') : fail(i - 1, `record ${i - 1} was edited: its hash does not match the prev hash stored in record ${i}`);
-    if (i === 0 && r.type !== 'genesis') return fail(0, 'record 0 is not a genesis record: records at the start were deleted');
-    prevHash = lineHash(l.line);
-    if (head && r.seq === head.seq) headHash = prevHash;
-    if (r.type === 'item') items.push(r);
-    if (name === ADMIN_CHAIN) applyAdminRecord(admin, r);
-    count++;
-  }
-  if (!head) return count > 1 ? fail(count - 1, `the head file ${headPath} is missing: deletions at the end of the index cannot be checked`) : { records: count };
-  if (head.seq >= count) return fail(count, `records ${count}..${head.seq} were deleted from the end of the index (its head says ${head.seq + 1} records, ${count} remain)`);
-  if (headHash !== head.hash) return fail(head.seq, `record ${head.seq} was edited: its hash does not match the index head`);
-  return { records: count, head };
 }
 
 async function checkItem(reader: ArchiveReader, r: ItemRecord, content: boolean): Promise<string | undefined> {
@@ -122,11 +76,16 @@ export async function verifyArchive(reader: ArchiveReader, opts: { content?: boo
   const admin = emptyAdminState();
   const items: { chain: string; r: ItemRecord }[] = [];
   let broken = false;
-  const names = await reader.chainNames();
+  // A chain whose log is gone but whose head is left is walked too (and reported).
+  const heads = (await readdir(reader.layout.chainsDir).catch(() => [] as string[])).filter((n) => n.endsWith('.head')).map((n) => n.slice(0, -'.head'.length));
+  const names = [...new Set([...(await reader.chainNames()), ...heads])].sort();
   // The admin chain first: it says which items were destroyed.
   for (const name of [...names.filter((n) => n === ADMIN_CHAIN), ...names.filter((n) => n !== ADMIN_CHAIN)]) {
     const found: ItemRecord[] = [];
-    const w = await walkChain(reader.layout.chainLog(name), join(reader.layout.chainsDir, `${name}.head`), name, await chainInUse(reader.layout.chainsDir, name), found, admin);
+    const w = await walkChain(reader.layout, name, (r) => {
+      if (r.type === 'item') found.push(r);
+      if (name === ADMIN_CHAIN) applyAdminRecord(admin, r);
+    });
     report.chains.push({ name, records: w.records, head: w.head });
     if (w.problem) {
       report.problems.push(w.problem);

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
 import { openArchive, withAdminChain, type ArchiveAdmin } from '../archive/admin.js';
+import { AdminChainBroken } from '../archive/admin-state.js';
 import { exportMbox } from '../archive/export-mbox.js';
 import { exportZip } from '../archive/export-zip.js';
 import { addHold, releaseHold } from '../archive/hold-log.js';
@@ -172,6 +173,9 @@ export function archiveHoldReleaseCommand(id: string, opts: ConfigOption & { rea
   });
 }
 
+/** Exit code of a purge refused because the admin chain does not verify (1 is a partial purge). */
+export const PURGE_REFUSED_EXIT = 3;
+
 /** postern archive purge [--dry-run]: crypto-shreds items past retention that no hold covers. */
 export function archivePurgeCommand(opts: ConfigOption & { dryRun?: boolean }): Promise<void> {
   return guarded(async () => {
@@ -179,7 +183,15 @@ export function archivePurgeCommand(opts: ConfigOption & { dryRun?: boolean }): 
     if (!opened) return;
     const { reader, layout } = opened.archive;
     const retention = opened.config.archive.retention;
-    const r = opts.dryRun ? await purgeExpired(reader, retention, undefined) : await withAdminChain(layout, (chain) => purgeExpired(reader, retention, chain));
+    let r;
+    try {
+      r = opts.dryRun ? await purgeExpired(reader, retention, undefined) : await withAdminChain(layout, (chain) => purgeExpired(reader, retention, chain));
+    } catch (err) {
+      if (!(err instanceof AdminChainBroken)) throw err;
+      process.stderr.write(`postern archive purge: REFUSED, nothing was destroyed: ${err.message}\n`);
+      process.exitCode = PURGE_REFUSED_EXIT;
+      return;
+    }
     for (const p of r.purged) out(`${opts.dryRun ? 'would destroy' : 'destroyed'} ${p.id}  received ${new Date(p.receivedAt).toISOString()}  ${p.rule} (${p.days} days)`);
     for (const h of r.held) out(`kept ${h.id}: under legal hold ${h.holds.join(', ')}`);
     for (const f of r.failed) out(`kept ${f.id}: could not be checked (${f.error})`);

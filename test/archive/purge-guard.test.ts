@@ -1,0 +1,110 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openArchive } from '../../src/archive/admin.js';
+import { openJournal } from '../../src/archive/journal.js';
+import { startRetentionJob } from '../../src/archive/retention-job.js';
+import type { PosternConfig } from '../../src/config/schema.js';
+import { createLogger, eventBusOf } from '../../src/events/logger.js';
+import { GatewayMetrics } from '../../src/events/metrics.js';
+import type { Envelope } from '../../src/types.js';
+import { parseMetrics, sample } from '../events/metrics-helpers.js';
+import { archiveConfig, cli, DAY, decisions, envelope, message, silent, tempDir } from './helpers.js';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/**
+ * Two expired items (30-day rule, 40 days old): one under a custodian hold, one free.
+ * A second hold follows the first, so the first hold's record sits inside the chain.
+ */
+async function heldArchive() {
+  const dataDir = tempDir();
+  dirs.push(dataDir);
+  const { config, file } = archiveConfig(dataDir, { retention: { defaultDays: 2192, rules: [{ id: 'phi-short', category: 'phi', days: 30 }] } });
+  const journal = await openJournal(config, dataDir, silent);
+  const envs: Envelope[] = [];
+  for (const from of ['custodian@hospital.test', 'other@hospital.test']) {
+    const e = envelope({ receivedAt: Date.now() - 40 * DAY, from });
+    envs.push(e);
+    await journal!.record({ envelope: e, decisions: decisions(e), body: message('old', 'text'), categories: ['phi'] });
+  }
+  await journal!.close();
+  const add = async (...args: string[]) => /^(hold-[0-9a-f]+)/.exec((await cli(['archive', 'hold', 'add', '-c', file, '--by', 'counsel', ...args])).stdout)?.[1] as string;
+  const held = await add('--custodian', 'custodian@hospital.test', '--reason', 'Smith v. Hospital');
+  await add('--keyword', 'nothing-matches-this', '--reason', 'another case');
+  const adminLog = join(dataDir, 'archive', 'chains', 'admin.log');
+  const lines = readFileSync(adminLog, 'utf8').split('\n').filter(Boolean);
+  const holdLine = lines.findIndex((l) => l.includes(held));
+  expect(holdLine).toBe(1);
+  return { dataDir, config, file, envs, held, adminLog, lines, holdLine };
+}
+
+async function alive(config: PosternConfig, dataDir: string): Promise<string[]> {
+  const { reader } = await openArchive(config, dataDir);
+  const ids: string[] = [];
+  for await (const e of reader.items()) if (existsSync(reader.path(e)) && (await reader.meta(e).then(() => true, () => false))) ids.push(e.record.id);
+  return ids.sort();
+}
+
+const writeLines = (file: string, lines: string[]) => writeFileSync(file, `${lines.join('\n')}\n`);
+
+describe('the retention purge verifies the admin chain first', () => {
+  it('a deleted hold record: the CLI purge (and its dry run) refuses with exit 3, and the held item is still there', async () => {
+    const a = await heldArchive();
+    writeLines(a.adminLog, a.lines.filter((_, i) => i !== a.holdLine));
+    const dry = await cli(['archive', 'purge', '--dry-run', '-c', a.file]);
+    expect(dry.code).toBe(3);
+    expect(dry.stderr).toMatch(/REFUSED, nothing was destroyed: .*record 1 was deleted/);
+    expect(dry.stdout).not.toContain('would destroy');
+    const r = await cli(['archive', 'purge', '-c', a.file]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/REFUSED.*admin chain.*does not verify/);
+    expect(await alive(a.config, a.dataDir)).toEqual(a.envs.map((e) => e.id).sort());
+    expect(readFileSync(a.adminLog, 'utf8')).not.toContain('"type":"destroy"');
+  });
+
+  it('a damaged hold record, or a release appended without its link, is refused too', async () => {
+    const damaged = await heldArchive();
+    writeLines(damaged.adminLog, damaged.lines.map((l, i) => (i === damaged.holdLine ? l.replace('"type":"hold"', '"type":"hold"x') : l)));
+    const r1 = await cli(['archive', 'purge', '-c', damaged.file]);
+    expect(r1.code).toBe(3);
+    expect(r1.stderr).toMatch(/record 1 was edited/);
+    expect(await alive(damaged.config, damaged.dataDir)).toHaveLength(2);
+
+    const forged = await heldArchive();
+    const last = JSON.parse(forged.lines.at(-1) as string) as { seq: number; prev: string };
+    const release = { seq: last.seq + 1, prev: last.prev, at: new Date().toISOString(), type: 'release', holdId: forged.held, reason: 'forged', actor: 'nobody' };
+    writeLines(forged.adminLog, [...forged.lines, JSON.stringify(release)]);
+    const r2 = await cli(['archive', 'purge', '-c', forged.file]);
+    expect(r2.code).toBe(3);
+    expect(await alive(forged.config, forged.dataDir)).toHaveLength(2);
+  });
+
+  it('the periodic job refuses too: archive.purge-refused at error level, counted by the metrics, nothing destroyed', async () => {
+    const a = await heldArchive();
+    writeLines(a.adminLog, a.lines.filter((_, i) => i !== a.holdLine));
+    const logs: Record<string, unknown>[] = [];
+    const logger = createLogger('info', { write: (l: string) => void logs.push(JSON.parse(l) as Record<string, unknown>) });
+    const metrics = new GatewayMetrics(eventBusOf(logger), {}, { processMetrics: false });
+    const stop = startRetentionJob(a.config, a.dataDir, logger, { firstRunMs: 0 });
+    try {
+      for (let i = 0; i < 200 && !logs.some((l) => l.event === 'archive.purge-refused' || l.event === 'archive.purged'); i++) await new Promise((r) => setTimeout(r, 25));
+    } finally {
+      await stop();
+    }
+    expect(logs.find((l) => l.event === 'archive.purge-refused')).toMatchObject({ level: 'error', chain: 'admin', record: 1 });
+    expect(logs.some((l) => l.event === 'archive.purged')).toBe(false);
+    expect(sample(parseMetrics(await metrics.registry.metrics()), 'postern_archive_alerts_total', { event: 'archive.purge-refused' })).toBe(1);
+    metrics.close();
+    expect(await alive(a.config, a.dataDir)).toEqual(a.envs.map((e) => e.id).sort());
+  });
+
+  it('an intact chain still purges what no hold covers', async () => {
+    const a = await heldArchive();
+    const r = await cli(['archive', 'purge', '-c', a.file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`kept ${a.envs[0]!.id}: under legal hold ${a.held}`);
+    expect(await alive(a.config, a.dataDir)).toEqual([a.envs[0]!.id]);
+  });
+});
