@@ -2,8 +2,11 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { hashPassword } from '../../src/ingress/password-hash.js';
 import { portalApp, type PortalApp } from '../helpers/portal-app.js';
 
-/** What the web app asks of the password hasher: the hashes it verifies against. */
-const seen = vi.hoisted(() => ({ verifiedAgainst: [] as string[] }));
+/**
+ * What the web app asks of the password hasher: the hashes it verifies against, and how
+ * many checks run at once. A test may hold every check until it lets them go.
+ */
+const seen = vi.hoisted(() => ({ verifiedAgainst: [] as string[], active: 0, peak: 0, delayMs: 0, hold: undefined as Promise<void> | undefined }));
 
 vi.mock('../../src/ingress/password-hash.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../src/ingress/password-hash.js')>();
@@ -11,7 +14,14 @@ vi.mock('../../src/ingress/password-hash.js', async (importOriginal) => {
     ...real,
     verifyPassword: async (password: string, encoded: string) => {
       seen.verifiedAgainst.push(encoded);
-      return real.verifyPassword(password, encoded);
+      seen.peak = Math.max(seen.peak, ++seen.active);
+      try {
+        await seen.hold;
+        await new Promise((r) => setTimeout(r, seen.delayMs));
+        return await real.verifyPassword(password, encoded);
+      } finally {
+        seen.active--;
+      }
     },
   };
 });
@@ -36,7 +46,7 @@ describe('portal login', () => {
   afterEach(async () => {
     await portal?.close();
     portal = undefined;
-    seen.verifiedAgainst.length = 0;
+    Object.assign(seen, { verifiedAgainst: [], active: 0, peak: 0, delayMs: 0, hold: undefined });
   });
 
   it('an unknown address costs what a wrong password costs: the dummy hash has the real parameters', async () => {
@@ -51,5 +61,37 @@ describe('portal login', () => {
     // scrypt$N$r$p$salt$hash: the same work factor, and a real salt and key.
     expect(dummy?.slice(0, 4)).toEqual(real?.slice(0, 4));
     expect(Buffer.from(dummy?.[4] ?? '', 'base64').equals(Buffer.alloc(16))).toBe(false);
+  });
+
+  it('at most two password checks run at once, known addresses and unknown alike; the others wait their turn', async () => {
+    // Waits long enough for every turn: this is about how many run at once.
+    portal = await portalApp({}, { server: { hashing: { concurrency: 2, maxWaitMs: 60_000 } } });
+    await portal.files.putAccount({ address: 'pat@home.test', passwordHash: await hashPassword(PASSWORD), createdAt: Date.now(), failures: [] });
+    seen.delayMs = 300; // long enough that all the attempts overlap
+    const attempts = await Promise.all(Array.from({ length: 8 }, (_, i) => logIn(portal!, i % 2 ? 'pat@home.test' : `nobody${i}@home.test`, `wrong-password-${i}`)));
+    expect(attempts.map((r) => r.statusCode)).toEqual(Array(8).fill(401));
+    expect(seen.verifiedAgainst).toHaveLength(8);
+    expect(seen.peak).toBe(2);
+  });
+
+  it('a check that cannot start soon enough gets 503 "busy, try again", and no failure is counted for it', async () => {
+    portal = await portalApp({}, { server: { hashing: { concurrency: 1, maxWaitMs: 1 } } });
+    await portal.files.putAccount({ address: 'pat@home.test', passwordHash: await hashPassword(PASSWORD), createdAt: Date.now(), failures: [] });
+    let release = () => {};
+    seen.hold = new Promise<void>((r) => (release = r));
+    const forms = await Promise.all([loginForm(portal), loginForm(portal), loginForm(portal)]);
+    const post = (f: { cookie: string; csrf: string }) => portal!.app.inject({ method: 'POST', url: '/login', headers: { cookie: f.cookie }, payload: { csrf: f.csrf, identity: 'pat@home.test', password: 'wrong-password', next: '/inbox' } });
+    const pending = forms.map((f) => post(f));
+    // Two of them cannot get the one slot while the first check is held.
+    const settled: { statusCode: number; body: string; headers: Record<string, unknown> }[] = [];
+    for (const p of pending) void p.then((r) => settled.push(r));
+    await vi.waitFor(() => expect(settled).toHaveLength(2), { timeout: 20_000 });
+    expect(settled.map((r) => r.statusCode)).toEqual([503, 503]);
+    expect(settled[0]?.body).toMatch(/busy/i);
+    expect(settled[0]?.headers['retry-after']).toBeDefined();
+    release();
+    await vi.waitFor(() => expect(settled).toHaveLength(3), { timeout: 20_000 });
+    expect(settled[2]?.statusCode).toBe(401);
+    expect((await portal.files.getAccount('pat@home.test'))?.failures).toHaveLength(1);
   });
 });

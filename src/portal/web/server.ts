@@ -13,7 +13,8 @@ import type { Account, PortalMessage, PortalStore } from '../store.js';
 import { lockedUntil, recordFailure, recordSuccess } from './lockout.js';
 import { infoPage, inboxPage, loginForm, messagePage, resetRequestForm, setupPasswordForm, type Layout } from './pages.js';
 import { passwordProblem } from './password-rules.js';
-import { PortalPasswords } from './passwords.js';
+import { BusyError } from './gate.js';
+import { PortalPasswords, type HashingLimits } from './passwords.js';
 import { bodyDocument, parseStored } from './render-message.js';
 import { csrfValid, SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 
@@ -26,6 +27,8 @@ export interface PortalServerOptions {
   queue: QueueBackend;
   log: Logger;
   tls: { cert: string; key: string };
+  /** Bounds of password hashing (default: two at once, five seconds' wait). */
+  hashing?: HashingLimits | undefined;
 }
 
 interface Ctx {
@@ -45,7 +48,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   const p = config.portal;
   const sessions = new SessionStore(store, p.sessions.idle, p.sessions.absolute);
   const ident = (address: string) => identityOf(address, p.sms.domain, p.sms.defaultCountry);
-  const passwords = await PortalPasswords.create();
+  const passwords = await PortalPasswords.create(opts.hashing);
   // Every password the handlers hash goes through the portal's passwords.
   const hashPassword = (password: string) => passwords.hash(password);
   const app = Fastify({ https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, logger: false, trustProxy: true, bodyLimit: 1024 * 1024 });
@@ -87,6 +90,12 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   };
 
   const html = (reply: FastifyReply, body: string, code = 200) => reply.code(code).type('text/html; charset=utf-8').send(body);
+  // Too many password checks at once: refused before they cost memory, never counted as a failure.
+  app.setErrorHandler(async (err, _req, reply) => {
+    if (!(err instanceof BusyError)) throw err;
+    reply.header('retry-after', '5');
+    return html(reply, infoPage(layoutFor(undefined), 'Busy, try again', 'Many people are logging in right now. Wait a few seconds and try again.', 'alert'), 503);
+  });
   const refuseCsrf = (reply: FastifyReply, c: Ctx) => html(reply, infoPage(c.layout, 'Request refused', 'The form had expired or did not come from this site. Go back, reload the page and try again.', 'alert'), 403);
   const canSee = (m: PortalMessage, identity: string) => (m.kind === 'received' ? m.recipients : [m.sender]).some((r) => ident(r) === identity);
   const body = (req: FastifyRequest) => (req.body ?? {}) as Record<string, string | undefined>;
