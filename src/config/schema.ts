@@ -242,7 +242,14 @@ export const configSchema = z.strictObject({
       waitTimeout: duration.default(1000),
       /** A lease not renewed for this long expires, and another instance takes the message. */
       leaseTime: duration.default(60_000),
+      /**
+       * A Redis command not answered within this long fails: a commit then gets 451 and is
+       * undone, so a Redis that hangs or sits behind a network partition cannot hold SMTP
+       * sessions. WAIT (redis.waitReplicas) is a command too, hence longer than waitTimeout.
+       */
+      commandTimeout: duration.default(5000),
     })
+    .refine((r) => r.waitReplicas === 0 || r.commandTimeout > r.waitTimeout, { path: ['commandTimeout'], message: 'must be longer than redis.waitTimeout when redis.waitReplicas is set (WAIT is a Redis command too)' })
     .prefault({}),
   delivery: deliverySchema.prefault({}),
   shutdown: z

@@ -63,7 +63,7 @@ describe('defaults of a minimal config', () => {
         loopGuard: { maxReceived: 50, maxOwnStamps: 1 },
       },
       queue: { backend: 'fs', commitWindow: 3 },
-      redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'postern:', durability: 'warn', waitReplicas: 0, waitTimeout: 1000, leaseTime: 60_000 },
+      redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'postern:', durability: 'warn', waitReplicas: 0, waitTimeout: 1000, leaseTime: 60_000, commandTimeout: 5000 },
       delivery: {
         routes: {},
         mxPort: 25,
@@ -187,6 +187,12 @@ describe('error messages name the key path and say what is wrong', () => {
   it('bad duration "5 minutes"', () => {
     const p = onlyProblem(`${HOST}delivery:\n  retry:\n    initialDelay: 5 minutes\n`);
     expect(p).toBe('delivery.retry.initialDelay: "5 minutes" is not a duration (use e.g. 30s, 5m, 1h, 5d)');
+  });
+
+  it('a Redis command timeout that WAIT for replicas would always run into', () => {
+    expect(onlyProblem(`${HOST}redis:\n  waitReplicas: 1\n  waitTimeout: 5s\n  commandTimeout: 5s\n`)).toBe(
+      'redis.commandTimeout: must be longer than redis.waitTimeout when redis.waitReplicas is set (WAIT is a Redis command too)',
+    );
   });
 
   it('bad size', () => {

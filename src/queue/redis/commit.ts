@@ -15,15 +15,16 @@ export interface ReplicaWait {
 /**
  * Makes a received message visible: one script renames the temp body into place and
  * writes envelope, initial state and due entry; it resolves once Redis acknowledged
- * (with appendfsync always, once the AOF is on disk).
+ * (with appendfsync always, once the AOF is on disk). `deadline` (Redis clock, ms) is
+ * when the client stops waiting for the answer: the script refuses to run later.
  */
-export async function commitToRedis(redis: Redis, keys: RedisKeys, instanceId: string, envelope: Envelope, tmpMember: string): Promise<RawSnapshot> {
+export async function commitToRedis(redis: Redis, keys: RedisKeys, instanceId: string, envelope: Envelope, tmpMember: string, deadline?: number): Promise<RawSnapshot> {
   const { id } = envelope;
   const state = initialState(envelope, envelope.receivedAt);
   return (await commitScript.run(
     redis,
     [...keys.common(), keys.tmpPrefix + tmpMember, keys.body(id), keys.msg(id), keys.tmps],
-    [keys.msgPrefix, JSON.stringify(envelope), JSON.stringify(state), dueField(nextAttemptOf(state)), envelope.receivedAt, id, envelope.size, tmpMember, keys.wake, instanceId],
+    [keys.msgPrefix, JSON.stringify(envelope), JSON.stringify(state), dueField(nextAttemptOf(state)), envelope.receivedAt, id, envelope.size, tmpMember, keys.wake, instanceId, deadline === undefined ? '' : Math.ceil(deadline)],
   )) as RawSnapshot;
 }
 

@@ -8,11 +8,18 @@ import { RedisQueue } from './queue.js';
 
 type RedisConfig = PosternConfig['redis'];
 
+/** TCP keep-alive probes start after this much silence: a peer gone without a word is noticed. */
+const KEEPALIVE_MS = 10_000;
+
 /**
  * Client options chosen for "250 means durable": a command is never queued while Redis
  * is unreachable (enableOfflineQueue off) nor silently sent again after a reconnect
  * (a repeated APPEND would corrupt a body), so a Redis outage fails commits at once
- * and the client is told 4xx. The connection itself reconnects on its own.
+ * and the client is told 4xx. A Redis that hangs (stopped, swapping) or sits behind a
+ * partition keeps the connection open and answers nothing: commandTimeout fails each
+ * command after redis.commandTimeout instead of leaving an SMTP session waiting, and
+ * keep-alive (set here rather than left to the library's default) lets the kernel
+ * close a connection whose peer is gone. The connection itself reconnects on its own.
  */
 export function redisClientOptions(config: RedisConfig): RedisOptions {
   const options: RedisOptions = {
@@ -20,6 +27,8 @@ export function redisClientOptions(config: RedisConfig): RedisOptions {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
+    commandTimeout: config.commandTimeout,
+    keepAlive: KEEPALIVE_MS,
     connectionName: 'postern',
   };
   if (config.tls?.ca) {

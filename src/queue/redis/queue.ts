@@ -40,6 +40,7 @@ import { LeaseKeeper } from './leases.js';
 import { LeaseLostError } from './lua.js';
 import { getMessage, listMessages } from './reads.js';
 import { cleanScript } from './scripts.js';
+import { RedisReadyProbe, type ReadyProbeOptions } from './ready-probe.js';
 import { QueueSnapshot, type RawSnapshot } from './snapshot.js';
 import { WakeChannel } from './wake.js';
 import { RedisSpoolWriter, type RedisSink } from './writer.js';
@@ -56,6 +57,8 @@ export interface RedisQueueOptions {
   waitTimeoutMs?: number;
   /** close() also closes the client (it was made for this queue). */
   ownsClient?: boolean;
+  /** How readiness is measured (a timed PING); default every 2 s, slow after 2 s. */
+  readyProbe?: ReadyProbeOptions;
   logger?: Logger;
 }
 
@@ -66,6 +69,7 @@ export class RedisQueue implements QueueBackend, RedisSink {
   private readonly snapshot = new QueueSnapshot();
   private readonly leases: LeaseKeeper;
   private readonly wakeChannel: WakeChannel;
+  private readonly probe: RedisReadyProbe;
   private readonly leaseTimeMs: number;
   private readonly wakeListeners: (() => void)[] = [];
 
@@ -89,6 +93,7 @@ export class RedisQueue implements QueueBackend, RedisSink {
       (err) => log?.error({ event: REDIS_EVENTS.error, err: (err as Error).message }, 'lease heartbeat failed'),
     );
     this.wakeChannel = new WakeChannel(redis, this.keys.wake, this.instanceId, () => this.wake());
+    this.probe = new RedisReadyProbe(redis, options.readyProbe ?? { intervalMs: 2000, timeoutMs: 2000 });
   }
 
   async open(): Promise<{ recovered: number; cleaned: number }> {
@@ -98,7 +103,13 @@ export class RedisQueue implements QueueBackend, RedisSink {
     const [snapshot, cleaned] = (await cleanScript.run(this.redis, [...this.keys.common(), this.keys.tmps], [this.keys.msgPrefix, this.keys.tmpPrefix, this.keys.instPrefix])) as [RawSnapshot, number];
     this.snapshot.update(snapshot);
     this.leases.start(this.options.heartbeatMs ?? Math.max(10, Math.floor(this.leaseTimeMs / 3)));
+    this.probe.start();
     return { recovered: this.snapshot.stats().depth, cleaned };
+  }
+
+  /** For readiness (/readyz, and SMTP's 451 while false): Redis answered the last timed PING. */
+  ready(): boolean {
+    return this.probe.ready();
   }
 
   /**
@@ -108,6 +119,7 @@ export class RedisQueue implements QueueBackend, RedisSink {
    * bodies are cleaned by the next open() anywhere.
    */
   async close(): Promise<void> {
+    this.probe.stop();
     await this.leases.stop();
     for (const id of this.leases.ids()) await this.release(id).catch(() => undefined);
     await this.redis.del(this.keys.instance(this.instanceId)).catch(() => undefined);
@@ -122,7 +134,11 @@ export class RedisQueue implements QueueBackend, RedisSink {
   // --- RedisSink: what the writer calls ---------------------------------------------
 
   async commitMessage(envelope: Envelope, tmpMember: string): Promise<void> {
-    this.snapshot.update(await commitToRedis(this.redis, this.keys, this.instanceId, envelope, tmpMember));
+    // The moment this client stops waiting, on the Redis clock: a commit run after it
+    // would make a message whose sender was told 451 (see commitScript).
+    const timeout = this.redis.options.commandTimeout;
+    const deadline = timeout ? Date.now() + this.snapshot.clockOffsetMs + timeout : undefined;
+    this.snapshot.update(await commitToRedis(this.redis, this.keys, this.instanceId, envelope, tmpMember, deadline));
     await waitForReplicas(this.redis, { replicas: this.options.waitReplicas ?? 0, timeoutMs: this.options.waitTimeoutMs ?? 1000 }, envelope.id);
     this.wake();
   }
@@ -132,9 +148,11 @@ export class RedisQueue implements QueueBackend, RedisSink {
       await this.remove(id);
     } catch (err) {
       // Already leased by another instance: it is being delivered, and the client's retry
-      // will make a duplicate (at-least-once) rather than a loss.
-      if (!(err instanceof LeaseLostError)) throw err;
-      this.options.logger?.warn({ event: REDIS_EVENTS.error, queueId: id }, 'unconfirmed commit could not be undone: already leased elsewhere');
+      // will make a duplicate (at-least-once) rather than a loss. Redis not answering: if
+      // it ran the commit in time, the same; if not, the commit is refused when it runs late.
+      const leased = err instanceof LeaseLostError;
+      this.options.logger?.warn({ event: REDIS_EVENTS.error, queueId: id, err: (err as Error).message }, leased ? 'unconfirmed commit could not be undone: already leased elsewhere' : 'unconfirmed commit could not be undone: Redis did not answer');
+      if (!leased) throw err;
     }
   }
 

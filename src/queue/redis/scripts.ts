@@ -37,13 +37,17 @@ end
 
 /**
  * KEYS 5 tmp, 6 body, 7 msg, 8 tmps; ARGV 2 envelope, 3 state, 4 dueAt ('' if none), 5 receivedAt,
- * 6 id, 7 size, 8 tmp member, 9 wake channel, 10 instance.
+ * 6 id, 7 size, 8 tmp member, 9 wake channel, 10 instance, 11 deadline (Redis clock ms, '' none).
  * Makes a received message visible in one step: the temp body becomes the body, the
  * envelope and state are written, the message joins the due set, the intent record goes.
+ * A commit that reaches Redis after its deadline (Redis was stopped with it in its input
+ * buffer) is refused: its client has timed out and told the SMTP client 451, and the undo
+ * it sent may never arrive (the connection may be gone).
  */
 export const commitScript = new LuaScript(
   'commit',
   `${PREAMBLE}
+if ARGV[11] ~= '' and redisNow() > tonumber(ARGV[11]) then return redis.error_reply('ERR commit of ' .. ARGV[6] .. ' arrived after its client had given up (Redis did not answer in time)') end
 if redis.call('EXISTS', KEYS[7]) == 1 then return redis.error_reply('ERR queue id ' .. ARGV[6] .. ' is already taken') end
 local size = tonumber(ARGV[7])
 local have = redis.call('STRLEN', KEYS[5])

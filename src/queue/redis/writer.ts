@@ -88,9 +88,17 @@ export class RedisSpoolWriter implements SpoolWriter {
     this.stage = 'aborted';
     this.chunks = [];
     await this.flushing.catch(() => undefined);
-    if (unconfirmed) await this.sink.uncommit(this.id);
-    // The temp key (if the commit never renamed it) and its intent record go together.
-    if (this.registered) await execTransaction(this.sink.redis.multi().del(this.tmpKey).srem(this.sink.keys.tmps, this.tmpMember));
+    // Both undos go out at once on the one connection: Redis runs them after whatever this
+    // writer sent before (an APPEND or commit that timed out but still sits in Redis's
+    // input buffer is run first, then undone), and a Redis that hangs costs the SMTP
+    // client one commandTimeout here, not two. The temp key (if the commit never renamed
+    // it) and its intent record go together.
+    const undos = await Promise.allSettled([
+      unconfirmed ? this.sink.uncommit(this.id) : undefined,
+      this.registered ? execTransaction(this.sink.redis.multi().del(this.tmpKey).srem(this.sink.keys.tmps, this.tmpMember)) : undefined,
+    ]);
+    const failed = undos.find((u): u is PromiseRejectedResult => u.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /** Sends what is buffered; one APPEND in flight at a time keeps the bytes in order. */
