@@ -47,10 +47,15 @@ export class Journal {
       throw new JournalError(`journal ${id}: cannot read the message: ${(err as Error).message}`, id);
     }
     const results = await Promise.allSettled(this.sinks.map((s) => s.store(prepared)));
-    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ sink: this.sinks[i]?.name ?? '?', err: (r.reason as Error).message }] : []));
+    const failed = results.flatMap((r, i) => {
+      const sink = this.sinks[i];
+      if (r.status !== 'rejected' || !sink) return [];
+      return [{ sink: sink.name, err: (r.reason as Error).message, itemOnly: sink.refusedItemOnly?.(r.reason) ?? false }];
+    });
     if (failed.length) {
-      this.lastFailureAt = Date.now();
-      for (const f of failed) this.log.error({ event: ARCHIVE_EVENTS.journalFailed, queueId: id, sink: f.sink, err: f.err }, 'journal sink failed');
+      // One message the archive refuses (too large...) says nothing about the next one.
+      if (failed.some((f) => !f.itemOnly)) this.lastFailureAt = Date.now();
+      for (const f of failed) this.log.error({ event: ARCHIVE_EVENTS.journalFailed, queueId: id, sink: f.sink, err: f.err, refused: f.itemOnly ? 'item' : 'sink-unavailable' }, 'journal sink failed');
       throw new JournalError(`journal ${id}: ${failed.map((f) => `${f.sink} sink: ${f.err}`).join('; ')}`, id);
     }
     this.lastFailureAt = 0;
@@ -58,11 +63,14 @@ export class Journal {
   }
 
   /**
-   * For readiness: false while a sink failed recently, so SMTP answers 451 instead of
-   * taking mail the archive cannot hold; the next successful record clears it.
+   * For readiness: false while a sink was recently unavailable (no connection, timeout,
+   * TLS, I/O error), so SMTP answers 451 instead of taking mail the archive cannot hold;
+   * the next successful record clears it. A sink refusing one item does not count. With
+   * archive.failOpen mail is delivered without the archive anyway, so the journal never
+   * holds up accepting it.
    */
   ready(now = Date.now()): boolean {
-    return now - this.lastFailureAt > UNREADY_AFTER_FAILURE_MS;
+    return this.failOpen || now - this.lastFailureAt > UNREADY_AFTER_FAILURE_MS;
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@ import nodemailer from 'nodemailer';
 import { writeFileDurably } from '../common/durable-file.js';
 import type { PosternConfig } from '../config/schema.js';
 import { journalReport } from './journal-report.js';
+import { isSmtpItemRefusal } from './smtp-refusal.js';
 import type { ArchiveLayout } from './layout.js';
 import type { JournalSink, PreparedItem } from './types.js';
 
@@ -61,6 +62,10 @@ export class SmtpSink implements JournalSink {
     await this.transport.sendMail(journalReport(item.meta, body, { from: this.from, to: this.sink.to, hostname: this.hostname }));
     await mkdir(join(marker, '..'), { recursive: true, mode: 0o700 });
     await writeFileDurably(marker, new Date().toISOString());
+  }
+
+  refusedItemOnly(err: unknown): boolean {
+    return isSmtpItemRefusal(err);
   }
 
   /** Removes marker days older than any retry could still come from. */

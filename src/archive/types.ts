@@ -43,5 +43,12 @@ export interface PreparedItem {
 export interface JournalSink {
   readonly name: string;
   store(item: PreparedItem): Promise<void>;
+  /**
+   * Whether a store() error refused this one item (it would be refused again, the next
+   * item may well pass: e.g. the archive mailbox answers 552 to a message too large),
+   * rather than the sink being unavailable. Only unavailability makes the gateway not
+   * ready; without this method every failure counts as unavailability.
+   */
+  refusedItemOnly?(err: unknown): boolean;
   close(): Promise<void>;
 }

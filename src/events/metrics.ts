@@ -37,7 +37,7 @@ export class GatewayMetrics {
     portalFailures: this.counter('postern_portal_login_failures_total', 'Failed portal logins', []),
     portalLocks: this.counter('postern_portal_locks_total', 'Portal accounts locked after repeated failures', []),
     journalFailures: this.counter('postern_journal_failures_total', 'Journal sink failures, by sink', ['sink']),
-    archiveAlerts: this.counter('postern_archive_alerts_total', 'Archive events an operator must look at, by event code (archive.purge-refused: the admin chain did not verify, nothing was purged)', ['event']),
+    archiveAlerts: this.counter('postern_archive_alerts_total', 'Archive events an operator must look at, by event code (archive.fail-open: a message delivered without its journal copy; archive.purge-refused: the admin chain did not verify, nothing was purged)', ['event']),
     webhookFailures: this.counter('postern_webhook_failures_total', 'Failed webhook attempts (each is retried) and outbox failures', []),
     webhookGaveUp: this.counter('postern_webhook_given_up_total', 'Webhook deliveries given up after their last retry', []),
   };
@@ -81,6 +81,7 @@ export class GatewayMetrics {
         return this.c.portalFailures.inc();
       case EVENTS.portalLocked:
         return this.c.portalLocks.inc();
+      case ARCHIVE_EVENTS.failOpen:
       case ARCHIVE_EVENTS.purgeRefused:
         return this.c.archiveAlerts.inc({ event });
       case ARCHIVE_EVENTS.journalFailed:

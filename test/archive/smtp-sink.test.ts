@@ -1,39 +1,14 @@
-import { rmSync } from 'node:fs';
 import { simpleParser } from 'mailparser';
-import { afterAll, describe, expect, it } from 'vitest';
-import { openJournal } from '../../src/archive/journal.js';
-import { TestMx } from '../helpers/mx-server.js';
-import { createTestCa, selfSigned } from '../helpers/pki.js';
-import { archiveConfig, decisions, envelope, message, silent, tempDir } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { selfSigned } from '../helpers/pki.js';
+import { decisions, envelope, message } from './helpers.js';
+import { smtpArchive } from './smtp-helpers.js';
 
-const ca = createTestCa('Archive Test CA');
-const serverCert = ca.issue(['archive.test']);
-const dirs: string[] = [];
-const servers: TestMx[] = [];
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.stop()));
-  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-});
-
-async function mx(opts: ConstructorParameters<typeof TestMx>[0]): Promise<TestMx> {
-  const s = await new TestMx(opts).start();
-  servers.push(s);
-  return s;
-}
-
-function journalTo(port: number, extra: Record<string, unknown> = {}) {
-  const dataDir = tempDir();
-  dirs.push(dataDir);
-  const smtp = { type: 'smtp', server: `127.0.0.1:${port}`, to: 'journal@archive.test', servername: 'archive.test', ca: [ca.caFile], timeout: '5s', ...extra };
-  const { config } = archiveConfig(dataDir, { sinks: [{ type: 'fs' }, smtp] });
-  return openJournal(config, dataDir, silent);
-}
+const { serverCert, mx, closedPort, journalTo } = smtpArchive('Archive Test CA');
 
 describe('smtp journal sink', () => {
   it('rejects while the archive server is down; once it is up, exactly one report arrives over verified TLS', async () => {
-    const probe = await mx({ tls: serverCert });
-    const port = probe.port;
-    await probe.stop();
+    const port = await closedPort();
     const journal = await journalTo(port);
     const e = envelope({ to: ['patient@example.net', 'nurse@example.org'] });
     const original = message('Discharge summary', 'Take one tablet daily.');

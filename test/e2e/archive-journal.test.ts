@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openArchive } from '../../src/archive/admin.js';
 import { searchArchive } from '../../src/archive/search.js';
+import { adminConfig, call, startAdmin } from '../api/admin-helpers.js';
+import { parseMetrics, sample } from '../events/metrics-helpers.js';
 import { createTestCa } from '../helpers/pki.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
@@ -70,6 +72,35 @@ describe('the journal step of delivery', () => {
     expect(journalMx.messages).toHaveLength(1);
     expect(journalMx.messages[0]!.secure).toBe(true);
     expect(gw.events('delivery.sent').filter((l) => l.queueId === r.queueId)).toHaveLength(1);
+  });
+
+  it('archive.failOpen with the journal server down: delivered anyway, archive.fail-open counted, the gateway stays ready', async () => {
+    const probe = await s.mx();
+    const journalPort = probe.port;
+    await s.stopMx(probe);
+    const mx = await s.mx();
+    const gw = await s.gateway({
+      admin: await adminConfig(),
+      delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${mx.port}`, tls: 'may' } } },
+      archive: { failOpen: true, sinks: [{ type: 'smtp', server: `127.0.0.1:${journalPort}`, to: 'journal@archive.test', servername: 'journal.archive.test', ca: [ca.caFile], timeout: '3s' }] },
+    });
+    const admin = await startAdmin(gw);
+    try {
+      const first = await sendMail(gw.port, { from: 'dr@client.test', to: ['p@dest.test'], raw: testMessage({ subject: 'Fail open 1' }) });
+      expect(first.ok).toBe(true);
+      await gw.waitForLog((l) => l.event === 'delivery.sent' && l.queueId === first.queueId);
+      expect(gw.events('archive.fail-open').map((l) => l.queueId)).toEqual([first.queueId]);
+      // The failed journal does not turn mail away: readiness and SMTP stay open.
+      expect((await call(`${admin.url}/readyz`)).status).toBe(200);
+      const second = await sendMail(gw.port, { from: 'dr@client.test', to: ['p@dest.test'], raw: testMessage({ subject: 'Fail open 2' }) });
+      expect(second.ok).toBe(true);
+      await gw.waitForLog((l) => l.event === 'delivery.sent' && l.queueId === second.queueId);
+      const metrics = parseMetrics((await call(`${admin.url}/metrics`)).text);
+      expect(sample(metrics, 'postern_archive_alerts_total', { event: 'archive.fail-open' })).toBe(2);
+      expect(mx.messages).toHaveLength(2);
+    } finally {
+      await admin.close();
+    }
   });
 
   it('a deferred message keeps its journaled mark: its retries are not journaled again', async () => {
