@@ -57,6 +57,7 @@ async function main(): Promise<void> {
     const rows = summarize(runs.filter((r) => r.matrix === 'main'));
     const encryptRows = summarize(runs.filter((r) => r.matrix === 'encrypt'));
     const out: string[] = [`\nMedians of ${opts.rounds} interleaved round(s), ${opts.sessions} sessions, Postern with its fsync'd spool (workers: ${opts.workers}; postern-redis-x2: 2 instances × workers 1):\n\n${formatTable(rows)}\n`];
+    out.push(setups.skipped.map((s) => `Skipped ${s}\n`).join(''));
     out.push(formatPair(rows, 'Journaling on ÷ off', 'postern', 'postern-nojournal'));
     out.push(formatPair(rows, 'Two instances on Redis ÷ one on the fs spool', 'postern-redis-x2', 'postern'));
     out.push(formatEncryptTable(encryptRows));
