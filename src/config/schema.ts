@@ -291,6 +291,20 @@ export const configSchema = z.strictObject({
       /** Let recipients reply to all original recipients, not only to the sender. */
       replyAll: z.boolean().default(false),
       sessions: z.strictObject({ idle: duration.default(15 * 60_000), absolute: duration.default(12 * 3_600_000) }).prefault({}),
+      /**
+       * Whose X-Forwarded-For names the client (the rate limits count per client): a
+       * reverse proxy on this machine by default; list your proxies' addresses or CIDR
+       * blocks (or loopback, linklocal, uniquelocal); true believes anyone's header.
+       */
+      trustProxy: z.union([z.boolean(), z.array(z.union([z.enum(['loopback', 'linklocal', 'uniquelocal']), cidr]))]).default(['loopback']),
+      /** Per client address (IPv6: per /64) and window: new visitor sessions and login attempts. */
+      rateLimit: z
+        .strictObject({
+          window: duration.default(10 * 60_000),
+          sessions: z.number().int().positive().default(60),
+          logins: z.number().int().positive().default(30),
+        })
+        .prefault({}),
       sms: z
         .strictObject({
           /** Recipients <digits>@<domain> get the notice by SMS. */

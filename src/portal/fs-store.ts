@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { seal, unseal, type MasterKey } from './crypto.js';
 import { writeFileDurably } from './files.js';
+import { HitCounter } from './hit-counter.js';
 import { newMessageId, newToken } from './message-id.js';
 import { RecordLocks } from './record-locks.js';
 import { rewrapAll } from './rotate.js';
@@ -17,6 +18,7 @@ import { addressKey, MESSAGE_ID, sha256Hex, TOKEN, visibleTo, type Account, type
 export class FsPortalStore implements PortalStore {
   private readonly dirs;
   private readonly locks = new RecordLocks();
+  private readonly hits = new HitCounter();
 
   constructor(
     root: string,
@@ -142,16 +144,77 @@ export class FsPortalStore implements PortalStore {
   }
 
   async readSession(idHash: string): Promise<string | undefined> {
-    return readFile(join(this.dirs.sessions, `${idHash}.json`), 'utf8').catch(() => undefined);
+    const text = await readFile(join(this.dirs.sessions, `${idHash}.json`), 'utf8').catch(() => undefined);
+    const stored = text === undefined ? undefined : storedSession(text);
+    if (stored?.expiresAt !== undefined && stored.expiresAt <= Date.now()) {
+      await this.deleteSession(idHash); // ended: no need to wait for the sweep
+      return undefined;
+    }
+    return stored?.json;
   }
 
-  async writeSession(idHash: string, json: string): Promise<void> {
-    await writeFileDurably(join(this.dirs.sessions, `${idHash}.json`), json);
+  /** The file holds the session and when it ends, so the sweep can remove it unread by anyone. */
+  async writeSession(idHash: string, json: string, ttlMs: number): Promise<void> {
+    await writeFileDurably(join(this.dirs.sessions, `${idHash}.json`), JSON.stringify({ expiresAt: Date.now() + ttlMs, session: json }));
   }
 
   async deleteSession(idHash: string): Promise<void> {
     await rm(join(this.dirs.sessions, `${idHash}.json`), { force: true });
   }
+
+  async sweep(now = Date.now()): Promise<{ sessions: number; tokens: number }> {
+    const sessions = await sweepDir(this.dirs.sessions, now, (text, mtimeMs) => {
+      const stored = storedSession(text);
+      return stored?.expiresAt ?? mtimeMs + LEGACY_SESSION_MS;
+    });
+    const tokens = await sweepDir(this.dirs.tokens, now, (text) => (JSON.parse(text) as TokenRecord).expiresAt);
+    return { sessions, tokens };
+  }
+
+  async countHit(bucket: string, windowMs: number): Promise<number> {
+    return this.hits.count(bucket, windowMs);
+  }
+}
+
+/**
+ * A session file written before expiries were recorded in it (the bare session JSON) is
+ * kept this long after its last write: the default absolute lifetime.
+ */
+const LEGACY_SESSION_MS = 12 * 3_600_000;
+
+function storedSession(text: string): { expiresAt?: number | undefined; json: string } | undefined {
+  try {
+    const parsed = JSON.parse(text) as { expiresAt?: unknown; session?: unknown };
+    if (typeof parsed.expiresAt === 'number' && typeof parsed.session === 'string') return { expiresAt: parsed.expiresAt, json: parsed.session };
+    return { json: text };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes the .json records of a directory whose end (read from each) has passed; a
+ * record that cannot be read as one ends an hour after its last write. Returns how many.
+ */
+async function sweepDir(dir: string, now: number, endOf: (text: string, mtimeMs: number) => number): Promise<number> {
+  let removed = 0;
+  for (const name of await readdir(dir)) {
+    if (!name.endsWith('.json')) continue;
+    const file = join(dir, name);
+    const [text, info] = await Promise.all([readFile(file, 'utf8').catch(() => undefined), stat(file).catch(() => undefined)]);
+    if (text === undefined || !info) continue; // gone already
+    let end: number;
+    try {
+      end = endOf(text, info.mtimeMs);
+    } catch {
+      end = info.mtimeMs + 3_600_000;
+    }
+    if (!(end > now)) {
+      await rm(file, { force: true });
+      removed++;
+    }
+  }
+  return removed;
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { seal, unseal, type MasterKey } from './crypto.js';
+import { windowStart } from './hit-counter.js';
 import { newMessageId, newToken } from './message-id.js';
 import { rewrapAll } from './rotate.js';
 import { addressKey, MESSAGE_ID, sha256Hex, TOKEN, visibleTo, type Account, type PortalMessage, type PortalStore, type TokenRecord } from './store.js';
@@ -33,6 +34,7 @@ const EXPIRY_BACKSTOP_MS = 3_600_000;
  *   portal:acct:<hash> account (password hash, failures, lock) by hash of the address
  *   portal:tok:<hash>  link token records by hash of the token, expiring with them
  *   portal:sess:<hash> sessions by hash of the session id, expiring when idle
+ *   portal:hits:<bucket>:<window> rate-limit counts, expiring with their window
  */
 export class RedisPortalStore implements PortalStore {
   constructor(
@@ -167,6 +169,20 @@ export class RedisPortalStore implements PortalStore {
 
   async deleteSession(idHash: string): Promise<void> {
     await this.redis.del(this.key('sess', idHash));
+  }
+
+  /** Nothing to do: sessions and tokens are keys that expire with them. */
+  async sweep(): Promise<{ sessions: number; tokens: number }> {
+    return { sessions: 0, tokens: 0 };
+  }
+
+  async countHit(bucket: string, windowMs: number): Promise<number> {
+    const start = windowStart(Date.now(), windowMs);
+    const key = this.key('hits', `${bucket}:${start}`);
+    // The key is made with its expiry first, so a count never outlives its window.
+    const results = await this.redis.multi().set(key, '0', 'PXAT', start + windowMs + 1000, 'NX').incr(key).exec();
+    failedOn(results);
+    return Number(results?.[1]?.[1]);
   }
 }
 

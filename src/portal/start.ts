@@ -9,6 +9,9 @@ import { openPortalStore } from './open-store.js';
 import type { PortalStore } from './store.js';
 import { createPortalServer } from './web/server.js';
 
+/** Visitor sessions not logged in end after ten minutes; a minute more on disk at most. */
+const RECORD_SWEEP_MS = 60_000;
+
 export interface PortalParts {
   store: PortalStore;
   delivery: PortalDelivery;
@@ -48,10 +51,17 @@ export async function startPortalWeb(
   const timer = setInterval(() => void sweep(), 10 * 60_000);
   timer.unref();
   void sweep();
+  // Sessions and link tokens past their end: any visitor's form makes a session (files
+  // only; Redis expires them itself).
+  const records = () => void parts.store.sweep().catch(() => undefined);
+  const recordTimer = setInterval(records, RECORD_SWEEP_MS);
+  recordTimer.unref();
+  records();
   return {
     port: actual,
     async close() {
       clearInterval(timer);
+      clearInterval(recordTimer);
       await app.close();
     },
   };

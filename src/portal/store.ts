@@ -93,6 +93,19 @@ export interface PortalStore {
   readSession(idHash: string): Promise<string | undefined>;
   writeSession(idHash: string, json: string, ttlMs: number): Promise<void>;
   deleteSession(idHash: string): Promise<void>;
+  /**
+   * Removes sessions and link tokens past their end (anyone can make a session, so they
+   * must not pile up on the spool's disk); returns how many. Redis expires them itself.
+   */
+  sweep(now?: number): Promise<{ sessions: number; tokens: number }>;
+
+  /**
+   * Counts one event in `bucket` for a fixed window of windowMs and returns the count in
+   * the current window so far (rate limits). On Redis every instance shares the count;
+   * on files it is kept in this process's memory (counting on disk would be the very
+   * write load a limit is there to stop).
+   */
+  countHit(bucket: string, windowMs: number): Promise<number>;
 }
 
 /** Shared by both stores: the list rules of listFor. */

@@ -87,6 +87,8 @@ describe('defaults of a minimal config', () => {
         readReceipts: false,
         replyAll: false,
         sessions: { idle: 15 * 60_000, absolute: 12 * 3_600_000 },
+        trustProxy: ['loopback'],
+        rateLimit: { window: 10 * 60_000, sessions: 60, logins: 30 },
         sms: { domain: 'secure.text', defaultCountry: '1' },
       },
       keys: {

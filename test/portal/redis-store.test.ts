@@ -66,6 +66,24 @@ describe.skipIf(!available)('portal store on the shared Redis', () => {
     expect(await a.get(m.id)).toBeUndefined();
   });
 
+  it('rate-limit counts are shared by the instances and expire with their window; sweeping is left to Redis', async () => {
+    const [a, b] = await twoInstances(prefix);
+    stores.push(a, b);
+    const hour = 3_600_000;
+    expect(await a.countHit('logins:198.51.100.1', hour)).toBe(1);
+    expect(await b.countHit('logins:198.51.100.1', hour)).toBe(2);
+    expect(await a.countHit('logins:198.51.100.2', hour)).toBe(1);
+    const raw = new Redis(DEV_REDIS_URL);
+    try {
+      const keys = (await keysUnder(DEV_REDIS_URL, prefix)).filter((k) => k.includes('portal:hits:'));
+      expect(keys).toHaveLength(2);
+      for (const k of keys) expect(await raw.pttl(k)).toBeGreaterThan(0);
+    } finally {
+      raw.disconnect();
+    }
+    expect(await a.sweep()).toEqual({ sessions: 0, tokens: 0 });
+  });
+
   it('login failures counted on two instances at once all count: the lock set through one holds on the other', async () => {
     const [a, b] = await twoInstances(prefix);
     stores.push(a, b);

@@ -1,7 +1,9 @@
-/** Thrown when a gated task could not start soon enough; the web app answers 503. */
-export class BusyError extends Error {
+import { Refusal } from './refusal.js';
+
+/** Thrown when a gated task could not start soon enough: 503 "busy, try again". */
+export class BusyError extends Refusal {
   constructor() {
-    super('portal: busy, try again');
+    super(503, 'Busy, try again', 'Many people are logging in right now. Wait a few seconds and try again.', 5);
   }
 }
 

@@ -13,8 +13,9 @@ import type { Account, PortalMessage, PortalStore } from '../store.js';
 import { lockedUntil, recordFailure, recordSuccess } from './lockout.js';
 import { infoPage, inboxPage, loginForm, messagePage, resetRequestForm, setupPasswordForm, type Layout } from './pages.js';
 import { passwordProblem } from './password-rules.js';
-import { BusyError } from './gate.js';
 import { PortalPasswords, type HashingLimits } from './passwords.js';
+import { RateLimits } from './rate-limit.js';
+import { Refusal } from './refusal.js';
 import { bodyDocument, parseStored } from './render-message.js';
 import { csrfValid, SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 
@@ -32,7 +33,8 @@ export interface PortalServerOptions {
 }
 
 interface Ctx {
-  sid: string;
+  /** Undefined: the visitor has no stored session (see context). */
+  sid: string | undefined;
   session: Session;
   layout: Layout;
 }
@@ -51,7 +53,10 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   const passwords = await PortalPasswords.create(opts.hashing);
   // Every password the handlers hash goes through the portal's passwords.
   const hashPassword = (password: string) => passwords.hash(password);
-  const app = Fastify({ https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, logger: false, trustProxy: true, bodyLimit: 1024 * 1024 });
+  const limits = new RateLimits(store, p.rateLimit);
+  // req.ip is the client only when X-Forwarded-For comes from a proxy we trust: the rate
+  // limits count per req.ip, and anyone else could pick a new address per request.
+  const app = Fastify({ https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, logger: false, trustProxy: p.trustProxy, bodyLimit: 1024 * 1024 });
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
   await app.register(fastifyMultipart, { limits: { fileSize: 25 * 1024 * 1024, files: 10, fields: 10 } });
@@ -71,30 +76,47 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   const setCookie = (reply: FastifyReply, sid: string) =>
     reply.setCookie(SESSION_COOKIE, sid, { path: '/', secure: true, httpOnly: true, sameSite: 'strict' });
 
-  /** The visitor's session, created (anonymous) when there is none. */
-  const context = async (req: FastifyRequest, reply: FastifyReply): Promise<Ctx> => {
+  /**
+   * The visitor's session; without one, a stand-in that is never stored and whose empty
+   * CSRF token matches nothing. A request without a cookie writes nothing: anyone can
+   * send those, and the portal shares the spool's disk. (The reply is for withSession.)
+   */
+  const context = async (req: FastifyRequest, _reply: FastifyReply): Promise<Ctx> => {
     const sid = req.cookies[SESSION_COOKIE];
     const existing = await sessions.get(sid);
     if (sid && existing) return { sid, session: existing, layout: layoutFor(existing) };
+    const none: Session = { csrf: '', createdAt: Date.now(), lastSeenAt: Date.now() };
+    return { sid: undefined, session: none, layout: layoutFor(none) };
+  };
+
+  /**
+   * For a page with a form (its CSRF token): the visitor's session, made when there is
+   * none — short-lived until login (SessionStore) and limited per client address.
+   */
+  const withSession = async (c: Ctx, req: FastifyRequest, reply: FastifyReply): Promise<Ctx> => {
+    if (c.sid) return c;
+    await limits.check('sessions', req.ip);
     const created = await sessions.create();
     setCookie(reply, created.id);
     return { sid: created.id, session: created.session, layout: layoutFor(created.session) };
   };
+  const formContext = async (req: FastifyRequest, reply: FastifyReply) => withSession(await context(req, reply), req, reply);
 
   /** A new session id at login (no fixation), and the old one gone. */
-  const logIn = async (reply: FastifyReply, oldSid: string, identity: string) => {
-    await sessions.destroy(oldSid);
+  const logIn = async (reply: FastifyReply, oldSid: string | undefined, identity: string) => {
+    if (oldSid) await sessions.destroy(oldSid);
     const created = await sessions.create(identity);
     setCookie(reply, created.id);
     log.info({ event: EVENTS.portalLogin, identity }, 'portal login');
   };
 
   const html = (reply: FastifyReply, body: string, code = 200) => reply.code(code).type('text/html; charset=utf-8').send(body);
-  // Too many password checks at once: refused before they cost memory, never counted as a failure.
+  // Turned away before the work (rate limits; too many password checks at once, which
+  // are never counted as a failure): the page says when to try again.
   app.setErrorHandler(async (err, _req, reply) => {
-    if (!(err instanceof BusyError)) throw err;
-    reply.header('retry-after', '5');
-    return html(reply, infoPage(layoutFor(undefined), 'Busy, try again', 'Many people are logging in right now. Wait a few seconds and try again.', 'alert'), 503);
+    if (!(err instanceof Refusal)) throw err;
+    reply.header('retry-after', String(err.retryAfterSeconds));
+    return html(reply, infoPage(layoutFor(undefined), err.title, err.text, 'alert'), err.status);
   });
   const refuseCsrf = (reply: FastifyReply, c: Ctx) => html(reply, infoPage(c.layout, 'Request refused', 'The form had expired or did not come from this site. Go back, reload the page and try again.', 'alert'), 403);
   const canSee = (m: PortalMessage, identity: string) => (m.kind === 'received' ? m.recipients : [m.sender]).some((r) => ident(r) === identity);
@@ -115,8 +137,9 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const identity = ident(t.recipient) as string;
     if (c.session.identity === identity) return reply.redirect(`/message/${t.messageId}`);
     const account = await store.getAccount(identity);
-    if (!account) return html(reply, setupPasswordForm(c.layout, identity, `/m/${req.params.token}`));
-    return html(reply, loginForm(c.layout, `/message/${t.messageId}`, identity));
+    const form = await withSession(c, req, reply);
+    if (!account) return html(reply, setupPasswordForm(form.layout, identity, `/m/${req.params.token}`));
+    return html(reply, loginForm(form.layout, `/message/${t.messageId}`, identity));
   });
 
   // First visit: set the password (the notice token proves the address).
@@ -124,6 +147,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const c = await context(req, reply);
     const f = body(req);
     if (!csrfValid(c.session, f.csrf)) return refuseCsrf(reply, c);
+    await limits.check('logins', req.ip);
     const t = await store.getToken(req.params.token);
     if (!t || t.kind !== 'notice' || t.expiresAt < Date.now() || !t.messageId) return html(reply, infoPage(c.layout, 'Link not valid', 'This link has expired or is not valid.', 'alert'), 404);
     const identity = ident(t.recipient) as string;
@@ -136,7 +160,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   });
 
   app.get<{ Querystring: { next?: string } }>('/login', async (req, reply) => {
-    const c = await context(req, reply);
+    const c = await formContext(req, reply);
     return html(reply, loginForm(c.layout, safeNext(req.query.next)));
   });
 
@@ -144,6 +168,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const c = await context(req, reply);
     const f = body(req);
     if (!csrfValid(c.session, f.csrf)) return refuseCsrf(reply, c);
+    await limits.check('logins', req.ip);
     const next = safeNext(f.next);
     const identity = ident(f.identity ?? '');
     const account = identity ? await store.getAccount(identity) : undefined;
@@ -180,7 +205,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
 
   app.post('/logout', async (req, reply) => {
     const c = await context(req, reply);
-    if (!csrfValid(c.session, body(req).csrf)) return refuseCsrf(reply, c);
+    if (!csrfValid(c.session, body(req).csrf) || !c.sid) return refuseCsrf(reply, c);
     await sessions.destroy(c.sid);
     reply.clearCookie(SESSION_COOKIE, { path: '/', secure: true, httpOnly: true, sameSite: 'strict' });
     return html(reply, infoPage(layoutFor(undefined), 'Logged out', 'You are logged out.'));
@@ -319,7 +344,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   });
 
   app.get('/reset', async (req, reply) => {
-    const c = await context(req, reply);
+    const c = await formContext(req, reply);
     return html(reply, resetRequestForm(c.layout));
   });
 
@@ -340,7 +365,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const c = await context(req, reply);
     const t = await store.getToken(req.params.token);
     if (!t || t.kind !== 'reset' || t.usedAt || t.expiresAt < Date.now()) return html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired. Ask for a new one.', 'alert'), 404);
-    return html(reply, setupPasswordForm(c.layout, t.recipient, `/r/${req.params.token}`));
+    return html(reply, setupPasswordForm((await withSession(c, req, reply)).layout, t.recipient, `/r/${req.params.token}`));
   });
 
   app.post<{ Params: { token: string } }>('/r/:token', async (req, reply) => {

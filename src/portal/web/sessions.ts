@@ -12,10 +12,15 @@ export interface Session {
   loggedInAt?: number | undefined;
 }
 
+/** How long a session not logged in lives (it only carries a form's CSRF token). */
+export const ANONYMOUS_MS = 10 * 60_000;
+
 /**
  * Sessions in the portal store (keyed by a hash of the id: files, or the shared Redis),
  * so every worker process and every instance knows them. A new session id is issued at
- * login; idle and absolute lifetimes are enforced on every read.
+ * login; idle and absolute lifetimes are enforced on every read. A session not logged
+ * in ends ANONYMOUS_MS after it began, page views or not: anyone can make one, so it
+ * must not be kept long.
  */
 export class SessionStore {
   constructor(
@@ -43,12 +48,13 @@ export class SessionStore {
       return undefined;
     }
     const now = Date.now();
-    if (now - session.lastSeenAt > this.idleMs || now - session.createdAt > this.absoluteMs) {
+    if (now >= this.endOf(session)) {
       await this.destroy(id);
       return undefined;
     }
-    // Touch at most once a minute: a page view need not be a disk write.
-    if (now - session.lastSeenAt > 60_000) {
+    // Touch at most once a minute: a page view need not be a disk write. A session not
+    // logged in is not extended by use, so it is never touched.
+    if (session.identity && now - session.lastSeenAt > 60_000) {
       session.lastSeenAt = now;
       await this.save(id, session);
     }
@@ -59,15 +65,20 @@ export class SessionStore {
     await this.store.deleteSession(sha256Hex(id));
   }
 
-  /** Kept no longer than it can live: the sooner of the idle and the absolute end. */
+  /** The sooner of the idle and the absolute end; for a session not logged in, also ANONYMOUS_MS. */
+  private endOf(session: Session): number {
+    const end = Math.min(session.lastSeenAt + this.idleMs, session.createdAt + this.absoluteMs);
+    return session.identity ? end : Math.min(end, session.createdAt + ANONYMOUS_MS);
+  }
+
+  /** Kept no longer than it can live. */
   private async save(id: string, session: Session): Promise<void> {
-    const ttl = Math.min(session.lastSeenAt + this.idleMs, session.createdAt + this.absoluteMs) - Date.now();
-    await this.store.writeSession(sha256Hex(id), JSON.stringify(session), ttl);
+    await this.store.writeSession(sha256Hex(id), JSON.stringify(session), this.endOf(session) - Date.now());
   }
 }
 
 export function csrfValid(session: Session | undefined, submitted: unknown): boolean {
-  if (!session || typeof submitted !== 'string') return false;
+  if (!session || !session.csrf || typeof submitted !== 'string') return false;
   const a = Buffer.from(session.csrf);
   const b = Buffer.from(submitted);
   return a.length === b.length && timingSafeEqual(a, b);
