@@ -1,22 +1,8 @@
 import { DueHeap } from '../queue/fs/due-heap.js';
-import { EVENTS, type Logger } from './logger.js';
+import type { Logger } from './logger.js';
+import { attemptDelivery, logGaveUp } from './webhooks-attempt.js';
+import { IN_FLIGHT_PER_HOOK, type Hook } from './webhooks-hooks.js';
 import type { Outbox, PendingDelivery } from './webhooks-outbox.js';
-import { isDelivered, postWebhook, type PostResult } from './webhooks-post.js';
-
-/** One configured webhook, ready to send to. */
-export interface Hook {
-  id: string;
-  url: string;
-  /** For log lines: the URL's path or query may carry a token, the host does not. */
-  host: string;
-  secret: string;
-  timeoutMs: number;
-  retry: { initialDelay: number; maxDelay: number; giveUpAfter: number };
-  matches(code: string): boolean;
-}
-
-/** Requests in flight per webhook: a slow receiver holds up only its own deliveries. */
-const IN_FLIGHT_PER_HOOK = 4;
 
 interface Waiting {
   p: PendingDelivery;
@@ -104,35 +90,25 @@ export class Dispatcher {
   }
 
   private async send(hook: Hook, q: HookQueue, w: Waiting): Promise<void> {
-    const started = Date.now();
-    let result: PostResult;
+    let outcome;
     try {
-      const e = await this.outbox.read(w.p);
-      result = await postWebhook({ url: hook.url, secret: hook.secret, event: e.event, deliveryId: e.id, body: JSON.stringify(e.payload), timeoutMs: hook.timeoutMs });
+      outcome = await attemptDelivery(hook, await this.outbox.read(w.p), w.attempts, this.log);
     } catch (err) {
       q.items.delete(w.p.id);
       return this.giveUp(hook, w.p, w.attempts, (err as Error).message);
     }
-    const line = { host: hook.host, webhookEvent: w.p.event, delivery: w.p.id, attempt: w.attempts, status: result.status, err: result.error };
-    if (isDelivered(result)) {
-      q.items.delete(w.p.id);
-      this.outbox.settle(w.p, { t: 'done', id: w.p.id, status: result.status as number, at: Date.now() });
-      this.log.info({ event: EVENTS.webhookDelivered, ...line, ms: Date.now() - started }, 'webhook delivered');
+    if (outcome.t === 'retry') {
+      w.dueAt = outcome.dueAt;
+      q.heap.push(w.dueAt, w.p.id);
       return;
     }
-    const now = Date.now();
-    const delay = Math.min(hook.retry.initialDelay * 2 ** (w.attempts - 1), hook.retry.maxDelay);
-    if (now + delay - w.p.at > hook.retry.giveUpAfter) {
-      q.items.delete(w.p.id);
-      return this.giveUp(hook, w.p, w.attempts, `no 2xx answer in ${w.attempts} attempt(s); last: ${result.status ?? result.error}`);
-    }
-    w.dueAt = now + delay;
-    q.heap.push(w.dueAt, w.p.id);
-    this.log.warn({ event: EVENTS.webhookFailed, ...line, nextAttemptAt: new Date(w.dueAt).toISOString() }, 'webhook delivery failed; will retry');
+    q.items.delete(w.p.id);
+    if (outcome.t === 'give-up') return this.giveUp(hook, w.p, w.attempts, outcome.reason);
+    this.outbox.settle(w.p, { t: 'done', id: w.p.id, status: outcome.status, at: Date.now() });
   }
 
   private giveUp(hook: Hook | undefined, p: PendingDelivery, attempts: number, reason: string): void {
     this.outbox.settle(p, { t: 'gave-up', id: p.id, reason, at: Date.now() });
-    this.log.error({ event: EVENTS.webhookGaveUp, host: hook?.host, webhookEvent: p.event, delivery: p.id, attempts, reason }, 'webhook delivery given up');
+    logGaveUp(this.log, hook, p, attempts, reason);
   }
 }

@@ -23,8 +23,6 @@
  * durability.ts. Needs Redis 5 or later (scripts read TIME before they write, which
  * relies on effect replication), standalone (with or without replicas), not Cluster.
  */
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../events/logger.js';
@@ -35,6 +33,7 @@ import { openBodyStream } from './body-stream.js';
 import { decodeMessage, dueField } from './codec.js';
 import { commitToRedis, waitForReplicas } from './commit.js';
 import { REDIS_EVENTS } from './events.js';
+import { newInstanceId } from './instance-id.js';
 import { RedisKeys } from './keys.js';
 import { LeaseKeeper } from './leases.js';
 import { LeaseLostError } from './lua.js';
@@ -65,7 +64,7 @@ export interface RedisQueueOptions {
 export class RedisQueue implements QueueBackend, RedisSink {
   readonly keys: RedisKeys;
   /** Names this instance in leases and temp keys; unique per process and start. */
-  readonly instanceId = `${hostname().replace(/[^\w.-]/g, '_')}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  readonly instanceId = newInstanceId();
   private readonly snapshot = new QueueSnapshot();
   private readonly leases: LeaseKeeper;
   private readonly wakeChannel: WakeChannel;

@@ -1,0 +1,33 @@
+import { EVENTS, type Logger } from './logger.js';
+import type { Hook } from './webhooks-hooks.js';
+import type { OutboxEvent } from './webhooks-outbox.js';
+import { isDelivered, postWebhook } from './webhooks-post.js';
+
+/** What follows from one attempt: recorded as done, tried again at dueAt, or given up. */
+export type AttemptOutcome = { t: 'done'; status: number } | { t: 'retry'; dueAt: number } | { t: 'give-up'; reason: string };
+
+/**
+ * One signed POST of one delivery and the retry rule both outboxes follow: a 2xx is done;
+ * anything else is tried again after initialDelay, doubling up to maxDelay, until the
+ * next try would come later than giveUpAfter from the event. `attempt` counts from 1.
+ * Logs the attempt (webhook.delivered / webhook.failed); the caller records the outcome.
+ */
+export async function attemptDelivery(hook: Hook, e: OutboxEvent, attempt: number, log: Logger): Promise<AttemptOutcome> {
+  const started = Date.now();
+  const result = await postWebhook({ url: hook.url, secret: hook.secret, event: e.event, deliveryId: e.id, body: JSON.stringify(e.payload), timeoutMs: hook.timeoutMs });
+  const line = { host: hook.host, webhookEvent: e.event, delivery: e.id, attempt, status: result.status, err: result.error };
+  if (isDelivered(result)) {
+    log.info({ event: EVENTS.webhookDelivered, ...line, ms: Date.now() - started }, 'webhook delivered');
+    return { t: 'done', status: result.status as number };
+  }
+  const now = Date.now();
+  const delay = Math.min(hook.retry.initialDelay * 2 ** (attempt - 1), hook.retry.maxDelay);
+  if (now + delay - e.at > hook.retry.giveUpAfter) return { t: 'give-up', reason: `no 2xx answer in ${attempt} attempt(s); last: ${result.status ?? result.error}` };
+  const dueAt = now + delay;
+  log.warn({ event: EVENTS.webhookFailed, ...line, nextAttemptAt: new Date(dueAt).toISOString() }, 'webhook delivery failed; will retry');
+  return { t: 'retry', dueAt };
+}
+
+export function logGaveUp(log: Logger, hook: Hook | undefined, d: { id: string; event: string }, attempts: number, reason: string): void {
+  log.error({ event: EVENTS.webhookGaveUp, host: hook?.host, webhookEvent: d.event, delivery: d.id, attempts, reason }, 'webhook delivery given up');
+}

@@ -1,0 +1,108 @@
+import type { Redis } from 'ioredis';
+import { GroupCommit } from './audit-batch.js';
+import type { Hook } from './webhooks-hooks.js';
+import type { OutboxEvent } from './webhooks-outbox.js';
+import { addScript, leaseScript, settleScript } from './webhooks-redis-scripts.js';
+
+/** A delivery leased to this instance for one attempt. */
+export interface LeasedDelivery {
+  id: string;
+  hook: string;
+  token: string;
+  /** Attempts made before this one (by any instance). */
+  attempts: number;
+  /** The stored event, as written by add() (parsed by the caller: a damaged one is given up). */
+  eventJson: string;
+}
+
+/** A backstop past giveUpAfter: no delivery outlives this in Redis, even if nobody settles it. */
+const KEEP_PAST_GIVE_UP_MS = 86_400_000;
+
+interface Item {
+  event: OutboxEvent;
+  onDurable: () => void;
+}
+
+/**
+ * The webhook outbox on the shared Redis (queue.backend: redis). Every instance records
+ * the events it saw here, and any instance delivers them, so what an instance recorded
+ * but did not deliver before it died is delivered by another. Under the prefix:
+ *
+ *   wh:d:<id>         HASH  hook, event (OutboxEvent JSON, no secret), attempts, owner and
+ *                           token while leased; expires giveUpAfter + 1 day after the event
+ *                           (a backstop: delivered and given-up ones are deleted at once)
+ *   wh:due:<hook>     ZSET  id → next attempt (epoch ms) of deliveries waiting
+ *   wh:leases:<hook>  ZSET  id → lease deadline (Redis clock) of deliveries being attempted
+ *   wh:fence          counter: lease tokens
+ *
+ * An event is sent only on a lease taken from here, so it is in Redis before its first
+ * POST. Events are written with group commit (one script per batch); while Redis fails
+ * they wait in memory, in order, and are written again (bounded, as the file outbox).
+ */
+export class RedisOutbox {
+  private readonly batches: GroupCommit<Item>;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly hooks: Map<string, Hook>,
+    o: { flushIntervalMs: number; onError: (err: Error, failures: number) => void },
+  ) {
+    this.batches = new GroupCommit<Item>((batch) => this.write(batch), { intervalMs: o.flushIntervalMs, maxBatch: 1000, maxPending: 100_000, onError: o.onError });
+  }
+
+  /** Queues the event; `onDurable` runs once Redis has it. False when refused (Redis has been failing). */
+  add(event: OutboxEvent, onDurable: () => void): boolean {
+    return this.batches.push({ event, onDurable });
+  }
+
+  /** Leases up to `limit` due deliveries of one webhook for `leaseMs`; also says when the next one is due. */
+  async lease(hook: Hook, limit: number, leaseMs: number, owner: string): Promise<{ rows: LeasedDelivery[]; nextDueAt: number | undefined }> {
+    const keys = [this.key('due', hook.id), this.key('leases', hook.id), `${this.prefix}fence`];
+    const [rows, nextDue] = (await leaseScript.run(this.redis, keys, [`${this.prefix}d:`, Date.now(), limit, leaseMs, owner, this.keepMs(hook)])) as [[string, string, string, string][], string | null];
+    return {
+      rows: rows.map(([id, token, eventJson, attempts]) => ({ id, hook: hook.id, token, attempts: Number(attempts), eventJson })),
+      nextDueAt: nextDue === null ? undefined : Number(nextDue),
+    };
+  }
+
+  /** Delivered or given up: the delivery is deleted. */
+  async done(d: LeasedDelivery): Promise<void> {
+    await this.settle('done', d, 0, d.attempts);
+  }
+
+  /** Failed: due again at `dueAt`, with `attempts` made so far. */
+  async retry(d: LeasedDelivery, dueAt: number, attempts: number): Promise<void> {
+    await this.settle('retry', d, dueAt, attempts);
+  }
+
+  /** Writes what is queued; events Redis does not take now are lost with the process (logged by onError). */
+  async close(): Promise<void> {
+    await this.batches.close().catch(() => undefined);
+  }
+
+  private async settle(mode: 'done' | 'retry', d: LeasedDelivery, dueAt: number, attempts: number): Promise<void> {
+    const hook = this.hooks.get(d.hook);
+    const keys = [this.key('d', d.id), this.key('due', d.hook), this.key('leases', d.hook)];
+    await settleScript.run(this.redis, keys, [mode, d.id, d.token, dueAt, attempts, hook ? this.keepMs(hook) : KEEP_PAST_GIVE_UP_MS]);
+  }
+
+  private async write(batch: Item[]): Promise<void> {
+    const args: (string | number)[] = [this.prefix];
+    for (const { event: e } of batch) {
+      const hook = this.hooks.get(e.hook);
+      const keep = hook ? this.keepMs(hook) : KEEP_PAST_GIVE_UP_MS;
+      args.push(e.id, e.hook, JSON.stringify(e), e.at, e.at + keep, keep);
+    }
+    await addScript.run(this.redis, [], args);
+    for (const item of batch) item.onDurable();
+  }
+
+  private keepMs(hook: Hook): number {
+    return hook.retry.giveUpAfter + KEEP_PAST_GIVE_UP_MS;
+  }
+
+  private key(kind: 'd' | 'due' | 'leases', id: string): string {
+    return `${this.prefix}${kind}:${id}`;
+  }
+}

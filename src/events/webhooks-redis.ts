@@ -1,0 +1,41 @@
+import type { PosternConfig } from '../config/schema.js';
+import { connectRedis } from '../queue/redis/connect.js';
+import { newInstanceId } from '../queue/redis/instance-id.js';
+import type { EventBus } from './bus.js';
+import { EVENTS, type Logger } from './logger.js';
+import { configuredHooks, OUTBOX_FLUSH_MS, subscribeHooks } from './webhooks-hooks.js';
+import { RedisDispatcher } from './webhooks-redis-dispatch.js';
+import { RedisOutbox } from './webhooks-redis-outbox.js';
+
+/** How often an instance looks for deliveries other instances left (rescheduled, or of one that died). */
+const POLL_MS = 1000;
+
+/**
+ * Webhooks with queue.backend: redis: the outbox is on the shared Redis (its own
+ * connection, under <redis.keyPrefix>wh:) and every instance sends from it, so an event
+ * is delivered even when the instance that recorded it dies first. Without webhooks
+ * configured nothing connects: deliveries left by other instances are theirs to send.
+ */
+export async function startRedisWebhooks(config: PosternConfig, bus: EventBus, logger: Logger, pollMs = POLL_MS): Promise<{ close(): Promise<void> }> {
+  if (!config.webhooks.length) return { close: async () => undefined };
+  const log = logger.child({ component: 'webhooks' });
+  const redis = await connectRedis(config.redis, logger);
+  const hooks = configuredHooks(config);
+  const outbox = new RedisOutbox(redis, `${config.redis.keyPrefix}wh:`, hooks, {
+    flushIntervalMs: OUTBOX_FLUSH_MS,
+    onError(err, failures) {
+      if (failures === 1 || failures % 50 === 0) log.error({ event: EVENTS.webhookFailed, reason: 'outbox write to Redis failed', err: err.message, failures }, 'webhook outbox write failed; events are kept in memory and retried');
+    },
+  });
+  const dispatcher = new RedisDispatcher(hooks, outbox, log, { pollMs, owner: newInstanceId() });
+  dispatcher.wake();
+  const unsubscribe = subscribeHooks(bus, hooks, (e) => outbox.add(e, () => dispatcher.wake()), log, 'outbox full: Redis has been failing');
+  return {
+    async close() {
+      unsubscribe();
+      await dispatcher.close();
+      await outbox.close();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
