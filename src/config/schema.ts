@@ -290,6 +290,14 @@ export const configSchema = z.strictObject({
       readReceipts: z.boolean().default(false),
       /** Let recipients reply to all original recipients, not only to the sender. */
       replyAll: z.boolean().default(false),
+      /**
+       * From and envelope sender of secure replies (the patient is Reply-To); default
+       * secure-reply@<hostname>. An address of a domain the gateway may send for.
+       */
+      replyFrom: z
+        .string()
+        .regex(/^[^\s@<>"(),;:\\[\]]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/, { message: 'must be a plain address, e.g. secure-reply@example.org' })
+        .optional(),
       sessions: z.strictObject({ idle: duration.default(15 * 60_000), absolute: duration.default(12 * 3_600_000) }).prefault({}),
       /**
        * Whose X-Forwarded-For names the client (the rate limits count per client): a

@@ -162,6 +162,12 @@ describe('defaults of a minimal config', () => {
     const c = parseConfigText(`${HOST}smtp:\n  clients:\n    - cidr: 10.0.0.0/8\n      senderDomains: [" Example.ORG ", "*.Corp.Example", "*"]\n`, 'x.yaml', {});
     expect(c.smtp.clients[0]?.senderDomains).toEqual(['example.org', '*.corp.example', '*']);
   });
+
+  it('portal.replyFrom: unset by default (replies then come from secure-reply@<hostname>); a set one must be a plain address', () => {
+    expect(config.portal.replyFrom).toBeUndefined();
+    expect(parseConfigText(`${HOST}portal:\n  replyFrom: replies@gw.example.org\n`, 'x.yaml', {}).portal.replyFrom).toBe('replies@gw.example.org');
+    expect(onlyProblem(`${HOST}portal:\n  replyFrom: "Secure <replies@gw.example.org>"\n`)).toBe('portal.replyFrom: must be a plain address, e.g. secure-reply@example.org');
+  });
 });
 
 describe('error messages name the key path and say what is wrong', () => {

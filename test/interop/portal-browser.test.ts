@@ -197,8 +197,13 @@ describe.skipIf(!chromiumPath)('secure portal in a real browser (headless Chromi
     await shoot(page, '3-reply-sent');
     await senderMx.waitFor(before + 1);
     const replyMail = senderMx.messages.at(-1)!;
-    expect(replyMail).toMatchObject({ rcptTo: ['dr.carter@client.test'], secure: true });
+    // From the gateway's own address (SPF and DMARC pass for its domain, bounces come back
+    // to it), named for the patient; answering it reaches the patient.
+    expect(replyMail).toMatchObject({ mailFrom: 'secure-reply@postern.test', rcptTo: ['dr.carter@client.test'], secure: true });
     const replyRaw = replyMail.raw.toString();
+    const replyHeaders = replyRaw.slice(0, replyRaw.indexOf('\r\n\r\n')).replace(/\r\n[ \t]+/g, ' '); // unfolded
+    expect(replyHeaders).toMatch(/^From: "?patient@patients\.test via Postern Secure Mail"? <secure-reply@postern\.test>$/m);
+    expect(replyHeaders).toMatch(/^Reply-To: patient@patients\.test$/m);
     expect(replyRaw).toMatch(/^Subject: Re: Your lab results\r$/m);
     expect(replyRaw).toMatch(/^In-Reply-To: <results-1@client\.test>\r$/m);
     expect(replyRaw).toContain('Thank you, doctor.');

@@ -16,6 +16,7 @@ import { passwordProblem } from './password-rules.js';
 import { PortalPasswords, type HashingLimits } from './passwords.js';
 import { RateLimits } from './rate-limit.js';
 import { Refusal } from './refusal.js';
+import { replySender } from './reply-sender.js';
 import { bodyDocument, parseStored } from './render-message.js';
 import { csrfValid, SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 
@@ -325,9 +326,18 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const original = await parseStored(await store.read(m.id));
     const to = m.kind === 'received' ? [m.sender] : m.recipients;
     const others = p.replyAll && fields.all === '1' ? m.recipients.filter((r) => ident(r) !== identity) : [];
-    const fromAddress = identity.includes('@') && !identity.endsWith(`@${p.sms.domain}`) ? identity : `secure-reply@${config.hostname}`;
+    const sender = replySender({
+      identity,
+      addresses: [...m.recipients, m.sender],
+      matches: (a) => ident(a) === identity,
+      original: original.parsed,
+      smsDomain: p.sms.domain,
+      organisation: p.organisation.name,
+      gatewayAddress: p.replyFrom ?? `secure-reply@${config.hostname}`,
+    });
     const raw = await composeMessage({
-      from: identity.endsWith(`@${p.sms.domain}`) ? `"${identity.split('@')[0]} via ${p.organisation.name}" <${fromAddress}>` : fromAddress,
+      from: sender.from,
+      headers: { 'Reply-To': sender.replyTo },
       to,
       cc: others.length ? others : undefined,
       subject: /^re:/i.test(original.subject) ? original.subject : `Re: ${original.subject}`,
@@ -336,7 +346,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
       references: [original.references, original.messageId].filter(Boolean).join(' ') || undefined,
       attachments: files,
     });
-    const queued = await enqueueLocal(queue, { hostname: config.hostname, from: fromAddress, to: [...to, ...others], raw, origin: 'portal-reply', sessionId: `portal-reply-${m.id}` });
+    const queued = await enqueueLocal(queue, { hostname: config.hostname, from: sender.envelopeFrom, to: [...to, ...others], raw, origin: 'portal-reply', sessionId: `portal-reply-${m.id}` });
     const now = Date.now();
     await store.putMessage(raw, { createdAt: now, expiresAt: now + p.expiry, sender: identity, recipients: [...to, ...others], queueId: queued.id, kind: 'reply', inReplyTo: m.id });
     log.info({ event: EVENTS.portalReply, portalId: m.id, identity, replyQueueId: queued.id, attachments: files.length, to: to.length + others.length }, 'portal reply queued');
