@@ -1,6 +1,8 @@
 /**
  * Stable event codes of the archive (same rules as src/events/logger.ts EVENTS: never
- * change their meaning). Log lines carry ids and counts, never content.
+ * change their meaning). Log lines carry ids and counts, never content. The legal hold
+ * codes (archive.hold-added, archive.hold-released) are in EVENTS with the other
+ * operator changes.
  */
 export const ARCHIVE_EVENTS = {
   journaled: 'archive.journaled',
@@ -9,9 +11,13 @@ export const ARCHIVE_EVENTS = {
   failOpen: 'archive.fail-open',
   devKey: 'archive.dev-key',
   recovered: 'archive.recovered',
+  /** One item crypto-shredded by a purge (ids and the rule, never content). */
+  destroyed: 'archive.destroyed',
   purged: 'archive.purged',
   purgeFailed: 'archive.purge-failed',
   purgeSkipped: 'archive.purge-skipped',
   /** Nothing was purged: the admin chain (holds) did not verify. */
   purgeRefused: 'archive.purge-refused',
+  /** postern archive rotate-key re-wrapped the item keys with a new master key. */
+  keyRotated: 'archive.key-rotated',
 } as const;

@@ -1,22 +1,34 @@
 import { randomBytes } from 'node:crypto';
+import { EVENTS, type Logger } from '../events/logger.js';
 import type { HoldCriteria, HoldRecord, ReleaseRecord } from './chain-record.js';
 import type { ChainWriter } from './chain-writer.js';
 import type { AdminState } from './holds.js';
 
-/** Records a legal hold in the admin chain. A hold with no criterion would hold everything: refused. */
-export async function addHold(chain: ChainWriter, criteria: HoldCriteria, reason: string, actor: string): Promise<HoldRecord> {
+const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
+
+/**
+ * Records a legal hold in the admin chain. A hold with no criterion would hold everything:
+ * refused. Logged as archive.hold-added once durable, whoever placed it (CLI or admin
+ * API), so the audit trail has it too.
+ */
+export async function addHold(chain: ChainWriter, criteria: HoldCriteria, reason: string, actor: string, log: Logger): Promise<HoldRecord> {
   if (!criteria.custodian && criteria.since === undefined && criteria.until === undefined && !criteria.keyword) {
     throw new Error('a hold needs at least one of: custodian, date range (since/until), keyword');
   }
   if (!reason.trim()) throw new Error('a hold needs a reason');
   const holdId = `hold-${randomBytes(5).toString('hex')}`;
-  return chain.append<HoldRecord>({ type: 'hold', holdId, ...criteria, reason, actor });
+  const r = await chain.append<HoldRecord>({ type: 'hold', holdId, ...criteria, reason, actor });
+  log.info({ event: EVENTS.archiveHoldAdded, holdId, custodian: r.custodian, since: iso(r.since), until: iso(r.until), keyword: r.keyword, reason, actor, record: r.seq }, 'legal hold placed');
+  return r;
 }
 
-export async function releaseHold(chain: ChainWriter, state: AdminState, holdId: string, reason: string, actor: string): Promise<ReleaseRecord> {
+/** Records the release of an active hold (archive.hold-released once durable). */
+export async function releaseHold(chain: ChainWriter, state: AdminState, holdId: string, reason: string, actor: string, log: Logger): Promise<ReleaseRecord> {
   const hold = state.holds.get(holdId);
   if (!hold) throw new Error(`no hold ${holdId}`);
   if (hold.released) throw new Error(`hold ${holdId} was already released at ${hold.released.at} by ${hold.released.actor}`);
   if (!reason.trim()) throw new Error('a release needs a reason');
-  return chain.append<ReleaseRecord>({ type: 'release', holdId, reason, actor });
+  const r = await chain.append<ReleaseRecord>({ type: 'release', holdId, reason, actor });
+  log.info({ event: EVENTS.archiveHoldReleased, holdId, custodian: hold.custodian, since: iso(hold.since), until: iso(hold.until), keyword: hold.keyword, reason, actor, record: r.seq }, 'legal hold released');
+  return r;
 }

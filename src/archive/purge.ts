@@ -1,10 +1,12 @@
 import { stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { syncDirectory } from '../common/durable-file.js';
+import type { Logger } from '../events/logger.js';
 import { activeSegments } from './active-segments.js';
 import { verifiedAdminState } from './admin-state.js';
 import type { DestroyRecord } from './chain-record.js';
 import type { ChainWriter } from './chain-writer.js';
+import { ARCHIVE_EVENTS } from './events.js';
 import { activeHolds, holdCovers } from './holds.js';
 import { readItemHeader, shredEntry } from './item-file.js';
 import { containsKeyword } from './keyword.js';
@@ -38,7 +40,15 @@ const headerIntact = (path: string, offset: number) => readItemHeader(path, offs
  * (a hold deleted or damaged, a release not linked in) nothing is purged and
  * AdminChainBroken is thrown, since a destruction cannot be undone.
  */
-export async function purgeExpired(reader: ArchiveReader, retention: RetentionConfig, chain: ChainWriter | undefined, now = Date.now()): Promise<PurgeReport> {
+export interface PurgeOptions {
+  now?: number | undefined;
+  /** Each destruction is logged here (archive.destroyed) as soon as it is recorded, with `actor`. */
+  log?: Logger | undefined;
+  actor?: string | undefined;
+}
+
+export async function purgeExpired(reader: ArchiveReader, retention: RetentionConfig, chain: ChainWriter | undefined, opts: PurgeOptions = {}): Promise<PurgeReport> {
+  const now = opts.now ?? Date.now();
   const state = await verifiedAdminState(reader.layout);
   const holds = activeHolds(state);
   const youngest = now - shortestRetentionMs(retention);
@@ -74,7 +84,9 @@ export async function purgeExpired(reader: ArchiveReader, retention: RetentionCo
         if (heldBy.length) report.held.push({ id, holds: heldBy });
         else {
           if (chain) {
-            await chain.append<DestroyRecord>({ type: 'destroy', id, chain: entry.chain, itemSeq: seq, receivedAt, rule, days });
+            const d = await chain.append<DestroyRecord>({ type: 'destroy', id, chain: entry.chain, itemSeq: seq, receivedAt, rule, days });
+            // Logged once recorded: a run that fails later still leaves each destruction on record.
+            opts.log?.info({ event: ARCHIVE_EVENTS.destroyed, itemId: id, chain: entry.chain, rule, days, receivedAt: new Date(receivedAt).toISOString(), record: d.seq, actor: opts.actor }, 'archive item destroyed');
             await shredEntry(path, offset);
           }
           destroyed = true;

@@ -4,6 +4,10 @@ import { openArchive, withAdminChain } from './admin.js';
 import { AdminChainBroken } from './admin-state.js';
 import { ARCHIVE_EVENTS } from './events.js';
 import { purgeExpired } from './purge.js';
+import { logPurgeDone, logPurgeRefused } from './purge-log.js';
+
+/** Who the job's destructions are recorded as (the audit trail's actor). */
+const JOB_ACTOR = 'retention-job';
 
 /** setInterval cannot wait longer than this. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -24,13 +28,12 @@ export function startRetentionJob(config: PosternConfig, dataDir: string, logger
     running = (async () => {
       try {
         const { reader, layout } = await openArchive(config, dataDir);
-        const r = await withAdminChain(layout, (chain) => purgeExpired(reader, config.archive.retention, chain), 0);
-        log.info({ event: ARCHIVE_EVENTS.purged, examined: r.examined, purged: r.purged.length, held: r.held.length, failed: r.failed.length, finished: r.finished }, 'archive retention purge done');
-        for (const f of r.failed) log.warn({ event: ARCHIVE_EVENTS.purgeFailed, itemId: f.id, err: f.error }, 'archive item could not be checked for retention; kept');
+        const r = await withAdminChain(layout, (chain) => purgeExpired(reader, config.archive.retention, chain, { log, actor: JOB_ACTOR }), 0);
+        logPurgeDone(log, r, JOB_ACTOR);
       } catch (err) {
         if (err instanceof AdminChainBroken) {
           // Loud, every round, until someone repairs the chain: held items must not be shredded on a guess.
-          log.error({ event: ARCHIVE_EVENTS.purgeRefused, chain: err.problem.chain, record: err.problem.record, problem: err.problem.problem }, 'archive retention purge refused: the admin chain does not verify; nothing was destroyed');
+          logPurgeRefused(log, err, JOB_ACTOR);
           return;
         }
         const busy = /in use by another process/.test((err as Error).message);

@@ -7,10 +7,13 @@ import { AdminChainBroken } from '../archive/admin-state.js';
 import { exportMbox } from '../archive/export-mbox.js';
 import { exportZip } from '../archive/export-zip.js';
 import { addHold, releaseHold } from '../archive/hold-log.js';
-import { purgeExpired } from '../archive/purge.js';
+import { purgeExpired, type PurgeReport } from '../archive/purge.js';
 import { rotateKeys } from '../archive/rotate.js';
 import { searchArchive, type SearchQuery, type SearchResult } from '../archive/search.js';
 import { verifyArchive } from '../archive/verify.js';
+import { ARCHIVE_EVENTS } from '../archive/events.js';
+import { logPurgeDone, logPurgeRefused } from '../archive/purge-log.js';
+import { auditCliChange, cliActor, withCliAudit } from '../events/audit-cli.js';
 
 export interface ConfigOption {
   config?: string;
@@ -28,7 +31,6 @@ export interface FilterOptions extends ConfigOption {
 }
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
-const actorOf = (by?: string) => by ?? process.env.SUDO_USER ?? process.env.USER ?? 'cli';
 
 /** Loads the config and the archive keys; a bad config exits 2 as check-config does. */
 async function open(opts: ConfigOption): Promise<{ config: PosternConfig; archive: ArchiveAdmin } | undefined> {
@@ -145,7 +147,7 @@ export function archiveHoldAddCommand(opts: ConfigOption & { reason: string; by?
     const opened = await open(opts);
     if (!opened) return;
     const criteria = { custodian: opts.custodian, since: parseDate(opts.since, false, '--since'), until: parseDate(opts.until, true, '--until'), keyword: opts.keyword };
-    const h = await withAdminChain(opened.archive.layout, (chain) => addHold(chain, criteria, opts.reason, actorOf(opts.by)));
+    const h = await withCliAudit(opened.config, (log) => withAdminChain(opened.archive.layout, (chain) => addHold(chain, criteria, opts.reason, cliActor(opts.by), log)));
     out(`${h.holdId}  added by ${h.actor} at ${h.at} (record ${h.seq})`);
   });
 }
@@ -168,7 +170,7 @@ export function archiveHoldReleaseCommand(id: string, opts: ConfigOption & { rea
     const opened = await open(opts);
     if (!opened) return;
     const { reader, layout } = opened.archive;
-    const r = await withAdminChain(layout, async (chain) => releaseHold(chain, await reader.adminState(), id, opts.reason, actorOf(opts.by)));
+    const r = await withCliAudit(opened.config, (log) => withAdminChain(layout, async (chain) => releaseHold(chain, await reader.adminState(), id, opts.reason, cliActor(opts.by), log)));
     out(`${id}  released by ${r.actor} at ${r.at} (record ${r.seq})`);
   });
 }
@@ -176,16 +178,34 @@ export function archiveHoldReleaseCommand(id: string, opts: ConfigOption & { rea
 /** Exit code of a purge refused because the admin chain does not verify (1 is a partial purge). */
 export const PURGE_REFUSED_EXIT = 3;
 
+/**
+ * A purge under audit: each destruction (archive.destroyed, as it is recorded), then the
+ * summary or the refusal, go to the audit trail's "cli" chain. A dry run changes
+ * nothing and records nothing.
+ */
+async function auditedPurge(config: PosternConfig, { reader, layout }: ArchiveAdmin, dryRun: boolean): Promise<PurgeReport> {
+  if (dryRun) return purgeExpired(reader, config.archive.retention, undefined);
+  const actor = cliActor();
+  return withCliAudit(config, async (log) => {
+    try {
+      const r = await withAdminChain(layout, (chain) => purgeExpired(reader, config.archive.retention, chain, { log, actor }));
+      logPurgeDone(log, r, actor);
+      return r;
+    } catch (err) {
+      if (err instanceof AdminChainBroken) logPurgeRefused(log, err, actor);
+      throw err;
+    }
+  });
+}
+
 /** postern archive purge [--dry-run]: crypto-shreds items past retention that no hold covers. */
 export function archivePurgeCommand(opts: ConfigOption & { dryRun?: boolean }): Promise<void> {
   return guarded(async () => {
     const opened = await open(opts);
     if (!opened) return;
-    const { reader, layout } = opened.archive;
-    const retention = opened.config.archive.retention;
     let r;
     try {
-      r = opts.dryRun ? await purgeExpired(reader, retention, undefined) : await withAdminChain(layout, (chain) => purgeExpired(reader, retention, chain));
+      r = await auditedPurge(opened.config, opened.archive, opts.dryRun === true);
     } catch (err) {
       if (!(err instanceof AdminChainBroken)) throw err;
       process.stderr.write(`postern archive purge: REFUSED, nothing was destroyed: ${err.message}\n`);
@@ -206,7 +226,9 @@ export function archiveRotateCommand(opts: ConfigOption & { by?: string }): Prom
     const opened = await open(opts);
     if (!opened) return;
     const { reader, layout } = opened.archive;
-    const r = await withAdminChain(layout, (chain) => rotateKeys(reader, chain, actorOf(opts.by)));
+    const actor = cliActor(opts.by);
+    const r = await withAdminChain(layout, (chain) => rotateKeys(reader, chain, actor));
+    await auditCliChange(opened.config, [{ event: ARCHIVE_EVENTS.keyRotated, fields: { keyId: r.keyId, rewrapped: r.rewrapped, skipped: r.skipped, actor } }]);
     out(`re-wrapped ${r.rewrapped} item key(s) with master key ${r.keyId}`);
     if (r.skipped) out(`${r.skipped} item(s) in segments a running gateway is still writing were left as they are: run rotate-key again tomorrow or after a restart, before removing the old key`);
   });

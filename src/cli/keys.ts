@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { PosternConfig } from '../config/schema.js';
-import { createLogger } from '../events/logger.js';
+import { auditCliChange, cliActor } from '../events/audit-cli.js';
+import { createLogger, EVENTS } from '../events/logger.js';
 import { DeliveryDns } from '../deliver/dns.js';
 import { importKeys } from '../keys/import.js';
 import { inspectPgpKey } from '../keys/pgp-key.js';
@@ -46,6 +47,8 @@ export async function keysImportCommand(file: string, opts: { config?: string; a
     if (r.refused) process.stderr.write(`refused ${r.id}: ${r.refused}\n`);
     else process.stdout.write(`stored ${r.id} for ${r.addresses.join(', ')} (expires ${day(r.expiresAt)})\n`);
   }
+  const stored = results.filter((r) => !r.refused);
+  if (stored.length) await auditCliChange(opened.config, [{ event: EVENTS.keysImported, fields: { actor: cliActor(), keyIds: stored.map((r) => r.id) } }]).catch((err: Error) => failCommand(err.message));
   if (results.some((r) => r.refused)) process.exitCode = 1;
 }
 
@@ -94,6 +97,8 @@ export async function keysShowCommand(address: string, opts: { config?: string; 
 export async function keysRemoveCommand(id: string, opts: { config?: string }): Promise<void> {
   const opened = await open(opts.config);
   if (!opened) return;
-  if (await opened.keys.store.remove(id)) process.stdout.write(`removed ${id}\n`);
-  else failCommand(`no stored key ${id} (see postern keys list)`);
+  if (await opened.keys.store.remove(id)) {
+    process.stdout.write(`removed ${id}\n`);
+    await auditCliChange(opened.config, [{ event: EVENTS.keysRemoved, fields: { actor: cliActor(), keyId: id } }]).catch((err: Error) => failCommand(err.message));
+  } else failCommand(`no stored key ${id} (see postern keys list)`);
 }

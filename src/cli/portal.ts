@@ -1,9 +1,12 @@
 import { resolve } from 'node:path';
 import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
+import { auditCliChange, cliActor } from '../events/audit-cli.js';
+import { EVENTS } from '../events/logger.js';
 import { loadMasterKeys } from '../portal/keys.js';
 import { openPortalStore } from '../portal/open-store.js';
 import type { PortalStore } from '../portal/store.js';
+import { failCommand } from './config-or-exit.js';
 
 async function openStore(configFile: string | undefined): Promise<{ store: PortalStore; config: PosternConfig } | undefined> {
   try {
@@ -33,6 +36,8 @@ export async function portalRevokeCommand(id: string, opts: { config?: string; b
     return;
   }
   if (!m.revoked) await opened.store.updateMessage(id, (current) => (current.revoked ? undefined : { ...current, revoked: { at: Date.now(), by: opts.by ?? process.env.USER ?? 'cli' } }));
+  // Withdrawn here, it is in the audit trail as one withdrawn through the admin API is (not again when it already was).
+  if (!m.revoked) await auditCliChange(opened.config, [{ event: EVENTS.portalRevoked, fields: { portalId: id, queueId: m.queueId, by: opts.by ?? process.env.USER ?? 'cli' } }]).catch((err: Error) => failCommand(err.message));
   process.stdout.write(
     `${JSON.stringify({ event: 'portal.revoked', portalId: id, queueId: m.queueId, by: opts.by ?? process.env.USER ?? 'cli', time: new Date().toISOString() })}\nwithdrawn: ${id} (queue id ${m.queueId}, ${m.recipients.length} recipient(s))\n`,
   );
@@ -52,5 +57,6 @@ export async function portalRotateCommand(opts: { config?: string }): Promise<vo
   const opened = await openStore(opts.config);
   if (!opened) return;
   const n = await opened.store.rotate();
+  await auditCliChange(opened.config, [{ event: EVENTS.portalKeyRotated, fields: { keyId: opened.store.currentKey.id, rewrapped: n, actor: cliActor() } }]).catch((err: Error) => failCommand(err.message));
   process.stdout.write(`re-wrapped ${n} message key(s) with master key ${opened.store.currentKey.id}\n`);
 }

@@ -36,6 +36,7 @@ export const AUDITED_EVENTS: readonly string[] = [
   'portal.login-failed',
   'portal.locked',
   'portal.revoked',
+  'portal.key-rotated',
   'portal.expired',
   'portal.reset',
   'api.call',

@@ -69,13 +69,14 @@ export async function startAuditTrail(o: AuditTrailOptions): Promise<AuditTrail>
 
 /**
  * For command-line tools that change things outside a running gateway (e.g. `postern
- * portal revoke`): appends events to the "cli" chain and returns once they are durable.
+ * portal revoke`, see audit-cli.ts): appends events to the "cli" chain and returns once
+ * they are durable (`time`: when it happened, default now).
  * Concurrent commands wait for each other on the chain's lock.
  */
-export async function recordAuditEvents(dataDir: string, events: { event: string; fields: Record<string, unknown> }[]): Promise<void> {
+export async function recordAuditEvents(dataDir: string, events: { event: string; fields: Record<string, unknown>; time?: number | undefined }[]): Promise<void> {
   const writer = await AuditWriter.open(auditShardDir(dataDir, 'cli'), { lockWaitMs: 30_000 });
   try {
-    await writer.append(events.map((e) => ({ time: Date.now(), event: e.event, fields: sanitizeFields(e.fields) })));
+    await writer.append(events.map((e) => ({ time: e.time ?? Date.now(), event: e.event, fields: sanitizeFields(e.fields) })));
   } finally {
     await writer.close();
   }

@@ -57,6 +57,8 @@ export const EVENTS = {
   portalLoginFailed: 'portal.login-failed',
   portalLocked: 'portal.locked',
   portalRevoked: 'portal.revoked',
+  /** postern portal rotate-key re-wrapped the stored messages' keys with a new master key. */
+  portalKeyRotated: 'portal.key-rotated',
   portalExpired: 'portal.expired',
   portalListen: 'portal.listen',
   portalReset: 'portal.reset',
@@ -68,6 +70,10 @@ export const EVENTS = {
   queueDeleted: 'queue.deleted',
   keysImported: 'keys.imported',
   keysRemoved: 'keys.removed',
+  /** A legal hold was placed on archived items (its admin chain record is durable): id, criteria, reason, actor. */
+  archiveHoldAdded: 'archive.hold-added',
+  /** A legal hold was released: its items follow their retention again. */
+  archiveHoldReleased: 'archive.hold-released',
   auditFailed: 'audit.failed',
   /** Written into the audit trail itself: records it could not keep (its writes failed for too long). */
   auditGap: 'audit.gap',

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openJournal } from '../../src/archive/journal.js';
 import { startAuditTrail, type AuditTrail } from '../../src/events/audit.js';
 import { isAudited } from '../../src/events/audit-events.js';
+import { auditRecords } from '../../src/events/audit-read.js';
 import { eventBusOf } from '../../src/events/logger.js';
 import { loadMasterKeys } from '../../src/portal/keys.js';
 import { openPortalStore } from '../../src/portal/open-store.js';
@@ -112,6 +113,14 @@ describe('archive', () => {
     expect((await call(api('/archive/holds'), { key: KEYS.ro })).body).toEqual({ holds: [expect.objectContaining({ id: holdId, custodian: 'pat@dest.test', actor: 'boss' })] });
     expect(await call(api(`/archive/holds/${holdId}/release`), { method: 'POST', key: KEYS.adm, json: { reason: 'settled' } })).toMatchObject({ status: 200, body: { holdId, actor: 'boss' } });
     expect((await call(api(`/archive/holds/${holdId}/release`), { method: 'POST', key: KEYS.adm, json: { reason: 'again' } })).status).toBe(400);
+    // The hold code logs its changes, so holds placed through the API are in the audit trail.
+    await audit.flush();
+    const records = [];
+    for await (const r of auditRecords(gw.dataDir)) if (r.shard === 'api' && r.fields.holdId === holdId) records.push({ event: r.event, fields: r.fields });
+    expect(records).toEqual([
+      { event: 'archive.hold-added', fields: expect.objectContaining({ holdId, custodian: 'pat@dest.test', reason: 'litigation 2026-17', actor: 'boss' }) },
+      { event: 'archive.hold-released', fields: expect.objectContaining({ holdId, reason: 'settled', actor: 'boss' }) },
+    ]);
   });
 });
 
@@ -138,7 +147,7 @@ describe('audit trail and trace through the API', () => {
 
     // api.call is logged once the reply is out: let the last ones land, then write the trail.
     // (Only the listener's own lines: queue.deleted comes from the gateway's logger.)
-    const ours = ['api.call', 'keys.imported', 'keys.removed', 'portal.revoked'];
+    const ours = ['api.call', 'keys.imported', 'keys.removed', 'portal.revoked', 'archive.hold-added', 'archive.hold-released'];
     const audited = () => gw.logs.filter((l) => ours.includes(String(l.event)) && isAudited(String(l.event))).length;
     await until(() => gw.logs.filter((l) => l.event === 'api.call' && l.route === '/api/v1/trace').length === 2, 2000, 'trace calls logged');
     const expected = audited();

@@ -44,7 +44,7 @@ const holdBody = {
 } as const;
 
 /** Search, export and legal holds of the compliance archive (src/archive), as the CLI does them. */
-export function archiveRoutes(app: FastifyInstance, { config, dataDir }: ApiContext): void {
+export function archiveRoutes(app: FastifyInstance, { config, dataDir, log }: ApiContext): void {
   const open = () => openArchive(config, dataDir);
 
   app.get<{ Querystring: Filters }>(
@@ -97,7 +97,7 @@ export function archiveRoutes(app: FastifyInstance, { config, dataDir }: ApiCont
       const { custodian, keyword, reason } = req.body;
       const { since, until } = queryOf(req.body);
       const { layout } = await open();
-      return withAdminChain(layout, (chain) => addHold(chain, { custodian, since, until, keyword }, reason, actorOf(req))).catch((err: Error) => Promise.reject(apiError(400, err.message)));
+      return withAdminChain(layout, (chain) => addHold(chain, { custodian, since, until, keyword }, reason, actorOf(req), log)).catch((err: Error) => Promise.reject(apiError(400, err.message)));
     },
   );
 
@@ -112,7 +112,7 @@ export function archiveRoutes(app: FastifyInstance, { config, dataDir }: ApiCont
     }),
     async (req) => {
       const { reader, layout } = await open();
-      return withAdminChain(layout, async (chain) => releaseHold(chain, await reader.adminState(), req.params.id, req.body.reason, actorOf(req))).catch((err: Error) => Promise.reject(apiError(400, err.message)));
+      return withAdminChain(layout, async (chain) => releaseHold(chain, await reader.adminState(), req.params.id, req.body.reason, actorOf(req), log)).catch((err: Error) => Promise.reject(apiError(400, err.message)));
     },
   );
 }
