@@ -13,8 +13,14 @@ export interface ClusterWorker {
 /**
  * The admin sources of a cluster primary: every question goes to every live worker (each
  * owns one spool shard) and the answers are merged. Metrics are summed by prom-client's
- * AggregatorRegistry, each metric as it declares (counters and queue depth add up, the
- * oldest message's age is the maximum, readiness the minimum).
+ * AggregatorRegistry, each metric as it declares (counters add up; the queue depth too,
+ * unless the queue is shared (Redis), where every worker sees all of it and the largest
+ * reading counts; the oldest message's age is the maximum, readiness the minimum).
+ *
+ * With a shared queue every worker lists every message, so lists are merged by id; and a
+ * change (retry, delete) is asked of one worker at a time until one has the message, so
+ * that it is made once, not once per worker. For sharded spools that is the same answer:
+ * only the owning shard has it.
  */
 export class ClusterSources implements AdminSources {
   readonly queue: QueueOps;
@@ -27,10 +33,10 @@ export class ClusterSources implements AdminSources {
     this.ipc = new IpcClient(timeoutMs);
     const all = <T>(op: string, ...args: unknown[]) => this.ask<T>(op, ...args);
     this.queue = {
-      list: async () => (await all<QueueEntry[]>('queue.list')).flat().sort((a, b) => a.receivedAt.localeCompare(b.receivedAt)),
+      list: async () => uniqueById((await all<QueueEntry[]>('queue.list')).flat()).sort((a, b) => a.receivedAt.localeCompare(b.receivedAt)),
       show: async (id) => (await all<QueueEntry | undefined>('queue.show', id)).find((e) => e !== undefined && e !== null),
-      retryNow: async (id, actor) => pick(id, await all<QueueChange>('queue.retry', id, actor)),
-      remove: async (id, reason, actor) => pick(id, await all<QueueChange>('queue.remove', id, reason, actor)),
+      retryNow: (id, actor) => this.firstThatHasIt(id, 'queue.retry', id, actor),
+      remove: (id, reason, actor) => this.firstThatHasIt(id, 'queue.remove', id, reason, actor),
     };
   }
 
@@ -57,13 +63,22 @@ export class ClusterSources implements AdminSources {
     this.ipc.close();
   }
 
+  /** Asks the workers in turn; the first answer other than not-found is the answer. */
+  private async firstThatHasIt(id: string, op: string, ...args: unknown[]): Promise<QueueChange> {
+    for (const { worker } of this.workers()) {
+      const answer = await this.ipc.request<QueueChange>(worker, op, ...args);
+      if (answer.result !== 'not-found') return answer;
+    }
+    return { result: 'not-found', id };
+  }
+
   /** Every live worker's answer; one that does not answer fails the whole question (no partial lists). */
   private ask<T>(op: string, ...args: unknown[]): Promise<T[]> {
     return Promise.all(this.workers().map(({ worker }) => this.ipc.request<T>(worker, op, ...args)));
   }
 }
 
-/** The shard that had the message answers done or busy; the others, not-found. */
-function pick(id: string, answers: QueueChange[]): QueueChange {
-  return answers.find((a) => a.result === 'done') ?? answers.find((a) => a.result === 'busy') ?? answers.find((a) => a.result === 'unsupported') ?? { result: 'not-found', id };
+/** One entry per message: with a shared queue every worker lists all of them. */
+function uniqueById(entries: QueueEntry[]): QueueEntry[] {
+  return [...new Map(entries.map((e) => [e.id, e] as const)).values()];
 }

@@ -49,7 +49,12 @@ export async function startOperations(o: OperationsOptions): Promise<Operations>
     redisReady: o.redisReady,
   });
   await health.start();
-  const metrics = new GatewayMetrics(eventBusOf(o.logger), { queue: () => o.queue.stats(), connections: o.connections, ready: () => health.report().ready });
+  const metrics = new GatewayMetrics(eventBusOf(o.logger), {
+    queue: () => o.queue.readStats?.() ?? o.queue.stats(),
+    sharedQueue: o.config.queue.backend === 'redis',
+    connections: o.connections,
+    ready: () => health.report().ready,
+  });
   const queue = new LocalQueueOps(o.queue, o.logger.child({ component: 'admin' }), o.shard);
   const sources: AdminSources = {
     queue,

@@ -6,7 +6,12 @@ import { EVENTS } from './logger.js';
 
 /** What the gauges read at scrape time (so they are never stale and cost nothing between scrapes). */
 export interface MetricSources {
-  queue?: (() => QueueStats) | undefined;
+  queue?: (() => QueueStats | Promise<QueueStats>) | undefined;
+  /**
+   * Every process reads the same whole queue (queue.backend: redis), so a cluster's
+   * primary must not add the workers' readings up: it takes the largest instead.
+   */
+  sharedQueue?: boolean | undefined;
   /** Ingress's own counts: connections taken and turned away at connect. */
   connections?: (() => { accepted: number; rejected: number }) | undefined;
   ready?: (() => boolean) | undefined;
@@ -14,6 +19,12 @@ export interface MetricSources {
 
 /** Seconds from arrival to delivery: from a prompt relay through retries up to the 5-day lifetime. */
 const DELAY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86_400, 5 * 86_400];
+
+/** The queue gauges of one scrape are collected together: they share one reading (one Redis call). */
+function oneReadAtATime<T>(read: () => T | Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () => (pending ??= Promise.resolve().then(read).finally(() => (pending = undefined)));
+}
 
 const str = (v: unknown, fallback: string) => (typeof v === 'string' && v ? v : typeof v === 'number' ? String(v) : fallback);
 
@@ -121,9 +132,10 @@ export class GatewayMetrics {
       });
     }
     if (s.queue) {
-      const stats = s.queue;
-      const gauge = (name: string, help: string, value: (q: QueueStats) => number, aggregator: 'sum' | 'max' = 'sum') =>
-        new Gauge({ name, help, registers, aggregator, collect() { this.set(value(stats())); } });
+      const stats = oneReadAtATime(s.queue);
+      const across = s.sharedQueue ? 'max' : 'sum';
+      const gauge = (name: string, help: string, value: (q: QueueStats) => number, aggregator: 'sum' | 'max' = across) =>
+        new Gauge({ name, help, registers, aggregator, async collect() { this.set(value(await stats())); } });
       gauge('postern_queue_messages', 'Messages in the queue', (q) => q.depth);
       gauge('postern_queue_leased_messages', 'Messages being delivered right now', (q) => q.leased);
       gauge('postern_queue_oldest_message_age_seconds', 'Age of the oldest queued message (0 when empty)', (q) => (q.oldestReceivedAt === undefined ? 0 : Math.max(0, (Date.now() - q.oldestReceivedAt) / 1000)), 'max');

@@ -57,6 +57,8 @@ export interface QueueBackend {
   get(id: string): Promise<QueuedMessage | undefined>;
   list(): Promise<QueuedMessage[]>;
   stats(): QueueStats;
+  /** Stats read from storage now, where stats() is a cached view of a shared queue (Redis); for metrics. */
+  readStats?(): Promise<QueueStats>;
   /** Earliest nextAttemptAt among messages not leased, for the scheduler's sleep. */
   nextDueAt(): number | undefined;
   /** Called whenever a message becomes due earlier than before (e.g. a new commit). */

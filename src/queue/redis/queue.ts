@@ -38,11 +38,14 @@ import { RedisKeys } from './keys.js';
 import { LeaseKeeper } from './leases.js';
 import { LeaseLostError } from './lua.js';
 import { getMessage, listMessages } from './reads.js';
-import { cleanScript } from './scripts.js';
+import { cleanScript, statsScript } from './scripts.js';
 import { RedisReadyProbe, type ReadyProbeOptions } from './ready-probe.js';
 import { QueueSnapshot, type RawSnapshot } from './snapshot.js';
 import { WakeChannel } from './wake.js';
 import { RedisSpoolWriter, type RedisSink } from './writer.js';
+
+/** How long readStats() waits for Redis before it answers with the cached reading. */
+const STATS_WAIT_MS = 1000;
 
 export interface RedisQueueOptions {
   /** Every key starts with this (e.g. "postern:"). */
@@ -219,6 +222,20 @@ export class RedisQueue implements QueueBackend, RedisSink {
 
   /** Cached: refreshed by every operation of this instance and by each heartbeat. */
   stats(): QueueStats {
+    return this.snapshot.stats();
+  }
+
+  /**
+   * Read from Redis now (for a metrics scrape: the cached reading can be a heartbeat old
+   * on an instance that has been idle, e.g. after another one deleted messages). Never
+   * fails: when Redis does not answer within STATS_WAIT_MS, the cached reading, so a
+   * scrape is not held for a whole commandTimeout.
+   */
+  async readStats(): Promise<QueueStats> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, STATS_WAIT_MS)));
+    const fresh = statsScript.run(this.redis, this.keys.common(), [this.keys.msgPrefix]).then((raw) => void this.snapshot.update(raw as RawSnapshot));
+    await Promise.race([fresh, late]).catch(() => undefined).finally(() => clearTimeout(timer));
     return this.snapshot.stats();
   }
 

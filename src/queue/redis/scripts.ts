@@ -180,6 +180,11 @@ return snapshot(true)
 `,
 );
 
+/** A fresh reading of the shared queue, changing nothing (metrics scrapes). */
+export const statsScript = new LuaScript('stats', `${PREAMBLE}
+return snapshot(false)
+`);
+
 /**
  * KEYS 5 tmps; ARGV 2 tmp key prefix, 3 instance key prefix.
  * At start-up: removes temp bodies whose owning instance is no longer alive, by
