@@ -14,6 +14,18 @@ import { reportRoutes } from './routes/reports.js';
 const REALM = 'Basic realm="postern-admin", charset="UTF-8"';
 
 /**
+ * What api.call says about the request target: the path without the query, and only
+ * the names of the query parameters. Their values can be content (an archive search by
+ * subject= or keyword=), which the log and the audit trail never hold.
+ */
+export function requestTarget(url: string): { path: string; query?: string[] | undefined } {
+  const q = url.indexOf('?');
+  if (q === -1) return { path: url };
+  const names = [...new Set(new URLSearchParams(url.slice(q + 1)).keys())];
+  return { path: url.slice(0, q), query: names.length ? names : undefined };
+}
+
+/**
  * The admin listener: monitoring (/healthz, /readyz, /metrics), the OpenAPI document and
  * the admin API under /api/v1. Every route that names a role needs an API key or a Basic
  * user with at least that role (401 without valid credentials, 403 with too small a
@@ -61,7 +73,7 @@ export async function createAdminServer(ctx: ApiContext, tls?: { cert: string; k
     const route = req.routeOptions.url;
     // A queue id as its own field, so `postern trace` shows who retried or deleted a message.
     const queueId = route?.startsWith('/api/v1/queue/:id') ? (req.params as { id?: string }).id : undefined;
-    const line = { event: EVENTS.apiCall, actor: actorOf(req), role: req.principal?.role, via: req.principal?.via, method: req.method, path: req.url, route, queueId, status: reply.statusCode, ip: req.ip };
+    const line = { event: EVENTS.apiCall, actor: actorOf(req), role: req.principal?.role, via: req.principal?.via, method: req.method, ...requestTarget(req.url), route, queueId, status: reply.statusCode, ip: req.ip };
     if (reply.statusCode === 401 || reply.statusCode === 403) ctx.log.warn(line, 'admin API call refused');
     else ctx.log.info(line, 'admin API call');
   });

@@ -65,9 +65,19 @@ describe('admin API authentication and roles', () => {
     const [ok, unauth, forbidden] = apiCalls().slice(seen);
     expect(ok).toMatchObject({ actor: 'boss', role: 'admin', via: 'api-key', method: 'GET', path: '/api/v1/queue', status: 200, ip: '127.0.0.1', level: 'info' });
     expect(unauth).toMatchObject({ actor: 'anonymous', method: 'GET', path: '/api/v1/queue', status: 401, ip: '127.0.0.1', level: 'warn' });
-    expect(forbidden).toMatchObject({ actor: 'reader', role: 'read-only', method: 'DELETE', path: `/api/v1/queue/${queued}?reason=x`, status: 403 });
+    expect(forbidden).toMatchObject({ actor: 'reader', role: 'read-only', method: 'DELETE', path: `/api/v1/queue/${queued}`, query: ['reason'], route: '/api/v1/queue/:id', status: 403 });
     const everything = JSON.stringify(gw.logs);
     for (const secret of [...Object.values(KEYS), BASIC.password]) expect(everything).not.toContain(secret);
+  });
+
+  it('api.call keeps the path and the names of query parameters, never their values (search terms are content)', async () => {
+    const seen = apiCalls().length;
+    const r = await call(`${admin.url}/api/v1/archive/search?subject=Biopsy%20of%20Jane%20Roe&keyword=HIV-POSITIVE`, { key: KEYS.ro });
+    expect(r.status).toBe(200);
+    await until(() => apiCalls().length === seen + 1, 5000, 'one api.call line');
+    const line = apiCalls()[seen];
+    expect(line).toMatchObject({ path: '/api/v1/archive/search', route: '/api/v1/archive/search', query: ['subject', 'keyword'], status: 200 });
+    expect(JSON.stringify(line)).not.toMatch(/Biopsy|Jane|Roe|HIV/);
   });
 
   it('monitoring endpoints are open (no api.call lines for scrapes)', async () => {
