@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { PosternConfig } from '../config/schema.js';
 import { verifyPassword } from '../ingress/password-hash.js';
 
@@ -32,6 +32,23 @@ const CONCURRENT_CHECKS = 2;
 
 const digest = (text: string) => createHash('sha256').update(text).digest('hex');
 
+/** scrypt parameters of `postern hash-password`, for a dummy when no Basic user is configured. */
+const DEFAULT_COST = ['scrypt', 2 ** 17, 8, 1];
+
+/**
+ * A hash no password matches, with the cost parameters (N, r, p) of the configured users'
+ * hashes (the first one's; hash-password gives them all the same): checking a name that
+ * is not a user against it takes as long as checking a user's wrong password, so the
+ * time of a 401 does not tell which names exist. Its "key" is random: nothing is hashed
+ * to make it.
+ */
+function dummyHash(users: PosternConfig['admin']['users']): string {
+  const cost = users[0]?.passwordHash.split('$').slice(0, 4) ?? DEFAULT_COST;
+  return [...cost, randomBytes(16).toString('base64'), randomBytes(32).toString('base64')].join('$');
+}
+
+export type PasswordVerifier = (secret: string, hash: string) => Promise<boolean>;
+
 /**
  * Checks X-API-Key and HTTP Basic credentials against the scrypt hashes in admin.apiKeys
  * and admin.users. Only a digest of a credential that passed is kept in memory, for a
@@ -41,8 +58,15 @@ export class Authenticator {
   private readonly cache = new Map<string, { principal: Principal; until: number }>();
   private active = 0;
   private readonly waiting: (() => void)[] = [];
+  private readonly dummy: string;
 
-  constructor(private readonly admin: PosternConfig['admin']) {}
+  constructor(
+    private readonly admin: PosternConfig['admin'],
+    /** The scrypt check (a parameter so tests can see which hash each attempt is checked against). */
+    private readonly verifier: PasswordVerifier = verifyPassword,
+  ) {
+    this.dummy = dummyHash(admin.users);
+  }
 
   /** The principal, undefined for wrong or missing credentials. */
   async authenticate(headers: { 'x-api-key'?: string | string[] | undefined; authorization?: string | undefined }): Promise<Principal | undefined> {
@@ -61,7 +85,11 @@ export class Authenticator {
     const name = decoded.slice(0, colon);
     const password = decoded.slice(colon + 1);
     const user = this.admin.users.find((u) => u.name === name);
-    if (!user) return undefined;
+    // An unknown name costs one check too (against the dummy), queued like any other.
+    if (!user) {
+      await this.verify(password, this.dummy);
+      return undefined;
+    }
     return this.cached(`b:${decoded}`, async () => ((await this.verify(password, user.passwordHash)) ? { name: user.name, role: user.role, via: 'basic' } : undefined));
   }
 
@@ -83,7 +111,7 @@ export class Authenticator {
     if (this.active >= CONCURRENT_CHECKS) await new Promise<void>((resolve) => this.waiting.push(resolve));
     else this.active++;
     try {
-      return await verifyPassword(secret, hash);
+      return await this.verifier(secret, hash);
     } finally {
       const next = this.waiting.shift();
       if (next) next();

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { Authenticator } from '../../src/api/auth.js';
+import { hashPassword, verifyPassword } from '../../src/ingress/password-hash.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
@@ -103,6 +104,41 @@ describe('admin.metricsAuth', () => {
     } finally {
       await a.close();
     }
+  });
+});
+
+describe('Basic auth for a name that is not a user', () => {
+  const basic = (name: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${name}:${password}`).toString('base64')}` });
+  const cost = (hash: string) => hash.split('$').slice(0, 4).join('$');
+
+  it('is checked by the same verifier, against a hash of the users\' cost, so its timing does not tell names apart', async () => {
+    const admin = validateConfig({ hostname: 'postern.test', admin: await adminConfig() }).admin;
+    const alice = admin.users[0]!.passwordHash;
+    const checked: string[] = [];
+    const auth = new Authenticator(admin, async (secret, hash) => {
+      checked.push(hash);
+      return verifyPassword(secret, hash);
+    });
+    expect(await auth.authenticate(basic(BASIC.name, 'wrong password'))).toBeUndefined();
+    expect(checked).toEqual([alice]);
+    expect(await auth.authenticate(basic('mallory', 'wrong password'))).toBeUndefined();
+    expect(await auth.authenticate(basic('mallory', BASIC.password))).toBeUndefined();
+    expect(checked).toHaveLength(3);
+    const [dummy, again] = checked.slice(1) as [string, string];
+    expect(dummy).not.toBe(alice);
+    expect(again).toBe(dummy);
+    expect(cost(dummy)).toBe(cost(alice));
+    expect(await auth.authenticate(basic(BASIC.name, BASIC.password))).toMatchObject({ name: BASIC.name, via: 'basic' });
+  });
+
+  it('without any Basic user, at the cost postern hash-password uses', async () => {
+    const checked: string[] = [];
+    const auth = new Authenticator(validateConfig({ hostname: 'postern.test' }).admin, async (_secret, hash) => {
+      checked.push(hash);
+      return false;
+    });
+    expect(await auth.authenticate(basic('anyone', 'anything'))).toBeUndefined();
+    expect(checked.map(cost)).toEqual([cost(await hashPassword('x'))]);
   });
 });
 
