@@ -19,7 +19,11 @@ export class Settler {
     private readonly log: Logger,
   ) {}
 
-  async settle(envelope: Envelope, state: DeliveryState, outcomes: Outcome[]): Promise<void> {
+  /**
+   * Applies an attempt's outcomes to the state in memory (attempts, status, next attempt),
+   * logs them and queues the bounce report. Writes nothing else: see persist().
+   */
+  async record(envelope: Envelope, state: DeliveryState, outcomes: Outcome[]): Promise<void> {
     const recipients = state.recipients;
     const now = Date.now();
     const { retry } = this.config.delivery;
@@ -62,12 +66,16 @@ export class Settler {
         }
       });
     }
-    if (recipients.every((r) => r.status !== 'pending')) {
+  }
+
+  /** Writes the recorded state (and releases the lease), or removes a message that is done. */
+  async persist(envelope: Envelope, state: DeliveryState): Promise<void> {
+    if (state.recipients.every((r) => r.status !== 'pending')) {
       await this.queue.remove(envelope.id);
       this.log.debug({ event: EVENTS.queueRemoved, queueId: envelope.id }, 'all recipients final');
     } else {
       // The whole state: decisions, inspection, the portal copy and the journal flag live on.
-      await this.queue.save(envelope.id, { ...state, recipients });
+      await this.queue.save(envelope.id, { ...state, recipients: state.recipients });
     }
   }
 

@@ -4,14 +4,20 @@ import type { Planner } from '../policy/planner.js';
 import type { PortalDelivery } from '../portal/deliver.js';
 import type { QueueBackend } from '../queue/backend.js';
 import { ARCHIVE_EVENTS, type Journal } from '../archive/index.js';
-import type { DeliveryState, Envelope, QueuedMessage } from '../types.js';
+import type { DeliveryState, Envelope, QueuedMessage, RecipientState } from '../types.js';
 import type { DomainSender } from './domain-sender.js';
 import { harvestCertificates, type HarvestStep } from './harvest-step.js';
 import { localOutcomes, type Outcome } from './outcome.js';
+import { portalStep } from './portal-step.js';
 import type { Settler } from './settle.js';
+import { UnsavedStates } from './unsaved.js';
 import { VariantError, variantsOf, type VariantBuilder, type Variant } from './variant.js';
 
 export type { Outcome } from './outcome.js';
+
+/** Leasing from the queue failed (Redis down): wait this long, doubling up to the cap. */
+const LEASE_BACKOFF_MIN_MS = 1_000;
+const LEASE_BACKOFF_MAX_MS = 30_000;
 
 /** The stages a delivery attempt goes through, built by main.ts. */
 export interface DeliveryStages {
@@ -40,6 +46,11 @@ export class DeliveryWorker {
   private stopped = false;
   private readonly active = new Set<Promise<void>>();
   private readonly log: Logger;
+  private readonly unsaved: UnsavedStates;
+  /** While leasing fails: the current wait, when the last try failed, and no lease before leaseRetryAt. */
+  private leaseBackoffMs = 0;
+  private leaseFailedAt = 0;
+  private leaseRetryAt = 0;
 
   constructor(
     private readonly config: PosternConfig,
@@ -48,10 +59,11 @@ export class DeliveryWorker {
     logger: Logger,
   ) {
     this.log = logger.child({ component: 'delivery' });
+    this.unsaved = new UnsavedStates(config.delivery.retry, (m) => stages.settler.persist(m.envelope, m.state), (id) => queue.release(id), this.log);
   }
 
   start(): void {
-    this.queue.onWake(() => this.schedule());
+    this.queue.onWake(() => this.schedule(true));
     this.schedule();
   }
 
@@ -59,7 +71,10 @@ export class DeliveryWorker {
   async stop(deadline: number): Promise<boolean> {
     this.stopped = true;
     clearTimeout(this.timer);
-    const all = Promise.all([...this.active]).then(() => true);
+    const all = Promise.all([...this.active]).then(async () => {
+      await this.unsaved.stop();
+      return true;
+    });
     const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), Math.max(0, deadline - Date.now())).unref());
     return Promise.race([all, timeout]);
   }
@@ -68,8 +83,15 @@ export class DeliveryWorker {
     return this.inFlight;
   }
 
-  private schedule(): void {
+  private schedule(wake = false): void {
     if (this.stopped) return;
+    if (Date.now() < this.leaseRetryAt) {
+      // Leasing failed: wait for the backoff timer. A queue wake-up follows a command that
+      // worked (a commit, another instance's save), a sign the queue answers again, so it
+      // ends the wait early — at most once a second, whatever the number of wake-ups.
+      if (!wake || Date.now() - this.leaseFailedAt < LEASE_BACKOFF_MIN_MS) return;
+      this.leaseRetryAt = 0;
+    }
     if (this.pumping) {
       this.pumpAgain = true;
       return;
@@ -89,11 +111,23 @@ export class DeliveryWorker {
     try {
       while (!this.stopped && this.inFlight < limit) {
         const batch = await this.queue.lease(Date.now(), limit - this.inFlight);
+        if (this.leaseBackoffMs) this.log.info({ event: EVENTS.deliveryRecovered }, 'queue lease works again');
+        this.leaseBackoffMs = 0;
         if (!batch.length) break;
         for (const m of batch) this.run(m);
       }
     } catch (err) {
-      this.log.error({ event: EVENTS.deliveryError, err: (err as Error).message }, 'queue lease failed');
+      // nextDueAt() may be stale (the Redis snapshot): without a wait this would lease again at once, without end.
+      this.leaseBackoffMs = this.leaseBackoffMs ? Math.min(this.leaseBackoffMs * 2, LEASE_BACKOFF_MAX_MS) : LEASE_BACKOFF_MIN_MS;
+      this.leaseFailedAt = Date.now();
+      this.leaseRetryAt = this.leaseFailedAt + this.leaseBackoffMs;
+      this.log.error({ event: EVENTS.deliveryError, err: (err as Error).message, retryInMs: this.leaseBackoffMs }, 'queue lease failed; trying again later');
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => {
+        this.leaseRetryAt = 0;
+        this.schedule();
+      }, this.leaseBackoffMs);
+      return;
     }
     clearTimeout(this.timer);
     const next = this.queue.nextDueAt();
@@ -105,11 +139,8 @@ export class DeliveryWorker {
 
   private run(message: QueuedMessage): void {
     this.inFlight++;
-    const p = this.process(message)
-      .catch(async (err) => {
-        this.log.error({ event: EVENTS.deliveryError, queueId: message.envelope.id, err: (err as Error).message }, 'delivery attempt failed; message released');
-        await this.queue.release(message.envelope.id).catch(() => undefined);
-      })
+    const p = this.attempt(message)
+      .catch((err: Error) => this.log.error({ event: EVENTS.deliveryError, queueId: message.envelope.id, err: err.message }, 'delivery attempt failed'))
       .finally(() => {
         this.inFlight--;
         this.active.delete(p);
@@ -119,51 +150,59 @@ export class DeliveryWorker {
   }
 
   /**
-   * One attempt: plan (decide, find keys), make each variant (encrypt, sign) and send it,
-   * move to the portal those whose TLS or encryption failed when their decision allows
-   * it, then settle every recipient. Nothing goes out in clear that policy said must be
-   * protected: a variant that cannot be made is never sent in another form.
+   * One attempt, then its outcomes recorded and written. An attempt that crashes still
+   * settles: what it obtained (delivered, bounced) stays so, the other due recipients are
+   * deferred with the usual backoff — never handed out again at once, never sent twice.
+   * A state that cannot be written stays leased (see UnsavedStates), for the same reason.
    */
-  private async process({ envelope, state }: QueuedMessage): Promise<void> {
-    const { planner, settler, portal } = this.stages;
+  private async attempt(message: QueuedMessage): Promise<void> {
+    const { envelope, state } = message;
     const now = Date.now();
     const due = state.recipients.filter((r) => r.status === 'pending' && r.nextAttemptAt <= now);
-    const plan = await planner.plan(envelope, state, due);
+    const obtained: Outcome[] = [];
+    let outcomes: Outcome[];
+    try {
+      outcomes = await this.process(message, due, obtained);
+    } catch (err) {
+      const reason = `delivery attempt failed: ${(err as Error).message}`;
+      this.log.error({ event: EVENTS.deliveryError, queueId: envelope.id, err: (err as Error).message }, 'delivery attempt failed; what it obtained is kept, the rest is deferred');
+      const final = obtained.filter((o) => o.result !== 'defer');
+      const rest = due.filter((r) => !final.some((o) => o.rcpt === r.rcpt)).map((r) => r.rcpt);
+      outcomes = [...final, ...localOutcomes(rest, { result: 'defer', status: '4.3.0', response: reason, category: 'internal' })];
+    }
+    try {
+      await this.stages.settler.record(envelope, state, outcomes);
+      await this.stages.settler.persist(envelope, state);
+    } catch (err) {
+      this.unsaved.hold(message, err as Error);
+    }
+  }
+
+  /**
+   * The attempt itself: plan (decide, find keys), make each variant (encrypt, sign) and
+   * send it, move to the portal those whose TLS or encryption failed when their decision
+   * allows it. Nothing goes out in clear that policy said must be protected: a variant
+   * that cannot be made is never sent in another form. Each final outcome is also pushed
+   * to `obtained` as soon as it is known, so a crash later keeps it.
+   */
+  private async process({ envelope, state }: QueuedMessage, due: RecipientState[], obtained: Outcome[]): Promise<Outcome[]> {
+    const plan = await this.stages.planner.plan(envelope, state, due);
     const held: Outcome[] = plan.held.map((h) => ({ rcpt: h.rcpt, result: h.result, status: h.status, response: h.reason, category: h.category, diagnosticType: 'x-postern' }));
+    obtained.push(...held);
     const unarchived = await this.journal(envelope, state);
     if (unarchived) {
       // Fail-closed: nothing is delivered that the archive does not hold; the next attempt
       // journals it first. Recipients already final (held as bounced) settle as they are.
       const waiting = due.filter((r) => !held.some((h) => h.rcpt === r.rcpt && h.result === 'bounce'));
-      await settler.settle(envelope, state, [...held.filter((h) => h.result === 'bounce'), ...localOutcomes(waiting.map((r) => r.rcpt), { result: 'defer', status: '4.3.0', response: unarchived, category: 'journal' })]);
-      return;
+      return [...held.filter((h) => h.result === 'bounce'), ...localOutcomes(waiting.map((r) => r.rcpt), { result: 'defer', status: '4.3.0', response: unarchived, category: 'journal' })];
     }
     let original: Promise<Buffer> | undefined;
     const raw = () => (original ??= this.fullBody(envelope));
     if (this.stages.harvest) await harvestCertificates(this.stages.harvest, this.queue, envelope, state, raw, this.log);
-    let sent = (await Promise.all(variantsOf(plan.groups).map((v) => this.sendVariant(envelope, v, raw)))).flat();
-    const byRcpt = new Map(state.recipients.map((r) => [r.rcpt, r]));
-    const fallback = sent.filter((o) => {
-      const d = byRcpt.get(o.rcpt)?.decision;
-      const moveable = o.category.startsWith('tls:') || o.category === 'protect';
-      return o.result === 'defer' && moveable && d && (d.candidates.includes('portal') || d.onNoMethod === 'portal') && portal?.canServe(o.rcpt);
-    });
-    const toPortal = [
-      ...plan.portal.map((rcpt) => ({ rcpt, why: `policy ${byRcpt.get(rcpt)?.decision?.ruleId ?? ''} chose the portal` })),
-      ...fallback.map((o) => ({ rcpt: o.rcpt, why: o.category === 'protect' ? `${o.response}: moved to the portal` : `TLS ${o.relay ? `to ${o.relay} ` : ''}failed (${o.category.slice(4)}): moved to the portal` })),
-    ];
-    if (toPortal.length && portal) {
-      for (const f of fallback) this.log.warn({ event: EVENTS.portalFallback, queueId: envelope.id, to: f.rcpt, relay: f.relay, reason: f.category, response: f.response }, f.category === 'protect' ? 'encryption failed: recipient moved to the portal' : 'TLS failed: recipient moved to the portal');
-      sent = sent.filter((o) => !fallback.includes(o));
-      const expiries = toPortal.map((p) => byRcpt.get(p.rcpt)?.decision?.portalExpiryMs).filter((x): x is number => x !== undefined);
-      const portalOutcomes = await portal.deliver(envelope, state, await raw(), toPortal.map((p) => p.rcpt), toPortal.map((p) => p.why).join('; '), expiries.length ? Math.min(...expiries) : undefined);
-      for (const p of portalOutcomes) {
-        const r = byRcpt.get(p.rcpt);
-        if (r?.decision && p.result === 'delivered') r.decision = { ...r.decision, method: 'portal' };
-      }
-      sent.push(...portalOutcomes.map((p): Outcome => ({ ...p, diagnosticType: 'x-postern', route: undefined })));
-    }
-    await settler.settle(envelope, state, [...held, ...sent]);
+    const sent = (await Promise.all(variantsOf(plan.groups).map((v) => this.sendVariant(envelope, v, raw, obtained)))).flat();
+    const step = await portalStep({ portal: this.stages.portal, log: this.log }, envelope, state, sent, plan.portal, raw);
+    obtained.push(...step.portal);
+    return [...held, ...step.outcomes];
   }
 
   /**
@@ -190,20 +229,30 @@ export class DeliveryWorker {
     }
   }
 
-  /** Makes the variant's final message, then sends it; a failure to make it defers, with the reason. */
-  private async sendVariant(envelope: Envelope, v: Variant, raw: () => Promise<Buffer>): Promise<Outcome[]> {
+  /**
+   * Makes the variant's final message, then sends it; a failure to make it defers, with
+   * the reason. Any other failure defers this variant alone: the others may have gone.
+   */
+  private async sendVariant(envelope: Envelope, v: Variant, raw: () => Promise<Buffer>, obtained: Outcome[]): Promise<Outcome[]> {
     let outgoing;
     try {
       outgoing = await this.stages.variants.build(envelope, v, raw);
     } catch (err) {
-      if (!(err instanceof VariantError)) throw err;
+      if (!(err instanceof VariantError)) return this.variantCrashed(envelope, v, err as Error);
       const line = { event: err.stage === 'protect' ? EVENTS.protectFailed : EVENTS.dkimFailed, queueId: envelope.id, to: v.rcpts, method: v.method, keyId: v.key?.id, reason: err.message };
       this.log.error(line, err.stage === 'protect' ? 'encryption failed; nothing sent' : 'DKIM signing failed; nothing sent');
       return err.stage === 'protect'
         ? localOutcomes(v.rcpts, { result: 'defer', status: '4.7.5', response: `${err.message}; not sent in clear`, category: 'protect' })
         : localOutcomes(v.rcpts, { result: 'defer', status: '4.3.0', response: err.message, category: 'dkim' });
     }
-    return this.stages.sender.send(envelope, outgoing);
+    const outcomes = await this.stages.sender.send(envelope, outgoing).catch((err: Error) => this.variantCrashed(envelope, v, err));
+    obtained.push(...outcomes);
+    return outcomes;
+  }
+
+  private variantCrashed(envelope: Envelope, v: Variant, err: Error): Outcome[] {
+    this.log.error({ event: EVENTS.deliveryError, queueId: envelope.id, to: v.rcpts, err: err.message }, 'sending a variant failed');
+    return localOutcomes(v.rcpts, { result: 'defer', status: '4.3.0', response: `delivery attempt failed: ${err.message}`, category: 'internal' });
   }
 
   private async fullBody(envelope: Envelope): Promise<Buffer> {

@@ -26,6 +26,8 @@ export const EVENTS = {
   deliveryBounced: 'delivery.bounced',
   deliveryConnection: 'delivery.connection',
   deliveryError: 'delivery.error',
+  /** What a delivery.error held up works again: an attempt's state was written, leasing from the queue works. */
+  deliveryRecovered: 'delivery.recovered',
   dsnQueued: 'dsn.queued',
   dsnSuppressed: 'dsn.suppressed',
   configError: 'config.error',

@@ -78,7 +78,9 @@ export class PortalDelivery {
     const subject = this.config.portal.showSubject ? headerValue(raw, 'subject') : undefined;
     const outcomes: PortalOutcome[] = [];
     for (const rcpt of rcpts) {
-      outcomes.push(await this.notify(envelope, rcpt, messageId, senderName, subject, why));
+      // One recipient's failed notice must not undo the others' (they would get theirs twice).
+      const outcome = await this.notify(envelope, rcpt, messageId, senderName, subject, why).catch((err: Error): PortalOutcome => ({ rcpt, result: 'defer', status: '4.3.0', response: `portal notice failed: ${err.message}`, category: 'portal' }));
+      outcomes.push(outcome);
     }
     return outcomes;
   }
