@@ -17,7 +17,7 @@ export function journalReport(meta: ItemMeta, original: Buffer | Readable, opts:
     `Client: ${meta.client.ip} (${meta.client.helo})`,
     `Size: ${meta.size}`,
     `Categories: ${meta.categories.join(', ')}`,
-    ...meta.recipients.map((r) => `To: ${r.rcpt}, Method: ${r.method}, Rule: ${r.ruleId}`),
+    ...meta.recipients.map((r) => `To: ${r.rcpt}, Method: ${r.method}, Rule: ${r.ruleId}${r.reason ? `, Reason: ${r.reason}` : ''}`),
   ];
   return {
     envelope: { from: opts.from, to: [opts.to] },

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { headerFacts, readHead } from './header-facts.js';
-import type { ItemMeta, JournalItem, PreparedItem } from './types.js';
+import type { ItemMeta, JournalItem, PreparedItem, RecipientEntry } from './types.js';
 
 /** Looks at an item once (its header block) for the index, whatever number of sinks. */
 export async function prepareItem(item: JournalItem): Promise<PreparedItem> {
@@ -16,9 +16,11 @@ export async function prepareItem(item: JournalItem): Promise<PreparedItem> {
     subject: facts.subject,
     messageId: facts.messageId,
     size: envelope.size,
-    recipients: envelope.rcptTo.map((rcpt) => {
+    recipients: envelope.rcptTo.map((rcpt): RecipientEntry => {
       const d = byRcpt.get(rcpt);
-      return { rcpt, method: d ? (d.method ?? d.candidates[0] ?? d.onNoMethod) : 'tls', ruleId: d?.ruleId ?? 'none' };
+      if (d) return { rcpt, method: d.method ?? d.candidates[0] ?? d.onNoMethod, ruleId: d.ruleId };
+      // Never guessed: the archive is evidence of how each recipient was protected.
+      return { rcpt, method: 'none', ruleId: 'none', reason: 'no policy decision for this recipient when the message was journaled' };
     }),
     categories: item.categories ?? [],
     client: { ip: envelope.client.ip, helo: envelope.client.helo },

@@ -14,8 +14,11 @@ export interface JournalItem {
 /** One recipient in the index: how policy said it must be sent. */
 export interface RecipientEntry {
   rcpt: string;
-  method: ProtectionMethod | 'defer' | 'bounce';
+  /** 'none': no decision had been made for this recipient when the message was journaled. */
+  method: ProtectionMethod | 'defer' | 'bounce' | 'none';
   ruleId: string;
+  /** Why the entry has no method (with 'none'). */
+  reason?: string | undefined;
 }
 
 /** The index metadata of one item; stored encrypted with the item's own data key. */

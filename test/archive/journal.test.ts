@@ -62,6 +62,21 @@ describe('journal with the fs sink', () => {
     expect((await verifyArchive(reader)).problems).toEqual([]);
   });
 
+  it('records a recipient without a decision as method none, with the reason, never as a method it was not given', async () => {
+    const { dataDir, config } = setup();
+    const journal = await openJournal(config, dataDir, silent);
+    const e = envelope({ to: ['decided@example.net', 'undecided@example.net'] });
+    const onlyFirst = decisions(e, 'pgp').filter((d) => d.rcpt === 'decided@example.net');
+    await journal!.record({ envelope: e, decisions: onlyFirst, body: message('x', 'y') });
+    await journal!.close();
+    const { reader } = await openArchive(config, dataDir);
+    const [hit] = (await searchArchive(reader, {}, LIMITS)).hits;
+    expect(hit?.meta.recipients).toEqual([
+      { rcpt: 'decided@example.net', method: 'pgp', ruleId: 'default' },
+      { rcpt: 'undecided@example.net', method: 'none', ruleId: 'none', reason: expect.stringMatching(/no policy decision/) },
+    ]);
+  });
+
   it('keeps every concurrently recorded item apart in shared segment writes, across a restart', async () => {
     const { dataDir, config } = setup();
     const bodies = new Map<string, Buffer>();
