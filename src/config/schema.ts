@@ -342,8 +342,10 @@ export const configSchema = z.strictObject({
         .prefault({}),
       /** How long a key found by WKD or a keyserver is reused. */
       cacheTtl: duration.default(86_400_000),
-      /** How long "no key there" (or a failed source) is remembered before asking again. */
+      /** How long "no key there" is remembered before asking again. */
       negativeTtl: duration.default(3_600_000),
+      /** How long a source that failed (timeout, connection, TLS, 5xx) is not asked again. */
+      errorTtl: duration.default(300_000),
       /** CA certificate files (PEM) recipients' S/MIME certificates must chain to. */
       smimeTrust: z.array(z.string()).default([]),
       /** CRL files (PEM or DER) of those CAs; a certificate they revoke is never used. */

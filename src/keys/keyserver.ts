@@ -5,7 +5,8 @@ export type KeyserverProtocol = 'vks' | 'hkp';
 /**
  * One key for an address from a keyserver: VKS (`/vks/v1/by-email/`, keys.openpgp.org
  * and other Hagrid servers) or HKP (`/pks/lookup?op=get&options=mr&search=`, SKS-style
- * servers). Answers the armored key, or undefined when the server has none (404).
+ * servers). Answers the armored key, or undefined when the server has none (404);
+ * throws when it could not tell (no connection, timeout, any other status).
  */
 export async function keyserverLookup(url: string, protocol: KeyserverProtocol, address: string, opts: Omit<HttpsGetOptions, 'port'>): Promise<string | undefined> {
   const base = new URL(url);

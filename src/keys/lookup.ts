@@ -37,6 +37,14 @@ export interface KeyLookupOptions {
 interface Cached {
   at: number;
   found?: FoundKey<PgpKeyInfo> | undefined;
+  /** The source failed (timeout, connection, 5xx): no answer either way. */
+  failed?: boolean | undefined;
+}
+
+/** What one discovery source said: a usable key, "none there", or nothing it could be sure of. */
+interface Discovered {
+  found?: FoundKey<PgpKeyInfo> | undefined;
+  failed?: boolean | undefined;
 }
 
 /**
@@ -44,11 +52,13 @@ interface Cached {
  * WKD advanced then direct, a VKS/HKP keyserver), each with its own timeout; a miss, an
  * error or a timeout falls through to the next source. Unusable keys are skipped with a
  * log line saying why. The store is read on every lookup (an import applies at once);
- * network answers are cached: found keys for keys.cacheTtl, misses for keys.negativeTtl.
+ * network answers are cached: found keys for keys.cacheTtl, misses for keys.negativeTtl,
+ * and a source that failed (timeout, connection, TLS, 5xx) for keys.errorTtl only, so a
+ * passing outage does not send a recipient down the next method for the whole negativeTtl.
  */
 export class KeyLookup {
   private readonly cache: SharedCache;
-  private readonly inflight = new Map<string, Promise<FoundKey<PgpKeyInfo> | undefined>>();
+  private readonly inflight = new Map<string, Promise<Discovered>>();
 
   constructor(private readonly o: KeyLookupOptions) {
     this.cache = o.cache ?? new MemoryCache();
@@ -98,37 +108,42 @@ export class KeyLookup {
     const k = `keys:${source}|${address}`;
     const now = Date.now();
     const hit = await this.cache.get<Cached>(k);
-    const fresh = hit && now - hit.at < (hit.found ? this.o.keys.cacheTtl : this.o.keys.negativeTtl);
+    const fresh = hit && now - hit.at < this.ttl(hit);
     // A cached key may have expired since it was found.
     if (fresh && (!hit.found?.info.expiresAt || hit.found.info.expiresAt > now)) return hit.found;
     const pending = this.inflight.get(k) ?? this.discover(source, given);
     this.inflight.set(k, pending);
     try {
-      const found = await pending;
-      await this.cache.set(k, { at: Date.now(), found }, found ? this.o.keys.cacheTtl : this.o.keys.negativeTtl);
-      return found;
+      const got = await pending;
+      const entry: Cached = { at: Date.now(), found: got.found, failed: got.failed };
+      await this.cache.set(k, entry, this.ttl(entry));
+      return got.found;
     } finally {
       this.inflight.delete(k);
     }
   }
 
-  private async discover(source: 'wkd' | 'keyserver', given: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
+  private ttl(c: Cached): number {
+    return c.found ? this.o.keys.cacheTtl : c.failed ? this.o.keys.errorTtl : this.o.keys.negativeTtl;
+  }
+
+  private async discover(source: 'wkd' | 'keyserver', given: string): Promise<Discovered> {
     const http = { resolve: this.o.resolve, trust: this.o.httpsTrust };
     const address = given.toLowerCase();
     try {
       if (source === 'wkd') {
         const got = await wkdLookup(given, { ...http, port: this.o.keys.wkd.port, timeoutMs: this.o.keys.wkd.timeout });
-        if (got.tried.length) this.o.log.info({ event: EVENTS.keySourceFailed, address, source, tried: got.tried }, 'WKD: methods that gave no key');
-        if (!got.data) return undefined;
-        return await this.firstUsable(await splitPgpKeys(got.data), address, 'wkd', `wkd:${got.method}`, false);
+        if (got.tried.length) this.o.log.info({ event: EVENTS.keySourceFailed, address, source, tried: got.tried, failed: got.failed }, 'WKD: methods that gave no key');
+        if (!got.data) return { failed: got.failed };
+        return { found: await this.firstUsable(await splitPgpKeys(got.data), address, 'wkd', `wkd:${got.method}`, false) };
       }
       const ks = this.o.keys.keyserver;
-      if (!ks.url) return undefined;
+      if (!ks.url) return {};
       const armored = await keyserverLookup(ks.url, ks.protocol, address, { ...http, timeoutMs: ks.timeout });
-      return armored ? await this.firstUsable(await splitPgpKeys(armored), address, 'keyserver', ks.url, false) : undefined;
+      return { found: armored ? await this.firstUsable(await splitPgpKeys(armored), address, 'keyserver', ks.url, false) : undefined };
     } catch (err) {
-      this.o.log.info({ event: EVENTS.keySourceFailed, address, source, reason: (err as Error).message }, 'key source failed; trying the next one');
-      return undefined;
+      this.o.log.info({ event: EVENTS.keySourceFailed, address, source, reason: (err as Error).message, failed: true }, 'key source failed; trying the next one');
+      return { failed: true };
     }
   }
 

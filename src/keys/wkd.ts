@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { httpsGet, type HttpsGetOptions } from './https-get.js';
+import { httpsGet, NoAddressError, type HttpsGetOptions } from './https-get.js';
 
 /** z-base-32 (RFC 6189 §5.1.6 alphabet), as WKD uses for the hashed local part. */
 function zbase32(bytes: Buffer): string {
@@ -29,13 +29,22 @@ export interface WkdResult {
   method?: 'advanced' | 'direct' | undefined;
   /** What each method answered, for the log: "advanced: 404", "direct: no answer in 5000 ms". */
   tried: string[];
+  /**
+   * No key, and a method failed rather than answered (timeout, connection or TLS failure,
+   * DNS failure, a 5xx): "no key there" cannot be concluded, so it is not remembered as long.
+   */
+  failed?: boolean | undefined;
 }
+
+/** An HTTP answer that says the server has no key here (a 5xx says the server is in trouble). */
+const isAnswer = (status: number) => status < 500;
 
 /**
  * Web Key Directory lookup (draft-koch-openpgp-webkey-service §3.1): the advanced method
  * (https://openpgpkey.<domain>/.well-known/openpgpkey/<domain>/hu/...) first, then the
  * direct one (https://<domain>/.well-known/openpgpkey/hu/...). A missing host, an error
- * status, a timeout or an empty answer falls through to the next method.
+ * status, a timeout or an empty answer falls through to the next method; `failed` says
+ * whether any of that was a failure rather than an answer.
  */
 export async function wkdLookup(address: string, opts: HttpsGetOptions): Promise<WkdResult> {
   const at = address.lastIndexOf('@');
@@ -47,14 +56,18 @@ export async function wkdLookup(address: string, opts: HttpsGetOptions): Promise
     { method: 'direct' as const, host: domain, path: `/.well-known/openpgpkey/hu/${hu}` },
   ];
   const tried: string[] = [];
+  let failed = false;
   for (const m of methods) {
     try {
       const answer = await httpsGet(m.host, m.path, opts);
       if (answer.status === 200 && answer.body.length) return { data: answer.body, method: m.method, tried };
       tried.push(`${m.method}: ${answer.status === 200 ? 'empty answer' : `HTTP ${answer.status}`}`);
+      if (!isAnswer(answer.status)) failed = true;
     } catch (err) {
       tried.push(`${m.method}: ${(err as Error).message}`);
+      // A host without an address is the usual "no WKD here" for the advanced method.
+      if (!(err instanceof NoAddressError)) failed = true;
     }
   }
-  return { tried };
+  return { tried, failed };
 }

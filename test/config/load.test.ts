@@ -97,6 +97,7 @@ describe('defaults of a minimal config', () => {
         keyserver: { protocol: 'vks', timeout: 5000 },
         cacheTtl: 86_400_000,
         negativeTtl: 3_600_000,
+        errorTtl: 300_000,
         smimeTrust: [],
         smimeCrls: [],
         harvest: false,

@@ -1,5 +1,6 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:https';
 import { join } from 'node:path';
 import { generateKey, readKey, readPrivateKey, revokeKey } from 'openpgp';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -13,6 +14,7 @@ import { wkdHash } from '../../src/keys/wkd.js';
 import { TestDns } from '../helpers/dns-server.js';
 import { TestHttps } from '../helpers/https-server.js';
 import { createTestCa } from '../helpers/pki.js';
+import { until } from '../api/admin-helpers.js';
 
 const ADDRESS = 'Pat.Doe@dest.test';
 const HU = `${wkdHash('pat.doe')}?l=Pat.Doe`;
@@ -92,7 +94,79 @@ describe('OpenPGP key discovery: store → WKD (advanced, direct) → keyserver'
     https.routes.set(VKS, { body: key.publicKey });
     expect(await lookup.pgp(ADDRESS)).toMatchObject({ source: 'keyserver', from: `https://keys.test:${https.port}` });
     const failed = logs.find((l) => l.event === 'keys.source-failed' && l.source === 'wkd');
-    expect(failed?.tried).toEqual(['advanced: no answer from openpgpkey.dest.test in 300 ms', 'direct: no answer from dest.test in 300 ms']);
+    expect(failed?.tried).toEqual(['advanced: no complete answer from openpgpkey.dest.test in 300 ms', 'direct: no complete answer from dest.test in 300 ms']);
+    expect(failed?.failed).toBe(true);
+  });
+
+  it('a failed source is remembered for keys.errorTtl only; a genuine miss for keys.negativeTtl', async () => {
+    const short = makeLookup({ discovery: ['wkd'], errorTtl: '100ms', negativeTtl: '1h' });
+    https.routes.set(ADVANCED, { body: await binary(key.publicKey), delayMs: 1500 });
+    https.routes.set(DIRECT, { body: await binary(key.publicKey), delayMs: 1500 });
+    expect(await short.pgp(ADDRESS)).toBeUndefined();
+    expect(https.requests).toHaveLength(2);
+    // Within errorTtl the failure is remembered: no new request.
+    expect(await short.pgp(ADDRESS)).toBeUndefined();
+    expect(https.requests).toHaveLength(2);
+    // The WKD server is back; once errorTtl has passed the key is found (not a miss for an hour).
+    https.routes.set(ADVANCED, { body: await binary(key.publicKey) });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await short.pgp(ADDRESS)).toMatchObject({ source: 'wkd', from: 'wkd:advanced' });
+
+    // A genuine miss (404 on both methods) is kept for negativeTtl, past errorTtl.
+    const other = 'nobody@dest.test';
+    const before = https.requests.length;
+    expect(await short.pgp(other)).toBeUndefined();
+    expect(https.requests.length).toBe(before + 2);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await short.pgp(other)).toBeUndefined();
+    expect(https.requests.length).toBe(before + 2);
+  });
+
+  it('a keyserver answering 503 is a failure (errorTtl), not a miss', async () => {
+    const short = makeLookup({ discovery: ['keyserver'], errorTtl: '100ms', negativeTtl: '1h' });
+    https.routes.set(VKS, { status: 503, body: 'down for maintenance' });
+    expect(await short.pgp(ADDRESS)).toBeUndefined();
+    https.routes.set(VKS, { body: key.publicKey });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await short.pgp(ADDRESS)).toMatchObject({ source: 'keyserver' });
+  });
+
+  it('the timeout is a deadline: a server that trickles its answer byte by byte is given up on, and its connection closed', async () => {
+    const trickle = { ended: false, closed: false };
+    const slow = createServer(ca.issue(['openpgpkey.dest.test', 'dest.test']), (req, res) => {
+      if (!req.url?.startsWith('/.well-known/openpgpkey/dest.test/')) {
+        res.statusCode = 404;
+        return res.end();
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      // One byte every 50 ms for 4 s: an idle timeout of 300 ms never fires.
+      let left = 80;
+      const tick = setInterval(() => {
+        if (--left > 0) return void res.write('x');
+        clearInterval(tick);
+        trickle.ended = true;
+        res.end('x');
+      }, 50);
+      res.on('close', () => {
+        clearInterval(tick);
+        trickle.closed = true;
+      });
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const port = (slow.address() as { port: number }).port;
+      const wkdOnly = makeLookup({ discovery: ['wkd'], wkd: { port, timeout: 300 } });
+      expect(await wkdOnly.pgp(ADDRESS)).toBeUndefined();
+      expect(trickle.ended).toBe(false);
+      const failed = logs.find((l) => l.event === 'keys.source-failed' && l.source === 'wkd');
+      expect(failed?.tried).toEqual(['advanced: no complete answer from openpgpkey.dest.test in 300 ms', 'direct: HTTP 404']);
+      expect(failed?.failed).toBe(true);
+      await until(() => trickle.closed, 2000, 'the trickling response closed by the client');
+      expect(trickle.ended).toBe(false);
+    } finally {
+      slow.closeAllConnections();
+      await new Promise<void>((resolve) => slow.close(() => resolve()));
+    }
   });
 
   it('an HKP keyserver is asked the HKP way; the discovery order is the configured one', async () => {
