@@ -114,6 +114,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
   } catch (err) {
     operations.close();
     await ingress.close();
+    await keys.store.close();
     await queue.close();
     await journal?.close();
     await sinks.close();
@@ -138,6 +139,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
       await ingress.close();
       operations.close();
       await stopRetention?.();
+      await keys.store.close();
       await queue.close();
       await journal?.close();
       const clean = ingressIdle && deliveriesDone;

@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { SharedCache } from '../common/shared-cache.js';
 import type { PosternConfig } from '../config/schema.js';
 import type { Logger } from '../events/logger.js';
 import { CrlSet } from './crl.js';
 import { KeyLookup } from './lookup.js';
 import { pemCertificates } from './material.js';
-import { KeyStore } from './store.js';
+import { openKeyStore } from './open-store.js';
+import type { KeyStore } from './store.js';
 
 export interface KeyParts {
   store: KeyStore;
@@ -27,17 +27,22 @@ export async function readCertificateFiles(files: string[], key: string): Promis
   return out;
 }
 
-/** The key store under <dataDir>/keys and the lookup that reads it and discovers keys (wiring only). */
+/**
+ * The key store (under <dataDir>/keys, or on the shared Redis with queue.backend: redis)
+ * and the lookup that reads it and discovers keys (wiring only). The caller closes
+ * parts.store when done.
+ */
 export async function startKeys(config: PosternConfig, dataDir: string, resolve: (host: string) => Promise<string[]>, logger: Logger, cache?: SharedCache): Promise<KeyParts> {
-  const store = new KeyStore(join(dataDir, 'keys'));
-  await store.open();
   const smimeTrust = await readCertificateFiles(config.keys.smimeTrust, 'keys.smimeTrust');
+  const httpsTrust = await readCertificateFiles(config.delivery.tls.trust, 'delivery.tls.trust');
+  // Last: nothing after it can fail and leave its Redis connection open.
+  const store = await openKeyStore(config, dataDir, logger);
   const crls = new CrlSet(config.keys.smimeCrls, smimeTrust);
   const lookup = new KeyLookup({
     keys: config.keys,
     store,
     resolve,
-    httpsTrust: await readCertificateFiles(config.delivery.tls.trust, 'delivery.tls.trust'),
+    httpsTrust,
     smimeTrust,
     revoked: crls.check,
     log: logger.child({ component: 'keys' }),

@@ -16,11 +16,44 @@ export interface KeyRecord {
 }
 
 /**
- * Recipients' public keys and certificates under <dataDir>/keys, one file each. Every
- * lookup checks the directory (its change time moves with each add or remove), so every
- * worker process and the CLI agree; the records are parsed again only after a change.
+ * Recipients' public keys and certificates. One instance keeps them in files
+ * (FileKeyStore); instances sharing a Redis queue keep them there (RedisKeyStore), so
+ * the method a message gets does not depend on which instance delivers it. Chosen by
+ * openKeyStore() (src/keys/open-store.ts), the same way for the gateway and the CLI.
  */
-export class KeyStore {
+export interface KeyStore {
+  open(): Promise<void>;
+  close(): Promise<void>;
+  put(record: KeyRecord): Promise<void>;
+  /** Every record, newest first. */
+  all(): Promise<KeyRecord[]>;
+  /** Keys for an address, then for its domain (gateway-to-gateway keys). */
+  forAddress(kind: KeyRecord['kind'], address: string): Promise<KeyRecord[]>;
+  /** By record id or by fingerprint; false when no record matched. */
+  remove(id: string): Promise<boolean>;
+}
+
+/** What forAddress() returns from a store's records. */
+export function recordsFor(records: KeyRecord[], kind: KeyRecord['kind'], address: string): KeyRecord[] {
+  const a = address.toLowerCase();
+  const domain = `@${a.slice(a.lastIndexOf('@') + 1)}`;
+  const mine = records.filter((r) => r.kind === kind);
+  return [...mine.filter((r) => r.addresses.includes(a)), ...mine.filter((r) => r.addresses.includes(domain))];
+}
+
+/** The record remove() means: its id, or a fingerprint (any case). */
+export function recordNamed(records: KeyRecord[], id: string): KeyRecord | undefined {
+  return records.find((r) => r.id === id || r.id.endsWith(`:${id.toUpperCase()}`));
+}
+
+export const newestFirst = (records: KeyRecord[]) => records.sort((a, b) => b.addedAt - a.addedAt);
+
+/**
+ * The key store of one instance, under <dataDir>/keys, one file each. Every lookup checks
+ * the directory (its change time moves with each add or remove), so every worker process
+ * and the CLI agree; the records are parsed again only after a change.
+ */
+export class FileKeyStore implements KeyStore {
   private snapshot: { version: bigint; records: KeyRecord[] } | undefined;
 
   constructor(private readonly dir: string) {}
@@ -28,6 +61,8 @@ export class KeyStore {
   async open(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
   }
+
+  async close(): Promise<void> {}
 
   async put(record: KeyRecord): Promise<void> {
     await writeFileDurably(join(this.dir, `${fileName(record.id)}.json`), JSON.stringify(record), 0o644);
@@ -54,25 +89,26 @@ export class KeyStore {
         // an unreadable record never fails a lookup; `keys list` shows what is there
       }
     }
-    return out.sort((a, b) => b.addedAt - a.addedAt);
+    return newestFirst(out);
   }
 
-  /** Keys for an address, then for its domain (gateway-to-gateway keys). */
   async forAddress(kind: KeyRecord['kind'], address: string): Promise<KeyRecord[]> {
-    const a = address.toLowerCase();
-    const domain = `@${a.slice(a.lastIndexOf('@') + 1)}`;
-    const mine = (await this.all()).filter((r) => r.kind === kind);
-    return [...mine.filter((r) => r.addresses.includes(a)), ...mine.filter((r) => r.addresses.includes(domain))];
+    return recordsFor(await this.all(), kind, address);
   }
 
   async remove(id: string): Promise<boolean> {
-    const all = await this.all();
-    const hit = all.find((r) => r.id === id || r.id.endsWith(`:${id.toUpperCase()}`));
+    const hit = recordNamed(await this.all(), id);
     if (!hit) return false;
     await rm(join(this.dir, `${fileName(hit.id)}.json`), { force: true });
     return true;
   }
 }
+
+/**
+ * The file store under its earlier name, so `new KeyStore(dir)` (the benchmark, tests that
+ * seed a gateway's key directory) keeps working; the type KeyStore is the interface.
+ */
+export const KeyStore = FileKeyStore;
 
 function fileName(id: string): string {
   return createHash('sha256').update(id).digest('hex').slice(0, 32);

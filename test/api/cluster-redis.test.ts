@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { generateKey } from 'openpgp';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,9 @@ import { testConfigInput } from '../helpers/gateway.js';
 import { TestMx } from '../helpers/mx-server.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 import { parseMetrics, sample } from '../events/metrics-helpers.js';
+import { validateConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/events/logger.js';
+import { startKeys } from '../../src/keys/start.js';
 import { DEV_REDIS_URL, deleteKeys, devRedisAvailable, testPrefix } from '../queue/redis-harness.js';
 import { adminConfig, call, KEYS, until } from './admin-helpers.js';
 
@@ -27,25 +31,24 @@ describe.skipIf(!redisUp)('admin listener of a cluster (workers: 2) on one Redis
   let mxPort: number;
   const accepted: string[] = [];
   const N = 12;
+  let input: Record<string, unknown>;
   const metric = async (name: string) => sample(parseMetrics((await call(`${url}/metrics`)).text), name);
 
   beforeAll(async () => {
     const probe = await new TestMx().start();
     mxPort = probe.port;
     await probe.stop();
-    gw = await startChildGateway(
-      dir,
-      testConfigInput(join(dir, 'data'), {
-        workers: 2,
-        log: { level: 'info' },
-        admin: await adminConfig(),
-        queue: { backend: 'redis' },
-        redis: { url: DEV_REDIS_URL, keyPrefix: prefix },
-        portal: { masterKeys: [{ id: 'k1', key: randomBytes(32).toString('base64') }] },
-        archive: { masterKeys: [{ id: 'k1', key: randomBytes(32).toString('base64') }] },
-        delivery: { routes: { '*': { nexthop: `127.0.0.1:${mxPort}`, tls: 'none' } }, retry: { initialDelay: '1h', maxDelay: '1h' } },
-      }),
-    );
+    input = testConfigInput(join(dir, 'data'), {
+      workers: 2,
+      log: { level: 'info' },
+      admin: await adminConfig(),
+      queue: { backend: 'redis' },
+      redis: { url: DEV_REDIS_URL, keyPrefix: prefix },
+      portal: { masterKeys: [{ id: 'k1', key: randomBytes(32).toString('base64') }] },
+      archive: { masterKeys: [{ id: 'k1', key: randomBytes(32).toString('base64') }] },
+      delivery: { routes: { '*': { nexthop: `127.0.0.1:${mxPort}`, tls: 'none' } }, retry: { initialDelay: '1h', maxDelay: '1h' } },
+    });
+    gw = await startChildGateway(dir, input);
     await until(() => gw.logs.some((l) => l.event === 'gateway.ready' && l.workers === 2), 15_000, 'both workers ready');
     url = `http://127.0.0.1:${gw.logs.find((l) => l.event === 'admin.listen')?.port as number}`;
     for (let i = 0; i < N; i++) {
@@ -87,5 +90,18 @@ describe.skipIf(!redisUp)('admin listener of a cluster (workers: 2) on one Redis
     expect(gw.logs.filter((l) => l.event === 'queue.deleted' && l.queueId === gone)).toHaveLength(1);
     expect(gw.logs.filter((l) => l.event === 'queue.retried' && l.queueId === retried)).toHaveLength(1);
     expect(mx.messages).toHaveLength(1);
+  });
+
+  it('a key imported through the admin API is in the shared store: another instance (its own data directory) uses it', async () => {
+    const { publicKey } = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'pat@dest.test' }], format: 'armored' });
+    const r = await call(`${url}/api/v1/keys`, { method: 'POST', key: KEYS.op, json: { material: publicKey } });
+    expect(r).toMatchObject({ status: 200, body: { results: [{ stored: true, addresses: ['pat@dest.test'] }] } });
+    const other = validateConfig({ ...input, dataDir: mkdtempSync(join(tmpdir(), 'postern-api-cluster-redis-other-')) });
+    const keys = await startKeys(other, other.dataDir, async () => [], createLogger('silent'));
+    try {
+      expect(await keys.lookup.pgpStored('pat@dest.test')).toMatchObject({ source: 'import' });
+    } finally {
+      await keys.store.close();
+    }
   });
 });

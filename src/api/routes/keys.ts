@@ -1,10 +1,10 @@
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { EVENTS } from '../../events/logger.js';
 import { CrlSet } from '../../keys/crl.js';
 import { importKeys } from '../../keys/import.js';
 import { readCertificateFiles } from '../../keys/start.js';
-import { KeyStore } from '../../keys/store.js';
+import { openKeyStore } from '../../keys/open-store.js';
+import type { KeyStore } from '../../keys/store.js';
 import { actorOf, apiError, type ApiContext } from '../context.js';
 import { errorSchema, guarded } from '../schemas.js';
 
@@ -35,9 +35,20 @@ const importResultSchema = {
   required: ['id', 'kind', 'addresses', 'stored'],
 } as const;
 
-/** Recipients' OpenPGP keys and S/MIME certificates under <dataDir>/keys (the store every worker reads). */
+/**
+ * Recipients' OpenPGP keys and S/MIME certificates: the store every worker reads (under
+ * <dataDir>/keys, or on the shared Redis with queue.backend: redis), opened at first use.
+ */
 export function keysRoutes(app: FastifyInstance, { config, dataDir, log }: ApiContext): void {
-  const store = new KeyStore(join(dataDir, 'keys'));
+  let opening: Promise<KeyStore> | undefined;
+  const keyStore = () =>
+    (opening ??= openKeyStore(config, dataDir, log).catch((err: unknown) => {
+      opening = undefined; // Redis unreachable now: the next request tries again
+      throw err;
+    }));
+  app.addHook('onClose', async () => {
+    await (await opening?.catch(() => undefined))?.close();
+  });
   let trust: Promise<{ smimeTrust: string[]; crls: CrlSet }> | undefined;
   const trustAnchors = () =>
     (trust ??= (async () => {
@@ -46,7 +57,7 @@ export function keysRoutes(app: FastifyInstance, { config, dataDir, log }: ApiCo
     })());
 
   app.get('/keys', guarded('read-only', { summary: 'Stored keys and certificates (without the key material)', tags, response: { 200: { type: 'array', items: keySchema } } }), async () => {
-    await store.open();
+    const store = await keyStore();
     return (await store.all()).map((r) => ({ id: r.id, kind: r.kind, addresses: r.addresses, source: r.source, addedAt: new Date(r.addedAt).toISOString() }));
   });
 
@@ -69,7 +80,7 @@ export function keysRoutes(app: FastifyInstance, { config, dataDir, log }: ApiCo
       response: { 200: { type: 'object', properties: { results: { type: 'array', items: importResultSchema } }, required: ['results'] }, 400: errorSchema },
     }),
     async (req) => {
-      await store.open();
+      const store = await keyStore();
       const { smimeTrust, crls } = await trustAnchors();
       const results = await importKeys(store, req.body.material, { address: req.body.address, domain: req.body.domain, smimeTrust, revoked: crls.check });
       if (!results.length) throw apiError(400, 'material holds no OpenPGP key block or PEM certificate');
@@ -90,7 +101,7 @@ export function keysRoutes(app: FastifyInstance, { config, dataDir, log }: ApiCo
       response: { 200: { type: 'object', properties: { removed: { type: 'string' } }, required: ['removed'] }, 404: errorSchema },
     }),
     async (req) => {
-      await store.open();
+      const store = await keyStore();
       if (!(await store.remove(req.params.id))) throw apiError(404, `no stored key ${req.params.id}`);
       log.info({ event: EVENTS.keysRemoved, actor: actorOf(req), keyId: req.params.id }, 'key removed');
       return { removed: req.params.id };
