@@ -221,6 +221,12 @@ export const configSchema = z.strictObject({
        * one flush to disk. Fewer flushes, less CPU per message; an idle gateway never waits.
        */
       commitWindow: duration.default(3),
+      /**
+       * fs backend: the segment log's active file is closed this long after its first
+       * message, so that once its messages are final it is deleted, and with it the text
+       * of delivered mail (otherwise kept until 64 MB more had arrived).
+       */
+      segmentMaxAge: duration.default(600_000).refine((ms) => ms >= 100, { message: 'must be at least 100ms' }),
     })
     .prefault({}),
   /** The shared Redis of several instances (queue.backend: redis). */

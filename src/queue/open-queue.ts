@@ -18,7 +18,7 @@ export interface OpenedQueue {
 /** The durable queue the config names, opened and recovered, with its shared cache. */
 export async function openQueue(config: PosternConfig, dataDir: string, shard: number, logger: Logger): Promise<OpenedQueue> {
   const shared = config.queue.backend === 'redis' ? await openRedisQueue(config, logger) : undefined;
-  const queue: QueueBackend = shared ?? new FsSpool(spoolShardDir(dataDir, shard), { commitWindowMs: config.queue.commitWindow });
+  const queue: QueueBackend = shared ?? new FsSpool(spoolShardDir(dataDir, shard), { commitWindowMs: config.queue.commitWindow, segmentMaxAgeMs: config.queue.segmentMaxAge });
   const { recovered, cleaned } = await queue.open();
   logger.info({ event: EVENTS.queueRecovered, backend: config.queue.backend, recovered, cleaned }, 'queue opened');
   return {

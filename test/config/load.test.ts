@@ -62,7 +62,7 @@ describe('defaults of a minimal config', () => {
         bareLineEndings: 'reject',
         loopGuard: { maxReceived: 50, maxOwnStamps: 1 },
       },
-      queue: { backend: 'fs', commitWindow: 3 },
+      queue: { backend: 'fs', commitWindow: 3, segmentMaxAge: 600_000 },
       redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'postern:', durability: 'warn', waitReplicas: 0, waitTimeout: 1000, leaseTime: 60_000, commandTimeout: 5000 },
       delivery: {
         routes: {},

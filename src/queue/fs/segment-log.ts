@@ -39,6 +39,12 @@ const SEGMENT_FILE = /^(\d{10})\.log$/;
  *
  * Segments are deleted oldest-first once no live message is left in them, so a DONE
  * record can never be lost while the message it ends still exists on disk.
+ *
+ * The active segment is never deleted, so it is also closed by age: segmentMaxAgeMs after
+ * its first record a new one is started (by a timer: on a quiet day no further write
+ * comes), and the old one goes as soon as its messages are final. Without that, the
+ * plain text of delivered mail would stay on disk until 64 MB more had arrived, which on a
+ * quiet gateway can take weeks.
  */
 export class SegmentLog {
   private fd: number | undefined;
@@ -55,6 +61,9 @@ export class SegmentLog {
   private readonly live = new Map<number, number>();
   private readonly dirSync: DirectorySyncer;
   private lastFlushAt = 0;
+  private rotateTimer: NodeJS.Timeout | undefined;
+  /** The active segment is old enough to be closed: the flush loop starts a new one. */
+  private rotateDue = false;
   /** Flushes (fdatasync) made, for tests and the benchmark. */
   flushes = 0;
 
@@ -62,6 +71,7 @@ export class SegmentLog {
     private readonly dir: string,
     private readonly segmentMaxBytes = 64 * 1024 * 1024,
     private readonly commitWindowMs = 0,
+    private readonly segmentMaxAgeMs = 10 * 60_000,
   ) {
     this.dirSync = new DirectorySyncer(dir);
   }
@@ -137,6 +147,8 @@ export class SegmentLog {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.rotateTimer);
+    this.rotateDue = false;
     while (this.flushing) await new Promise((r) => setTimeout(r, 5));
     closeQuietly(this.fd);
     closeQuietly(this.syncFd);
@@ -160,10 +172,37 @@ export class SegmentLog {
     await this.dirSync.sync();
   }
 
+  /** Starts the next segment; the one before may then be deleted (sweep). */
+  private async rotate(): Promise<void> {
+    this.rotateDue = false;
+    clearTimeout(this.rotateTimer);
+    this.active++;
+    await this.startSegment();
+    this.broken = false;
+    void this.sweep();
+  }
+
+  /** The first record of a segment starts its clock. */
+  private armRotation(segment: number): void {
+    clearTimeout(this.rotateTimer);
+    this.rotateTimer = setTimeout(() => {
+      if (segment !== this.active || this.position === 0) return;
+      this.rotateDue = true;
+      if (!this.flushing) void this.flushLoop();
+    }, this.segmentMaxAgeMs);
+    this.rotateTimer.unref();
+  }
+
   private async flushLoop(): Promise<void> {
     this.flushing = true;
     try {
-      while (this.pending.length) {
+      while (this.pending.length || this.rotateDue) {
+        if (!this.pending.length) {
+          // Rotation by age with nothing to write. Should the new file fail, the next
+          // write tries again (broken), as after a failed write.
+          await this.rotate().catch(() => (this.broken = true));
+          continue;
+        }
         // Let other transactions join this batch: one turn of the event loop, or, when
         // the last flush was less than commitWindowMs ago, until the window has passed
         // (under load that caps flushes per second; an idle gateway never waits).
@@ -172,11 +211,7 @@ export class SegmentLog {
         else await new Promise((resolve) => setImmediate(resolve));
         const batch = this.pending.splice(0);
         try {
-          if (this.broken || this.position >= this.segmentMaxBytes) {
-            this.active++;
-            await this.startSegment();
-            this.broken = false;
-          }
+          if (this.broken || this.rotateDue || this.position >= this.segmentMaxBytes) await this.rotate();
           const durable = batch.some((p) => p.durable);
           const fd = (durable ? this.syncFd : this.fd) as number;
           const start = this.position;
@@ -202,6 +237,7 @@ export class SegmentLog {
             throw err;
           }
           this.position = start + total;
+          if (start === 0) this.armRotation(segment);
           batch.forEach((p, i) => p.resolve({ segment, offset: offsets[i] as number }));
         } catch (err) {
           for (const p of batch) p.reject(err);

@@ -43,6 +43,8 @@ export interface SpoolOptions {
   segmentMaxBytes?: number;
   /** Minimum time between two log flushes under load (group commit window). */
   commitWindowMs?: number;
+  /** The active segment is closed this long after its first record, so delivered mail does not stay on disk. */
+  segmentMaxAgeMs?: number;
 }
 
 /**
@@ -79,7 +81,7 @@ export class FsSpool implements QueueBackend, SpoolSink {
     this.dirs = { root, tmp: join(root, 'tmp'), msg: join(root, 'msg'), state: join(root, 'state'), corrupt: join(root, 'corrupt'), log: join(root, 'log') };
     this.msgSync = new DirectorySyncer(this.dirs.msg);
     this.stateSync = new DirectorySyncer(this.dirs.state);
-    this.log = new SegmentLog(this.dirs.log, options.segmentMaxBytes, options.commitWindowMs);
+    this.log = new SegmentLog(this.dirs.log, options.segmentMaxBytes, options.commitWindowMs, options.segmentMaxAgeMs);
   }
 
   /** Disk flushes made so far (group commit makes this far fewer than messages). */
