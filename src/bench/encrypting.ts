@@ -1,7 +1,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { importKeys } from '../keys/import.js';
-import { KeyStore } from '../keys/store.js';
+import { FileKeyStore } from '../keys/store.js';
 import { pgpRecipientKey, smimeRecipient, type KeyPair } from './keys.js';
 import { dataDirOf } from './postern-config.js';
 import { startPostern } from './postern.js';
@@ -31,7 +31,8 @@ export async function startEncrypting(method: 'pgp' | 'smime', dir: string, port
   const caFile = join(dir, 'bench-ca.pem');
   if (caPem) writeFileSync(caFile, caPem);
 
-  const store = new KeyStore(join(dataDirOf(dir), 'keys'));
+  // The fs backend's store, as the gateway opens it (src/keys/open-store.ts).
+  const store = new FileKeyStore(join(dataDirOf(dir), 'keys'));
   await store.open();
   const results = await importKeys(store, recipient.publicKey, { address: CHECK_ADDRESS, domain: LOAD_DOMAIN, smimeTrust: caPem ? [caPem] : [] });
   const stored = results.filter((r) => !r.refused && r.kind === method);
