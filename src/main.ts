@@ -15,9 +15,10 @@ import { startEventSinks } from './events/start-sinks.js';
 import { Ingress } from './ingress/server.js';
 import { Harvester } from './keys/harvest.js';
 import { startKeys } from './keys/start.js';
-import type { MethodAvailability } from './policy/evaluate.js';
+import { keylessAvailability } from './policy/availability.js';
 import { Planner } from './policy/planner.js';
 import { PolicyStore } from './policy/store.js';
+import { portalReach } from './portal/reach.js';
 import { startPortalStorage, startPortalWeb } from './portal/start.js';
 import { createProtector } from './protect/protector.js';
 import type { QueueBackend } from './queue/backend.js';
@@ -79,11 +80,12 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
   const policies = new PolicyStore(policyFile && resolve(policyFile), logger.child({ component: 'policy' }));
   await policies.start();
   const portal = await startPortalStorage(config, dataDir, queue, logger);
-  // pgp and smime are available when the planner finds a key (it asks keys.lookup).
-  const available: MethodAvailability = (method, rcpt) =>
-    method === 'tls' ? !portal?.delivery.isSms(rcpt) : method === 'portal' ? Boolean(portal?.delivery.canServe(rcpt)) : false;
+  // pgp and smime are available when the planner finds a key (it asks keys.lookup);
+  // `postern policy explain` decides with the same availability.
+  const reach = portalReach(config);
+  const available = keylessAvailability(reach);
   const policyLog = logger.child({ component: 'policy' });
-  const isSms = (rcpt: string) => Boolean(portal?.delivery.isSms(rcpt));
+  const isSms = (rcpt: string) => Boolean(reach?.isSms(rcpt));
   const planner = new Planner(queue, policies, () => policies.current().detectors, policyLog, { available, isSms, keys: keys.lookup, smimeMaxSize: config.protect.smime.maxSize });
   const mtaSts = config.delivery.mtaSts.enabled
     ? new MtaSts({

@@ -1,11 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
+import { join, resolve } from 'node:path';
+import { ConfigError, configPathFrom, loadConfigFile, validateConfig } from '../config/load.js';
+import type { PosternConfig } from '../config/schema.js';
+import { createLogger } from '../events/logger.js';
 import { inspectMessage } from '../inspect/inspector.js';
-import { decide } from '../policy/evaluate.js';
+import { startKeys, type KeyParts } from '../keys/start.js';
+import { explainDecisions } from '../policy/explain.js';
 import { hasSubjectTag } from '../policy/match.js';
 import { DEFAULT_POLICY, parsePolicyText } from '../policy/store.js';
 import type { Policy } from '../policy/schema.js';
+import { portalReach } from '../portal/reach.js';
 import type { Decision, MessageFacts } from '../types.js';
 
 export interface ExplainOptions {
@@ -18,10 +23,18 @@ export interface ExplainOptions {
   json?: boolean;
 }
 
-/** postern policy explain: each recipient's decision and why, without sending anything. */
+/**
+ * postern policy explain: each recipient's decision and why, without sending anything,
+ * with the gateway's availability (policy/explain.ts): the portal as configured, pgp and
+ * smime when the key store holds a usable key (no WKD or keyserver is asked).
+ */
 export async function policyExplainCommand(opts: ExplainOptions): Promise<void> {
-  const policy = await loadPolicy(opts.policy, opts.config);
-  if (!policy) return;
+  const setup = await orExit(opts.policy, async () => {
+    const config = loadConfig(opts.config);
+    return { config, policy: await loadPolicy(opts.policy ?? configuredPolicyFile(config)) };
+  });
+  if (!setup) return;
+  const { config, policy } = setup;
   let facts: Pick<MessageFacts, 'subject' | 'headers' | 'detectors' | 'size' | 'error'>;
   if (opts.file) {
     const raw = await readFile(opts.file);
@@ -30,7 +43,16 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
   } else {
     facts = { subject: opts.subject ?? '', headers: {}, detectors: { hits: [], score: 0, categories: [] }, size: 0 };
   }
-  const decisions = facts.error ? [] : decide(policy, { sender: opts.from, recipients: opts.to, facts });
+  let decisions: Decision[] = [];
+  if (!facts.error) {
+    const keys = await storeKeys(config);
+    try {
+      const ctx = { policy, portal: portalReach(config), keys: keys?.lookup, smimeMaxSize: config.protect.smime.maxSize, log: createLogger('silent') };
+      decisions = await explainDecisions(ctx, { sender: opts.from, recipients: opts.to, facts });
+    } finally {
+      await keys?.store.close();
+    }
+  }
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, decisions }, null, 2)}\n`);
     return;
@@ -45,32 +67,51 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
+/**
+ * The key store the gateway reads, with the store as the only source. Read only: a file
+ * store that was never made is not created (there are no keys then).
+ */
+async function storeKeys(config: PosternConfig): Promise<KeyParts | undefined> {
+  const dataDir = resolve(config.dataDir);
+  if (config.queue.backend !== 'redis' && !existsSync(join(dataDir, 'keys'))) return undefined;
+  const storeOnly = { ...config, keys: { ...config.keys, discovery: ['store' as const] } };
+  return startKeys(storeOnly, dataDir, async () => [], createLogger('silent'));
+}
+
 function describe(d: Decision): string[] {
   const outcome = d.method
     ? d.method === 'tls'
       ? `TLS (${d.tls === 'mta-sts' ? 'MTA-STS-validated' : d.tls})`
       : d.method
-    : `none possible now → ${d.onNoMethod}`;
+    : `none possible now → ${d.onNoMethod === 'portal' ? 'defer (the portal cannot serve this recipient)' : d.onNoMethod}`;
   return [`${d.rcpt}`, `  method:     ${outcome}`, `  candidates: ${d.candidates.join(' > ')}`, `  rule:       ${d.ruleId}`, ...d.reasons.map((r) => `  why:        ${r}`)];
 }
 
-/** postern policy check [FILE]: validates a policy file. */
+/** postern policy check [FILE]: validates a policy file (the config is read only to find it). */
 export async function policyCheckCommand(file: string | undefined, config: string | undefined): Promise<void> {
-  const policy = await loadPolicy(file, config);
+  const policy = await orExit(file, async () => loadPolicy(file ?? configuredPolicyFile(loadConfig(config))));
   if (!policy) return;
   process.stdout.write(`policy OK: ${policy.rules.length} rule(s), ${Object.keys(policy.domains).length} domain and ${Object.keys(policy.recipients).length} recipient entries; defaults ${policy.defaults.methods.join(' > ')}, TLS ${policy.defaults.tls}\n`);
 }
 
-async function loadPolicy(explicit: string | undefined, configFile: string | undefined): Promise<Policy | undefined> {
-  let file = explicit;
+/** The config file named (or POSTERN_CONFIG, or config/postern.yaml when it exists), else the built-in defaults. */
+function loadConfig(file: string | undefined): PosternConfig {
+  const path = configPathFrom(file);
+  return file || existsSync(path) ? loadConfigFile(path) : validateConfig({});
+}
+
+function configuredPolicyFile(config: PosternConfig): string | undefined {
+  return config.policy.file ?? (existsSync('config/policy.yaml') ? 'config/policy.yaml' : undefined);
+}
+
+async function loadPolicy(file: string | undefined): Promise<Policy> {
+  return file ? parsePolicyText(await readFile(file, 'utf8'), file) : DEFAULT_POLICY;
+}
+
+/** Runs a loading step; a config or policy problem is printed and ends the command with exit code 2. */
+async function orExit<T>(policyFile: string | undefined, load: () => Promise<T>): Promise<T | undefined> {
   try {
-    if (!file) {
-      const configPath = configPathFrom(configFile);
-      const config = existsSync(configPath) ? loadConfigFile(configPath) : undefined;
-      file = config?.policy.file ?? (existsSync('config/policy.yaml') ? 'config/policy.yaml' : undefined);
-    }
-    if (!file) return DEFAULT_POLICY;
-    return parsePolicyText(await readFile(file, 'utf8'), file);
+    return await load();
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -78,7 +119,7 @@ async function loadPolicy(explicit: string | undefined, configFile: string | und
       return undefined;
     }
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      process.stderr.write(`cannot read policy file ${file}\n`);
+      process.stderr.write(`cannot read policy file ${policyFile ?? (err as NodeJS.ErrnoException).path ?? ''}\n`);
       process.exitCode = 2;
       return undefined;
     }

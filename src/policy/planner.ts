@@ -2,10 +2,12 @@ import type { TlsLevel } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import type { DetectorsConfig } from '../inspect/detectors/index.js';
 import type { QueueBackend } from '../queue/backend.js';
-import type { Decision, DeliveryState, Envelope, ProtectionMethod, RecipientState, RequiredTls } from '../types.js';
-import { AVAILABLE_NOW, decide, type MethodAvailability } from './evaluate.js';
+import type { Decision, DeliveryState, Envelope, RecipientState, RequiredTls } from '../types.js';
+import { chooseMethod } from './availability.js';
+import { decideWithKeys, type KeyFinder } from './decide-with-keys.js';
+import { AVAILABLE_NOW, type MethodAvailability } from './evaluate.js';
 import { inspectForPolicy } from './inspect-step.js';
-import { findRecipientKeys, type FoundKeys, type GroupKey, type KeyFinding } from './recipient-keys.js';
+import { findRecipientKeys, type GroupKey, type KeyFinding } from './recipient-keys.js';
 import type { PolicyStore } from './store.js';
 
 export type { GroupKey } from './recipient-keys.js';
@@ -92,17 +94,12 @@ export class Planner {
     if (own) for (const r of undecided) r.decision = { rcpt: r.rcpt, ...own, method: 'tls' };
     const facts = !own && undecided.length ? await inspectForPolicy({ queue: this.queue, detectors: this.detectors(), subjectTag: policy.subjectTag.tag, log: this.log }, envelope, state) : undefined;
     const input = facts && !facts.error ? { sender: envelope.mailFrom, recipients: undecided.map((r) => r.rcpt), facts } : undefined;
-    // The methods each recipient's policy lists decide whose keys are worth looking up.
-    const draft = input ? decide(policy, input, this.available) : [];
-    const candidates = new Map<string, ProtectionMethod[]>([...due.map((r): [string, ProtectionMethod[]] => [r.rcpt, r.decision?.candidates ?? []]), ...draft.map((d): [string, ProtectionMethod[]] => [d.rcpt, d.candidates])]);
-    const found = await this.findKeys(envelope, due, candidates);
-    const available: MethodAvailability = (m, rcpt) => (m === 'pgp' || m === 'smime' ? Boolean(found.get(rcpt)?.[m]) : this.available(m, rcpt));
-    if (input) {
-      decide(policy, input, available).forEach((d, i) => {
-        (undecided[i] as RecipientState).decision = d;
-        if (this.log.isLevelEnabled('info')) this.log.info({ event: EVENTS.decided, queueId: envelope.id, to: d.rcpt, rule: d.ruleId, method: d.method, candidates: d.candidates, tls: d.tls, onNoMethod: d.onNoMethod, reasons: d.reasons }, 'decision');
-      });
-    }
+    const decided = due.flatMap((r) => (r.decision ? [{ rcpt: r.rcpt, candidates: r.decision.candidates }] : []));
+    const { decisions, available, found } = await decideWithKeys(policy, input, { keyless: this.available, decided, find: this.keyFinder(envelope) });
+    decisions.forEach((d, i) => {
+      (undecided[i] as RecipientState).decision = d;
+      if (this.log.isLevelEnabled('info')) this.log.info({ event: EVENTS.decided, queueId: envelope.id, to: d.rcpt, rule: d.ruleId, method: d.method, candidates: d.candidates, tls: d.tls, onNoMethod: d.onNoMethod, reasons: d.reasons }, 'decision');
+    });
     const plan: Plan = { groups: [], portal: [], held: [] };
     const groups = new Map<string, SendGroup>();
     const strip = Boolean(state.inspection?.subjectTagged && policy.subjectTag.remove);
@@ -114,12 +111,7 @@ export class Planner {
         plan.held.push({ rcpt: r.rcpt, result: bounce ? 'bounce' : 'defer', status: bounce ? '5.6.0' : '4.6.0', reason: `message could not be inspected: ${state.inspection?.error ?? 'unknown error'}`, category: 'inspect' });
         continue;
       }
-      // Availability is checked again on every attempt: a method may have become possible.
-      // Secure Text recipients (<digits>@secure.text) have no mail server: the portal,
-      // with an SMS notice, is the only way to them, whatever the policy lists.
-      const chosen = this.smsRecipient(r.rcpt) && this.available('portal', r.rcpt) ? 'portal' : d.candidates.find((m) => available(m, r.rcpt));
-      // onNoMethod: portal sends a recipient there when nothing listed is possible.
-      const method = !chosen && d.onNoMethod === 'portal' && this.available('portal', r.rcpt) ? 'portal' : chosen;
+      const { method } = chooseMethod(d, available, this.smsRecipient);
       if (method === 'portal') {
         r.decision = { ...d, method, key: undefined };
         plan.portal.push(r.rcpt);
@@ -148,19 +140,10 @@ export class Planner {
     return plan;
   }
 
-  /**
-   * Keys only for recipients that could use them: pgp or smime listed before the first
-   * method possible without a key (so a TLS-only policy never asks WKD anything).
-   */
-  private async findKeys(envelope: Envelope, due: RecipientState[], candidates: Map<string, ProtectionMethod[]>): Promise<Map<string, FoundKeys>> {
+  /** Keys are looked up for relayed messages only (Postern's own have no keys to find). */
+  private keyFinder(envelope: Envelope): KeyFinder | undefined {
     const keys = this.options.keys;
-    if (envelope.origin || !keys) return new Map();
-    const wanted = due.flatMap((r) => {
-      const list = candidates.get(r.rcpt) ?? [];
-      const keyless = list.findIndex((m) => m !== 'pgp' && m !== 'smime' && this.available(m, r.rcpt));
-      const wants = list.slice(0, keyless === -1 ? undefined : keyless).filter((m): m is 'pgp' | 'smime' => m === 'pgp' || m === 'smime');
-      return wants.length ? [{ rcpt: r.rcpt, wants }] : [];
-    });
-    return findRecipientKeys({ keys, smimeMaxSize: this.options.smimeMaxSize ?? Infinity, isSms: this.smsRecipient, log: this.log }, envelope, wanted);
+    if (envelope.origin || !keys) return undefined;
+    return (wanted) => findRecipientKeys({ keys, smimeMaxSize: this.options.smimeMaxSize ?? Infinity, isSms: this.smsRecipient, log: this.log }, envelope, wanted);
   }
 }

@@ -31,7 +31,7 @@ export interface KeyFinding {
  * every attempt: a key may have been imported, discovered or revoked since. A failed
  * lookup is a miss, logged.
  */
-export async function findRecipientKeys(o: KeyFinding, envelope: Envelope, rcpts: { rcpt: string; wants: ('pgp' | 'smime')[] }[]): Promise<Map<string, FoundKeys>> {
+export async function findRecipientKeys(o: KeyFinding, envelope: Pick<Envelope, 'id' | 'size'>, rcpts: { rcpt: string; wants: ('pgp' | 'smime')[] }[]): Promise<Map<string, FoundKeys>> {
   const found = new Map<string, FoundKeys>();
   const failed = (rcpt: string, kind: string) => (err: Error) => {
     o.log.warn({ event: EVENTS.keySourceFailed, queueId: envelope.id, address: rcpt, kind, reason: err.message }, 'key lookup failed');

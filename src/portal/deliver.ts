@@ -1,12 +1,12 @@
 import libmime from 'libmime';
 import type { PosternConfig } from '../config/schema.js';
-import { domainOf } from '../ingress/authorize.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import type { QueueBackend } from '../queue/backend.js';
 import { enqueueLocal } from '../queue/enqueue.js';
 import type { DeliveryState, Envelope } from '../types.js';
 import { buildNotice, smsText } from './notice.js';
 import { normalizePhone } from './phone.js';
+import { portalReach, type PortalReach } from './reach.js';
 import { sendSms } from './sms.js';
 import type { PortalStore } from './store.js';
 
@@ -30,9 +30,12 @@ export class PortalDelivery {
     private readonly store: PortalStore,
     private readonly queue: QueueBackend,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.reach = portalReach(config);
+  }
 
   private listenPort: number | undefined;
+  private readonly reach: PortalReach | undefined;
 
   /** The port the web app actually listens on (when configured as 0). */
   setListenPort(port: number): void {
@@ -46,12 +49,11 @@ export class PortalDelivery {
 
   /** Whether the portal can serve this recipient (SMS recipients need a provider). */
   canServe(rcpt: string): boolean {
-    if (!this.config.portal.enabled) return false;
-    return !this.isSms(rcpt) || Boolean(this.config.portal.sms.provider);
+    return Boolean(this.reach?.canServe(rcpt));
   }
 
   isSms(rcpt: string): boolean {
-    return domainOf(rcpt) === this.config.portal.sms.domain.toLowerCase();
+    return Boolean(this.reach?.isSms(rcpt));
   }
 
   /** expiryMs: the shortest expiry the recipients' decisions ask for (default portal.expiry). */

@@ -1,9 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { generateKey } from 'openpgp';
 import { describe, expect, it } from 'vitest';
+import type { Decision } from '../../src/types.js';
+import { writeConfigFile } from '../helpers/gateway.js';
 
 const run = promisify(execFile);
 const ENTRY = join(process.cwd(), 'dist', 'cli', 'postern.cjs');
@@ -23,7 +26,9 @@ describe('postern policy explain / check', () => {
     const r = await cli(['policy', 'explain', '--policy', 'config/policy.yaml', '--from', 'dr@clinic.example', '--to', 'colleague@hospital.example', 'patient@gmail.com', '--subject', 'Results [secure]']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Subject: Results \[secure\]\s+\[tag \[secure\] found, removed before delivery\]/);
-    expect(r.stdout).toMatch(/colleague@hospital\.example\n {2}method: {5}none possible now → portal\n {2}candidates: smime > pgp > portal\n {2}rule: {7}secure-tag/);
+    // As the gateway does: the portal is on, so a [secure] message goes there (not "none possible").
+    expect(r.stdout).toMatch(/colleague@hospital\.example\n {2}method: {5}portal\n {2}candidates: smime > pgp > portal\n {2}rule: {7}secure-tag/);
+    expect(r.stdout).not.toMatch(/not possible now: smime, pgp, portal/);
     expect(r.stdout).toMatch(/patient@gmail\.com\n[\s\S]*rule: {7}secure-tag/);
   });
 
@@ -35,7 +40,7 @@ describe('postern policy explain / check', () => {
     const out = JSON.parse(r.stdout) as { detectors: { score: number }; decisions: { ruleId: string; method?: string; reasons: string[] }[] };
     expect(out.detectors.score).toBe(8);
     expect(out.decisions[0]).toMatchObject({ ruleId: 'phi-detected' });
-    expect(out.decisions[0]!.method).toBeUndefined();
+    expect(out.decisions[0]!.method).toBe('portal');
     expect(out.decisions[0]!.reasons.join(' ')).toMatch(/detector score 8 ≥ 5 \(ssn×1, dob×1\)/);
     expect(r.stdout).not.toContain('524-12-3456');
   });
@@ -43,6 +48,34 @@ describe('postern policy explain / check', () => {
   it('an ordinary message to a hospital goes by verified TLS', async () => {
     const r = await cli(['policy', 'explain', '--policy', 'config/policy.yaml', '--from', 'a@clinic.example', '--to', 'b@hospital.example', '--subject', 'Lunch']);
     expect(r.stdout).toMatch(/b@hospital\.example\n {2}method: {5}TLS \(verify\)\n[\s\S]*rule: {7}default/);
+  });
+
+  it('decides with the availability the gateway has: Secure Text goes to the portal, a stored key is used, nothing is written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-explain-gw-'));
+    const dataDir = join(dir, 'data');
+    const config = writeConfigFile(dir, {
+      hostname: 'postern.test',
+      dataDir,
+      portal: { sms: { provider: { url: 'http://127.0.0.1:9/2010-04-01', accountSid: 'AC1', authToken: 'not-used', from: '+15550001111' } } },
+    });
+    const explain = (subject: string, ...to: string[]) => cli(['policy', 'explain', '--config', config, '--policy', 'config/policy.yaml', '--from', 'dr@clinic.example', '--to', ...to, '--subject', subject, '--json']);
+    const methods = (out: string) => Object.fromEntries((JSON.parse(out) as { decisions: Decision[] }).decisions.map((d) => [d.rcpt, d.method]));
+
+    const plain = await explain('Lunch', 'b@hospital.example', '15551234567@secure.text');
+    expect(plain.code).toBe(0);
+    expect(methods(plain.stdout)).toEqual({ 'b@hospital.example': 'tls', '15551234567@secure.text': 'portal' });
+    const sms = (JSON.parse(plain.stdout) as { decisions: Decision[] }).decisions[1]!;
+    expect(sms.reasons).toContain('Secure Text recipient: the portal, with the link by SMS');
+    // Read only: the key store that was never made is not created.
+    expect(existsSync(join(dataDir, 'keys'))).toBe(false);
+
+    const key = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'pgp@hospital.example' }], format: 'armored' });
+    writeFileSync(join(dir, 'pgp.asc'), key.publicKey);
+    expect((await cli(['keys', 'import', join(dir, 'pgp.asc'), '--config', config])).code).toBe(0);
+    const secure = await explain('Results [secure]', 'pgp@hospital.example', 'b@hospital.example');
+    expect(methods(secure.stdout)).toEqual({ 'pgp@hospital.example': 'pgp', 'b@hospital.example': 'portal' });
+    const text = await cli(['policy', 'explain', '--config', config, '--policy', 'config/policy.yaml', '--from', 'dr@clinic.example', '--to', 'pgp@hospital.example', '--subject', 'Results [secure]']);
+    expect(text.stdout).toMatch(/pgp@hospital\.example\n {2}method: {5}pgp\n[\s\S]*why: {8}not possible now: smime\n/);
   });
 
   it('check validates a policy file and names problems', async () => {

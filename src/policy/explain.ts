@@ -1,0 +1,35 @@
+import type { Decision } from '../types.js';
+import { chooseMethod, keylessAvailability, type PortalReach } from './availability.js';
+import { decideWithKeys, type KeyFinder } from './decide-with-keys.js';
+import type { DecideInput } from './evaluate.js';
+import { findRecipientKeys, type KeyFinding } from './recipient-keys.js';
+import type { Policy } from './schema.js';
+
+export interface ExplainContext {
+  policy: Policy;
+  /** The portal as configured (portal/reach.ts); undefined when it is off. */
+  portal: PortalReach | undefined;
+  /** A lookup that reads the key store only; undefined when there is no store. */
+  keys?: KeyFinding['keys'] | undefined;
+  smimeMaxSize: number;
+  log: KeyFinding['log'];
+}
+
+/**
+ * Each recipient's decision as the gateway would make it now, without sending anything:
+ * the same availability (policy/availability.ts), the same key step and the same final
+ * choice of method as the planner. `method` is the method used; a reason is added when it
+ * is not simply the first possible candidate (Secure Text, onNoMethod: portal).
+ */
+export async function explainDecisions(ctx: ExplainContext, input: DecideInput): Promise<Decision[]> {
+  const keyless = keylessAvailability(ctx.portal);
+  const isSms = (rcpt: string) => Boolean(ctx.portal?.isSms(rcpt));
+  const keys = ctx.keys;
+  const message = { id: 'policy-explain', size: input.facts.size };
+  const find: KeyFinder | undefined = keys && ((wanted) => findRecipientKeys({ keys, smimeMaxSize: ctx.smimeMaxSize, isSms, log: ctx.log }, message, wanted));
+  const { decisions, available } = await decideWithKeys(ctx.policy, input, { keyless, find });
+  return decisions.map((d) => {
+    const chosen = chooseMethod(d, available, isSms);
+    return { ...d, method: chosen.method, reasons: chosen.why ? [...d.reasons, chosen.why] : d.reasons };
+  });
+}
