@@ -1,6 +1,5 @@
-import { createWriteStream } from 'node:fs';
-import { once } from 'node:events';
-import { rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { writeExport } from './export-file.js';
 import type { ArchiveReader } from './reader.js';
 import type { SearchHit } from './search.js';
 
@@ -24,20 +23,20 @@ export function mboxrdEntry(sender: string, receivedAt: number, raw: Buffer): Bu
   return Buffer.from(`${from}${text}${text.endsWith('\n') ? '' : '\n'}\n`, 'latin1');
 }
 
-export async function exportMbox(reader: ArchiveReader, hits: SearchHit[], out: string): Promise<{ count: number }> {
-  const file = createWriteStream(out, { mode: 0o600 });
-  const closed = once(file, 'close');
-  try {
-    for (const h of hits) {
-      if (!file.write(mboxrdEntry(h.meta.mailFrom, h.meta.receivedAt, await reader.content(h.entry)))) await once(file, 'drain');
-    }
-  } catch (err) {
-    file.destroy();
-    await closed.catch(() => undefined);
-    await rm(out, { force: true }); // never leave an mbox that looks complete
-    throw err;
+/**
+ * The mbox as a stream, each item decrypted when its turn comes (never all at once, and
+ * never on disk in clear). A failure destroys the stream: a reader sees a cut-off
+ * transfer, never an mbox that looks complete.
+ */
+export function mboxStream(reader: ArchiveReader, hits: SearchHit[]): Readable {
+  async function* entries() {
+    for (const h of hits) yield mboxrdEntry(h.meta.mailFrom, h.meta.receivedAt, await reader.content(h.entry));
   }
-  file.end();
-  await closed;
+  return Readable.from(entries(), { objectMode: false });
+}
+
+/** The mbox written to a file (the CLI); a failed export leaves no file. */
+export async function exportMbox(reader: ArchiveReader, hits: SearchHit[], out: string): Promise<{ count: number }> {
+  await writeExport(mboxStream(reader, hits), out);
   return { count: hits.length };
 }

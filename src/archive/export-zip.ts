@@ -1,19 +1,19 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { PassThrough, Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
+import { writeExport } from './export-file.js';
 import type { ArchiveReader } from './reader.js';
 import type { SearchHit } from './search.js';
 
 /**
  * A zip of one .eml per item, plus MANIFEST.sha256 (sha256sum -c format) and
  * manifest.json (per file: queue id, date, sender, recipients, subject, message-id,
- * size, SHA-256). Items are decrypted one at a time as the zip is written, so an
- * export of many large items never holds them all; the hashes are taken on the way.
+ * size, SHA-256), as a stream. Items are decrypted one at a time as the zip is read, so
+ * an export of many large items never holds them all and nothing is written in clear;
+ * the hashes are taken on the way. A failure destroys the stream (a cut-off transfer,
+ * never a zip that looks complete).
  */
-export async function exportZip(reader: ArchiveReader, hits: SearchHit[], out: string): Promise<{ count: number }> {
+export function zipStream(reader: ArchiveReader, hits: SearchHit[]): Readable {
   const zip = new yazl.ZipFile();
   const manifest: { file: string; id: string; receivedAt: string; from: string; to: string[]; subject: string; messageId?: string | undefined; size: number; sha256: string }[] = [];
   hits.forEach((h, i) => {
@@ -39,12 +39,13 @@ export async function exportZip(reader: ArchiveReader, hits: SearchHit[], out: s
   zip.addReadStreamLazy('MANIFEST.sha256', (cb) => cb(null, Readable.from([manifest.map((m) => `${m.sha256}  ${m.file}\n`).join('')])));
   zip.addReadStreamLazy('manifest.json', (cb) => cb(null, Readable.from([`${JSON.stringify(manifest, null, 2)}\n`])));
   zip.end();
-  const failed = new Promise<never>((_, reject) => zip.on('error', reject));
-  try {
-    await Promise.race([pipeline(zip.outputStream, createWriteStream(out, { mode: 0o600 })), failed]);
-  } catch (err) {
-    await rm(out, { force: true }); // never leave a zip that looks complete
-    throw err;
-  }
+  const out = zip.outputStream as PassThrough;
+  zip.on('error', (err: Error) => out.destroy(err));
+  return out;
+}
+
+/** The zip written to a file (the CLI); a failed export leaves no file. */
+export async function exportZip(reader: ArchiveReader, hits: SearchHit[], out: string): Promise<{ count: number }> {
+  await writeExport(zipStream(reader, hits), out);
   return { count: hits.length };
 }

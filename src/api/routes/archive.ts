@@ -1,11 +1,7 @@
-import { createReadStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { openArchive, withAdminChain } from '../../archive/admin.js';
-import { exportMbox } from '../../archive/export-mbox.js';
-import { exportZip } from '../../archive/export-zip.js';
+import { mboxStream } from '../../archive/export-mbox.js';
+import { zipStream } from '../../archive/export-zip.js';
 import { addHold, releaseHold } from '../../archive/hold-log.js';
 import { searchArchive, type SearchQuery } from '../../archive/search.js';
 import { parseDate } from '../../cli/archive.js';
@@ -68,20 +64,14 @@ export function archiveRoutes(app: FastifyInstance, { config, dataDir, log }: Ap
     async (req, reply) => {
       const { reader } = await open();
       const r = await searchArchive(reader, queryOf(req.query), config.archive.searchLimits);
-      const dir = await mkdtemp(join(tmpdir(), 'postern-export-'));
-      const file = join(dir, `export.${req.query.format}`);
-      try {
-        const { count } = req.query.format === 'mbox' ? await exportMbox(reader, r.hits, file) : await exportZip(reader, r.hits, file);
-        reply.raw.once('close', () => void rm(dir, { recursive: true, force: true }));
-        return reply
-          .type(req.query.format === 'mbox' ? 'application/mbox' : 'application/zip')
-          .header('content-disposition', `attachment; filename="postern-archive.${req.query.format}"`)
-          .header('x-postern-count', String(count))
-          .send(createReadStream(file));
-      } catch (err) {
-        await rm(dir, { recursive: true, force: true });
-        throw err;
-      }
+      // Streamed straight to the response, decrypted item by item: no clear copy on disk
+      // that a crash would leave behind. A failure part way cuts the transfer off.
+      const body = req.query.format === 'mbox' ? mboxStream(reader, r.hits) : zipStream(reader, r.hits);
+      return reply
+        .type(req.query.format === 'mbox' ? 'application/mbox' : 'application/zip')
+        .header('content-disposition', `attachment; filename="postern-archive.${req.query.format}"`)
+        .header('x-postern-count', String(r.hits.length))
+        .send(body);
     },
   );
 
