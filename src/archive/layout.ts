@@ -9,7 +9,6 @@ import { join, relative } from 'node:path';
  *   items/YYYY/MM/DD/<name>.<n>.seg    encrypted entries of small items, back to back (date = written)
  *   items/YYYY/MM/DD/<queue id>.item   one large item (date = received)
  *   tmp/<name>/          large items being written by that chain's writer
- *   seen/<name>/YYYY-MM-DD/<queue id>  empty marker: this queue id is journaled (date = received)
  *   sent/<sink>/YYYY-MM-DD/<queue id>  which queue ids an smtp sink already sent
  *   master.key           development master key (only when none is configured)
  */
