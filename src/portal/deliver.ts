@@ -7,7 +7,7 @@ import type { DeliveryState, Envelope } from '../types.js';
 import { buildNotice, smsText } from './notice.js';
 import { normalizePhone } from './phone.js';
 import { portalReach, type PortalReach } from './reach.js';
-import { sendSms } from './sms.js';
+import { sendSms, SmsError } from './sms.js';
 import type { PortalStore } from './store.js';
 
 export interface PortalOutcome {
@@ -115,7 +115,8 @@ export class PortalDelivery {
         this.log.info({ event: EVENTS.portalNotice, queueId: envelope.id, to: rcpt, via: 'sms', portalId: messageId, sms: sid }, 'portal notice sent by SMS');
         return { ...base, result: 'delivered', status: '2.0.0', response: `stored in the portal (${messageId}); SMS notice accepted by the provider (${sid}); ${why}` };
       } catch (err) {
-        return { ...base, result: 'defer', status: '4.4.0', response: `SMS provider failed: ${(err as Error).message}` };
+        // SmsError texts are fixed (status only): the provider's answer may echo the link.
+        return { ...base, result: 'defer', status: '4.4.0', response: err instanceof SmsError ? err.message : 'SMS provider failed' };
       }
     }
     const notice = await buildNotice(this.config, { to: rcpt, senderName, link, subject, kind: 'message' });
