@@ -94,9 +94,12 @@ describe.skipIf(!redisServer)('scale-out: Redis stopped for 30 s during load', (
   const dir = mkdtempSync(join(tmpdir(), 'postern-redis-outage-'));
   let gw: ChildGateway | undefined;
   let mx: TestMx | undefined;
+  /** Every redis-server this test started, stopped whatever happens (none is left behind). */
+  const servers: { kill(signal?: NodeJS.Signals): Promise<void> }[] = [];
   afterAll(async () => {
     gw?.killAll();
     await mx?.stop();
+    for (const r of servers) await r.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -104,6 +107,7 @@ describe.skipIf(!redisServer)('scale-out: Redis stopped for 30 s during load', (
     const port = await freePort();
     const args = ['--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''];
     let redis = await startRedisServer(redisServer as string, port, args);
+    servers.push(redis);
     mx = await new TestMx().start();
     const prefix = testPrefix();
     mkdirSync(join(dir, 'gw'), { recursive: true });
@@ -126,6 +130,7 @@ describe.skipIf(!redisServer)('scale-out: Redis stopped for 30 s during load', (
     await new Promise((r) => setTimeout(r, 30_000));
     const refusedWhileDown = tally.refused.length;
     redis = await startRedisServer(redisServer as string, port, args);
+    servers.push(redis);
     await new Promise((r) => setTimeout(r, 5000));
     stop = true;
     await load;
