@@ -10,6 +10,9 @@ import { portalReach, type PortalReach } from './reach.js';
 import { sendSms, SmsError } from './sms.js';
 import type { PortalStore } from './store.js';
 
+/** How a reset link went out: the notice's queue id, or the SMS provider's message id. */
+export type ResetSent = { via: 'mail'; noticeQueueId: string } | { via: 'sms'; sms: string };
+
 export interface PortalOutcome {
   rcpt: string;
   result: 'delivered' | 'defer' | 'bounce';
@@ -87,18 +90,27 @@ export class PortalDelivery {
     return outcomes;
   }
 
-  /** Mails (or texts) a single-use password-reset link, valid 30 minutes. */
-  async sendReset(address: string): Promise<void> {
-    const token = await this.store.createToken({ kind: 'reset', recipient: address, expiresAt: Date.now() + 30 * 60_000 });
-    const link = `${this.publicUrl()}/r/${token}`;
+  /**
+   * Mails (or texts) a single-use password-reset link, valid 30 minutes. Resolves with how
+   * it went out; throws with the reason when it could not (so nobody logs it as sent).
+   */
+  async sendReset(address: string): Promise<ResetSent> {
     if (this.isSms(address)) {
       const phone = normalizePhone(address.slice(0, address.lastIndexOf('@')), this.config.portal.sms.defaultCountry);
       const provider = this.config.portal.sms.provider;
-      if (phone && provider) await sendSms(provider, phone, smsText(this.config, { senderName: '', link, kind: 'reset' }));
-      return;
+      if (!phone) throw new Error(`${address.split('@')[0]} is not a valid phone number for Secure Text`);
+      if (!provider) throw new Error('Secure Text account, but no SMS provider is configured (portal.sms.provider)');
+      const link = await this.resetLink(address);
+      return { via: 'sms', sms: await sendSms(provider, phone, smsText(this.config, { senderName: '', link, kind: 'reset' })) };
     }
-    const notice = await buildNotice(this.config, { to: address, senderName: '', link, kind: 'reset' });
-    await enqueueLocal(this.queue, { hostname: this.config.hostname, from: '', to: [address], raw: notice, origin: 'portal-notice', sessionId: 'portal-reset' });
+    const notice = await buildNotice(this.config, { to: address, senderName: '', link: await this.resetLink(address), kind: 'reset' });
+    const queued = await enqueueLocal(this.queue, { hostname: this.config.hostname, from: '', to: [address], raw: notice, origin: 'portal-notice', sessionId: 'portal-reset' });
+    return { via: 'mail', noticeQueueId: queued.id };
+  }
+
+  private async resetLink(address: string): Promise<string> {
+    const token = await this.store.createToken({ kind: 'reset', recipient: address, expiresAt: Date.now() + 30 * 60_000 });
+    return `${this.publicUrl()}/r/${token}`;
   }
 
   private async notify(envelope: Envelope, rcpt: string, messageId: string, senderName: string, subject: string | undefined, why: string): Promise<PortalOutcome> {

@@ -6,24 +6,27 @@ import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDns } from '../helpers/dns-server.js';
 import type { TestMx } from '../helpers/mx-server.js';
-import { linkIn } from '../helpers/portal-visitor.js';
+import { csrfOf, linkIn, Visitor } from '../helpers/portal-visitor.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 
 /** A Twilio-style SMS API on loopback that records what it is asked to send. */
-async function fakeSmsProvider(): Promise<{ server: Server; url: string; requests: { path: string; auth: string; form: URLSearchParams }[] }> {
+async function fakeSmsProvider(): Promise<{ server: Server; url: string; requests: { path: string; auth: string; form: URLSearchParams }[]; refuse: boolean }> {
   const requests: { path: string; auth: string; form: URLSearchParams }[] = [];
-  const server = createServer((req, res) => {
+  const provider = { server: undefined as unknown as Server, url: '', requests, refuse: false };
+  provider.server = createServer((req, res) => {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
       requests.push({ path: req.url ?? '', auth: req.headers.authorization ?? '', form: new URLSearchParams(body) });
-      res.writeHead(201, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ sid: `SM${requests.length}` }));
+      // A refusal echoes the request, as some providers' error bodies do.
+      res.writeHead(provider.refuse ? 400 : 201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(provider.refuse ? { message: `refused: ${body}` } : { sid: `SM${requests.length}` }));
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/2010-04-01`, requests };
+  await new Promise<void>((r) => provider.server.listen(0, '127.0.0.1', () => r()));
+  provider.url = `http://127.0.0.1:${(provider.server.address() as { port: number }).port}/2010-04-01`;
+  return provider;
 }
 
 const insecure = new Agent({ connect: { rejectUnauthorized: false } });
@@ -80,6 +83,45 @@ describe('portal delivery paths', () => {
     expect(html).toContain('Set your password');
     expect(html).toContain('+15551234567@secure.text');
     expect(JSON.stringify(gw.logs)).not.toContain('secret-token');
+  });
+
+  /** A message to a Secure Text number, its SMS link followed and a password set: the visitor is logged in on the message. */
+  async function secureTextRecipient(gw: Awaited<ReturnType<typeof gateway>>, rcpt: string, message: { subject: string; body: string }) {
+    const before = sms.requests.length;
+    await sendMail(gw.port, { from: 'sender@client.test', to: [rcpt], raw: testMessage(message) });
+    await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === rcpt);
+    const text = sms.requests[before]!.form.get('Body') ?? '';
+    const path = /https:\/\/postern\.test:\d+(\/m\/[A-Za-z0-9_-]{43})/.exec(text)?.[1] as string;
+    expect(path).toBeTruthy();
+    const visitor = new Visitor(`https://127.0.0.1:${gw.gateway.portalPort}`);
+    const form = await visitor.get(path);
+    expect(form.html).toContain('Set your password');
+    const set = await visitor.post(path, { csrf: csrfOf(form.html), password: 'Quiet-orchard-window-58', confirm: 'Quiet-orchard-window-58' });
+    expect(set.status).toBe(303);
+    expect(set.location).toMatch(/^\/message\/[A-Za-z0-9_-]{16}$/);
+    return { visitor, message: set.location as string };
+  }
+
+  it('a password reset is logged as sent only when it was: texted when the provider takes it, an error when it refuses', async () => {
+    const gw = await gateway();
+    await secureTextRecipient(gw, '15550002222@secure.text', { subject: 'Results', body: 'All clear.' });
+    const visitor = new Visitor(`https://127.0.0.1:${gw.gateway.portalPort}`);
+    const form = await visitor.get('/reset');
+    const ask = () => visitor.post('/reset', { csrf: csrfOf(form.html), identity: '15550002222@secure.text' });
+    expect((await ask()).html).toContain('a link to set a new password is on its way');
+    const sent = await gw.waitForLog((l) => l.event === 'portal.reset' && l.level === 'info');
+    expect(sent).toMatchObject({ identity: '+15550002222@secure.text', via: 'sms', sms: expect.stringMatching(/^SM\d+$/) });
+    expect(sms.requests.at(-1)!.form.get('Body')).toMatch(/reset your password: https:\/\/postern\.test:\d+\/r\//);
+    sms.refuse = true;
+    try {
+      // The visitor's answer is the same (no account enumeration); the log says what happened.
+      expect((await ask()).html).toContain('a link to set a new password is on its way');
+      const failed = await gw.waitForLog((l) => l.event === 'portal.reset' && l.level === 'error');
+      expect(failed).toMatchObject({ identity: '+15550002222@secure.text', err: 'SMS provider refused the message: HTTP 400', msg: 'could not send the reset link' });
+      expect(gw.events('portal.reset').filter((l) => l.msg === 'password reset link sent')).toHaveLength(1);
+    } finally {
+      sms.refuse = false;
+    }
   });
 
   it('Secure Text: an invalid phone number bounces with a clear reason', async () => {

@@ -364,8 +364,11 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     if (!csrfValid(c.session, f.csrf)) return refuseCsrf(reply, c);
     const identity = ident(f.identity ?? '');
     if (identity && (await store.getAccount(identity))) {
-      await delivery.sendReset(identity).catch((err: Error) => log.error({ event: EVENTS.portalReset, identity, err: err.message }, 'could not send the reset link'));
-      log.info({ event: EVENTS.portalReset, identity }, 'password reset link sent');
+      // Logged as what happened; the visitor's answer below is the same either way.
+      await delivery.sendReset(identity).then(
+        (sent) => log.info({ event: EVENTS.portalReset, identity, ...sent }, 'password reset link sent'),
+        (err: Error) => log.error({ event: EVENTS.portalReset, identity, err: err.message }, 'could not send the reset link'),
+      );
     }
     // The same answer either way: no address enumeration.
     return html(reply, resetRequestForm(c.layout, true));
