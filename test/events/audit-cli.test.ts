@@ -24,9 +24,11 @@ async function cliRecords(dataDir: string): Promise<{ event: string; fields: Rec
 
 /** Runs a command as `user` (no sudo), then checks that `postern audit verify` passes. */
 async function as(user: string, file: string, args: string[]) {
-  const r = await runCli([...args, '-c', file], { USER: user, SUDO_USER: '' });
+  // Options before "--": a portal id may start with "-".
+  const end = args.indexOf('--');
+  const r = await runCli(end === -1 ? [...args, '-c', file] : [...args.slice(0, end), '-c', file, ...args.slice(end)], { USER: user, SUDO_USER: '' });
   const v = await runCli(['audit', 'verify', '-c', file]);
-  expect(v.stdout).toMatch(/audit trail intact: \d+ record\(s\) in 1 chain/);
+  expect(v.stdout, `${args.join(' ')}: ${JSON.stringify(r)}`).toMatch(/audit trail intact: \d+ record\(s\) in 1 chain/);
   expect(v.code).toBe(0);
   return r;
 }
@@ -75,10 +77,10 @@ describe('command-line changes are in the audit trail', () => {
     const store = await openPortalStore(config, dataDir, (await loadMasterKeys(config, dataDir)).keys);
     const m = await store.putMessage(Buffer.from('Subject: x\r\n\r\nsecret\r\n'), { createdAt: Date.now(), expiresAt: Date.now() + DAY, sender: 'dr@client.test', recipients: ['pat@dest.test'], queueId: '01TESTQUEUEID00000', kind: 'received' });
     await store.close();
-    await as('someone', file, ['portal', 'revoke', m.id, '--by', 'compliance']);
+    await as('someone', file, ['portal', 'revoke', '--by', 'compliance', '--', m.id]);
     expect(await cliRecords(dataDir)).toEqual([{ event: 'portal.revoked', fields: { portalId: m.id, queueId: '01TESTQUEUEID00000', by: 'compliance' } }]);
     // Withdrawn already: nothing changes, nothing more is recorded.
-    await as('someone', file, ['portal', 'revoke', m.id]);
+    await as('someone', file, ['portal', 'revoke', '--', m.id]);
     expect(await cliRecords(dataDir)).toHaveLength(1);
     await as('keeper', file, ['portal', 'rotate-key']);
     expect((await cliRecords(dataDir)).at(-1)).toEqual({ event: 'portal.key-rotated', fields: expect.objectContaining({ rewrapped: 0, actor: 'keeper' }) });
