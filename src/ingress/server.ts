@@ -187,7 +187,8 @@ export class Ingress {
     this.perIp.set(ip, count);
     this.sessions.set(session.id, { client, authUser: undefined, ip });
     if (!session.secure) session.disabledCommands = ['AUTH'];
-    this.log.debug({ event: EVENTS.smtpConnect, sessionId: session.id, ip, client: client?.name }, 'connection');
+    // At info: operators follow accepted connections (README log table); refusals are smtp.reject.
+    this.log.info({ event: EVENTS.smtpConnect, sessionId: session.id, ip, client: client?.name }, 'connection');
     return null;
   }
 

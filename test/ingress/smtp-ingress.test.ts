@@ -35,6 +35,16 @@ describe('ingress: greeting and capabilities', () => {
   });
 });
 
+describe('ingress: connection log', () => {
+  it('logs each accepted connection as smtp.connect at info, the default level', async () => {
+    const c = await session({ log: { level: 'info' }, smtp: { clients: [{ name: 'loopback-relay', cidr: ['127.0.0.0/8'] }] } });
+    expect(await c.command('EHLO client.test')).toMatch(/^250/);
+    const line = await gw!.waitForLog((l) => l.event === 'smtp.connect');
+    expect(line).toMatchObject({ level: 'info', ip: '127.0.0.1', client: 'loopback-relay', sessionId: expect.any(String) });
+    c.close();
+  });
+});
+
 describe('ingress: client authorisation', () => {
   it('refuses a client outside smtp.clients at connect with 554 5.7.1', async () => {
     gw = await startTestGateway({ ...NOWHERE, smtp: { clients: [{ cidr: '10.0.0.0/8' }] } });
