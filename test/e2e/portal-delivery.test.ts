@@ -102,6 +102,16 @@ describe('portal delivery paths', () => {
     return { visitor, message: set.location as string };
   }
 
+  it('Secure Text end to end: following the SMS link, setting the password and reading the message', async () => {
+    const gw = await gateway();
+    const { visitor, message } = await secureTextRecipient(gw, '15557654321@secure.text', { subject: 'Your appointment', body: 'See you on Tuesday at 10:30.' });
+    const page = await visitor.get(message);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('Your appointment');
+    expect((await visitor.get(`${message}/content`)).html).toContain('See you on Tuesday at 10:30.');
+    expect((await visitor.get('/inbox')).html).toContain('Your appointment');
+  });
+
   it('a password reset is logged as sent only when it was: texted when the provider takes it, an error when it refuses', async () => {
     const gw = await gateway();
     await secureTextRecipient(gw, '15550002222@secure.text', { subject: 'Results', body: 'All clear.' });

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, fetch } from 'undici';
+import { Agent, fetch, FormData } from 'undici';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestGateway } from '../helpers/gateway.js';
 import type { TestMx } from '../helpers/mx-server.js';
@@ -42,6 +42,28 @@ describe('portal web flows', () => {
     // The notice link, used again once a password exists, asks to log in instead.
     const again = await new Visitor(`https://127.0.0.1:${gw.gateway.portalPort}`).get(link);
     expect(again.html).toContain('Log in to read your secure messages');
+  });
+
+  it('CSRF: a reply POST without the token, or with a wrong one, is refused and queues nothing', async () => {
+    const inbox = await visitor.get('/inbox');
+    const id = /\/message\/([A-Za-z0-9_-]{16})/.exec(inbox.html)?.[1] as string;
+    const page = await visitor.get(`/message/${id}`);
+    const token = csrfOf(page.html);
+    expect(token).toBeTruthy();
+    const replies = async () => (await gw.gateway.queue.list()).filter((m) => m.envelope.origin === 'portal-reply').length;
+    // What a forged cross-site form would send: multipart, as the reply form is, with the session cookie but no token.
+    const form = new FormData();
+    form.set('text', 'Forged reply.');
+    const forged = await fetch(`https://127.0.0.1:${gw.gateway.portalPort}/message/${id}/reply`, { method: 'POST', headers: { cookie: visitor.cookie }, body: form, redirect: 'manual', dispatcher: agent });
+    expect(forged.status).toBe(403);
+    expect(await forged.text()).toContain('Request refused');
+    expect((await visitor.post(`/message/${id}/reply`, { csrf: 'not-the-token', text: 'Forged reply.' })).status).toBe(403);
+    expect(await replies()).toBe(0);
+    expect(gw.events('portal.reply')).toHaveLength(0);
+    // The same request with the page's token goes through: the token is what was missing.
+    const sent = await visitor.post(`/message/${id}/reply`, { csrf: token, text: 'A real reply.' });
+    expect(sent.status).toBe(200);
+    expect(gw.events('portal.reply')).toHaveLength(1);
   });
 
   it('password reset: a single-use link by mail, valid 30 minutes; the old password stops working', async () => {
