@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { ConfigError, configPathFrom, loadConfigFile, validateConfig } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
 import { createLogger } from '../events/logger.js';
 import { inspectMessage } from '../inspect/inspector.js';
-import { startKeys, type KeyParts } from '../keys/start.js';
+import { storeOnlyKeys } from '../keys/store-only.js';
 import { explainDecisions } from '../policy/explain.js';
 import { hasSubjectTag } from '../policy/match.js';
 import { DEFAULT_POLICY, parsePolicyText } from '../policy/store.js';
@@ -45,7 +45,7 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
   }
   let decisions: Decision[] = [];
   if (!facts.error) {
-    const keys = await storeKeys(config);
+    const keys = await storeOnlyKeys(config);
     try {
       const ctx = { policy, portal: portalReach(config), keys: keys?.lookup, smimeMaxSize: config.protect.smime.maxSize, log: createLogger('silent') };
       decisions = await explainDecisions(ctx, { sender: opts.from, recipients: opts.to, facts });
@@ -71,13 +71,6 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
  * The key store the gateway reads, with the store as the only source. Read only: a file
  * store that was never made is not created (there are no keys then).
  */
-async function storeKeys(config: PosternConfig): Promise<KeyParts | undefined> {
-  const dataDir = resolve(config.dataDir);
-  if (config.queue.backend !== 'redis' && !existsSync(join(dataDir, 'keys'))) return undefined;
-  const storeOnly = { ...config, keys: { ...config.keys, discovery: ['store' as const] } };
-  return startKeys(storeOnly, dataDir, async () => [], createLogger('silent'));
-}
-
 function describe(d: Decision): string[] {
   const outcome = d.method
     ? d.method === 'tls'

@@ -28,6 +28,14 @@ export async function startCommand(explicit: string | undefined): Promise<void> 
   }
   const shard = cluster.isWorker ? Number(process.env[SHARD_ENV] ?? 0) : 0;
   const logger = cluster.isWorker ? createLogger(config.log.level).child({ shard }) : createLogger(config.log.level);
+  // Caught from the first moment: the SMTP listener takes sessions before start-up is
+  // over (the portal, the admin listener come after it), and a SIGTERM then must drain
+  // them like any other, not kill the process by default.
+  let shutdown: ((signal: string) => void) | undefined;
+  let early: string | undefined;
+  const onSignal = (signal: string) => (shutdown ? shutdown(signal) : (early ??= signal));
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
   const gateway = await startGateway(config, logger, { shard }).catch((err: Error) => fail(logger, err));
   // One process serves its own admin listener; in a cluster the primary does (src/cluster/primary.ts).
   const admin = cluster.isWorker
@@ -37,7 +45,7 @@ export async function startCommand(explicit: string | undefined): Promise<void> 
         return fail(logger, err);
       });
   if (cluster.isWorker) process.send?.({ type: 'ready', smtp: gateway.smtp } satisfies WorkerMessage);
-  const shutdown = (signal: string) => {
+  shutdown = (signal: string) => {
     logger.info({ event: EVENTS.stopping, signal }, 'signal received');
     // The admin listener stays up while the gateway drains, so monitoring sees the stop.
     void gateway.stop().then(async () => {
@@ -46,8 +54,7 @@ export async function startCommand(explicit: string | undefined): Promise<void> 
       setTimeout(() => process.exit(0), 50);
     });
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  if (early) shutdown(early);
 }
 
 async function fail(logger: Logger, err: Error): Promise<never> {

@@ -58,6 +58,7 @@ export interface Plan {
 const OWN_MESSAGES: Partial<Record<NonNullable<Envelope['origin']>, Pick<Decision, 'ruleId' | 'candidates' | 'tls' | 'onNoMethod' | 'reasons'>>> = {
   'portal-notice': { ruleId: 'portal-notice', candidates: ['tls'], tls: 'may', onNoMethod: 'defer', reasons: ['a portal notice carries a link, never content'] },
   'portal-reply': { ruleId: 'portal-reply', candidates: ['tls'], tls: 'verify', onNoMethod: 'defer', reasons: ['a reply written in the portal goes to the original sender over verified TLS'] },
+  'portal-receipt': { ruleId: 'portal-receipt', candidates: ['tls'], tls: 'verify', onNoMethod: 'defer', reasons: ['a read receipt says who opened a secure message: verified TLS to the sender'] },
 };
 
 const TLS_FOR: Record<RequiredTls, TlsLevel> = { may: 'may', encrypt: 'encrypt', verify: 'verify', 'mta-sts': 'verify' };

@@ -43,6 +43,13 @@ describe('policy explain', () => {
     ]);
     expect((await call(api('/policy/explain'), { method: 'POST', key: KEYS.ro, json: { from: 'a@b.test', to: ['c@d.test'], bogus: 1 } })).status).toBe(400);
   });
+
+  it('decides as the gateway does: a Secure Text number is not sent by TLS', async () => {
+    const r = await call(api('/policy/explain'), { method: 'POST', key: KEYS.ro, json: { from: 'dr@client.test', to: ['15551234567@secure.text'] } });
+    expect(r.status).toBe(200);
+    const [d] = (r.body as { decisions: { method?: string; reasons: string[] }[] }).decisions;
+    expect(d?.method).not.toBe('tls');
+  });
 });
 
 describe('portal revoke', () => {

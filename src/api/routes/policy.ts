@@ -4,7 +4,10 @@ import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { ConfigError } from '../../config/load.js';
 import { inspectMessage } from '../../inspect/inspector.js';
-import { decide } from '../../policy/evaluate.js';
+import { createLogger } from '../../events/logger.js';
+import { storeOnlyKeys } from '../../keys/store-only.js';
+import { explainDecisions } from '../../policy/explain.js';
+import { portalReach } from '../../portal/reach.js';
 import { DEFAULT_POLICY, parsePolicyText } from '../../policy/store.js';
 import type { Policy } from '../../policy/schema.js';
 import type { MessageFacts } from '../../types.js';
@@ -61,7 +64,17 @@ export function policyRoutes(app: FastifyInstance, { config }: ApiContext): void
       } else {
         facts = { subject: b.subject ?? '', headers: {}, detectors: { hits: [], score: 0, categories: [] }, size: 0 };
       }
-      const decisions = facts.error ? [] : decide(policy, { sender: b.from, recipients: b.to, facts });
+      // Decided as the gateway decides (the CLI's `policy explain` does the same).
+      let decisions: Awaited<ReturnType<typeof explainDecisions>> = [];
+      if (!facts.error) {
+        const keys = await storeOnlyKeys(config);
+        try {
+          const ctx = { policy, portal: portalReach(config), keys: keys?.lookup, smimeMaxSize: config.protect.smime.maxSize, log: createLogger('silent') };
+          decisions = await explainDecisions(ctx, { sender: b.from, recipients: b.to, facts });
+        } finally {
+          await keys?.store.close();
+        }
+      }
       return { policyFile: file ?? '(built-in default)', subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, onInspectError: facts.error ? policy.onInspectError : undefined, decisions };
     },
   );

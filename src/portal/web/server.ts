@@ -272,7 +272,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
       });
       if (first && p.readReceipts && m.sender) {
         const receipt = await composeMessage({ from: `"${p.organisation.name}" <${p.organisation.fromAddress ?? `secure-notice@${config.hostname}`}>`, to: [m.sender], subject: `Read: secure message to ${identity}`, text: `Your secure message to ${identity} was opened on ${new Date().toUTCString()}.`, headers: { 'Auto-Submitted': 'auto-generated' } });
-        await enqueueLocal(queue, { hostname: config.hostname, from: '', to: [m.sender], raw: receipt, origin: 'portal-notice', sessionId: 'portal-receipt' });
+        await enqueueLocal(queue, { hostname: config.hostname, from: '', to: [m.sender], raw: receipt, origin: 'portal-receipt', sessionId: 'portal-receipt' });
       }
     }
     return html(
