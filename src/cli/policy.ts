@@ -3,14 +3,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, configPathFrom, loadConfigFile, validateConfig } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
-import { createLogger } from '../events/logger.js';
 import { inspectMessage } from '../inspect/inspector.js';
-import { storeOnlyKeys } from '../keys/store-only.js';
-import { explainDecisions } from '../policy/explain.js';
+import { explainForConfig } from '../policy/explain-configured.js';
 import { hasSubjectTag } from '../policy/match.js';
 import { DEFAULT_POLICY, parsePolicyText } from '../policy/store.js';
 import type { Policy } from '../policy/schema.js';
-import { portalReach } from '../portal/reach.js';
 import type { Decision, MessageFacts } from '../types.js';
 
 export interface ExplainOptions {
@@ -43,16 +40,7 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
   } else {
     facts = { subject: opts.subject ?? '', headers: {}, detectors: { hits: [], score: 0, categories: [] }, size: 0 };
   }
-  let decisions: Decision[] = [];
-  if (!facts.error) {
-    const keys = await storeOnlyKeys(config);
-    try {
-      const ctx = { policy, portal: portalReach(config), keys: keys?.lookup, smimeMaxSize: config.protect.smime.maxSize, log: createLogger('silent') };
-      decisions = await explainDecisions(ctx, { sender: opts.from, recipients: opts.to, facts });
-    } finally {
-      await keys?.store.close();
-    }
-  }
+  const decisions: Decision[] = facts.error ? [] : await explainForConfig(config, policy, { sender: opts.from, recipients: opts.to, facts });
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, decisions }, null, 2)}\n`);
     return;

@@ -4,10 +4,7 @@ import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { ConfigError } from '../../config/load.js';
 import { inspectMessage } from '../../inspect/inspector.js';
-import { createLogger } from '../../events/logger.js';
-import { storeOnlyKeys } from '../../keys/store-only.js';
-import { explainDecisions } from '../../policy/explain.js';
-import { portalReach } from '../../portal/reach.js';
+import { explainForConfig } from '../../policy/explain-configured.js';
 import { DEFAULT_POLICY, parsePolicyText } from '../../policy/store.js';
 import type { Policy } from '../../policy/schema.js';
 import type { MessageFacts } from '../../types.js';
@@ -65,16 +62,7 @@ export function policyRoutes(app: FastifyInstance, { config }: ApiContext): void
         facts = { subject: b.subject ?? '', headers: {}, detectors: { hits: [], score: 0, categories: [] }, size: 0 };
       }
       // Decided as the gateway decides (the CLI's `policy explain` does the same).
-      let decisions: Awaited<ReturnType<typeof explainDecisions>> = [];
-      if (!facts.error) {
-        const keys = await storeOnlyKeys(config);
-        try {
-          const ctx = { policy, portal: portalReach(config), keys: keys?.lookup, smimeMaxSize: config.protect.smime.maxSize, log: createLogger('silent') };
-          decisions = await explainDecisions(ctx, { sender: b.from, recipients: b.to, facts });
-        } finally {
-          await keys?.store.close();
-        }
-      }
+      const decisions = facts.error ? [] : await explainForConfig(config, policy, { sender: b.from, recipients: b.to, facts });
       return { policyFile: file ?? '(built-in default)', subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, onInspectError: facts.error ? policy.onInspectError : undefined, decisions };
     },
   );

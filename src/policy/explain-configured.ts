@@ -1,0 +1,19 @@
+import type { PosternConfig } from '../config/schema.js';
+import { createLogger } from '../events/logger.js';
+import { storeOnlyKeys } from '../keys/store-only.js';
+import { portalReach } from '../portal/reach.js';
+import type { Decision } from '../types.js';
+import type { DecideInput } from './evaluate.js';
+import { explainDecisions } from './explain.js';
+import type { Policy } from './schema.js';
+
+/** `policy explain` for a gateway's config (CLI and admin API): its portal, its key store. */
+export async function explainForConfig(config: PosternConfig, policy: Policy, input: DecideInput): Promise<Decision[]> {
+  const keys = await storeOnlyKeys(config);
+  try {
+    const ctx = { policy, portal: portalReach(config), keys: keys?.lookup, smimeMaxSize: config.protect.smime.maxSize, log: createLogger('silent') };
+    return await explainDecisions(ctx, input);
+  } finally {
+    await keys?.store.close();
+  }
+}
