@@ -103,7 +103,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
     sender: new DomainSender(router, pool, deliveryLog, mtaSts),
     settler: new Settler(config, queue, deliveryLog),
     portal: portal?.delivery,
-    harvest: config.keys.harvest ? { harvester: new Harvester(keys.store, keys.smimeTrust, logger.child({ component: 'keys' }), keys.crls.check), maxSize: config.protect.smime.maxSize } : undefined,
+    harvest: config.keys.harvest ? { harvester: new Harvester(keys.store, keys.smimeTrust, logger.child({ component: 'keys' })), maxSize: config.protect.smime.maxSize } : undefined,
     journal,
   }, logger);
   // Connection counts are read at scrape time, once ingress exists.

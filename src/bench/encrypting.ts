@@ -1,6 +1,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { importKeys } from '../keys/import.js';
+import { SmimeTrust } from '../keys/smime-trust.js';
 import { FileKeyStore } from '../keys/store.js';
 import { pgpRecipientKey, smimeRecipient, type KeyPair } from './keys.js';
 import { dataDirOf } from './postern-config.js';
@@ -34,7 +35,7 @@ export async function startEncrypting(method: 'pgp' | 'smime', dir: string, port
   // The fs backend's store, as the gateway opens it (src/keys/open-store.ts).
   const store = new FileKeyStore(join(dataDirOf(dir), 'keys'));
   await store.open();
-  const results = await importKeys(store, recipient.publicKey, { address: CHECK_ADDRESS, domain: LOAD_DOMAIN, smimeTrust: caPem ? [caPem] : [] });
+  const results = await importKeys(store, recipient.publicKey, { address: CHECK_ADDRESS, domain: LOAD_DOMAIN, smimeTrust: caPem ? SmimeTrust.fromPem([caPem]) : undefined });
   const stored = results.filter((r) => !r.refused && r.kind === method);
   if (!stored.length) throw new Error(`postern-${method}: the bench's ${method} key was not imported: ${results.map((r) => r.refused).join('; ') || 'nothing found in it'}`);
 

@@ -54,8 +54,8 @@ export async function keysImportCommand(file: string, opts: { config?: string; a
   await withKeys(opts.config, async (opened) => {
     const text = await readFile(file, 'utf8').catch((err: Error) => failCommand(`cannot read ${file}: ${err.message}`));
     if (text === undefined) return;
-    const { store, smimeTrust, crls } = opened.keys;
-    const results = await importKeys(store, text, { address: opts.address, domain: opts.domain, smimeTrust, revoked: crls.check });
+    const { store, smimeTrust } = opened.keys;
+    const results = await importKeys(store, text, { address: opts.address, domain: opts.domain, smimeTrust });
     if (!results.length) return failCommand(`${file} holds no OpenPGP key block or PEM certificate`);
     for (const r of results) {
       if (r.refused) process.stderr.write(`refused ${r.id}: ${r.refused}\n`);
@@ -73,7 +73,7 @@ async function status(r: KeyRecord, keys: KeyParts): Promise<{ usable: boolean; 
     const info = await inspectPgpKey(r.material);
     return { usable: !info.unusable, why: info.unusable ?? 'usable', expiresAt: info.expiresAt };
   }
-  const info = inspectSmimeCert(r.material, keys.smimeTrust, new Date(), keys.crls.check);
+  const info = inspectSmimeCert(r.material, keys.smimeTrust);
   return { usable: !info.unusable, why: info.unusable ?? 'usable', expiresAt: info.notAfter };
 }
 

@@ -354,6 +354,8 @@ export const configSchema = z.strictObject({
       errorTtl: duration.default(300_000),
       /** CA certificate files (PEM) recipients' S/MIME certificates must chain to. */
       smimeTrust: z.array(z.string()).default([]),
+      /** Intermediate CA files (PEM) that may complete a chain to smimeTrust (certificates can bring their own). */
+      smimeIntermediates: z.array(z.string()).default([]),
       /** CRL files (PEM or DER) of those CAs; a certificate they revoke is never used. */
       smimeCrls: z.array(z.string()).default([]),
       /** Store certificates of S/MIME-signed messages passing through (after validation). */

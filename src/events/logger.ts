@@ -47,6 +47,8 @@ export const EVENTS = {
   keyFound: 'keys.found',
   keySourceFailed: 'keys.source-failed',
   keyHarvested: 'keys.harvested',
+  /** A keys.smimeTrust / keys.smimeIntermediates certificate that cannot be read was left out (start-up). */
+  keyTrustSkipped: 'keys.trust-skipped',
   protectEncrypted: 'protect.encrypted',
   protectFailed: 'protect.failed',
   dkimSigned: 'dkim.signed',

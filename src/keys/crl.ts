@@ -1,74 +1,77 @@
+import { verify as verifySignature } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import forge from 'node-forge';
-import type { RevocationCheck } from './smime-cert.js';
+import type { RevocationCheck } from './smime-trust.js';
+import { asn1Date, derHex, nameText, type Certificate } from './x509.js';
 
 const { asn1 } = forge;
-/** In node-forge, missing from its type definitions. */
-const rdnAttributes = (forge.pki as unknown as { RDNAttributesAsArray(name: forge.asn1.Asn1): { name?: string; shortName?: string; value: unknown }[] }).RDNAttributesAsArray;
 
 interface Crl {
-  /** SHA-1 of the issuer Name (DER), as node-forge keeps `cert.issuer.hash`. */
-  issuerHash: string;
+  /** DER of the issuer Name (hex), as Certificate.issuerName. */
+  issuerName: string;
   issuer: string;
   nextUpdate?: Date | undefined;
   /** Serial (hex, lower case) → revocation date. */
   revoked: Map<string, Date>;
 }
 
-const DIGESTS: Record<string, () => forge.md.MessageDigest> = {
-  sha256WithRSAEncryption: () => forge.md.sha256.create(),
-  sha384WithRSAEncryption: () => forge.md.sha384.create(),
-  sha512WithRSAEncryption: () => forge.md.sha512.create(),
+/** CRL signature algorithms → the digest Node verifies them with (RSA PKCS#1 v1.5, ECDSA, Ed25519). */
+const DIGESTS: Record<string, string | null> = {
+  '1.2.840.113549.1.1.11': 'sha256',
+  '1.2.840.113549.1.1.12': 'sha384',
+  '1.2.840.113549.1.1.13': 'sha512',
+  '1.2.840.10045.4.3.2': 'sha256',
+  '1.2.840.10045.4.3.3': 'sha384',
+  '1.2.840.10045.4.3.4': 'sha512',
+  '1.3.101.112': null,
 };
 
 /**
  * Parses an X.509 CRL (RFC 5280 §5; PEM or DER) and checks its signature against the
- * trusted CA that issued it. node-forge reads certificates but not CRLs, so the few
- * fields needed are read from the ASN.1 here. Throws when the CRL cannot be trusted.
+ * configured CA that issued it (keys.smimeTrust or keys.smimeIntermediates; RSA, EC or
+ * Ed25519). node-forge reads certificates but not CRLs, so the few fields needed are read
+ * from the ASN.1 here. Throws when the CRL cannot be trusted.
  */
-export function parseCrl(data: Buffer, trust: forge.pki.Certificate[]): Crl {
+export function parseCrl(data: Buffer, issuers: Certificate[]): Crl {
   const text = data.toString('latin1');
   const der = text.includes('-----BEGIN X509 CRL-----') ? forge.pem.decode(text)[0]!.body : text;
-  const list = asn1.fromDer(der);
+  // The signature BIT STRING is kept as bytes (an ECDSA signature would otherwise be decoded as ASN.1).
+  const list = (asn1.fromDer as unknown as (bytes: string, options: { decodeBitStrings: boolean }) => forge.asn1.Asn1)(der, { decodeBitStrings: false });
   const [tbs, sigAlg, sigValue] = list.value as forge.asn1.Asn1[];
   if (!tbs || !sigAlg || !sigValue) throw new Error('not a CRL');
   const fields = [...(tbs.value as forge.asn1.Asn1[])];
   if (fields[0]?.type === asn1.Type.INTEGER) fields.shift(); // version
-  const [, issuerName, , maybeNext, ...rest] = fields;
-  if (!issuerName) throw new Error('CRL without an issuer');
-  const issuerHash = forge.md.sha1.create().update(asn1.toDer(issuerName).getBytes()).digest().toHex();
-  const issuer = rdnAttributes(issuerName).map((a) => `${a.shortName ?? a.name}=${String(a.value)}`).join(', ');
-  const ca = trust.find((c) => c.subject.hash === issuerHash);
-  if (!ca) throw new Error(`CRL of ${issuer}: its issuer is not in keys.smimeTrust`);
+  const [, issuerNode, , maybeNext, ...rest] = fields;
+  if (!issuerNode) throw new Error('CRL without an issuer');
+  const issuerName = derHex(issuerNode);
+  const issuer = nameText(issuerNode);
+  const candidates = issuers.filter((c) => c.subjectName === issuerName);
+  if (!candidates.length) throw new Error(`CRL of ${issuer}: its issuer is not in keys.smimeTrust or keys.smimeIntermediates`);
   const oid = asn1.derToOid((sigAlg.value as forge.asn1.Asn1[])[0]!.value as string);
-  const digest = DIGESTS[forge.pki.oids[oid] as string];
-  if (!digest) throw new Error(`CRL of ${issuer}: unsupported signature algorithm ${oid}`);
-  const md = digest().update(asn1.toDer(tbs).getBytes());
+  const digest = DIGESTS[oid];
+  if (digest === undefined) throw new Error(`CRL of ${issuer}: unsupported signature algorithm ${oid}`);
+  const signed = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
   // The BIT STRING value starts with the count of unused bits (0).
-  const signature = (sigValue.value as string).slice(1);
-  if (!verifies(ca, md.digest().bytes(), signature)) throw new Error(`CRL of ${issuer}: bad signature`);
+  const signature = Buffer.from((sigValue.value as string).slice(1), 'binary');
+  if (!candidates.some((ca) => verifies(digest, signed, ca, signature))) throw new Error(`CRL of ${issuer}: bad signature`);
   const isTime = (n: forge.asn1.Asn1 | undefined) => n?.type === asn1.Type.UTCTIME || n?.type === asn1.Type.GENERALIZEDTIME;
-  const nextUpdate = isTime(maybeNext) ? toDate(maybeNext as forge.asn1.Asn1) : undefined;
+  const nextUpdate = isTime(maybeNext) ? asn1Date(maybeNext as forge.asn1.Asn1) : undefined;
   const entries = [...(isTime(maybeNext) ? [] : [maybeNext]), ...rest].find((n) => n?.type === asn1.Type.SEQUENCE);
   const revoked = new Map<string, Date>();
   for (const entry of (entries?.value as forge.asn1.Asn1[] | undefined) ?? []) {
     const [serial, date] = entry.value as forge.asn1.Asn1[];
-    if (serial && date) revoked.set(forge.util.bytesToHex(serial.value as string).toLowerCase(), toDate(date));
+    if (serial && date) revoked.set(forge.util.bytesToHex(serial.value as string).toLowerCase(), asn1Date(date));
   }
-  return { issuerHash, issuer, nextUpdate, revoked };
+  return { issuerName, issuer, nextUpdate, revoked };
 }
 
-/** node-forge throws, rather than answering false, for a signature made with another key. */
-function verifies(ca: forge.pki.Certificate, digest: string, signature: string): boolean {
+/** A signature made with another key (or of another type) is simply not this CA's. */
+function verifies(digest: string | null, data: Buffer, ca: Certificate, signature: Buffer): boolean {
   try {
-    return (ca.publicKey as forge.pki.rsa.PublicKey).verify(digest, signature);
+    return verifySignature(digest, data, ca.publicKey, signature);
   } catch {
     return false;
   }
-}
-
-function toDate(node: forge.asn1.Asn1): Date {
-  return node.type === asn1.Type.UTCTIME ? asn1.utcTimeToDate(node.value as string) : asn1.generalizedTimeToDate(node.value as string);
 }
 
 /**
@@ -81,20 +84,22 @@ export class CrlSet {
   private crls: Crl[] = [];
   private versions = new Map<string, number>();
   private checkedAt = 0;
+  /** Moves when the CRLs in force change: what was checked against the old ones is checked again. */
+  generation = 0;
 
   constructor(
     private readonly files: string[],
-    private readonly trustPem: string[],
+    private readonly issuers: Certificate[],
   ) {
     this.reload(true);
   }
 
-  readonly check: RevocationCheck = (cert) => {
+  readonly check: RevocationCheck = (cert, issuer) => {
     if (!this.files.length) return undefined;
     if (Date.now() - this.checkedAt > 60_000) this.reload(false);
-    const crl = this.crls.find((c) => c.issuerHash === cert.issuer.hash);
+    const crl = this.crls.find((c) => c.issuerName === cert.issuerName && c.issuerName === issuer.subjectName);
     if (!crl) return undefined;
-    const when = crl.revoked.get(cert.serialNumber.toLowerCase());
+    const when = crl.revoked.get(cert.serial);
     if (when) return `revoked on ${when.toISOString()} (CRL of ${crl.issuer})`;
     if (crl.nextUpdate && crl.nextUpdate.getTime() < Date.now()) return `the CRL of ${crl.issuer} is out of date (next update was due ${crl.nextUpdate.toISOString()})`;
     return undefined;
@@ -105,10 +110,10 @@ export class CrlSet {
     const changed = this.files.some((f) => statSync(f, { throwIfNoEntry: false })?.mtimeMs !== this.versions.get(f));
     if (!changed) return;
     try {
-      const trust = this.trustPem.map((p) => forge.pki.certificateFromPem(p));
       const versions = new Map(this.files.map((f) => [f, statSync(f).mtimeMs]));
-      this.crls = this.files.map((f) => parseCrl(readFileSync(f), trust));
+      this.crls = this.files.map((f) => parseCrl(readFileSync(f), this.issuers));
       this.versions = versions;
+      this.generation++;
     } catch (err) {
       // At start a bad CRL stops the gateway; later, the last good set stays in force.
       if (strict) throw new Error(`keys.smimeCrls: ${(err as Error).message}`);

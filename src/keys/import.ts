@@ -1,6 +1,7 @@
 import { parseKeyMaterial } from './material.js';
 import { inspectPgpKey } from './pgp-key.js';
-import { inspectSmimeCert, type RevocationCheck } from './smime-cert.js';
+import { inspectSmimeCert, readable } from './smime-cert.js';
+import type { SmimeTrust } from './smime-trust.js';
 import type { KeyRecord, KeyStore } from './store.js';
 
 export interface ImportOptions {
@@ -8,8 +9,8 @@ export interface ImportOptions {
   address?: string | undefined;
   /** Serve every address of this domain (gateway-to-gateway keys). */
   domain?: string | undefined;
-  smimeTrust: string[];
-  revoked?: RevocationCheck | undefined;
+  /** What S/MIME certificates must chain to (with the CRL check); without it none is stored. */
+  smimeTrust?: SmimeTrust | undefined;
   source?: Extract<KeyRecord['source'], 'import' | 'harvest'>;
 }
 
@@ -25,8 +26,11 @@ export interface ImportResult {
 /**
  * Stores every OpenPGP key and S/MIME certificate in a text (armored keys, PEM
  * certificates). A key that could not be used now (expired, revoked, weak, untrusted,
- * not naming the address it is stored for) is refused with the reason, so the store
- * holds only keys that will be used; lookups check them again every time anyway.
+ * not naming the address it is stored for, not RSA) is refused with the reason, so the
+ * store holds only keys that will be used; lookups check them again every time anyway.
+ * CA certificates in the text are the intermediates of the others' chains: each
+ * certificate is stored with the intermediates its path uses, so a certificate issued
+ * by an intermediate (as commercial ones are) is checked again without help later.
  */
 export async function importKeys(store: KeyStore, text: string, opts: ImportOptions): Promise<ImportResult[]> {
   const { pgp, pem } = await parseKeyMaterial(text);
@@ -35,9 +39,14 @@ export async function importKeys(store: KeyStore, text: string, opts: ImportOpti
     const info = await inspectPgpKey(armored);
     results.push(await save(store, opts, { id: `pgp:${info.fingerprint}`, kind: 'pgp', material: info.armored, emails: info.emails, unusable: info.unusable, expiresAt: info.expiresAt }));
   }
-  for (const cert of pem) {
-    const info = inspectSmimeCert(cert, opts.smimeTrust, new Date(), opts.revoked);
-    results.push(await save(store, opts, { id: `smime:${info.fingerprint}`, kind: 'smime', material: info.pem, emails: info.emails, unusable: info.unusable, expiresAt: info.notAfter }));
+  const certs = pem.map((text) => ({ text, cert: readable(text)[0] }));
+  const cas = certs.flatMap((c) => (c.cert?.isCa ? [c.cert] : []));
+  const leaves = certs.filter((c) => !c.cert?.isCa);
+  // A file of CA certificates only: each is refused with what to do instead.
+  for (const c of leaves.length ? leaves : certs) {
+    const info = inspectSmimeCert(c.text, opts.smimeTrust, new Date(), cas);
+    const material = [info.pem, ...info.chain].join('');
+    results.push(await save(store, opts, { id: `smime:${info.fingerprint}`, kind: 'smime', material, emails: info.emails, unusable: info.unusable, expiresAt: info.notAfter || undefined }));
   }
   return results;
 }

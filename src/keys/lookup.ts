@@ -4,7 +4,8 @@ import { EVENTS, type Logger } from '../events/logger.js';
 import { keyserverLookup } from './keyserver.js';
 import { splitPgpKeys } from './material.js';
 import { inspectPgpKey, type PgpKeyInfo } from './pgp-key.js';
-import { inspectSmimeCert, type RevocationCheck, type SmimeCertInfo } from './smime-cert.js';
+import { inspectSmimeCert, type SmimeCertInfo } from './smime-cert.js';
+import type { SmimeTrust } from './smime-trust.js';
 import type { KeyRecord, KeyStore } from './store.js';
 import { wkdLookup } from './wkd.js';
 
@@ -25,10 +26,8 @@ export interface KeyLookupOptions {
   resolve: (host: string) => Promise<string[]>;
   /** Extra CAs (PEM) for WKD and keyserver HTTPS. */
   httpsTrust: string[];
-  /** CAs (PEM) recipients' S/MIME certificates must chain to. */
-  smimeTrust: string[];
-  /** The configured CRLs (see crl.ts). */
-  revoked?: RevocationCheck | undefined;
+  /** What recipients' S/MIME certificates must chain to, with the CRL check. */
+  smimeTrust?: SmimeTrust | undefined;
   log: Logger;
   /** Where discovery answers are kept: memory, or the Redis the instances share. */
   cache?: SharedCache | undefined;
@@ -78,7 +77,7 @@ export class KeyLookup {
   async smime(address: string, now = new Date()): Promise<FoundKey<SmimeCertInfo> | undefined> {
     const a = address.toLowerCase();
     for (const r of await this.o.store.forAddress('smime', a)) {
-      const info = inspectSmimeCert(r.material, this.o.smimeTrust, now, this.o.revoked);
+      const info = inspectSmimeCert(r.material, this.o.smimeTrust, now);
       const personal = r.addresses.includes(a);
       const reason = info.unusable ?? (personal && !info.emails.includes(a) ? `the certificate does not name ${a}` : undefined);
       if (reason) {

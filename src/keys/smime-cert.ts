@@ -1,4 +1,10 @@
+import { createHash } from 'node:crypto';
 import forge from 'node-forge';
+import { pemCertificates } from './material.js';
+import type { SmimeTrust } from './smime-trust.js';
+import { extension, keyDescription, readCertificate, WEAK_SIGNATURES, type Certificate } from './x509.js';
+
+export type { RevocationCheck } from './smime-trust.js';
 
 export interface SmimeCertInfo {
   /** SHA-256 fingerprint of the certificate (hex, upper case). */
@@ -8,50 +14,82 @@ export interface SmimeCertInfo {
   emails: string[];
   notAfter: number;
   unusable?: string | undefined;
+  /** The certificate itself (PEM): what is encrypted to. */
   pem: string;
+  /** The intermediates between it and its trust anchor (PEM, leaf side first). */
+  chain: string[];
 }
 
-/** Whether a CRL revokes a certificate: the reason, or undefined (see crl.ts). */
-export type RevocationCheck = (cert: forge.pki.Certificate) => string | undefined;
-
 /**
- * Reads an S/MIME certificate and decides whether Postern may encrypt to it: chains to
- * the trust store, within its validity, RSA of at least 2048 bits, key usage allows key
- * encipherment, extended key usage (when present) allows email protection, and no
- * configured CRL revokes it. Whether it names the address is the caller's check.
+ * Reads an S/MIME certificate and decides whether Postern may encrypt to it: an RSA key
+ * (key transport) of at least 2048 bits, within its validity, key usage allows key
+ * encipherment, extended key usage (when present) allows email protection, not signed
+ * with SHA-1 or MD5, and a path to a trust anchor — through the intermediates that follow
+ * it in `material`, those in `intermediates`, or keys.smimeIntermediates — in which
+ * every certificate is current, a CA where it must be, and not revoked by a configured
+ * CRL. Whether it names the address is the caller's check. Never throws: a certificate
+ * that cannot be read is unusable, with the reason.
  */
-export function inspectSmimeCert(pem: string, trust: string[], now = new Date(), revoked?: RevocationCheck): SmimeCertInfo {
-  const cert = forge.pki.certificateFromPem(pem);
-  const der = forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes();
-  const fingerprint = forge.md.sha256.create().update(der).digest().toHex().toUpperCase();
-  const san = cert.getExtension('subjectAltName') as { altNames?: { type: number; value: string }[] } | null;
-  const emails = [
-    ...(san?.altNames ?? []).filter((a) => a.type === 1).map((a) => a.value.toLowerCase()),
-    ...cert.subject.attributes.filter((a) => a.name === 'emailAddress').map((a) => String(a.value).toLowerCase()),
-  ];
-  const base: SmimeCertInfo = {
-    fingerprint,
-    serial: cert.serialNumber,
-    subject: cert.subject.attributes.map((a) => `${a.shortName ?? a.name}=${String(a.value)}`).join(', '),
-    emails: [...new Set(emails)],
-    notAfter: cert.validity.notAfter.getTime(),
-    pem: forge.pki.certificateToPem(cert),
-  };
-  if (now < cert.validity.notBefore) return { ...base, unusable: 'not valid yet' };
-  if (now > cert.validity.notAfter) return { ...base, unusable: `expired on ${cert.validity.notAfter.toISOString()}` };
-  const rsa = cert.publicKey as forge.pki.rsa.PublicKey;
-  if (!rsa.n || rsa.n.bitLength() < 2048) return { ...base, unusable: 'RSA key shorter than 2048 bits' };
-  const ku = cert.getExtension('keyUsage') as { keyEncipherment?: boolean } | null;
-  if (ku && !ku.keyEncipherment) return { ...base, unusable: 'key usage does not allow key encipherment' };
-  const eku = cert.getExtension('extKeyUsage') as { emailProtection?: boolean; [k: string]: unknown } | null;
-  if (eku && !eku.emailProtection) return { ...base, unusable: 'extended key usage lacks emailProtection' };
+export function inspectSmimeCert(material: string, trust: SmimeTrust | undefined, now = new Date(), intermediates: Certificate[] = []): SmimeCertInfo {
+  const [first = '', ...rest] = pemCertificates(material);
+  let cert: Certificate;
   try {
-    const store = forge.pki.createCaStore(trust.map((p) => forge.pki.certificateFromPem(p)));
-    forge.pki.verifyCertificateChain(store, [cert], { validityCheckDate: now });
+    cert = readCertificate(first || material);
   } catch (err) {
-    const e = err as { message?: string; error?: string };
-    return { ...base, unusable: `not trusted: ${e.message ?? e.error ?? 'chain does not verify'}` };
+    return unreadable(first || material, err as Error);
   }
-  const revocation = revoked?.(cert);
-  return revocation ? { ...base, unusable: revocation } : base;
+  const given = [...rest.flatMap(readable), ...intermediates];
+  const base: SmimeCertInfo = {
+    fingerprint: cert.fingerprint,
+    serial: cert.serial,
+    subject: cert.subject,
+    emails: cert.emails,
+    notAfter: cert.notAfter.getTime(),
+    pem: cert.pem,
+    chain: [],
+  };
+  const unusable = leafProblem(cert, now);
+  if (unusable) return { ...base, unusable };
+  if (!trust?.anchors.length) return { ...base, unusable: 'not trusted: keys.smimeTrust holds no CA certificate' };
+  try {
+    return { ...base, chain: trust.chain(cert, given, now).map((c) => c.pem) };
+  } catch (err) {
+    return { ...base, unusable: (err as Error).message };
+  }
+}
+
+/** What makes the certificate itself unfit to encrypt to, whoever issued it. */
+function leafProblem(cert: Certificate, now: Date): string | undefined {
+  if (cert.keyType !== 'rsa') return `not an RSA certificate (${keyDescription(cert)}): S/MIME encryption here uses RSA key transport`;
+  if (cert.isCa) return 'a CA certificate, not a recipient\'s: import it with the recipient\'s certificate it issued, or put it in keys.smimeIntermediates';
+  if (now < cert.notBefore) return 'not valid yet';
+  if (now > cert.notAfter) return `expired on ${cert.notAfter.toISOString()}`;
+  if ((cert.keyBits ?? 0) < 2048) return 'RSA key shorter than 2048 bits';
+  const weak = WEAK_SIGNATURES[cert.signatureOid];
+  if (weak) return `signed with ${weak}: refused (collisions can forge such signatures)`;
+  const ku = extension<{ keyEncipherment?: boolean }>(cert, 'keyUsage');
+  if (ku && !ku.keyEncipherment) return 'key usage does not allow key encipherment';
+  const eku = extension<{ emailProtection?: boolean }>(cert, 'extKeyUsage');
+  if (eku && !eku.emailProtection) return 'extended key usage lacks emailProtection';
+  return undefined;
+}
+
+/** Each readable certificate of a list (an unreadable intermediate simply does not help). */
+export function readable(pem: string): Certificate[] {
+  try {
+    return [readCertificate(pem)];
+  } catch {
+    return [];
+  }
+}
+
+function unreadable(pem: string, err: Error): SmimeCertInfo {
+  let der = '';
+  try {
+    der = forge.pem.decode(pem)[0]?.body ?? '';
+  } catch {
+    // not even PEM: the fingerprint is of the text
+  }
+  const fingerprint = createHash('sha256').update(der ? Buffer.from(der, 'binary') : Buffer.from(pem)).digest('hex').toUpperCase();
+  return { fingerprint, serial: '', subject: '', emails: [], notAfter: 0, pem, chain: [], unusable: `cannot be read as an X.509 certificate (${err.message})` };
 }

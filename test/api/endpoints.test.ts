@@ -8,6 +8,7 @@ import { eventBusOf } from '../../src/events/logger.js';
 import { loadMasterKeys } from '../../src/portal/keys.js';
 import { openPortalStore } from '../../src/portal/open-store.js';
 import { decisions, envelope, message, silent } from '../archive/helpers.js';
+import { buildCert } from '../keys/smime-pki.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
@@ -80,6 +81,9 @@ describe('keys', () => {
     expect(list.body).toEqual([expect.objectContaining({ id: stored?.id, kind: 'pgp', addresses: ['pat@dest.test'], source: 'import' })]);
     expect(list.text).not.toContain('BEGIN PGP');
     expect((await call(api('/keys'), { method: 'POST', key: KEYS.op, json: { material: 'no key here' } })).status).toBe(400);
+    // An EC S/MIME certificate is refused with the reason, not a 500.
+    const ec = await call(api('/keys'), { method: 'POST', key: KEYS.op, json: { material: buildCert({ name: 'pat@dest.test', email: 'pat@dest.test', keyType: 'ec' }).cert } });
+    expect(ec).toMatchObject({ status: 200, body: { results: [{ kind: 'smime', stored: false, refused: expect.stringMatching(/^not an RSA certificate/) }] } });
     expect((await call(api(`/keys/${stored?.id}`), { method: 'DELETE', key: KEYS.ro })).status).toBe(403);
     expect(await call(api(`/keys/${stored?.id}`), { method: 'DELETE', key: KEYS.op })).toMatchObject({ status: 200, body: { removed: stored?.id } });
     expect((await call(api('/keys'), { key: KEYS.ro })).body).toEqual([]);

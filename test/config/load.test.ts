@@ -99,6 +99,7 @@ describe('defaults of a minimal config', () => {
         negativeTtl: 3_600_000,
         errorTtl: 300_000,
         smimeTrust: [],
+        smimeIntermediates: [],
         smimeCrls: [],
         harvest: false,
       },

@@ -14,6 +14,7 @@ import { findProgram } from '../helpers/programs.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 import { signEntity } from '../../src/protect/smime.js';
+import { SmimeTrust } from '../../src/keys/smime-trust.js';
 import { freshGnupgHome } from '../helpers/gnupg.js';
 
 const FAIL_MARKER = 'X-Test-Make-Encryption-Fail: yes';
@@ -57,9 +58,9 @@ describe('variants: shared domain keys, encryption failures, size limits, large 
     const store = new KeyStore(join(gw.dataDir, 'keys'));
     const strict = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'dr@strict.test' }], format: 'armored' });
     const results = [
-      ...(await importKeys(store, partner.publicKey, { smimeTrust: [], domain: 'partner.test' })),
-      ...(await importKeys(store, strict.publicKey, { smimeTrust: [] })),
-      ...(await importKeys(store, ca.issueSmime('dr@big.test').cert, { smimeTrust: [ca.cert] })),
+      ...(await importKeys(store, partner.publicKey, { domain: 'partner.test' })),
+      ...(await importKeys(store, strict.publicKey, {})),
+      ...(await importKeys(store, ca.issueSmime('dr@big.test').cert, { smimeTrust: SmimeTrust.fromPem([ca.cert]) })),
     ];
     expect(results.map((r) => r.refused)).toEqual([undefined, undefined, undefined]);
   });

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importKeys } from '../../src/keys/import.js';
 import { KeyStore } from '../../src/keys/store.js';
 import { splitEntity } from '../../src/protect/mime-entity.js';
+import { SmimeTrust } from '../../src/keys/smime-trust.js';
 import { dkimConfig, mailauthVerify, makeDkimKey, opendkimPrograms, opendkimVerify } from '../helpers/dkim.js';
 import { TestDns } from '../helpers/dns-server.js';
 import type { TestGateway } from '../helpers/gateway.js';
@@ -97,7 +98,7 @@ describe.skipIf(!gpg || !openssl)('one message, three protections: PGP, S/MIME, 
       dkim: dkimConfig([dkimClient, dkimGateway]),
     });
     const store = new KeyStore(join(gw.dataDir, 'keys'));
-    const imported = await importKeys(store, `${recipient.publicKey}\n${smimeRcpt.cert}`, { smimeTrust: [ca.cert] });
+    const imported = await importKeys(store, `${recipient.publicKey}\n${smimeRcpt.cert}`, { smimeTrust: SmimeTrust.fromPem([ca.cert]) });
     expect(imported.map((r) => r.refused)).toEqual([undefined, undefined]);
   });
   afterAll(() => dns.stop());

@@ -61,7 +61,7 @@ describe('OpenPGP key discovery: store → WKD (advanced, direct) → keyserver'
         hostname: 'postern.test',
         keys: { discovery: ['store', 'wkd', 'keyserver'], wkd: { port: https.port, timeout: 300 }, keyserver: { url: `https://keys.test:${https.port}`, timeout: 300 }, ...keys },
       });
-      return new KeyLookup({ keys: config.keys, store, resolve: (h) => resolver.addresses(h), httpsTrust: [ca.cert], smimeTrust: [], log });
+      return new KeyLookup({ keys: config.keys, store, resolve: (h) => resolver.addresses(h), httpsTrust: [ca.cert], log });
     };
     lookup = makeLookup();
   });
@@ -207,7 +207,7 @@ describe('OpenPGP key discovery: store → WKD (advanced, direct) → keyserver'
   it('the store comes first and is never cached: an imported key is used at once, without network', async () => {
     expect(await lookup.pgp(ADDRESS)).toBeUndefined();
     const asked = https.requests.length;
-    const [imported] = await importKeys(store, key.publicKey, { smimeTrust: [] });
+    const [imported] = await importKeys(store, key.publicKey, {});
     expect(imported?.refused).toBeUndefined();
     expect(await lookup.pgp(ADDRESS)).toMatchObject({ source: 'import', from: imported!.id });
     expect(https.requests.length).toBe(asked);

@@ -6,6 +6,7 @@ import { createLogger } from '../../src/events/logger.js';
 import { Harvester, isSmimeSigned } from '../../src/keys/harvest.js';
 import { KeyStore } from '../../src/keys/store.js';
 import { signEntity } from '../../src/protect/smime.js';
+import { SmimeTrust } from '../../src/keys/smime-trust.js';
 import { createTestCa } from '../helpers/pki.js';
 
 const entity = Buffer.from('Content-Type: text/plain\r\n\r\nhello\r\n');
@@ -16,7 +17,7 @@ describe('certificate harvesting', () => {
     const ca = createTestCa('Harvest CA');
     const store = new KeyStore(join(mkdtempSync(join(tmpdir(), 'postern-harvest-')), 'keys'));
     await store.open();
-    const harvester = new Harvester(store, [ca.cert], createLogger('silent'));
+    const harvester = new Harvester(store, SmimeTrust.fromPem([ca.cert]), createLogger('silent'));
     const signed = signedBy(ca.issueSmime('a@b.test'));
     expect(isSmimeSigned(signed.subarray(0, signed.indexOf('\r\n\r\n')).toString('latin1'))).toBe(true);
     expect(isSmimeSigned('Content-Type: multipart/mixed; boundary=x')).toBe(false);

@@ -49,7 +49,7 @@ describe.skipIf(!available)('key store on Redis (queue.backend: redis)', () => {
     const pat = await pgpKey('pat@dest.test');
     const id = `pgp:${await fpr(pat.publicKey)}`;
     expect(await b.lookup.pgp('pat@dest.test')).toBeUndefined();
-    expect(await importKeys(a.store, pat.publicKey, { smimeTrust: [] })).toMatchObject([{ id, addresses: ['pat@dest.test'] }]);
+    expect(await importKeys(a.store, pat.publicKey, {})).toMatchObject([{ id, addresses: ['pat@dest.test'] }]);
 
     expect(await b.lookup.pgp('pat@dest.test')).toMatchObject({ source: 'import', from: id });
     expect((await b.store.all()).map((r) => ({ id: r.id, kind: r.kind, addresses: r.addresses, source: r.source }))).toEqual([{ id, kind: 'pgp', addresses: ['pat@dest.test'], source: 'import' }]);

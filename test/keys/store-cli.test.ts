@@ -8,6 +8,7 @@ import { createLogger } from '../../src/events/logger.js';
 import { importKeys } from '../../src/keys/import.js';
 import { KeyLookup } from '../../src/keys/lookup.js';
 import { KeyStore } from '../../src/keys/store.js';
+import { SmimeTrust } from '../../src/keys/smime-trust.js';
 import { runCli as cli } from '../helpers/cli.js';
 import { createTestCa } from '../helpers/pki.js';
 
@@ -17,7 +18,7 @@ const fpr = async (armored: string) => (await readKey({ armoredKey: armored })).
 /** A store-only lookup that trusts `trust` for S/MIME. */
 function lookupFor(store: KeyStore, trust: string[]): KeyLookup {
   const config = validateConfig({ hostname: 'postern.test', keys: { discovery: ['store'] } });
-  return new KeyLookup({ keys: config.keys, store, resolve: async () => [], httpsTrust: [], smimeTrust: trust, log: createLogger('silent') });
+  return new KeyLookup({ keys: config.keys, store, resolve: async () => [], httpsTrust: [], smimeTrust: SmimeTrust.fromPem(trust), log: createLogger('silent') });
 }
 
 async function newStore(trust: string[] = []): Promise<{ store: KeyStore; lookup: KeyLookup }> {
@@ -31,16 +32,16 @@ describe('key store and import', () => {
     const { store, lookup } = await newStore();
     const pat = await pgpKey('pat@dest.test');
     const gw = await pgpKey('gateway@partner.test');
-    expect(await importKeys(store, pat.publicKey, { smimeTrust: [] })).toEqual([{ id: `pgp:${await fpr(pat.publicKey)}`, kind: 'pgp', addresses: ['pat@dest.test'], expiresAt: undefined }]);
-    const [domainKey] = await importKeys(store, gw.publicKey, { smimeTrust: [], domain: 'partner.test' });
+    expect(await importKeys(store, pat.publicKey, {})).toEqual([{ id: `pgp:${await fpr(pat.publicKey)}`, kind: 'pgp', addresses: ['pat@dest.test'], expiresAt: undefined }]);
+    const [domainKey] = await importKeys(store, gw.publicKey, { domain: 'partner.test' });
     expect(domainKey?.addresses).toEqual(['@partner.test']);
     expect(domainKey?.refused).toBeUndefined();
     // A private key block is stored as its public part.
     expect((await store.all()).map((r) => r.material).join()).not.toContain('PRIVATE');
-    const [wrong] = await importKeys(store, pat.publicKey, { smimeTrust: [], address: 'other@dest.test' });
+    const [wrong] = await importKeys(store, pat.publicKey, { address: 'other@dest.test' });
     expect(wrong?.refused).toBe('it does not name other@dest.test (it names pat@dest.test)');
     const anonymous = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ name: 'No Mail' }], format: 'armored' });
-    expect((await importKeys(store, anonymous.publicKey, { smimeTrust: [] }))[0]?.refused).toBe('it names no address: give --address or --domain');
+    expect((await importKeys(store, anonymous.publicKey, {}))[0]?.refused).toBe('it names no address: give --address or --domain');
 
     expect(await lookup.pgp('pat@dest.test')).toMatchObject({ source: 'import', from: `pgp:${await fpr(pat.publicKey)}` });
     // The domain key serves every address of the domain (gateway-to-gateway).
@@ -54,11 +55,11 @@ describe('key store and import', () => {
     const ours = createTestCa('Trusted CA');
     const theirs = createTestCa('Untrusted CA');
     const { store, lookup } = await newStore([ours.cert]);
-    const [refused] = await importKeys(store, theirs.issueSmime('pat@dest.test').cert, { smimeTrust: [ours.cert] });
+    const [refused] = await importKeys(store, theirs.issueSmime('pat@dest.test').cert, { smimeTrust: SmimeTrust.fromPem([ours.cert]) });
     expect(refused?.refused).toMatch(/^not trusted: /);
-    const [expired] = await importKeys(store, ours.issueSmime('old@dest.test', { expired: true }).cert, { smimeTrust: [ours.cert] });
+    const [expired] = await importKeys(store, ours.issueSmime('old@dest.test', { expired: true }).cert, { smimeTrust: SmimeTrust.fromPem([ours.cert]) });
     expect(expired?.refused).toMatch(/^expired on /);
-    const [stored] = await importKeys(store, ours.issueSmime('pat@dest.test').cert, { smimeTrust: [ours.cert] });
+    const [stored] = await importKeys(store, ours.issueSmime('pat@dest.test').cert, { smimeTrust: SmimeTrust.fromPem([ours.cert]) });
     expect(stored).toMatchObject({ kind: 'smime', addresses: ['pat@dest.test'] });
     expect(stored?.refused).toBeUndefined();
     expect(await lookup.smime('PAT@dest.test')).toMatchObject({ source: 'import', from: stored!.id });

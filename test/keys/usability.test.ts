@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { CrlSet, parseCrl } from '../../src/keys/crl.js';
 import { inspectPgpKey } from '../../src/keys/pgp-key.js';
 import { inspectSmimeCert } from '../../src/keys/smime-cert.js';
+import { SmimeTrust } from '../../src/keys/smime-trust.js';
 import { createTestCa } from '../helpers/pki.js';
 import { findProgram } from '../helpers/programs.js';
 import { makeCrl } from './crl-fixture.js';
@@ -53,7 +54,7 @@ describe('which OpenPGP keys are used', () => {
 
 describe('which S/MIME certificates are used', () => {
   const ca = createTestCa('Postern S/MIME Test CA');
-  const trust = [ca.cert];
+  const trust = SmimeTrust.fromPem([ca.cert]);
 
   it('needs a chain to the trust store, validity, 2048 bits, key encipherment; names what is wrong', () => {
     const good = inspectSmimeCert(ca.issueSmime(email).cert, trust);
@@ -75,18 +76,19 @@ describe('which S/MIME certificates are used', () => {
     const file = join(dir, 'ca.crl');
     writeFileSync(file, makeCrl(ca, [serial]));
     if (openssl) expect(execFileSync(openssl, ['crl', '-in', file, '-CAfile', ca.caFile, '-noout'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString()).toBe('');
-    const crls = new CrlSet([file], trust);
-    expect(inspectSmimeCert(revoked.cert, trust, new Date(), crls.check).unusable).toMatch(/^revoked on .* \(CRL of CN=Postern S\/MIME Test CA\)$/);
-    expect(inspectSmimeCert(other.cert, trust, new Date(), crls.check).unusable).toBeUndefined();
+    const crls = new CrlSet([file], trust.issuers);
+    const checked = trust.withRevocation(crls.check);
+    expect(inspectSmimeCert(revoked.cert, checked).unusable).toMatch(/^revoked on .* \(CRL of CN=Postern S\/MIME Test CA\)$/);
+    expect(inspectSmimeCert(other.cert, checked).unusable).toBeUndefined();
 
     const staleFile = join(dir, 'stale.crl');
     writeFileSync(staleFile, makeCrl(ca, [], { nextUpdate: new Date(Date.now() - DAY) }));
-    expect(inspectSmimeCert(other.cert, trust, new Date(), new CrlSet([staleFile], trust).check).unusable).toMatch(/CRL of CN=Postern S\/MIME Test CA is out of date/);
+    expect(inspectSmimeCert(other.cert, trust.withRevocation(new CrlSet([staleFile], trust.issuers).check)).unusable).toMatch(/CRL of CN=Postern S\/MIME Test CA is out of date/);
 
     const forged = join(dir, 'forged.crl');
     const impostor = createTestCa('Postern S/MIME Test CA');
     writeFileSync(forged, makeCrl(impostor, [serial]));
-    expect(() => new CrlSet([forged], trust)).toThrow(/keys\.smimeCrls: CRL of CN=Postern S\/MIME Test CA: bad signature/);
+    expect(() => new CrlSet([forged], trust.issuers)).toThrow(/keys\.smimeCrls: CRL of CN=Postern S\/MIME Test CA: bad signature/);
     expect(() => parseCrl(readFileSync(file), [])).toThrow(/its issuer is not in keys\.smimeTrust/);
   });
 });

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { EVENTS } from '../../events/logger.js';
-import { CrlSet } from '../../keys/crl.js';
 import { importKeys } from '../../keys/import.js';
-import { readCertificateFiles } from '../../keys/start.js';
 import { openKeyStore } from '../../keys/open-store.js';
+import type { SmimeTrust } from '../../keys/smime-trust.js';
+import { loadSmimeTrust } from '../../keys/start.js';
 import type { KeyStore } from '../../keys/store.js';
 import { actorOf, apiError, type ApiContext } from '../context.js';
 import { errorSchema, guarded } from '../schemas.js';
@@ -49,12 +49,8 @@ export function keysRoutes(app: FastifyInstance, { config, dataDir, log }: ApiCo
   app.addHook('onClose', async () => {
     await (await opening?.catch(() => undefined))?.close();
   });
-  let trust: Promise<{ smimeTrust: string[]; crls: CrlSet }> | undefined;
-  const trustAnchors = () =>
-    (trust ??= (async () => {
-      const smimeTrust = await readCertificateFiles(config.keys.smimeTrust, 'keys.smimeTrust');
-      return { smimeTrust, crls: new CrlSet(config.keys.smimeCrls, smimeTrust) };
-    })());
+  let trust: Promise<SmimeTrust> | undefined;
+  const trustAnchors = () => (trust ??= loadSmimeTrust(config, log).then((t) => t.smimeTrust));
 
   app.get('/keys', guarded('read-only', { summary: 'Stored keys and certificates (without the key material)', tags, response: { 200: { type: 'array', items: keySchema } } }), async () => {
     const store = await keyStore();
@@ -81,8 +77,7 @@ export function keysRoutes(app: FastifyInstance, { config, dataDir, log }: ApiCo
     }),
     async (req) => {
       const store = await keyStore();
-      const { smimeTrust, crls } = await trustAnchors();
-      const results = await importKeys(store, req.body.material, { address: req.body.address, domain: req.body.domain, smimeTrust, revoked: crls.check });
+      const results = await importKeys(store, req.body.material, { address: req.body.address, domain: req.body.domain, smimeTrust: await trustAnchors() });
       if (!results.length) throw apiError(400, 'material holds no OpenPGP key block or PEM certificate');
       const stored = results.filter((r) => !r.refused);
       if (stored.length) log.info({ event: EVENTS.keysImported, actor: actorOf(req), keyIds: stored.map((r) => r.id) }, 'keys imported');
