@@ -1,5 +1,6 @@
 import { createMessage, encrypt, readKey, type PrivateKey, type PublicKey } from 'openpgp';
 import { boundary, replaceField, splitEntity } from './mime-entity.js';
+import { withProtectedHeaders } from './protected-headers.js';
 
 export interface PgpProtectOptions {
   recipientKeys: string[];
@@ -13,16 +14,16 @@ export interface PgpProtectOptions {
 /**
  * PGP/MIME (RFC 3156): the whole original MIME entity (Content-* headers and body, so
  * attachments and alternatives survive) is encrypted — and signed when an organisation
- * key is configured — as multipart/encrypted. With protectSubject the outer Subject is
- * replaced and the real headers travel inside (the inner entity gets them too).
+ * key is configured — as multipart/encrypted. With protectSubject the outer Subject
+ * becomes "..." and the inner entity carries the original Subject, From, To, Cc, Date,
+ * Message-ID and Reply-To, marked protected-headers="v1" (see protected-headers.ts).
  */
 export async function pgpProtect(raw: Buffer, opts: PgpProtectOptions): Promise<Buffer> {
   const { outer, entity } = splitEntity(raw);
   let inner = entity;
   let outerFields = outer;
   if (opts.protectSubject) {
-    const subject = outer.find((f) => /^subject\s*:/i.test(f));
-    if (subject) inner = Buffer.concat([Buffer.from(`${subject}\r\n`, 'latin1'), entity]);
+    inner = withProtectedHeaders(outer, entity);
     outerFields = replaceField(outer, 'Subject', '...');
   }
   const keys = (await Promise.all([...opts.recipientKeys, ...(opts.escrowKey ? [opts.escrowKey] : [])].map((k) => readKey({ armoredKey: k })))) as PublicKey[];

@@ -48,7 +48,8 @@ describe('OpenPGP: protected subject, signing identity, escrow', () => {
         format: 'binary',
       });
       const inner = Buffer.from(data as Uint8Array).toString('latin1');
-      expect(inner).toMatch(/^Subject: Lab results for J\. Smith\r\nContent-Type: multipart\/mixed/);
+      // The original header fields travel inside, and the entity says they are protected headers.
+      expect(inner).toMatch(/^From: "Dr\. A" <dr@client\.test>\r\nTo: patient@dest\.test\r\nSubject: Lab results for J\. Smith\r\nMessage-ID: <t1@client\.test>\r\nContent-Type: multipart\/mixed; boundary="mix"; protected-headers="v1"\r\n\r\n--mix\r\n/);
       await expect(signatures[0]!.verified).resolves.toBe(true);
     }
   });
