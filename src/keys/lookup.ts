@@ -1,6 +1,7 @@
 import { MemoryCache, type SharedCache } from '../common/shared-cache.js';
 import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
+import { prepareHttps } from './https-get.js';
 import { keyserverLookup } from './keyserver.js';
 import { splitPgpKeys } from './material.js';
 import { inspectPgpKey, type PgpKeyInfo } from './pgp-key.js';
@@ -61,6 +62,7 @@ export class KeyLookup {
 
   constructor(private readonly o: KeyLookupOptions) {
     this.cache = o.cache ?? new MemoryCache();
+    if (o.keys.discovery.some((s) => s !== 'store')) prepareHttps(o.httpsTrust);
   }
 
   /** address as given: WKD sends the local part unchanged (l=), everything else lower-cases it. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { createServer } from 'node:https';
 import { join } from 'node:path';
 import { generateKey, readKey, readPrivateKey, revokeKey } from 'openpgp';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { DeliveryDns } from '../../src/deliver/dns.js';
 import { createLogger } from '../../src/events/logger.js';
@@ -167,6 +167,48 @@ describe('OpenPGP key discovery: store → WKD (advanced, direct) → keyserver'
       slow.closeAllConnections();
       await new Promise<void>((resolve) => slow.close(() => resolve()));
     }
+  });
+
+  it('WKD: a same-origin redirect is followed; one to another origin is a failure (errorTtl), not a miss (negativeTtl)', async () => {
+    https.routes.set(ADVANCED, { status: 302, location: '/keys/pat-doe' });
+    https.routes.set('/keys/pat-doe', { body: await binary(key.publicKey) });
+    expect(await lookup.pgp(ADDRESS)).toMatchObject({ source: 'wkd', from: 'wkd:advanced' });
+    expect(https.requests.map((r) => r.replace(/:\d+/, ''))).toEqual([`openpgpkey.dest.test${ADVANCED}`, 'openpgpkey.dest.test/keys/pat-doe']);
+
+    const short = makeLookup({ discovery: ['wkd'], errorTtl: '100ms', negativeTtl: '1h' });
+    const other = 'other@dest.test';
+    const hu = `${wkdHash('other')}?l=other`;
+    https.routes.set(`/.well-known/openpgpkey/dest.test/hu/${hu}`, { status: 301, location: `https://keys.test:${https.port}/elsewhere` });
+    https.routes.set(`/.well-known/openpgpkey/hu/${hu}`, { status: 302, location: `/.well-known/openpgpkey/hu/${hu}` });
+    expect(await short.pgp(other)).toBeUndefined();
+    const failed = logs.filter((l) => l.event === 'keys.source-failed' && l.address === other).at(-1);
+    expect(failed?.tried).toEqual([`advanced: openpgpkey.dest.test:${https.port} redirected to https://keys.test:${https.port}: only same-origin redirects are followed`, `direct: dest.test:${https.port} redirected too many times`]);
+    expect(failed?.failed).toBe(true);
+    const asked = https.requests.length;
+    await new Promise((r) => setTimeout(r, 150));
+    // Past errorTtl it is asked again (a miss would have been kept for an hour).
+    await short.pgp(other);
+    expect(https.requests.length).toBeGreaterThan(asked);
+  });
+
+  it('every address of the host is tried: one that refuses the connection gives way to the next', async () => {
+    const zone = dns.zone['openpgpkey.dest.test'];
+    onTestFinished(() => void (dns.zone['openpgpkey.dest.test'] = zone!));
+    https.routes.set(ADVANCED, { body: await binary(key.publicKey) });
+    dns.zone['openpgpkey.dest.test'] = { A: ['127.0.0.2', '127.0.0.1'] };
+    expect(await makeLookup({ discovery: ['wkd'] }).pgp(ADDRESS)).toMatchObject({ source: 'wkd', from: 'wkd:advanced' });
+    // None answering is a failure that names each address.
+    dns.zone['openpgpkey.dest.test'] = { A: ['127.0.0.2', '127.0.0.3'] };
+    expect(await makeLookup({ discovery: ['wkd'] }).pgp('nobody@dest.test')).toBeUndefined();
+    const tried = logs.filter((l) => l.event === 'keys.source-failed' && l.address === 'nobody@dest.test').at(-1)?.tried as string[];
+    expect(tried[0]).toMatch(/^advanced: no answer from openpgpkey\.dest\.test \(127\.0\.0\.2: .*ECONNREFUSED.*; 127\.0\.0\.3: .*ECONNREFUSED.*\)$/);
+    // The certificate is checked against the host name, whatever address answered.
+    dns.zone['openpgpkey.wrong.test'] = { A: ['127.0.0.1'] };
+    onTestFinished(() => void delete dns.zone['openpgpkey.wrong.test']);
+    https.routes.set(`/.well-known/openpgpkey/wrong.test/hu/${HU}`, { body: await binary(key.publicKey) });
+    expect(await makeLookup({ discovery: ['wkd'] }).pgp('Pat.Doe@wrong.test')).toBeUndefined();
+    const wrong = logs.filter((l) => l.event === 'keys.source-failed' && l.address === 'pat.doe@wrong.test').at(-1)?.tried as string[];
+    expect(wrong[0]).toMatch(/^advanced: no answer from openpgpkey\.wrong\.test \(127\.0\.0\.1: ERR_TLS_CERT_ALTNAME_INVALID/);
   });
 
   it('an HKP keyserver is asked the HKP way; the discovery order is the configured one', async () => {
