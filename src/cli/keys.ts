@@ -81,10 +81,10 @@ async function status(r: KeyRecord, keys: KeyParts): Promise<{ usable: boolean; 
 export async function keysListCommand(opts: { config?: string; json?: boolean }): Promise<void> {
   await withKeys(opts.config, async (opened) => {
     const rows = [];
-    for (const r of await opened.keys.store.all()) rows.push({ id: r.id, kind: r.kind, addresses: r.addresses, source: r.source, addedAt: new Date(r.addedAt).toISOString(), ...(await status(r, opened.keys)) });
+    for (const r of await opened.keys.store.all()) rows.push({ id: r.id, kind: r.kind, addresses: r.addresses, source: r.source, from: r.from, addedAt: new Date(r.addedAt).toISOString(), ...(await status(r, opened.keys)) });
     if (opts.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     if (!rows.length) return void process.stdout.write('no keys stored\n');
-    for (const r of rows) process.stdout.write(`${r.id}  ${r.addresses.join(',')}  ${r.source} ${r.addedAt.slice(0, 10)}  expires ${day(r.expiresAt)}  ${r.why}\n`);
+    for (const r of rows) process.stdout.write(`${r.id}  ${r.addresses.join(',')}  ${r.from ? `${r.source} (${r.from})` : r.source} ${r.addedAt.slice(0, 10)}  expires ${day(r.expiresAt)}  ${r.why}\n`);
   });
 }
 

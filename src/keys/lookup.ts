@@ -3,9 +3,10 @@ import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { prepareHttps } from './https-get.js';
 import { keyserverLookup } from './keyserver.js';
+import { InspectedKeys } from './inspected.js';
 import { splitPgpKeys } from './material.js';
 import { inspectPgpKey, type PgpKeyInfo } from './pgp-key.js';
-import { inspectSmimeCert, type SmimeCertInfo } from './smime-cert.js';
+import type { SmimeCertInfo } from './smime-cert.js';
 import type { SmimeTrust } from './smime-trust.js';
 import type { KeyRecord, KeyStore } from './store.js';
 import { wkdLookup } from './wkd.js';
@@ -51,17 +52,23 @@ interface Discovered {
  * Finds a usable key for a recipient, source by source in the configured order (store,
  * WKD advanced then direct, a VKS/HKP keyserver), each with its own timeout; a miss, an
  * error or a timeout falls through to the next source. Unusable keys are skipped with a
- * log line saying why. The store is read on every lookup (an import applies at once);
- * network answers are cached: found keys for keys.cacheTtl, misses for keys.negativeTtl,
- * and a source that failed (timeout, connection, TLS, 5xx) for keys.errorTtl only, so a
- * passing outage does not send a recipient down the next method for the whole negativeTtl.
+ * log line saying why. The store is read on every lookup (an import applies at once),
+ * its records' checks reused per record version (inspected.ts); network answers are
+ * cached: found keys for keys.cacheTtl — also written to the store with their source,
+ * so `postern keys list` shows them and every instance sharing the store uses them, and
+ * skipped there once older than that — misses for keys.negativeTtl, and a source that
+ * failed (timeout, connection, TLS, 5xx) for keys.errorTtl only, so a passing outage
+ * does not send a recipient down the next method for the whole negativeTtl.
  */
 export class KeyLookup {
   private readonly cache: SharedCache;
   private readonly inflight = new Map<string, Promise<Discovered>>();
 
+  private readonly inspected: InspectedKeys;
+
   constructor(private readonly o: KeyLookupOptions) {
     this.cache = o.cache ?? new MemoryCache();
+    this.inspected = new InspectedKeys(o.smimeTrust);
     if (o.keys.discovery.some((s) => s !== 'store')) prepareHttps(o.httpsTrust);
   }
 
@@ -79,7 +86,7 @@ export class KeyLookup {
   async smime(address: string, now = new Date()): Promise<FoundKey<SmimeCertInfo> | undefined> {
     const a = address.toLowerCase();
     for (const r of await this.o.store.forAddress('smime', a)) {
-      const info = inspectSmimeCert(r.material, this.o.smimeTrust, now);
+      const info = this.inspected.smime(r, now.getTime());
       const personal = r.addresses.includes(a);
       const reason = info.unusable ?? (personal && !info.emails.includes(a) ? `the certificate does not name ${a}` : undefined);
       if (reason) {
@@ -97,9 +104,14 @@ export class KeyLookup {
   }
 
   private async fromStore(address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
+    const now = Date.now();
     for (const r of await this.o.store.forAddress('pgp', address)) {
-      const found = await this.firstUsable([r.material], address, r.source, r.id, !r.addresses.includes(address));
-      if (found) return found;
+      // A discovered key is a cache entry: past cacheTtl it is asked for again.
+      if (isDiscovered(r.source) && now - r.addedAt > this.o.keys.cacheTtl) continue;
+      const info = await this.inspected.pgp(r, now);
+      const reason = info.unusable ?? (!r.addresses.includes(address) || info.emails.includes(address) ? undefined : `the key has no user ID for ${address}`);
+      if (!reason) return { info, source: r.source, from: r.from ?? r.id };
+      this.skipped(address, 'pgp', info.fingerprint, r.source, reason, r.from ?? r.id);
     }
     return undefined;
   }
@@ -136,25 +148,26 @@ export class KeyLookup {
         const got = await wkdLookup(given, { ...http, port: this.o.keys.wkd.port, timeoutMs: this.o.keys.wkd.timeout });
         if (got.tried.length) this.o.log.info({ event: EVENTS.keySourceFailed, address, source, tried: got.tried, failed: got.failed }, 'WKD: methods that gave no key');
         if (!got.data) return { failed: got.failed };
-        return { found: await this.firstUsable(await splitPgpKeys(got.data), address, 'wkd', `wkd:${got.method}`, false) };
+        return { found: await this.firstUsable(await splitPgpKeys(got.data), address, 'wkd', `wkd:${got.method}`) };
       }
       const ks = this.o.keys.keyserver;
       if (!ks.url) return {};
       const armored = await keyserverLookup(ks.url, ks.protocol, address, { ...http, timeoutMs: ks.timeout });
-      return { found: armored ? await this.firstUsable(await splitPgpKeys(armored), address, 'keyserver', ks.url, false) : undefined };
+      return { found: armored ? await this.firstUsable(await splitPgpKeys(armored), address, 'keyserver', ks.url) : undefined };
     } catch (err) {
       this.o.log.info({ event: EVENTS.keySourceFailed, address, source, reason: (err as Error).message, failed: true }, 'key source failed; trying the next one');
       return { failed: true };
     }
   }
 
-  /** domainKey: a key stored for the whole domain, which need not name the address. */
-  private async firstUsable(armoredKeys: string[], address: string, source: KeySource, from: string, domainKey: boolean): Promise<FoundKey<PgpKeyInfo> | undefined> {
+  /** The first discovered key that is usable and names the address; it is kept in the store. */
+  private async firstUsable(armoredKeys: string[], address: string, source: 'wkd' | 'keyserver', from: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
     for (const armored of armoredKeys) {
       const info = await inspectPgpKey(armored);
-      const reason = info.unusable ?? (domainKey || info.emails.includes(address) ? undefined : `the key has no user ID for ${address}`);
+      const reason = info.unusable ?? (info.emails.includes(address) ? undefined : `the key has no user ID for ${address}`);
       if (!reason) {
-        if (source === 'wkd' || source === 'keyserver') this.o.log.info({ event: EVENTS.keyFound, address, kind: 'pgp', keyId: info.fingerprint, source, from }, 'OpenPGP key discovered');
+        this.o.log.info({ event: EVENTS.keyFound, address, kind: 'pgp', keyId: info.fingerprint, source, from }, 'OpenPGP key discovered');
+        await this.remember(info, address, source, from);
         return { info, source, from };
       }
       this.skipped(address, 'pgp', info.fingerprint, source, reason, from);
@@ -162,7 +175,25 @@ export class KeyLookup {
     return undefined;
   }
 
+  /**
+   * A discovered key into the store (source wkd or keyserver), unless the same key is
+   * there already as imported or harvested. Not being able to write it costs a lookup
+   * later, not this message: it is logged, not thrown.
+   */
+  private async remember(info: PgpKeyInfo, address: string, source: 'wkd' | 'keyserver', from: string): Promise<void> {
+    const id = `pgp:${info.fingerprint}`;
+    try {
+      const same = (await this.o.store.forAddress('pgp', address)).find((r) => r.id === id);
+      if (same && !isDiscovered(same.source)) return;
+      await this.o.store.put({ id, kind: 'pgp', addresses: [address], source, from, addedAt: Date.now(), material: info.armored });
+    } catch (err) {
+      this.o.log.warn({ event: EVENTS.keySourceFailed, address, source, reason: `discovered key not stored: ${(err as Error).message}` }, 'discovered key not stored');
+    }
+  }
+
   private skipped(address: string, kind: 'pgp' | 'smime', keyId: string, source: KeySource, reason: string, from?: string): void {
     this.o.log.info({ event: EVENTS.keySkipped, address, kind, keyId, source, from, reason }, kind === 'pgp' ? 'OpenPGP key skipped' : 'S/MIME certificate skipped');
   }
 }
+
+const isDiscovered = (source: KeySource) => source === 'wkd' || source === 'keyserver';

@@ -18,6 +18,8 @@ export interface SmimeCertInfo {
   pem: string;
   /** The intermediates between it and its trust anchor (PEM, leaf side first). */
   chain: string[];
+  /** When the first certificate of the path expires (ms): the verdict holds until then at most. */
+  validUntil?: number | undefined;
 }
 
 /**
@@ -50,9 +52,10 @@ export function inspectSmimeCert(material: string, trust: SmimeTrust | undefined
   };
   const unusable = leafProblem(cert, now);
   if (unusable) return { ...base, unusable };
-  if (!trust?.anchors.length) return { ...base, unusable: 'not trusted: keys.smimeTrust holds no CA certificate' };
+  if (!trust) return { ...base, unusable: 'not trusted: keys.smimeTrust holds no CA certificate' };
   try {
-    return { ...base, chain: trust.chain(cert, given, now).map((c) => c.pem) };
+    const chain = trust.chain(cert, given, now);
+    return { ...base, chain: chain.map((c) => c.pem), validUntil: Math.min(base.notAfter, ...chain.map((c) => c.notAfter.getTime())) };
   } catch (err) {
     return { ...base, unusable: (err as Error).message };
   }

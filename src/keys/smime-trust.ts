@@ -19,6 +19,8 @@ export class SmimeTrust {
     readonly intermediates: Certificate[],
     readonly skipped: string[],
     readonly revoked?: RevocationCheck | undefined,
+    /** Moves when the CRLs in force change (what was decided before may no longer hold). */
+    readonly revision: () => number = () => 0,
   ) {}
 
   static fromPem(anchors: string[], intermediates: string[] = []): SmimeTrust {
@@ -36,8 +38,8 @@ export class SmimeTrust {
   }
 
   /** The same anchors with a revocation check (the CRLs are verified against these CAs). */
-  withRevocation(revoked: RevocationCheck): SmimeTrust {
-    return new SmimeTrust(this.anchors, this.intermediates, this.skipped, revoked);
+  withRevocation(revoked: RevocationCheck, revision: () => number = () => 0): SmimeTrust {
+    return new SmimeTrust(this.anchors, this.intermediates, this.skipped, revoked, revision);
   }
 
   /** Every CA certificate given in the config: who may sign a CRL. */
@@ -52,6 +54,7 @@ export class SmimeTrust {
    * certificate in the path (expired, signed with SHA-1, revoked, not a CA).
    */
   chain(cert: Certificate, intermediates: Certificate[], now: Date): Certificate[] {
+    if (!this.anchors.length) throw new Error('not trusted: keys.smimeTrust holds no CA certificate');
     const anchors = new Set(this.anchors.map((a) => a.fingerprint));
     const pool = [...intermediates, ...this.intermediates].filter((c) => !anchors.has(c.fingerprint));
     let reason: string | undefined;

@@ -37,7 +37,7 @@ export async function loadSmimeTrust(config: PosternConfig, logger: Logger): Pro
   const trust = SmimeTrust.fromPem(await readCertificateFiles(config.keys.smimeTrust, 'keys.smimeTrust'), await readCertificateFiles(config.keys.smimeIntermediates, 'keys.smimeIntermediates'));
   for (const reason of trust.skipped) logger.warn({ event: EVENTS.keyTrustSkipped, reason }, 'S/MIME CA certificate left out');
   const crls = new CrlSet(config.keys.smimeCrls, trust.issuers);
-  return { smimeTrust: trust.withRevocation(crls.check), crls };
+  return { smimeTrust: trust.withRevocation(crls.check, () => crls.generation), crls };
 }
 
 /**

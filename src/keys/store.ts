@@ -11,6 +11,9 @@ export interface KeyRecord {
   /** Lower-case addresses the key serves; "@example.org" for a domain key. */
   addresses: string[];
   source: 'import' | 'wkd' | 'keyserver' | 'harvest';
+  /** Where a discovered key was found: "wkd:advanced", "wkd:direct" or the keyserver URL. */
+  from?: string | undefined;
+  /** When it was stored (a discovered key: found), ms since the epoch. */
   addedAt: number;
   material: string;
 }

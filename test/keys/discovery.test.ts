@@ -76,9 +76,19 @@ describe('OpenPGP key discovery: store → WKD (advanced, direct) → keyserver'
     expect(found).toMatchObject({ source: 'wkd', from: 'wkd:advanced' });
     expect(found!.info.fingerprint).toBe((await readKey({ armoredKey: key.publicKey })).getFingerprint().toUpperCase());
     expect(https.requests).toEqual([`openpgpkey.dest.test:${https.port}${ADVANCED}`]);
-    await lookup.pgp(ADDRESS);
+    expect(await lookup.pgp(ADDRESS)).toMatchObject({ source: 'wkd', from: 'wkd:advanced' });
     expect(https.requests).toHaveLength(1);
-    expect(logs.find((l) => l.event === 'keys.found')).toMatchObject({ address: 'pat.doe@dest.test', source: 'wkd', from: 'wkd:advanced' });
+    expect(logs.filter((l) => l.event === 'keys.found')).toEqual([expect.objectContaining({ address: 'pat.doe@dest.test', source: 'wkd', from: 'wkd:advanced' })]);
+    // Kept in the store with where it came from: another lookup (another instance) uses it without asking.
+    const [record] = await store.all();
+    expect(record).toMatchObject({ id: `pgp:${found!.info.fingerprint}`, addresses: ['pat.doe@dest.test'], source: 'wkd', from: 'wkd:advanced' });
+    expect(await makeLookup().pgp(ADDRESS)).toMatchObject({ source: 'wkd', from: 'wkd:advanced' });
+    expect(https.requests).toHaveLength(1);
+    // Past keys.cacheTtl the stored copy is not used: WKD is asked again, and the copy refreshed.
+    await store.put({ ...record!, addedAt: Date.now() - 2 * 86_400_000 });
+    expect(await makeLookup().pgp(ADDRESS)).toMatchObject({ source: 'wkd' });
+    expect(https.requests).toHaveLength(2);
+    expect((await store.all())[0]!.addedAt).toBeGreaterThan(Date.now() - 60_000);
   });
 
   it('a 404 from the advanced method falls through to the direct method', async () => {
@@ -229,9 +239,10 @@ describe('OpenPGP key discovery: store → WKD (advanced, direct) → keyserver'
     const skipped = logs.filter((l) => l.event === 'keys.skipped').map((l) => [l.source, String(l.reason).replace(/ on .*/, '')]);
     // The advanced method's (expired) key ends the WKD step: one WKD answer per lookup.
     expect(skipped).toEqual([['wkd', 'expired']]);
-    // Without an advanced host answer, the direct method's (revoked) key is looked at.
+    // Without an advanced host answer, the direct method's (revoked) key is looked at
+    // (the store, which now holds the keyserver's key, is left out).
     https.routes.delete(ADVANCED);
-    expect(await makeLookup().pgp(ADDRESS)).toMatchObject({ source: 'keyserver' });
+    expect(await makeLookup({ discovery: ['wkd', 'keyserver'] }).pgp(ADDRESS)).toMatchObject({ source: 'keyserver' });
     expect(logs.filter((l) => l.event === 'keys.skipped').map((l) => l.reason)).toContain('revoked');
   });
 

@@ -17,6 +17,7 @@ const keySchema = {
     kind: { type: 'string', enum: ['pgp', 'smime'] },
     addresses: { type: 'array', items: { type: 'string' } },
     source: { type: 'string' },
+    from: { type: 'string', description: 'where a discovered key was found: wkd:advanced, wkd:direct or the keyserver URL' },
     addedAt: { type: 'string', format: 'date-time' },
   },
   required: ['id', 'kind', 'addresses', 'source', 'addedAt'],
@@ -54,7 +55,7 @@ export function keysRoutes(app: FastifyInstance, { config, dataDir, log }: ApiCo
 
   app.get('/keys', guarded('read-only', { summary: 'Stored keys and certificates (without the key material)', tags, response: { 200: { type: 'array', items: keySchema } } }), async () => {
     const store = await keyStore();
-    return (await store.all()).map((r) => ({ id: r.id, kind: r.kind, addresses: r.addresses, source: r.source, addedAt: new Date(r.addedAt).toISOString() }));
+    return (await store.all()).map((r) => ({ id: r.id, kind: r.kind, addresses: r.addresses, source: r.source, from: r.from, addedAt: new Date(r.addedAt).toISOString() }));
   });
 
   app.post<{ Body: { material: string; address?: string; domain?: string } }>(
