@@ -62,7 +62,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
     logger.warn({ event: EVENTS.devCertificate, certPath: cert.certPath, created: cert.source === 'dev-created' }, 'using a self-signed development certificate; set smtp.tls.cert and smtp.tls.key for production');
   }
   // Identities and DKIM keys are checked before the queue opens: a bad one stops the start.
-  const protector = await createProtector(config);
+  const protector = await createProtector(config, logger.child({ component: 'protect' }));
   const signer = new DkimSigner(await loadDkimKeys(config), logger.child({ component: 'dkim' }));
   const journal = await openJournal(config, dataDir, logger, { shard });
   const { queue, cache, redisReady } = await openQueue(config, dataDir, shard, logger);
@@ -86,7 +86,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
   const available = keylessAvailability(reach);
   const policyLog = logger.child({ component: 'policy' });
   const isSms = (rcpt: string) => Boolean(reach?.isSms(rcpt));
-  const planner = new Planner(queue, policies, () => policies.current().detectors, policyLog, { available, isSms, keys: keys.lookup, smimeMaxSize: config.protect.smime.maxSize });
+  const planner = new Planner(queue, policies, () => policies.current().detectors, policyLog, { available, isSms, keys: keys.lookup, smimeMaxSize: config.protect.smime.maxSize, pgpMaxSize: config.protect.pgp.maxSize });
   const mtaSts = config.delivery.mtaSts.enabled
     ? new MtaSts({
         resolve: (name, type) => dns.resolve(name, type),

@@ -385,6 +385,8 @@ export const configSchema = z.strictObject({
           escrowKey: z.string().optional(),
           /** Replace the outer Subject ("..."); the real one stays inside. */
           protectSubject: z.boolean().default(false),
+          /** openpgp encrypts in memory: above this PGP is not used (the next method is). */
+          maxSize: size.default(25 * 1024 * 1024),
         })
         .prefault({}),
       smime: z

@@ -49,6 +49,8 @@ export const EVENTS = {
   keyHarvested: 'keys.harvested',
   /** A keys.smimeTrust / keys.smimeIntermediates certificate that cannot be read was left out (start-up). */
   keyTrustSkipped: 'keys.trust-skipped',
+  /** An identity or escrow key/certificate expires within 30 days, or has expired (at start, then daily). */
+  keyExpiring: 'keys.expiring',
   protectEncrypted: 'protect.encrypted',
   protectFailed: 'protect.failed',
   dkimSigned: 'dkim.signed',

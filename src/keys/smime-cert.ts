@@ -50,7 +50,7 @@ export function inspectSmimeCert(material: string, trust: SmimeTrust | undefined
     pem: cert.pem,
     chain: [],
   };
-  const unusable = leafProblem(cert, now);
+  const unusable = encryptionProblem(cert, now);
   if (unusable) return { ...base, unusable };
   if (!trust) return { ...base, unusable: 'not trusted: keys.smimeTrust holds no CA certificate' };
   try {
@@ -61,8 +61,8 @@ export function inspectSmimeCert(material: string, trust: SmimeTrust | undefined
   }
 }
 
-/** What makes the certificate itself unfit to encrypt to, whoever issued it. */
-function leafProblem(cert: Certificate, now: Date): string | undefined {
+/** What makes a certificate itself unfit to encrypt to, whoever issued it (recipients, escrow). */
+export function encryptionProblem(cert: Certificate, now: Date): string | undefined {
   if (cert.keyType !== 'rsa') return `not an RSA certificate (${keyDescription(cert)}): S/MIME encryption here uses RSA key transport`;
   if (cert.isCa) return 'a CA certificate, not a recipient\'s: import it with the recipient\'s certificate it issued, or put it in keys.smimeIntermediates';
   if (now < cert.notBefore) return 'not valid yet';

@@ -11,7 +11,7 @@ import type { Policy } from './schema.js';
 export async function explainForConfig(config: PosternConfig, policy: Policy, input: DecideInput): Promise<Decision[]> {
   const keys = await storeOnlyKeys(config);
   try {
-    const ctx = { policy, portal: portalReach(config), keys: keys?.lookup, smimeMaxSize: config.protect.smime.maxSize, log: createLogger('silent') };
+    const ctx = { policy, portal: portalReach(config), keys: keys?.lookup, smimeMaxSize: config.protect.smime.maxSize, pgpMaxSize: config.protect.pgp.maxSize, log: createLogger('silent') };
     return await explainDecisions(ctx, input);
   } finally {
     await keys?.store.close();

@@ -12,6 +12,7 @@ export interface ExplainContext {
   /** A lookup that reads the key store only; undefined when there is no store. */
   keys?: KeyFinding['keys'] | undefined;
   smimeMaxSize: number;
+  pgpMaxSize?: number | undefined;
   log: KeyFinding['log'];
 }
 
@@ -26,7 +27,7 @@ export async function explainDecisions(ctx: ExplainContext, input: DecideInput):
   const isSms = (rcpt: string) => Boolean(ctx.portal?.isSms(rcpt));
   const keys = ctx.keys;
   const message = { id: 'policy-explain', size: input.facts.size };
-  const find: KeyFinder | undefined = keys && ((wanted) => findRecipientKeys({ keys, smimeMaxSize: ctx.smimeMaxSize, isSms, log: ctx.log }, message, wanted));
+  const find: KeyFinder | undefined = keys && ((wanted) => findRecipientKeys({ keys, smimeMaxSize: ctx.smimeMaxSize, pgpMaxSize: ctx.pgpMaxSize, isSms, log: ctx.log }, message, wanted));
   const { decisions, available } = await decideWithKeys(ctx.policy, input, { keyless, find });
   return decisions.map((d) => {
     const chosen = chooseMethod(d, available, isSms);

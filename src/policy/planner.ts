@@ -19,6 +19,7 @@ export interface PlannerOptions {
   isSms?: (rcpt: string) => boolean;
   keys?: KeyFinding['keys'];
   smimeMaxSize?: number;
+  pgpMaxSize?: number;
 }
 
 /**
@@ -145,6 +146,6 @@ export class Planner {
   private keyFinder(envelope: Envelope): KeyFinder | undefined {
     const keys = this.options.keys;
     if (envelope.origin || !keys) return undefined;
-    return (wanted) => findRecipientKeys({ keys, smimeMaxSize: this.options.smimeMaxSize ?? Infinity, isSms: this.smsRecipient, log: this.log }, envelope, wanted);
+    return (wanted) => findRecipientKeys({ keys, smimeMaxSize: this.options.smimeMaxSize ?? Infinity, pgpMaxSize: this.options.pgpMaxSize, isSms: this.smsRecipient, log: this.log }, envelope, wanted);
   }
 }

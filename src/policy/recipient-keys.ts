@@ -19,8 +19,9 @@ export interface FoundKeys {
 
 export interface KeyFinding {
   keys: KeyLookup;
-  /** node-forge builds S/MIME in memory: above this size S/MIME is not used. */
+  /** S/MIME and OpenPGP are built in memory: above these sizes they are not used (protect.<method>.maxSize). */
   smimeMaxSize: number;
+  pgpMaxSize?: number | undefined;
   /** Secure Text recipients have no keys (they only have the portal). */
   isSms: (rcpt: string) => boolean;
   log: Logger;
@@ -37,17 +38,20 @@ export async function findRecipientKeys(o: KeyFinding, envelope: Pick<Envelope, 
     o.log.warn({ event: EVENTS.keySourceFailed, queueId: envelope.id, address: rcpt, kind, reason: err.message }, 'key lookup failed');
     return undefined;
   };
-  const smimeFits = envelope.size <= o.smimeMaxSize;
+  const limits = { smime: o.smimeMaxSize, pgp: o.pgpMaxSize ?? Infinity };
+  const fits = (kind: 'pgp' | 'smime') => envelope.size <= limits[kind];
   await Promise.all(
     rcpts.map(async (r) => {
       if (o.isSms(r.rcpt)) return;
-      const { wants } = r;
-      if (wants.includes('smime') && !smimeFits) {
-        o.log.info({ event: EVENTS.keySkipped, queueId: envelope.id, address: r.rcpt, kind: 'smime', reason: `message of ${envelope.size} bytes is above protect.smime.maxSize (${o.smimeMaxSize})` }, 'S/MIME not used for this message');
-      }
+      const wants = r.wants.filter((kind) => {
+        if (fits(kind)) return true;
+        const what = kind === 'pgp' ? 'OpenPGP' : 'S/MIME';
+        o.log.info({ event: EVENTS.keySkipped, queueId: envelope.id, address: r.rcpt, kind, reason: `message of ${envelope.size} bytes is above protect.${kind}.maxSize (${limits[kind]})` }, `${what} not used for this message`);
+        return false;
+      });
       const [pgp, smime] = await Promise.all([
         wants.includes('pgp') ? o.keys.pgp(r.rcpt).catch(failed(r.rcpt, 'pgp')) : undefined,
-        wants.includes('smime') && smimeFits ? o.keys.smime(r.rcpt).catch(failed(r.rcpt, 'smime')) : undefined,
+        wants.includes('smime') ? o.keys.smime(r.rcpt).catch(failed(r.rcpt, 'smime')) : undefined,
       ]);
       found.set(r.rcpt, {
         pgp: pgp && { material: pgp.info.armored, id: pgp.info.fingerprint, source: pgp.source },

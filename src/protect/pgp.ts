@@ -3,11 +3,12 @@ import { boundary, replaceField, splitEntity } from './mime-entity.js';
 import { withProtectedHeaders } from './protected-headers.js';
 
 export interface PgpProtectOptions {
-  recipientKeys: string[];
+  /** Recipients' public keys: parsed, or armored. */
+  recipientKeys: (PublicKey | string)[];
   /** Organisation signing key (decrypted), when configured. */
   signingKey?: PrivateKey | undefined;
   /** Escrow public key: compliance can read what Postern encrypts. */
-  escrowKey?: string | undefined;
+  escrowKey?: PublicKey | string | undefined;
   protectSubject: boolean;
 }
 
@@ -26,7 +27,7 @@ export async function pgpProtect(raw: Buffer, opts: PgpProtectOptions): Promise<
     inner = withProtectedHeaders(outer, entity);
     outerFields = replaceField(outer, 'Subject', '...');
   }
-  const keys = (await Promise.all([...opts.recipientKeys, ...(opts.escrowKey ? [opts.escrowKey] : [])].map((k) => readKey({ armoredKey: k })))) as PublicKey[];
+  const keys = await Promise.all([...opts.recipientKeys, ...(opts.escrowKey ? [opts.escrowKey] : [])].map(async (k) => (typeof k === 'string' ? ((await readKey({ armoredKey: k })) as PublicKey) : k)));
   const armored = (await encrypt({
     message: await createMessage({ binary: new Uint8Array(inner) }),
     encryptionKeys: keys,

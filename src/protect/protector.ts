@@ -1,7 +1,12 @@
-import forge from 'node-forge';
+import { readKey, type PublicKey } from 'openpgp';
 import type { PosternConfig } from '../config/schema.js';
-import { loadIdentities, textOrFile, type IdentityFor } from '../keys/identities.js';
+import type { Logger } from '../events/logger.js';
+import { loadIdentities, textOrFile, type Expiry, type IdentityFor, type OrgIdentity } from '../keys/identities.js';
 import { inspectPgpKey } from '../keys/pgp-key.js';
+import { encryptionProblem } from '../keys/smime-cert.js';
+import { readCertificate, type Certificate } from '../keys/x509.js';
+import { ExpiryWatch } from './expiry-watch.js';
+import { ParsedCache } from './parsed-cache.js';
 import { pgpProtect } from './pgp.js';
 import { smimeProtect } from './smime.js';
 
@@ -14,59 +19,97 @@ export interface ProtectRequest {
 }
 
 export interface Escrow {
-  pgp?: string | undefined;
-  smime?: string | undefined;
+  pgp?: PublicKey | undefined;
+  smime?: Certificate | undefined;
 }
 
 /**
  * Turns a message into its encrypted form for one variant: PGP/MIME or S/MIME, signed
  * by the sender domain's organisation identity when protect.<method>.sign is on and one
- * is configured, and also encrypted to the escrow key/certificate when configured.
+ * is configured (an identity past its expiry no longer signs: the watch says so), and
+ * also encrypted to the escrow key/certificate when configured. Recipients' keys are
+ * parsed once and reused (the same recipients come back); the size caps guard memory.
  */
 export class Protector {
+  private readonly pgpKeys = new ParsedCache<Promise<PublicKey>>();
+  private readonly certs = new ParsedCache<Certificate>();
+
   constructor(
     private readonly config: PosternConfig['protect'],
     private readonly identityFor: IdentityFor,
     private readonly escrow: Escrow = {},
+    private readonly watch?: ExpiryWatch | undefined,
   ) {}
 
-  async protect(raw: Buffer, req: ProtectRequest): Promise<Buffer> {
+  async protect(raw: Buffer, req: ProtectRequest, now = Date.now()): Promise<Buffer> {
+    this.watch?.check(now);
     const identity = req.senderDomain ? this.identityFor(req.senderDomain) : undefined;
-    if (req.method === 'pgp') {
+    const { method } = req;
+    // The planner keeps bigger messages away from these methods; this guards the memory bound.
+    if (raw.length > this.config[method].maxSize) throw new Error(`message of ${raw.length} bytes is above protect.${method}.maxSize (${this.config[method].maxSize})`);
+    if (method === 'pgp') {
       return pgpProtect(raw, {
-        recipientKeys: req.recipientKeys,
-        signingKey: this.config.pgp.sign ? identity?.pgp : undefined,
+        recipientKeys: await Promise.all(req.recipientKeys.map((k) => this.pgpKey(k))),
+        signingKey: this.config.pgp.sign ? current(identity, now)?.pgp : undefined,
         escrowKey: this.escrow.pgp,
         protectSubject: this.config.pgp.protectSubject,
       });
     }
-    // The planner keeps bigger messages away from S/MIME; this guards the memory bound.
-    if (raw.length > this.config.smime.maxSize) throw new Error(`message of ${raw.length} bytes is above protect.smime.maxSize (${this.config.smime.maxSize})`);
     return smimeProtect(raw, {
-      recipientCerts: [...req.recipientKeys, ...(this.escrow.smime ? [this.escrow.smime] : [])],
-      signer: this.config.smime.sign ? identity?.smime : undefined,
+      recipientCerts: [...req.recipientKeys.map((pem) => this.certs.get(pem, readCertificate)), ...(this.escrow.smime ? [this.escrow.smime] : [])],
+      signer: this.config.smime.sign ? current(identity, now)?.smime : undefined,
     });
+  }
+
+  private pgpKey(armored: string): Promise<PublicKey> {
+    return this.pgpKeys.get(armored, (text) =>
+      readKey({ armoredKey: text }).catch((err: unknown) => {
+        this.pgpKeys.delete(text);
+        throw err;
+      }),
+    );
   }
 }
 
-/** Builds the Protector from the config: identities and escrow material, checked at start. */
-export async function createProtector(config: PosternConfig): Promise<Protector> {
+/** The parts of an identity that can still sign at `now`. */
+function current(identity: OrgIdentity | undefined, now: number): OrgIdentity | undefined {
+  if (!identity) return undefined;
+  const pgp = identity.pgpExpiresAt === undefined || now < identity.pgpExpiresAt ? identity.pgp : undefined;
+  const smime = identity.smime && now <= identity.smime.cert.notAfter.getTime() && identity.smime.chain.every((c) => now <= c.notAfter.getTime()) ? identity.smime : undefined;
+  return { ...identity, pgp, smime };
+}
+
+/**
+ * Builds the Protector from the config: identities and escrow material, checked at
+ * start (a key that cannot be used stops it, naming the setting), and the expiry watch,
+ * which warns at once when one expires within 30 days.
+ */
+export async function createProtector(config: PosternConfig, log?: Logger): Promise<Protector> {
+  const now = new Date();
   const escrow: Escrow = {};
+  const { identityFor, expiries } = await loadIdentities(config, now);
+  const watched: Expiry[] = [...expiries];
   const { escrowKey } = config.protect.pgp;
   if (escrowKey) {
-    const info = await inspectPgpKey(await textOrFile(escrowKey));
+    const info = await inspectPgpKey(await textOrFile(escrowKey), now);
     if (info.unusable) throw new Error(`protect.pgp.escrowKey: ${info.unusable}`);
-    escrow.pgp = info.armored;
+    escrow.pgp = await readKey({ armoredKey: info.armored });
+    if (info.expiresAt) watched.push({ setting: 'protect.pgp.escrowKey', expiresAt: info.expiresAt });
   }
   const { escrowCert } = config.protect.smime;
   if (escrowCert) {
-    const pem = await textOrFile(escrowCert);
+    let cert: Certificate;
     try {
-      forge.pki.certificateFromPem(pem);
+      cert = readCertificate(await textOrFile(escrowCert));
     } catch (err) {
-      throw new Error(`protect.smime.escrowCert: not a PEM RSA certificate (${(err as Error).message})`);
+      throw new Error(`protect.smime.escrowCert: not a PEM certificate (${(err as Error).message})`);
     }
-    escrow.smime = pem;
+    const problem = encryptionProblem(cert, now);
+    if (problem) throw new Error(`protect.smime.escrowCert: ${problem}`);
+    escrow.smime = cert;
+    watched.push({ setting: 'protect.smime.escrowCert', expiresAt: cert.notAfter.getTime() });
   }
-  return new Protector(config.protect, await loadIdentities(config), escrow);
+  const watch = log ? new ExpiryWatch(watched, log) : undefined;
+  watch?.check(now.getTime());
+  return new Protector(config.protect, identityFor, escrow, watch);
 }

@@ -105,7 +105,7 @@ describe('defaults of a minimal config', () => {
       },
       identities: {},
       protect: {
-        pgp: { sign: true, protectSubject: false },
+        pgp: { sign: true, protectSubject: false, maxSize: 25 * 1024 * 1024 },
         smime: { sign: true, maxSize: 10 * 1024 * 1024 },
       },
       dkim: { keys: [] },

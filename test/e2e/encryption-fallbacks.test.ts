@@ -16,6 +16,7 @@ import { sendMail, testMessage } from '../helpers/smtp-client.js';
 import { signEntity } from '../../src/protect/smime.js';
 import { SmimeTrust } from '../../src/keys/smime-trust.js';
 import { freshGnupgHome } from '../helpers/gnupg.js';
+import { signerFrom } from '../keys/smime-pki.js';
 
 const FAIL_MARKER = 'X-Test-Make-Encryption-Fail: yes';
 
@@ -31,6 +32,7 @@ domains:
   client.test: { methods: [tls], tls: may }
   strict.test: { methods: [pgp], onNoMethod: defer }
   big.test: { methods: [smime, portal] }
+  bigpgp.test: { methods: [pgp, portal] }
 `;
 
 describe('variants: shared domain keys, encryption failures, size limits, large messages', () => {
@@ -49,20 +51,22 @@ describe('variants: shared domain keys, encryption failures, size limits, large 
     gw = await s.gateway({
       policy: { file: policy },
       smtp: { limits: { maxMessageSize: '40MB' } },
-      delivery: { tls: { default: 'may' }, routes: { 'partner.test': route, 'strict.test': route, 'big.test': route, 'client.test': { nexthop: route, tls: 'none' } } },
+      delivery: { tls: { default: 'may' }, routes: { 'partner.test': route, 'strict.test': route, 'big.test': route, 'bigpgp.test': route, 'client.test': { nexthop: route, tls: 'none' } } },
       keys: { discovery: ['store'], smimeTrust: [ca.caFile], harvest: true },
-      protect: { smime: { maxSize: '16KB' } },
+      protect: { smime: { maxSize: '16KB' }, pgp: { maxSize: '24KB' } },
       dkim: dkimConfig([dkim]),
     });
     partner = (await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ name: 'Partner gateway', email: 'gateway@partner.test' }], format: 'armored' })) as { publicKey: string; privateKey: string };
     const store = new KeyStore(join(gw.dataDir, 'keys'));
     const strict = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'dr@strict.test' }], format: 'armored' });
+    const bigPgp = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'dr@bigpgp.test' }], format: 'armored' });
     const results = [
+      ...(await importKeys(store, bigPgp.publicKey, {})),
       ...(await importKeys(store, partner.publicKey, { domain: 'partner.test' })),
       ...(await importKeys(store, strict.publicKey, {})),
       ...(await importKeys(store, ca.issueSmime('dr@big.test').cert, { smimeTrust: SmimeTrust.fromPem([ca.cert]) })),
     ];
-    expect(results.map((r) => r.refused)).toEqual([undefined, undefined, undefined]);
+    expect(results.map((r) => r.refused)).toEqual([undefined, undefined, undefined, undefined]);
   });
 
   it.skipIf(!gpg)('recipients sharing a domain key share one variant: one transaction, encrypted to that key', async () => {
@@ -106,10 +110,21 @@ describe('variants: shared domain keys, encryption failures, size limits, large 
     expect(gw.events('keys.skipped').find((l) => l.address === 'dr@big.test')?.reason).toMatch(/above protect\.smime\.maxSize \(16384\)/);
   });
 
+  it('OpenPGP is not used above protect.pgp.maxSize either: the portal is, and the log says why', async () => {
+    const r = await sendMail(gw.port, { from: 'dr@client.test', to: ['dr@bigpgp.test'], raw: testMessage({ from: 'dr@client.test', body: 'x'.repeat(40_000) }) });
+    expect(r.ok).toBe(true);
+    const sent = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'dr@bigpgp.test');
+    expect(sent).toMatchObject({ method: 'portal' });
+    expect(gw.events('keys.skipped').find((l) => l.address === 'dr@bigpgp.test')).toMatchObject({ kind: 'pgp', reason: expect.stringMatching(/above protect\.pgp\.maxSize \(24576\)/) });
+    // A small message to the same recipient is encrypted.
+    expect((await sendMail(gw.port, { from: 'dr@client.test', to: ['dr@bigpgp.test'], raw: testMessage({ from: 'dr@client.test', body: 'small' }) })).ok).toBe(true);
+    await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'dr@bigpgp.test' && l.method === 'pgp');
+  });
+
   it('keys.harvest: the certificate of an S/MIME-signed message passing through is used for mail to its owner', async () => {
     const colleague = ca.issueSmime('colleague@big.test');
     const entity = Buffer.from('Content-Type: text/plain; charset=utf-8\r\n\r\nSigned by a colleague.\r\n');
-    const signed = Buffer.concat([Buffer.from('From: colleague@big.test\r\nTo: dr@client.test\r\nSubject: signed\r\nMIME-Version: 1.0\r\n'), signEntity(entity, colleague)]);
+    const signed = Buffer.concat([Buffer.from('From: colleague@big.test\r\nTo: dr@client.test\r\nSubject: signed\r\nMIME-Version: 1.0\r\n'), signEntity(entity, signerFrom(colleague))]);
     expect((await sendMail(gw.port, { from: 'colleague@big.test', to: ['dr@client.test'], raw: signed })).ok).toBe(true);
     const harvested = await gw.waitForLog((l) => l.event === 'keys.harvested');
     expect(harvested).toMatchObject({ address: 'colleague@big.test' });

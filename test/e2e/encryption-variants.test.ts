@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { simpleParser } from 'mailparser';
 import { generateKey, readKey } from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importKeys } from '../../src/keys/import.js';
@@ -13,7 +14,8 @@ import { TestDns } from '../helpers/dns-server.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import type { ReceivedMessage, TestMx } from '../helpers/mx-server.js';
 import { createTestCa } from '../helpers/pki.js';
-import { richMessage } from '../helpers/sample-message.js';
+import { ATTACHMENT, richMessage } from '../helpers/sample-message.js';
+import { pemFile, threeTier } from '../keys/smime-pki.js';
 import { findProgram } from '../helpers/programs.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail } from '../helpers/smtp-client.js';
@@ -72,8 +74,11 @@ describe.skipIf(!gpg || !openssl)('one message, three protections: PGP, S/MIME, 
     org: { publicKey: string; privateKey: string };
     escrow: { publicKey: string; privateKey: string };
   };
-  const smimeRcpt = ca.issueSmime('smime@dest.test');
-  const smimeOrg = ca.issueSmime('dr@client.test');
+  // Both S/MIME certificates come from intermediates, as commercial ones do; only the roots are trusted.
+  const rcptPki = threeTier('smime@dest.test');
+  const smimeRcpt = rcptPki.leaf;
+  const orgPki = threeTier('dr@client.test', { rootKey: 'ec' });
+  const smimeOrg = orgPki.leaf;
 
   beforeAll(async () => {
     const gen = (email: string, type: 'rsa' | 'ecc') =>
@@ -92,13 +97,13 @@ describe.skipIf(!gpg || !openssl)('one message, three protections: PGP, S/MIME, 
         tls: { default: 'verify', trust: [ca.caFile] },
         routes: { 'dest.test': `mx.dest.test:${mx.port}`, 'consumer.test': `mx.dest.test:${mx.port}`, 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } },
       },
-      keys: { discovery: ['store'], smimeTrust: [ca.caFile] },
-      identities: { 'client.test': { pgpKey: org.privateKey, smimeCert: smimeOrg.cert, smimeKey: smimeOrg.key } },
+      keys: { discovery: ['store'], smimeTrust: [pemFile('roots.pem', rcptPki.root.cert, ca.cert)] },
+      identities: { 'client.test': { pgpKey: org.privateKey, smimeCert: smimeOrg.cert + orgPki.intermediate.cert, smimeKey: smimeOrg.key } },
       protect: { pgp: { escrowKey: escrow.publicKey } },
       dkim: dkimConfig([dkimClient, dkimGateway]),
     });
     const store = new KeyStore(join(gw.dataDir, 'keys'));
-    const imported = await importKeys(store, `${recipient.publicKey}\n${smimeRcpt.cert}`, { smimeTrust: SmimeTrust.fromPem([ca.cert]) });
+    const imported = await importKeys(store, `${recipient.publicKey}\n${smimeRcpt.cert}${rcptPki.intermediate.cert}`, { smimeTrust: SmimeTrust.fromPem([rcptPki.root.cert]) });
     expect(imported.map((r) => r.refused)).toEqual([undefined, undefined]);
   });
   afterAll(() => dns.stop());
@@ -121,6 +126,8 @@ describe.skipIf(!gpg || !openssl)('one message, three protections: PGP, S/MIME, 
     const armored = /-----BEGIN PGP MESSAGE-----[\s\S]+?-----END PGP MESSAGE-----/.exec(pgpRaw)![0];
     const forRecipient = gpgDecrypt(armored, keys.recipient.privateKey, [keys.org.publicKey]);
     expect(forRecipient.plain.equals(entity)).toBe(true);
+    const read = await simpleParser(forRecipient.plain);
+    expect([read.text?.trim(), String(read.html).includes('<b>attachment</b>'), read.attachments[0]?.content.equals(ATTACHMENT)]).toEqual(['The results are in the attachment.', true, true]);
     expect(forRecipient.status).toMatch(/\[GNUPG:\] GOODSIG [0-9A-F]+ <dr@client\.test>/);
     expect(gpgDecrypt(armored, keys.escrow.privateKey, [keys.org.publicKey]).plain.equals(entity)).toBe(true);
 
@@ -133,8 +140,11 @@ describe.skipIf(!gpg || !openssl)('one message, three protections: PGP, S/MIME, 
     writeFileSync(join(dir, 'rcpt.key'), smimeRcpt.key);
     const signedEntity = execFileSync(openssl as string, ['cms', '-decrypt', '-in', join(dir, 'smime.eml'), '-recip', join(dir, 'rcpt.pem'), '-inkey', join(dir, 'rcpt.key')]);
     writeFileSync(join(dir, 'signed.eml'), signedEntity);
-    const verified = execFileSync(openssl as string, ['cms', '-verify', '-in', join(dir, 'signed.eml'), '-CAfile', ca.caFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The organisation's signature verifies against its (EC) root alone: the intermediate travels with it.
+    const verified = execFileSync(openssl as string, ['cms', '-verify', '-in', join(dir, 'signed.eml'), '-CAfile', pemFile('org-root.pem', orgPki.root.cert)], { stdio: ['ignore', 'pipe', 'pipe'] });
     expect(verified.equals(entity)).toBe(true);
+    const shown = await simpleParser(verified);
+    expect([shown.text?.trim(), shown.attachments[0]?.content.equals(ATTACHMENT)]).toEqual(['The results are in the attachment.', true]);
 
     // TLS: the message itself, byte for byte after the headers Postern adds at the top.
     const plain = to('plain@dest.test')[0]!.raw;

@@ -12,6 +12,7 @@ import { freshGnupgHome } from '../helpers/gnupg.js';
 import { createTestCa } from '../helpers/pki.js';
 import { findProgram } from '../helpers/programs.js';
 import { ATTACHMENT, richMessage } from '../helpers/sample-message.js';
+import { signerFrom, threeTier } from '../keys/smime-pki.js';
 
 const gpg = findProgram('gpg');
 const openssl = findProgram('openssl');
@@ -92,12 +93,13 @@ describe.skipIf(!gpg)('OpenPGP output read by GnuPG', () => {
 });
 
 describe.skipIf(!openssl)('S/MIME output read by OpenSSL', () => {
-  it('openssl cms -decrypt gives back the entity (text, HTML, attachment bytes), and -verify checks the organisation signature', async () => {
+  it('openssl cms -decrypt gives back the entity (text, HTML, attachment bytes); -verify checks the organisation signature against the root alone', async () => {
     const ca = createTestCa('Postern S/MIME Test CA');
     const rcpt = ca.issueSmime('patient@dest.test');
-    const org = ca.issueSmime('dr@client.test');
+    // The organisation's certificate comes from an intermediate: the signature must carry it.
+    const org = threeTier('dr@client.test');
     const dir = mkdtempSync(join(tmpdir(), 'postern-smime-'));
-    const out = smimeProtect(original, { recipientCerts: [rcpt.cert], signer: org });
+    const out = smimeProtect(original, { recipientCerts: [rcpt.cert], signer: signerFrom(org.leaf, [org.intermediate.cert]) });
     const outer = await simpleParser(out);
     expect(outer.subject).toBe('Results for J. Smith');
     expect(outer.headers.get('content-type')).toMatchObject({ value: 'application/pkcs7-mime', params: { 'smime-type': 'enveloped-data' } });
@@ -105,15 +107,23 @@ describe.skipIf(!openssl)('S/MIME output read by OpenSSL', () => {
     writeFileSync(join(dir, 'msg.eml'), out);
     writeFileSync(join(dir, 'rcpt.pem'), rcpt.cert);
     writeFileSync(join(dir, 'rcpt.key'), rcpt.key);
+    writeFileSync(join(dir, 'root.pem'), org.root.cert);
     const decrypted = execFileSync(openssl as string, ['cms', '-decrypt', '-in', join(dir, 'msg.eml'), '-recip', join(dir, 'rcpt.pem'), '-inkey', join(dir, 'rcpt.key')]);
     // What a client shows of the signed entity: the signature part beside the original content.
     const signed = await simpleParser(decrypted);
     expect(signed.headers.get('content-type')).toMatchObject({ value: 'multipart/signed', params: { protocol: 'application/pkcs7-signature', micalg: 'sha-256' } });
-    expect(signed.attachments.map((a) => a.contentType)).toContain('application/pkcs7-signature');
+    const p7s = signed.attachments.find((a) => a.contentType === 'application/pkcs7-signature');
+    expect(p7s).toBeDefined();
     writeFileSync(join(dir, 'signed.eml'), decrypted);
-    const verified = execFileSync(openssl as string, ['cms', '-verify', '-in', join(dir, 'signed.eml'), '-CAfile', ca.caFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const verified = execFileSync(openssl as string, ['cms', '-verify', '-in', join(dir, 'signed.eml'), '-CAfile', join(dir, 'root.pem'), '-purpose', 'smimesign'], { stdio: ['ignore', 'pipe', 'pipe'] });
     await expectOriginalContent(verified);
     expect(verified.equals(splitEntity(original).entity)).toBe(true);
+    // The signature carries the chain and says which ciphers the sender prefers (RFC 8551 §2.5.2).
+    writeFileSync(join(dir, 'sig.der'), p7s!.content);
+    const printed = execFileSync(openssl as string, ['cms', '-cmsout', '-print', '-inform', 'DER', '-in', join(dir, 'sig.der')]).toString();
+    expect(printed).toMatch(/S\/MIME Capabilities/);
+    expect(printed.match(/aes-(256|192|128)-cbc/g)).toEqual(['aes-256-cbc', 'aes-192-cbc', 'aes-128-cbc']);
+    expect(printed.match(/subject: CN=/g)).toHaveLength(2);
     // Unsigned variant decrypts straight to the entity.
     writeFileSync(join(dir, 'plain.eml'), smimeProtect(original, { recipientCerts: [rcpt.cert] }));
     const plain = execFileSync(openssl as string, ['cms', '-decrypt', '-in', join(dir, 'plain.eml'), '-recip', join(dir, 'rcpt.pem'), '-inkey', join(dir, 'rcpt.key')]);

@@ -3,6 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import forge from 'node-forge';
+import type { SmimeSigner } from '../../src/keys/identities.js';
+import { readCertificate } from '../../src/keys/x509.js';
 
 const { asn1 } = forge;
 const { Class, Type } = asn1;
@@ -112,4 +114,9 @@ export function threeTier(email: string, opts: { rootKey?: 'rsa' | 'ec'; interme
   const intermediate = buildCert({ name: 'Test Issuing CA 1', ca: true, pathLen: 0, issuer: root, keyType: opts.intermediateKey });
   const leaf = buildCert({ name: email, email, issuer: intermediate });
   return { root, intermediate, leaf };
+}
+
+/** An S/MIME signing identity as the gateway loads it (keys/identities.ts), from PEM. */
+export function signerFrom(id: { cert: string; key: string }, chain: string[] = []): SmimeSigner {
+  return { cert: readCertificate(id.cert), key: createPrivateKey(id.key), chain: chain.map((c) => readCertificate(c)) };
 }

@@ -1,14 +1,17 @@
+import { createPrivateKey } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { decrypt, generateKey, readMessage, readPrivateKey } from 'openpgp';
 import forge from 'node-forge';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/events/logger.js';
 import { splitEntity } from '../../src/protect/mime-entity.js';
 import { pgpProtect } from '../../src/protect/pgp.js';
 import { createProtector } from '../../src/protect/protector.js';
 import { removeSubjectTag } from '../../src/protect/subject-tag.js';
 import { createTestCa } from '../helpers/pki.js';
 import { richMessage } from '../helpers/sample-message.js';
+import { buildCert } from '../keys/smime-pki.js';
 
 const HEADERS = ['From: "Dr. A" <dr@client.test>', 'To: patient@dest.test', 'Subject: Lab results for J. Smith', 'Message-ID: <t1@client.test>'];
 const armoredOf = (raw: Buffer) => /-----BEGIN PGP MESSAGE-----[\s\S]+?-----END PGP MESSAGE-----/.exec(raw.toString('latin1'))![0];
@@ -59,7 +62,7 @@ describe('OpenPGP: protected subject, signing identity, escrow', () => {
     const good = validateConfig({ hostname: 'postern.test', identities: { 'client.test': { pgpKey: org.privateKey, pgpPassphrase: 'correct horse' } } });
     await expect(createProtector(good)).resolves.toBeDefined();
     const bad = validateConfig({ hostname: 'postern.test', identities: { 'client.test': { pgpKey: org.privateKey, pgpPassphrase: 'wrong' } } });
-    await expect(createProtector(bad)).rejects.toThrow(/^identities\.client\.test: /);
+    await expect(createProtector(bad)).rejects.toThrow(/^identities\.client\.test\.pgpKey: /);
     const unsigned = await pgpProtect(richMessage(HEADERS), { recipientKeys: [(await keyPair('p@dest.test')).publicKey], protectSubject: false });
     expect(unsigned.toString('latin1')).toMatch(/^Subject: Lab results for J\. Smith$/m);
   });
@@ -78,6 +81,73 @@ describe('S/MIME: size guard and escrow', () => {
     const p7 = forge.pkcs7.messageFromAsn1(forge.asn1.fromDer(forge.util.decode64(b64))) as unknown as { recipients: { serialNumber: string }[] };
     const serial = (pem: string) => forge.pki.certificateFromPem(pem).serialNumber;
     expect(p7.recipients.map((r) => r.serialNumber).sort()).toEqual([serial(rcpt.cert), serial(escrow.cert)].sort());
+  });
+});
+
+describe('organisation identities and escrow: checked at start, watched for expiry', () => {
+  const ca = createTestCa('Identity CA');
+  const email = 'dr@client.test';
+  const withIdentity = (identity: Record<string, unknown>, protect: Record<string, unknown> = {}) => validateConfig({ hostname: 'postern.test', identities: { 'client.test': identity }, protect });
+  const logged = () => {
+    const lines: Record<string, unknown>[] = [];
+    return { lines, log: createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) }) };
+  };
+
+  it('an S/MIME key behind smimeKeyPassphrase opens with it; without or with a wrong one the start stops naming the setting', async () => {
+    const id = buildCert({ name: email, email, issuer: buildCert({ name: 'Org CA', ca: true }) });
+    const encrypted = createPrivateKey(id.key).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'correct horse' }) as string;
+    expect(encrypted).toContain('ENCRYPTED PRIVATE KEY');
+    await expect(createProtector(withIdentity({ smimeCert: id.cert, smimeKey: encrypted, smimeKeyPassphrase: 'correct horse' }))).resolves.toBeDefined();
+    await expect(createProtector(withIdentity({ smimeCert: id.cert, smimeKey: encrypted, smimeKeyPassphrase: 'wrong' }))).rejects.toThrow(/^identities\.client\.test\.smimeKey: does not open with smimeKeyPassphrase/);
+    await expect(createProtector(withIdentity({ smimeCert: id.cert, smimeKey: encrypted }))).rejects.toThrow(/^identities\.client\.test\.smimeKey: does not open \(is it encrypted\? set smimeKeyPassphrase\)/);
+    await expect(createProtector(withIdentity({ smimeCert: id.cert, smimeKey: ca.issueSmime(email).key }))).rejects.toThrow('identities.client.test.smimeKey: does not belong to smimeCert');
+  });
+
+  it('a certificate that cannot sign mail stops the start: expired, EC, SHA-1, a TLS server certificate; escrow likewise', async () => {
+    const expired = ca.issueSmime(email, { expired: true });
+    await expect(createProtector(withIdentity({ smimeCert: expired.cert, smimeKey: expired.key }))).rejects.toThrow(/^identities\.client\.test\.smimeCert: expired on /);
+    const ec = buildCert({ name: email, email, keyType: 'ec' });
+    await expect(createProtector(withIdentity({ smimeCert: ec.cert, smimeKey: ec.key }))).rejects.toThrow('identities.client.test.smimeCert: not an RSA certificate (EC (prime256v1))');
+    const sha1 = buildCert({ name: email, email, hash: 'sha1' });
+    await expect(createProtector(withIdentity({ smimeCert: sha1.cert, smimeKey: sha1.key }))).rejects.toThrow(/^identities\.client\.test\.smimeCert: signed with SHA-1/);
+    const tls = ca.issue(['client.test']);
+    await expect(createProtector(withIdentity({ smimeCert: tls.cert, smimeKey: tls.key }))).rejects.toThrow('identities.client.test.smimeCert: extended key usage lacks emailProtection');
+    await expect(createProtector(validateConfig({ hostname: 'postern.test', protect: { smime: { escrowCert: ca.issueSmime('c@client.test', { expired: true }).cert } } }))).rejects.toThrow(/^protect\.smime\.escrowCert: expired on /);
+    await expect(createProtector(validateConfig({ hostname: 'postern.test', protect: { smime: { escrowCert: ca.issueSmime('c@client.test', { keyUsage: 'signOnly' }).cert } } }))).rejects.toThrow('protect.smime.escrowCert: key usage does not allow key encipherment');
+  });
+
+  it('warns 30 days ahead of an expiry (at start, then daily); an identity past its expiry no longer signs', async () => {
+    const soon = ca.issueSmime(email); // 30 days of validity
+    const escrow = buildCert({ name: 'c@client.test', email: 'c@client.test' }); // 60 days
+    const rcpt = ca.issueSmime('patient@dest.test');
+    const { lines, log } = logged();
+    const protector = await createProtector(withIdentity({ smimeCert: soon.cert, smimeKey: soon.key }, { smime: { escrowCert: escrow.cert } }), log);
+    expect(lines.filter((l) => l.event === 'keys.expiring').map((l) => [l.setting, l.daysLeft])).toEqual([['identities.client.test.smimeCert', 29]]);
+    const raw = richMessage(HEADERS);
+    const decrypt = (out: Buffer) => {
+      const p7 = forge.pkcs7.messageFromAsn1(forge.asn1.fromDer(forge.util.decode64(out.toString('latin1').split('\r\n\r\n').slice(1).join('').replace(/\s+/g, '')))) as forge.pkcs7.PkcsEnvelopedData;
+      p7.decrypt(p7.findRecipient(forge.pki.certificateFromPem(rcpt.cert))!, forge.pki.privateKeyFromPem(rcpt.key));
+      return Buffer.from((p7.content as forge.util.ByteStringBuffer).getBytes(), 'binary').toString('latin1');
+    };
+    expect(decrypt(await protector.protect(raw, { method: 'smime', recipientKeys: [rcpt.cert], senderDomain: 'client.test' }))).toMatch(/^Content-Type: multipart\/signed;/);
+    // 40 days on: the identity has expired. The message goes out encrypted but unsigned, and the watch says why.
+    const later = Date.now() + 40 * 86_400_000;
+    const unsigned = decrypt(await protector.protect(raw, { method: 'smime', recipientKeys: [rcpt.cert], senderDomain: 'client.test' }, later));
+    expect(unsigned).toMatch(/^Content-Type: multipart\/mixed; boundary="mix"/);
+    expect(lines.filter((l) => l.event === 'keys.expiring').map((l) => [l.setting, l.expired ?? l.daysLeft])).toEqual([
+      ['identities.client.test.smimeCert', 29],
+      ['identities.client.test.smimeCert', true],
+      ['protect.smime.escrowCert', 19],
+    ]);
+  });
+});
+
+describe('OpenPGP: size guard', () => {
+  it('refuses above protect.pgp.maxSize', async () => {
+    const protector = await createProtector(validateConfig({ hostname: 'postern.test', protect: { pgp: { maxSize: '8KB' } } }));
+    const rcpt = await keyPair('p@dest.test');
+    await expect(protector.protect(Buffer.alloc(9000, 0x41), { method: 'pgp', recipientKeys: [rcpt.publicKey] })).rejects.toThrow(/above protect\.pgp\.maxSize \(8192\)/);
+    await expect(protector.protect(richMessage(HEADERS), { method: 'pgp', recipientKeys: [rcpt.publicKey] })).resolves.toBeInstanceOf(Buffer);
   });
 });
 
