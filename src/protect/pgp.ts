@@ -1,4 +1,5 @@
 import { createMessage, encrypt, readKey, type PrivateKey, type PublicKey } from 'openpgp';
+import { armorMessage } from './armor.js';
 import { boundary, replaceField, splitEntity } from './mime-entity.js';
 import { withProtectedHeaders } from './protected-headers.js';
 
@@ -28,12 +29,12 @@ export async function pgpProtect(raw: Buffer, opts: PgpProtectOptions): Promise<
     outerFields = replaceField(outer, 'Subject', '...');
   }
   const keys = await Promise.all([...opts.recipientKeys, ...(opts.escrowKey ? [opts.escrowKey] : [])].map(async (k) => (typeof k === 'string' ? ((await readKey({ armoredKey: k })) as PublicKey) : k)));
-  const armored = (await encrypt({
-    message: await createMessage({ binary: new Uint8Array(inner) }),
+  const binary = (await encrypt({
+    message: await createMessage({ binary: new Uint8Array(inner.buffer, inner.byteOffset, inner.byteLength) }),
     encryptionKeys: keys,
     ...(opts.signingKey ? { signingKeys: opts.signingKey } : {}),
-    format: 'armored',
-  })) as string;
+    format: 'binary',
+  })) as Uint8Array;
   const b = boundary('pgp');
   const parts = [
     ...outerFields,
@@ -52,8 +53,7 @@ export async function pgpProtect(raw: Buffer, opts: PgpProtectOptions): Promise<
     'Content-Description: OpenPGP encrypted message',
     'Content-Disposition: inline; filename="encrypted.asc"',
     '',
-    armored.replace(/\r?\n/g, '\r\n').trimEnd(),
-    '',
+    armorMessage(binary),
     `--${b}--`,
     '',
   ];

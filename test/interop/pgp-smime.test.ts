@@ -75,6 +75,16 @@ describe.skipIf(!gpg)('OpenPGP output read by GnuPG', () => {
     expect(decrypt(armored, true).toString()).toMatch(/\[GNUPG:\] GOODSIG [0-9A-F]+ Client Org <dr@client\.test>/);
   });
 
+  it('gpg reads the armor whatever the base64 padding (messages of every length modulo 3)', async () => {
+    const recipient = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'patient@dest.test' }], format: 'armored' });
+    const decrypt = await gnupgWith([recipient.privateKey]);
+    for (const extra of ['', 'x', 'xy', 'xyz', 'wxyz', 'vwxyz']) {
+      const raw = Buffer.from(`Subject: pad\r\nContent-Type: text/plain\r\n\r\nhello${extra}\r\n`);
+      const { armored } = await pgpMimeParts(await pgpProtect(raw, { recipientKeys: [recipient.publicKey], protectSubject: false }));
+      expect(decrypt(armored).toString()).toBe(`Content-Type: text/plain\r\n\r\nhello${extra}\r\n`);
+    }
+  });
+
   it('protectSubject: the outer Subject is "...", and the decrypted entity carries the original headers as protected headers (v1)', async () => {
     const recipient = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'patient@dest.test' }], format: 'armored' });
     const out = await pgpProtect(original, { recipientKeys: [recipient.publicKey], protectSubject: true });
