@@ -395,7 +395,7 @@ export const configSchema = z.strictObject({
           sign: z.boolean().default(true),
           /** Also encrypt to this certificate (file or PEM) so compliance can read. */
           escrowCert: z.string().optional(),
-          /** node-forge needs whole buffers: above this S/MIME is not used (the next method is). */
+          /** S/MIME is built in memory: above this it is not used (the next method is). */
           maxSize: size.default(10 * 1024 * 1024),
         })
         .prefault({}),
