@@ -215,8 +215,9 @@ export function archivePurgeCommand(opts: ConfigOption & { dryRun?: boolean }): 
     for (const p of r.purged) out(`${opts.dryRun ? 'would destroy' : 'destroyed'} ${p.id}  received ${new Date(p.receivedAt).toISOString()}  ${p.rule} (${p.days} days)`);
     for (const h of r.held) out(`kept ${h.id}: under legal hold ${h.holds.join(', ')}`);
     for (const f of r.failed) out(`kept ${f.id}: could not be checked (${f.error})`);
-    out(`${r.examined} old enough to check, ${r.purged.length} ${opts.dryRun ? 'would be destroyed' : 'destroyed'}, ${r.held.length} held, ${r.failed.length} unreadable${r.finished ? `, ${r.finished} interrupted destruction(s) finished` : ''}`);
-    if (r.failed.length) process.exitCode = 1;
+    for (const b of r.brokenChains) out(`kept every item of chain ${b.chain}: it does not verify (${b.problem}); run postern archive verify`);
+    out(`${r.examined} old enough to check, ${r.purged.length} ${opts.dryRun ? 'would be destroyed' : 'destroyed'}, ${r.held.length} held, ${r.failed.length} unreadable${r.brokenChains.length ? `, ${r.brokenChains.length} chain(s) skipped` : ''}${r.finished ? `, ${r.finished} interrupted destruction(s) finished` : ''}`);
+    if (r.failed.length || r.brokenChains.length) process.exitCode = 1;
   });
 }
 
