@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openArchive } from '../../src/archive/admin.js';
 import { searchArchive } from '../../src/archive/search.js';
 import { adminConfig, call, startAdmin } from '../api/admin-helpers.js';
@@ -11,6 +12,8 @@ import { sendMail, testMessage } from '../helpers/smtp-client.js';
 
 const s = scenario();
 const ca = createTestCa('Journal Test CA');
+const scratch = mkdtempSync(join(tmpdir(), 'postern-journal-e2e-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
@@ -123,5 +126,37 @@ describe('the journal step of delivery', () => {
     await mx.waitFor(1, 20_000);
     await gw.waitForLog((l) => l.event === 'delivery.sent' && l.queueId === id);
     expect(gw.events('archive.journaled').filter((l) => l.queueId === id)).toHaveLength(1);
+  });
+
+  it('a recipient no method could serve is archived as what happened to it (bounced, deferred, portal), never as the method it did not get', async () => {
+    const mx = await s.mx();
+    const policy = join(scratch, 'pgp-required.yaml');
+    writeFileSync(
+      policy,
+      [
+        'defaults: { methods: [tls], tls: may, onNoMethod: defer }',
+        'recipients:',
+        '  bounce@dest.test: { methods: [pgp], onNoMethod: bounce }',
+        '  wait@dest.test: { methods: [pgp], onNoMethod: defer }',
+        '  portal@dest.test: { methods: [pgp], onNoMethod: portal }',
+        '',
+      ].join('\n'),
+    );
+    const gw = await s.gateway({ policy: { file: policy }, delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${mx.port}`, tls: 'may' } } } });
+    const r = await sendMail(gw.port, { from: 'dr@client.test', to: ['bounce@dest.test', 'wait@dest.test', 'portal@dest.test', 'ok@dest.test'], raw: testMessage({ subject: 'No key for some' }) });
+    expect(r.ok).toBe(true);
+    const id = r.queueId as string;
+    await gw.waitForLog((l) => l.event === 'delivery.bounced' && l.queueId === id && l.to === 'bounce@dest.test');
+    await gw.waitForLog((l) => l.event === 'delivery.deferred' && l.queueId === id && l.to === 'wait@dest.test');
+    await gw.waitForLog((l) => l.event === 'portal.notice' && l.queueId === id);
+    await gw.waitForLog((l) => l.event === 'delivery.sent' && l.queueId === id && l.to === 'ok@dest.test');
+    const archive = await openArchive(gw.config, gw.dataDir);
+    const found = await searchArchive(archive.reader, { sender: 'dr@client.test' }, gw.config.archive.searchLimits);
+    const meta = found.hits.find((h) => h.meta.id === id)?.meta;
+    const byRcpt = Object.fromEntries((meta?.recipients ?? []).map((e) => [e.rcpt, e]));
+    expect(byRcpt['bounce@dest.test']).toMatchObject({ method: 'bounce', reason: expect.stringMatching(/requires pgp and none is possible/) as unknown });
+    expect(byRcpt['wait@dest.test']).toMatchObject({ method: 'defer', reason: expect.stringMatching(/requires pgp; none is possible now/) as unknown });
+    expect(byRcpt['portal@dest.test']).toMatchObject({ method: 'portal' });
+    expect(byRcpt['ok@dest.test']).toMatchObject({ method: 'tls' });
   });
 });
