@@ -73,6 +73,7 @@ function unreadableFiles(config: PosternConfig): string[] {
     ['smtp.tls.cert', config.smtp.tls.cert],
     ['smtp.tls.key', config.smtp.tls.key],
     ...config.delivery.tls.trust.map((f, i): [string, string] => [`delivery.tls.trust.${i}`, f]),
+    ...config.archive.sinks.flatMap((s, i) => (s.type === 'smtp' ? s.ca.map((f, j): [string, string] => [`archive.sinks.${i}.ca.${j}`, f]) : [])),
   ];
   const problems: string[] = [];
   for (const [key, value] of named) {

@@ -5,6 +5,7 @@ import { parseDuration, parseSize } from './units.js';
 import { parseCidr } from '../ingress/cidr.js';
 import { isPasswordHash } from '../ingress/password-hash.js';
 import { subscriptionProblem } from '../events/webhooks-events.js';
+import { parseKeyMaterial } from '../common/envelope-crypto.js';
 
 /** "5m", "1h", "250ms" or plain milliseconds → milliseconds. */
 const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
@@ -441,7 +442,7 @@ export const configSchema = z.strictObject({
               from: z.string().optional(),
               /** Name the server's certificate must carry; default the host. */
               servername: z.string().optional(),
-              /** Extra CA certificate files the server may chain to (besides the system roots). */
+              /** Extra CA certificates the server may chain to (besides the system roots): PEM files, or PEM text (e.g. ${file:...}). */
               ca: z.array(z.string()).default([]),
               auth: z.strictObject({ user: z.string(), pass: z.string() }).optional(),
               timeout: duration.default(30_000),
@@ -457,7 +458,15 @@ export const configSchema = z.strictObject({
        * `postern archive rotate-key` after adding one. Unset: a development key is made
        * under <dataDir>/archive/master.key.
        */
-      masterKeys: z.array(z.strictObject({ id: z.string().regex(/^[\w.-]+$/), key: z.string() })).default([]),
+      masterKeys: z
+        .array(
+          z.strictObject({
+            id: z.string().regex(/^[\w.-]+$/),
+            // Checked here, so check-config says it, not the first message journaled.
+            key: z.string().refine((k) => parseKeyMaterial(k) !== undefined, { message: 'must be 32 bytes, base64 (or hex:...); make one with: openssl rand -base64 32' }),
+          }),
+        )
+        .default([]),
       /** true: when journaling fails, deliver anyway (logged loudly). false: do not deliver, retry. */
       failOpen: z.boolean().default(false),
       retention: z
