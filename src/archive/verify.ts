@@ -16,7 +16,7 @@ export type { VerifyProblem } from './chain-walk.js';
 
 export interface VerifyReport {
   chains: { name: string; records: number; head?: ChainHead | undefined }[];
-  /** false when there is no journal chain and no item file: nothing was ever journaled here. */
+  /** false when no chain has an item record and there is no item file: nothing was ever journaled here. */
   found: boolean;
   items: number;
   destroyed: number;
@@ -105,7 +105,7 @@ export async function verifyArchive(reader: ArchiveReader, opts: { content?: boo
     report.problems.unshift(anchor);
     broken = true;
   }
-  report.found = names.some((n) => n !== ADMIN_CHAIN);
+  report.found = items.length > 0;
   const known = new Set<string>();
   for (const { chain, r } of items) {
     known.add(reader.layout.resolve(r.file));

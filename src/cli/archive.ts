@@ -121,12 +121,20 @@ export function archiveExportCommand(opts: FilterOptions & { format: string; out
   });
 }
 
-/** postern archive verify: exit 1 and the first break when anything does not check out. */
+/**
+ * Exit code of a command that could not give the whole answer: verify found no archive
+ * at all; search or export hit a limit or could not read some items (without --allow-partial).
+ */
+export const NOT_COMPLETE_EXIT = 4;
+
+/** postern archive verify: exit 1 and the first break when anything does not check out; 4 when there is nothing to check. */
 export function archiveVerifyCommand(opts: ConfigOption & { quick?: boolean; json?: boolean }): Promise<void> {
   return guarded(async () => {
     const opened = await open(opts);
     if (!opened) return;
     const r = await verifyArchive(opened.archive.reader, { content: !opts.quick });
+    // An empty or wrong directory must not read as an intact archive.
+    const nothing = !r.found && !r.problems.length;
     if (opts.json) out(JSON.stringify(r, null, 2));
     else {
       for (const c of r.chains) out(`chain ${c.name}: ${c.records} record(s)${c.head ? `, head ${c.head.seq} ${c.head.hash}` : ''}`);
@@ -135,9 +143,11 @@ export function archiveVerifyCommand(opts: ConfigOption & { quick?: boolean; jso
       if (first) {
         out(`FAILED: chain ${first.chain}: ${first.problem}`);
         for (const p of r.problems.slice(1)) out(`also: chain ${p.chain}: ${p.problem}`);
-      } else out('OK: every chain is intact and every item matches its record');
+      } else if (nothing) out(`NOTHING TO VERIFY: no item was journaled under ${opened.archive.layout.root} (a gateway that has not archived a message yet, or the wrong dataDir: check dataDir and archive.sinks)`);
+      else out('OK: every chain is intact and every item matches its record');
     }
     if (r.problems.length) process.exitCode = 1;
+    else if (nothing) process.exitCode = NOT_COMPLETE_EXIT;
   });
 }
 
