@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,20 +8,16 @@ import { searchArchive } from '../../src/archive/search.js';
 import { verifyArchive } from '../../src/archive/verify.js';
 import { adminConfig, call, startAdmin } from '../api/admin-helpers.js';
 import { parseMetrics, sample } from '../events/metrics-helpers.js';
+import { filesUnder } from '../helpers/archive-check.js';
 import { createTestCa } from '../helpers/pki.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 
-const s = scenario();
+const s = scenario({ checkArchive: true });
 const ca = createTestCa('Journal Test CA');
 const scratch = mkdtempSync(join(tmpdir(), 'postern-journal-e2e-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .map((n) => join(dir, n))
-    .filter((p) => statSync(p).isFile());
-}
 
 /**
  * Makes a directory unusable under a running gateway; returns the repair. As root on a

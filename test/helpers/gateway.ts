@@ -41,7 +41,12 @@ export function testConfigInput(dataDir: string, overrides: Record<string, unkno
   return deepMerge(base, overrides);
 }
 
-export async function startTestGateway(overrides: Record<string, unknown> = {}, dataDir = mkdtempSync(join(tmpdir(), 'postern-gw-'))): Promise<TestGateway> {
+export interface TestGatewayHooks {
+  /** Runs once the gateway has stopped, before its data directory is removed (e.g. to check its archive). */
+  afterStop?: (gw: TestGateway) => Promise<void>;
+}
+
+export async function startTestGateway(overrides: Record<string, unknown> = {}, dataDir = mkdtempSync(join(tmpdir(), 'postern-gw-')), hooks: TestGatewayHooks = {}): Promise<TestGateway> {
   const config = validateConfig(testConfigInput(dataDir, overrides));
   const logs: LogLine[] = [];
   const listeners = new Set<(l: LogLine) => void>();
@@ -53,7 +58,7 @@ export async function startTestGateway(overrides: Record<string, unknown> = {}, 
     },
   });
   const gateway = await startGateway(config, logger);
-  return {
+  const tg: TestGateway = {
     gateway,
     config,
     port: (gateway.smtp[0] as { port: number }).port,
@@ -80,9 +85,14 @@ export async function startTestGateway(overrides: Record<string, unknown> = {}, 
     },
     async stop() {
       await gateway.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      try {
+        await hooks.afterStop?.(tg);
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
     },
   };
+  return tg;
 }
 
 /** Writes a YAML config for a gateway run as a child process. */
