@@ -73,6 +73,7 @@ function unreadableFiles(config: PosternConfig): string[] {
     ['smtp.tls.cert', config.smtp.tls.cert],
     ['smtp.tls.key', config.smtp.tls.key],
     ...config.delivery.tls.trust.map((f, i): [string, string] => [`delivery.tls.trust.${i}`, f]),
+    ['redis.tls.ca', config.redis.tls?.ca],
   ];
   const problems: string[] = [];
   for (const [key, value] of named) {

@@ -247,7 +247,7 @@ export const configSchema = z.strictObject({
       waitReplicas: z.number().int().nonnegative().default(0),
       waitTimeout: duration.default(1000),
       /** A lease not renewed for this long expires, and another instance takes the message. */
-      leaseTime: duration.default(60_000),
+      leaseTime: duration.default(60_000).refine((ms) => ms >= 1000, { message: 'must be at least 1s (leases are renewed every third of it; shorter ones expire under ordinary load and deliveries run twice)' }),
       /**
        * A Redis command not answered within this long fails: a commit then gets 451 and is
        * undone, so a Redis that hangs or sits behind a network partition cannot hold SMTP
@@ -256,6 +256,8 @@ export const configSchema = z.strictObject({
       commandTimeout: duration.default(5000),
     })
     .refine((r) => r.waitReplicas === 0 || r.commandTimeout > r.waitTimeout, { path: ['commandTimeout'], message: 'must be longer than redis.waitTimeout when redis.waitReplicas is set (WAIT is a Redis command too)' })
+    .refine((r) => r.leaseTime > r.commandTimeout, { path: ['leaseTime'], message: 'must be longer than redis.commandTimeout (a lease must outlive a heartbeat that Redis leaves unanswered until it times out)' })
+    .refine((r) => !r.tls?.ca || r.url.startsWith('rediss://'), { path: ['tls', 'ca'], message: 'is set but redis.url does not start with rediss:// (the CA is only used for TLS): use rediss://, or remove redis.tls.ca' })
     .prefault({}),
   delivery: deliverySchema.prefault({}),
   shutdown: z

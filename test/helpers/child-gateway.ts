@@ -53,3 +53,14 @@ export async function startChildGateway(dir: string, configInput: Record<string,
   };
   return { proc, port, logs, exited, killAll };
 }
+
+/** The first log line of a child gateway that matches (e.g. admin.listen, logged after gateway.ready). */
+export async function waitForLog(g: ChildGateway, pred: (l: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = g.logs.find(pred);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no matching log line from the gateway in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
