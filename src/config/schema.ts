@@ -120,6 +120,12 @@ const smtpSchema = z.strictObject({
   auth: z
     .strictObject({
       users: z.array(authUserSchema).default([]),
+      /** Failed AUTH attempts from one client address within failureWindow that lock it out for lockout. */
+      maxFailures: z.number().int().positive().default(5),
+      failureWindow: duration.default(15 * 60_000),
+      lockout: duration.default(15 * 60_000),
+      /** Each failed attempt is answered only after this wait. */
+      failureDelay: duration.default(1000),
     })
     .prefault({}),
   limits: z

@@ -49,7 +49,7 @@ describe('defaults of a minimal config', () => {
         banner: 'Postern',
         tls: { minVersion: 'TLSv1.2' },
         clients: [],
-        auth: { users: [] },
+        auth: { users: [], maxFailures: 5, failureWindow: 900_000, lockout: 900_000, failureDelay: 1000 },
         limits: {
           maxMessageSize: 50 * 1024 * 1024,
           maxRecipients: 1000,
