@@ -15,6 +15,7 @@ export const EVENTS = {
   smtpConnect: 'smtp.connect',
   smtpReject: 'smtp.reject',
   smtpAuth: 'smtp.auth',
+  smtpAuthLocked: 'smtp.auth-locked',
   smtpClose: 'smtp.close',
   smtpError: 'smtp.error',
   queueAccepted: 'queue.accepted',
