@@ -24,6 +24,13 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** A call that changes something (retry, delete, revoke, import, hold): audited before its reply. */
 const changes = (req: FastifyRequest) => !READS.has(req.method) && req.routeOptions.config.role !== undefined && req.routeOptions.config.role !== 'read-only';
 
+/** Why a call was refused for its credentials: none given (a client's first try), wrong ones (counted per address), or too many wrong ones. */
+function authFailure(req: FastifyRequest, status: number): 'missing' | 'invalid' | 'rate-limited' | undefined {
+  if (status === 429) return 'rate-limited';
+  if (status !== 401) return undefined;
+  return Authenticator.presented(req.headers as Credentials) ? 'invalid' : 'missing';
+}
+
 const body503 = (message: string) => ({ statusCode: 503, error: 'Service Unavailable', message });
 
 /**
@@ -52,8 +59,7 @@ export function logApiCalls(app: FastifyInstance, ctx: ApiContext): void {
       route,
       queueId,
       status: reply.statusCode,
-      // For a 401: were wrong credentials given (counted, rate-limited), or none at all?
-      credentials: reply.statusCode === 401 ? Authenticator.presented(req.headers as Credentials) : undefined,
+      authFailure: authFailure(req, reply.statusCode),
       aborted: aborted || undefined,
       ip: req.ip,
     };

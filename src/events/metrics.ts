@@ -105,8 +105,7 @@ export class GatewayMetrics {
       case EVENTS.webhookGaveUp:
         return this.c.webhookGaveUp.inc();
       case EVENTS.apiCall:
-        if (f.status === 401 && f.credentials === true) this.c.adminAuthFailures.inc({ result: 'invalid' });
-        else if (f.status === 429) this.c.adminAuthFailures.inc({ result: 'rate-limited' });
+        if (f.authFailure === 'invalid' || f.authFailure === 'rate-limited') this.c.adminAuthFailures.inc({ result: f.authFailure });
         return;
     }
   }
