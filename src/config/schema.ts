@@ -5,6 +5,7 @@ import { parseDuration, parseSize } from './units.js';
 import { parseCidr } from '../ingress/cidr.js';
 import { isPasswordHash } from '../ingress/password-hash.js';
 import { subscriptionProblem } from '../events/webhooks-events.js';
+import { isLoopbackHost } from '../api/loopback.js';
 
 /** "5m", "1h", "250ms" or plain milliseconds → milliseconds. */
 const duration = z.union([z.number().int().nonnegative(), z.string()], { error: 'expected a duration such as 30s, 5m, 1h, 5d, or milliseconds' }).transform((v, ctx) => {
@@ -557,10 +558,20 @@ export const configSchema = z.strictObject({
         .default([]),
       /** true: /metrics needs a principal (any role) like the API. */
       metricsAuth: z.boolean().default(false),
+      /** Failed authentications from one address within `window` before it gets 429 (until the oldest ages out). */
+      authLimit: z
+        .strictObject({ failures: z.number().int().min(1).default(10), window: duration.default(300_000).refine((ms) => ms >= 1000, { message: 'must be at least 1s' }) })
+        .prefault({}),
+      /** What to do when admin.listen is not a loopback address and admin.tls is off: warn at start, or refuse the config. */
+      cleartext: z.enum(['warn', 'refuse']).default('warn'),
     })
     .prefault({})
     .refine((a) => new Set([...a.apiKeys, ...a.users].map((p) => p.name)).size === a.apiKeys.length + a.users.length, {
       message: 'every apiKeys and users name must be unique (names are the actor in the audit trail)',
+    })
+    .refine((a) => a.cleartext !== 'refuse' || a.tls.enabled || isLoopbackHost(a.listen.host), {
+      message: 'is not a loopback address and admin.tls.enabled is false: API keys and passwords would cross the network in clear (enable admin.tls, listen on 127.0.0.1, or set admin.cleartext: warn)',
+      path: ['listen'],
     }),
   /** Readiness: when any check fails, /readyz answers 503 and SMTP refuses new mail with 451/452. */
   health: z
@@ -579,6 +590,8 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(true),
       /** Records of events within this window share one write and one flush to disk. */
       flushInterval: duration.default(50).refine((ms) => ms >= 1 && ms <= 10_000, { message: 'between 1ms and 10s' }),
+      /** true: not ready (/readyz 503, SMTP 451 4.3.0) while the trail cannot be written, so no mail goes unrecorded. */
+      failClosed: z.boolean().default(false),
     })
     .prefault({}),
   /** Signed HTTP callbacks, kept in an outbox under <dataDir>/webhooks until the receiver answers 2xx. */

@@ -97,6 +97,8 @@ export async function receiveMessage(input: ReceiveInput): Promise<string> {
         nrcpt: stored.rcptTo.length,
         size: stored.size,
         tls: envelope.client.tls?.protocol,
+        cipher: envelope.client.tls?.cipher,
+        helo: envelope.client.helo || undefined,
         authUser: envelope.client.authUser,
       },
       'queued',

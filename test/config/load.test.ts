@@ -118,9 +118,9 @@ describe('defaults of a minimal config', () => {
         purgeInterval: 86_400_000,
         searchLimits: { maxItems: 10_000, maxBytes: 1024 * 1024 * 1024 },
       },
-      admin: { enabled: true, listen: { host: '127.0.0.1', port: 9025 }, tls: { enabled: false }, apiKeys: [], users: [], metricsAuth: false },
+      admin: { enabled: true, listen: { host: '127.0.0.1', port: 9025 }, tls: { enabled: false }, apiKeys: [], users: [], metricsAuth: false, authLimit: { failures: 10, window: 300_000 }, cleartext: 'warn' },
       health: { diskFullPercent: 95, diskMinFree: 1024 * 1024 * 1024, probeInterval: 5000 },
-      audit: { enabled: true, flushInterval: 50 },
+      audit: { enabled: true, flushInterval: 50, failClosed: false },
       webhooks: [],
     });
   });
