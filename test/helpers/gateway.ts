@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/load.js';
 import type { PosternConfig } from '../../src/config/schema.js';
-import { createLogger } from '../../src/events/logger.js';
+import { createLogger, type Logger } from '../../src/events/logger.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { stringify } from 'yaml';
 
@@ -18,6 +18,8 @@ export interface TestGateway {
   port: number;
   dataDir: string;
   logs: LogLine[];
+  /** The gateway's logger (its event bus feeds the audit trail, metrics and webhooks). */
+  logger: Logger;
   events(code: string): LogLine[];
   /** Resolves when a log line matching the predicate appears. */
   waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
@@ -64,6 +66,7 @@ export async function startTestGateway(overrides: Record<string, unknown> = {}, 
     port: (gateway.smtp[0] as { port: number }).port,
     dataDir,
     logs,
+    logger,
     events: (code) => logs.filter((l) => l.event === code),
     waitForLog(pred, timeoutMs = 20_000) {
       const found = logs.find(pred);
