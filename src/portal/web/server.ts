@@ -16,6 +16,7 @@ import { passwordProblem } from './password-rules.js';
 import { PortalPasswords, type HashingLimits } from './passwords.js';
 import { RateLimits } from './rate-limit.js';
 import { Refusal } from './refusal.js';
+import { replyAllRecipients } from './reply-all.js';
 import { replySender } from './reply-sender.js';
 import { bodyDocument, parseStored } from './render-message.js';
 import { csrfValid, SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
@@ -325,7 +326,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const identity = c.session.identity as string;
     const original = await parseStored(await store.read(m.id));
     const to = m.kind === 'received' ? [m.sender] : m.recipients;
-    const others = p.replyAll && fields.all === '1' ? m.recipients.filter((r) => ident(r) !== identity) : [];
+    const others = p.replyAll && m.kind === 'received' && fields.all === '1' ? replyAllRecipients(original.parsed, { sender: m.sender, matches: (a) => ident(a) === identity }) : [];
     const sender = replySender({
       identity,
       addresses: [...m.recipients, m.sender],
