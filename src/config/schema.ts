@@ -311,12 +311,18 @@ export const configSchema = z.strictObject({
        * blocks (or loopback, linklocal, uniquelocal); true believes anyone's header.
        */
       trustProxy: z.union([z.boolean(), z.array(z.union([z.enum(['loopback', 'linklocal', 'uniquelocal']), cidr]))]).default(['loopback']),
-      /** Per client address (IPv6: per /64) and window: new visitor sessions and login attempts. */
+      /**
+       * Per client address (IPv6: per /64) and window: new visitor sessions, login attempts
+       * and password-reset requests; and reset requests per account asked for (each one a
+       * mail or a paid SMS).
+       */
       rateLimit: z
         .strictObject({
           window: duration.default(10 * 60_000),
           sessions: z.number().int().positive().default(60),
           logins: z.number().int().positive().default(30),
+          resets: z.number().int().positive().default(10),
+          resetsPerAccount: z.number().int().positive().default(3),
         })
         .prefault({}),
       sms: z

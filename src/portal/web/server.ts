@@ -86,9 +86,17 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   const context = async (req: FastifyRequest, _reply: FastifyReply): Promise<Ctx> => {
     const sid = req.cookies[SESSION_COOKIE];
     const existing = await sessions.get(sid);
-    if (sid && existing) return { sid, session: existing, layout: layoutFor(existing) };
+    if (sid && existing && (await loggedInSincePasswordSet(existing))) return { sid, session: existing, layout: layoutFor(existing) };
+    if (sid && existing) await sessions.destroy(sid);
     const none: Session = { csrf: '', createdAt: Date.now(), lastSeenAt: Date.now() };
     return { sid: undefined, session: none, layout: layoutFor(none) };
+  };
+
+  /** A password reset ends every session logged in before it (someone else may hold one). */
+  const loggedInSincePasswordSet = async (session: Session): Promise<boolean> => {
+    if (!session.identity) return true;
+    const setAt = (await store.getAccount(session.identity))?.passwordSetAt;
+    return !setAt || (session.loggedInAt ?? session.createdAt) >= setAt;
   };
 
   /**
@@ -153,10 +161,21 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const t = await store.getToken(req.params.token);
     if (!t || t.kind !== 'notice' || t.expiresAt < Date.now() || !t.messageId) return html(reply, infoPage(c.layout, 'Link not valid', 'This link has expired or is not valid.', 'alert'), 404);
     const identity = ident(t.recipient) as string;
-    if (await store.getAccount(identity)) return html(reply, loginForm(c.layout, `/message/${t.messageId}`, identity, 'A password is already set for this address. Log in with it.'));
+    const alreadySet = () => html(reply, loginForm(c.layout, `/message/${t.messageId}`, identity, 'A password is already set for this address. Log in with it.'));
+    if (await store.getAccount(identity)) return alreadySet();
     const problem = f.password !== f.confirm ? 'The two passwords differ.' : passwordProblem(f.password ?? '', identity);
     if (problem) return html(reply, setupPasswordForm(c.layout, identity, `/m/${req.params.token}`, problem), 400);
-    await store.putAccount({ address: identity, passwordHash: await hashPassword(f.password as string), createdAt: Date.now(), failures: [] });
+    const passwordHash = await hashPassword(f.password as string);
+    // Made only if there is still none, in one step: of two first visits at once (two
+    // tabs, or someone else holding the link), one sets the password, the other logs in.
+    let created = false;
+    await store.updateAccount(identity, (current) => {
+      if (current) return undefined;
+      created = true;
+      const now = Date.now();
+      return { address: identity, passwordHash, createdAt: now, passwordSetAt: now, failures: [] };
+    });
+    if (!created) return alreadySet();
     await logIn(reply, c.sid, identity);
     return reply.redirect(`/message/${t.messageId}`, 303);
   });
@@ -363,7 +382,11 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const c = await context(req, reply);
     const f = body(req);
     if (!csrfValid(c.session, f.csrf)) return refuseCsrf(reply, c);
+    // Each reset is a mail or a paid SMS: limited per client and per address asked for,
+    // the latter counted for any address (the answer must not tell which have accounts).
+    await limits.check('resets', req.ip);
     const identity = ident(f.identity ?? '');
+    if (identity) await limits.checkResetsFor(identity);
     if (identity && (await store.getAccount(identity))) {
       // Logged as what happened; the visitor's answer below is the same either way.
       await delivery.sendReset(identity).then(
@@ -390,11 +413,15 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     if (!t || t.kind !== 'reset' || t.usedAt || t.expiresAt < Date.now()) return html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired.', 'alert'), 404);
     const problem = f.password !== f.confirm ? 'The two passwords differ.' : passwordProblem(f.password ?? '', t.recipient);
     if (problem) return html(reply, setupPasswordForm(c.layout, t.recipient, `/r/${req.params.token}`, problem), 400);
-    await store.markTokenUsed(req.params.token, t);
+    // Hashed first: a busy refusal (503) must not use up the link.
     const passwordHash = await hashPassword(f.password as string);
+    // Used in one step: of two requests with the link at once, only one sets a password.
+    if (!(await store.consumeToken(req.params.token, 'reset'))) return html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired.', 'alert'), 404);
     await store.updateAccount(t.recipient, (current) => {
       const account: Account = current ?? { address: t.recipient, passwordHash: '', createdAt: Date.now(), failures: [] };
       account.passwordHash = passwordHash;
+      // Every session logged in before now ends (see loggedInSincePasswordSet).
+      account.passwordSetAt = Date.now();
       recordSuccess(account);
       return account;
     });
