@@ -63,15 +63,15 @@ describe('portal delivery paths', () => {
 
   it('Secure Text: one SMS with the link, and the link works like the mail notice', async () => {
     const gw = await gateway();
-    const r = await sendMail(gw.port, { from: 'sender@client.test', to: ['15551234567@secure.text'], raw: testMessage({ subject: 'Your appointment' }) });
+    const r = await sendMail(gw.port, { from: 'sender@client.test', to: ['12025550143@secure.text'], raw: testMessage({ subject: 'Your appointment' }) });
     expect(r.ok).toBe(true);
-    const sent = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === '15551234567@secure.text');
+    const sent = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === '12025550143@secure.text');
     expect(sent).toMatchObject({ method: 'portal', category: 'portal' });
     expect(sms.requests).toHaveLength(1);
     const req = sms.requests[0]!;
     expect(req.path).toBe('/2010-04-01/Accounts/AC123/Messages.json');
     expect(req.auth).toBe(`Basic ${Buffer.from('AC123:secret-token').toString('base64')}`);
-    expect(req.form.get('To')).toBe('+15551234567');
+    expect(req.form.get('To')).toBe('+12025550143');
     expect(req.form.get('From')).toBe('+15550001111');
     const body = req.form.get('Body') ?? '';
     expect(body).not.toContain('Your appointment');
@@ -81,7 +81,7 @@ describe('portal delivery paths', () => {
     expect(page.status).toBe(200);
     const html = await page.text();
     expect(html).toContain('Set your password');
-    expect(html).toContain('+15551234567@secure.text');
+    expect(html).toContain('+12025550143@secure.text');
     expect(JSON.stringify(gw.logs)).not.toContain('secret-token');
   });
 
@@ -104,7 +104,7 @@ describe('portal delivery paths', () => {
 
   it('Secure Text end to end: following the SMS link, setting the password and reading the message', async () => {
     const gw = await gateway();
-    const { visitor, message } = await secureTextRecipient(gw, '15557654321@secure.text', { subject: 'Your appointment', body: 'See you on Tuesday at 10:30.' });
+    const { visitor, message } = await secureTextRecipient(gw, '12025550188@secure.text', { subject: 'Your appointment', body: 'See you on Tuesday at 10:30.' });
     const page = await visitor.get(message);
     expect(page.status).toBe(200);
     expect(page.html).toContain('Your appointment');
@@ -114,20 +114,20 @@ describe('portal delivery paths', () => {
 
   it('a password reset is logged as sent only when it was: texted when the provider takes it, an error when it refuses', async () => {
     const gw = await gateway();
-    await secureTextRecipient(gw, '15550002222@secure.text', { subject: 'Results', body: 'All clear.' });
+    await secureTextRecipient(gw, '12025550199@secure.text', { subject: 'Results', body: 'All clear.' });
     const visitor = new Visitor(`https://127.0.0.1:${gw.gateway.portalPort}`);
     const form = await visitor.get('/reset');
-    const ask = () => visitor.post('/reset', { csrf: csrfOf(form.html), identity: '15550002222@secure.text' });
+    const ask = () => visitor.post('/reset', { csrf: csrfOf(form.html), identity: '12025550199@secure.text' });
     expect((await ask()).html).toContain('a link to set a new password is on its way');
     const sent = await gw.waitForLog((l) => l.event === 'portal.reset' && l.level === 'info');
-    expect(sent).toMatchObject({ identity: '+15550002222@secure.text', via: 'sms', sms: expect.stringMatching(/^SM\d+$/) });
+    expect(sent).toMatchObject({ identity: '+12025550199@secure.text', via: 'sms', sms: expect.stringMatching(/^SM\d+$/) });
     expect(sms.requests.at(-1)!.form.get('Body')).toMatch(/reset your password: https:\/\/postern\.test:\d+\/r\//);
     sms.refuse = true;
     try {
       // The visitor's answer is the same (no account enumeration); the log says what happened.
       expect((await ask()).html).toContain('a link to set a new password is on its way');
       const failed = await gw.waitForLog((l) => l.event === 'portal.reset' && l.level === 'error');
-      expect(failed).toMatchObject({ identity: '+15550002222@secure.text', err: 'SMS provider refused the message: HTTP 400', msg: 'could not send the reset link' });
+      expect(failed).toMatchObject({ identity: '+12025550199@secure.text', err: 'SMS provider refused the message: HTTP 400', msg: 'could not send the reset link' });
       expect(gw.events('portal.reset').filter((l) => l.msg === 'password reset link sent')).toHaveLength(1);
     } finally {
       sms.refuse = false;

@@ -62,9 +62,9 @@ describe('secure replies', () => {
 
   it('a Secure Text recipient is named by their number and answered at the address the sender used', async () => {
     portal = await portalApp();
-    const { envelope, raw } = await reply(portal, '15551234567@secure.text', '15551234567@secure.text', '+15551234567@secure.text');
+    const { envelope, raw } = await reply(portal, '12025550143@secure.text', '12025550143@secure.text', '+12025550143@secure.text');
     expect(envelope.mailFrom).toBe('secure-reply@postern.test');
-    expect(await senderOf(raw)).toMatchObject({ from: [{ name: '+15551234567 via Postern Secure Mail', address: 'secure-reply@postern.test' }], replyTo: ['15551234567@secure.text'] });
+    expect(await senderOf(raw)).toMatchObject({ from: [{ name: '+12025550143 via Postern Secure Mail', address: 'secure-reply@postern.test' }], replyTo: ['12025550143@secure.text'] });
   });
 
   it('reply-all goes to the To and Cc of the original, never to a Bcc recipient the portal also holds it for', async () => {
