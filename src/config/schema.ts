@@ -5,6 +5,7 @@ import { parseDuration, parseSize } from './units.js';
 import { parseCidr } from '../ingress/cidr.js';
 import { isPasswordHash } from '../ingress/password-hash.js';
 import { subscriptionProblem } from '../events/webhooks-events.js';
+import { noticeTemplate } from './notice-template.js';
 
 /** "5m", "1h", "250ms" or plain milliseconds → milliseconds. */
 const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
@@ -289,6 +290,14 @@ export const configSchema = z.strictObject({
           noticeText: z.string().default('You have received a secure message. Open it with the link below.'),
           /** From address of notices and password-reset mails; default secure-notice@<hostname>. */
           fromAddress: z.string().optional(),
+          /**
+           * The message notice's own text and HTML (e.g. `html: ${file:notice.html}`), with
+           * {{organisation}}, {{logoUrl}}, {{noticeText}}, {{sender}}, {{link}} and
+           * {{subject}} (empty unless showSubject); each must hold {{link}}.
+           */
+          noticeTemplate: z
+            .strictObject({ text: noticeTemplate.optional(), html: noticeTemplate.optional() })
+            .optional(),
         })
         .prefault({}),
       /** Show the original subject in notices (off: it may carry PHI). */

@@ -63,6 +63,7 @@ export class PortalDelivery {
   async deliver(envelope: Envelope, state: DeliveryState, raw: Buffer, rcpts: string[], why: string, expiryMs = this.config.portal.expiry): Promise<PortalOutcome[]> {
     let messageId = state.portalMessageId;
     const existing = messageId ? await this.store.get(messageId) : undefined;
+    let expiresAt: number;
     if (!messageId || !existing) {
       const now = Date.now();
       const stored = await this.store.putMessage(raw, {
@@ -74,8 +75,10 @@ export class PortalDelivery {
         kind: 'received',
       });
       messageId = stored.id;
+      expiresAt = stored.expiresAt;
       state.portalMessageId = messageId;
     } else {
+      expiresAt = existing.expiresAt;
       const add = rcpts.filter((r) => !existing.recipients.includes(r));
       if (add.length) await this.store.updateMessage(messageId, (current) => ({ ...current, recipients: [...current.recipients, ...rcpts.filter((r) => !current.recipients.includes(r))] }));
     }
@@ -84,7 +87,7 @@ export class PortalDelivery {
     const outcomes: PortalOutcome[] = [];
     for (const rcpt of rcpts) {
       // One recipient's failed notice must not undo the others' (they would get theirs twice).
-      const outcome = await this.notify(envelope, rcpt, messageId, senderName, subject, why).catch((err: Error): PortalOutcome => ({ rcpt, result: 'defer', status: '4.3.0', response: `portal notice failed: ${err.message}`, category: 'portal' }));
+      const outcome = await this.notify(envelope, rcpt, { id: messageId, expiresAt }, senderName, subject, why).catch((err: Error): PortalOutcome => ({ rcpt, result: 'defer', status: '4.3.0', response: `portal notice failed: ${err.message}`, category: 'portal' }));
       outcomes.push(outcome);
     }
     return outcomes;
@@ -113,8 +116,10 @@ export class PortalDelivery {
     return `${this.publicUrl()}/r/${token}`;
   }
 
-  private async notify(envelope: Envelope, rcpt: string, messageId: string, senderName: string, subject: string | undefined, why: string): Promise<PortalOutcome> {
-    const token = await this.store.createToken({ kind: 'notice', recipient: rcpt, messageId, expiresAt: Date.now() + this.config.portal.expiry });
+  /** The link works for as long as the message is kept (a rule's portalExpiry, else portal.expiry), no longer and no shorter. */
+  private async notify(envelope: Envelope, rcpt: string, message: { id: string; expiresAt: number }, senderName: string, subject: string | undefined, why: string): Promise<PortalOutcome> {
+    const messageId = message.id;
+    const token = await this.store.createToken({ kind: 'notice', recipient: rcpt, messageId, expiresAt: message.expiresAt });
     const link = `${this.publicUrl()}/m/${token}`;
     const base = { rcpt, category: 'portal' };
     if (this.isSms(rcpt)) {

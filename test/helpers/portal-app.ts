@@ -28,6 +28,8 @@ export interface PortalApp {
   /** The store the app was given (a test may wrap the file store). */
   store: PortalStore;
   files: FsPortalStore;
+  /** The portal method's delivery step (stores a message, sends its notices) on the same store. */
+  delivery: PortalDelivery;
   /** What the app queued (replies, receipts), in order. */
   queued: Queued[];
   logs: Record<string, unknown>[];
@@ -84,6 +86,7 @@ export async function portalApp(
     dataDir,
     store,
     files,
+    delivery,
     queued,
     logs,
     async loggedIn(identity) {
