@@ -15,6 +15,8 @@ import { infoPage, inboxPage, loginForm, messagePage, resetRequestForm, setupPas
 import { passwordProblem } from './password-rules.js';
 import { PortalPasswords, type HashingLimits } from './passwords.js';
 import { RateLimits } from './rate-limit.js';
+import { clientOf } from './client.js';
+import { ghostFailure } from './ghost-lock.js';
 import { Refusal } from './refusal.js';
 import { replyAllRecipients } from './reply-all.js';
 import { replySender } from './reply-sender.js';
@@ -113,11 +115,11 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   const formContext = async (req: FastifyRequest, reply: FastifyReply) => withSession(await context(req, reply), req, reply);
 
   /** A new session id at login (no fixation), and the old one gone. */
-  const logIn = async (reply: FastifyReply, oldSid: string | undefined, identity: string) => {
+  const logIn = async (req: FastifyRequest, reply: FastifyReply, oldSid: string | undefined, identity: string) => {
     if (oldSid) await sessions.destroy(oldSid);
     const created = await sessions.create(identity);
     setCookie(reply, created.id);
-    log.info({ event: EVENTS.portalLogin, identity }, 'portal login');
+    log.info({ event: EVENTS.portalLogin, identity, ...clientOf(req) }, 'portal login');
   };
 
   const html = (reply: FastifyReply, body: string, code = 200) => reply.code(code).type('text/html; charset=utf-8').send(body);
@@ -176,7 +178,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
       return { address: identity, passwordHash, createdAt: now, passwordSetAt: now, failures: [] };
     });
     if (!created) return alreadySet();
-    await logIn(reply, c.sid, identity);
+    await logIn(req, reply, c.sid, identity);
     return reply.redirect(`/message/${t.messageId}`, 303);
   });
 
@@ -194,13 +196,23 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const identity = ident(f.identity ?? '');
     const account = identity ? await store.getAccount(identity) : undefined;
     const generic = 'The address or the password is not right.';
+    const shown = identity ?? f.identity ?? '';
+    const lockedPage = (until: number) => html(reply, loginForm(c.layout, next, shown, `Too many failed attempts. Try again after ${new Date(until).toUTCString()}, or reset your password.`), 429);
     if (!identity || !account) {
-      // Same answer and the same work as a wrong password: no address enumeration.
+      // The same answers, after the same work, as for an account: wrong password, then
+      // locked (see ghostFailure). No address enumeration.
+      const ghost = identity ? await ghostFailure(store, identity) : undefined;
+      if (ghost?.locked === 'before') return lockedPage(ghost.until);
       await passwords.verify(f.password ?? '', undefined);
-      return html(reply, loginForm(c.layout, next, f.identity ?? '', generic), 401);
+      log.warn({ event: EVENTS.portalLoginFailed, identity: shown.slice(0, 320), known: false, ...clientOf(req) }, 'portal login failed');
+      if (ghost?.locked === 'now') {
+        log.warn({ event: EVENTS.portalLocked, identity, known: false, ...clientOf(req), until: new Date(ghost.until).toISOString() }, 'portal login locked for an address without an account');
+        return lockedPage(ghost.until);
+      }
+      return html(reply, loginForm(c.layout, next, shown, generic), 401);
     }
     const until = lockedUntil(account);
-    if (until) return html(reply, loginForm(c.layout, next, identity, `Too many failed attempts. Try again after ${new Date(until).toUTCString()}, or reset your password.`), 429);
+    if (until) return lockedPage(until);
     if (!(await passwords.verify(f.password ?? '', account.passwordHash))) {
       // Counted on the stored record in one step: failures seen by other instances count too.
       const outcome = { locked: false };
@@ -209,10 +221,10 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
         outcome.locked = recordFailure(current);
         return current;
       });
-      log.warn({ event: EVENTS.portalLoginFailed, identity, failuresLastHour: after?.failures.length ?? 0 }, 'portal login failed');
+      log.warn({ event: EVENTS.portalLoginFailed, identity, ...clientOf(req), failuresLastHour: after?.failures.length ?? 0 }, 'portal login failed');
       if (outcome.locked && after?.lockedUntil) {
-        log.warn({ event: EVENTS.portalLocked, identity, until: new Date(after.lockedUntil).toISOString() }, 'portal account locked');
-        return html(reply, loginForm(c.layout, next, identity, `Too many failed attempts. Try again after ${new Date(after.lockedUntil).toUTCString()}, or reset your password.`), 429);
+        log.warn({ event: EVENTS.portalLocked, identity, ...clientOf(req), until: new Date(after.lockedUntil).toISOString() }, 'portal account locked');
+        return lockedPage(after.lockedUntil);
       }
       return html(reply, loginForm(c.layout, next, identity, generic), 401);
     }
@@ -220,7 +232,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
       if (current) recordSuccess(current);
       return current;
     });
-    await logIn(reply, c.sid, identity);
+    await logIn(req, reply, c.sid, identity);
     return reply.redirect(next, 303);
   });
 
@@ -279,7 +291,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const shown = await parseStored(await store.read(m.id));
     const showImages = req.query.images === '1';
     const { blockedImages } = bodyDocument(shown, showImages);
-    log.info({ event: EVENTS.portalView, portalId: m.id, queueId: m.queueId, identity: c.session.identity }, 'portal message viewed');
+    log.info({ event: EVENTS.portalView, portalId: m.id, queueId: m.queueId, identity: c.session.identity, ...clientOf(req) }, 'portal message viewed');
     const identity = c.session.identity as string;
     if (m.kind === 'received' && !m.readAt[identity]) {
       // Changed in one step: a revoke since the read above stays. Only the view that
@@ -318,7 +330,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const shown = await parseStored(await store.read(v.m.id));
     const a = shown.attachments[Number(req.params.n)];
     if (!a) return html(reply, infoPage(v.c.layout, 'Not found', 'There is no such attachment.', 'alert'), 404);
-    log.info({ event: EVENTS.portalDownload, portalId: v.m.id, queueId: v.m.queueId, identity: v.c.session.identity, attachment: Number(req.params.n), size: a.size }, 'portal attachment downloaded');
+    log.info({ event: EVENTS.portalDownload, portalId: v.m.id, queueId: v.m.queueId, identity: v.c.session.identity, ...clientOf(req), attachment: Number(req.params.n), size: a.size }, 'portal attachment downloaded');
     const name = a.filename.replace(/[\r\n"\\]/g, '_');
     reply.header('content-disposition', `attachment; filename="${name.replace(/[^\x20-\x7e]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(name)}`);
     return reply.type('application/octet-stream').send(a.content);
@@ -369,7 +381,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const queued = await enqueueLocal(queue, { hostname: config.hostname, from: sender.envelopeFrom, to: [...to, ...others], raw, origin: 'portal-reply', sessionId: `portal-reply-${m.id}` });
     const now = Date.now();
     await store.putMessage(raw, { createdAt: now, expiresAt: now + p.expiry, sender: identity, recipients: [...to, ...others], queueId: queued.id, kind: 'reply', inReplyTo: m.id });
-    log.info({ event: EVENTS.portalReply, portalId: m.id, identity, replyQueueId: queued.id, attachments: files.length, to: to.length + others.length }, 'portal reply queued');
+    log.info({ event: EVENTS.portalReply, portalId: m.id, identity, ...clientOf(req), replyQueueId: queued.id, attachments: files.length, to: to.length + others.length }, 'portal reply queued');
     return html(reply, infoPage(c.layout, 'Reply sent', 'Your reply was sent securely. A copy is in your messages.'));
   });
 
@@ -390,8 +402,8 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     if (identity && (await store.getAccount(identity))) {
       // Logged as what happened; the visitor's answer below is the same either way.
       await delivery.sendReset(identity).then(
-        (sent) => log.info({ event: EVENTS.portalReset, identity, ...sent }, 'password reset link sent'),
-        (err: Error) => log.error({ event: EVENTS.portalReset, identity, err: err.message }, 'could not send the reset link'),
+        (sent) => log.info({ event: EVENTS.portalReset, identity, ...clientOf(req), ...sent }, 'password reset link sent'),
+        (err: Error) => log.error({ event: EVENTS.portalReset, identity, ...clientOf(req), err: err.message }, 'could not send the reset link'),
       );
     }
     // The same answer either way: no address enumeration.
@@ -425,7 +437,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
       recordSuccess(account);
       return account;
     });
-    await logIn(reply, c.sid, t.recipient);
+    await logIn(req, reply, c.sid, t.recipient);
     return reply.redirect('/inbox', 303);
   });
 
