@@ -285,7 +285,10 @@ export const configSchema = z.strictObject({
       organisation: z
         .strictObject({
           name: z.string().default('Postern Secure Mail'),
+          /** The logo in notices (mail clients load it from there). */
           logoUrl: z.url().optional(),
+          /** The logo on the portal's pages (PNG, SVG, JPEG, GIF or WebP), served by the portal itself. */
+          logoFile: z.string().regex(/\.(png|svg|jpe?g|gif|webp)$/i, { message: 'must be a .png, .svg, .jpg, .gif or .webp file' }).optional(),
           /** Extra text in the notice (no PHI: it travels by ordinary mail). */
           noticeText: z.string().default('You have received a secure message. Open it with the link below.'),
           /** From address of notices and password-reset mails; default secure-notice@<hostname>. */

@@ -17,13 +17,15 @@ import { PortalPasswords, type HashingLimits } from './passwords.js';
 import { RateLimits } from './rate-limit.js';
 import { clientOf } from './client.js';
 import { ghostFailure } from './ghost-lock.js';
+import { loadLogo } from './logo.js';
 import { Refusal } from './refusal.js';
 import { replyAllRecipients } from './reply-all.js';
 import { replySender } from './reply-sender.js';
 import { bodyDocument, parseStored } from './render-message.js';
 import { csrfValid, SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 
-const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+// Images only from the portal itself: no page makes a request to anyone else (the logo is served at /logo).
+const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 export interface PortalServerOptions {
   config: PosternConfig;
@@ -71,11 +73,12 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
     reply.header('strict-transport-security', 'max-age=31536000');
-    reply.header('cache-control', 'no-store');
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     return payload;
   });
 
-  const layoutFor = (session: Session | undefined): Layout => ({ org: p.organisation.name, logoUrl: p.organisation.logoUrl, identity: session?.identity, csrf: session?.csrf });
+  const logo = await loadLogo(p.organisation.logoFile);
+  const layoutFor = (session: Session | undefined): Layout => ({ org: p.organisation.name, logoUrl: logo && '/logo', identity: session?.identity, csrf: session?.csrf });
 
   const setCookie = (reply: FastifyReply, sid: string) =>
     reply.setCookie(SESSION_COOKIE, sid, { path: '/', secure: true, httpOnly: true, sameSite: 'strict' });
@@ -140,6 +143,12 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   });
 
   app.get('/healthz', async () => ({ ok: true }));
+
+  // The same for everyone and no secret: the one response a browser may keep.
+  app.get('/logo', async (_req, reply) => {
+    if (!logo) return reply.code(404).send();
+    return reply.type(logo.type).header('cache-control', 'public, max-age=86400').send(logo.bytes);
+  });
 
   // The link in a notice.
   app.get<{ Params: { token: string } }>('/m/:token', async (req, reply) => {
