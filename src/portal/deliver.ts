@@ -10,6 +10,12 @@ import { portalReach, type PortalReach } from './reach.js';
 import { sendSms, SmsError } from './sms.js';
 import type { PortalStore } from './store.js';
 
+/** A recipient's portal settings from their policy rule; unset ones come from portal.*. */
+export interface PortalRcptSettings {
+  showSubject?: boolean | undefined;
+  readReceipts?: boolean | undefined;
+}
+
 /** How a reset link went out: the notice's queue id, or the SMS provider's message id. */
 export type ResetSent = { via: 'mail'; noticeQueueId: string } | { via: 'sms'; sms: string };
 
@@ -59,8 +65,13 @@ export class PortalDelivery {
     return Boolean(this.reach?.isSms(rcpt));
   }
 
-  /** expiryMs: the shortest expiry the recipients' decisions ask for (default portal.expiry). */
-  async deliver(envelope: Envelope, state: DeliveryState, raw: Buffer, rcpts: string[], why: string, expiryMs = this.config.portal.expiry): Promise<PortalOutcome[]> {
+  /**
+   * expiryMs: the shortest expiry the recipients' decisions ask for (default portal.expiry);
+   * settings: per recipient, what their policy rule says of the subject and read receipts.
+   */
+  async deliver(envelope: Envelope, state: DeliveryState, raw: Buffer, rcpts: string[], why: string, expiryMs = this.config.portal.expiry, settings = new Map<string, PortalRcptSettings>()): Promise<PortalOutcome[]> {
+    const p = this.config.portal;
+    const receiptsFor = rcpts.filter((r) => settings.get(r)?.readReceipts ?? p.readReceipts);
     let messageId = state.portalMessageId;
     const existing = messageId ? await this.store.get(messageId) : undefined;
     let expiresAt: number;
@@ -73,6 +84,7 @@ export class PortalDelivery {
         recipients: rcpts,
         queueId: envelope.id,
         kind: 'received',
+        receiptsFor,
       });
       messageId = stored.id;
       expiresAt = stored.expiresAt;
@@ -80,14 +92,21 @@ export class PortalDelivery {
     } else {
       expiresAt = existing.expiresAt;
       const add = rcpts.filter((r) => !existing.recipients.includes(r));
-      if (add.length) await this.store.updateMessage(messageId, (current) => ({ ...current, recipients: [...current.recipients, ...rcpts.filter((r) => !current.recipients.includes(r))] }));
+      if (add.length) {
+        await this.store.updateMessage(messageId, (current) => ({
+          ...current,
+          recipients: [...current.recipients, ...rcpts.filter((r) => !current.recipients.includes(r))],
+          receiptsFor: current.receiptsFor && [...current.receiptsFor, ...receiptsFor.filter((r) => !current.receiptsFor?.includes(r))],
+        }));
+      }
     }
     const senderName = senderDisplayName(raw) || envelope.mailFrom || 'Someone';
-    const subject = this.config.portal.showSubject ? headerValue(raw, 'subject') : undefined;
+    const subject = headerValue(raw, 'subject');
     const outcomes: PortalOutcome[] = [];
     for (const rcpt of rcpts) {
       // One recipient's failed notice must not undo the others' (they would get theirs twice).
-      const outcome = await this.notify(envelope, rcpt, { id: messageId, expiresAt }, senderName, subject, why).catch((err: Error): PortalOutcome => ({ rcpt, result: 'defer', status: '4.3.0', response: `portal notice failed: ${err.message}`, category: 'portal' }));
+      const shown = (settings.get(rcpt)?.showSubject ?? p.showSubject) ? subject : undefined;
+      const outcome = await this.notify(envelope, rcpt, { id: messageId, expiresAt }, senderName, shown, why).catch((err: Error): PortalOutcome => ({ rcpt, result: 'defer', status: '4.3.0', response: `portal notice failed: ${err.message}`, category: 'portal' }));
       outcomes.push(outcome);
     }
     return outcomes;

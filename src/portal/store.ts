@@ -16,6 +16,12 @@ export interface PortalMessage {
   revoked?: { at: number; by: string } | undefined;
   /** First view per recipient (read receipts). */
   readAt: Record<string, number>;
+  /**
+   * The recipients whose first view sends the sender a read receipt (their policy rule's
+   * portalReadReceipts, else portal.readReceipts when stored). Unset on messages stored
+   * before it was recorded: portal.readReceipts decides.
+   */
+  receiptsFor?: string[] | undefined;
   sealed: Sealed;
   size: number;
 }

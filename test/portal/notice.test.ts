@@ -1,6 +1,7 @@
 import { simpleParser } from 'mailparser';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
+import type { PortalRcptSettings } from '../../src/portal/deliver.js';
 import type { DeliveryState, Envelope } from '../../src/types.js';
 import { testConfigInput } from '../helpers/gateway.js';
 import { portalApp, type PortalApp } from '../helpers/portal-app.js';
@@ -10,10 +11,10 @@ const ORIGINAL = Buffer.from('From: "Dr. Ada O’Neil & Partners" <dr.carter@cli
 const LOGO = 'https://assets.clinic.example/logo.png';
 
 /** Stores ORIGINAL for pat@home.test through the portal method; returns the notice as a mail client reads it. */
-async function notice(portal: PortalApp, expiryMs?: number) {
+async function notice(portal: PortalApp, expiryMs?: number, settings?: PortalRcptSettings) {
   const envelope = { id: 'Q1', mailFrom: 'dr.carter@clinic.test' } as Envelope;
   const state: DeliveryState = { recipients: [] } as unknown as DeliveryState;
-  const [outcome] = await portal.delivery.deliver(envelope, state, ORIGINAL, ['pat@home.test'], 'test', expiryMs);
+  const [outcome] = await portal.delivery.deliver(envelope, state, ORIGINAL, ['pat@home.test'], 'test', expiryMs, new Map(settings ? [['pat@home.test', settings]] : []));
   expect(outcome).toMatchObject({ result: 'delivered' });
   const raw = portal.queued.at(-1)!.raw;
   const parsed = await simpleParser(raw);
@@ -45,6 +46,11 @@ describe('portal notices', () => {
 
     portal = await portalApp({ portal: { showSubject: true } });
     expect((await notice(portal)).parsed.subject).toBe('Secure message: HIV test result');
+    // A policy rule's portalShowSubject decides for its recipients, either way.
+    expect((await notice(portal, undefined, { showSubject: false })).parsed.subject).toBe('Secure message from Dr. Ada O’Neil & Partners');
+    await portal.close();
+    portal = await portalApp();
+    expect((await notice(portal, undefined, { showSubject: true })).parsed.subject).toBe('Secure message: HIV test result');
   });
 
   it('follow portal.organisation.noticeTemplate (text and HTML), values escaped in the HTML', async () => {

@@ -311,7 +311,8 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
         first = true;
         return { ...current, readAt: { ...current.readAt, [identity]: Date.now() } };
       });
-      if (first && p.readReceipts && m.sender) {
+      const wantsReceipt = m.receiptsFor ? m.receiptsFor.some((r) => ident(r) === identity) : p.readReceipts;
+      if (first && wantsReceipt && m.sender) {
         const receipt = await composeMessage({ from: `"${p.organisation.name}" <${p.organisation.fromAddress ?? `secure-notice@${config.hostname}`}>`, to: [m.sender], subject: `Read: secure message to ${identity}`, text: `Your secure message to ${identity} was opened on ${new Date().toUTCString()}.`, headers: { 'Auto-Submitted': 'auto-generated' } });
         await enqueueLocal(queue, { hostname: config.hostname, from: '', to: [m.sender], raw: receipt, origin: 'portal-receipt', sessionId: 'portal-receipt' });
       }
