@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { afterEach } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import type { PosternConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/events/logger.js';
@@ -93,5 +94,18 @@ export async function portalApp(
       return `${SESSION_COOKIE}=${(await sessions.create(identity)).id}`;
     },
     close: () => app.close(),
+  };
+}
+
+/** portalApp for the tests of a file: every app a test starts is closed after it. */
+export function portalApps(): (...args: Parameters<typeof portalApp>) => Promise<PortalApp> {
+  const started: PortalApp[] = [];
+  afterEach(async () => {
+    for (const app of started.splice(0)) await app.close();
+  });
+  return async (...args) => {
+    const app = await portalApp(...args);
+    started.push(app);
+    return app;
   };
 }

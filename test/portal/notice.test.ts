@@ -4,7 +4,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { PortalRcptSettings } from '../../src/portal/deliver.js';
 import type { DeliveryState, Envelope } from '../../src/types.js';
 import { testConfigInput } from '../helpers/gateway.js';
-import { portalApp, type PortalApp } from '../helpers/portal-app.js';
+import { portalApps, type PortalApp } from '../helpers/portal-app.js';
 
 const DAY = 86_400_000;
 const ORIGINAL = Buffer.from('From: "Dr. Ada O’Neil & Partners" <dr.carter@clinic.test>\r\nTo: pat@home.test\r\nSubject: HIV test result\r\n\r\nConfidential body.\r\n');
@@ -23,15 +23,13 @@ async function notice(portal: PortalApp, expiryMs?: number, settings?: PortalRcp
 }
 
 describe('portal notices', () => {
-  let portal: PortalApp | undefined;
-  afterEach(async () => {
+  const start = portalApps();
+  afterEach(() => {
     vi.useRealTimers();
-    await portal?.close();
-    portal = undefined;
   });
 
   it('carry the organisation, its logo and text and the sender\'s name; the subject only with showSubject', async () => {
-    portal = await portalApp({ portal: { organisation: { name: 'St. Elsewhere Clinic', logoUrl: LOGO, noticeText: 'Open it within 30 days.' } } });
+    let portal = await start({ portal: { organisation: { name: 'St. Elsewhere Clinic', logoUrl: LOGO, noticeText: 'Open it within 30 days.' } } });
     const { parsed, raw } = await notice(portal);
     expect(parsed.from?.value[0]).toMatchObject({ name: 'St. Elsewhere Clinic' });
     expect(parsed.subject).toBe('Secure message from Dr. Ada O’Neil & Partners');
@@ -42,19 +40,17 @@ describe('portal notices', () => {
     expect(parsed.html).toContain('Dr. Ada O’Neil &amp; Partners sent you a secure message.');
     expect(raw).not.toContain('HIV');
     expect(raw).not.toContain('Confidential body');
-    await portal.close();
 
-    portal = await portalApp({ portal: { showSubject: true } });
+    portal = await start({ portal: { showSubject: true } });
     expect((await notice(portal)).parsed.subject).toBe('Secure message: HIV test result');
     // A policy rule's portalShowSubject decides for its recipients, either way.
     expect((await notice(portal, undefined, { showSubject: false })).parsed.subject).toBe('Secure message from Dr. Ada O’Neil & Partners');
-    await portal.close();
-    portal = await portalApp();
+    portal = await start();
     expect((await notice(portal, undefined, { showSubject: true })).parsed.subject).toBe('Secure message: HIV test result');
   });
 
   it('follow portal.organisation.noticeTemplate (text and HTML), values escaped in the HTML', async () => {
-    portal = await portalApp({
+    const portal = await start({
       portal: {
         organisation: {
           name: 'St. Elsewhere Clinic',
@@ -85,7 +81,7 @@ describe('portal notices', () => {
 
   it('the link works as long as the message is kept, also when a rule keeps it longer than portal.expiry', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
-    portal = await portalApp({ portal: { expiry: '1d' } });
+    const portal = await start({ portal: { expiry: '1d' } });
     const { token, messageId } = await notice(portal, 3 * DAY);
     const message = await portal.files.get(messageId);
     expect(message!.expiresAt - message!.createdAt).toBe(3 * DAY);

@@ -1,20 +1,16 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { richMessage } from '../helpers/sample-message.js';
-import { portalApp, type PortalApp } from '../helpers/portal-app.js';
+import { portalApps } from '../helpers/portal-app.js';
 
 const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)?.[1] as string;
 const SECRET = 'Subject: Biopsy ACCESS-MARKER-41';
 const from = { 'x-forwarded-for': '198.51.100.61', 'user-agent': 'TestBrowser/1.0' };
 
 describe('portal access control', () => {
-  let portal: PortalApp | undefined;
-  afterEach(async () => {
-    await portal?.close();
-    portal = undefined;
-  });
+  const start = portalApps();
 
   it('a logged-in recipient cannot view, download or reply to another recipient\'s message, and learns nothing of it', async () => {
-    portal = await portalApp();
+    const portal = await start();
     const raw = richMessage(['From: dr@clinic.test', 'To: alice@home.test', SECRET]);
     const m = await portal.files.putMessage(raw, { createdAt: Date.now(), expiresAt: Date.now() + 60_000, sender: 'dr@clinic.test', recipients: ['alice@home.test'], queueId: 'Q1', kind: 'received' });
     const alice = await portal.loggedIn('alice@home.test');

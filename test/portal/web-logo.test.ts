@@ -1,24 +1,20 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { portalApp, type PortalApp } from '../helpers/portal-app.js';
+import { describe, expect, it } from 'vitest';
+import { portalApps } from '../helpers/portal-app.js';
 
 /** A 1×1 PNG. */
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
 const REMOTE_LOGO = 'https://assets.clinic.example/logo.png';
 
 describe('portal logo', () => {
-  let portal: PortalApp | undefined;
-  afterEach(async () => {
-    await portal?.close();
-    portal = undefined;
-  });
+  const start = portalApps();
 
   it('pages show the logo the portal serves itself, and their CSP allows images from nowhere else', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'postern-logo-')), 'logo.png');
     writeFileSync(file, PNG);
-    portal = await portalApp({ portal: { organisation: { name: 'St. Elsewhere Clinic', logoUrl: REMOTE_LOGO, logoFile: file } } });
+    const portal = await start({ portal: { organisation: { name: 'St. Elsewhere Clinic', logoUrl: REMOTE_LOGO, logoFile: file } } });
     const page = await portal.app.inject({ method: 'GET', url: '/login' });
     expect(page.body).toContain('<img src="/logo" alt="" height="28">');
     expect(page.body).not.toContain(REMOTE_LOGO); // the notice's logo, for mail clients only
@@ -36,13 +32,13 @@ describe('portal logo', () => {
   });
 
   it('without logoFile, pages show no logo and make no request for one', async () => {
-    portal = await portalApp({ portal: { organisation: { logoUrl: REMOTE_LOGO } } });
+    const portal = await start({ portal: { organisation: { logoUrl: REMOTE_LOGO } } });
     const page = await portal.app.inject({ method: 'GET', url: '/login' });
     expect(page.body).not.toContain('<img');
     expect((await portal.app.inject({ method: 'GET', url: '/logo' })).statusCode).toBe(404);
   });
 
   it('a logo file that cannot be read stops the start, naming the key', async () => {
-    await expect(portalApp({ portal: { organisation: { logoFile: '/nonexistent/logo.svg' } } })).rejects.toThrow(/^portal\.organisation\.logoFile: cannot read \/nonexistent\/logo\.svg/);
+    await expect(start({ portal: { organisation: { logoFile: '/nonexistent/logo.svg' } } })).rejects.toThrow(/^portal\.organisation\.logoFile: cannot read \/nonexistent\/logo\.svg/);
   });
 });

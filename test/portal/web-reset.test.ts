@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/ingress/password-hash.js';
-import { portalApp, type PortalApp } from '../helpers/portal-app.js';
+import { portalApps, type PortalApp } from '../helpers/portal-app.js';
 
 const cookieOf = (res: { headers: Record<string, unknown> }) => /(__Host-postern=[^;]+)/.exec(String(res.headers['set-cookie'] ?? ''))?.[1];
 const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)?.[1] as string;
@@ -18,18 +18,14 @@ async function withAccount(portal: PortalApp, address: string): Promise<void> {
 }
 
 describe('portal password reset', () => {
-  let portal: PortalApp | undefined;
-  afterEach(async () => {
-    await portal?.close();
-    portal = undefined;
-  });
+  const start = portalApps();
 
   it('reset requests are limited per client address: then 429, and no more mails go out', async () => {
-    portal = await portalApp({ portal: { rateLimit: { resets: 3, resetsPerAccount: 100 } } });
+    const portal = await start({ portal: { rateLimit: { resets: 3, resetsPerAccount: 100 } } });
     const addresses = ['a@home.test', 'b@home.test', 'c@home.test', 'd@home.test'];
     for (const a of addresses) await withAccount(portal, a);
     const f = await formOf(portal, '/reset', '198.51.100.7');
-    const ask = (identity: string, ip = '198.51.100.7') => portal!.app.inject({ method: 'POST', url: '/reset', headers: { ...from(ip), cookie: f.cookie }, payload: { csrf: f.csrf, identity } });
+    const ask = (identity: string, ip = '198.51.100.7') => portal.app.inject({ method: 'POST', url: '/reset', headers: { ...from(ip), cookie: f.cookie }, payload: { csrf: f.csrf, identity } });
     const codes = [];
     for (const a of addresses) codes.push((await ask(a)).statusCode);
     expect(codes).toEqual([200, 200, 200, 429]);
@@ -44,11 +40,11 @@ describe('portal password reset', () => {
   });
 
   it('reset requests are limited per address asked for, from any client, and alike for an address without an account', async () => {
-    portal = await portalApp({ portal: { rateLimit: { resets: 100, resetsPerAccount: 2 } } });
+    const portal = await start({ portal: { rateLimit: { resets: 100, resetsPerAccount: 2 } } });
     await withAccount(portal, 'pat@home.test');
     const ask = async (identity: string, ip: string) => {
-      const f = await formOf(portal!, '/reset', ip);
-      return (await portal!.app.inject({ method: 'POST', url: '/reset', headers: { ...from(ip), cookie: f.cookie }, payload: { csrf: f.csrf, identity } })).statusCode;
+      const f = await formOf(portal, '/reset', ip);
+      return (await portal.app.inject({ method: 'POST', url: '/reset', headers: { ...from(ip), cookie: f.cookie }, payload: { csrf: f.csrf, identity } })).statusCode;
     };
     // Each from another address: an SMS-pumping botnet, say.
     expect([await ask('pat@home.test', '203.0.113.1'), await ask('PAT@home.test', '203.0.113.2'), await ask('pat@home.test', '203.0.113.3')]).toEqual([200, 200, 429]);
@@ -58,11 +54,11 @@ describe('portal password reset', () => {
   });
 
   it('a reset link used by two requests at once sets one password; the other is told the link is used', async () => {
-    portal = await portalApp();
+    const portal = await start();
     await withAccount(portal, 'pat@home.test');
     const token = await portal.files.createToken({ kind: 'reset', recipient: 'pat@home.test', expiresAt: Date.now() + 30 * 60_000 });
     const [a, b] = await Promise.all([formOf(portal, `/r/${token}`), formOf(portal, `/r/${token}`, '198.51.100.2')]);
-    const post = (f: { cookie: string; csrf: string }, password: string) => portal!.app.inject({ method: 'POST', url: `/r/${token}`, headers: { cookie: f.cookie }, payload: { csrf: f.csrf, password, confirm: password } });
+    const post = (f: { cookie: string; csrf: string }, password: string) => portal.app.inject({ method: 'POST', url: `/r/${token}`, headers: { cookie: f.cookie }, payload: { csrf: f.csrf, password, confirm: password } });
     const results = await Promise.all([post(a, NEW_PASSWORD), post(b, 'Other-lighthouse-river-93')]);
     expect(results.map((r) => r.statusCode).sort()).toEqual([303, 404]);
     expect(results.find((r) => r.statusCode === 404)?.body).toContain('used already or has expired');
@@ -72,11 +68,11 @@ describe('portal password reset', () => {
   });
 
   it('two first visits at once set one password; the other is asked to log in', async () => {
-    portal = await portalApp();
+    const portal = await start();
     const m = await portal.files.putMessage(Buffer.from('From: dr@clinic.test\r\nTo: pat@home.test\r\nSubject: R\r\n\r\nx\r\n'), { createdAt: Date.now(), expiresAt: Date.now() + 60_000, sender: 'dr@clinic.test', recipients: ['pat@home.test'], queueId: 'Q', kind: 'received' });
     const token = await portal.files.createToken({ kind: 'notice', recipient: 'pat@home.test', messageId: m.id, expiresAt: Date.now() + 60_000 });
     const [a, b] = await Promise.all([formOf(portal, `/m/${token}`), formOf(portal, `/m/${token}`, '198.51.100.2')]);
-    const post = (f: { cookie: string; csrf: string }, password: string) => portal!.app.inject({ method: 'POST', url: `/m/${token}`, headers: { cookie: f.cookie }, payload: { csrf: f.csrf, password, confirm: password } });
+    const post = (f: { cookie: string; csrf: string }, password: string) => portal.app.inject({ method: 'POST', url: `/m/${token}`, headers: { cookie: f.cookie }, payload: { csrf: f.csrf, password, confirm: password } });
     const results = await Promise.all([post(a, NEW_PASSWORD), post(b, 'Other-lighthouse-river-93')]);
     const codes = results.map((r) => r.statusCode).sort();
     expect(codes).toEqual([200, 303]);
@@ -86,7 +82,7 @@ describe('portal password reset', () => {
   });
 
   it('a reset ends the account\'s other sessions; the new one lives', async () => {
-    portal = await portalApp();
+    const portal = await start();
     await withAccount(portal, 'pat@home.test');
     const elsewhere = await portal.loggedIn('pat@home.test');
     expect((await portal.app.inject({ method: 'GET', url: '/inbox', headers: { cookie: elsewhere } })).statusCode).toBe(200);
