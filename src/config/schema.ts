@@ -7,6 +7,7 @@ import { isPasswordHash } from '../ingress/password-hash.js';
 import { subscriptionProblem } from '../events/webhooks-events.js';
 import { isLoopbackHost } from '../api/loopback.js';
 import { parseKeyMaterial } from '../common/envelope-crypto.js';
+import { noticeTemplate } from './notice-template.js';
 
 /** "5m", "1h", "250ms" or plain milliseconds → milliseconds. */
 const duration = z.union([z.number().int().nonnegative(), z.string()], { error: 'expected a duration such as 30s, 5m, 1h, 5d, or milliseconds' }).transform((v, ctx) => {
@@ -315,11 +316,22 @@ export const configSchema = z.strictObject({
       organisation: z
         .strictObject({
           name: z.string().default('Postern Secure Mail'),
+          /** The logo in notices (mail clients load it from there). */
           logoUrl: z.url().optional(),
+          /** The logo on the portal's pages (PNG, SVG, JPEG, GIF or WebP), served by the portal itself. */
+          logoFile: z.string().regex(/\.(png|svg|jpe?g|gif|webp)$/i, { message: 'must be a .png, .svg, .jpg, .gif or .webp file' }).optional(),
           /** Extra text in the notice (no PHI: it travels by ordinary mail). */
           noticeText: z.string().default('You have received a secure message. Open it with the link below.'),
           /** From address of notices and password-reset mails; default secure-notice@<hostname>. */
           fromAddress: z.string().optional(),
+          /**
+           * The message notice's own text and HTML (e.g. `html: ${file:notice.html}`), with
+           * {{organisation}}, {{logoUrl}}, {{noticeText}}, {{sender}}, {{link}} and
+           * {{subject}} (empty unless showSubject); each must hold {{link}}.
+           */
+          noticeTemplate: z
+            .strictObject({ text: noticeTemplate.optional(), html: noticeTemplate.optional() })
+            .optional(),
         })
         .prefault({}),
       /** Show the original subject in notices (off: it may carry PHI). */
@@ -344,12 +356,18 @@ export const configSchema = z.strictObject({
       trustProxy: z
         .union([z.boolean(), z.array(z.union([z.enum(['loopback', 'linklocal', 'uniquelocal']), cidr]))], { error: 'expected true, false, or a list of loopback, linklocal, uniquelocal, IP addresses and CIDR blocks' })
         .default(['loopback']),
-      /** Per client address (IPv6: per /64) and window: new visitor sessions and login attempts. */
+      /**
+       * Per client address (IPv6: per /64) and window: new visitor sessions, login attempts
+       * and password-reset requests; and reset requests per account asked for (each one a
+       * mail or a paid SMS).
+       */
       rateLimit: z
         .strictObject({
           window: duration.default(10 * 60_000),
           sessions: z.number().int().positive().default(60),
           logins: z.number().int().positive().default(30),
+          resets: z.number().int().positive().default(10),
+          resetsPerAccount: z.number().int().positive().default(3),
         })
         .prefault({}),
       sms: z

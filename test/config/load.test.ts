@@ -88,7 +88,7 @@ describe('defaults of a minimal config', () => {
         replyAll: false,
         sessions: { idle: 15 * 60_000, absolute: 12 * 3_600_000 },
         trustProxy: ['loopback'],
-        rateLimit: { window: 10 * 60_000, sessions: 60, logins: 30 },
+        rateLimit: { window: 10 * 60_000, sessions: 60, logins: 30, resets: 10, resetsPerAccount: 3 },
         sms: { domain: 'secure.text', defaultCountry: '1' },
       },
       keys: {
