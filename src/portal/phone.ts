@@ -5,9 +5,12 @@ import { parsePhoneNumberFromString } from 'libphonenumber-js';
  * with libphonenumber (Google's numbering plans): a number with its country code (`+`,
  * `00`, or the digits of a full international number) keeps it; a national one gets the
  * default country's (`defaultCountry` is a calling code: 1, 44, 49), national trunk
- * prefix dropped (0 in most of Europe). Undefined for anything that is not a valid
- * number in its country's plan: a number the SMS provider would refuse, or, worse,
- * deliver to someone in another country.
+ * prefix dropped (0 in most of Europe). A number valid in its country's plan wins; a
+ * national number of the right length for the default country is taken too, even where
+ * the plan data does not know its range (new ranges, fictional 555 numbers such as
+ * 15551234567): it cannot be someone in another country, and the provider has the last
+ * word. Undefined for anything else: a number that would be guessed into another
+ * country, or has no country's length.
  */
 export function normalizePhone(localPart: string, defaultCountry: string): string | undefined {
   const text = localPart.replace(/[\s().-]/g, '');
@@ -15,10 +18,16 @@ export function normalizePhone(localPart: string, defaultCountry: string): strin
   if (text.startsWith('+')) return valid(text);
   if (text.startsWith('00')) return valid(`+${text.slice(2)}`);
   // National first (the default country's own numbers), then as an international number without its `+`.
-  return valid(text, defaultCountry) ?? valid(`+${text}`);
+  return valid(text, defaultCountry) ?? valid(`+${text}`) ?? possible(text, defaultCountry);
 }
 
 function valid(text: string, defaultCallingCode?: string): string | undefined {
   const parsed = parsePhoneNumberFromString(text, defaultCallingCode ? { defaultCallingCode } : undefined);
   return parsed?.isValid() ? parsed.number : undefined;
+}
+
+/** A national number whose length fits the default country's plan. */
+function possible(text: string, defaultCallingCode: string): string | undefined {
+  const parsed = parsePhoneNumberFromString(text, { defaultCallingCode });
+  return parsed?.isPossible() && parsed.countryCallingCode === defaultCallingCode ? parsed.number : undefined;
 }

@@ -111,15 +111,15 @@ describe('portal delivery paths', () => {
 
   it('Secure Text: one SMS with the link, and the link works like the mail notice', async () => {
     const gw = await gateway();
-    const r = await sendMail(gw.port, { from: 'sender@client.test', to: ['12025550143@secure.text'], raw: testMessage({ subject: 'Your appointment' }) });
+    const r = await sendMail(gw.port, { from: 'sender@client.test', to: ['15551234567@secure.text'], raw: testMessage({ subject: 'Your appointment' }) });
     expect(r.ok).toBe(true);
-    const sent = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === '12025550143@secure.text');
+    const sent = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === '15551234567@secure.text');
     expect(sent).toMatchObject({ method: 'portal', category: 'portal' });
     expect(sms.requests).toHaveLength(1);
     const req = sms.requests[0]!;
     expect(req.path).toBe('/2010-04-01/Accounts/AC123/Messages.json');
     expect(req.auth).toBe(`Basic ${Buffer.from('AC123:secret-token').toString('base64')}`);
-    expect(req.form.get('To')).toBe('+12025550143');
+    expect(req.form.get('To')).toBe('+15551234567');
     expect(req.form.get('From')).toBe('+15550001111');
     const body = req.form.get('Body') ?? '';
     expect(body).not.toContain('Your appointment');
@@ -129,7 +129,7 @@ describe('portal delivery paths', () => {
     expect(page.status).toBe(200);
     const html = await page.text();
     expect(html).toContain('Set your password');
-    expect(html).toContain('+12025550143@secure.text');
+    expect(html).toContain('+15551234567@secure.text');
     expect(JSON.stringify(gw.logs)).not.toContain('secret-token');
   });
 

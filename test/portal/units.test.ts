@@ -71,12 +71,13 @@ describe('Secure Text phone numbers and identities', () => {
     ['447911123456', '1', '+447911123456'], // international without its +: not a US number
     ['07911123456', '44', '+447911123456'],
     ['7911123456', '44', '+447911123456'], // a UK mobile without its trunk 0, not Russia (+7)
-    ['7700900123', '44', undefined], // was +7700900123 (Russia); not a valid UK number either
+    ['7700900123', '44', '+447700900123'], // was +7700900123 (Russia); a UK number of the right length
     ['1701234567', '49', '+491701234567'], // a German mobile without its 0, not the US (+1)
     ['01701234567', '49', '+491701234567'],
     ['99999999', '1', undefined], // too short for the US, and no country's number
-    ['15551234567', '1', undefined], // 555 is no area code
-    ['10551234567', '1', undefined], // an area code cannot start with 0
+    ['15551234567', '1', '+15551234567'], // fictional (555), but a US number's length: the provider decides
+    ['555123456', '1', undefined], // nine digits: no US number
+    ['12345678', '44', undefined], // eight digits: no UK number
     ['12', '1', undefined],
     ['1555abc4567', '1', undefined],
     ['1234567890123456', '1', undefined], // longer than E.164 allows
