@@ -17,7 +17,9 @@
 # used by docker-compose.yml). Give `docker stop` more time than shutdown.timeout
 # (default 30s) so in-flight transactions can finish.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Pinned to a release (not the moving node:20 tag), so a rebuild gives the same runtime;
+# raise it on purpose (--build-arg NODE_IMAGE=... to try another).
+ARG NODE_IMAGE=node:20.18.1-bookworm-slim
 
 # --- build: compile TypeScript with the full (dev) dependency set -------------------
 FROM ${NODE_IMAGE} AS build

@@ -134,6 +134,9 @@ export interface Decision {
   method?: ProtectionMethod | undefined;
   /** How long the portal keeps this recipient's copy, when the policy says so. */
   portalExpiryMs?: number | undefined;
+  /** Whether this recipient's portal notice shows the subject / the sender gets a read receipt, when the policy says (else portal.*). */
+  portalShowSubject?: boolean | undefined;
+  portalReadReceipts?: boolean | undefined;
   /** The key used for pgp / smime, and where it came from. */
   key?: { kind: 'pgp' | 'smime'; id: string; source: string } | undefined;
 }

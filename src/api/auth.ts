@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { PosternConfig } from '../config/schema.js';
 import { verifyPassword } from '../ingress/password-hash.js';
+import { CheckQueue } from './auth-queue.js';
 
 export type Role = PosternConfig['admin']['apiKeys'][number]['role'];
 
@@ -27,8 +28,11 @@ declare module 'fastify' {
 /** Remembered successes: scrypt takes a noticeable slice of CPU and memory per check. */
 const CACHE_MS = 5 * 60_000;
 const CACHE_MAX = 1000;
-/** At most this many scrypt checks at once: a flood of wrong credentials cannot exhaust memory. */
-const CONCURRENT_CHECKS = 2;
+/**
+ * At most two scrypt checks at once (a flood of wrong credentials cannot exhaust memory),
+ * 32 waiting, 4 of them from one address: beyond that a caller is told to come back (503).
+ */
+const CHECKS = { concurrent: 2, waiting: 32, waitingPerIp: 4 };
 
 const digest = (text: string) => createHash('sha256').update(text).digest('hex');
 
@@ -47,6 +51,8 @@ function dummyHash(users: PosternConfig['admin']['users']): string {
   return [...cost, randomBytes(16).toString('base64'), randomBytes(32).toString('base64')].join('$');
 }
 
+export type Credentials = { 'x-api-key'?: string | string[] | undefined; authorization?: string | undefined };
+
 export type PasswordVerifier = (secret: string, hash: string) => Promise<boolean>;
 
 /**
@@ -56,8 +62,7 @@ export type PasswordVerifier = (secret: string, hash: string) => Promise<boolean
  */
 export class Authenticator {
   private readonly cache = new Map<string, { principal: Principal; until: number }>();
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly checks = new CheckQueue(CHECKS);
   private readonly dummy: string;
 
   constructor(
@@ -68,12 +73,20 @@ export class Authenticator {
     this.dummy = dummyHash(admin.users);
   }
 
-  /** The principal, undefined for wrong or missing credentials. */
-  async authenticate(headers: { 'x-api-key'?: string | string[] | undefined; authorization?: string | undefined }): Promise<Principal | undefined> {
+  /** Whether the request carries credentials at all (only those can fail to authenticate). */
+  static presented(headers: Credentials): boolean {
+    return (typeof headers['x-api-key'] === 'string' && headers['x-api-key'] !== '') || /^Basic\s/i.test(headers.authorization ?? '');
+  }
+
+  /**
+   * The principal, undefined for wrong or missing credentials. `ip` is the caller's
+   * address: it holds only a few places in the queue of checks (AuthBusyError beyond).
+   */
+  async authenticate(headers: Credentials, ip = 'local'): Promise<Principal | undefined> {
     const key = headers['x-api-key'];
     if (typeof key === 'string' && key) {
       return this.cached(`k:${key}`, async () => {
-        for (const k of this.admin.apiKeys) if (await this.verify(key, k.hash)) return { name: k.name, role: k.role, via: 'api-key' };
+        for (const k of this.admin.apiKeys) if (await this.verify(ip, key, k.hash)) return { name: k.name, role: k.role, via: 'api-key' };
         return undefined;
       });
     }
@@ -87,10 +100,10 @@ export class Authenticator {
     const user = this.admin.users.find((u) => u.name === name);
     // An unknown name costs one check too (against the dummy), queued like any other.
     if (!user) {
-      await this.verify(password, this.dummy);
+      await this.verify(ip, password, this.dummy);
       return undefined;
     }
-    return this.cached(`b:${decoded}`, async () => ((await this.verify(password, user.passwordHash)) ? { name: user.name, role: user.role, via: 'basic' } : undefined));
+    return this.cached(`b:${decoded}`, async () => ((await this.verify(ip, password, user.passwordHash)) ? { name: user.name, role: user.role, via: 'basic' } : undefined));
   }
 
   private async cached(credential: string, check: () => Promise<Principal | undefined>): Promise<Principal | undefined> {
@@ -106,16 +119,7 @@ export class Authenticator {
     return principal;
   }
 
-  private async verify(secret: string, hash: string): Promise<boolean> {
-    // A finishing check hands its slot straight to the next one waiting.
-    if (this.active >= CONCURRENT_CHECKS) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.active++;
-    try {
-      return await this.verifier(secret, hash);
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
-    }
+  private verify(ip: string, secret: string, hash: string): Promise<boolean> {
+    return this.checks.run(ip, () => this.verifier(secret, hash));
   }
 }

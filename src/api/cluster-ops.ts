@@ -1,9 +1,9 @@
 import type { Worker } from 'node:cluster';
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import type { HealthReport } from '../events/health.js';
 import { IpcClient } from './ipc.js';
 import type { QueueChange, QueueEntry, QueueOps } from './queue-ops.js';
-import type { AdminSources } from './sources.js';
+import type { AdminSources, AuditGate } from './sources.js';
 
 export interface ClusterWorker {
   worker: Worker;
@@ -24,12 +24,23 @@ export interface ClusterWorker {
  */
 export class ClusterSources implements AdminSources {
   readonly queue: QueueOps;
+  readonly audit: AuditGate | undefined;
   private readonly ipc: IpcClient;
+  private readonly own: Registry | undefined;
 
   constructor(
     private readonly workers: () => ClusterWorker[],
-    timeoutMs = 5000,
+    opts: {
+      timeoutMs?: number;
+      /** The primary's own metrics (its audit chain, admin authentication), added to the workers'. */
+      own?: Registry | undefined;
+      /** The primary's audit chain, where the admin listener's events go. */
+      audit?: AuditGate | undefined;
+    } = {},
   ) {
+    const timeoutMs = opts.timeoutMs ?? 5000;
+    this.own = opts.own;
+    this.audit = opts.audit;
     this.ipc = new IpcClient(timeoutMs);
     const all = <T>(op: string, ...args: unknown[]) => this.ask<T>(op, ...args);
     this.queue = {
@@ -42,6 +53,7 @@ export class ClusterSources implements AdminSources {
 
   async metrics(): Promise<string> {
     const perWorker = await this.ask<MetricObjectWithValues<MetricValue<string>>[]>('metrics');
+    if (this.own) perWorker.push(await this.own.getMetricsAsJSON());
     return AggregatorRegistry.aggregate(perWorker).metrics();
   }
 

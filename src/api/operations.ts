@@ -6,9 +6,10 @@ import { eventBusOf, type Logger } from '../events/logger.js';
 import { GatewayMetrics } from '../events/metrics.js';
 import type { QueueBackend } from '../queue/backend.js';
 import { spoolShardDir } from '../queue/fs/shards.js';
+import type { AuditTrail } from '../events/audit.js';
 import { serveIpc } from './ipc.js';
 import { LocalQueueOps } from './queue-ops.js';
-import type { AdminSources } from './sources.js';
+import { auditGate, type AdminSources } from './sources.js';
 
 export interface OperationsOptions {
   config: PosternConfig;
@@ -20,6 +21,8 @@ export interface OperationsOptions {
   connections?: (() => { accepted: number; rejected: number }) | undefined;
   journalReady?: (() => boolean) | undefined;
   redisReady?: (() => boolean) | undefined;
+  /** This process's audit trail: readiness with audit.failClosed, metrics, and the admin API's changes. */
+  audit?: AuditTrail | undefined;
 }
 
 /** Readiness, metrics and the admin side of the queue of one gateway process. */
@@ -47,6 +50,7 @@ export async function startOperations(o: OperationsOptions): Promise<Operations>
     logger: log,
     journalReady: o.journalReady,
     redisReady: o.redisReady,
+    auditReady: o.audit && o.config.audit.failClosed ? () => o.audit!.status().writable : undefined,
   });
   await health.start();
   const metrics = new GatewayMetrics(eventBusOf(o.logger), {
@@ -54,12 +58,14 @@ export async function startOperations(o: OperationsOptions): Promise<Operations>
     sharedQueue: o.config.queue.backend === 'redis',
     connections: o.connections,
     ready: () => health.report().ready,
+    audit: o.audit && (() => o.audit!.status()),
   });
   const queue = new LocalQueueOps(o.queue, o.logger.child({ component: 'admin' }), o.shard);
   const sources: AdminSources = {
     queue,
     metrics: () => metrics.registry.metrics(),
     readiness: async () => health.report(),
+    audit: o.audit && auditGate(o.audit),
   };
   const stopServing = cluster.isWorker
     ? serveIpc({

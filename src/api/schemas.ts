@@ -12,8 +12,12 @@ export const errorSchema = {
   required: ['message'],
 } as const;
 
-/** The error replies every authenticated route can give, besides its own. */
-export const authErrors = { 401: errorSchema, 403: errorSchema } as const;
+/**
+ * The error replies every authenticated route can give, besides its own: 429 after too
+ * many failed authentications from the address, 503 when too many credential checks
+ * wait (or, for a change, when the audit trail cannot record it).
+ */
+export const authErrors = { 401: errorSchema, 403: errorSchema, 429: errorSchema, 503: errorSchema } as const;
 
 const recipientSchema = {
   type: 'object',

@@ -1,8 +1,10 @@
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { EVENTS } from '../events/logger.js';
-import { Authenticator, roleAllows } from './auth.js';
-import { actorOf, type ApiContext } from './context.js';
+import { Authenticator, roleAllows, type Credentials } from './auth.js';
+import { FailureLimiter } from './auth-limit.js';
+import { AuthBusyError } from './auth-queue.js';
+import { logApiCalls } from './call-log.js';
+import type { ApiContext } from './context.js';
 import { archiveRoutes } from './routes/archive.js';
 import { keysRoutes } from './routes/keys.js';
 import { monitoringRoutes } from './routes/monitoring.js';
@@ -14,22 +16,11 @@ import { reportRoutes } from './routes/reports.js';
 const REALM = 'Basic realm="postern-admin", charset="UTF-8"';
 
 /**
- * What api.call says about the request target: the path without the query, and only
- * the names of the query parameters. Their values can be content (an archive search by
- * subject= or keyword=), which the log and the audit trail never hold.
- */
-export function requestTarget(url: string): { path: string; query?: string[] | undefined } {
-  const q = url.indexOf('?');
-  if (q === -1) return { path: url };
-  const names = [...new Set(new URLSearchParams(url.slice(q + 1)).keys())];
-  return { path: url.slice(0, q), query: names.length ? names : undefined };
-}
-
-/**
  * The admin listener: monitoring (/healthz, /readyz, /metrics), the OpenAPI document and
  * the admin API under /api/v1. Every route that names a role needs an API key or a Basic
  * user with at least that role (401 without valid credentials, 403 with too small a
- * role), and every API call is logged as api.call, which the audit trail records.
+ * role, 429 after too many failures from one address), and every API call is logged as
+ * api.call, which the audit trail records (call-log.ts).
  */
 export async function createAdminServer(ctx: ApiContext, tls?: { cert: string; key: string }): Promise<FastifyInstance> {
   const app = Fastify({
@@ -54,28 +45,31 @@ export async function createAdminServer(ctx: ApiContext, tls?: { cert: string; k
     },
   });
 
+  const limiter = new FailureLimiter({ failures: ctx.config.admin.authLimit.failures, windowMs: ctx.config.admin.authLimit.window });
+  logApiCalls(app, ctx);
   app.addHook('onRequest', async (req, reply) => {
     const needs = req.routeOptions.config.role;
     if (!needs) return;
-    req.principal = await auth.authenticate(req.headers as Parameters<Authenticator['authenticate']>[0]);
+    const headers = req.headers as Credentials;
+    const presented = Authenticator.presented(headers);
+    const blockedMs = presented ? limiter.blockedFor(req.ip) : 0;
+    if (blockedMs > 0) {
+      return reply.code(429).header('retry-after', String(Math.ceil(blockedMs / 1000))).send({ statusCode: 429, error: 'Too Many Requests', message: `too many failed authentications from ${req.ip}; try again later` });
+    }
+    try {
+      req.principal = await auth.authenticate(headers, req.ip);
+    } catch (err) {
+      if (!(err instanceof AuthBusyError)) throw err;
+      return reply.code(503).header('retry-after', '1').send({ statusCode: 503, error: 'Service Unavailable', message: err.message });
+    }
     if (!req.principal) {
+      if (presented) limiter.failed(req.ip);
       reply.header('www-authenticate', REALM);
       return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'a valid X-API-Key header or Basic credentials are needed' });
     }
     if (!roleAllows(req.principal.role, needs)) {
       return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: `role ${req.principal.role} may not do this (needs ${needs})` });
     }
-  });
-
-  // Every API call, allowed or not, is one api.call line (never the credentials themselves).
-  app.addHook('onResponse', async (req, reply) => {
-    if (!req.url.startsWith('/api/')) return;
-    const route = req.routeOptions.url;
-    // A queue id as its own field, so `postern trace` shows who retried or deleted a message.
-    const queueId = route?.startsWith('/api/v1/queue/:id') ? (req.params as { id?: string }).id : undefined;
-    const line = { event: EVENTS.apiCall, actor: actorOf(req), role: req.principal?.role, via: req.principal?.via, method: req.method, ...requestTarget(req.url), route, queueId, status: reply.statusCode, ip: req.ip };
-    if (reply.statusCode === 401 || reply.statusCode === 403) ctx.log.warn(line, 'admin API call refused');
-    else ctx.log.info(line, 'admin API call');
   });
 
   const api = (r: (app: FastifyInstance, ctx: ApiContext) => void) => app.register(async (scope) => r(scope, ctx), { prefix: '/api/v1' });

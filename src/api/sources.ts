@@ -1,3 +1,4 @@
+import type { AuditTrail } from '../events/audit.js';
 import type { HealthReport } from '../events/health.js';
 import type { QueueOps } from './queue-ops.js';
 
@@ -11,6 +12,18 @@ export interface AdminSources {
   /** Prometheus text exposition format (version 0.0.4). */
   metrics(): Promise<string>;
   readiness(): Promise<HealthReport>;
+  /** The audit trail the listener's own events go to (none with audit.enabled: false). */
+  audit?: AuditGate | undefined;
 }
+
+/** The audit trail as the admin listener sees it: a change made through the API is on disk before its reply. */
+export interface AuditGate {
+  /** Resolves once every record logged so far is durable; rejects when the trail cannot be written. */
+  flush(): Promise<void>;
+  /** false while the trail's writes are failing (its records wait in memory). */
+  writable(): boolean;
+}
+
+export const auditGate = (trail: AuditTrail): AuditGate => ({ flush: () => trail.flush(), writable: () => trail.status().writable });
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';

@@ -1,6 +1,7 @@
 import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { loadOrCreateCertificate } from '../tls/dev-certificate.js';
+import { isLoopbackHost } from './loopback.js';
 import { createAdminServer } from './server.js';
 import type { AdminSources } from './sources.js';
 
@@ -36,5 +37,9 @@ export async function startAdminListener(config: PosternConfig, dataDir: string,
   const bound = app.server.address();
   const actual = typeof bound === 'object' && bound ? bound.port : port;
   log.info({ event: EVENTS.adminListen, host, port: actual, tls: Boolean(tls), url: address }, 'admin API listening');
+  // admin.cleartext: refuse stops this at config validation; warn says it here, at every start.
+  if (!tls && !isLoopbackHost(host)) {
+    log.warn({ event: EVENTS.adminCleartext, host, port: actual }, 'the admin API listens on a non-loopback address without TLS: API keys and passwords cross the network in clear (set admin.tls.enabled, or admin.cleartext: refuse to forbid this)');
+  }
   return { host, port: actual, tls: Boolean(tls), close: () => app.close() };
 }

@@ -1,3 +1,4 @@
+import { adminAnchorProblem } from './admin-anchor.js';
 import { walkChain, type VerifyProblem } from './chain-walk.js';
 import { applyAdminRecord, emptyAdminState, type AdminState } from './holds.js';
 import { ADMIN_CHAIN, type ArchiveLayout } from './layout.js';
@@ -12,12 +13,15 @@ export class AdminChainBroken extends Error {
 
 /**
  * The holds and destructions of the admin chain, walked and verified as `postern archive
- * verify` does (parse, seq, prev hash, genesis, head). ArchiveReader.adminState() skips
- * what it cannot read, so a deleted or damaged hold record, or a release appended without
- * its link, would silently lift a hold; whatever destroys data reads the chain through
- * this instead, and throws AdminChainBroken at the first break.
+ * verify` does (parse, seq, prev hash, genesis, head; present, and the one the journal
+ * chains were started with). ArchiveReader.adminState() skips what it cannot read, so a
+ * deleted or damaged hold record, a release appended without its link, or the whole
+ * chain deleted would silently lift a hold; whatever destroys data reads the chain
+ * through this instead, and throws AdminChainBroken at the first break.
  */
 export async function verifiedAdminState(layout: ArchiveLayout): Promise<AdminState> {
+  const anchor = await adminAnchorProblem(layout);
+  if (anchor) throw new AdminChainBroken(anchor);
   const state = emptyAdminState();
   const walk = await walkChain(layout, ADMIN_CHAIN, (r) => applyAdminRecord(state, r));
   if (walk.problem) throw new AdminChainBroken(walk.problem);

@@ -1,6 +1,9 @@
+import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { PosternConfig } from '../config/schema.js';
 import type { MasterKey } from '../common/envelope-crypto.js';
+import { adminCreationProblem } from './admin-anchor.js';
+import { AdminChainBroken } from './admin-state.js';
 import { ChainWriter } from './chain-writer.js';
 import { loadArchiveKeys } from './keys.js';
 import { ADMIN_CHAIN, ArchiveLayout } from './layout.js';
@@ -22,9 +25,15 @@ export async function openArchive(config: PosternConfig, dataDir = resolve(confi
 
 /**
  * Runs `fn` with the admin chain open for appending (holds, releases, destructions,
- * rotations). One process at a time: others wait up to `lockWaitMs`, then fail.
+ * rotations). One process at a time: others wait up to `lockWaitMs`, then fail. An admin
+ * chain that was deleted is not made anew (AdminChainBroken): a fresh one would hide
+ * that its holds are gone.
  */
 export async function withAdminChain<T>(layout: ArchiveLayout, fn: (chain: ChainWriter) => Promise<T>, lockWaitMs = 10_000): Promise<T> {
+  if (!(await stat(layout.chainLog(ADMIN_CHAIN)).then(() => true, () => false))) {
+    const problem = await adminCreationProblem(layout);
+    if (problem) throw new AdminChainBroken(problem);
+  }
   const chain = await ChainWriter.open(layout.chainsDir, ADMIN_CHAIN, lockWaitMs);
   try {
     return await fn(chain);

@@ -15,6 +15,11 @@ interface Base {
 export interface GenesisRecord extends Base {
   type: 'genesis';
   chain: string;
+  /**
+   * A journal chain: the hash of the admin chain's genesis line when this chain was
+   * started (admin-anchor.ts). An admin chain deleted, or deleted and made anew, shows.
+   */
+  admin?: string | undefined;
 }
 
 /** One journaled message. Only ids, times, sizes and crypto parameters are in clear. */

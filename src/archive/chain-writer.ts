@@ -63,7 +63,8 @@ export class ChainWriter {
     private bytes: number,
   ) {}
 
-  static async open(chainsDir: string, name: string, lockWaitMs = 10_000): Promise<ChainWriter> {
+  /** `genesis`: what a new chain's genesis record carries besides its name (a journal chain's admin anchor). */
+  static async open(chainsDir: string, name: string, lockWaitMs = 10_000, genesis: { admin?: string | undefined } = {}): Promise<ChainWriter> {
     const logPath = join(chainsDir, `${name}.log`);
     if (openHere.has(logPath)) throw new Error(`archive chain ${name} is already open in this process`);
     await mkdir(chainsDir, { recursive: true, mode: 0o700 });
@@ -89,7 +90,7 @@ export class ChainWriter {
       }
       const w = new ChainWriter(name, logPath, headPath, fh, { dev: st.dev, ino: st.ino }, lock, seq, last ? lineHash(last.line) : GENESIS_PREV, tail ? (tail.complete ? st.size : tail.start) : 0);
       if (!last) {
-        await w.append({ type: 'genesis', chain: name });
+        await w.append({ type: 'genesis', chain: name, ...genesis });
         await syncDirectory(chainsDir); // the new log's name, durable too
       }
       return w;

@@ -20,4 +20,8 @@ export const ARCHIVE_EVENTS = {
   purgeRefused: 'archive.purge-refused',
   /** postern archive rotate-key re-wrapped the item keys with a new master key. */
   keyRotated: 'archive.key-rotated',
+  /** Someone searched the archive (CLI or admin API): who, the filters (never a keyword or subject), what was found. */
+  searched: 'archive.searched',
+  /** Someone exported archived messages: who, the filters, which items, and whether the export completed. */
+  exported: 'archive.exported',
 } as const;

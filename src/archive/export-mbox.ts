@@ -1,5 +1,10 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { writeExport } from './export-file.js';
+import { manifestEntry, sha256, type ManifestEntry } from './export-manifest.js';
 import type { ArchiveReader } from './reader.js';
 import type { SearchHit } from './search.js';
 
@@ -24,19 +29,60 @@ export function mboxrdEntry(sender: string, receivedAt: number, raw: Buffer): Bu
 }
 
 /**
+ * A message in an mbox manifest: `sha256` is of the original message (as in a zip
+ * export); `offset` and `length` say where its entry is in the mbox file, `entrySha256`
+ * is of those bytes (the entry is the message re-encoded, see mboxrdEntry).
+ */
+export interface MboxManifestEntry extends ManifestEntry {
+  offset: number;
+  length: number;
+  entrySha256: string;
+}
+
+/**
  * The mbox as a stream, each item decrypted when its turn comes (never all at once, and
  * never on disk in clear). A failure destroys the stream: a reader sees a cut-off
- * transfer, never an mbox that looks complete.
+ * transfer, never an mbox that looks complete. `manifest` collects each entry as written.
  */
-export function mboxStream(reader: ArchiveReader, hits: SearchHit[]): Readable {
+export function mboxStream(reader: ArchiveReader, hits: SearchHit[], manifest?: MboxManifestEntry[]): Readable {
   async function* entries() {
-    for (const h of hits) yield mboxrdEntry(h.meta.mailFrom, h.meta.receivedAt, await reader.content(h.entry));
+    let offset = 0;
+    for (const h of hits) {
+      const raw = await reader.content(h.entry);
+      const entry = mboxrdEntry(h.meta.mailFrom, h.meta.receivedAt, raw);
+      manifest?.push({ ...manifestEntry(h.meta, raw.length, sha256(raw)), offset, length: entry.length, entrySha256: sha256(entry) });
+      offset += entry.length;
+      yield entry;
+    }
   }
   return Readable.from(entries(), { objectMode: false });
 }
 
-/** The mbox written to a file (the CLI); a failed export leaves no file. */
-export async function exportMbox(reader: ArchiveReader, hits: SearchHit[], out: string): Promise<{ count: number }> {
-  await writeExport(mboxStream(reader, hits), out);
-  return { count: hits.length };
+/** Where the CLI writes an mbox export's manifest: next to it. */
+export const mboxManifestPath = (out: string) => `${out}.manifest.json`;
+
+/**
+ * The mbox written to a file (the CLI), then its manifest next to it (mboxManifestPath):
+ * the whole file's SHA-256 and size, and each message (MboxManifestEntry). A failed
+ * export leaves neither file.
+ */
+export async function exportMbox(reader: ArchiveReader, hits: SearchHit[], out: string, incomplete: string[] = []): Promise<{ count: number; manifest: string }> {
+  const messages: MboxManifestEntry[] = [];
+  await writeExport(mboxStream(reader, hits, messages), out);
+  // Of the file as it is on disk.
+  const whole = createHash('sha256');
+  let bytes = 0;
+  for await (const c of createReadStream(out)) {
+    whole.update(c as Buffer);
+    bytes += (c as Buffer).length;
+  }
+  const manifest = mboxManifestPath(out);
+  const doc = { format: 'mboxrd', file: basename(out), bytes, sha256: whole.digest('hex'), exportedAt: new Date().toISOString(), count: hits.length, complete: incomplete.length === 0, incomplete, messages };
+  try {
+    await writeFile(manifest, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
+  } catch (err) {
+    await rm(out, { force: true });
+    throw err;
+  }
+  return { count: hits.length, manifest };
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import yazl from 'yazl';
 import { writeExport } from './export-file.js';
+import { incompleteNote, manifestEntry, type ManifestEntry } from './export-manifest.js';
 import type { ArchiveReader } from './reader.js';
 import type { SearchHit } from './search.js';
 
@@ -11,11 +12,13 @@ import type { SearchHit } from './search.js';
  * size, SHA-256), as a stream. Items are decrypted one at a time as the zip is read, so
  * an export of many large items never holds them all and nothing is written in clear;
  * the hashes are taken on the way. A failure destroys the stream (a cut-off transfer,
- * never a zip that looks complete).
+ * never a zip that looks complete). `incomplete`: why the search behind it may have
+ * missed messages (--allow-partial), written first as INCOMPLETE.txt.
  */
-export function zipStream(reader: ArchiveReader, hits: SearchHit[]): Readable {
+export function zipStream(reader: ArchiveReader, hits: SearchHit[], incomplete: string[] = []): Readable {
   const zip = new yazl.ZipFile();
-  const manifest: { file: string; id: string; receivedAt: string; from: string; to: string[]; subject: string; messageId?: string | undefined; size: number; sha256: string }[] = [];
+  const manifest: ({ file: string } & ManifestEntry)[] = [];
+  if (incomplete.length) zip.addBuffer(Buffer.from(incompleteNote(incomplete)), 'INCOMPLETE.txt');
   hits.forEach((h, i) => {
     const file = `messages/${String(i + 1).padStart(5, '0')}-${h.meta.id}.eml`;
     zip.addReadStreamLazy(file, { mtime: new Date(h.meta.receivedAt) }, (cb) => {
@@ -27,7 +30,7 @@ export function zipStream(reader: ArchiveReader, hits: SearchHit[]): Readable {
           hash.update(c);
           size += c.length;
         });
-        tap.on('end', () => manifest.push({ file, id: h.meta.id, receivedAt: new Date(h.meta.receivedAt).toISOString(), from: h.meta.mailFrom, to: h.meta.rcptTo, subject: h.meta.subject, messageId: h.meta.messageId, size, sha256: hash.digest('hex') }));
+        tap.on('end', () => manifest.push({ file, ...manifestEntry(h.meta, size, hash.digest('hex')) }));
         // yazl does not listen for errors on entry streams: a failure ends the export.
         tap.on('error', (err) => zip.emit('error', err));
         content.on('error', (err) => tap.destroy(err));
@@ -45,7 +48,7 @@ export function zipStream(reader: ArchiveReader, hits: SearchHit[]): Readable {
 }
 
 /** The zip written to a file (the CLI); a failed export leaves no file. */
-export async function exportZip(reader: ArchiveReader, hits: SearchHit[], out: string): Promise<{ count: number }> {
-  await writeExport(zipStream(reader, hits), out);
+export async function exportZip(reader: ArchiveReader, hits: SearchHit[], out: string, incomplete: string[] = []): Promise<{ count: number }> {
+  await writeExport(zipStream(reader, hits, incomplete), out);
   return { count: hits.length };
 }

@@ -7,6 +7,13 @@ import type { AdminState } from './holds.js';
 const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
 
 /**
+ * What a log line (and so the audit trail and webhooks) says of a hold's criteria. The
+ * keyword is words from the messages (a patient's name, a diagnosis): only that there is
+ * one. The admin chain keeps it, where `postern archive hold list` shows it.
+ */
+const loggedCriteria = (h: HoldCriteria) => ({ custodian: h.custodian, since: iso(h.since), until: iso(h.until), keywordGiven: h.keyword ? true : undefined });
+
+/**
  * Records a legal hold in the admin chain. A hold with no criterion would hold everything:
  * refused. Logged as archive.hold-added once durable, whoever placed it (CLI or admin
  * API), so the audit trail has it too.
@@ -18,7 +25,7 @@ export async function addHold(chain: ChainWriter, criteria: HoldCriteria, reason
   if (!reason.trim()) throw new Error('a hold needs a reason');
   const holdId = `hold-${randomBytes(5).toString('hex')}`;
   const r = await chain.append<HoldRecord>({ type: 'hold', holdId, ...criteria, reason, actor });
-  log.info({ event: EVENTS.archiveHoldAdded, holdId, custodian: r.custodian, since: iso(r.since), until: iso(r.until), keyword: r.keyword, reason, actor, record: r.seq }, 'legal hold placed');
+  log.info({ event: EVENTS.archiveHoldAdded, holdId, ...loggedCriteria(r), reason, actor, record: r.seq }, 'legal hold placed');
   return r;
 }
 
@@ -29,6 +36,6 @@ export async function releaseHold(chain: ChainWriter, state: AdminState, holdId:
   if (hold.released) throw new Error(`hold ${holdId} was already released at ${hold.released.at} by ${hold.released.actor}`);
   if (!reason.trim()) throw new Error('a release needs a reason');
   const r = await chain.append<ReleaseRecord>({ type: 'release', holdId, reason, actor });
-  log.info({ event: EVENTS.archiveHoldReleased, holdId, custodian: hold.custodian, since: iso(hold.since), until: iso(hold.until), keyword: hold.keyword, reason, actor, record: r.seq }, 'legal hold released');
+  log.info({ event: EVENTS.archiveHoldReleased, holdId, ...loggedCriteria(hold), reason, actor, record: r.seq }, 'legal hold released');
   return r;
 }

@@ -1,5 +1,6 @@
 import type { PosternConfig } from '../config/schema.js';
 import type { Logger } from '../events/logger.js';
+import { ensureAdminChain } from './admin-anchor.js';
 import { ChainWriter } from './chain-writer.js';
 import { ARCHIVE_EVENTS } from './events.js';
 import { FsSink } from './fs-sink.js';
@@ -97,7 +98,9 @@ export async function openJournal(config: PosternConfig, dataDir: string, logger
       if (s.type === 'fs') {
         const { keys, development } = await loadArchiveKeys(config, layout);
         if (development) log.warn({ event: ARCHIVE_EVENTS.devKey, file: layout.masterKeyFile }, 'archive: using a development master key; set archive.masterKeys for production');
-        const chain = await ChainWriter.open(layout.chainsDir, journalChainName(opts.shard ?? 0));
+        // The admin chain first: a new journal chain's genesis names it (admin-anchor.ts).
+        const admin = await ensureAdminChain(layout);
+        const chain = await ChainWriter.open(layout.chainsDir, journalChainName(opts.shard ?? 0), undefined, { admin });
         const fs = await FsSink.open(layout, chain, keys).catch(async (err: unknown) => {
           await chain.close();
           throw err;

@@ -1,7 +1,7 @@
-import { readdir } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { MasterKey } from '../common/envelope-crypto.js';
 import { readChainLines } from './chain-lines.js';
+import { chainNames } from './chain-names.js';
 import { parseRecord, type ChainRecord, type ItemRecord } from './chain-record.js';
 import { applyAdminRecord, emptyAdminState, type AdminState } from './holds.js';
 import { itemDataKey, openItemContent, readItemContent, readItemHeader } from './item-file.js';
@@ -24,9 +24,8 @@ export class ArchiveReader {
     readonly keys: MasterKey[],
   ) {}
 
-  async chainNames(): Promise<string[]> {
-    const names = await readdir(this.layout.chainsDir).catch(() => [] as string[]);
-    return names.filter((n) => n.endsWith('.log')).map((n) => n.slice(0, -4)).sort();
+  chainNames(): Promise<string[]> {
+    return chainNames(this.layout);
   }
 
   /** The parseable records of a chain (verify is the one that reports bad ones). */

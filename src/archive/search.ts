@@ -88,3 +88,15 @@ export async function searchArchive(reader: ArchiveReader, q: SearchQuery, limit
   result.hits.sort((a, b) => a.meta.receivedAt - b.meta.receivedAt);
   return result;
 }
+
+/**
+ * Why a search may have missed items (empty: complete): a keyword search stopped at a
+ * limit, items that could not be read. Such a result must not pass for a whole one.
+ */
+export function incompleteReasons(r: SearchResult): string[] {
+  const reasons: string[] = [];
+  if (r.keyword?.stoppedBecause) reasons.push(`keyword search stopped at ${r.keyword.stoppedBecause}: ${r.keyword.notScanned} candidate(s) not scanned`);
+  if (r.unreadable.length) reasons.push(`${r.unreadable.length} item(s) could not be read (run postern archive verify): ${r.unreadable.slice(0, 5).map((u) => u.id).join(', ')}${r.unreadable.length > 5 ? ', ...' : ''}`);
+  return reasons;
+}
+

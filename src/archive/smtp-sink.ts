@@ -37,7 +37,7 @@ export class SmtpSink implements JournalSink {
     this.name = `smtp:${host}:${port}`;
     this.from = sink.from ?? `postern-journal@${hostname}`;
     this.markers = layout.sentDir(`smtp-${createHash('sha256').update(`${host}:${port}:${sink.to}`).digest('hex').slice(0, 12)}`);
-    const ca = sink.ca.length ? [...rootCertificates, ...sink.ca.map((f) => readFileSync(f, 'utf8'))] : undefined;
+    const ca = sink.ca.length ? [...rootCertificates, ...sink.ca.map((f) => (f.startsWith('-----BEGIN') ? f : readFileSync(f, 'utf8')))] : undefined;
     this.transport = nodemailer.createTransport({
       pool: true,
       maxConnections: 4,

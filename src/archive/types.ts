@@ -9,15 +9,24 @@ export interface JournalItem {
   body: Buffer | (() => Promise<Readable>);
   /** Detector categories found by inspection (DeliveryState.inspection.categories). */
   categories?: string[] | undefined;
+  /**
+   * Recipients this attempt does not send (the planner's `held`): no method was possible
+   * (deferred or bounced by policy), or the message could not be inspected. The index
+   * records that, not a method that was never used.
+   */
+  held?: { rcpt: string; result: 'defer' | 'bounce'; reason: string }[] | undefined;
 }
 
-/** One recipient in the index: how policy said it must be sent. */
+/** One recipient in the index: what happened to it when the message was journaled. */
 export interface RecipientEntry {
   rcpt: string;
-  /** 'none': no decision had been made for this recipient when the message was journaled. */
+  /**
+   * The method it is sent with; 'defer' / 'bounce': held, no method was possible (or the
+   * message could not be inspected); 'none': no decision had been made for it.
+   */
   method: ProtectionMethod | 'defer' | 'bounce' | 'none';
   ruleId: string;
-  /** Why the entry has no method (with 'none'). */
+  /** Why the entry has no method (with 'defer', 'bounce' and 'none'). */
   reason?: string | undefined;
 }
 

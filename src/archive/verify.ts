@@ -2,6 +2,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
+import { adminAnchorProblem } from './admin-anchor.js';
 import type { ItemRecord } from './chain-record.js';
 import type { ChainHead } from './chain-writer.js';
 import { walkChain, type VerifyProblem } from './chain-walk.js';
@@ -15,6 +16,8 @@ export type { VerifyProblem } from './chain-walk.js';
 
 export interface VerifyReport {
   chains: { name: string; records: number; head?: ChainHead | undefined }[];
+  /** false when no chain has an item record and there is no item file: nothing was ever journaled here. */
+  found: boolean;
   items: number;
   destroyed: number;
   problems: VerifyProblem[];
@@ -40,11 +43,14 @@ async function checkItem(reader: ArchiveReader, r: ItemRecord, content: boolean)
     return `cannot check the item: ${(err as Error).message}`;
   }
   try {
+    let meta;
     try {
-      openMeta(r.meta, key, r.id);
+      meta = openMeta(r.meta, key, r.id);
     } catch {
       return 'index metadata fails authentication';
     }
+    // The record's own receivedAt is in clear (retention reads it): it must be the one sealed with the item.
+    if (meta.receivedAt !== r.receivedAt) return `the record's receivedAt (${new Date(r.receivedAt).toISOString()}) is not the item's (${new Date(meta.receivedAt).toISOString()}): the index was edited`;
     if (!content) return undefined;
     try {
       await pipeline(openItemContent(path, header, key, r.offset), new Writable({ write: (_c, _e, cb) => cb() }));
@@ -72,7 +78,7 @@ async function* itemFiles(dir: string): AsyncGenerator<string> {
  * names. Destroyed items must have no key left.
  */
 export async function verifyArchive(reader: ArchiveReader, opts: { content?: boolean } = {}): Promise<VerifyReport> {
-  const report: VerifyReport = { chains: [], items: 0, destroyed: 0, problems: [] };
+  const report: VerifyReport = { chains: [], found: false, items: 0, destroyed: 0, problems: [] };
   const admin = emptyAdminState();
   const items: { chain: string; r: ItemRecord }[] = [];
   let broken = false;
@@ -93,6 +99,13 @@ export async function verifyArchive(reader: ArchiveReader, opts: { content?: boo
     }
     items.push(...found.map((r) => ({ chain: name, r })));
   }
+  // Before the items: a missing or replaced admin chain says which were destroyed no more.
+  const anchor = await adminAnchorProblem(reader.layout);
+  if (anchor) {
+    report.problems.unshift(anchor);
+    broken = true;
+  }
+  report.found = items.length > 0;
   const known = new Set<string>();
   for (const { chain, r } of items) {
     known.add(reader.layout.resolve(r.file));
@@ -109,6 +122,7 @@ export async function verifyArchive(reader: ArchiveReader, opts: { content?: boo
   // Unknown files are only meaningful when every chain could be read to its end.
   if (!broken) {
     for await (const f of itemFiles(reader.layout.itemsDir)) {
+      report.found = true;
       if (!known.has(f)) report.problems.push({ chain: '-', problem: `item file ${relative(reader.layout.root, f)} has no index record (its records were deleted, or a crash cut its first write short)` });
     }
   }

@@ -3,7 +3,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatPair } from './compare.js';
 import { formatEncryptTable } from './encrypt-report.js';
-import { runLarge, type LargeResult } from './large.js';
+import { formatLargeRss, runLarge, type LargeResult } from './large.js';
 import { HELP, parseOptions } from './options.js';
 import { freePort } from './proc.js';
 import { formatTable, summarize } from './report.js';
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     if (large) {
       out.push(
         `${large.messages} × ${(large.size / 1024 / 1024).toFixed(0)} MB messages at once through Postern: ${large.seconds.toFixed(1)} s end to end, ` +
-          `peak RSS ${large.peakRssMbPerProcess.map((m) => m.toFixed(0)).join(' / ')} MB per process (target: under 300 MB)\n`,
+          `${formatLargeRss(large)}\n`,
       );
     }
     process.stdout.write(out.filter(Boolean).join('\n'));

@@ -1,5 +1,5 @@
 import type { Mode } from './options.js';
-import { groupsCpuSeconds, machineBusySeconds, peakRssMb, reapedChildrenCpuSeconds } from './proc.js';
+import { groupsCpuSeconds, machineBusySeconds, peakRssMb, reapedChildrenCpuSeconds, resetPeakRss } from './proc.js';
 import { percentile, startProbe } from './probe.js';
 import type { Setup } from './setup.js';
 import type { Sink } from './sink.js';
@@ -18,7 +18,10 @@ export interface RunResult {
   p99Ms?: number | undefined;
   /** Machine CPU during the run minus the load generator, the sink, the bench itself and the idle setups. */
   cpuMsPerMsg: number;
+  /** The largest single process's peak resident set during this run (or since it started: see peakRssSinceStart). */
   peakRssMb?: number | undefined;
+  /** The peak could not be reset before the run, so it is the process's lifetime peak. */
+  peakRssSinceStart?: boolean | undefined;
 }
 
 export interface MeasureSpec {
@@ -41,6 +44,7 @@ export interface MeasureSpec {
  */
 export async function measure(spec: MeasureSpec): Promise<RunResult> {
   const { sink, setup } = spec;
+  const rssReset = resetPeakRss(setup.pgids);
   const c0 = sink.count();
   const machine0 = machineBusySeconds();
   const sink0 = sink.cpuSeconds();
@@ -73,6 +77,7 @@ export async function measure(spec: MeasureSpec): Promise<RunResult> {
     p99Ms: percentile(latencies, 99),
     cpuMsPerMsg: (relayCpu * 1000) / total,
     peakRssMb: rss.length ? Math.max(...rss) : undefined,
+    peakRssSinceStart: !rssReset,
   };
 }
 

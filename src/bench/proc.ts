@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 
 /** Clock ticks per second for /proc CPU figures (Linux: 100). */
@@ -98,12 +98,39 @@ export function groupPids(pgid: number): number[] {
 
 /** Peak resident set (VmHWM) of each process in a group, in MB. */
 export function peakRssMb(pgid: number): number[] {
+  return statusMb(pgid, 'VmHWM');
+}
+
+/** Current resident set (VmRSS) of each process in a group, in MB. */
+export function rssMb(pgid: number): number[] {
+  return statusMb(pgid, 'VmRSS');
+}
+
+function statusMb(pgid: number, field: 'VmHWM' | 'VmRSS'): number[] {
   return groupPids(pgid).map((pid) => {
     try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
       return m ? Number(m[1]) / 1024 : 0;
     } catch {
       return 0;
     }
   });
+}
+
+/**
+ * Resets the peak resident set (VmHWM) of every process in the groups to its current
+ * RSS (Linux ≥ 4.0: "5" to /proc/PID/clear_refs), so that the next peakRssMb reading
+ * covers only what came after. False when any process could not be reset: its peak is
+ * then the one since it started.
+ */
+export function resetPeakRss(pgids: number[]): boolean {
+  let all = true;
+  for (const pid of pgids.flatMap(groupPids)) {
+    try {
+      writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    } catch {
+      all = false;
+    }
+  }
+  return all;
 }

@@ -12,6 +12,8 @@ export interface Row {
   p99Ms?: number | undefined;
   cpuMsPerMsg: number;
   peakRssMb?: number | undefined;
+  /** Some run's peak RSS could not be reset first: the figure is a process-lifetime peak. */
+  peakRssSinceStart?: boolean | undefined;
   rounds: number;
 }
 
@@ -40,6 +42,7 @@ export function summarize(runs: RunResult[]): Row[] {
     p99Ms: opt(g.map((r) => r.p99Ms)),
     cpuMsPerMsg: median(g.map((r) => r.cpuMsPerMsg)),
     peakRssMb: opt(g.map((r) => r.peakRssMb)),
+    peakRssSinceStart: g.some((r) => r.peakRssSinceStart),
     rounds: g.length,
   }));
   for (const row of rows) {
@@ -71,9 +74,12 @@ export function formatTable(rows: Row[]): string {
     f(r.p50Ms, 1),
     f(r.p99Ms, 1),
     f(r.cpuMsPerMsg, 2),
-    f(r.peakRssMb, 0),
+    `${f(r.peakRssMb, 0)}${r.peakRssSinceStart ? '*' : ''}`,
   ]);
-  return columns(header, body, 3);
+  const note = rows.some((r) => r.peakRssSinceStart)
+    ? '\npeak RSS: the largest single process of the setup. * = since that process started (its peak could not be reset before the run), so it may come from an earlier, heavier row.'
+    : '\npeak RSS: the largest single process of the setup, during that row\'s runs (VmHWM reset before each run).';
+  return `${columns(header, body, 3)}${note}`;
 }
 
 /** Aligned columns: the first `textColumns` left-aligned, numbers right-aligned. */

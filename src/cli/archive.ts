@@ -1,132 +1,25 @@
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
-import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
-import { openArchive, withAdminChain, type ArchiveAdmin } from '../archive/admin.js';
+import { withAdminChain, type ArchiveAdmin } from '../archive/admin.js';
 import { AdminChainBroken } from '../archive/admin-state.js';
-import { exportMbox } from '../archive/export-mbox.js';
-import { exportZip } from '../archive/export-zip.js';
 import { addHold, releaseHold } from '../archive/hold-log.js';
 import { purgeExpired, type PurgeReport } from '../archive/purge.js';
 import { rotateKeys } from '../archive/rotate.js';
-import { searchArchive, type SearchQuery, type SearchResult } from '../archive/search.js';
 import { verifyArchive } from '../archive/verify.js';
 import { ARCHIVE_EVENTS } from '../archive/events.js';
 import { logPurgeDone, logPurgeRefused } from '../archive/purge-log.js';
 import { auditCliChange, cliActor, withCliAudit } from '../events/audit-cli.js';
+import { guarded, NOT_COMPLETE_EXIT, open, out, parseDate, type ConfigOption } from './archive-common.js';
+import { archiveExportCommand, archiveSearchCommand, type AccessOptions } from './archive-search.js';
 
-export interface ConfigOption {
-  config?: string;
-}
-
-export interface FilterOptions extends ConfigOption {
-  since?: string;
-  until?: string;
-  participant?: string;
-  sender?: string;
-  recipient?: string;
-  subject?: string;
-  messageId?: string;
-  keyword?: string;
-}
-
-const out = (text: string) => process.stdout.write(`${text}\n`);
-
-/** Loads the config and the archive keys; a bad config exits 2 as check-config does. */
-async function open(opts: ConfigOption): Promise<{ config: PosternConfig; archive: ArchiveAdmin } | undefined> {
-  let config: PosternConfig;
-  try {
-    config = loadConfigFile(configPathFrom(opts.config));
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`${err.message}\n`);
-    process.exitCode = 2;
-    return undefined;
-  }
-  const archive = await openArchive(config, resolve(config.dataDir));
-  if (archive.development) process.stderr.write(`warning: using the development archive key ${archive.layout.masterKeyFile}; set archive.masterKeys for production\n`);
-  return { config, archive };
-}
-
-/** Runs a command; its errors become one line on stderr and exit code 1. */
-async function guarded(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    process.stderr.write(`postern archive: ${(err as Error).message}\n`);
-    process.exitCode = 1;
-  }
-}
-
-/** "2025-01-31" or an ISO date-time; a bare date as the end of a range means its whole day. */
-export function parseDate(text: string | undefined, endOfDay: boolean, name: string): number | undefined {
-  if (text === undefined) return undefined;
-  const bare = /^\d{4}-\d{2}-\d{2}$/.test(text);
-  const t = Date.parse(bare ? `${text}T00:00:00Z` : text);
-  if (!Number.isFinite(t)) throw new Error(`${name}: "${text}" is not a date (use e.g. 2025-01-31 or 2025-01-31T12:00:00Z)`);
-  return bare && endOfDay ? t + 86_400_000 - 1 : t;
-}
-
-function queryOf(o: FilterOptions): SearchQuery {
-  return {
-    since: parseDate(o.since, false, '--since'),
-    until: parseDate(o.until, true, '--until'),
-    participant: o.participant,
-    sender: o.sender,
-    recipient: o.recipient,
-    subject: o.subject,
-    messageId: o.messageId,
-    keyword: o.keyword,
-  };
-}
-
-function searchNotes(r: SearchResult): string[] {
-  const notes = [`${r.hits.length} item(s) found; ${r.examined} examined`];
-  if (r.keyword) {
-    notes.push(`keyword search: ${r.keyword.scannedItems} item(s), ${r.keyword.scannedBytes} bytes decrypted and scanned`);
-    if (r.keyword.stoppedBecause) notes.push(`keyword search stopped at ${r.keyword.stoppedBecause}: ${r.keyword.notScanned} candidate(s) not scanned, results may be incomplete (narrow the search, e.g. with --since/--until)`);
-  }
-  if (r.unreadable.length) notes.push(`${r.unreadable.length} item(s) could not be read (run postern archive verify): ${r.unreadable.slice(0, 5).map((u) => u.id).join(', ')}`);
-  return notes;
-}
-
-/** postern archive search: one line per item (no content beyond the subject). */
-export function archiveSearchCommand(opts: FilterOptions & { json?: boolean }): Promise<void> {
-  return guarded(async () => {
-    const opened = await open(opts);
-    if (!opened) return;
-    const r = await searchArchive(opened.archive.reader, queryOf(opts), opened.config.archive.searchLimits);
-    if (opts.json) {
-      out(JSON.stringify({ hits: r.hits.map((h) => h.meta), examined: r.examined, keyword: r.keyword, unreadable: r.unreadable }, null, 2));
-      return;
-    }
-    for (const { meta: m } of r.hits) {
-      out(`${m.id}  ${new Date(m.receivedAt).toISOString()}  ${m.mailFrom || '<>'} -> ${m.rcptTo.join(', ')}  ${JSON.stringify(m.subject)}${m.messageId ? `  ${m.messageId}` : ''}  ${m.size} bytes  ${m.recipients.map((r) => `${r.rcpt}:${r.method}`).join(' ')}${m.categories.length ? `  [${m.categories.join(',')}]` : ''}`);
-    }
-    for (const n of searchNotes(r)) process.stderr.write(`${n}\n`);
-  });
-}
-
-/** postern archive export --format mbox|zip --out FILE [filters] */
-export function archiveExportCommand(opts: FilterOptions & { format: string; out: string }): Promise<void> {
-  return guarded(async () => {
-    if (opts.format !== 'mbox' && opts.format !== 'zip') throw new Error(`--format must be mbox or zip, not "${opts.format}"`);
-    const opened = await open(opts);
-    if (!opened) return;
-    const r = await searchArchive(opened.archive.reader, queryOf(opts), opened.config.archive.searchLimits);
-    const file = resolve(opts.out);
-    const { count } = opts.format === 'mbox' ? await exportMbox(opened.archive.reader, r.hits, file) : await exportZip(opened.archive.reader, r.hits, file);
-    out(`exported ${count} message(s) to ${file} (${opts.format}${opts.format === 'zip' ? ', hashes in MANIFEST.sha256' : ', mboxrd'})`);
-    for (const n of searchNotes(r)) process.stderr.write(`${n}\n`);
-  });
-}
-
-/** postern archive verify: exit 1 and the first break when anything does not check out. */
+/** postern archive verify: exit 1 and the first break when anything does not check out; 4 when there is nothing to check. */
 export function archiveVerifyCommand(opts: ConfigOption & { quick?: boolean; json?: boolean }): Promise<void> {
   return guarded(async () => {
     const opened = await open(opts);
     if (!opened) return;
     const r = await verifyArchive(opened.archive.reader, { content: !opts.quick });
+    // An empty or wrong directory must not read as an intact archive.
+    const nothing = !r.found && !r.problems.length;
     if (opts.json) out(JSON.stringify(r, null, 2));
     else {
       for (const c of r.chains) out(`chain ${c.name}: ${c.records} record(s)${c.head ? `, head ${c.head.seq} ${c.head.hash}` : ''}`);
@@ -135,9 +28,11 @@ export function archiveVerifyCommand(opts: ConfigOption & { quick?: boolean; jso
       if (first) {
         out(`FAILED: chain ${first.chain}: ${first.problem}`);
         for (const p of r.problems.slice(1)) out(`also: chain ${p.chain}: ${p.problem}`);
-      } else out('OK: every chain is intact and every item matches its record');
+      } else if (nothing) out(`NOTHING TO VERIFY: no item was journaled under ${opened.archive.layout.root} (a gateway that has not archived a message yet, or the wrong dataDir: check dataDir and archive.sinks)`);
+      else out('OK: every chain is intact and every item matches its record');
     }
     if (r.problems.length) process.exitCode = 1;
+    else if (nothing) process.exitCode = NOT_COMPLETE_EXIT;
   });
 }
 
@@ -215,8 +110,9 @@ export function archivePurgeCommand(opts: ConfigOption & { dryRun?: boolean }): 
     for (const p of r.purged) out(`${opts.dryRun ? 'would destroy' : 'destroyed'} ${p.id}  received ${new Date(p.receivedAt).toISOString()}  ${p.rule} (${p.days} days)`);
     for (const h of r.held) out(`kept ${h.id}: under legal hold ${h.holds.join(', ')}`);
     for (const f of r.failed) out(`kept ${f.id}: could not be checked (${f.error})`);
-    out(`${r.examined} old enough to check, ${r.purged.length} ${opts.dryRun ? 'would be destroyed' : 'destroyed'}, ${r.held.length} held, ${r.failed.length} unreadable${r.finished ? `, ${r.finished} interrupted destruction(s) finished` : ''}`);
-    if (r.failed.length) process.exitCode = 1;
+    for (const b of r.brokenChains) out(`kept every item of chain ${b.chain}: it does not verify (${b.problem}); run postern archive verify`);
+    out(`${r.examined} old enough to check, ${r.purged.length} ${opts.dryRun ? 'would be destroyed' : 'destroyed'}, ${r.held.length} held, ${r.failed.length} unreadable${r.brokenChains.length ? `, ${r.brokenChains.length} chain(s) skipped` : ''}${r.finished ? `, ${r.finished} interrupted destruction(s) finished` : ''}`);
+    if (r.failed.length || r.brokenChains.length) process.exitCode = 1;
   });
 }
 
@@ -256,13 +152,15 @@ export function registerArchiveCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .option('-c, --config <file>', 'config file')
     .action((opts: { config?: string; quick?: boolean; json?: boolean }) => archiveVerifyCommand(opts));
-  withFilters(archive.command('search').description('find archived messages by date, participants, subject, message-id, keyword'))
+  withFilters(archive.command('search').description('find archived messages by date, participants, subject, message-id, keyword; exit 4 when the result may be incomplete'))
     .option('--json', 'machine-readable output')
-    .action((opts: FilterOptions & { json?: boolean }) => archiveSearchCommand(opts));
-  withFilters(archive.command('export').description('write the messages a search finds as an mbox (mboxrd) or a zip of .eml with SHA-256 manifest'))
+    .option('--allow-partial', 'exit 0 even when a keyword limit was reached or items could not be read')
+    .action((opts: AccessOptions & { json?: boolean }) => archiveSearchCommand(opts));
+  withFilters(archive.command('export').description('write the messages a search finds as an mbox (mboxrd, manifest in FILE.manifest.json) or a zip of .eml with SHA-256 manifest'))
     .requiredOption('--format <format>', 'mbox or zip')
     .requiredOption('--out <file>', 'file to write')
-    .action((opts: FilterOptions & { format: string; out: string }) => archiveExportCommand(opts));
+    .option('--allow-partial', 'export what an incomplete search found (marked INCOMPLETE) instead of refusing with exit 4')
+    .action((opts: AccessOptions & { format: string; out: string }) => archiveExportCommand(opts));
   const hold = archive.command('hold').description('legal holds: held items are never purged');
   hold
     .command('add')

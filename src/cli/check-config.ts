@@ -1,4 +1,6 @@
 import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
+import type { PosternConfig } from '../config/schema.js';
+import { redactedUrl } from '../queue/redis/redacted-url.js';
 
 export async function checkConfigCommand(explicit: string | undefined): Promise<void> {
   const file = configPathFrom(explicit);
@@ -9,7 +11,8 @@ export async function checkConfigCommand(explicit: string | undefined): Promise<
       `${file}: OK\n` +
         `  hostname: ${config.hostname}\n  dataDir: ${config.dataDir}\n  smtp.listen: ${listen}\n` +
         `  smtp.clients: ${config.smtp.clients.length} network rule(s), ${config.smtp.auth.users.length} SMTP AUTH user(s)\n` +
-        `  delivery: ${Object.keys(config.delivery.routes).length} route(s), TLS default ${config.delivery.tls.default}\n`,
+        `  delivery: ${Object.keys(config.delivery.routes).length} route(s), TLS default ${config.delivery.tls.default}\n` +
+        queueLine(config),
     );
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -19,4 +22,12 @@ export async function checkConfigCommand(explicit: string | undefined): Promise<
     }
     throw err;
   }
+}
+
+/** Which queue; for Redis, where (password hidden) and the lease settings every instance must share. */
+function queueLine(config: PosternConfig): string {
+  if (config.queue.backend !== 'redis') return `  queue: fs (under ${config.dataDir}/spool)\n`;
+  const r = config.redis;
+  const tls = r.tls?.ca ? `, TLS CA ${r.tls.ca}` : '';
+  return `  queue: redis at ${redactedUrl(r.url)} (key prefix ${r.keyPrefix}${tls}), durability ${r.durability}, leaseTime ${r.leaseTime} ms, commandTimeout ${r.commandTimeout} ms\n`;
 }

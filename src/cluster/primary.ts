@@ -5,8 +5,10 @@ import { startAdminListener, type AdminListener } from '../api/start.js';
 import { loadArchiveKeys } from '../archive/keys.js';
 import { ArchiveLayout } from '../archive/layout.js';
 import type { PosternConfig } from '../config/schema.js';
-import { startAuditTrail, type AuditTrail } from '../events/audit.js';
+import { auditGate } from '../api/sources.js';
 import { EVENTS, eventBusOf, type Logger } from '../events/logger.js';
+import { GatewayMetrics } from '../events/metrics.js';
+import { startEventSinks } from '../events/start-sinks.js';
 import { loadMasterKeys } from '../portal/keys.js';
 import { adoptOrphanShards } from '../queue/fs/shards.js';
 import { loadOrCreateCertificate } from '../tls/dev-certificate.js';
@@ -21,7 +23,8 @@ export type WorkerMessage = { type: 'ready'; smtp: { host: string; port: number 
  * connections: SCHED_NONE, no hand-off through this process). Each worker owns spool
  * shard n; a worker that dies is started again on the same shard, which recovers what it
  * had queued. SIGTERM/SIGINT are passed on and the primary exits once all have stopped.
- * The admin listener runs here, asking the ready workers over IPC (src/api/cluster-ops.ts).
+ * The admin listener runs here, asking the ready workers over IPC (src/api/cluster-ops.ts),
+ * with the event sinks of its own events (audit chain, webhooks, metrics).
  */
 export async function runPrimary(config: PosternConfig, logger: Logger, count: number): Promise<void> {
   const dataDir = resolve(config.dataDir);
@@ -40,23 +43,29 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
   let stopping = false;
   let readyCount = 0;
 
-  const sources = new ClusterSources(() => [...ready].flatMap((worker) => (shards.has(worker) ? [{ worker, shard: shards.get(worker) as number }] : [])));
-  // The admin listener's own events (api.call) are logged here, not in a worker: this
-  // process keeps a chain of the audit trail of its own (<dataDir>/audit/primary).
-  let audit: AuditTrail | undefined;
+  // The admin listener's own events (api.call, and what its calls change: keys.*,
+  // portal.revoked, holds) are logged here, not in a worker: this process keeps a chain
+  // of the audit trail of its own (<dataDir>/audit/primary), a webhook outbox of its own
+  // (<dataDir>/webhooks/primary, or the shared one on Redis) and metrics the workers'
+  // are summed with.
+  const sinks = config.admin.enabled ? await startEventSinks(config, dataDir, 'primary', logger) : undefined;
+  const own = new GatewayMetrics(eventBusOf(logger), { audit: sinks?.audit && (() => sinks.audit!.status()) }, { processMetrics: false });
+  const live = () => [...ready].flatMap((worker) => (shards.has(worker) ? [{ worker, shard: shards.get(worker) as number }] : []));
+  const sources = new ClusterSources(live, { own: own.registry, audit: sinks?.audit && auditGate(sinks.audit) });
   let admin: AdminListener | undefined;
   try {
-    if (config.audit.enabled && config.admin.enabled) audit = await startAuditTrail({ dataDir, shard: 'primary', bus: eventBusOf(logger), logger, flushInterval: config.audit.flushInterval });
     admin = await startAdminListener(config, dataDir, sources, logger);
   } catch (err) {
     sources.close();
-    await audit?.close();
+    own.close();
+    await sinks?.close();
     throw err;
   }
   const closeAdmin = async () => {
     await admin?.close().catch(() => undefined);
     sources.close();
-    await audit?.close().catch(() => undefined);
+    own.close();
+    await sinks?.close().catch(() => undefined);
   };
 
   const fork = (shard: number) => {

@@ -49,7 +49,7 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
 
 export function validateConfig(raw: unknown, file = '<inline>'): PosternConfig {
   const result = configSchema.safeParse(raw);
-  if (!result.success) throw new ConfigError(file, result.error.issues.map(describeIssue));
+  if (!result.success) throw new ConfigError(file, result.error.issues.flatMap((issue) => describeIssue(issue, [])));
   const missing = [...unreadableFiles(result.data), ...sharedKeyProblems(result.data)];
   if (missing.length) throw new ConfigError(file, missing);
   return result.data;
@@ -73,6 +73,8 @@ function unreadableFiles(config: PosternConfig): string[] {
     ['smtp.tls.cert', config.smtp.tls.cert],
     ['smtp.tls.key', config.smtp.tls.key],
     ...config.delivery.tls.trust.map((f, i): [string, string] => [`delivery.tls.trust.${i}`, f]),
+    ['redis.tls.ca', config.redis.tls?.ca],
+    ...config.archive.sinks.flatMap((s, i) => (s.type === 'smtp' ? s.ca.map((f, j): [string, string] => [`archive.sinks.${i}.ca.${j}`, f]) : [])),
   ];
   const problems: string[] = [];
   for (const [key, value] of named) {
@@ -86,11 +88,20 @@ function unreadableFiles(config: PosternConfig): string[] {
   return problems;
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const key = issue.path.length ? issue.path.join('.') : '(top level)';
+function describeIssue(issue: z.core.$ZodIssue, parent: PropertyKey[]): string[] {
+  const path = [...parent, ...issue.path];
+  const key = path.length ? path.map(String).join('.') : '(top level)';
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.join(', ');
-    return `${key}: unknown key${issue.keys.length > 1 ? 's' : ''} ${keys} (check the spelling against the config reference in README.md)`;
+    return [`${key}: unknown key${issue.keys.length > 1 ? 's' : ''} ${keys} (check the spelling against the config reference in README.md)`];
   }
-  return `${key}: ${issue.message}`;
+  if (issue.code === 'invalid_union') {
+    // A value of one alternative's type (a string where "host:port" or an object is
+    // allowed) is told what is wrong with it as that alternative; a value of no
+    // alternative's type gets the union's own message, which says what is expected.
+    const meant = issue.errors.filter((branch) => !branch.every((i) => (i.code === 'invalid_type' || i.code === 'invalid_value') && i.path.length === 0));
+    if (meant.length === 1) return (meant[0] as z.core.$ZodIssue[]).flatMap((i) => describeIssue(i, path));
+  }
+  if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) return [`${key}: required but missing`];
+  return [`${key}: ${issue.message}`];
 }

@@ -5,9 +5,12 @@ import { parseDuration, parseSize } from './units.js';
 import { parseCidr } from '../ingress/cidr.js';
 import { isPasswordHash } from '../ingress/password-hash.js';
 import { subscriptionProblem } from '../events/webhooks-events.js';
+import { isLoopbackHost } from '../api/loopback.js';
+import { parseKeyMaterial } from '../common/envelope-crypto.js';
+import { noticeTemplate } from './notice-template.js';
 
 /** "5m", "1h", "250ms" or plain milliseconds → milliseconds. */
-const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+const duration = z.union([z.number().int().nonnegative(), z.string()], { error: 'expected a duration such as 30s, 5m, 1h, 5d, or milliseconds' }).transform((v, ctx) => {
   const ms = typeof v === 'number' ? v : parseDuration(v);
   if (ms === undefined) {
     ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use e.g. 30s, 5m, 1h, 5d)` });
@@ -17,7 +20,7 @@ const duration = z.union([z.number().int().nonnegative(), z.string()]).transform
 });
 
 /** "25MB", "64KB" or plain bytes → bytes. */
-const size = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
+const size = z.union([z.number().int().positive(), z.string()], { error: 'expected a size such as 512KB, 25MB, or bytes' }).transform((v, ctx) => {
   const bytes = typeof v === 'number' ? v : parseSize(v);
   if (bytes === undefined || bytes <= 0) {
     ctx.addIssue({ code: 'custom', message: `"${v}" is not a size (use e.g. 512KB, 25MB)` });
@@ -74,6 +77,9 @@ const domainMap = <T extends z.ZodType>(value: T) =>
   });
 
 export const TLS_LEVELS = ['none', 'may', 'encrypt', 'verify'] as const;
+
+/** Names a master key in stored records (portal, archive). */
+const masterKeyId = z.string().regex(/^[\w.-]+$/, { message: 'letters, digits, dot, dash and underscore only (e.g. key-2026)' });
 export type TlsLevel = (typeof TLS_LEVELS)[number];
 
 const cidr = z.string().refine((v) => parseCidr(v) !== undefined, {
@@ -82,7 +88,7 @@ const cidr = z.string().refine((v) => parseCidr(v) !== undefined, {
 
 const clientSchema = z.strictObject({
   name: z.string().optional(),
-  cidr: z.union([cidr, z.array(cidr).min(1)]).transform((v) => (Array.isArray(v) ? v : [v])),
+  cidr: z.union([cidr, z.array(cidr).min(1)], { error: 'expected an IP address or CIDR block, or a list of them' }).transform((v) => (Array.isArray(v) ? v : [v])),
   senderDomains: z.array(domainName).optional(),
   requireTls: z.boolean().default(false),
 });
@@ -95,13 +101,31 @@ const authUserSchema = z.strictObject({
   senderDomains: z.array(domainName).optional(),
 });
 
-const routeSchema = z.union([
-  hostPort(25),
-  z.strictObject({
-    nexthop: hostPort(25),
-    tls: z.enum(TLS_LEVELS).optional(),
-  }),
-]);
+const routeSchema = z.union(
+  [
+    hostPort(25),
+    z.strictObject({
+      nexthop: hostPort(25),
+      tls: z.enum(TLS_LEVELS).optional(),
+    }),
+  ],
+  { error: `expected "host:port" or { nexthop: "host:port", tls: ${TLS_LEVELS.join('|')} }` },
+);
+
+/** What Node's resolver takes: an IP address, with a port as 10.0.0.53:5353 or [2001:db8::53]:5353. */
+export function isDnsServer(text: string): boolean {
+  if (isIP(text)) return true;
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  const v4 = /^([\d.]+):(\d+)$/.exec(text);
+  const ip = v6 ? isIP(v6[1] as string) === 6 : v4 ? isIP(v4[1] as string) === 4 : false;
+  const port = Number((v6 ?? v4)?.[2] ?? 53);
+  return ip && Number.isInteger(port) && port >= 1 && port <= 65535;
+}
+
+const dnsServer = z
+  .string()
+  .transform((v) => v.trim())
+  .refine(isDnsServer, { message: 'not a DNS server address: give an IP address, optionally with a port (10.0.0.53, 10.0.0.53:5353, [2001:db8::53]:5353)' });
 
 const smtpSchema = z.strictObject({
   /** Port 0 picks a free port (tests). */
@@ -120,6 +144,12 @@ const smtpSchema = z.strictObject({
   auth: z
     .strictObject({
       users: z.array(authUserSchema).default([]),
+      /** Failed AUTH attempts from one client address within failureWindow that lock it out for lockout. */
+      maxFailures: z.number().int().positive().default(5),
+      failureWindow: duration.default(15 * 60_000),
+      lockout: duration.default(15 * 60_000),
+      /** Each failed attempt is answered only after this wait. */
+      failureDelay: duration.default(1000),
     })
     .prefault({}),
   limits: z
@@ -150,7 +180,7 @@ const deliverySchema = z.strictObject({
   mxPort: z.number().int().min(1).max(65535).default(25),
   dns: z
     .strictObject({
-      servers: z.array(z.string()).optional(),
+      servers: z.array(dnsServer).optional(),
       timeout: duration.default(5000),
       /** How long a resolved route is reused (0 = every attempt asks DNS). */
       cacheTtl: duration.default(60_000),
@@ -202,7 +232,7 @@ export const configSchema = z.strictObject({
    * Gateway processes sharing the SMTP port, each with its own spool shard: one Node
    * process uses one core. "auto" = one per available CPU.
    */
-  workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default('auto'),
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)], { error: 'expected "auto" or a number of processes from 1 to 64' }).default('auto'),
   hostname: z
     .string()
     .default(osHostname())
@@ -247,7 +277,7 @@ export const configSchema = z.strictObject({
       waitReplicas: z.number().int().nonnegative().default(0),
       waitTimeout: duration.default(1000),
       /** A lease not renewed for this long expires, and another instance takes the message. */
-      leaseTime: duration.default(60_000),
+      leaseTime: duration.default(60_000).refine((ms) => ms >= 1000, { message: 'must be at least 1s (leases are renewed every third of it; shorter ones expire under ordinary load and deliveries run twice)' }),
       /**
        * A Redis command not answered within this long fails: a commit then gets 451 and is
        * undone, so a Redis that hangs or sits behind a network partition cannot hold SMTP
@@ -256,6 +286,8 @@ export const configSchema = z.strictObject({
       commandTimeout: duration.default(5000),
     })
     .refine((r) => r.waitReplicas === 0 || r.commandTimeout > r.waitTimeout, { path: ['commandTimeout'], message: 'must be longer than redis.waitTimeout when redis.waitReplicas is set (WAIT is a Redis command too)' })
+    .refine((r) => r.leaseTime > r.commandTimeout, { path: ['leaseTime'], message: 'must be longer than redis.commandTimeout (a lease must outlive a heartbeat that Redis leaves unanswered until it times out)' })
+    .refine((r) => !r.tls?.ca || r.url.startsWith('rediss://'), { path: ['tls', 'ca'], message: 'is set but redis.url does not start with rediss:// (the CA is only used for TLS): use rediss://, or remove redis.tls.ca' })
     .prefault({}),
   delivery: deliverySchema.prefault({}),
   shutdown: z
@@ -278,17 +310,28 @@ export const configSchema = z.strictObject({
        * and run `postern portal rotate-key`. Unset: a development key is made under
        * <dataDir>/portal/master.key.
        */
-      masterKeys: z.array(z.strictObject({ id: z.string().regex(/^[\w.-]+$/), key: z.string() })).default([]),
+      masterKeys: z.array(z.strictObject({ id: masterKeyId, key: z.string() })).default([]),
       /** How long a message stays readable, then it is destroyed. */
       expiry: duration.default(30 * 86_400_000),
       organisation: z
         .strictObject({
           name: z.string().default('Postern Secure Mail'),
+          /** The logo in notices (mail clients load it from there). */
           logoUrl: z.url().optional(),
+          /** The logo on the portal's pages (PNG, SVG, JPEG, GIF or WebP), served by the portal itself. */
+          logoFile: z.string().regex(/\.(png|svg|jpe?g|gif|webp)$/i, { message: 'must be a .png, .svg, .jpg, .gif or .webp file' }).optional(),
           /** Extra text in the notice (no PHI: it travels by ordinary mail). */
           noticeText: z.string().default('You have received a secure message. Open it with the link below.'),
           /** From address of notices and password-reset mails; default secure-notice@<hostname>. */
           fromAddress: z.string().optional(),
+          /**
+           * The message notice's own text and HTML (e.g. `html: ${file:notice.html}`), with
+           * {{organisation}}, {{logoUrl}}, {{noticeText}}, {{sender}}, {{link}} and
+           * {{subject}} (empty unless showSubject); each must hold {{link}}.
+           */
+          noticeTemplate: z
+            .strictObject({ text: noticeTemplate.optional(), html: noticeTemplate.optional() })
+            .optional(),
         })
         .prefault({}),
       /** Show the original subject in notices (off: it may carry PHI). */
@@ -310,20 +353,28 @@ export const configSchema = z.strictObject({
        * reverse proxy on this machine by default; list your proxies' addresses or CIDR
        * blocks (or loopback, linklocal, uniquelocal); true believes anyone's header.
        */
-      trustProxy: z.union([z.boolean(), z.array(z.union([z.enum(['loopback', 'linklocal', 'uniquelocal']), cidr]))]).default(['loopback']),
-      /** Per client address (IPv6: per /64) and window: new visitor sessions and login attempts. */
+      trustProxy: z
+        .union([z.boolean(), z.array(z.union([z.enum(['loopback', 'linklocal', 'uniquelocal']), cidr]))], { error: 'expected true, false, or a list of loopback, linklocal, uniquelocal, IP addresses and CIDR blocks' })
+        .default(['loopback']),
+      /**
+       * Per client address (IPv6: per /64) and window: new visitor sessions, login attempts
+       * and password-reset requests; and reset requests per account asked for (each one a
+       * mail or a paid SMS).
+       */
       rateLimit: z
         .strictObject({
           window: duration.default(10 * 60_000),
           sessions: z.number().int().positive().default(60),
           logins: z.number().int().positive().default(30),
+          resets: z.number().int().positive().default(10),
+          resetsPerAccount: z.number().int().positive().default(3),
         })
         .prefault({}),
       sms: z
         .strictObject({
           /** Recipients <digits>@<domain> get the notice by SMS. */
           domain: z.string().default('secure.text'),
-          defaultCountry: z.string().regex(/^\d{1,3}$/).default('1'),
+          defaultCountry: z.string().regex(/^\d{1,3}$/, { message: 'a country calling code of 1 to 3 digits, without + (e.g. 1, 44)' }).default('1'),
           /** A Twilio-style REST API: POST {url}/Accounts/{accountSid}/Messages.json. */
           provider: z
             .strictObject({ url: z.url(), accountSid: z.string(), authToken: z.string(), from: z.string() })
@@ -445,7 +496,7 @@ export const configSchema = z.strictObject({
               from: z.string().optional(),
               /** Name the server's certificate must carry; default the host. */
               servername: z.string().optional(),
-              /** Extra CA certificate files the server may chain to (besides the system roots). */
+              /** Extra CA certificates the server may chain to (besides the system roots): PEM files, or PEM text (e.g. ${file:...}). */
               ca: z.array(z.string()).default([]),
               auth: z.strictObject({ user: z.string(), pass: z.string() }).optional(),
               timeout: duration.default(30_000),
@@ -461,7 +512,15 @@ export const configSchema = z.strictObject({
        * `postern archive rotate-key` after adding one. Unset: a development key is made
        * under <dataDir>/archive/master.key.
        */
-      masterKeys: z.array(z.strictObject({ id: z.string().regex(/^[\w.-]+$/), key: z.string() })).default([]),
+      masterKeys: z
+        .array(
+          z.strictObject({
+            id: masterKeyId,
+            // Checked here, so check-config says it, not the first message journaled.
+            key: z.string().refine((k) => parseKeyMaterial(k) !== undefined, { message: 'must be 32 bytes, base64 (or hex:...); make one with: openssl rand -base64 32' }),
+          }),
+        )
+        .default([]),
       /** true: when journaling fails, deliver anyway (logged loudly). false: do not deliver, retry. */
       failOpen: z.boolean().default(false),
       retention: z
@@ -530,10 +589,20 @@ export const configSchema = z.strictObject({
         .default([]),
       /** true: /metrics needs a principal (any role) like the API. */
       metricsAuth: z.boolean().default(false),
+      /** Failed authentications from one address within `window` before it gets 429 (until the oldest ages out). */
+      authLimit: z
+        .strictObject({ failures: z.number().int().min(1).default(10), window: duration.default(300_000).refine((ms) => ms >= 1000, { message: 'must be at least 1s' }) })
+        .prefault({}),
+      /** What to do when admin.listen is not a loopback address and admin.tls is off: warn at start, or refuse the config. */
+      cleartext: z.enum(['warn', 'refuse']).default('warn'),
     })
     .prefault({})
     .refine((a) => new Set([...a.apiKeys, ...a.users].map((p) => p.name)).size === a.apiKeys.length + a.users.length, {
       message: 'every apiKeys and users name must be unique (names are the actor in the audit trail)',
+    })
+    .refine((a) => a.cleartext !== 'refuse' || a.tls.enabled || isLoopbackHost(a.listen.host), {
+      message: 'is not a loopback address and admin.tls.enabled is false: API keys and passwords would cross the network in clear (enable admin.tls, listen on 127.0.0.1, or set admin.cleartext: warn)',
+      path: ['listen'],
     }),
   /** Readiness: when any check fails, /readyz answers 503 and SMTP refuses new mail with 451/452. */
   health: z
@@ -552,6 +621,8 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(true),
       /** Records of events within this window share one write and one flush to disk. */
       flushInterval: duration.default(50).refine((ms) => ms >= 1 && ms <= 10_000, { message: 'between 1ms and 10s' }),
+      /** true: not ready (/readyz 503, SMTP 451 4.3.0) while the trail cannot be written, so no mail goes unrecorded. */
+      failClosed: z.boolean().default(false),
     })
     .prefault({}),
   /** Signed HTTP callbacks, kept in an outbox under <dataDir>/webhooks until the receiver answers 2xx. */

@@ -35,7 +35,9 @@ export async function portalStep(
   const rcpts = toPortal.map((p) => p.rcpt);
   let results;
   try {
-    results = await portal.deliver(envelope, state, await raw(), rcpts, toPortal.map((p) => p.why).join('; '), expiries.length ? Math.min(...expiries) : undefined);
+    // A policy rule's own portal settings for its recipients (else portal.* applies).
+    const settings = new Map(rcpts.map((rcpt) => [rcpt, { showSubject: byRcpt.get(rcpt)?.decision?.portalShowSubject, readReceipts: byRcpt.get(rcpt)?.decision?.portalReadReceipts }]));
+    results = await portal.deliver(envelope, state, await raw(), rcpts, toPortal.map((p) => p.why).join('; '), expiries.length ? Math.min(...expiries) : undefined, settings);
   } catch (err) {
     log.error({ event: EVENTS.deliveryError, queueId: envelope.id, to: rcpts, err: (err as Error).message }, 'portal delivery failed');
     results = localOutcomes(rcpts, { result: 'defer', status: '4.3.0', response: `portal delivery failed: ${(err as Error).message}`, category: 'portal' });

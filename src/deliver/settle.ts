@@ -1,4 +1,5 @@
 import type { PosternConfig } from '../config/schema.js';
+import { eventsDurable } from '../events/durable.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import type { QueueBackend } from '../queue/backend.js';
 import type { DeliveryState, Envelope, RecipientState } from '../types.js';
@@ -70,6 +71,9 @@ export class Settler {
 
   /** Writes the recorded state (and releases the lease), or removes a message that is done. */
   async persist(envelope: Envelope, state: DeliveryState): Promise<void> {
+    // The attempt's webhook events first: once the state is written the attempt is never
+    // made again, so a crash after it must not be able to lose them.
+    await eventsDurable(this.log);
     if (state.recipients.every((r) => r.status !== 'pending')) {
       await this.queue.remove(envelope.id);
       this.log.debug({ event: EVENTS.queueRemoved, queueId: envelope.id }, 'all recipients final');

@@ -1,6 +1,6 @@
 import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
-import type { Planner } from '../policy/planner.js';
+import type { Held, Planner } from '../policy/planner.js';
 import type { PortalDelivery } from '../portal/deliver.js';
 import type { QueueBackend } from '../queue/backend.js';
 import { ARCHIVE_EVENTS, type Journal } from '../archive/index.js';
@@ -189,7 +189,7 @@ export class DeliveryWorker {
     const plan = await this.stages.planner.plan(envelope, state, due);
     const held: Outcome[] = plan.held.map((h) => ({ rcpt: h.rcpt, result: h.result, status: h.status, response: h.reason, category: h.category, diagnosticType: 'x-postern' }));
     obtained.push(...held);
-    const unarchived = await this.journal(envelope, state);
+    const unarchived = await this.journal(envelope, state, plan.held);
     if (unarchived) {
       // Fail-closed: nothing is delivered that the archive does not hold; the next attempt
       // journals it first. Recipients already final (held as bounced) settle as they are.
@@ -209,7 +209,7 @@ export class DeliveryWorker {
    * Journals the message once, before any delivery. Returns why it could not be, when
    * delivery must wait (archive.failOpen off); undefined when it may go on.
    */
-  private async journal(envelope: Envelope, state: DeliveryState): Promise<string | undefined> {
+  private async journal(envelope: Envelope, state: DeliveryState, held: Held[]): Promise<string | undefined> {
     const journal = this.stages.journal;
     if (!journal || state.journaled) return undefined;
     try {
@@ -218,6 +218,7 @@ export class DeliveryWorker {
         decisions: state.recipients.flatMap((r) => (r.decision ? [r.decision] : [])),
         body: this.queue.bodyInMemory?.(envelope.id) ?? (() => this.queue.openBody(envelope.id)),
         categories: state.inspection?.categories,
+        held,
       });
       state.journaled = true;
       return undefined;

@@ -34,6 +34,11 @@ export class GroupCommit<T> {
     return this.items.length;
   }
 
+  /** true from a failed write until a write succeeds again. */
+  get failing(): boolean {
+    return this.failures > 0;
+  }
+
   /** False when the item was refused: writes have failed for so long that the buffer is full, or closed. */
   push(item: T): boolean {
     if (this.closed || this.items.length >= this.o.maxPending) return false;

@@ -7,9 +7,20 @@ import { AuditWriter } from './audit-writer.js';
 import type { EventBus } from './bus.js';
 import { EVENTS, type Logger } from './logger.js';
 
+/** How the trail's writing goes: for readiness (audit.failClosed), metrics and the admin API. */
+export interface AuditStatus {
+  /** false from a failed write until a write succeeds again. */
+  writable: boolean;
+  /** Failed writes since start (each is retried). */
+  failures: number;
+  /** Records held in memory, not yet on disk. */
+  pending: number;
+}
+
 export interface AuditTrail {
-  /** Resolves once every event published so far is on disk. */
+  /** Resolves once every event published so far is on disk; rejects when a write fails (the records stay queued). */
   flush(): Promise<void>;
+  status(): AuditStatus;
   /** Stops listening, writes what is left. */
   close(): Promise<void>;
 }
@@ -39,13 +50,20 @@ export const auditShardDir = (dataDir: string, shard: number | string) => join(d
 export async function startAuditTrail(o: AuditTrailOptions): Promise<AuditTrail> {
   const log = o.logger.child({ component: 'audit' });
   const writer = await AuditWriter.open(auditShardDir(o.dataDir, o.shard), { maxFileBytes: o.maxFileBytes });
-  const batches = new GroupCommit<AuditEntry>((batch) => writer.append(batch), {
+  let failures = 0;
+  const write = async (batch: AuditEntry[]) => {
+    const failing = batches.failing;
+    await writer.append(batch);
+    if (failing) log.info({ event: EVENTS.auditRecovered, failures }, 'audit trail written again; the records held in memory are on disk');
+  };
+  const batches = new GroupCommit<AuditEntry>(write, {
     intervalMs: o.flushInterval ?? 50,
     maxBatch: 2000,
     maxPending: MAX_PENDING,
-    onError(err, failures) {
+    onError(err, inARow) {
+      failures++;
       // Once, then now and then: a failing disk must not flood the log.
-      if (failures === 1 || failures % 50 === 0) log.error({ event: EVENTS.auditFailed, err: err.message, failures, pending: batches.pending }, 'audit trail write failed; records are kept in memory and retried');
+      if (inARow === 1 || inARow % 50 === 0) log.error({ event: EVENTS.auditFailed, err: err.message, failures: inARow, pending: batches.pending }, 'audit trail write failed; records are kept in memory and retried');
     },
   });
   let dropped = 0;
@@ -56,6 +74,7 @@ export async function startAuditTrail(o: AuditTrailOptions): Promise<AuditTrail>
   });
   return {
     flush: () => batches.flush(),
+    status: () => ({ writable: !batches.failing, failures, pending: batches.pending }),
     async close() {
       unsubscribe();
       try {

@@ -16,8 +16,38 @@ export interface BusEvent {
 
 export type BusListener = (e: BusEvent) => void;
 
+/** A durable subscriber's wait: resolves once what it was handed so far is stored (may reject). */
+export type DurabilityBarrier = () => Promise<void>;
+
 export class EventBus {
   private readonly listeners = new Set<BusListener>();
+  private readonly barriers = new Set<DurabilityBarrier>();
+
+  /**
+   * For subscribers that store what they are handed for later (the webhook outbox): a
+   * caller about to make something final that must not outlive its events (a delivery's
+   * state, src/deliver/settle.ts) can wait until they are stored (see durable()).
+   */
+  addBarrier(barrier: DurabilityBarrier): () => void {
+    this.barriers.add(barrier);
+    return () => this.barriers.delete(barrier);
+  }
+
+  /**
+   * Resolves once every durable subscriber has stored what was published before the
+   * call, or has failed to (it keeps the events in memory, retries and logs that), or
+   * after `limitMs`: never rejects, so the caller is never stopped by a subscriber.
+   */
+  async durable(limitMs: number): Promise<void> {
+    if (!this.barriers.size) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, limitMs);
+      timer.unref();
+    });
+    const stored = Promise.all([...this.barriers].map((b) => b().catch(() => undefined)));
+    await Promise.race([stored, late]).finally(() => clearTimeout(timer));
+  }
 
   subscribe(listener: BusListener): () => void {
     this.listeners.add(listener);

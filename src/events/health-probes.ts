@@ -4,7 +4,7 @@ import type { PosternConfig } from '../config/schema.js';
 
 /** One failed readiness check: 452 means storage is short (RFC 3463 4.3.1), 451 anything else. */
 export interface HealthProblem {
-  check: 'spool' | 'disk' | 'journal' | 'redis';
+  check: 'spool' | 'disk' | 'journal' | 'redis' | 'audit';
   code: 451 | 452;
   reason: string;
   /** In a cluster: the worker's spool shard that reported it. */

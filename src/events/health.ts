@@ -5,6 +5,9 @@ import { EVENTS, type Logger } from './logger.js';
 
 export type { HealthProblem } from './health-probes.js';
 
+/** audit.failClosed: mail that could not be recorded is not taken. */
+export const AUDIT_PROBLEM: HealthProblem = { check: 'audit', code: 451, reason: 'audit trail cannot be written (audit.failClosed)' };
+
 /** What /readyz reports: plain JSON, so worker processes can send it to the primary. */
 export interface HealthReport {
   ready: boolean;
@@ -23,6 +26,8 @@ export interface HealthOptions {
   journalReady?: (() => boolean) | undefined;
   /** false while the shared Redis cannot be reached (queue.backend: redis). */
   redisReady?: (() => boolean) | undefined;
+  /** false while the audit trail cannot be written (only given with audit.failClosed). */
+  auditReady?: (() => boolean) | undefined;
 }
 
 /**
@@ -61,6 +66,7 @@ export class HealthMonitor {
     const problems = [...this.probed];
     if (this.opts.journalReady && !this.opts.journalReady()) problems.push({ check: 'journal', code: 451, reason: 'journal sink unavailable' });
     if (this.opts.redisReady && !this.opts.redisReady()) problems.push({ check: 'redis', code: 451, reason: 'Redis unavailable' });
+    if (this.opts.auditReady && !this.opts.auditReady()) problems.push(AUDIT_PROBLEM);
     return { ready: problems.length === 0, problems, checkedAt: this.checkedAt.toISOString() };
   }
 

@@ -15,6 +15,7 @@ export const EVENTS = {
   smtpConnect: 'smtp.connect',
   smtpReject: 'smtp.reject',
   smtpAuth: 'smtp.auth',
+  smtpAuthLocked: 'smtp.auth-locked',
   smtpClose: 'smtp.close',
   smtpError: 'smtp.error',
   queueAccepted: 'queue.accepted',
@@ -71,6 +72,8 @@ export const EVENTS = {
   healthReady: 'health.ready',
   healthNotReady: 'health.not-ready',
   adminListen: 'admin.listen',
+  /** The admin listener is on a non-loopback address without TLS (admin.cleartext: warn). */
+  adminCleartext: 'admin.cleartext',
   apiCall: 'api.call',
   queueRetried: 'queue.retried',
   queueDeleted: 'queue.deleted',
@@ -81,6 +84,8 @@ export const EVENTS = {
   /** A legal hold was released: its items follow their retention again. */
   archiveHoldReleased: 'archive.hold-released',
   auditFailed: 'audit.failed',
+  /** The audit trail was written again after failed writes. */
+  auditRecovered: 'audit.recovered',
   /** Written into the audit trail itself: records it could not keep (its writes failed for too long). */
   auditGap: 'audit.gap',
   /** Written into the audit trail itself: at start-up its end did not match its head (records removed). */

@@ -15,6 +15,8 @@ export interface MetricSources {
   /** Ingress's own counts: connections taken and turned away at connect. */
   connections?: (() => { accepted: number; rejected: number }) | undefined;
   ready?: (() => boolean) | undefined;
+  /** The audit trail's failed writes (since start) and records waiting in memory. */
+  audit?: (() => { failures: number; pending: number }) | undefined;
 }
 
 /** Seconds from arrival to delivery: from a prompt relay through retries up to the 5-day lifetime. */
@@ -51,6 +53,7 @@ export class GatewayMetrics {
     archiveAlerts: this.counter('postern_archive_alerts_total', 'Archive events an operator must look at, by event code (archive.fail-open: a message delivered without its journal copy; archive.purge-refused: the admin chain did not verify, nothing was purged)', ['event']),
     webhookFailures: this.counter('postern_webhook_failures_total', 'Failed webhook attempts (each is retried) and outbox failures', []),
     webhookGaveUp: this.counter('postern_webhook_given_up_total', 'Webhook deliveries given up after their last retry', []),
+    adminAuthFailures: this.counter('postern_admin_auth_failures_total', 'Admin API calls refused for their credentials: invalid (401, wrong credentials given) or rate-limited (429, too many failures from the address)', ['result']),
   };
 
   private readonly delay = new Histogram({
@@ -101,6 +104,9 @@ export class GatewayMetrics {
         return this.c.webhookFailures.inc();
       case EVENTS.webhookGaveUp:
         return this.c.webhookGaveUp.inc();
+      case EVENTS.apiCall:
+        if (f.authFailure === 'invalid' || f.authFailure === 'rate-limited') this.c.adminAuthFailures.inc({ result: f.authFailure });
+        return;
     }
   }
 
@@ -139,6 +145,11 @@ export class GatewayMetrics {
       gauge('postern_queue_messages', 'Messages in the queue', (q) => q.depth);
       gauge('postern_queue_leased_messages', 'Messages being delivered right now', (q) => q.leased);
       gauge('postern_queue_oldest_message_age_seconds', 'Age of the oldest queued message (0 when empty)', (q) => (q.oldestReceivedAt === undefined ? 0 : Math.max(0, (Date.now() - q.oldestReceivedAt) / 1000)), 'max');
+    }
+    if (s.audit) {
+      const read = s.audit;
+      new Counter({ name: 'postern_audit_failures_total', help: 'Failed writes of the audit trail (each is retried; its records wait in memory)', registers, collect() { this.reset(); this.inc(read().failures); } });
+      new Gauge({ name: 'postern_audit_pending_records', help: 'Audit records held in memory, not yet on disk', registers, aggregator: 'sum', collect() { this.set(read().pending); } });
     }
     if (s.ready) {
       const ready = s.ready;

@@ -55,7 +55,7 @@ export function buildReport(queueId: string, events: TraceEvent[]): TraceReport 
     const to = str(f.to);
     if (e.event === 'queue.accepted' && f.queueId === queueId) {
       report.from = str(f.from);
-      report.received = { time: e.time, ip: str(f.ip), sessionId: str(f.sessionId), tls: str(f.tls), authUser: str(f.authUser), size: num(f.size), recipients: num(f.nrcpt) };
+      report.received = { time: e.time, ip: str(f.ip), helo: str(f.helo), sessionId: str(f.sessionId), tls: str(f.tls), cipher: str(f.cipher), authUser: str(f.authUser), size: num(f.size), recipients: num(f.nrcpt) };
     } else if (e.event === 'inspect.done') {
       report.messageId = str(f.messageId);
       const detectors = Array.isArray(f.detectors) ? (f.detectors as { detector: string; count: number }[]) : [];

@@ -66,8 +66,11 @@ export interface TraceReport {
     time: string;
     ip?: string | undefined;
     sessionId?: string | undefined;
-    /** Inbound TLS protocol; absent in clear. */
+    /** The name the client gave in HELO/EHLO. */
+    helo?: string | undefined;
+    /** Inbound TLS protocol and cipher suite; absent in clear. */
     tls?: string | undefined;
+    cipher?: string | undefined;
     authUser?: string | undefined;
     size?: number | undefined;
     recipients?: number | undefined;

@@ -77,6 +77,11 @@ export class RedisOutbox {
   }
 
   /** Writes what is queued; events Redis does not take now are lost with the process (logged by onError). */
+  /** Resolves once every event added so far is in Redis; rejects when a write fails (they stay queued). */
+  flush(): Promise<void> {
+    return this.batches.flush();
+  }
+
   async close(): Promise<void> {
     await this.batches.close().catch(() => undefined);
   }

@@ -30,8 +30,10 @@ export async function startRedisWebhooks(config: PosternConfig, bus: EventBus, l
   const dispatcher = new RedisDispatcher(hooks, outbox, log, { pollMs, owner: newInstanceId() });
   dispatcher.wake();
   const unsubscribe = subscribeHooks(bus, hooks, (e) => outbox.add(e, () => dispatcher.wake()), log, 'outbox full: Redis has been failing');
+  const unbar = bus.addBarrier(() => outbox.flush());
   return {
     async close() {
+      unbar();
       unsubscribe();
       await dispatcher.close();
       await outbox.close();

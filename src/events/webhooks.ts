@@ -45,8 +45,10 @@ export async function startWebhooks(o: WebhooksOptions): Promise<Webhooks> {
   const dispatcher = new Dispatcher(hooks, outbox, log);
   for (const p of pending) dispatcher.enqueue(p);
   const unsubscribe = subscribeHooks(o.bus, hooks, (e) => outbox.add(e, (p) => dispatcher.enqueue(p)), log, 'outbox full: the disk has been failing');
+  const unbar = o.bus.addBarrier(() => outbox.flush());
   return {
     async close() {
+      unbar();
       unsubscribe();
       await dispatcher.close();
       await outbox.close();

@@ -50,7 +50,11 @@ export async function receiveMessage(input: ReceiveInput): Promise<string> {
     storeError = err as Error;
   }
 
-  const timer = setTimeout(() => stream.destroy(new Error('DATA timeout')), limits.dataTimeout);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stream.destroy(new Error('DATA timeout'));
+  }, limits.dataTimeout);
   try {
     for await (const raw of stream as AsyncIterable<Buffer>) {
       const chunk = guard.push(raw);
@@ -70,7 +74,11 @@ export async function receiveMessage(input: ReceiveInput): Promise<string> {
     clearTimeout(timer);
   }
 
-  const refusal = checkMessage(stream, guard, headers, config, limits.maxMessageSize, loopGuard);
+  // A body cut off mid-stream leaves the session out of step with the client (it is still
+  // sending): 421 makes smtp-server close the connection after the reply.
+  const refusal = timedOut
+    ? reply(421, '4.4.2', `No end of DATA within ${limits.dataTimeout} ms (smtp.limits.dataTimeout), closing connection`)
+    : checkMessage(stream, guard, headers, config, limits.maxMessageSize, loopGuard);
   if (refusal || storeError || !writer) {
     await writer?.abort().catch(() => undefined);
     const err = refusal ?? reply(451, '4.3.0', 'Temporary local problem storing the message, try again later');
@@ -89,6 +97,8 @@ export async function receiveMessage(input: ReceiveInput): Promise<string> {
         nrcpt: stored.rcptTo.length,
         size: stored.size,
         tls: envelope.client.tls?.protocol,
+        cipher: envelope.client.tls?.cipher,
+        helo: envelope.client.helo || undefined,
         authUser: envelope.client.authUser,
       },
       'queued',

@@ -9,7 +9,7 @@ import { normalizeIp } from './cidr.js';
 import { RelayAuthorizer, domainOf, relayTestForm } from './authorize.js';
 import { applyPatches, POSTERN_PATCHES, relayFormOf } from './smtp-server-patches.js';
 import { reply, SmtpReplyError } from './smtp-error.js';
-import { verifyPassword } from './password-hash.js';
+import { SmtpAuthenticator } from './smtp-auth.js';
 import { receiveMessage } from './receive.js';
 
 interface SessionContext {
@@ -43,6 +43,7 @@ export class Ingress {
   private readonly sessions = new Map<string, SessionContext>();
   private readonly perIp = new Map<string, number>();
   private readonly authorizer: RelayAuthorizer;
+  private readonly authenticator: SmtpAuthenticator;
   private draining = false;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
@@ -55,6 +56,7 @@ export class Ingress {
     const { smtp } = opts.config;
     this.authorizer = new RelayAuthorizer(smtp.clients, smtp.auth.users);
     this.log = opts.logger.child({ component: 'ingress' });
+    this.authenticator = new SmtpAuthenticator(smtp.auth, this.authorizer, this.log);
   }
 
   async start(): Promise<{ host: string; port: number }[]> {
@@ -204,10 +206,8 @@ export class Ingress {
 
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<SMTPServerAuthenticationResponse> {
     const ctx = this.sessions.get(session.id);
-    const user = auth.username ? this.authorizer.user(auth.username) : undefined;
-    const ok = Boolean(user && auth.password && (await verifyPassword(auth.password, user.passwordHash)));
-    this.log.info({ event: EVENTS.smtpAuth, sessionId: session.id, ip: ctx?.ip, username: auth.username, method: auth.method, ok }, ok ? 'authenticated' : 'authentication failed');
-    if (!ok || !user) throw reply(535, '5.7.8', 'Authentication credentials invalid');
+    const ip = ctx?.ip ?? normalizeIp(session.remoteAddress);
+    const user = await this.authenticator.authenticate({ username: auth.username, password: auth.password, method: auth.method, ip, sessionId: session.id });
     if (ctx) ctx.authUser = user;
     return { user: user.username };
   }

@@ -1,7 +1,7 @@
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 /**
- * Three small, deliberate changes to smtp-server's connection class. Each is guarded: it
+ * Four small, deliberate changes to smtp-server's connection class. Each is guarded: it
  * applies only to servers created with `posternPatches: true`, and applyPatches() throws
  * at start-up if the library no longer has the shape we patch, so an upgrade that
  * changes it fails loudly (and test/ingress/smtp-server-patches.test.ts fails too).
@@ -15,6 +15,9 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
  * 3. Relay-test address forms. smtp-server silently strips source routes (@a,@b:user@c)
  *    and refuses quoted local parts containing "@" with a generic syntax error; Postern
  *    must see both to refuse them as relay attempts (550 5.7.1).
+ * 4. AUTH before STARTTLS. Postern disables AUTH on a session until TLS is up (so it is
+ *    not advertised), and smtp-server then answers it as an unknown command (500 5.5.2).
+ *    A client that tries it is told what to do instead: 538 5.7.11 (RFC 4954 §6).
  */
 
 export const POSTERN_PATCHES = 'posternPatches';
@@ -60,10 +63,12 @@ export function applyPatches(): void {
     });
   };
 
-  proto.send = function (this: Conn, code: number, data?: string | string[] | null, context?: string | false) {
-    if (this._server.options[POSTERN_PATCHES] && typeof data === 'string' && ENHANCED_PREFIX.test(data)) {
-      return originalSend.call(this, code, data, false);
+  proto.send = function (this: Conn & { secure?: boolean }, code: number, data?: string | string[] | null, context?: string | false) {
+    if (!this._server.options[POSTERN_PATCHES]) return originalSend.call(this, code, data, context);
+    if (code === 500 && context === 'AUTH' && !this.secure && !(this._server.options.disabledCommands as string[] | undefined)?.includes('AUTH')) {
+      return originalSend.call(this, 538, '5.7.11 Encryption required for authentication: issue STARTTLS first', false);
     }
+    if (typeof data === 'string' && ENHANCED_PREFIX.test(data)) return originalSend.call(this, code, data, false);
     return originalSend.call(this, code, data, context);
   };
 

@@ -25,7 +25,7 @@ export function decide(policy: Policy, input: DecideInput, available: MethodAvai
 }
 
 function decideOne(policy: Policy, input: DecideInput, rcpt: string, available: MethodAvailability): Decision {
-  let action: Omit<Required<PolicyAction>, 'portalExpiry'> & { portalExpiry?: number | undefined } = { ...policy.defaults };
+  let action: Omit<Required<PolicyAction>, PortalSettings> & Pick<PolicyAction, PortalSettings> = { ...policy.defaults };
   let ruleId = 'default';
   const reasons: string[] = [];
   const domain = domainOf(rcpt);
@@ -55,8 +55,11 @@ function decideOne(policy: Policy, input: DecideInput, rcpt: string, available: 
   const skipped = action.methods.slice(0, method ? action.methods.indexOf(method) : undefined).filter((m) => !available(m, rcpt));
   if (skipped.length) reasons.push(`not possible now: ${skipped.join(', ')}`);
   if (!method) reasons.push(`no listed method is possible: ${action.onNoMethod}`);
-  return { rcpt, ruleId, reasons, candidates: action.methods, tls: action.tls, onNoMethod: action.onNoMethod, method, portalExpiryMs: action.portalExpiry };
+  return { rcpt, ruleId, reasons, candidates: action.methods, tls: action.tls, onNoMethod: action.onNoMethod, method, portalExpiryMs: action.portalExpiry, portalShowSubject: action.portalShowSubject, portalReadReceipts: action.portalReadReceipts };
 }
+
+/** Portal settings a layer or rule may leave unset (then the portal.* config applies). */
+type PortalSettings = 'portalExpiry' | 'portalShowSubject' | 'portalReadReceipts';
 
 function definedOnly(action: PolicyAction | undefined): Partial<PolicyAction> {
   const out: Partial<PolicyAction> = {};
@@ -64,5 +67,7 @@ function definedOnly(action: PolicyAction | undefined): Partial<PolicyAction> {
   if (action?.tls) out.tls = action.tls;
   if (action?.onNoMethod) out.onNoMethod = action.onNoMethod;
   if (action?.portalExpiry) out.portalExpiry = action.portalExpiry;
+  if (action?.portalShowSubject !== undefined) out.portalShowSubject = action.portalShowSubject;
+  if (action?.portalReadReceipts !== undefined) out.portalReadReceipts = action.portalReadReceipts;
   return out;
 }

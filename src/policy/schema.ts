@@ -43,6 +43,10 @@ export const actionSchema = z.strictObject({
     }
     return ms;
   }).optional(),
+  /** Portal: show the original subject in this recipient's notice (default: portal.showSubject). */
+  portalShowSubject: z.boolean().optional(),
+  /** Portal: tell the sender when this recipient first opens it (default: portal.readReceipts). */
+  portalReadReceipts: z.boolean().optional(),
 });
 
 export const matchSchema = z.strictObject({
@@ -115,6 +119,8 @@ export const policySchema = z.strictObject({
       tls: z.enum(TLS_REQUIREMENTS).default('verify'),
       onNoMethod: z.enum(['portal', 'defer', 'bounce']).default('portal'),
       portalExpiry: actionSchema.shape.portalExpiry,
+      portalShowSubject: actionSchema.shape.portalShowSubject,
+      portalReadReceipts: actionSchema.shape.portalReadReceipts,
     })
     .prefault({}),
   /** Per-domain layer: exact, "*.parent" (most specific wins) or "*". */

@@ -10,6 +10,12 @@ import { portalReach, type PortalReach } from './reach.js';
 import { sendSms, SmsError } from './sms.js';
 import type { PortalStore } from './store.js';
 
+/** A recipient's portal settings from their policy rule; unset ones come from portal.*. */
+export interface PortalRcptSettings {
+  showSubject?: boolean | undefined;
+  readReceipts?: boolean | undefined;
+}
+
 /** How a reset link went out: the notice's queue id, or the SMS provider's message id. */
 export type ResetSent = { via: 'mail'; noticeQueueId: string } | { via: 'sms'; sms: string };
 
@@ -59,10 +65,16 @@ export class PortalDelivery {
     return Boolean(this.reach?.isSms(rcpt));
   }
 
-  /** expiryMs: the shortest expiry the recipients' decisions ask for (default portal.expiry). */
-  async deliver(envelope: Envelope, state: DeliveryState, raw: Buffer, rcpts: string[], why: string, expiryMs = this.config.portal.expiry): Promise<PortalOutcome[]> {
+  /**
+   * expiryMs: the shortest expiry the recipients' decisions ask for (default portal.expiry);
+   * settings: per recipient, what their policy rule says of the subject and read receipts.
+   */
+  async deliver(envelope: Envelope, state: DeliveryState, raw: Buffer, rcpts: string[], why: string, expiryMs = this.config.portal.expiry, settings = new Map<string, PortalRcptSettings>()): Promise<PortalOutcome[]> {
+    const p = this.config.portal;
+    const receiptsFor = rcpts.filter((r) => settings.get(r)?.readReceipts ?? p.readReceipts);
     let messageId = state.portalMessageId;
     const existing = messageId ? await this.store.get(messageId) : undefined;
+    let expiresAt: number;
     if (!messageId || !existing) {
       const now = Date.now();
       const stored = await this.store.putMessage(raw, {
@@ -72,19 +84,29 @@ export class PortalDelivery {
         recipients: rcpts,
         queueId: envelope.id,
         kind: 'received',
+        receiptsFor,
       });
       messageId = stored.id;
+      expiresAt = stored.expiresAt;
       state.portalMessageId = messageId;
     } else {
+      expiresAt = existing.expiresAt;
       const add = rcpts.filter((r) => !existing.recipients.includes(r));
-      if (add.length) await this.store.updateMessage(messageId, (current) => ({ ...current, recipients: [...current.recipients, ...rcpts.filter((r) => !current.recipients.includes(r))] }));
+      if (add.length) {
+        await this.store.updateMessage(messageId, (current) => ({
+          ...current,
+          recipients: [...current.recipients, ...rcpts.filter((r) => !current.recipients.includes(r))],
+          receiptsFor: current.receiptsFor && [...current.receiptsFor, ...receiptsFor.filter((r) => !current.receiptsFor?.includes(r))],
+        }));
+      }
     }
     const senderName = senderDisplayName(raw) || envelope.mailFrom || 'Someone';
-    const subject = this.config.portal.showSubject ? headerValue(raw, 'subject') : undefined;
+    const subject = headerValue(raw, 'subject');
     const outcomes: PortalOutcome[] = [];
     for (const rcpt of rcpts) {
       // One recipient's failed notice must not undo the others' (they would get theirs twice).
-      const outcome = await this.notify(envelope, rcpt, messageId, senderName, subject, why).catch((err: Error): PortalOutcome => ({ rcpt, result: 'defer', status: '4.3.0', response: `portal notice failed: ${err.message}`, category: 'portal' }));
+      const shown = (settings.get(rcpt)?.showSubject ?? p.showSubject) ? subject : undefined;
+      const outcome = await this.notify(envelope, rcpt, { id: messageId, expiresAt }, senderName, shown, why).catch((err: Error): PortalOutcome => ({ rcpt, result: 'defer', status: '4.3.0', response: `portal notice failed: ${err.message}`, category: 'portal' }));
       outcomes.push(outcome);
     }
     return outcomes;
@@ -113,8 +135,10 @@ export class PortalDelivery {
     return `${this.publicUrl()}/r/${token}`;
   }
 
-  private async notify(envelope: Envelope, rcpt: string, messageId: string, senderName: string, subject: string | undefined, why: string): Promise<PortalOutcome> {
-    const token = await this.store.createToken({ kind: 'notice', recipient: rcpt, messageId, expiresAt: Date.now() + this.config.portal.expiry });
+  /** The link works for as long as the message is kept (a rule's portalExpiry, else portal.expiry), no longer and no shorter. */
+  private async notify(envelope: Envelope, rcpt: string, message: { id: string; expiresAt: number }, senderName: string, subject: string | undefined, why: string): Promise<PortalOutcome> {
+    const messageId = message.id;
+    const token = await this.store.createToken({ kind: 'notice', recipient: rcpt, messageId, expiresAt: message.expiresAt });
     const link = `${this.publicUrl()}/m/${token}`;
     const base = { rcpt, category: 'portal' };
     if (this.isSms(rcpt)) {

@@ -6,7 +6,7 @@ import { HitCounter } from './hit-counter.js';
 import { newMessageId, newToken } from './message-id.js';
 import { RecordLocks } from './record-locks.js';
 import { rewrapAll } from './rotate.js';
-import { addressKey, MESSAGE_ID, sha256Hex, TOKEN, visibleTo, type Account, type PortalMessage, type PortalStore, type TokenRecord } from './store.js';
+import { addressKey, MESSAGE_ID, sha256Hex, TOKEN, tokenUsable, visibleTo, type Account, type PortalMessage, type PortalStore, type TokenRecord } from './store.js';
 
 /**
  * The portal's storage on files under <dataDir>/portal: messages/<id>.bin (ciphertext)
@@ -139,8 +139,15 @@ export class FsPortalStore implements PortalStore {
     return readJson<TokenRecord>(join(this.dirs.tokens, `${sha256Hex(token)}.json`));
   }
 
-  async markTokenUsed(token: string, record: TokenRecord): Promise<void> {
-    await writeFileDurably(join(this.dirs.tokens, `${sha256Hex(token)}.json`), JSON.stringify({ ...record, usedAt: Date.now() }));
+  consumeToken(token: string, kind: TokenRecord['kind'], now = Date.now()): Promise<TokenRecord | undefined> {
+    if (!TOKEN.test(token)) return Promise.resolve(undefined);
+    const file = join(this.dirs.tokens, `${sha256Hex(token)}.json`);
+    return this.locks.run(file, async () => {
+      const record = await readJson<TokenRecord>(file);
+      if (!tokenUsable(record, kind, now)) return undefined;
+      await writeFileDurably(file, JSON.stringify({ ...record, usedAt: now }));
+      return record;
+    });
   }
 
   async readSession(idHash: string): Promise<string | undefined> {

@@ -1,22 +1,33 @@
+import { parsePhoneNumberFromString } from 'libphonenumber-js';
+
 /**
- * Phone numbers for Secure Text recipients (<digits>@secure.text), normalised to E.164.
- * Numbers with a leading country code are kept; national numbers get the default
- * country code. Returns undefined for anything that cannot be a valid number.
+ * Phone numbers for Secure Text recipients (<digits>@secure.text), normalised to E.164
+ * with libphonenumber (Google's numbering plans): a number with its country code (`+`,
+ * `00`, or the digits of a full international number) keeps it; a national one gets the
+ * default country's (`defaultCountry` is a calling code: 1, 44, 49), national trunk
+ * prefix dropped (0 in most of Europe). A number valid in its country's plan wins; a
+ * national number of the right length for the default country is taken too, even where
+ * the plan data does not know its range (new ranges, fictional 555 numbers such as
+ * 15551234567): it cannot be someone in another country, and the provider has the last
+ * word. Undefined for anything else: a number that would be guessed into another
+ * country, or has no country's length.
  */
 export function normalizePhone(localPart: string, defaultCountry: string): string | undefined {
-  const digits = localPart.replace(/[\s().-]/g, '');
-  if (!/^\+?\d+$/.test(digits)) return undefined;
-  let e164: string;
-  if (digits.startsWith('+')) e164 = digits;
-  else if (digits.startsWith('00')) e164 = `+${digits.slice(2)}`;
-  else if (defaultCountry === '1' && digits.length === 11 && digits.startsWith('1')) e164 = `+${digits}`;
-  else if (defaultCountry === '1' && digits.length === 10) e164 = `+1${digits}`;
-  else if (defaultCountry !== '1' && digits.startsWith('0')) e164 = `+${defaultCountry}${digits.slice(1)}`;
-  else e164 = `+${digits}`;
-  const national = e164.slice(1);
-  // E.164: at most 15 digits, no leading zero in the country code.
-  if (national.length < 8 || national.length > 15 || national.startsWith('0')) return undefined;
-  // North American numbers: an area code never starts with 0 or 1.
-  if (national.startsWith('1') && national.length === 11 && /^[01]/.test(national.slice(1))) return undefined;
-  return e164;
+  const text = localPart.replace(/[\s().-]/g, '');
+  if (!/^\+?\d{1,17}$/.test(text)) return undefined;
+  if (text.startsWith('+')) return valid(text);
+  if (text.startsWith('00')) return valid(`+${text.slice(2)}`);
+  // National first (the default country's own numbers), then as an international number without its `+`.
+  return valid(text, defaultCountry) ?? valid(`+${text}`) ?? possible(text, defaultCountry);
+}
+
+function valid(text: string, defaultCallingCode?: string): string | undefined {
+  const parsed = parsePhoneNumberFromString(text, defaultCallingCode ? { defaultCallingCode } : undefined);
+  return parsed?.isValid() ? parsed.number : undefined;
+}
+
+/** A national number whose length fits the default country's plan. */
+function possible(text: string, defaultCallingCode: string): string | undefined {
+  const parsed = parsePhoneNumberFromString(text, { defaultCallingCode });
+  return parsed?.isPossible() && parsed.countryCallingCode === defaultCallingCode ? parsed.number : undefined;
 }

@@ -3,7 +3,7 @@ import { seal, unseal, type MasterKey } from './crypto.js';
 import { windowStart } from './hit-counter.js';
 import { newMessageId, newToken } from './message-id.js';
 import { rewrapAll } from './rotate.js';
-import { addressKey, MESSAGE_ID, sha256Hex, TOKEN, visibleTo, type Account, type PortalMessage, type PortalStore, type TokenRecord } from './store.js';
+import { addressKey, MESSAGE_ID, sha256Hex, TOKEN, tokenUsable, visibleTo, type Account, type PortalMessage, type PortalStore, type TokenRecord } from './store.js';
 
 /** Set the key only if it still holds what was read (compare-and-set of a whole value). */
 const COMPARE_AND_SET = `
@@ -155,8 +155,18 @@ export class RedisPortalStore implements PortalStore {
     return json ? (JSON.parse(json) as TokenRecord) : undefined;
   }
 
-  async markTokenUsed(token: string, record: TokenRecord): Promise<void> {
-    await this.redis.set(this.key('tok', sha256Hex(token)), JSON.stringify({ ...record, usedAt: Date.now() }), 'KEEPTTL');
+  async consumeToken(token: string, kind: TokenRecord['kind'], now = Date.now()): Promise<TokenRecord | undefined> {
+    if (!TOKEN.test(token)) return undefined;
+    const key = this.key('tok', sha256Hex(token));
+    // Optimistic: of two instances using it at once, the second finds it changed, reads
+    // it again and sees it used.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const before = await this.redis.get(key);
+      const record = before ? (JSON.parse(before) as TokenRecord) : undefined;
+      if (!before || !tokenUsable(record, kind, now)) return undefined;
+      if ((await this.redis.eval(COMPARE_AND_REPLACE, 1, key, before, JSON.stringify({ ...record, usedAt: now }))) === 1) return record;
+    }
+    throw new Error('portal: token changed concurrently too often; try again');
   }
 
   async readSession(idHash: string): Promise<string | undefined> {

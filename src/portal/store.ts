@@ -16,6 +16,12 @@ export interface PortalMessage {
   revoked?: { at: number; by: string } | undefined;
   /** First view per recipient (read receipts). */
   readAt: Record<string, number>;
+  /**
+   * The recipients whose first view sends the sender a read receipt (their policy rule's
+   * portalReadReceipts, else portal.readReceipts when stored). Unset on messages stored
+   * before it was recorded: portal.readReceipts decides.
+   */
+  receiptsFor?: string[] | undefined;
   sealed: Sealed;
   size: number;
 }
@@ -27,6 +33,8 @@ export interface Account {
   /** Recent failed logins (epoch ms), for the lock rules. */
   failures: number[];
   lockedUntil?: number | undefined;
+  /** When the password was last set: sessions logged in before it have ended. */
+  passwordSetAt?: number | undefined;
 }
 
 export interface TokenRecord {
@@ -87,7 +95,12 @@ export interface PortalStore {
   /** A fresh token (256 bits); only its hash is stored. */
   createToken(record: TokenRecord): Promise<string>;
   getToken(token: string): Promise<TokenRecord | undefined>;
-  markTokenUsed(token: string, record: TokenRecord): Promise<void>;
+  /**
+   * Uses a single-use token: marks it used and resolves to its record, as one step, only
+   * when it is of `kind`, unused and not expired; otherwise undefined. Of two requests
+   * with the same token at once (on any instances), one gets the record.
+   */
+  consumeToken(token: string, kind: TokenRecord['kind'], now?: number): Promise<TokenRecord | undefined>;
 
   /** Session records by the hash of the session id; ttlMs bounds how long one is kept. */
   readSession(idHash: string): Promise<string | undefined>;
@@ -106,6 +119,11 @@ export interface PortalStore {
    * write load a limit is there to stop).
    */
   countHit(bucket: string, windowMs: number): Promise<number>;
+}
+
+/** Whether a token record may still be used (consumeToken of both stores). */
+export function tokenUsable(record: TokenRecord | undefined, kind: TokenRecord['kind'], now: number): record is TokenRecord {
+  return Boolean(record && record.kind === kind && !record.usedAt && record.expiresAt > now);
 }
 
 /** Shared by both stores: the list rules of listFor. */

@@ -1,6 +1,6 @@
 import { hashPassword } from '../../src/ingress/password-hash.js';
 import { startAdminListener, type AdminListener } from '../../src/api/start.js';
-import { createLogger, type Logger } from '../../src/events/logger.js';
+import type { Logger } from '../../src/events/logger.js';
 import type { TestGateway } from '../helpers/gateway.js';
 
 /** Cheap scrypt for tests (the format and the check are the same as production's). */
@@ -28,11 +28,11 @@ export async function adminConfig(extra: Record<string, unknown> = {}): Promise<
 }
 
 /**
- * The admin listener over a test gateway's own sources, logging into the gateway's log
- * (so tests see api.call lines where they see the others).
+ * The admin listener over a test gateway's own sources and logger, as `postern start`
+ * wires one process: api.call lines are in the gateway's log and its audit trail.
  */
 export async function startAdmin(gw: TestGateway): Promise<AdminListener & { url: string; logger: Logger }> {
-  const logger = createLogger('info', { write: (line: string) => void gw.logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const logger = gw.logger;
   const admin = await startAdminListener(gw.config, gw.gateway.dataDir, gw.gateway.operations.sources, logger);
   if (!admin) throw new Error('admin listener disabled in this config');
   return { ...admin, url: `http://127.0.0.1:${admin.port}`, logger };

@@ -8,7 +8,7 @@ import { HEADER_BYTES } from '../../src/archive/item-file.js';
 import { decisions, envelope, message, silent } from '../archive/helpers.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import { scenario } from '../helpers/scenario.js';
-import { adminConfig, KEYS, startAdmin } from './admin-helpers.js';
+import { adminConfig, call, KEYS, startAdmin } from './admin-helpers.js';
 
 const s = scenario();
 let gw: TestGateway;
@@ -28,17 +28,31 @@ async function journalOne(shard: number, from: string, body: string) {
 }
 
 /** The whole body, or the error that cut it off. */
-async function download(url: string): Promise<{ status: number; body?: Buffer; error?: string }> {
+async function download(url: string): Promise<{ status: number; headers: Headers; body?: Buffer; error?: string }> {
   const res = await fetch(url, { headers: { 'x-api-key': KEYS.adm } });
   try {
-    return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+    return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
   } catch (err) {
-    return { status: res.status, error: (err as Error).message };
+    return { status: res.status, headers: res.headers, error: (err as Error).message };
   }
 }
 
+/** The admin listener's log lines go to gw.logs without waking waitForLog: polled. */
+async function logLine(pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 200; i++) {
+    const found = gw.logs.find(pred);
+    if (found) return found;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('log line did not appear in time');
+}
+
+const withSender = (event: string, sender: string, outcome?: string) => (l: Record<string, unknown>) =>
+  l.event === event && (l.filters as { sender?: string } | undefined)?.sender === sender && (outcome === undefined || l.outcome === outcome);
+
 beforeAll(async () => {
-  gw = await s.gateway({ admin: await adminConfig() });
+  // maxItems 1: a keyword search over two items is incomplete.
+  gw = await s.gateway({ admin: await adminConfig(), archive: { searchLimits: { maxItems: 1 } } });
   admin = await startAdmin(gw);
 });
 afterAll(async () => {
@@ -84,5 +98,37 @@ describe('archive export through the admin API', () => {
       if (r.status === 200) expect(r.error, `${format}: the transfer must be cut off`).toBeDefined();
       else expect(r.status).toBeGreaterThanOrEqual(500);
     }
+  });
+
+  it('an incomplete search says so (header and body); its export is refused with 409 unless allowPartial=true; searches and exports are logged with who, filters and ids, never the keyword', async () => {
+    await journalOne(93, 'limits@client.test', 'LIMITED-ONE');
+    await journalOne(94, 'limits@client.test', 'LIMITED-TWO');
+    const search = await call(api('/archive/search?sender=limits@client.test&keyword=limited'), { key: KEYS.ro });
+    expect(search.status).toBe(200);
+    expect(search.headers.get('x-postern-incomplete')).toMatch(/keyword search stopped at searchLimits\.maxItems \(1 items\): 1 candidate\(s\) not scanned/);
+    expect(search.body).toMatchObject({ complete: false, incomplete: [expect.stringContaining('searchLimits.maxItems') as unknown] });
+    const searched = await logLine(withSender('archive.searched', 'limits@client.test'));
+    expect(searched).toMatchObject({ actor: 'reader', via: 'api', count: 1, complete: false, filters: { keywordGiven: true } });
+
+    const refused = await download(api('/archive/export?format=mbox&sender=limits@client.test&keyword=limited'));
+    expect(refused.status).toBe(409);
+    expect(refused.body?.toString()).toContain('allowPartial=true');
+    expect(await logLine(withSender('archive.exported', 'limits@client.test', 'refused'))).toMatchObject({ actor: 'boss', format: 'mbox' });
+
+    const partial = await download(api('/archive/export?format=mbox&sender=limits@client.test&keyword=limited&allowPartial=true'));
+    expect(partial.status).toBe(200);
+    expect(partial.headers.get('x-postern-incomplete')).toContain('searchLimits.maxItems');
+    expect(partial.body?.toString().match(/^From limits@client\.test /gm)).toHaveLength(1);
+    const done = await logLine(withSender('archive.exported', 'limits@client.test', 'completed'));
+    expect(done).toMatchObject({ actor: 'boss', via: 'api', format: 'mbox', count: 1, complete: false });
+    expect((done.queueIds as string[])[0]).toMatch(/^[0-9A-Z]{18}$/);
+    expect(JSON.stringify(gw.logs.filter((l) => String(l.event).startsWith('archive.')))).not.toMatch(/limited/i);
+  });
+
+  it('an export cut off part way is logged as aborted', async () => {
+    await logLine(withSender('archive.exported', 'broken@client.test'));
+    const lines = gw.logs.filter(withSender('archive.exported', 'broken@client.test'));
+    expect(lines.map((l) => l.outcome)).toEqual(['aborted', 'aborted']);
+    expect(lines[0]?.err).toBeTruthy();
   });
 });

@@ -1,7 +1,9 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openArchive } from '../../src/archive/admin.js';
+import { lineHash } from '../../src/archive/chain-record.js';
+import { ChainWriter } from '../../src/archive/chain-writer.js';
 import { openJournal } from '../../src/archive/journal.js';
 import { startRetentionJob } from '../../src/archive/retention-job.js';
 import type { PosternConfig } from '../../src/config/schema.js';
@@ -106,5 +108,114 @@ describe('the retention purge verifies the admin chain first', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`kept ${a.envs[0]!.id}: under legal hold ${a.held}`);
     expect(await alive(a.config, a.dataDir)).toEqual([a.envs[0]!.id]);
+  });
+});
+
+/** Rewrites a chain's log with every prev hash recomputed and a matching head: an edit made by someone who knows the format. */
+function rechain(log: string, lines: string[]) {
+  let prev = '0'.repeat(64);
+  const out = lines.map((l) => {
+    const r = { ...(JSON.parse(l) as Record<string, unknown>), prev };
+    const line = JSON.stringify(r);
+    prev = lineHash(line);
+    return line;
+  });
+  writeLines(log, out);
+  const head = Buffer.alloc(256, 0x20);
+  head.write(`${JSON.stringify({ seq: out.length - 1, hash: prev })}\n`);
+  writeFileSync(log.replace(/\.log$/, '.head'), head);
+}
+
+describe('the admin chain cannot be deleted to lift the holds', () => {
+  it('admin.log and admin.head deleted: verify fails naming it, every purge is refused, the held item stays; a restarted journal or a new hold does not make it anew', async () => {
+    const a = await heldArchive();
+    unlinkSync(a.adminLog);
+    unlinkSync(a.adminLog.replace(/\.log$/, '.head'));
+    const v = await cli(['archive', 'verify', '-c', a.file]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(/FAILED: chain admin: the admin chain \S+admin\.log is missing, but journal-0 was started with it: it was deleted/);
+    for (const args of [['--dry-run'], []]) {
+      const r = await cli(['archive', 'purge', ...args, '-c', a.file]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/REFUSED, nothing was destroyed: .*admin\.log is missing/);
+    }
+    // The gateway starting again journals on, but leaves the admin chain missing.
+    const journal = await openJournal(a.config, a.dataDir, silent);
+    await journal!.close();
+    expect(existsSync(a.adminLog)).toBe(false);
+    const hold = await cli(['archive', 'hold', 'add', '--custodian', 'x@hospital.test', '--reason', 'new case', '-c', a.file]);
+    expect(hold.code).toBe(1);
+    expect(hold.stderr).toMatch(/admin chain .*does not verify: the admin chain \S+ is missing/);
+    expect(existsSync(a.adminLog)).toBe(false);
+    expect(await alive(a.config, a.dataDir)).toEqual(a.envs.map((e) => e.id).sort());
+  });
+
+  it('an admin chain deleted and made anew: verify names it, the purge is refused', async () => {
+    const a = await heldArchive();
+    unlinkSync(a.adminLog);
+    unlinkSync(a.adminLog.replace(/\.log$/, '.head'));
+    await (await ChainWriter.open(join(a.dataDir, 'archive', 'chains'), 'admin')).close();
+    const v = await cli(['archive', 'verify', '-c', a.file]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toContain('FAILED: chain admin: the admin chain is not the one journal-0 was started with');
+    const r = await cli(['archive', 'purge', '-c', a.file]);
+    expect(r.code).toBe(3);
+    expect(await alive(a.config, a.dataDir)).toEqual(a.envs.map((e) => e.id).sort());
+  });
+
+  it('a fresh archive has its admin chain before anything is journaled, and verify finds both chains intact', async () => {
+    const dataDir = tempDir();
+    dirs.push(dataDir);
+    const { config, file } = archiveConfig(dataDir);
+    const journal = await openJournal(config, dataDir, silent);
+    await journal!.close();
+    const chains = join(dataDir, 'archive', 'chains');
+    const admin = readFileSync(join(chains, 'admin.log'), 'utf8').split('\n')[0] as string;
+    expect(JSON.parse(readFileSync(join(chains, 'journal-0.log'), 'utf8').split('\n')[0] as string)).toMatchObject({ type: 'genesis', chain: 'journal-0', admin: lineHash(admin) });
+    const v = await cli(['archive', 'verify', '-c', file]);
+    expect(v.stdout).toMatch(/^chain admin: 1 record\(s\).*\nchain journal-0: 1 record\(s\)/);
+    expect(v.stdout).toContain('NOTHING TO VERIFY'); // intact, but nothing journaled yet
+    expect(v.code).toBe(4);
+  });
+});
+
+describe('the purge decides expiry on authenticated data', () => {
+  /** A one-day-old phi item (30-day rule): never expired. */
+  async function youngItem() {
+    const dataDir = tempDir();
+    dirs.push(dataDir);
+    const { config, file } = archiveConfig(dataDir, { retention: { defaultDays: 2192, rules: [{ id: 'phi-short', category: 'phi', days: 30 }] } });
+    const journal = await openJournal(config, dataDir, silent);
+    const e = envelope({ receivedAt: Date.now() - DAY });
+    await journal!.record({ envelope: e, decisions: decisions(e), body: message('young', 'text'), categories: ['phi'] });
+    await journal!.close();
+    const log = join(dataDir, 'archive', 'chains', 'journal-0.log');
+    const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    const aged = lines.map((l) => l.replace(`"receivedAt":${e.receivedAt}`, `"receivedAt":${e.receivedAt - 40 * DAY}`));
+    expect(aged).not.toEqual(lines);
+    return { dataDir, config, file, e, log, aged };
+  }
+
+  it('receivedAt edited in the index: the chain does not verify, the purge keeps every item of it', async () => {
+    const y = await youngItem();
+    writeLines(y.log, y.aged);
+    const r = await cli(['archive', 'purge', '-c', y.file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/kept every item of chain journal-0: it does not verify \(record 1 was edited/);
+    expect(r.stdout).not.toContain('destroyed ');
+    expect(await alive(y.config, y.dataDir)).toEqual([y.e.id]);
+  });
+
+  it('receivedAt edited and the chain re-hashed: the sealed metadata disagrees, the item is kept; verify names the record', async () => {
+    const y = await youngItem();
+    rechain(y.log, y.aged);
+    const r = await cli(['archive', 'purge', '-c', y.file]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`kept ${y.e.id}: could not be checked (its index record says it was received`);
+    expect(r.stdout).toContain('the index was edited');
+    expect(await alive(y.config, y.dataDir)).toEqual([y.e.id]);
+    const v = await cli(['archive', 'verify', '-c', y.file]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(/record 1 \(item \S+\): the record's receivedAt \(\S+\) is not the item's/);
   });
 });

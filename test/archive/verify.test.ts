@@ -133,4 +133,21 @@ describe('postern archive verify', () => {
     expect(r2.stdout).toContain('item file items/2020/stray.item has no index record');
     expect(allFiles(join(orphan.dataDir, 'archive', 'items'))).toHaveLength(3);
   });
+
+  it('says there is nothing to verify, with exit 4, for a data directory without an archive or with nothing journaled yet', async () => {
+    const empty = tempDir();
+    dirs.push(empty);
+    const config = join(empty, 'postern.yaml');
+    writeFileSync(config, configText.replace(`dataDir: ${pristine}`, `dataDir: ${empty}`));
+    const r = await verify(config);
+    expect(r.code).toBe(4);
+    expect(r.stdout).toContain(`NOTHING TO VERIFY: no item was journaled under ${join(empty, 'archive')}`);
+    expect(r.stdout).not.toContain('OK');
+    // A gateway opened the archive (admin and journal chains made) but journaled nothing.
+    const journal = await openJournal(archiveConfig(empty).config, empty, silent);
+    await journal!.close();
+    const r2 = await verify(config, '--json');
+    expect(r2.code).toBe(4);
+    expect(JSON.parse(r2.stdout)).toMatchObject({ found: false, problems: [], chains: [{ name: 'admin', records: 1 }, { name: 'journal-0', records: 1 }] });
+  });
 });

@@ -49,7 +49,7 @@ describe('defaults of a minimal config', () => {
         banner: 'Postern',
         tls: { minVersion: 'TLSv1.2' },
         clients: [],
-        auth: { users: [] },
+        auth: { users: [], maxFailures: 5, failureWindow: 900_000, lockout: 900_000, failureDelay: 1000 },
         limits: {
           maxMessageSize: 50 * 1024 * 1024,
           maxRecipients: 1000,
@@ -88,7 +88,7 @@ describe('defaults of a minimal config', () => {
         replyAll: false,
         sessions: { idle: 15 * 60_000, absolute: 12 * 3_600_000 },
         trustProxy: ['loopback'],
-        rateLimit: { window: 10 * 60_000, sessions: 60, logins: 30 },
+        rateLimit: { window: 10 * 60_000, sessions: 60, logins: 30, resets: 10, resetsPerAccount: 3 },
         sms: { domain: 'secure.text', defaultCountry: '1' },
       },
       keys: {
@@ -119,9 +119,9 @@ describe('defaults of a minimal config', () => {
         purgeInterval: 86_400_000,
         searchLimits: { maxItems: 10_000, maxBytes: 1024 * 1024 * 1024 },
       },
-      admin: { enabled: true, listen: { host: '127.0.0.1', port: 9025 }, tls: { enabled: false }, apiKeys: [], users: [], metricsAuth: false },
+      admin: { enabled: true, listen: { host: '127.0.0.1', port: 9025 }, tls: { enabled: false }, apiKeys: [], users: [], metricsAuth: false, authLimit: { failures: 10, window: 300_000 }, cleartext: 'warn' },
       health: { diskFullPercent: 95, diskMinFree: 1024 * 1024 * 1024, probeInterval: 5000 },
-      audit: { enabled: true, flushInterval: 50 },
+      audit: { enabled: true, flushInterval: 50, failClosed: false },
       webhooks: [],
     });
   });
@@ -437,7 +437,11 @@ describe('delivery.routes', () => {
   it('bad next hops and TLS levels name the route', () => {
     expect(onlyProblem(`${HOST}delivery:\n  routes:\n    example.org: "mx.example.org:0"\n`)).toMatch(/^delivery\.routes\.example\.org/);
     expect(onlyProblem(`${HOST}delivery:\n  routes:\n    example.org: { nexthop: "mx:25", tls: strict }\n`)).toMatch(/^delivery\.routes\.example\.org/);
-    expect(onlyProblem(`${HOST}delivery:\n  routes:\n    example.org: { host: "mx:25" }\n`)).toMatch(/^delivery\.routes\.example\.org/);
+    // Both what is wrong and what is missing.
+    expect(problemsOf(`${HOST}delivery:\n  routes:\n    example.org: { host: "mx:25" }\n`).sort()).toEqual([
+      'delivery.routes.example.org.nexthop: required but missing',
+      'delivery.routes.example.org: unknown key host (check the spelling against the config reference in README.md)',
+    ]);
   });
 
   it('a bad route domain names the key', () => {

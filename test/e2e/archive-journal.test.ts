@@ -1,21 +1,53 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openArchive } from '../../src/archive/admin.js';
 import { searchArchive } from '../../src/archive/search.js';
+import { verifyArchive } from '../../src/archive/verify.js';
 import { adminConfig, call, startAdmin } from '../api/admin-helpers.js';
 import { parseMetrics, sample } from '../events/metrics-helpers.js';
+import { filesUnder } from '../helpers/archive-check.js';
 import { createTestCa } from '../helpers/pki.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 
-const s = scenario();
+const s = scenario({ checkArchive: true });
 const ca = createTestCa('Journal Test CA');
+const scratch = mkdtempSync(join(tmpdir(), 'postern-journal-e2e-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .map((n) => join(dir, n))
-    .filter((p) => statSync(p).isFile());
+
+/**
+ * Makes a directory unusable under a running gateway; returns the repair. As root on a
+ * file system that has it, the immutable flag (root ignores modes, not that): every
+ * write, new file and rename in it fails with EPERM. Elsewhere the directory is moved
+ * aside and a plain file put in its place (ENOTDIR; the index writer notices its log
+ * is no longer where it was).
+ */
+function breakDirectory(dir: string): { how: string; repair: () => void } {
+  try {
+    execFileSync('chattr', ['-R', '+i', dir], { stdio: 'ignore' });
+    try {
+      writeFileSync(join(dir, 'probe'), '');
+      unlinkSync(join(dir, 'probe'));
+      execFileSync('chattr', ['-R', '-i', dir], { stdio: 'ignore' }); // the flag did not hold
+    } catch {
+      return { how: 'immutable', repair: () => execFileSync('chattr', ['-R', '-i', dir], { stdio: 'ignore' }) };
+    }
+  } catch {
+    // no chattr, not root, or a file system without the flag
+  }
+  renameSync(dir, `${dir}.away`);
+  writeFileSync(dir, 'not a directory');
+  return {
+    how: 'replaced by a file',
+    repair: () => {
+      unlinkSync(dir);
+      renameSync(`${dir}.away`, dir);
+    },
+  };
 }
 
 describe('the journal step of delivery', () => {
@@ -123,5 +155,70 @@ describe('the journal step of delivery', () => {
     await mx.waitFor(1, 20_000);
     await gw.waitForLog((l) => l.event === 'delivery.sent' && l.queueId === id);
     expect(gw.events('archive.journaled').filter((l) => l.queueId === id)).toHaveLength(1);
+  });
+
+  it('a recipient no method could serve is archived as what happened to it (bounced, deferred, portal), never as the method it did not get', async () => {
+    const mx = await s.mx();
+    const policy = join(scratch, 'pgp-required.yaml');
+    writeFileSync(
+      policy,
+      [
+        'defaults: { methods: [tls], tls: may, onNoMethod: defer }',
+        'recipients:',
+        '  bounce@dest.test: { methods: [pgp], onNoMethod: bounce }',
+        '  wait@dest.test: { methods: [pgp], onNoMethod: defer }',
+        '  portal@dest.test: { methods: [pgp], onNoMethod: portal }',
+        '',
+      ].join('\n'),
+    );
+    const gw = await s.gateway({ policy: { file: policy }, delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${mx.port}`, tls: 'may' } } } });
+    const r = await sendMail(gw.port, { from: 'dr@client.test', to: ['bounce@dest.test', 'wait@dest.test', 'portal@dest.test', 'ok@dest.test'], raw: testMessage({ subject: 'No key for some' }) });
+    expect(r.ok).toBe(true);
+    const id = r.queueId as string;
+    await gw.waitForLog((l) => l.event === 'delivery.bounced' && l.queueId === id && l.to === 'bounce@dest.test');
+    await gw.waitForLog((l) => l.event === 'delivery.deferred' && l.queueId === id && l.to === 'wait@dest.test');
+    await gw.waitForLog((l) => l.event === 'portal.notice' && l.queueId === id);
+    await gw.waitForLog((l) => l.event === 'delivery.sent' && l.queueId === id && l.to === 'ok@dest.test');
+    const archive = await openArchive(gw.config, gw.dataDir);
+    const found = await searchArchive(archive.reader, { sender: 'dr@client.test' }, gw.config.archive.searchLimits);
+    const meta = found.hits.find((h) => h.meta.id === id)?.meta;
+    const byRcpt = Object.fromEntries((meta?.recipients ?? []).map((e) => [e.rcpt, e]));
+    expect(byRcpt['bounce@dest.test']).toMatchObject({ method: 'bounce', reason: expect.stringMatching(/requires pgp and none is possible/) as unknown });
+    expect(byRcpt['wait@dest.test']).toMatchObject({ method: 'defer', reason: expect.stringMatching(/requires pgp; none is possible now/) as unknown });
+    expect(byRcpt['portal@dest.test']).toMatchObject({ method: 'portal' });
+    expect(byRcpt['ok@dest.test']).toMatchObject({ method: 'tls' });
+  });
+
+  it('archive directory unusable under a running gateway: a journal deferral and nothing delivered; repaired, the message is delivered once and archived once', async () => {
+    const mx = await s.mx();
+    const gw = await s.gateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${mx.port}`, tls: 'may' } } } });
+    const archiveDir = join(gw.dataDir, 'archive');
+    const broken = breakDirectory(archiveDir);
+    let repaired = false;
+    try {
+      const r = await sendMail(gw.port, { from: 'dr@client.test', to: ['p@dest.test'], raw: testMessage({ subject: 'Archive disk trouble' }) });
+      expect(r.ok).toBe(true);
+      const id = r.queueId as string;
+      const deferred = await gw.waitForLog((l) => l.event === 'delivery.deferred' && l.queueId === id);
+      expect(deferred, broken.how).toMatchObject({ category: 'journal', dsn: '4.3.0' });
+      expect(gw.events('archive.journal-failed').find((l) => l.queueId === id)).toMatchObject({ sink: 'fs', refused: 'sink-unavailable' });
+      // Retries keep failing while it stays broken: still nothing at the MX.
+      await gw.waitForLog((l) => l.event === 'delivery.deferred' && l.queueId === id && l.attempt === 2);
+      expect(mx.messages).toHaveLength(0);
+
+      broken.repair();
+      repaired = true;
+      await gw.waitForLog((l) => l.event === 'delivery.sent' && l.queueId === id);
+      await mx.waitFor(1);
+      await new Promise((res) => setTimeout(res, 1000));
+      expect(mx.messages).toHaveLength(1);
+      const log = readFileSync(join(archiveDir, 'chains', 'journal-0.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; id?: string });
+      expect(log.filter((x) => x.type === 'item' && x.id === id)).toHaveLength(1);
+      expect(gw.events('archive.journaled').filter((l) => l.queueId === id)).toHaveLength(1);
+      const { reader } = await openArchive(gw.config, gw.dataDir);
+      expect((await verifyArchive(reader)).problems).toEqual([]);
+    } finally {
+      if (!repaired) broken.repair();
+    }
   });
 });

@@ -55,6 +55,7 @@ describe('outbound TLS levels', () => {
     const g = await gateway('verify');
     const mx = mxs[name]!;
     const before = mx.messages.length;
+    const commandsBefore = mx.commands.length;
     const r = await sendMail(g.port, { from: 'sender@client.test', to: [`patient@${name}.test`], raw: testMessage({ to: `patient@${name}.test` }) });
     expect(r.ok).toBe(true);
     const deferred = await g.waitForLog((l) => l.event === 'delivery.deferred' && l.to === `patient@${name}.test`);
@@ -62,6 +63,8 @@ describe('outbound TLS levels', () => {
     expect(String(deferred.response)).toMatch(/TLS|STARTTLS/);
     await new Promise((res) => setTimeout(res, 200));
     expect(mx.messages.length).toBe(before);
+    // Not even the envelope: no MAIL FROM or RCPT TO reached this MX, in clear or otherwise.
+    expect(mx.commands.slice(commandsBefore)).toEqual([]);
     // Still queued for a later attempt (the policy engine will move it to the portal).
     expect(g.gateway.queue.stats().depth).toBe(1);
   });
@@ -81,14 +84,18 @@ describe('outbound TLS levels', () => {
     const sent = await g.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'patient@selfsigned.test');
     expect(sent).toMatchObject({ tls: { level: 'encrypt', verified: false, failure: 'certificate-not-trusted' } });
     expect(mxs.selfsigned!.messages.at(-1)?.secure).toBe(true);
+    // The envelope went inside TLS too.
+    expect(mxs.selfsigned!.commands.filter((c) => c.sessionId === mxs.selfsigned!.messages.at(-1)?.sessionId).every((c) => c.secure)).toBe(true);
   });
 
   it('encrypt: an MX without STARTTLS gets nothing', async () => {
     const g = await gateway('encrypt');
     const before = mxs.plain!.messages.length;
+    const commandsBefore = mxs.plain!.commands.length;
     await sendMail(g.port, { from: 'sender@client.test', to: ['patient@plain.test'], raw: testMessage() });
     await g.waitForLog((l) => l.event === 'delivery.deferred' && l.to === 'patient@plain.test');
     expect(mxs.plain!.messages.length).toBe(before);
+    expect(mxs.plain!.commands.slice(commandsBefore)).toEqual([]);
   });
 
   it('may: an MX without STARTTLS is used in clear (opportunistic), as configured', async () => {
@@ -97,6 +104,8 @@ describe('outbound TLS levels', () => {
     const sent = await g.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'patient@plain.test');
     expect((sent.tls as { version?: string }).version).toBeUndefined();
     expect(mxs.plain!.messages.at(-1)?.secure).toBe(false);
+    // The record of commands does see clear text when there is some (so the checks above can fail).
+    expect(mxs.plain!.commands.at(-1)).toMatchObject({ command: 'DATA', secure: false });
   });
 });
 
@@ -111,6 +120,7 @@ describe('TLS capability cache during delivery', () => {
       const forecast = await gw.waitForLog((l) => l.event === 'tls.foreseen-failure');
       expect(forecast).toMatchObject({ level: 'verify', lastSeen: { starttls: false, verdict: 'starttls-not-supported' } });
       expect(plain.messages).toHaveLength(0);
+      expect(plain.commands).toEqual([]);
     } finally {
       await gw.stop();
       await plain.stop();

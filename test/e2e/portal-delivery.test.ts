@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDns } from '../helpers/dns-server.js';
+import { TestHttps } from '../helpers/https-server.js';
 import type { TestMx } from '../helpers/mx-server.js';
+import { createTestCa, selfSigned } from '../helpers/pki.js';
 import { csrfOf, linkIn, Visitor } from '../helpers/portal-visitor.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
@@ -32,33 +34,79 @@ async function fakeSmsProvider(): Promise<{ server: Server; url: string; request
 const insecure = new Agent({ connect: { rejectUnauthorized: false } });
 
 describe('portal delivery paths', () => {
-  const s = scenario();
+  const s = scenario({ checkArchive: true });
   let sms: Awaited<ReturnType<typeof fakeSmsProvider>>;
   let plainMx: TestMx;
   let senderMx: TestMx;
+  let selfSignedMx: TestMx;
+  let stsMx: TestMx;
+  let https: TestHttps;
   let dns: TestDns;
   let policyFile: string;
+  const ca = createTestCa();
 
   beforeAll(async () => {
     sms = await fakeSmsProvider();
     plainMx = await s.mx();
     senderMx = await s.mx();
+    selfSignedMx = await s.mx({ tls: selfSigned('mx.selfsigned.test') });
+    stsMx = await s.mx({ tls: ca.issue(['mx.ststesting.test', 'mx.stsenforce.test']) });
+    https = await new TestHttps(ca.issue(['mta-sts.ststesting.test', 'mta-sts.stsenforce.test'])).start();
     // nostarttls.test goes by its MX (no route), so delivery.tls.default (verify) applies.
-    dns = await new TestDns({ 'nostarttls.test': { MX: [{ exchange: 'mx.nostarttls.test', priority: 10 }] }, 'mx.nostarttls.test': { A: ['127.0.0.1'] } }).start();
+    dns = await new TestDns({ 'nostarttls.test': { MX: [{ exchange: 'mx.nostarttls.test', priority: 10 }] }, 'mx.nostarttls.test': { A: ['127.0.0.1'] }, 'mx.selfsigned.test': { A: ['127.0.0.1'] } }).start();
+    for (const d of ['ststesting', 'stsenforce']) {
+      dns.zone[`${d}.test`] = { MX: [{ exchange: `mx.${d}.test`, priority: 10 }] };
+      dns.zone[`mx.${d}.test`] = { A: ['127.0.0.1'] };
+      dns.zone[`_mta-sts.${d}.test`] = { TXT: ['v=STSv1; id=20261123;'] };
+      dns.zone[`mta-sts.${d}.test`] = { A: ['127.0.0.1'] };
+    }
     policyFile = join(mkdtempSync(join(tmpdir(), 'postern-portal-policy-')), 'policy.yaml');
-    writeFileSync(policyFile, 'defaults: { methods: [tls, portal], tls: verify, onNoMethod: portal }\ndomains:\n  client.test: { methods: [tls], tls: may }\nrules: []\n');
+    // ststesting.test: this organisation's policy demands MTA-STS in enforce mode for it.
+    writeFileSync(policyFile, 'defaults: { methods: [tls, portal], tls: verify, onNoMethod: portal }\ndomains:\n  client.test: { methods: [tls], tls: may }\n  ststesting.test: { methods: [tls, portal], tls: mta-sts }\nrules: []\n');
   });
   afterAll(async () => {
     await new Promise<void>((r) => sms.server.close(() => r()));
+    await https.stop();
     await dns.stop();
   });
 
-  async function gateway() {
+  /** mxPort: where MX delivery goes (every MX of the test listens on 127.0.0.1, each on its own port). */
+  async function gateway(mxPort = plainMx.port) {
     return s.gateway({
       policy: { file: policyFile },
       portal: { sms: { provider: { url: sms.url, accountSid: 'AC123', authToken: 'secret-token', from: '+15550001111' } } },
-      delivery: { mxPort: plainMx.port, dns: { servers: [dns.server] }, routes: { 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } } },
+      delivery: {
+        mxPort,
+        dns: { servers: [dns.server] },
+        tls: { trust: [ca.caFile] },
+        mtaSts: { port: https.port, timeout: '2s' },
+        routes: { 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' }, 'selfsigned.test': { nexthop: `mx.selfsigned.test:${selfSignedMx.port}`, tls: 'verify' } },
+      },
     });
+  }
+
+  /**
+   * Sends a confidential message to `rcpt`; waits until it went to the portal instead
+   * (moved there for `reason`); returns what reached `mx` meanwhile.
+   */
+  async function fallsBackToPortal(gw: Awaited<ReturnType<typeof gateway>>, rcpt: string, reason: string, mx: TestMx) {
+    const before = mx.messages.length;
+    await sendMail(gw.port, { from: 'sender@client.test', to: [rcpt], raw: testMessage({ to: rcpt, subject: 'Confidential results', body: 'Results: all clear.' }) });
+    expect(await gw.waitForLog((l) => l.event === 'portal.fallback' && l.to === rcpt)).toMatchObject({ reason });
+    const sent = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === rcpt && l.method === 'portal');
+    expect(String(sent.response)).toMatch(/moved to the portal/);
+    expect(gw.events('portal.notice').filter((l) => l.to === rcpt)).toHaveLength(1);
+    return () => mx.messages.slice(before);
+  }
+
+  /** Nothing of the content reached the MX: at most the notice, with its link. */
+  function noPlaintext(arrived: { raw: Buffer }[]) {
+    for (const m of arrived) {
+      const text = m.raw.toString();
+      expect(text).toMatch(/^Subject: Secure message from /m);
+      expect(text).not.toContain('Results: all clear.');
+      expect(text).not.toContain('Confidential results');
+    }
   }
 
   it('Secure Text: one SMS with the link, and the link works like the mail notice', async () => {
@@ -104,7 +152,7 @@ describe('portal delivery paths', () => {
 
   it('Secure Text end to end: following the SMS link, setting the password and reading the message', async () => {
     const gw = await gateway();
-    const { visitor, message } = await secureTextRecipient(gw, '15557654321@secure.text', { subject: 'Your appointment', body: 'See you on Tuesday at 10:30.' });
+    const { visitor, message } = await secureTextRecipient(gw, '12025550188@secure.text', { subject: 'Your appointment', body: 'See you on Tuesday at 10:30.' });
     const page = await visitor.get(message);
     expect(page.status).toBe(200);
     expect(page.html).toContain('Your appointment');
@@ -114,20 +162,20 @@ describe('portal delivery paths', () => {
 
   it('a password reset is logged as sent only when it was: texted when the provider takes it, an error when it refuses', async () => {
     const gw = await gateway();
-    await secureTextRecipient(gw, '15550002222@secure.text', { subject: 'Results', body: 'All clear.' });
+    await secureTextRecipient(gw, '12025550199@secure.text', { subject: 'Results', body: 'All clear.' });
     const visitor = new Visitor(`https://127.0.0.1:${gw.gateway.portalPort}`);
     const form = await visitor.get('/reset');
-    const ask = () => visitor.post('/reset', { csrf: csrfOf(form.html), identity: '15550002222@secure.text' });
+    const ask = () => visitor.post('/reset', { csrf: csrfOf(form.html), identity: '12025550199@secure.text' });
     expect((await ask()).html).toContain('a link to set a new password is on its way');
     const sent = await gw.waitForLog((l) => l.event === 'portal.reset' && l.level === 'info');
-    expect(sent).toMatchObject({ identity: '+15550002222@secure.text', via: 'sms', sms: expect.stringMatching(/^SM\d+$/) });
+    expect(sent).toMatchObject({ identity: '+12025550199@secure.text', via: 'sms', sms: expect.stringMatching(/^SM\d+$/) });
     expect(sms.requests.at(-1)!.form.get('Body')).toMatch(/reset your password: https:\/\/postern\.test:\d+\/r\//);
     sms.refuse = true;
     try {
       // The visitor's answer is the same (no account enumeration); the log says what happened.
       expect((await ask()).html).toContain('a link to set a new password is on its way');
       const failed = await gw.waitForLog((l) => l.event === 'portal.reset' && l.level === 'error');
-      expect(failed).toMatchObject({ identity: '+15550002222@secure.text', err: 'SMS provider refused the message: HTTP 400', msg: 'could not send the reset link' });
+      expect(failed).toMatchObject({ identity: '+12025550199@secure.text', err: 'SMS provider refused the message: HTTP 400', msg: 'could not send the reset link' });
       expect(gw.events('portal.reset').filter((l) => l.msg === 'password reset link sent')).toHaveLength(1);
     } finally {
       sms.refuse = false;
@@ -171,5 +219,40 @@ describe('portal delivery paths', () => {
     expect(text).not.toContain('Confidential results');
     // Nothing else reaches that MX later: the original stays in the portal.
     expect(gw.events('delivery.sent').filter((l) => l.to === 'patient@nostarttls.test' && l.method === 'tls' && l.rule !== 'portal-notice')).toEqual([]);
+  });
+
+  it('TLS fallback: an MX whose certificate is not trusted (self-signed, under verify) gets the portal notice, never the content', async () => {
+    const gw = await gateway();
+    const arrived = await fallsBackToPortal(gw, 'patient@selfsigned.test', 'tls:certificate-not-trusted', selfSignedMx);
+    await selfSignedMx.waitFor(1);
+    // The notice went with STARTTLS at its own level (may): encrypted, not verified; it holds only the link.
+    const notice = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'patient@selfsigned.test' && l.rule === 'portal-notice');
+    expect(notice).toMatchObject({ tls: { level: 'may' } });
+    expect(arrived()).toHaveLength(1);
+    expect(arrived()[0]!.secure).toBe(true);
+    expect(linkIn(arrived()[0]!.raw.toString(), 'm')).toBeTruthy();
+    noPlaintext(arrived());
+  });
+
+  it('TLS fallback: a domain that does not give the MTA-STS enforcement the policy demands gets the portal notice, never the content', async () => {
+    // ststesting.test publishes its policy in testing mode only; this organisation demands enforce (tls: mta-sts).
+    https.routes.set('/.well-known/mta-sts.txt', { body: 'version: STSv1\r\nmode: testing\r\nmx: mx.ststesting.test\r\nmax_age: 86400\r\n' });
+    const gw = await gateway(stsMx.port);
+    const arrived = await fallsBackToPortal(gw, 'patient@ststesting.test', 'tls:no-mta-sts-policy', stsMx);
+    const notice = await gw.waitForLog((l) => l.event === 'delivery.sent' && l.to === 'patient@ststesting.test' && l.rule === 'portal-notice');
+    expect(notice).toMatchObject({ tls: { policy: 'mta-sts-testing' } });
+    expect(arrived()).toHaveLength(1);
+    expect(linkIn(arrived()[0]!.raw.toString(), 'm')).toBeTruthy();
+    noPlaintext(arrived());
+  });
+
+  it('TLS fallback: under the domain\'s own MTA-STS enforce policy that its MX fails, the message goes to the portal; the notice is held too (RFC 8461 binds it) and nothing reaches the MX', async () => {
+    https.routes.set('/.well-known/mta-sts.txt', { body: 'version: STSv1\r\nmode: enforce\r\nmx: mx.other-provider.test\r\nmax_age: 86400\r\n' });
+    const gw = await gateway(stsMx.port);
+    const arrived = await fallsBackToPortal(gw, 'patient@stsenforce.test', 'tls:validation-failure', stsMx);
+    const held = await gw.waitForLog((l) => l.event === 'delivery.deferred' && l.to === 'patient@stsenforce.test' && l.rule === 'portal-notice');
+    expect(held).toMatchObject({ category: 'tls:validation-failure', tls: { policy: 'mta-sts-enforce' } });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(arrived()).toEqual([]);
   });
 });

@@ -54,7 +54,8 @@ describe.skipIf(!redisUp)('scale-out: the webhook outbox on Redis', () => {
       return testConfigInput(join(dir, name, 'data'), {
         log: { level: 'info' },
         queue: { backend: 'redis' },
-        redis: { url: DEV_REDIS_URL, keyPrefix: prefix, leaseTime: '2s' },
+        // Just longer than redis.commandTimeout (5s), as the config requires.
+        redis: { url: DEV_REDIS_URL, keyPrefix: prefix, leaseTime: '6s' },
         portal: { masterKeys: [{ id: 'k1', key: portalKey }] },
         archive: { masterKeys: [{ id: 'k1', key: archiveKey }] },
         // Mail goes nowhere (deferred): the webhooks are what this test is about.

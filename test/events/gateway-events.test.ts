@@ -82,6 +82,10 @@ describe('audit trail, trace and webhooks over a gateway run', () => {
     const [t] = (await traceMessages(g.dataDir, queueId)) as [TraceReport];
     expect(t).toMatchObject({ queueId, messageId, from: 'sender@client.test', received: { ip: '127.0.0.1', recipients: 3 } });
     expect(t.received?.tls).toMatch(/^TLSv1\.[23]$/);
+    // The client's HELO name and cipher suite, as Postern's own Received header gave them to the MX.
+    const header = /^Received: from (\S+) .*?\(using (\S+) with cipher (\S+)\)/ms.exec(dest.messages[0]!.raw.toString());
+    expect(header).not.toBeNull();
+    expect(t.received).toMatchObject({ helo: header?.[1], tls: header?.[2], cipher: header?.[3] });
     expect(t.recipients.map((r) => r.address).sort()).toEqual([...RCPTS].sort());
     for (const r of t.recipients) {
       expect(r.decision).toMatchObject({ method: 'tls' });
@@ -102,6 +106,7 @@ describe('audit trail, trace and webhooks over a gateway run', () => {
 
     const human = formatTrace([t]);
     expect(human).toContain(`message ${queueId}`);
+    expect(human).toContain(`received from 127.0.0.1 (HELO ${header?.[1]}, session ${t.received?.sessionId}) over ${header?.[2]} with ${header?.[3]}`);
     expect(human).toMatch(/recipient carol@other\.test: delivered/);
     expect(human).toMatch(/attempt 1: deferred via mx\.other\.test/);
     expect(human).toMatch(/TLS: TLSv1\.[23], \S+, certificate verified, required verify/);

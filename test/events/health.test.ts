@@ -55,7 +55,8 @@ describe('readiness of a real gateway', () => {
   const readyz = () => call(`${admin.url}/readyz`);
   /**
    * Breaks the spool for real, root or not: the directory the spool creates new files in
-   * is replaced by a plain file, so creating anything inside it fails with ENOTDIR.
+   * is replaced by a plain file, so creating anything inside it fails with ENOTDIR. (A
+   * read-only spool, EROFS, in readonly-spool.test.ts.)
    */
   const breakSpool = () => {
     renameSync(tmp, `${tmp}.away`);

@@ -17,13 +17,17 @@ export interface ChildGateway {
 
 /**
  * Runs the built gateway (`npm test` builds dist/ first) as its own process, for tests
- * that kill it or send it signals. Resolves once it logs gateway.ready.
+ * that kill it or send it signals. Resolves once it logs gateway.ready. `wrap`: a command
+ * that execs the gateway's command line given after it (e.g. unshare, for a private
+ * mount namespace): the process keeps its pid.
  */
-export async function startChildGateway(dir: string, configInput: Record<string, unknown>): Promise<ChildGateway> {
+export async function startChildGateway(dir: string, configInput: Record<string, unknown>, opts: { wrap?: string[] } = {}): Promise<ChildGateway> {
   if (!existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: run "npm run build" (npm test does it for you)`);
   const file = writeConfigFile(dir, configInput);
+  const line = [...(opts.wrap ?? []), process.execPath, ENTRY, 'start', '--config', file];
+  const [command, ...args] = line as [string, ...string[]];
   // Its own process group, so a test can kill the primary and its workers at once.
-  const proc = spawn(process.execPath, [ENTRY, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const logs: LogLine[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   let stderr = '';
@@ -52,4 +56,15 @@ export async function startChildGateway(dir: string, configInput: Record<string,
     }
   };
   return { proc, port, logs, exited, killAll };
+}
+
+/** The first log line of a child gateway that matches (e.g. admin.listen, logged after gateway.ready). */
+export async function waitForLog(g: ChildGateway, pred: (l: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = g.logs.find(pred);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no matching log line from the gateway in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/load.js';
 import type { PosternConfig } from '../../src/config/schema.js';
-import { createLogger } from '../../src/events/logger.js';
+import { createLogger, type Logger } from '../../src/events/logger.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { stringify } from 'yaml';
 
@@ -18,6 +18,8 @@ export interface TestGateway {
   port: number;
   dataDir: string;
   logs: LogLine[];
+  /** The gateway's logger (its event bus feeds the audit trail, metrics and webhooks). */
+  logger: Logger;
   events(code: string): LogLine[];
   /** Resolves when a log line matching the predicate appears. */
   waitForLog(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
@@ -41,7 +43,12 @@ export function testConfigInput(dataDir: string, overrides: Record<string, unkno
   return deepMerge(base, overrides);
 }
 
-export async function startTestGateway(overrides: Record<string, unknown> = {}, dataDir = mkdtempSync(join(tmpdir(), 'postern-gw-'))): Promise<TestGateway> {
+export interface TestGatewayHooks {
+  /** Runs once the gateway has stopped, before its data directory is removed (e.g. to check its archive). */
+  afterStop?: (gw: TestGateway) => Promise<void>;
+}
+
+export async function startTestGateway(overrides: Record<string, unknown> = {}, dataDir = mkdtempSync(join(tmpdir(), 'postern-gw-')), hooks: TestGatewayHooks = {}): Promise<TestGateway> {
   const config = validateConfig(testConfigInput(dataDir, overrides));
   const logs: LogLine[] = [];
   const listeners = new Set<(l: LogLine) => void>();
@@ -53,12 +60,13 @@ export async function startTestGateway(overrides: Record<string, unknown> = {}, 
     },
   });
   const gateway = await startGateway(config, logger);
-  return {
+  const tg: TestGateway = {
     gateway,
     config,
     port: (gateway.smtp[0] as { port: number }).port,
     dataDir,
     logs,
+    logger,
     events: (code) => logs.filter((l) => l.event === code),
     waitForLog(pred, timeoutMs = 20_000) {
       const found = logs.find(pred);
@@ -80,9 +88,14 @@ export async function startTestGateway(overrides: Record<string, unknown> = {}, 
     },
     async stop() {
       await gateway.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      try {
+        await hooks.afterStop?.(tg);
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
     },
   };
+  return tg;
 }
 
 /** Writes a YAML config for a gateway run as a child process. */

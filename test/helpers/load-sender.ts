@@ -4,7 +4,7 @@ import { testMessage } from './smtp-client.js';
 export interface LoadTally {
   /** X-Test-Id of every message that got 250. */
   acked: Set<string>;
-  /** Replies of messages refused with a code (e.g. "451 ..."). */
+  /** The server's reply to each message refused with a code (e.g. "451 4.3.0 ..."). */
   refused: string[];
 }
 
@@ -29,9 +29,9 @@ export async function sendNumbered(port: number, next: () => number | undefined,
     const result = await new Promise<'ok' | 'refused' | 'dead'>((resolve) =>
       conn.send({ from: 'sender@client.test', to: [`r${n % 7}@dest.test`] }, testMessage({ extraHeaders: [`X-Test-Id: ${id}`] }), (err) => {
         if (!err) return resolve('ok');
-        const code = (err as { responseCode?: number }).responseCode;
-        if (!code) return resolve('dead');
-        tally.refused.push(`${code} ${err.message}`);
+        const { responseCode, response } = err as { responseCode?: number; response?: string };
+        if (!responseCode) return resolve('dead');
+        tally.refused.push(response ?? `${responseCode} ${err.message}`);
         resolve('refused');
       }),
     );

@@ -10,6 +10,16 @@ export interface ReceivedMessage {
   sessionId: string;
 }
 
+/** A mail command the MX saw, whether or not the transaction went on to finish DATA. */
+export interface SeenCommand {
+  command: 'MAIL FROM' | 'RCPT TO' | 'DATA';
+  /** The address of MAIL FROM / RCPT TO; empty for DATA. */
+  address: string;
+  /** Whether the session was inside TLS when the command came. */
+  secure: boolean;
+  sessionId: string;
+}
+
 export interface MxOptions {
   /** Certificate for STARTTLS; without it STARTTLS is not offered. */
   tls?: { cert: string; key: string } | undefined;
@@ -17,6 +27,11 @@ export interface MxOptions {
   rcptReply?: ((rcpt: string) => [number, string] | undefined) | undefined;
   /** Reply after DATA: return [451, '...'] to refuse the message. */
   dataReply?: ((msg: ReceivedMessage) => [number, string] | undefined) | undefined;
+  /**
+   * Milliseconds to wait before answering the end of DATA (a slow MX). A message whose
+   * connection closes during the wait is not recorded: its sender never got the reply.
+   */
+  dataDelay?: ((msg: ReceivedMessage) => number) | undefined;
   /** Announce SMTPUTF8 / 8BITMIME (default true). */
   smtputf8?: boolean;
   eightBitMime?: boolean;
@@ -29,6 +44,8 @@ export interface MxOptions {
  */
 export class TestMx {
   messages: ReceivedMessage[] = [];
+  /** Every MAIL FROM, RCPT TO and DATA in arrival order, including those of transactions that never finished. */
+  commands: SeenCommand[] = [];
   connections = 0;
   private server: SMTPServer | undefined;
   private waiters: { count: number; resolve: () => void }[] = [];
@@ -38,6 +55,7 @@ export class TestMx {
 
   async start(): Promise<this> {
     const o = this.opts;
+    const closed = new Set<string>();
     const server = new SMTPServer({
       name: 'mx.test',
       secure: false,
@@ -57,13 +75,22 @@ export class TestMx {
         this.connections++;
         cb();
       },
-      onRcptTo: (addr, _s, cb) => {
+      onClose: (session) => {
+        closed.add(session.id);
+      },
+      onMailFrom: (addr, session, cb) => {
+        this.seen('MAIL FROM', addr.address, session);
+        cb();
+      },
+      onRcptTo: (addr, session, cb) => {
+        this.seen('RCPT TO', addr.address, session);
         const r = o.rcptReply?.(addr.address);
         if (!r) return cb();
         const err = Object.assign(new Error(r[1]), { responseCode: r[0] });
         cb(err);
       },
       onData: (stream, session: SMTPServerSession, cb) => {
+        this.seen('DATA', '', session);
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
@@ -76,11 +103,17 @@ export class TestMx {
             servername: session.servername || undefined,
             sessionId: session.id,
           };
-          const r = o.dataReply?.(msg);
-          if (r) return cb(Object.assign(new Error(r[1]), { responseCode: r[0] }));
-          this.messages.push(msg);
-          this.notify();
-          cb(null, 'Ok: stored');
+          const answer = () => {
+            if (closed.has(session.id)) return;
+            const r = o.dataReply?.(msg);
+            if (r) return cb(Object.assign(new Error(r[1]), { responseCode: r[0] }));
+            this.messages.push(msg);
+            this.notify();
+            cb(null, 'Ok: stored');
+          };
+          const delay = o.dataDelay?.(msg) ?? 0;
+          if (delay > 0) setTimeout(answer, delay);
+          else answer();
         });
       },
     });
@@ -115,6 +148,10 @@ export class TestMx {
     this.server = undefined;
     if (!s) return;
     await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+
+  private seen(command: SeenCommand['command'], address: string, session: SMTPServerSession): void {
+    this.commands.push({ command, address, secure: session.secure, sessionId: session.id });
   }
 
   private notify(): void {

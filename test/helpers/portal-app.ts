@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { afterEach } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import type { PosternConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/events/logger.js';
@@ -28,6 +29,8 @@ export interface PortalApp {
   /** The store the app was given (a test may wrap the file store). */
   store: PortalStore;
   files: FsPortalStore;
+  /** The portal method's delivery step (stores a message, sends its notices) on the same store. */
+  delivery: PortalDelivery;
   /** What the app queued (replies, receipts), in order. */
   queued: Queued[];
   logs: Record<string, unknown>[];
@@ -84,11 +87,25 @@ export async function portalApp(
     dataDir,
     store,
     files,
+    delivery,
     queued,
     logs,
     async loggedIn(identity) {
       return `${SESSION_COOKIE}=${(await sessions.create(identity)).id}`;
     },
     close: () => app.close(),
+  };
+}
+
+/** portalApp for the tests of a file: every app a test starts is closed after it. */
+export function portalApps(): (...args: Parameters<typeof portalApp>) => Promise<PortalApp> {
+  const started: PortalApp[] = [];
+  afterEach(async () => {
+    for (const app of started.splice(0)) await app.close();
+  });
+  return async (...args) => {
+    const app = await portalApp(...args);
+    started.push(app);
+    return app;
   };
 }

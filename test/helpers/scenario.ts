@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeEach } from 'vitest';
+import { archiveProblems } from './archive-check.js';
 import { startTestGateway, type TestGateway } from './gateway.js';
 import { TestMx } from './mx-server.js';
 
@@ -6,11 +7,28 @@ interface Stoppable {
   stop(): Promise<void>;
 }
 
+/** Stops them all, newest first, even when one fails; then throws the first failure. */
+async function stopAll(list: Stoppable[]): Promise<void> {
+  const failures: unknown[] = [];
+  for (const x of list.splice(0).reverse()) await x.stop().catch((err: unknown) => failures.push(err));
+  if (failures.length) throw failures[0];
+}
+
+export interface ScenarioOptions {
+  /**
+   * Check each gateway's compliance archive when it stops (test/helpers/archive-check.ts):
+   * every message it took and began to deliver is archived with the right metadata, and
+   * no archive file holds message text. A problem fails the test (or the file, for a
+   * gateway started in beforeAll).
+   */
+  checkArchive?: boolean;
+}
+
 /**
  * Gateways and receiving MXs started through this are stopped for you: those started
  * inside a test after that test, those started in beforeAll after the whole file.
  */
-export function scenario() {
+export function scenario(options: ScenarioOptions = {}) {
   const perTest: Stoppable[] = [];
   const perSuite: Stoppable[] = [];
   let inTest = false;
@@ -19,18 +37,22 @@ export function scenario() {
   });
   afterEach(async () => {
     inTest = false;
-    for (const x of perTest.splice(0).reverse()) await x.stop();
+    await stopAll(perTest);
   });
   afterAll(async () => {
-    for (const x of perSuite.splice(0).reverse()) await x.stop();
+    await stopAll(perSuite);
   });
+  const afterStop = async (gw: TestGateway) => {
+    const problems = await archiveProblems(gw);
+    if (problems.length) throw new Error(`the archive does not match what the gateway did:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  };
   const track = <T extends Stoppable>(x: T): T => {
     (inTest ? perTest : perSuite).push(x);
     return x;
   };
   return {
     async gateway(overrides: Record<string, unknown> = {}): Promise<TestGateway> {
-      return track(await startTestGateway(overrides));
+      return track(await startTestGateway(overrides, undefined, options.checkArchive ? { afterStop } : {}));
     },
     async mx(opts: ConstructorParameters<typeof TestMx>[0] = {}): Promise<TestMx> {
       return track(await new TestMx(opts).start());

@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AxeBuilder } from '@axe-core/playwright';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDns } from '../helpers/dns-server.js';
@@ -131,14 +132,25 @@ describe.skipIf(!chromiumPath)('secure portal in a real browser (headless Chromi
     return page;
   }
 
+  /**
+   * Screenshots at 375 and 1280 px, and what every page must pass: nothing wider than a
+   * 375-px phone (no sideways scrolling), and no serious or critical accessibility
+   * violation (axe-core: labels, contrast, names, landmarks).
+   */
   async function shoot(page: Page, name: string): Promise<void> {
     for (const width of [375, 1280]) {
       await page.setViewportSize({ width, height: 900 });
+      if (width === 375) expect(await page.evaluate<number>('document.documentElement.scrollWidth'), `${name}: wider than the phone`).toBeLessThanOrEqual(375);
       await page.screenshot({ path: join(ARTIFACTS, `${name}-${width}.png`), fullPage: true });
     }
+    // Not inside the message frame: that is the sender's HTML, and its sandbox runs no script (axe would wait forever).
+    const { violations } = await new AxeBuilder({ page }).exclude('iframe[title="Message body"]').analyze();
+    const serious = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`);
+    expect(serious, `${name}: accessibility`).toEqual([]);
   }
 
-  it('notice → set password → read → download → reply → logout → login; nothing hostile runs or leaks', async () => {
+  // Chromium and an accessibility check of every page on two shared cores: more than the default minute.
+  it('notice → set password → read → download → reply → logout → login; nothing hostile runs or leaks', { timeout: 180_000 }, async () => {
     const r = await sendMail(gw.port, { from: 'dr.carter@client.test', to: ['patient@patients.test'], raw: hostileMessage() });
     expect(r.ok).toBe(true);
     await patientMx.waitFor(1);
@@ -184,6 +196,13 @@ describe.skipIf(!chromiumPath)('secure portal in a real browser (headless Chromi
 
     // Download: attachment headers and identical bytes.
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'results.pdf' }).click()]);
+    // A download is no page response (Chromium hands it to its download manager): the
+    // same link, asked for with the browser's session cookie, shows the headers it carries.
+    const href = (await page.getByRole('link', { name: 'results.pdf' }).getAttribute('href')) as string;
+    const cookie = (await page.context().cookies(base)).map((c) => `${c.name}=${c.value}`).join('; ');
+    const served = await page.context().request.get(`${base.replace('postern.test', '127.0.0.1')}${href}`, { headers: { cookie } });
+    expect(served.status()).toBe(200);
+    expect(served.headers()).toMatchObject({ 'content-disposition': `attachment; filename="results.pdf"; filename*=UTF-8''results.pdf`, 'content-type': 'application/octet-stream', 'x-content-type-options': 'nosniff' });
     const saved = join(ARTIFACTS, 'downloaded.pdf');
     await download.saveAs(saved);
     expect(readFileSync(saved).equals(PDF)).toBe(true);
@@ -216,6 +235,7 @@ describe.skipIf(!chromiumPath)('secure portal in a real browser (headless Chromi
     expect(await page.textContent('main')).toMatch(/Your lab results[\s\S]*Re: Your lab results|Re: Your lab results[\s\S]*Your lab results/);
     await page.getByRole('button', { name: 'Log out' }).click();
     expect(await page.getByRole('heading', { name: 'Logged out' }).isVisible()).toBe(true);
+    await shoot(page, '4b-logged-out');
     await page.goto(`${base}/inbox`);
     await page.waitForURL(/\/login/);
     await shoot(page, '5-login');
@@ -228,7 +248,7 @@ describe.skipIf(!chromiumPath)('secure portal in a real browser (headless Chromi
     expect(offsite).toEqual([]);
   });
 
-  it('five wrong passwords lock the account for ten minutes', async () => {
+  it('five wrong passwords lock the account for ten minutes', { timeout: 120_000 }, async () => {
     const page = await newPage(375);
     for (let i = 1; i <= 6; i++) {
       await page.goto(`${base}/login`);
@@ -247,7 +267,7 @@ describe.skipIf(!chromiumPath)('secure portal in a real browser (headless Chromi
     expect(gw.events('portal.locked')).toHaveLength(1);
   });
 
-  it('a withdrawn message and an expired one show the right page', async () => {
+  it('a withdrawn message and an expired one show the right page', { timeout: 120_000 }, async () => {
     const portalDir = join(gw.dataDir, 'portal', 'messages');
     const id = readdirSync(portalDir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(portalDir, f), 'utf8')) as { id: string; kind: string }).find((m) => m.kind === 'received')!.id;
     // A fresh account (the other one is locked): the message is also for this one.
@@ -289,6 +309,66 @@ describe.skipIf(!chromiumPath)('secure portal in a real browser (headless Chromi
     expect(forged.status).toBe(403);
     const reply = await fetchInsecure(`${base}/logout`, { method: 'POST', headers: { cookie: `__Host-postern=${sid}`, 'content-type': 'application/x-www-form-urlencoded' }, body: 'csrf=not-the-token' });
     expect(reply.status).toBe(403);
+  });
+
+  it('the other pages: link not valid, password reset (request, sent, set), keyboard-only login, CSRF refused, too many requests', { timeout: 180_000 }, async () => {
+    const page = await newPage(375);
+    await page.goto(`${base}/m/${'A'.repeat(43)}`);
+    expect(await page.getByRole('heading', { name: 'Link not valid' }).isVisible()).toBe(true);
+    await shoot(page, '9-link-not-valid');
+
+    const mails = patientMx.messages.length;
+    await page.goto(`${base}/reset`);
+    await shoot(page, '10-reset-request');
+    await page.getByLabel('Email address or phone number').fill('patient@patients.test');
+    await page.getByRole('button', { name: 'Send me a link' }).click();
+    expect(await page.getByRole('status').textContent()).toMatch(/a link to set a new password is on its way/);
+    await shoot(page, '11-reset-sent');
+    await patientMx.waitFor(mails + 1);
+    const link = /https:\/\/postern\.test:\d+\/r\/[A-Za-z0-9_-]{43}/.exec(patientMx.messages[mails]!.raw.toString())?.[0] as string;
+    await page.goto(link);
+    await shoot(page, '12-reset-set-password');
+    await page.getByLabel('New password').fill('Green-meadow-compass-77');
+    await page.getByLabel('Repeat the password').fill('Green-meadow-compass-77');
+    await page.getByRole('button', { name: /set password/i }).click();
+    await page.waitForURL(/\/inbox$/);
+    await page.getByRole('button', { name: 'Log out' }).click();
+
+    // Log in with the keyboard alone: the fields come first in tab order, Enter sends.
+    await page.goto(`${base}/login`);
+    const focused = () => page.evaluate<string>("document.activeElement?.id ?? ''");
+    for (let i = 0; i < 5 && (await focused()) !== 'identity'; i++) await page.keyboard.press('Tab');
+    expect(await focused()).toBe('identity');
+    await page.keyboard.type('patient@patients.test');
+    await page.keyboard.press('Tab');
+    expect(await focused()).toBe('password');
+    await page.keyboard.type('Green-meadow-compass-77');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/\/inbox$/);
+    expect(await page.getByRole('heading', { name: 'Your secure messages' }).isVisible()).toBe(true);
+    await page.getByRole('button', { name: 'Log out' }).click();
+
+    // A form whose session has gone (a forged or a stale one): refused.
+    await page.goto(`${base}/login`);
+    await page.context().clearCookies();
+    await page.getByLabel('Email address or phone number').fill('patient@patients.test');
+    await page.getByLabel('Password').fill('Green-meadow-compass-77');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    expect(await page.getByRole('heading', { name: 'Request refused' }).isVisible()).toBe(true);
+    await shoot(page, '13-csrf-refused');
+
+    // Reset requests for one address are limited (portal.rateLimit.resetsPerAccount: 3 by default).
+    let title = '';
+    for (let i = 0; i < 4 && title !== 'Too many requests'; i++) {
+      await page.goto(`${base}/reset`);
+      await page.getByLabel('Email address or phone number').fill('patient@patients.test');
+      await page.getByRole('button', { name: 'Send me a link' }).click();
+      title = (await page.locator('main h2').textContent()) ?? '';
+    }
+    expect(title).toBe('Too many requests');
+    await shoot(page, '14-too-many-requests');
+    expect(dialogs).toEqual([]);
+    expect(offsite).toEqual([]);
   });
 
   it('keeps no plaintext of the message on disk', () => {

@@ -65,3 +65,17 @@ describe('portal file store: message updates', () => {
     expect(existsSync(freshTemp)).toBe(true); // it may be a write in flight in another process
   });
 });
+
+describe('portal file store: single-use tokens', () => {
+  it('a reset token used through two stores at once (two processes) is used once; expired and other kinds never', async () => {
+    const [a, b] = await twoStores();
+    const token = await a.createToken({ kind: 'reset', recipient: 'p@patients.test', expiresAt: Date.now() + 60_000 });
+    const used = await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).consumeToken(token, 'reset')));
+    expect(used.filter(Boolean)).toEqual([expect.objectContaining({ recipient: 'p@patients.test' })]);
+    expect((await b.getToken(token))?.usedAt).toBeGreaterThan(0);
+    const expired = await a.createToken({ kind: 'reset', recipient: 'p@patients.test', expiresAt: Date.now() - 1 });
+    expect(await a.consumeToken(expired, 'reset')).toBeUndefined();
+    const notice = await a.createToken({ kind: 'notice', recipient: 'p@patients.test', messageId: 'm', expiresAt: Date.now() + 60_000 });
+    expect(await a.consumeToken(notice, 'reset')).toBeUndefined();
+  });
+});

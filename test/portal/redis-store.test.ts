@@ -115,8 +115,13 @@ describe.skipIf(!available)('portal store on the shared Redis', () => {
     const token = await a.createToken({ kind: 'reset', recipient: 'p@patients.test', expiresAt: Date.now() + 60_000 });
     const record = await b.getToken(token);
     expect(record?.recipient).toBe('p@patients.test');
-    await b.markTokenUsed(token, record!);
+    // Used through both at once: exactly one gets it.
+    const used = await Promise.all([a.consumeToken(token, 'reset'), b.consumeToken(token, 'reset'), a.consumeToken(token, 'reset')]);
+    expect(used.filter(Boolean)).toHaveLength(1);
     expect((await a.getToken(token))?.usedAt).toBeGreaterThan(0);
+    expect(await b.consumeToken(token, 'reset')).toBeUndefined();
+    // A notice token is not a reset token.
+    expect(await a.consumeToken(await a.createToken({ kind: 'notice', recipient: 'p@patients.test', messageId: 'm', expiresAt: Date.now() + 60_000 }), 'reset')).toBeUndefined();
     expect((await keysUnder(DEV_REDIS_URL, prefix)).some((k) => k.includes(token))).toBe(false);
   });
 

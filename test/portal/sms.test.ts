@@ -67,7 +67,7 @@ describe('SMS provider answers never reach logs or delivery reports', () => {
     const log = createLogger('debug', { write: (l: string) => void lines.push(l) });
     const delivery = new PortalDelivery(config, store, {} as QueueBackend, log);
     const envelope = { id: 'Q1', mailFrom: 'dr@client.test' } as Envelope;
-    const [outcome] = await delivery.deliver(envelope, { recipients: [] }, Buffer.from('From: dr@client.test\r\nSubject: x\r\n\r\nbody\r\n'), ['15551234567@secure.text'], 'test');
+    const [outcome] = await delivery.deliver(envelope, { recipients: [] }, Buffer.from('From: dr@client.test\r\nSubject: x\r\n\r\nbody\r\n'), ['12025550143@secure.text'], 'test');
     expect(outcome).toMatchObject({ result: 'defer', status: '4.4.0', response: 'SMS provider refused the message: HTTP 400' });
     expect(JSON.stringify(outcome) + lines.join('')).not.toMatch(/\/m\/[A-Za-z0-9_-]{20,}/);
   });

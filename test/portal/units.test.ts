@@ -50,7 +50,8 @@ describe('portal encryption at rest', () => {
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/); // 256 bits
     expect(readdirSync(join(dir, 'tokens')).join()).not.toContain(token);
     expect((await store.getToken(token))?.recipient).toBe('b@y.test');
-    expect(await store.getToken(`${token.slice(0, -1)}A`)).toBeUndefined();
+    // Another token of the same form (the last character changed; one in 64 ends in A already).
+    expect(await store.getToken(`${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`)).toBeUndefined();
   });
 
   it('parses key material', () => {
@@ -62,12 +63,21 @@ describe('portal encryption at rest', () => {
 
 describe('Secure Text phone numbers and identities', () => {
   it.each([
-    ['15551234567', '1', '+15551234567'],
-    ['5551234567', '1', '+15551234567'],
-    ['+447700900123', '1', '+447700900123'],
-    ['00447700900123', '1', '+447700900123'],
-    ['07700900123', '44', '+447700900123'],
-    ['10551234567', '1', undefined], // area code cannot start with 0
+    ['12025550143', '1', '+12025550143'],
+    ['2025550143', '1', '+12025550143'],
+    ['(202) 555-0143', '1', '+12025550143'],
+    ['+447911123456', '1', '+447911123456'],
+    ['00447911123456', '1', '+447911123456'],
+    ['447911123456', '1', '+447911123456'], // international without its +: not a US number
+    ['07911123456', '44', '+447911123456'],
+    ['7911123456', '44', '+447911123456'], // a UK mobile without its trunk 0, not Russia (+7)
+    ['7700900123', '44', '+447700900123'], // was +7700900123 (Russia); a UK number of the right length
+    ['1701234567', '49', '+491701234567'], // a German mobile without its 0, not the US (+1)
+    ['01701234567', '49', '+491701234567'],
+    ['99999999', '1', undefined], // too short for the US, and no country's number
+    ['15551234567', '1', '+15551234567'], // fictional (555), but a US number's length: the provider decides
+    ['555123456', '1', undefined], // nine digits: no US number
+    ['12345678', '44', undefined], // eight digits: no UK number
     ['12', '1', undefined],
     ['1555abc4567', '1', undefined],
     ['1234567890123456', '1', undefined], // longer than E.164 allows
@@ -77,8 +87,10 @@ describe('Secure Text phone numbers and identities', () => {
 
   it('one identity per person: case-insensitive mail, E.164 phones', () => {
     expect(identityOf('Patient@Example.TEST', 'secure.text', '1')).toBe('patient@example.test');
-    expect(identityOf('15551234567@secure.text', 'secure.text', '1')).toBe('+15551234567@secure.text');
-    expect(identityOf('(555) 123-4567', 'secure.text', '1')).toBe('+15551234567@secure.text');
+    expect(identityOf('12025550143@secure.text', 'secure.text', '1')).toBe('+12025550143@secure.text');
+    expect(identityOf('(202) 555-0143', 'secure.text', '1')).toBe('+12025550143@secure.text');
+    expect(identityOf('07911 123456', 'secure.text', '44')).toBe('+447911123456@secure.text');
+    expect(identityOf('99999999@secure.text', 'secure.text', '1')).toBeUndefined();
   });
 });
 

@@ -83,6 +83,8 @@ describe('portal web flows', () => {
     const set = await fresh.post(link, { csrf: csrfOf(form.html), password: 'Green-meadow-compass-77', confirm: 'Green-meadow-compass-77' });
     expect(set.status).toBe(303);
     expect((await fresh.get(link)).status).toBe(404); // single use
+    // The reset ended the session logged in before it (the first visit's).
+    expect((await visitor.get('/inbox')).location).toMatch(/^\/login/);
     const login = new Visitor(`https://127.0.0.1:${gw.gateway.portalPort}`);
     const lf = await login.get('/login');
     expect((await login.post('/login', { csrf: csrfOf(lf.html), identity: 'pat@home.test', password: 'Blue-harbour-lantern-42', next: '/inbox' })).status).toBe(401);
@@ -95,12 +97,56 @@ describe('portal web flows', () => {
     expect(old.headers.get('location')).toMatch(/^\/login/);
   });
 
-  it('an attachment downloads as an attachment, never rendered', async () => {
+  it('an attachment downloads as an attachment, never rendered: Content-Disposition with its name, octet-stream, nosniff', async () => {
+    // The reset before ended this visitor's session: log in with the new password.
+    const lf = await visitor.get('/login');
+    expect((await visitor.post('/login', { csrf: csrfOf(lf.html), identity: 'pat@home.test', password: 'Green-meadow-compass-77', next: '/inbox' })).location).toBe('/inbox');
     const page = await visitor.get('/inbox');
-    const id = /\/message\/([A-Za-z0-9_-]{16})/.exec(page.html)?.[1] as string;
-    expect(id).toBeTruthy();
-    const res = await fetch(`https://127.0.0.1:${gw.gateway.portalPort}/message/${id}/attachment/0`, { headers: { cookie: visitor.cookie }, dispatcher: agent });
+    const plainId = /\/message\/([A-Za-z0-9_-]{16})/.exec(page.html)?.[1] as string;
+    expect(plainId).toBeTruthy();
     // testMessage has no attachment: a clear 404 page, not a crash.
-    expect(res.status).toBe(404);
+    expect((await fetch(`https://127.0.0.1:${gw.gateway.portalPort}/message/${plainId}/attachment/0`, { headers: { cookie: visitor.cookie }, dispatcher: agent })).status).toBe(404);
+
+    // An HTML attachment with a script: a browser must save it, never show it as a page of the portal.
+    const html = Buffer.from('<html><body><script>document.title="ran"</script>lab values</body></html>');
+    const before = mx.messages.length;
+    const raw = [
+      'From: dr@client.test',
+      'To: pat@home.test',
+      'Subject: Lab report',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="b1"',
+      '',
+      '--b1',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      'The report is attached.',
+      '--b1',
+      'Content-Type: text/html; name="=?UTF-8?Q?lab_=22report=22_=C3=BC.html?="',
+      'Content-Disposition: attachment; filename="=?UTF-8?Q?lab_=22report=22_=C3=BC.html?="',
+      'Content-Transfer-Encoding: base64',
+      '',
+      html.toString('base64'),
+      '--b1--',
+      '',
+    ].join('\r\n');
+    await sendMail(gw.port, { from: 'dr@client.test', to: ['pat@home.test'], raw });
+    await mx.waitFor(before + 1);
+    const inbox = await visitor.get('/inbox');
+    const id = /\/message\/([A-Za-z0-9_-]{16})">Lab report/.exec(inbox.html)?.[1] as string;
+    expect(id).toBeTruthy();
+    expect((await visitor.get(`/message/${id}`)).html).toContain(`/message/${id}/attachment/0`);
+    const res = await fetch(`https://127.0.0.1:${gw.gateway.portalPort}/message/${id}/attachment/0`, { headers: { cookie: visitor.cookie }, dispatcher: agent });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-disposition')).toBe(`attachment; filename="lab _report_ _.html"; filename*=UTF-8''lab%20_report_%20%C3%BC.html`);
+    expect(res.headers.get('content-type')).toBe('application/octet-stream');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(Buffer.from(await res.arrayBuffer()).equals(html)).toBe(true);
+    expect(gw.events('portal.download').at(-1)).toMatchObject({ portalId: id, attachment: 0, size: html.length });
+    // Not for a visitor who is not logged in.
+    const anonymous = await fetch(`https://127.0.0.1:${gw.gateway.portalPort}/message/${id}/attachment/0`, { redirect: 'manual', dispatcher: agent });
+    expect(anonymous.status).toBe(302);
+    expect(anonymous.headers.get('content-disposition')).toBeNull();
   });
 });

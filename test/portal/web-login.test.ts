@@ -94,4 +94,42 @@ describe('portal login', () => {
     expect(settled[2]?.statusCode).toBe(401);
     expect((await portal.files.getAccount('pat@home.test'))?.failures).toHaveLength(1);
   });
+
+  it('an address without an account gets the answers an account gets: wrong password four times, then locked; the same work each time', async () => {
+    portal = await portalApp();
+    await portal.files.putAccount({ address: 'pat@home.test', passwordHash: await hashPassword(PASSWORD), createdAt: Date.now(), failures: [] });
+    const attempts = async (identity: string) => {
+      const { cookie, csrf } = await loginForm(portal!);
+      const out: { status: number; body: string }[] = [];
+      const checksBefore = seen.verifiedAgainst.length;
+      for (let i = 1; i <= 7; i++) {
+        const res = await portal!.app.inject({ method: 'POST', url: '/login', headers: { cookie, 'x-forwarded-for': '198.51.100.44', 'user-agent': 'Mozilla/5.0 (test)' }, payload: { csrf, identity, password: `wrong-password-${i}`, next: '/inbox' } });
+        // The page less what differs by nature: the address typed, the form's token, the lock's end.
+        out.push({ status: res.statusCode, body: res.body.replaceAll(identity.toLowerCase(), 'ADDRESS').replace(csrf, 'CSRF').replace(/after [^.]+ GMT/, 'after TIME') });
+      }
+      return { out, checks: seen.verifiedAgainst.length - checksBefore };
+    };
+    const known = await attempts('PAT@home.test');
+    const unknown = await attempts('NOBODY@home.test');
+    expect(known.out.map((r) => r.status)).toEqual([401, 401, 401, 401, 429, 429, 429]);
+    expect(unknown.out).toEqual(known.out);
+    // Five password checks each: a locked account is not checked, and neither is a ghost.
+    expect([known.checks, unknown.checks]).toEqual([5, 5]);
+    // "From where" is in the audit trail, for both.
+    const failed = portal.logs.filter((l) => l.event === 'portal.login-failed');
+    expect(failed).toHaveLength(10);
+    for (const l of failed) expect(l).toMatchObject({ ip: '198.51.100.44', userAgent: 'Mozilla/5.0 (test)' });
+    expect(failed.at(-1)).toMatchObject({ identity: 'nobody@home.test', known: false });
+    const locks = portal.logs.filter((l) => l.event === 'portal.locked');
+    expect(locks).toEqual([expect.objectContaining({ identity: 'pat@home.test', ip: '198.51.100.44' }), expect.objectContaining({ identity: 'nobody@home.test', known: false, ip: '198.51.100.44' })]);
+  });
+
+  it('a login is logged with the client\'s address and user agent', async () => {
+    portal = await portalApp();
+    await portal.files.putAccount({ address: 'pat@home.test', passwordHash: await hashPassword(PASSWORD), createdAt: Date.now(), failures: [] });
+    const { cookie, csrf } = await loginForm(portal);
+    const res = await portal.app.inject({ method: 'POST', url: '/login', headers: { cookie, 'x-forwarded-for': '2001:db8::7', 'user-agent': 'Agent\u0007With\nControls' }, payload: { csrf, identity: 'pat@home.test', password: PASSWORD, next: '/inbox' } });
+    expect(res.statusCode).toBe(303);
+    expect(portal.logs.find((l) => l.event === 'portal.login')).toMatchObject({ identity: 'pat@home.test', ip: '2001:db8::7', userAgent: 'Agent With Controls' });
+  });
 });

@@ -9,20 +9,28 @@ async function senderOf(raw: Buffer) {
   return { from: parsed.from?.value, replyTo: parsed.replyTo?.value.map((a) => a.address), to: [parsed.to].flat().flatMap((a) => a?.value.map((v) => v.address) ?? []), inReplyTo: parsed.inReplyTo };
 }
 
-function original(to: string): Buffer {
-  return Buffer.from(`From: "Dr. Ada Carter" <dr.carter@clinic.test>\r\nTo: ${to}\r\nSubject: Your results\r\nMessage-ID: <results-9@clinic.test>\r\n\r\nAll clear.\r\n`);
+function original(to: string, cc?: string): Buffer {
+  return Buffer.from(`From: "Dr. Ada Carter" <dr.carter@clinic.test>\r\nTo: ${to}\r\n${cc ? `Cc: ${cc}\r\n` : ''}Subject: Your results\r\nMessage-ID: <results-9@clinic.test>\r\n\r\nAll clear.\r\n`);
 }
 
-/** Stores a message for `rcpt`, logs in as `identity`, sends a secure reply; returns what was queued. */
-async function reply(portal: PortalApp, rcpt: string, to: string, identity: string) {
-  const m = await portal.files.putMessage(original(to), { createdAt: Date.now(), expiresAt: Date.now() + 60_000, sender: 'dr.carter@clinic.test', recipients: [rcpt], queueId: 'Q1', kind: 'received' });
+/**
+ * Stores a message for `rcpts` (the envelope recipients the portal holds it for), logs in
+ * as `identity`, sends a secure reply (to all, when `all`); returns what was queued.
+ */
+async function reply(portal: PortalApp, rcpts: string | string[], raw: string | Buffer, identity: string, all = false) {
+  const recipients = [rcpts].flat();
+  const m = await portal.files.putMessage(typeof raw === 'string' ? original(raw) : raw, { createdAt: Date.now(), expiresAt: Date.now() + 60_000, sender: 'dr.carter@clinic.test', recipients, queueId: 'Q1', kind: 'received' });
   const cookie = await portal.loggedIn(identity);
   const page = await portal.app.inject({ method: 'GET', url: `/message/${m.id}`, headers: { cookie } });
-  const sent = await portal.app.inject({ method: 'POST', url: `/message/${m.id}/reply`, headers: { cookie }, payload: { csrf: csrfOf(page.body), text: 'Thank you, doctor.' } });
+  const before = portal.queued.length;
+  const sent = await portal.app.inject({ method: 'POST', url: `/message/${m.id}/reply`, headers: { cookie }, payload: { csrf: csrfOf(page.body), text: 'Thank you, doctor.', ...(all ? { all: '1' } : {}) } });
   expect(sent.statusCode).toBe(200);
-  expect(portal.queued).toHaveLength(1);
-  return portal.queued[0]!;
+  expect(portal.queued).toHaveLength(before + 1);
+  return portal.queued[before]!;
 }
+
+/** Cc as a mail client reads it. */
+const ccOf = async (raw: Buffer) => [(await simpleParser(raw)).cc].flat().flatMap((a) => a?.value.map((v) => v.address) ?? []);
 
 describe('secure replies', () => {
   let portal: PortalApp | undefined;
@@ -54,8 +62,39 @@ describe('secure replies', () => {
 
   it('a Secure Text recipient is named by their number and answered at the address the sender used', async () => {
     portal = await portalApp();
-    const { envelope, raw } = await reply(portal, '15551234567@secure.text', '15551234567@secure.text', '+15551234567@secure.text');
+    const { envelope, raw } = await reply(portal, '12025550143@secure.text', '12025550143@secure.text', '+12025550143@secure.text');
     expect(envelope.mailFrom).toBe('secure-reply@postern.test');
-    expect(await senderOf(raw)).toMatchObject({ from: [{ name: '+15551234567 via Postern Secure Mail', address: 'secure-reply@postern.test' }], replyTo: ['15551234567@secure.text'] });
+    expect(await senderOf(raw)).toMatchObject({ from: [{ name: '+12025550143 via Postern Secure Mail', address: 'secure-reply@postern.test' }], replyTo: ['12025550143@secure.text'] });
+  });
+
+  it('reply-all goes to the To and Cc of the original, never to a Bcc recipient the portal also holds it for', async () => {
+    portal = await portalApp({ portal: { replyAll: true } });
+    // pat.a is in To; pat.b was Bcc'd: both are envelope recipients of the one portal copy.
+    const raw = original('"Pat A" <pat.a@home.test>');
+    const fromA = await reply(portal, ['pat.a@home.test', 'pat.b@home.test'], raw, 'pat.a@home.test', true);
+    expect(fromA.envelope.rcptTo).toEqual(['dr.carter@clinic.test']);
+    expect(fromA.raw.toString()).not.toContain('pat.b@home.test');
+    expect(await ccOf(fromA.raw)).toEqual([]);
+    // The Bcc'd recipient's reply-all reaches the visible To, as a mail client's would.
+    const fromB = await reply(portal, ['pat.a@home.test', 'pat.b@home.test'], raw, 'pat.b@home.test', true);
+    expect(fromB.envelope.rcptTo).toEqual(['dr.carter@clinic.test', 'pat.a@home.test']);
+    expect(await ccOf(fromB.raw)).toEqual(['pat.a@home.test']);
+  });
+
+  it('reply-all includes To and Cc recipients the message reached another way (TLS, PGP), once each', async () => {
+    portal = await portalApp({ portal: { replyAll: true } });
+    // Only pat@home.test went to the portal; the others got it by TLS or PGP.
+    const raw = original('pat@home.test, Colleague <colleague@tls.test>', 'patient.pgp@crypt.test, "Dr. Ada Carter" <DR.CARTER@clinic.test>, PAT@home.test');
+    const { envelope, raw: sent } = await reply(portal, 'pat@home.test', raw, 'pat@home.test', true);
+    expect(envelope.rcptTo).toEqual(['dr.carter@clinic.test', 'colleague@tls.test', 'patient.pgp@crypt.test']);
+    expect(await ccOf(sent)).toEqual(['colleague@tls.test', 'patient.pgp@crypt.test']);
+    // Without the box ticked, or with portal.replyAll off, only the sender.
+    expect((await reply(portal, 'pat@home.test', raw, 'pat@home.test')).envelope.rcptTo).toEqual(['dr.carter@clinic.test']);
+  });
+
+  it('reply-all is refused by configuration: the box is ignored unless portal.replyAll is on', async () => {
+    portal = await portalApp();
+    const raw = original('pat@home.test, colleague@tls.test');
+    expect((await reply(portal, 'pat@home.test', raw, 'pat@home.test', true)).envelope.rcptTo).toEqual(['dr.carter@clinic.test']);
   });
 });

@@ -67,6 +67,52 @@ describe('portal sessions', () => {
     expect(existsSync(join(portal.dataDir, 'portal', 'sessions', `${sha256Hex(anonymous.id)}.json`))).toBe(false);
   });
 
+  it('through the web app: a logged-in session ends after 15 minutes idle, and after 12 hours however busy', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    portal = await portalApp();
+    const inbox = async (cookie: string) => (await portal!.app.inject({ method: 'GET', url: '/inbox', headers: { cookie } })).statusCode;
+    const idle = await portal.loggedIn('p@patients.test');
+    vi.advanceTimersByTime(14 * 60_000);
+    expect(await inbox(idle)).toBe(200); // a page view keeps it going
+    vi.advanceTimersByTime(14 * 60_000);
+    expect(await inbox(idle)).toBe(200);
+    vi.advanceTimersByTime(15 * 60_000 + 1000);
+    expect(await inbox(idle)).toBe(302); // to the login page
+
+    const busy = await portal.loggedIn('p@patients.test');
+    const start = Date.now();
+    while (Date.now() - start < 12 * 3_600_000 - 10 * 60_000) {
+      vi.advanceTimersByTime(10 * 60_000);
+      expect(await inbox(busy)).toBe(200);
+    }
+    vi.advanceTimersByTime(10 * 60_000 + 1000);
+    expect(await inbox(busy)).toBe(302);
+  });
+
+  it('a password-reset link works for 30 minutes', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    portal = await portalApp();
+    await portal.files.putAccount({ address: 'p@patients.test', passwordHash: 'scrypt$x', createdAt: Date.now(), failures: [] });
+    const linkOf = async () => {
+      await portal!.delivery.sendReset('p@patients.test');
+      return /https:\/\/[^/\s]+(\/r\/[A-Za-z0-9_-]{43})/.exec(portal!.queued.at(-1)!.raw.toString())?.[1] as string;
+    };
+    const early = await linkOf();
+    const late = await linkOf();
+    vi.advanceTimersByTime(29 * 60_000);
+    expect((await portal.app.inject({ method: 'GET', url: early })).body).toContain('Set your password');
+    vi.advanceTimersByTime(60_000 + 1000);
+    const expired = await portal.app.inject({ method: 'GET', url: late });
+    expect(expired.statusCode).toBe(404);
+    expect(expired.body).toContain('used already or has expired');
+    // Nor can it be used with a form fetched in time.
+    const form = await portal.app.inject({ method: 'GET', url: '/login' });
+    const cookie = cookieOf(form) as string;
+    const post = await portal.app.inject({ method: 'POST', url: late, headers: { cookie }, payload: { csrf: csrfOf(form.body), password: 'Green-meadow-compass-77', confirm: 'Green-meadow-compass-77' } });
+    expect(post.statusCode).toBe(404);
+    expect((await portal.files.getAccount('p@patients.test'))?.passwordHash).toBe('scrypt$x');
+  });
+
   it('new sessions and login attempts are limited per client address (IPv6: per /64), behind a local proxy too', async () => {
     portal = await portalApp({ portal: { rateLimit: { sessions: 3, logins: 2 } } });
     const app = portal.app;

@@ -179,6 +179,68 @@ describe('fs spool: segment log', () => {
     await q2.close();
   });
 
+  it('writes a DONE record only inside a flushing write: with the next commit, or on its own after a short linger', async () => {
+    // An O_DSYNC write flushes only its own range. A DONE written without a flush could
+    // come back as zeros after a power failure, in the middle of the segment, and
+    // recovery would cut off the acknowledged messages after it.
+    const { root } = harness();
+    const q = new FsSpool(root);
+    await q.open();
+    const { statSync } = await import('node:fs');
+    const { parseSegment } = await import('../../src/queue/fs/log-record.js');
+    const m1 = await store(q, 'Subject: one\r\n\r\none\r\n');
+    const seg = join(root, 'log', logFiles(root).sort().at(-1)!);
+    const sizeAfterM1 = statSync(seg).size;
+    const flushesAfterM1 = q.flushes;
+    await q.lease(Date.now(), 10);
+    await q.remove(m1.id);
+    expect(statSync(seg).size).toBe(sizeAfterM1); // not written on its own
+    const m2 = await store(q, 'Subject: two\r\n\r\ntwo\r\n');
+    expect(q.flushes).toBe(flushesAfterM1 + 1); // one write carried both
+    const records = parseSegment(readFileSync(seg)).records;
+    expect(records.map((r) => (r.type === 2 ? `done:${r.id}` : 'message'))).toEqual(['message', `done:${m1.id}`, 'message']);
+    // Nothing comes after this DONE: it is written (and flushed) by itself shortly after.
+    await q.lease(Date.now(), 10);
+    await q.remove(m2.id);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(q.flushes).toBe(flushesAfterM1 + 2);
+    expect(parseSegment(readFileSync(seg)).records.at(-1)).toMatchObject({ type: 2, id: m2.id });
+    await q.close();
+    const q2 = new FsSpool(root);
+    expect((await q2.open()).recovered).toBe(0);
+    await q2.close();
+  });
+
+  it('writes the DONE records still waiting when it closes', async () => {
+    const { root } = harness();
+    const q = new FsSpool(root);
+    await q.open();
+    const m = await store(q, 'Subject: closing\r\n\r\nx\r\n');
+    await q.lease(Date.now(), 10);
+    await q.remove(m.id);
+    await q.close();
+    const q2 = new FsSpool(root);
+    expect((await q2.open()).recovered).toBe(0);
+    await q2.close();
+  });
+
+  it('keeps message content private to the gateway user: directories 0700, segments and files 0600', async () => {
+    const { root } = harness();
+    const q = new FsSpool(root);
+    await q.open();
+    const m = await store(q, 'Subject: private\r\n\r\nx\r\n');
+    const [leased] = await q.lease(Date.now(), 1);
+    leased!.state.recipients[0]!.nextAttemptAt = Date.now() + 60_000;
+    await q.save(m.id, leased!.state);
+    const { statSync } = await import('node:fs');
+    const mode = (p: string) => statSync(p).mode & 0o777;
+    for (const dir of ['log', 'msg', 'state', 'tmp']) expect(mode(join(root, dir)).toString(8)).toBe('700');
+    expect(mode(join(root, 'log', logFiles(root)[0]!)).toString(8)).toBe('600');
+    expect(mode(join(root, 'msg', m.id)).toString(8)).toBe('600');
+    expect(mode(join(root, 'state', `${m.id}.json`)).toString(8)).toBe('600');
+    await q.close();
+  });
+
   it('deletes a segment once every message in it is final, never while one is live', async () => {
     const { root } = harness();
     const q = new FsSpool(root, { segmentMaxBytes: 200 });

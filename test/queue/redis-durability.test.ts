@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkRedisDurability } from '../../src/queue/redis/durability.js';
-import { connectRedis, redisClientOptions } from '../../src/queue/redis/connect.js';
+import { connectRedis, openRedisQueue, redisClientOptions } from '../../src/queue/redis/connect.js';
 import { RedisQueue } from '../../src/queue/redis/queue.js';
 import { createTestCa } from '../helpers/pki.js';
 import { findProgram } from '../helpers/programs.js';
@@ -40,7 +41,7 @@ describe.skipIf(!redisServer)('Redis durability: a redis-server of our own, kill
     const redis = await connectRedis(redisSection(server.url, prefix));
     const verdict = await checkRedisDurability(redis);
     redis.disconnect();
-    expect(verdict).toEqual({ ok: true, status: 'ok', problems: [], settings: { appendonly: 'yes', appendfsync: 'always', connectedReplicas: 0 } });
+    expect(verdict).toEqual({ ok: true, status: 'ok', problems: [], settings: { appendonly: 'yes', appendfsync: 'always', maxmemoryPolicy: 'noeviction', connectedReplicas: 0 } });
 
     const q = await openTestQueue(server.url, prefix);
     const bodies = new Map<string, string>();
@@ -127,8 +128,30 @@ describe.skipIf(!redisServer)('Redis durability: a redis-server of our own, kill
     expect(a).toMatchObject({ ok: false, status: 'unsafe' });
     expect(a.problems.join('\n')).toMatch(/appendfsync is everysec/);
     const b = await verdictOf(hidden.url);
-    expect(b).toMatchObject({ ok: false, status: 'unknown', settings: { appendonly: 'yes' } });
-    expect(b.problems.join('\n')).toMatch(/CONFIG GET is disabled.*AOF is on, its fsync policy unknown/);
+    // INFO still tells the eviction policy: the default, noeviction, adds no problem.
+    expect(b).toMatchObject({ ok: false, status: 'unknown', settings: { appendonly: 'yes', maxmemoryPolicy: 'noeviction' } });
+    expect(b.problems).toEqual([expect.stringMatching(/CONFIG GET is disabled.*AOF is on, its fsync policy unknown/)]);
+  });
+
+  it('says unsafe when Redis may evict (volatile-lru as on ElastiCache, allkeys-lru), even with a safe AOF; refuse stops the start', async () => {
+    const evicting = async (policy: string) => {
+      const server = await start(await freePort(), dataDir(), [...SAFE, '--maxmemory', '64mb', '--maxmemory-policy', policy]);
+      const redis = await connectRedis(redisSection(server.url, 'unused:'));
+      try {
+        return { url: server.url, verdict: await checkRedisDurability(redis) };
+      } finally {
+        redis.disconnect();
+      }
+    };
+    const volatile = await evicting('volatile-lru');
+    expect(volatile.verdict).toMatchObject({ ok: false, status: 'unsafe', settings: { appendonly: 'yes', appendfsync: 'always', maxmemoryPolicy: 'volatile-lru' } });
+    expect(volatile.verdict.problems).toEqual([expect.stringMatching(/^maxmemory-policy is volatile-lru: .*evicts keys with an expiry: portal messages.*set maxmemory-policy noeviction/)]);
+    const allkeys = await evicting('allkeys-lru');
+    expect(allkeys.verdict.problems).toEqual([expect.stringMatching(/^maxmemory-policy is allkeys-lru: .*evicts any key, queued messages included/)]);
+
+    const logger = pino({ level: 'silent' });
+    const section = { ...redisSection(volatile.url, testPrefix()), durability: 'refuse' as const };
+    await expect(openRedisQueue({ redis: section }, logger)).rejects.toThrow(/redis\.durability: refuse[\s\S]*maxmemory-policy is volatile-lru/);
   });
 
   it('connects over TLS (rediss://, the CA from redis.tls.ca) with a password, and refuses a wrong CA or password', async () => {

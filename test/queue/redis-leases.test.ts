@@ -36,13 +36,17 @@ describe.skipIf(!redisServer)('leases across a Redis outage (a redis-server of o
     servers.push(s);
     return s;
   };
-
-  it('a lease whose save and release failed while Redis was down is not renewed: it expires and another instance takes the message', async () => {
+  /** A redis-server on a port and directory of its own; restart() starts it again on both. */
+  const fresh = async () => {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'postern-redis-lease-'));
     dirs.push(dir);
+    return { server: await start(port, dir), restart: () => start(port, dir) };
+  };
+
+  it('a lease whose save and release failed while Redis was down is not renewed: it expires and another instance takes the message', async () => {
     const prefix = testPrefix();
-    let server = await start(port, dir);
+    let { server, restart } = await fresh();
     // Renewed ten times per lease: a lease this instance still counted as held would never run out.
     const a = await openTestQueue(server.url, prefix, { leaseTimeMs: 2000, heartbeatMs: 100 });
     queues.push(a);
@@ -57,7 +61,7 @@ describe.skipIf(!redisServer)('leases across a Redis outage (a redis-server of o
     await expect(a.save(env.id, state)).rejects.toThrow();
     await a.release(env.id).catch(() => undefined);
 
-    server = await start(port, dir);
+    server = await restart();
     // A is connected again and beating (its client reconnects by itself).
     expect(await eventually(async () => (await a.get(env.id)) !== undefined, 10_000)).toBe(true);
     await sleep(300);
@@ -75,5 +79,27 @@ describe.skipIf(!redisServer)('leases across a Redis outage (a redis-server of o
     queues.splice(queues.indexOf(a), 1);
     await b.remove(env.id);
     expect(await b.get(env.id)).toBeUndefined();
+  });
+
+  it('when Redis is back the queue wakes its worker by itself: deliveries do not wait for new mail or a backoff to run out', async () => {
+    const prefix = testPrefix();
+    let { server, restart } = await fresh();
+    // Heartbeats far apart: only the reconnect can wake the worker within this test.
+    const q = await openTestQueue(server.url, prefix, { heartbeatMs: 3_600_000 });
+    queues.push(q);
+    const env = await commitBody(q, 'Subject: queued before the outage\r\n\r\nx\r\n');
+    let wakes = 0;
+    q.onWake(() => wakes++);
+
+    await server.kill('SIGKILL');
+    // The worker's lease fails meanwhile; it would sleep out its backoff.
+    await expect(q.lease(Date.now(), 10)).rejects.toThrow();
+    await sleep(500);
+    expect(wakes).toBe(0);
+    server = await restart();
+    // No commit, no save, no other instance: the client's reconnect alone wakes the worker, and
+    // once more a moment later (a worker ignores wake-ups right after a failed lease).
+    expect(await eventually(async () => wakes >= 2, 10_000), `woken ${wakes} times`).toBe(true);
+    expect((await q.lease(Date.now(), 10)).map((m) => m.envelope.id)).toEqual([env.id]);
   });
 });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { pino } from 'pino';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkRedisDurability } from '../../src/queue/redis/durability.js';
 import { connectRedis, openRedisQueue } from '../../src/queue/redis/connect.js';
@@ -161,6 +162,37 @@ describe.skipIf(!available)(`Redis queue on ${DEV_REDIS_URL}`, () => {
       await expect(w.commit()).rejects.toThrow(/bytes in Redis/);
       await w.abort();
       expect(await next.list()).toEqual([]);
+    });
+
+    it('the heartbeat of a live instance removes the temp body of one killed mid-DATA, and stale records: the registry does not grow', async () => {
+      fresh();
+      // Opened, then silent: like a process killed with -9 in the middle of DATA.
+      const killed = await instance({ leaseTimeMs: 1000, heartbeatMs: 3_600_000 });
+      const w = await killed.receive(envelope());
+      await w.write(Buffer.alloc(300 * 1024, 0x61)); // more than one APPEND batch: the temp key exists
+      const redis = new Redis(DEV_REDIS_URL);
+      try {
+        const registry = () => redis.smembers(`${prefix}q:tmps`);
+        expect(await registry()).toHaveLength(1);
+        const survivor = await instance({ leaseTimeMs: 1000, heartbeatMs: 50 });
+        // A record whose key is gone (expired, or its undo was lost) while its owner lives on.
+        await redis.sadd(`${prefix}q:tmps`, `${survivor.instanceId}:no-such-body`);
+        // No open() anywhere: the survivor's heartbeats alone clean up once the killed one's liveness key expires.
+        const tmpKeys = async () => (await keysUnder(DEV_REDIS_URL, prefix)).filter((k) => k.includes(':tmp:'));
+        expect(await eventually(async () => (await registry()).length === 0 && (await tmpKeys()).length === 0, 10_000)).toBe(true);
+
+        // The survivor's own bodies being received are left alone by its beats and the others'.
+        const own = await survivor.receive(envelope());
+        await own.write(Buffer.alloc(300 * 1024, 0x62));
+        await sleep(300);
+        expect(await registry()).toEqual([`${survivor.instanceId}:${own.id}`]);
+        await own.write(Buffer.from('\r\n'));
+        expect((await own.commit()).size).toBe(300 * 1024 + 2);
+        expect(await registry()).toEqual([]);
+      } finally {
+        redis.disconnect();
+        await w.abort().catch(() => undefined);
+      }
     });
 
     it('a commit refused by Redis (the id is taken) is undone without touching the message that has the id', async () => {

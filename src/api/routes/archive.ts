@@ -3,12 +3,15 @@ import { openArchive, withAdminChain } from '../../archive/admin.js';
 import { mboxStream } from '../../archive/export-mbox.js';
 import { zipStream } from '../../archive/export-zip.js';
 import { addHold, releaseHold } from '../../archive/hold-log.js';
-import { searchArchive, type SearchQuery } from '../../archive/search.js';
-import { parseDate } from '../../cli/archive.js';
+import { logExported, logSearched } from '../../archive/access-log.js';
+import { incompleteReasons, searchArchive, type SearchQuery } from '../../archive/search.js';
+import { parseDate } from '../../cli/archive-common.js';
 import { actorOf, apiError, type ApiContext } from '../context.js';
 import { anyObject, errorSchema, guarded, reasonSchema } from '../schemas.js';
 
 const tags = ['archive'];
+/** On a search or export whose search may have missed messages: why. */
+const INCOMPLETE_HEADER = 'x-postern-incomplete';
 
 type Filters = Partial<Record<'since' | 'until' | 'participant' | 'sender' | 'recipient' | 'subject' | 'messageId' | 'keyword', string>>;
 
@@ -46,30 +49,47 @@ export function archiveRoutes(app: FastifyInstance, { config, dataDir, log }: Ap
   app.get<{ Querystring: Filters }>(
     '/archive/search',
     guarded('read-only', { summary: 'Find archived messages (metadata only, no content)', tags, querystring: { type: 'object', properties: filterProperties }, response: { 200: anyObject, 400: errorSchema } }),
-    async (req) => {
-      const r = await searchArchive((await open()).reader, queryOf(req.query), config.archive.searchLimits);
-      return { hits: r.hits.map((h) => h.meta), examined: r.examined, keyword: r.keyword, unreadable: r.unreadable };
+    async (req, reply) => {
+      const query = queryOf(req.query);
+      const r = await searchArchive((await open()).reader, query, config.archive.searchLimits);
+      logSearched(log, { actor: actorOf(req), via: 'api', query, result: r });
+      const incomplete = incompleteReasons(r);
+      if (incomplete.length) void reply.header(INCOMPLETE_HEADER, incomplete.join('; '));
+      return { hits: r.hits.map((h) => h.meta), examined: r.examined, complete: !incomplete.length, incomplete, keyword: r.keyword, unreadable: r.unreadable };
     },
   );
 
-  app.get<{ Querystring: Filters & { format: 'mbox' | 'zip' } }>(
+  app.get<{ Querystring: Filters & { format: 'mbox' | 'zip'; allowPartial?: boolean } }>(
     '/archive/export',
     guarded('admin', {
       summary: 'Export what a search finds: mbox (mboxrd) or zip of .eml with a SHA-256 manifest',
-      description: 'Hands out message content: admin only.',
+      description: `Hands out message content: admin only. A search that may have missed messages (a keyword limit reached, unreadable items) is refused with 409 unless allowPartial=true; then the export carries ${INCOMPLETE_HEADER} (and a zip an INCOMPLETE.txt).`,
       tags,
-      querystring: { type: 'object', properties: { format: { type: 'string', enum: ['mbox', 'zip'] }, ...filterProperties }, required: ['format'] },
-      response: { 200: { description: 'the export file', content: { 'application/mbox': { schema: { type: 'string' } }, 'application/zip': { schema: { type: 'string', contentMediaType: 'application/zip' } } } }, 400: errorSchema },
+      querystring: { type: 'object', properties: { format: { type: 'string', enum: ['mbox', 'zip'] }, allowPartial: { type: 'boolean', default: false }, ...filterProperties }, required: ['format'] },
+      response: { 200: { description: 'the export file', content: { 'application/mbox': { schema: { type: 'string' } }, 'application/zip': { schema: { type: 'string', contentMediaType: 'application/zip' } } } }, 400: errorSchema, 409: errorSchema },
     }),
     async (req, reply) => {
       const { reader } = await open();
-      const r = await searchArchive(reader, queryOf(req.query), config.archive.searchLimits);
+      const query = queryOf(req.query);
+      const format = req.query.format;
+      const r = await searchArchive(reader, query, config.archive.searchLimits);
+      const access = { actor: actorOf(req), via: 'api', query, result: r, format };
+      const incomplete = incompleteReasons(r);
+      if (incomplete.length && !req.query.allowPartial) {
+        logExported(log, { ...access, outcome: 'refused' });
+        throw apiError(409, `the search may miss messages (${incomplete.join('; ')}): narrow it, or add allowPartial=true to export what it found`);
+      }
       // Streamed straight to the response, decrypted item by item: no clear copy on disk
       // that a crash would leave behind. A failure part way cuts the transfer off.
-      const body = req.query.format === 'mbox' ? mboxStream(reader, r.hits) : zipStream(reader, r.hits);
+      const body = format === 'mbox' ? mboxStream(reader, r.hits) : zipStream(reader, r.hits, incomplete);
+      let failure: string | undefined;
+      body.on('error', (err) => (failure = err.message));
+      // Recorded when the transfer ends: completed, or cut off (an item failed, the client left).
+      body.on('close', () => logExported(log, { ...access, outcome: body.readableEnded && !failure ? 'completed' : 'aborted', err: failure ?? (body.readableEnded ? undefined : 'the transfer was cut off') }));
+      if (incomplete.length) void reply.header(INCOMPLETE_HEADER, incomplete.join('; '));
       return reply
-        .type(req.query.format === 'mbox' ? 'application/mbox' : 'application/zip')
-        .header('content-disposition', `attachment; filename="postern-archive.${req.query.format}"`)
+        .type(format === 'mbox' ? 'application/mbox' : 'application/zip')
+        .header('content-disposition', `attachment; filename="postern-archive.${format}"`)
         .header('x-postern-count', String(r.hits.length))
         .send(body);
     },

@@ -1,18 +1,24 @@
 import { isIPv6 } from 'node:net';
 import { normalizeIp, parseCidr } from '../../ingress/cidr.js';
-import type { PortalStore } from '../store.js';
+import { addressKey, type PortalStore } from '../store.js';
 import { Refusal } from './refusal.js';
 
 export interface RateLimitSettings {
   window: number;
   sessions: number;
   logins: number;
+  resets: number;
+  resetsPerAccount: number;
 }
 
+type PerClient = 'sessions' | 'logins' | 'resets';
+
 /**
- * Per-client limits on what costs the portal: new visitor sessions (each one is stored)
- * and login attempts (each one is a password check). Counted through the store, so on
- * Redis every instance sees the same counts. Over the limit: a Refusal (429).
+ * Per-client limits on what costs the portal: new visitor sessions (each one is stored),
+ * login attempts (each one is a password check) and password-reset requests (each one
+ * a mail or a paid SMS); reset requests are also limited per account asked for, so many
+ * addresses cannot pump texts to one number. Counted through the store, so on Redis
+ * every instance sees the same counts. Over the limit: a Refusal (429).
  */
 export class RateLimits {
   constructor(
@@ -20,11 +26,23 @@ export class RateLimits {
     private readonly settings: RateLimitSettings,
   ) {}
 
-  async check(kind: 'sessions' | 'logins', ip: string): Promise<void> {
-    const n = await this.store.countHit(`${kind}:${clientKey(ip)}`, this.settings.window);
-    if (n <= this.settings[kind]) return;
+  check(kind: PerClient, ip: string): Promise<void> {
+    return this.count(`${kind}:${clientKey(ip)}`, this.settings[kind], 'from your network');
+  }
+
+  /**
+   * Reset requests for one identity, counted whether or not it has an account (the answer
+   * must not tell which addresses have one), by a hash: no address in a rate-limit key.
+   */
+  checkResetsFor(identity: string): Promise<void> {
+    return this.count(`resets-account:${addressKey(identity)}`, this.settings.resetsPerAccount, 'for this address');
+  }
+
+  private async count(bucket: string, limit: number, whose: string): Promise<void> {
+    const n = await this.store.countHit(bucket, this.settings.window);
+    if (n <= limit) return;
     const minutes = Math.ceil(this.settings.window / 60_000);
-    throw new Refusal(429, 'Too many requests', `Too many requests came from your network. Wait ${minutes} minute${minutes === 1 ? '' : 's'} and try again.`, Math.ceil(this.settings.window / 1000));
+    throw new Refusal(429, 'Too many requests', `Too many requests came ${whose}. Wait ${minutes} minute${minutes === 1 ? '' : 's'} and try again.`, Math.ceil(this.settings.window / 1000));
   }
 }
 

@@ -15,12 +15,17 @@ import { infoPage, inboxPage, loginForm, messagePage, resetRequestForm, setupPas
 import { passwordProblem } from './password-rules.js';
 import { PortalPasswords, type HashingLimits } from './passwords.js';
 import { RateLimits } from './rate-limit.js';
+import { clientOf } from './client.js';
+import { ghostFailure } from './ghost-lock.js';
+import { loadLogo } from './logo.js';
 import { Refusal } from './refusal.js';
+import { replyAllRecipients } from './reply-all.js';
 import { replySender } from './reply-sender.js';
 import { bodyDocument, parseStored } from './render-message.js';
 import { csrfValid, SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 
-const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+// Images only from the portal itself: no page makes a request to anyone else (the logo is served at /logo).
+const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 export interface PortalServerOptions {
   config: PosternConfig;
@@ -68,11 +73,12 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
     reply.header('strict-transport-security', 'max-age=31536000');
-    reply.header('cache-control', 'no-store');
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     return payload;
   });
 
-  const layoutFor = (session: Session | undefined): Layout => ({ org: p.organisation.name, logoUrl: p.organisation.logoUrl, identity: session?.identity, csrf: session?.csrf });
+  const logo = await loadLogo(p.organisation.logoFile);
+  const layoutFor = (session: Session | undefined): Layout => ({ org: p.organisation.name, logoUrl: logo && '/logo', identity: session?.identity, csrf: session?.csrf });
 
   const setCookie = (reply: FastifyReply, sid: string) =>
     reply.setCookie(SESSION_COOKIE, sid, { path: '/', secure: true, httpOnly: true, sameSite: 'strict' });
@@ -85,9 +91,17 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   const context = async (req: FastifyRequest, _reply: FastifyReply): Promise<Ctx> => {
     const sid = req.cookies[SESSION_COOKIE];
     const existing = await sessions.get(sid);
-    if (sid && existing) return { sid, session: existing, layout: layoutFor(existing) };
+    if (sid && existing && (await loggedInSincePasswordSet(existing))) return { sid, session: existing, layout: layoutFor(existing) };
+    if (sid && existing) await sessions.destroy(sid);
     const none: Session = { csrf: '', createdAt: Date.now(), lastSeenAt: Date.now() };
     return { sid: undefined, session: none, layout: layoutFor(none) };
+  };
+
+  /** A password reset ends every session logged in before it (someone else may hold one). */
+  const loggedInSincePasswordSet = async (session: Session): Promise<boolean> => {
+    if (!session.identity) return true;
+    const setAt = (await store.getAccount(session.identity))?.passwordSetAt;
+    return !setAt || (session.loggedInAt ?? session.createdAt) >= setAt;
   };
 
   /**
@@ -104,11 +118,11 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   const formContext = async (req: FastifyRequest, reply: FastifyReply) => withSession(await context(req, reply), req, reply);
 
   /** A new session id at login (no fixation), and the old one gone. */
-  const logIn = async (reply: FastifyReply, oldSid: string | undefined, identity: string) => {
+  const logIn = async (req: FastifyRequest, reply: FastifyReply, oldSid: string | undefined, identity: string) => {
     if (oldSid) await sessions.destroy(oldSid);
     const created = await sessions.create(identity);
     setCookie(reply, created.id);
-    log.info({ event: EVENTS.portalLogin, identity }, 'portal login');
+    log.info({ event: EVENTS.portalLogin, identity, ...clientOf(req) }, 'portal login');
   };
 
   const html = (reply: FastifyReply, body: string, code = 200) => reply.code(code).type('text/html; charset=utf-8').send(body);
@@ -129,6 +143,12 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   });
 
   app.get('/healthz', async () => ({ ok: true }));
+
+  // The same for everyone and no secret: the one response a browser may keep.
+  app.get('/logo', async (_req, reply) => {
+    if (!logo) return reply.code(404).send();
+    return reply.type(logo.type).header('cache-control', 'public, max-age=86400').send(logo.bytes);
+  });
 
   // The link in a notice.
   app.get<{ Params: { token: string } }>('/m/:token', async (req, reply) => {
@@ -152,11 +172,22 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const t = await store.getToken(req.params.token);
     if (!t || t.kind !== 'notice' || t.expiresAt < Date.now() || !t.messageId) return html(reply, infoPage(c.layout, 'Link not valid', 'This link has expired or is not valid.', 'alert'), 404);
     const identity = ident(t.recipient) as string;
-    if (await store.getAccount(identity)) return html(reply, loginForm(c.layout, `/message/${t.messageId}`, identity, 'A password is already set for this address. Log in with it.'));
+    const alreadySet = () => html(reply, loginForm(c.layout, `/message/${t.messageId}`, identity, 'A password is already set for this address. Log in with it.'));
+    if (await store.getAccount(identity)) return alreadySet();
     const problem = f.password !== f.confirm ? 'The two passwords differ.' : passwordProblem(f.password ?? '', identity);
     if (problem) return html(reply, setupPasswordForm(c.layout, identity, `/m/${req.params.token}`, problem), 400);
-    await store.putAccount({ address: identity, passwordHash: await hashPassword(f.password as string), createdAt: Date.now(), failures: [] });
-    await logIn(reply, c.sid, identity);
+    const passwordHash = await hashPassword(f.password as string);
+    // Made only if there is still none, in one step: of two first visits at once (two
+    // tabs, or someone else holding the link), one sets the password, the other logs in.
+    let created = false;
+    await store.updateAccount(identity, (current) => {
+      if (current) return undefined;
+      created = true;
+      const now = Date.now();
+      return { address: identity, passwordHash, createdAt: now, passwordSetAt: now, failures: [] };
+    });
+    if (!created) return alreadySet();
+    await logIn(req, reply, c.sid, identity);
     return reply.redirect(`/message/${t.messageId}`, 303);
   });
 
@@ -174,13 +205,23 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const identity = ident(f.identity ?? '');
     const account = identity ? await store.getAccount(identity) : undefined;
     const generic = 'The address or the password is not right.';
+    const shown = identity ?? f.identity ?? '';
+    const lockedPage = (until: number) => html(reply, loginForm(c.layout, next, shown, `Too many failed attempts. Try again after ${new Date(until).toUTCString()}, or reset your password.`), 429);
     if (!identity || !account) {
-      // Same answer and the same work as a wrong password: no address enumeration.
+      // The same answers, after the same work, as for an account: wrong password, then
+      // locked (see ghostFailure). No address enumeration.
+      const ghost = identity ? await ghostFailure(store, identity) : undefined;
+      if (ghost?.locked === 'before') return lockedPage(ghost.until);
       await passwords.verify(f.password ?? '', undefined);
-      return html(reply, loginForm(c.layout, next, f.identity ?? '', generic), 401);
+      log.warn({ event: EVENTS.portalLoginFailed, identity: shown.slice(0, 320), known: false, ...clientOf(req) }, 'portal login failed');
+      if (ghost?.locked === 'now') {
+        log.warn({ event: EVENTS.portalLocked, identity, known: false, ...clientOf(req), until: new Date(ghost.until).toISOString() }, 'portal login locked for an address without an account');
+        return lockedPage(ghost.until);
+      }
+      return html(reply, loginForm(c.layout, next, shown, generic), 401);
     }
     const until = lockedUntil(account);
-    if (until) return html(reply, loginForm(c.layout, next, identity, `Too many failed attempts. Try again after ${new Date(until).toUTCString()}, or reset your password.`), 429);
+    if (until) return lockedPage(until);
     if (!(await passwords.verify(f.password ?? '', account.passwordHash))) {
       // Counted on the stored record in one step: failures seen by other instances count too.
       const outcome = { locked: false };
@@ -189,10 +230,10 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
         outcome.locked = recordFailure(current);
         return current;
       });
-      log.warn({ event: EVENTS.portalLoginFailed, identity, failuresLastHour: after?.failures.length ?? 0 }, 'portal login failed');
+      log.warn({ event: EVENTS.portalLoginFailed, identity, ...clientOf(req), failuresLastHour: after?.failures.length ?? 0 }, 'portal login failed');
       if (outcome.locked && after?.lockedUntil) {
-        log.warn({ event: EVENTS.portalLocked, identity, until: new Date(after.lockedUntil).toISOString() }, 'portal account locked');
-        return html(reply, loginForm(c.layout, next, identity, `Too many failed attempts. Try again after ${new Date(after.lockedUntil).toUTCString()}, or reset your password.`), 429);
+        log.warn({ event: EVENTS.portalLocked, identity, ...clientOf(req), until: new Date(after.lockedUntil).toISOString() }, 'portal account locked');
+        return lockedPage(after.lockedUntil);
       }
       return html(reply, loginForm(c.layout, next, identity, generic), 401);
     }
@@ -200,7 +241,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
       if (current) recordSuccess(current);
       return current;
     });
-    await logIn(reply, c.sid, identity);
+    await logIn(req, reply, c.sid, identity);
     return reply.redirect(next, 303);
   });
 
@@ -259,7 +300,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const shown = await parseStored(await store.read(m.id));
     const showImages = req.query.images === '1';
     const { blockedImages } = bodyDocument(shown, showImages);
-    log.info({ event: EVENTS.portalView, portalId: m.id, queueId: m.queueId, identity: c.session.identity }, 'portal message viewed');
+    log.info({ event: EVENTS.portalView, portalId: m.id, queueId: m.queueId, identity: c.session.identity, ...clientOf(req) }, 'portal message viewed');
     const identity = c.session.identity as string;
     if (m.kind === 'received' && !m.readAt[identity]) {
       // Changed in one step: a revoke since the read above stays. Only the view that
@@ -270,7 +311,8 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
         first = true;
         return { ...current, readAt: { ...current.readAt, [identity]: Date.now() } };
       });
-      if (first && p.readReceipts && m.sender) {
+      const wantsReceipt = m.receiptsFor ? m.receiptsFor.some((r) => ident(r) === identity) : p.readReceipts;
+      if (first && wantsReceipt && m.sender) {
         const receipt = await composeMessage({ from: `"${p.organisation.name}" <${p.organisation.fromAddress ?? `secure-notice@${config.hostname}`}>`, to: [m.sender], subject: `Read: secure message to ${identity}`, text: `Your secure message to ${identity} was opened on ${new Date().toUTCString()}.`, headers: { 'Auto-Submitted': 'auto-generated' } });
         await enqueueLocal(queue, { hostname: config.hostname, from: '', to: [m.sender], raw: receipt, origin: 'portal-receipt', sessionId: 'portal-receipt' });
       }
@@ -298,7 +340,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const shown = await parseStored(await store.read(v.m.id));
     const a = shown.attachments[Number(req.params.n)];
     if (!a) return html(reply, infoPage(v.c.layout, 'Not found', 'There is no such attachment.', 'alert'), 404);
-    log.info({ event: EVENTS.portalDownload, portalId: v.m.id, queueId: v.m.queueId, identity: v.c.session.identity, attachment: Number(req.params.n), size: a.size }, 'portal attachment downloaded');
+    log.info({ event: EVENTS.portalDownload, portalId: v.m.id, queueId: v.m.queueId, identity: v.c.session.identity, ...clientOf(req), attachment: Number(req.params.n), size: a.size }, 'portal attachment downloaded');
     const name = a.filename.replace(/[\r\n"\\]/g, '_');
     reply.header('content-disposition', `attachment; filename="${name.replace(/[^\x20-\x7e]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(name)}`);
     return reply.type('application/octet-stream').send(a.content);
@@ -325,7 +367,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const identity = c.session.identity as string;
     const original = await parseStored(await store.read(m.id));
     const to = m.kind === 'received' ? [m.sender] : m.recipients;
-    const others = p.replyAll && fields.all === '1' ? m.recipients.filter((r) => ident(r) !== identity) : [];
+    const others = p.replyAll && m.kind === 'received' && fields.all === '1' ? replyAllRecipients(original.parsed, { sender: m.sender, matches: (a) => ident(a) === identity }) : [];
     const sender = replySender({
       identity,
       addresses: [...m.recipients, m.sender],
@@ -349,7 +391,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const queued = await enqueueLocal(queue, { hostname: config.hostname, from: sender.envelopeFrom, to: [...to, ...others], raw, origin: 'portal-reply', sessionId: `portal-reply-${m.id}` });
     const now = Date.now();
     await store.putMessage(raw, { createdAt: now, expiresAt: now + p.expiry, sender: identity, recipients: [...to, ...others], queueId: queued.id, kind: 'reply', inReplyTo: m.id });
-    log.info({ event: EVENTS.portalReply, portalId: m.id, identity, replyQueueId: queued.id, attachments: files.length, to: to.length + others.length }, 'portal reply queued');
+    log.info({ event: EVENTS.portalReply, portalId: m.id, identity, ...clientOf(req), replyQueueId: queued.id, attachments: files.length, to: to.length + others.length }, 'portal reply queued');
     return html(reply, infoPage(c.layout, 'Reply sent', 'Your reply was sent securely. A copy is in your messages.'));
   });
 
@@ -362,12 +404,16 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const c = await context(req, reply);
     const f = body(req);
     if (!csrfValid(c.session, f.csrf)) return refuseCsrf(reply, c);
+    // Each reset is a mail or a paid SMS: limited per client and per address asked for,
+    // the latter counted for any address (the answer must not tell which have accounts).
+    await limits.check('resets', req.ip);
     const identity = ident(f.identity ?? '');
+    if (identity) await limits.checkResetsFor(identity);
     if (identity && (await store.getAccount(identity))) {
       // Logged as what happened; the visitor's answer below is the same either way.
       await delivery.sendReset(identity).then(
-        (sent) => log.info({ event: EVENTS.portalReset, identity, ...sent }, 'password reset link sent'),
-        (err: Error) => log.error({ event: EVENTS.portalReset, identity, err: err.message }, 'could not send the reset link'),
+        (sent) => log.info({ event: EVENTS.portalReset, identity, ...clientOf(req), ...sent }, 'password reset link sent'),
+        (err: Error) => log.error({ event: EVENTS.portalReset, identity, ...clientOf(req), err: err.message }, 'could not send the reset link'),
       );
     }
     // The same answer either way: no address enumeration.
@@ -389,15 +435,19 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     if (!t || t.kind !== 'reset' || t.usedAt || t.expiresAt < Date.now()) return html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired.', 'alert'), 404);
     const problem = f.password !== f.confirm ? 'The two passwords differ.' : passwordProblem(f.password ?? '', t.recipient);
     if (problem) return html(reply, setupPasswordForm(c.layout, t.recipient, `/r/${req.params.token}`, problem), 400);
-    await store.markTokenUsed(req.params.token, t);
+    // Hashed first: a busy refusal (503) must not use up the link.
     const passwordHash = await hashPassword(f.password as string);
+    // Used in one step: of two requests with the link at once, only one sets a password.
+    if (!(await store.consumeToken(req.params.token, 'reset'))) return html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired.', 'alert'), 404);
     await store.updateAccount(t.recipient, (current) => {
       const account: Account = current ?? { address: t.recipient, passwordHash: '', createdAt: Date.now(), failures: [] };
       account.passwordHash = passwordHash;
+      // Every session logged in before now ends (see loggedInSincePasswordSet).
+      account.passwordSetAt = Date.now();
       recordSuccess(account);
       return account;
     });
-    await logIn(reply, c.sid, t.recipient);
+    await logIn(req, reply, c.sid, t.recipient);
     return reply.redirect('/inbox', 303);
   });
 

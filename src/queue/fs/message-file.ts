@@ -20,7 +20,7 @@ export class MessageFileWriter {
   ) {}
 
   static async create(tmpPath: string, headerLine: Buffer): Promise<MessageFileWriter> {
-    const w = new MessageFileWriter(await open(tmpPath, 'wx'), tmpPath);
+    const w = new MessageFileWriter(await open(tmpPath, 'wx', 0o600), tmpPath);
     await w.write(headerLine);
     return w;
   }

@@ -29,6 +29,12 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/**
+ * How long a DONE record may wait for a commit to carry it before it is written on its
+ * own (a quiet gateway: nothing else arrives).
+ */
+const DONE_LINGER_MS = 50;
+
 const SEGMENT_FILE = /^(\d{10})\.log$/;
 
 /**
@@ -40,6 +46,14 @@ const SEGMENT_FILE = /^(\d{10})\.log$/;
  * Segments are deleted oldest-first once no live message is left in them, so a DONE
  * record can never be lost while the message it ends still exists on disk.
  *
+ * Every write goes through the O_DSYNC descriptor, in order, each one complete before
+ * the next starts, so the file is always flushed up to its end. An O_DSYNC write flushes
+ * only its own range: a DONE record written through a plain descriptor before a commit
+ * could come back as zeros after a power failure, in the middle of the file, and
+ * recovery (which stops at the first damaged record) would cut off the acknowledged
+ * messages after it. DONE records need no flush of their own, so they wait (up to
+ * DONE_LINGER_MS) for the next commit and go out in its write, at no extra cost.
+ *
  * The active segment is never deleted, so it is also closed by age: segmentMaxAgeMs after
  * its first record a new one is started (by a timer: on a quiet day no further write
  * comes), and the old one goes as soon as its messages are final. Without that, the
@@ -47,10 +61,9 @@ const SEGMENT_FILE = /^(\d{10})\.log$/;
  * quiet gateway can take weeks.
  */
 export class SegmentLog {
-  private fd: number | undefined;
   /**
-   * The same file opened O_DSYNC: a durable batch is written and flushed by one system
-   * call (one trip through libuv's thread pool instead of a write and an fdatasync).
+   * The active segment, opened O_DSYNC: a batch is written and flushed by one system call
+   * (one trip through libuv's thread pool instead of a write and an fdatasync).
    */
   private syncFd: number | undefined;
   private active = 0;
@@ -64,7 +77,9 @@ export class SegmentLog {
   private rotateTimer: NodeJS.Timeout | undefined;
   /** The active segment is old enough to be closed: the flush loop starts a new one. */
   private rotateDue = false;
-  /** Flushes (fdatasync) made, for tests and the benchmark. */
+  /** Pending DONE records start a flush after DONE_LINGER_MS unless a commit takes them first. */
+  private lingerTimer: NodeJS.Timeout | undefined;
+  /** Flushes (O_DSYNC writes) made, for tests and the benchmark. */
   flushes = 0;
 
   constructor(
@@ -82,7 +97,7 @@ export class SegmentLog {
    * to a new segment.
    */
   async open(): Promise<LiveMessage[]> {
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const numbers = (await readdir(this.dir))
       .map((name) => SEGMENT_FILE.exec(name)?.[1])
       .filter((n): n is string => n !== undefined)
@@ -121,13 +136,20 @@ export class SegmentLog {
   }
 
   /**
-   * Appends one record. `durable` waits for the flush to disk; otherwise the record
-   * (a DONE) rides along with the next write and needs no flush of its own.
+   * Appends one record. `durable` resolves after the flush that carried it. A record that
+   * need not be durable (a DONE) resolves at once: it rides along with the next commit's
+   * write, or is written after DONE_LINGER_MS when none comes. Lost in a power failure
+   * before that, it only means one more delivery after restart (at-least-once).
    */
   append(buffers: Buffer[], length: number, durable: boolean): Promise<Appended> {
+    if (!durable) {
+      this.pending.push({ buffers, length, durable, resolve: () => undefined, reject: () => undefined });
+      if (!this.flushing) this.armLinger();
+      return Promise.resolve({ segment: this.active, offset: -1 });
+    }
     return new Promise((resolve, reject) => {
       this.pending.push({ buffers, length, durable, resolve, reject });
-      if (!this.flushing) void this.flushLoop();
+      if (!this.flushing) void this.flushLoop(false);
     });
   }
 
@@ -149,10 +171,13 @@ export class SegmentLog {
   async close(): Promise<void> {
     clearTimeout(this.rotateTimer);
     this.rotateDue = false;
+    // DONE records still waiting go out now: without them every delivered message in
+    // the log would be delivered again after the restart.
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
     while (this.flushing) await new Promise((r) => setTimeout(r, 5));
-    closeQuietly(this.fd);
+    if (this.pending.length && this.syncFd !== undefined) await this.flushLoop(true);
     closeQuietly(this.syncFd);
-    this.fd = undefined;
     this.syncFd = undefined;
     await this.dirSync.close();
   }
@@ -162,10 +187,8 @@ export class SegmentLog {
   }
 
   private async startSegment(): Promise<void> {
-    closeQuietly(this.fd);
     closeQuietly(this.syncFd);
-    this.fd = openSync(this.path(this.active), 'wx');
-    this.syncFd = openSync(this.path(this.active), constants.O_WRONLY | constants.O_DSYNC);
+    this.syncFd = openSync(this.path(this.active), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC, 0o600);
     this.position = 0;
     this.live.set(this.active, this.live.get(this.active) ?? 0);
     // The new file's directory entry must be durable before any commit in it is.
@@ -182,21 +205,39 @@ export class SegmentLog {
     void this.sweep();
   }
 
+  /** Writes the DONE records waiting for a commit after DONE_LINGER_MS, unless one takes them first. */
+  private armLinger(): void {
+    if (this.lingerTimer) return;
+    this.lingerTimer = setTimeout(() => {
+      this.lingerTimer = undefined;
+      if (!this.flushing) void this.flushLoop(true);
+    }, DONE_LINGER_MS);
+    this.lingerTimer.unref();
+  }
+
   /** The first record of a segment starts its clock. */
   private armRotation(segment: number): void {
     clearTimeout(this.rotateTimer);
     this.rotateTimer = setTimeout(() => {
       if (segment !== this.active || this.position === 0) return;
       this.rotateDue = true;
-      if (!this.flushing) void this.flushLoop();
+      if (!this.flushing) void this.flushLoop(true);
     }, this.segmentMaxAgeMs);
     this.rotateTimer.unref();
   }
 
-  private async flushLoop(): Promise<void> {
+  /**
+   * Writes pending records in batches until none is left. Batches of DONE records only
+   * are written when `lingered` (their wait is over, or the log is closing); otherwise
+   * they are left for the next commit.
+   */
+  private async flushLoop(lingered: boolean): Promise<void> {
     this.flushing = true;
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
     try {
       while (this.pending.length || this.rotateDue) {
+        if (this.pending.length && !lingered && !this.pending.some((p) => p.durable) && !this.rotateDue) break;
         if (!this.pending.length) {
           // Rotation by age with nothing to write. Should the new file fail, the next
           // write tries again (broken), as after a failed write.
@@ -212,8 +253,7 @@ export class SegmentLog {
         const batch = this.pending.splice(0);
         try {
           if (this.broken || this.rotateDue || this.position >= this.segmentMaxBytes) await this.rotate();
-          const durable = batch.some((p) => p.durable);
-          const fd = (durable ? this.syncFd : this.fd) as number;
+          const fd = this.syncFd as number;
           const start = this.position;
           const segment = this.active;
           const offsets: number[] = [];
@@ -226,10 +266,8 @@ export class SegmentLog {
           }
           try {
             await writeAll(fd, buffers, start, total);
-            if (durable) {
-              this.flushes++;
-              this.lastFlushAt = Date.now();
-            }
+            this.flushes++;
+            this.lastFlushAt = Date.now();
           } catch (err) {
             // Nothing of this batch was acknowledged: cut it off and move to a new segment.
             this.broken = true;
@@ -245,6 +283,8 @@ export class SegmentLog {
       }
     } finally {
       this.flushing = false;
+      // DONE records left behind (no commit came along) wait for their linger timer.
+      if (this.pending.length) this.armLinger();
     }
   }
 }

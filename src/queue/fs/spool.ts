@@ -90,7 +90,8 @@ export class FsSpool implements QueueBackend, SpoolSink {
   }
 
   async open(): Promise<{ recovered: number; cleaned: number }> {
-    for (const dir of Object.values(this.dirs)) await mkdir(dir, { recursive: true });
+    // Message content is kept in clear here until delivered: only the gateway's user may read it.
+    for (const dir of Object.values(this.dirs)) await mkdir(dir, { recursive: true, mode: 0o700 });
     this.lock = await acquireLockPatiently(join(this.dirs.root, 'postern.lock'), this.options.lockWaitMs ?? 5000);
     let cleaned = 0;
     for (const name of await readdir(this.dirs.tmp)) {
@@ -217,7 +218,7 @@ export class FsSpool implements QueueBackend, SpoolSink {
     if (entry.location.kind === 'log') await this.moveToFile(entry);
     const file = join(this.dirs.state, `${id}.json`);
     const tmp = `${file}.tmp`;
-    const fh = await open(tmp, 'w');
+    const fh = await open(tmp, 'w', 0o600);
     try {
       await fh.writeFile(JSON.stringify(state));
       await fh.datasync();

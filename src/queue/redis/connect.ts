@@ -4,6 +4,7 @@ import type { PosternConfig } from '../../config/schema.js';
 import type { Logger } from '../../events/logger.js';
 import { checkRedisDurability } from './durability.js';
 import { REDIS_EVENTS } from './events.js';
+import { redactedUrl } from './redacted-url.js';
 import { RedisQueue } from './queue.js';
 
 type RedisConfig = PosternConfig['redis'];
@@ -38,17 +39,6 @@ export function redisClientOptions(config: RedisConfig): RedisOptions {
   return options;
 }
 
-/** The URL with its password replaced, for logs and error messages. */
-export function redactedUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'redis://(unparseable url)';
-  }
-}
-
 /** A connected client (password and TLS from the URL and config). */
 export async function connectRedis(config: RedisConfig, logger?: Logger): Promise<Redis> {
   const redis = new Redis(config.url, redisClientOptions(config));
@@ -71,7 +61,7 @@ export async function connectRedis(config: RedisConfig, logger?: Logger): Promis
 
 /**
  * What main calls for queue.backend: redis. Connects, checks that Redis keeps what it
- * acknowledges (redis.durability: warn logs the problems, refuse stops the start), and
+ * acknowledges and never evicts it (redis.durability: warn logs the problems, refuse stops the start), and
  * returns the queue, to be open()ed like any QueueBackend.
  */
 export async function openRedisQueue(config: Pick<PosternConfig, 'redis'>, logger: Logger): Promise<RedisQueue> {
@@ -82,9 +72,9 @@ export async function openRedisQueue(config: Pick<PosternConfig, 'redis'>, logge
     const detail = { event: REDIS_EVENTS.durability, status: verdict.status, problems: verdict.problems, settings: verdict.settings };
     if (cfg.durability === 'refuse') {
       redis.disconnect();
-      throw new Error(`Redis at ${redactedUrl(cfg.url)} cannot promise that acknowledged mail survives a crash (redis.durability: refuse):\n  - ${verdict.problems.join('\n  - ')}`);
+      throw new Error(`Redis at ${redactedUrl(cfg.url)} cannot promise to keep acknowledged mail through a crash or when it is full (redis.durability: refuse):\n  - ${verdict.problems.join('\n  - ')}`);
     }
-    logger.warn(detail, 'Redis may lose acknowledged messages in a crash (redis.durability: warn)');
+    logger.warn(detail, 'Redis may lose acknowledged messages in a crash or by eviction (redis.durability: warn)');
   }
   return new RedisQueue(redis, {
     keyPrefix: cfg.keyPrefix,

@@ -10,7 +10,7 @@
  *   <p>q:received             ZSET  id → receivedAt of every committed message (depth, oldest)
  *   <p>q:tmp:<instance>:<id>  STRING a body being received, with an expiry as a backstop
  *   <p>q:tmps                 SET   "<instance>:<id>" of every temp body: the intent record that
- *                                   open() cleans by reference
+ *                                   every heartbeat (and open()) cleans by reference
  *   <p>q:inst:<instance>      STRING present (with an expiry) while that instance is alive
  *   <p>q:fence                counter: lease tokens, so a stale holder can be told apart
  *   <p>q:version              counter: bumped by every change, orders cached snapshots

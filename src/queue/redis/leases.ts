@@ -21,7 +21,7 @@ export type LeasedRow = [string, string, string, string];
  * instance alive for as long; it runs every `intervalMs` (a third of the lease time by
  * default), so two missed beats still leave the lease in place. An instance that dies
  * stops beating: its leases expire and the next lease() or beat anywhere returns the
- * messages to the due set.
+ * messages to the due set, and the next beat anywhere removes its half-received bodies.
  */
 export class LeaseKeeper {
   /** Message id → fencing token of the leases this instance holds. */
@@ -112,11 +112,13 @@ export class LeaseKeeper {
   private async beatOnce(): Promise<void> {
     const sent = new Map(this.held);
     try {
-      const [snapshot, lost] = (await heartbeatScript.run(this.redis, [...this.keys.common(), this.keys.instance(this.instanceId)], [
+      const [snapshot, lost] = (await heartbeatScript.run(this.redis, [...this.keys.common(), this.keys.instance(this.instanceId), this.keys.tmps], [
         this.keys.msgPrefix,
         this.leaseTimeMs,
         this.keys.wake,
         this.instanceId,
+        this.keys.tmpPrefix,
+        this.keys.instPrefix,
         ...[...sent].flat(),
       ])) as [RawSnapshot, string[]];
       for (const id of lost) this.forget(id, sent.get(id) ?? '');

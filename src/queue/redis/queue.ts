@@ -46,6 +46,13 @@ import { RedisSpoolWriter, type RedisSink } from './writer.js';
 
 /** How long readStats() waits for Redis before it answers with the cached reading. */
 const STATS_WAIT_MS = 1000;
+/**
+ * After a reconnect the worker is woken twice: at once, and this much later. A worker
+ * ignores wake-ups that follow its last failed lease within a second (src/deliver/worker.ts,
+ * so a storm of them cannot hammer a Redis that is down); one that failed just before the
+ * reconnect still gets the second wake-up instead of sleeping out its backoff (up to 30 s).
+ */
+const RECONNECT_REWAKE_MS = 1100;
 
 export interface RedisQueueOptions {
   /** Every key starts with this (e.g. "postern:"). */
@@ -74,6 +81,18 @@ export class RedisQueue implements QueueBackend, RedisSink {
   private readonly probe: RedisReadyProbe;
   private readonly leaseTimeMs: number;
   private readonly wakeListeners: (() => void)[] = [];
+  private rewake: NodeJS.Timeout | undefined;
+  /**
+   * Redis is back after an outage: beat at once (the instance is marked alive again, leases
+   * of instances that died meanwhile go back to the due set) and wake the worker, whose
+   * lease backoff would otherwise keep deliveries waiting until no mail arrives to wake it.
+   */
+  private readonly onReconnect = () => {
+    void this.leases.beat().finally(() => this.wake());
+    clearTimeout(this.rewake);
+    this.rewake = setTimeout(() => this.wake(), RECONNECT_REWAKE_MS);
+    this.rewake.unref();
+  };
 
   constructor(
     readonly redis: Redis,
@@ -99,13 +118,15 @@ export class RedisQueue implements QueueBackend, RedisSink {
   }
 
   async open(): Promise<{ recovered: number; cleaned: number }> {
+    // Cleaned here first (every beat cleans too), so that the count of orphans is logged.
+    const [snapshot, cleaned] = (await cleanScript.run(this.redis, [...this.keys.common(), this.keys.tmps], [this.keys.msgPrefix, this.keys.tmpPrefix, this.keys.instPrefix])) as [RawSnapshot, number];
+    this.snapshot.update(snapshot);
     // The first beat marks this instance alive before anything of it can exist in Redis.
     await this.leases.beat();
     await this.wakeChannel.open();
-    const [snapshot, cleaned] = (await cleanScript.run(this.redis, [...this.keys.common(), this.keys.tmps], [this.keys.msgPrefix, this.keys.tmpPrefix, this.keys.instPrefix])) as [RawSnapshot, number];
-    this.snapshot.update(snapshot);
     this.leases.start(this.options.heartbeatMs ?? Math.max(10, Math.floor(this.leaseTimeMs / 3)));
     this.probe.start();
+    this.redis.on('ready', this.onReconnect);
     return { recovered: this.snapshot.stats().depth, cleaned };
   }
 
@@ -121,6 +142,8 @@ export class RedisQueue implements QueueBackend, RedisSink {
    * bodies are cleaned by the next open() anywhere.
    */
   async close(): Promise<void> {
+    this.redis.off('ready', this.onReconnect);
+    clearTimeout(this.rewake);
     this.probe.stop();
     await this.leases.stop();
     for (const id of this.leases.ids()) await this.release(id).catch(() => undefined);

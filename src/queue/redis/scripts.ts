@@ -36,6 +36,28 @@ end
 `;
 
 /**
+ * Removes the temp bodies nobody will commit, by reference (the intent record names the
+ * owner), never by age alone: those of instances whose liveness key is gone (died
+ * mid-DATA, or closed), and records whose key has already expired. A live instance's
+ * record always has its key (the first APPEND adds both in one MULTI; commit and abort
+ * remove both in one step), so its bodies being received are never touched.
+ */
+const CLEAN_TMPS = `
+local function cleanTmps(tmps, tmpPrefix, instPrefix)
+  local cleaned = 0
+  for _, member in ipairs(redis.call('SMEMBERS', tmps)) do
+    local owner = string.match(member, '^(.-):')
+    if not owner or redis.call('EXISTS', instPrefix .. owner) == 0 or redis.call('EXISTS', tmpPrefix .. member) == 0 then
+      redis.call('DEL', tmpPrefix .. member)
+      redis.call('SREM', tmps, member)
+      cleaned = cleaned + 1
+    end
+  end
+  return cleaned
+end
+`;
+
+/**
  * KEYS 5 tmp, 6 body, 7 msg, 8 tmps; ARGV 2 envelope, 3 state, 4 dueAt ('' if none), 5 receivedAt,
  * 6 id, 7 size, 8 tmp member, 9 wake channel, 10 instance, 11 deadline (Redis clock ms, '' none).
  * Makes a received message visible in one step: the temp body becomes the body, the
@@ -119,17 +141,20 @@ return {snapshot(true), {id, tostring(token), f[1], f[2]}}
 );
 
 /**
- * KEYS 5 instance key; ARGV 2 lease time ms, 3 wake channel, 4 instance, 5.. id/token pairs.
+ * KEYS 5 instance key, 6 tmps; ARGV 2 lease time ms, 3 wake channel, 4 instance, 5 tmp key
+ * prefix, 6 instance key prefix, 7.. id/token pairs.
  * The heartbeat: renews the leases still ours, reports the ones that are not, keeps the
- * instance marked alive, and returns expired leases of other (dead) instances to the due
- * set, waking everyone when it did.
+ * instance marked alive, returns expired leases of other (dead) instances to the due
+ * set, waking everyone when it did, and removes the temp bodies of dead instances (an
+ * instance killed mid-DATA leaves one; without this only the next open() anywhere would
+ * clean it, and the registry of temp bodies would grow for as long as none restarts).
  */
 export const heartbeatScript = new LuaScript(
   'heartbeat',
-  `${PREAMBLE}
+  `${PREAMBLE}${CLEAN_TMPS}
 local now = redisNow()
 local lost = {}
-for i = 5, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   if redis.call('HGET', msgPrefix .. id, 'token') == token then
     redis.call('ZADD', leases, 'XX', now + tonumber(ARGV[2]), id)
@@ -140,6 +165,7 @@ end
 redis.call('SET', KEYS[5], '1', 'PX', ARGV[2])
 local reclaimed = reclaim(now)
 if reclaimed > 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+cleanTmps(KEYS[6], ARGV[5], ARGV[6])
 return {snapshot(reclaimed > 0), lost}
 `,
 );
@@ -187,22 +213,11 @@ return snapshot(false)
 
 /**
  * KEYS 5 tmps; ARGV 2 tmp key prefix, 3 instance key prefix.
- * At start-up: removes temp bodies whose owning instance is no longer alive, by
- * reference (the intent record names the owner), never by age alone; a record whose
- * key has already expired is dropped too.
+ * At start-up: the heartbeat's cleaning of temp bodies (CLEAN_TMPS), counted for the log.
  */
 export const cleanScript = new LuaScript(
   'clean',
-  `${PREAMBLE}
-local cleaned = 0
-for _, member in ipairs(redis.call('SMEMBERS', KEYS[5])) do
-  local owner = string.match(member, '^(.-):')
-  if not owner or redis.call('EXISTS', ARGV[3] .. owner) == 0 then
-    redis.call('DEL', ARGV[2] .. member)
-    redis.call('SREM', KEYS[5], member)
-    cleaned = cleaned + 1
-  end
-end
-return {snapshot(false), cleaned}
+  `${PREAMBLE}${CLEAN_TMPS}
+return {snapshot(false), cleanTmps(KEYS[5], ARGV[2], ARGV[3])}
 `,
 );

@@ -7,9 +7,9 @@ import { execTransaction, ScriptRefusal } from './lua.js';
 /** Chunks are gathered up to this size before one APPEND (fewer round trips, bounded memory). */
 export const APPEND_BATCH = 256 * 1024;
 /**
- * Backstop expiry of a temp body, renewed by every APPEND: should no instance ever open
- * the queue again, a half-received body still goes away. Normal cleanup is by reference
- * (RedisQueue.open()); this only has to outlast the longest DATA phase.
+ * Backstop expiry of a temp body, renewed by every APPEND: should no instance ever run
+ * again, a half-received body still goes away. Normal cleanup is by reference (every
+ * heartbeat, see CLEAN_TMPS in scripts.ts); this only has to outlast the longest DATA phase.
  */
 export const TMP_TTL_MS = 6 * 3_600_000;
 
@@ -28,7 +28,7 @@ export interface RedisSink {
  * Receives one body into a temp key by APPEND, never holding more than one batch in
  * memory: a 25 MB message costs this process about APPEND_BATCH. The first APPEND goes
  * in one MULTI with the intent record (the SET of temp bodies), so a temp key never
- * exists without the record that lets open() clean it up after a crash.
+ * exists without the record that lets the heartbeats clean it up after a crash.
  */
 export class RedisSpoolWriter implements SpoolWriter {
   private chunks: Buffer[] = [];

@@ -1,0 +1,134 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { generateKey } from 'openpgp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openJournal } from '../../src/archive/journal.js';
+import { listSegments } from '../../src/events/audit-files.js';
+import { auditRecords } from '../../src/events/audit-read.js';
+import { decisions, envelope, message, silent } from '../archive/helpers.js';
+import { parseMetrics, sample } from '../events/metrics-helpers.js';
+import type { TestGateway } from '../helpers/gateway.js';
+import { scenario } from '../helpers/scenario.js';
+import { RawSmtp } from '../helpers/smtp-client.js';
+import { adminConfig, call, KEYS, startAdmin, until } from './admin-helpers.js';
+
+const s = scenario();
+let gw: TestGateway;
+let admin: Awaited<ReturnType<typeof startAdmin>>;
+const api = (path: string) => `${admin.url}/api/v1${path}`;
+const apiCalls = (path: string) => gw.logs.filter((l) => l.event === 'api.call' && l.path === path);
+
+/** The records of the gateway's chain as they are on disk now (no flush first). */
+async function onDisk(event: string): Promise<Record<string, unknown>[]> {
+  const out = [];
+  for await (const r of auditRecords(gw.dataDir)) if (r.event === event) out.push(r.fields);
+  return out;
+}
+
+const publicKey = async (email: string) => (await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email }], format: 'armored' })).publicKey;
+
+beforeAll(async () => {
+  gw = await s.gateway({ admin: await adminConfig(), audit: { failClosed: true }, health: { probeInterval: '100ms' } });
+  admin = await startAdmin(gw);
+});
+afterAll(async () => {
+  await admin?.close();
+});
+
+describe('api.call for a reply the client cut off', () => {
+  it('an archive export aborted part way is logged once, with aborted: true, and recorded in the trail', async () => {
+    // About 24 MB of mbox: far more than the socket buffers hold, so the reply cannot finish before the abort.
+    const journal = await openJournal(gw.config, gw.dataDir, silent, { shard: 97 });
+    for (let i = 0; i < 12; i++) {
+      const e = envelope({ from: 'bulk@client.test', to: ['pat@dest.test'] });
+      const body = randomBytes(1536 * 1024).toString('base64').replace(/.{76}/g, '$&\r\n');
+      await journal!.record({ envelope: e, decisions: decisions(e), body: message(`bulk ${i}`, body) });
+    }
+    await journal!.close();
+
+    const path = '/api/v1/archive/export';
+    const abort = new AbortController();
+    const res = await fetch(`${api('/archive/export')}?format=mbox&sender=bulk@client.test`, { headers: { 'x-api-key': KEYS.adm }, signal: abort.signal });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    expect(first.done).toBe(false);
+    abort.abort();
+    await reader.cancel().catch(() => undefined);
+
+    await until(() => apiCalls(path).length > 0, 10_000, 'the api.call line of the aborted export');
+    // Nothing else comes later for the same request (no second line once the stream gives up).
+    await new Promise((r) => setTimeout(r, 500));
+    expect(apiCalls(path)).toEqual([expect.objectContaining({ actor: 'boss', method: 'GET', status: 200, aborted: true, query: ['format', 'sender'], ip: '127.0.0.1', level: 'warn' })]);
+    await gw.gateway.flushEvents();
+    expect((await onDisk('api.call')).filter((f) => f.path === path)).toEqual([expect.objectContaining({ aborted: true, actor: 'boss', status: 200 })]);
+
+    // A complete reply is one line without `aborted`.
+    expect((await call(`${api('/archive/export')}?format=mbox&sender=nobody@client.test`, { key: KEYS.adm })).status).toBe(200);
+    await until(() => apiCalls(path).length === 2, 5000, 'the second export');
+    expect(apiCalls(path)[1]).not.toHaveProperty('aborted');
+  });
+});
+
+describe('changes through the API and the audit trail', () => {
+  it('a change is on disk in the trail when its reply arrives', async () => {
+    const r = await call(api('/keys'), { method: 'POST', key: KEYS.op, json: { material: await publicKey('first@dest.test') } });
+    expect(r.status).toBe(200);
+    // No flush: the reply waited for the records.
+    expect((await onDisk('keys.imported')).map((f) => f.actor)).toEqual(['ops']);
+    expect((await onDisk('api.call')).filter((f) => f.method === 'POST' && f.path === '/api/v1/keys')).toEqual([expect.objectContaining({ actor: 'ops', status: 200 })]);
+  });
+
+  it('while the trail cannot be written: a change is refused with 503 (or, if the failure came during it, made and answered 503); readiness (audit.failClosed) and SMTP follow; all recovers', async () => {
+    // Let every earlier line reach the disk, so nothing is waiting for the next write.
+    await until(() => apiCalls('/api/v1/keys').length === 1, 5000, 'the earlier api.call');
+    await gw.gateway.flushEvents();
+    const dir = join(gw.dataDir, 'audit', '0');
+    const segment = join(dir, (await listSegments(dir)).at(-1)!.name);
+    // Immutable: even root cannot write it (the writer's open descriptor gets EPERM).
+    execFileSync('chattr', ['+i', segment]);
+    try {
+      // The trail does not know yet: the change is made, then its records cannot be written.
+      const made = await call(api('/keys'), { method: 'POST', key: KEYS.op, json: { material: await publicKey('made@dest.test') } });
+      expect(made.status).toBe(503);
+      expect((made.body as { message: string }).message).toMatch(/^the change was made \(it answered 200\), but the audit trail could not record it: /);
+      expect(((await call(api('/keys'), { key: KEYS.ro })).body as { addresses: string[] }[]).flatMap((k) => k.addresses)).toContain('made@dest.test');
+
+      // Now it knows: the next change is not made at all.
+      const refused = await call(api('/keys'), { method: 'POST', key: KEYS.op, json: { material: await publicKey('refused@dest.test') } });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('30');
+      expect((refused.body as { message: string }).message).toMatch(/no change is made/);
+      expect(((await call(api('/keys'), { key: KEYS.ro })).body as { addresses: string[] }[]).flatMap((k) => k.addresses)).not.toContain('refused@dest.test');
+      // Reads go on.
+      expect((await call(api('/queue'), { key: KEYS.ro })).status).toBe(200);
+
+      // audit.failClosed: not ready, and new mail is refused.
+      await until(async () => (await call(`${admin.url}/readyz`)).status === 503, 5000, '/readyz 503');
+      expect((await call(`${admin.url}/readyz`)).body).toMatchObject({ ready: false, problems: [{ check: 'audit', code: 451, reason: 'audit trail cannot be written (audit.failClosed)' }] });
+      const c = await RawSmtp.connect(gw.port);
+      await c.command('EHLO client.test');
+      expect(await c.command('MAIL FROM:<sender@client.test>')).toMatch(/^451 4\.3\.0 /);
+      await c.command('QUIT');
+      const m = parseMetrics((await call(`${admin.url}/metrics`)).text);
+      expect(sample(m, 'postern_audit_failures_total')).toBeGreaterThanOrEqual(1);
+      expect(sample(m, 'postern_audit_pending_records')).toBeGreaterThanOrEqual(2);
+      expect(sample(m, 'postern_ready')).toBe(0);
+      expect(gw.events('audit.failed')[0]).toMatchObject({ level: 'error', failures: 1, err: expect.stringMatching(/EPERM/) });
+    } finally {
+      execFileSync('chattr', ['-i', segment]);
+    }
+    await until(() => gw.events('audit.recovered').length === 1, 15_000, 'audit.recovered');
+    await until(async () => (await call(`${admin.url}/readyz`)).status === 200, 5000, '/readyz 200 again');
+    const m = parseMetrics((await call(`${admin.url}/metrics`)).text);
+    expect(sample(m, 'postern_audit_pending_records')).toBe(0);
+
+    // What was held in memory is on disk now: the change that was made, with its outcome, and the refusal.
+    const posts = (await onDisk('api.call')).filter((f) => f.method === 'POST' && f.path === '/api/v1/keys').map((f) => f.status);
+    expect(posts).toEqual([200, 200, 503]);
+    expect((await onDisk('keys.imported')).length).toBe(2);
+    expect(await call(api('/audit/verify'), { key: KEYS.ro })).toMatchObject({ status: 200, body: { ok: true } });
+    expect((await call(api('/keys'), { method: 'POST', key: KEYS.op, json: { material: await publicKey('after@dest.test') } })).status).toBe(200);
+  });
+});
