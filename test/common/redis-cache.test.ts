@@ -47,7 +47,7 @@ describe.skipIf(!available)('key discovery cached on the shared Redis (RedisCach
       const redis = new Redis(DEV_REDIS_URL);
       stops.push(() => redis.disconnect());
       const resolver = new DeliveryDns([dns.server], 1000);
-      return new KeyLookup({ keys, store, resolve: (h) => resolver.addresses(h), httpsTrust: [ca.cert], smimeTrust: [], log: createLogger('silent'), cache: new RedisCache(redis, prefix) });
+      return new KeyLookup({ keys, store, resolve: (h) => resolver.addresses(h), httpsTrust: [ca.cert], log: createLogger('silent'), cache: new RedisCache(redis, prefix) });
     };
     const a = await instance('a');
     const b = await instance('b');
