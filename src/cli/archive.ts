@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import type { PosternConfig } from '../config/schema.js';
 import { withAdminChain, type ArchiveAdmin } from '../archive/admin.js';
 import { AdminChainBroken } from '../archive/admin-state.js';
@@ -10,7 +9,6 @@ import { ARCHIVE_EVENTS } from '../archive/events.js';
 import { logPurgeDone, logPurgeRefused } from '../archive/purge-log.js';
 import { auditCliChange, cliActor, withCliAudit } from '../events/audit-cli.js';
 import { guarded, NOT_COMPLETE_EXIT, open, out, parseDate, type ConfigOption } from './archive-common.js';
-import { archiveExportCommand, archiveSearchCommand, type AccessOptions } from './archive-search.js';
 
 /** postern archive verify: exit 1 and the first break when anything does not check out; 4 when there is nothing to check. */
 export function archiveVerifyCommand(opts: ConfigOption & { quick?: boolean; json?: boolean }): Promise<void> {
@@ -128,74 +126,4 @@ export function archiveRotateCommand(opts: ConfigOption & { by?: string }): Prom
     out(`re-wrapped ${r.rewrapped} item key(s) with master key ${r.keyId}`);
     if (r.skipped) out(`${r.skipped} item(s) in segments a running gateway is still writing were left as they are: run rotate-key again tomorrow or after a restart, before removing the old key`);
   });
-}
-
-const withFilters = (c: Command) =>
-  c
-    .option('--since <date>', 'received on or after (2025-01-31 or an ISO date-time)')
-    .option('--until <date>', 'received on or before (a bare date includes that whole day)')
-    .option('--participant <address>', 'sender or any recipient ("*" wildcards, e.g. *@example.org)')
-    .option('--sender <address>', 'envelope sender')
-    .option('--recipient <address>', 'any envelope recipient')
-    .option('--subject <text>', 'part of the subject (case-insensitive)')
-    .option('--message-id <id>', 'Message-ID, with or without <>')
-    .option('--keyword <text>', 'in the decrypted text (bounded by archive.searchLimits)')
-    .option('-c, --config <file>', 'config file');
-
-/** The `postern archive` command group. */
-export function registerArchiveCommands(program: Command): void {
-  const archive = program.command('archive').description('the compliance archive: verify, search, export, legal holds, retention purge, key rotation');
-  archive
-    .command('verify')
-    .description('walk the index hash chains and every item file; exit 1 naming the first break')
-    .option('--quick', 'do not decrypt content (presence, identity and size only)')
-    .option('--json', 'machine-readable output')
-    .option('-c, --config <file>', 'config file')
-    .action((opts: { config?: string; quick?: boolean; json?: boolean }) => archiveVerifyCommand(opts));
-  withFilters(archive.command('search').description('find archived messages by date, participants, subject, message-id, keyword; exit 4 when the result may be incomplete'))
-    .option('--json', 'machine-readable output')
-    .option('--allow-partial', 'exit 0 even when a keyword limit was reached or items could not be read')
-    .action((opts: AccessOptions & { json?: boolean }) => archiveSearchCommand(opts));
-  withFilters(archive.command('export').description('write the messages a search finds as an mbox (mboxrd, manifest in FILE.manifest.json) or a zip of .eml with SHA-256 manifest'))
-    .requiredOption('--format <format>', 'mbox or zip')
-    .requiredOption('--out <file>', 'file to write')
-    .option('--allow-partial', 'export what an incomplete search found (marked INCOMPLETE) instead of refusing with exit 4')
-    .action((opts: AccessOptions & { format: string; out: string }) => archiveExportCommand(opts));
-  const hold = archive.command('hold').description('legal holds: held items are never purged');
-  hold
-    .command('add')
-    .description('hold items by custodian, date range and/or keyword (all given must match)')
-    .requiredOption('--reason <text>', 'why (recorded)')
-    .option('--by <name>', 'who (recorded; default $USER)')
-    .option('--custodian <address>', 'sender or recipient')
-    .option('--since <date>', 'received on or after')
-    .option('--until <date>', 'received on or before')
-    .option('--keyword <text>', 'in the decrypted text')
-    .option('-c, --config <file>', 'config file')
-    .action((opts: ConfigOption & { reason: string; by?: string; custodian?: string; since?: string; until?: string; keyword?: string }) => archiveHoldAddCommand(opts));
-  hold
-    .command('list')
-    .description('list active holds')
-    .option('--all', 'released ones too')
-    .option('-c, --config <file>', 'config file')
-    .action((opts: ConfigOption & { all?: boolean }) => archiveHoldListCommand(opts));
-  hold
-    .command('release <id>')
-    .description('release a hold; its items follow their retention again')
-    .requiredOption('--reason <text>', 'why (recorded)')
-    .option('--by <name>', 'who (recorded; default $USER)')
-    .option('-c, --config <file>', 'config file')
-    .action((id: string, opts: ConfigOption & { reason: string; by?: string }) => archiveHoldReleaseCommand(id, opts));
-  archive
-    .command('purge')
-    .description('destroy (crypto-shred) items past their retention that no hold covers')
-    .option('--dry-run', 'only list what would be destroyed')
-    .option('-c, --config <file>', 'config file')
-    .action((opts: ConfigOption & { dryRun?: boolean }) => archivePurgeCommand(opts));
-  archive
-    .command('rotate-key')
-    .description('re-wrap every item key with the first archive.masterKeys entry')
-    .option('--by <name>', 'who (recorded; default $USER)')
-    .option('-c, --config <file>', 'config file')
-    .action((opts: ConfigOption & { by?: string }) => archiveRotateCommand(opts));
 }

@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
 import { verifyAudit } from '../events/audit-verify.js';
@@ -28,14 +27,4 @@ export async function auditVerifyCommand(opts: { config?: string; json?: boolean
     process.stdout.write(`audit trail BROKEN at ${resolve(dataDir, b?.file ?? 'audit')}:${b?.line ?? 0}: ${b?.reason ?? 'unknown'}\n(${r.records} record(s) verified before it)\n`);
   }
   if (!r.ok) process.exitCode = 1;
-}
-
-export function registerAuditCommands(program: Command): void {
-  const audit = program.command('audit').description('the hash-chained audit trail under <dataDir>/audit');
-  audit
-    .command('verify')
-    .description('check every chain; report the first altered, removed or damaged line (exit 1)')
-    .option('-c, --config <file>', 'config file (default: $POSTERN_CONFIG or config/postern.yaml)')
-    .option('--json', 'machine-readable output')
-    .action((opts: { config?: string; json?: boolean }) => auditVerifyCommand(opts));
 }

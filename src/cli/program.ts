@@ -1,16 +1,11 @@
 import { Command } from 'commander';
-import { checkConfigCommand } from './check-config.js';
-import { startCommand } from './start.js';
-import { hashPasswordCommand } from './hash-password.js';
-import { hashApiKeyCommand } from './hash-api-key.js';
-import { policyCheckCommand, policyExplainCommand } from './policy.js';
-import { portalListCommand, portalRevokeCommand, portalRotateCommand } from './portal.js';
-import { keysImportCommand, keysListCommand, keysRemoveCommand, keysShowCommand } from './keys.js';
-import { dkimKeygenCommand } from './dkim.js';
-import { registerArchiveCommands } from './archive.js';
-import { registerAuditCommands } from './audit.js';
-import { registerTraceCommand } from './trace.js';
+import { registerArchiveCommands } from './archive-commands.js';
 
+/**
+ * The `postern` command line. Each command's code is imported when that command runs, not
+ * before: `postern start` needs the whole gateway, `postern audit verify` a few files, and
+ * loading everything for every command made each one take seconds to start.
+ */
 export async function runCli(argv: string[]): Promise<void> {
   const program = new Command()
     .name('postern')
@@ -21,24 +16,24 @@ export async function runCli(argv: string[]): Promise<void> {
     .command('start')
     .description('run the gateway')
     .option('-c, --config <file>', 'config file (default: $POSTERN_CONFIG or config/postern.yaml)')
-    .action((opts: { config?: string }) => startCommand(opts.config));
+    .action((opts: { config?: string }) => import('./start.js').then((m) => m.startCommand(opts.config)));
 
   program
     .command('check-config')
     .description('validate a config file and print what it resolves to')
     .option('-c, --config <file>', 'config file (default: $POSTERN_CONFIG or config/postern.yaml)')
-    .action((opts: { config?: string }) => checkConfigCommand(opts.config));
+    .action((opts: { config?: string }) => import('./check-config.js').then((m) => m.checkConfigCommand(opts.config)));
 
   program
     .command('hash-password')
     .description('read a password on stdin and print the scrypt hash for smtp.auth.users[].passwordHash (and admin.users[].passwordHash)')
-    .action(() => hashPasswordCommand());
+    .action(() => import('./hash-password.js').then((m) => m.hashPasswordCommand()));
 
   program
     .command('hash-api-key')
     .description('read an API key on stdin (or make one with --generate) and print the scrypt hash for admin.apiKeys[].hash')
     .option('--generate', 'make a new random key and print it with its hash')
-    .action((opts: { generate?: boolean }) => hashApiKeyCommand(opts));
+    .action((opts: { generate?: boolean }) => import('./hash-api-key.js').then((m) => m.hashApiKeyCommand(opts)));
 
   const policy = program.command('policy').description('per-recipient policy: explain decisions, check a policy file');
   policy
@@ -51,12 +46,12 @@ export async function runCli(argv: string[]): Promise<void> {
     .option('--policy <file>', 'policy file (default: the one the config names, or config/policy.yaml)')
     .option('-c, --config <file>', 'config file')
     .option('--json', 'machine-readable output')
-    .action((opts: { from: string; to: string[]; subject?: string; file?: string; policy?: string; config?: string; json?: boolean }) => policyExplainCommand(opts));
+    .action((opts: { from: string; to: string[]; subject?: string; file?: string; policy?: string; config?: string; json?: boolean }) => import('./policy.js').then((m) => m.policyExplainCommand(opts)));
   policy
     .command('check [file]')
     .description('validate a policy file')
     .option('-c, --config <file>', 'config file')
-    .action((file: string | undefined, opts: { config?: string }) => policyCheckCommand(file, opts.config));
+    .action((file: string | undefined, opts: { config?: string }) => import('./policy.js').then((m) => m.policyCheckCommand(file, opts.config)));
 
   const portal = program.command('portal').description('the secure portal: withdraw messages, list them, rotate the master key');
   portal
@@ -64,21 +59,35 @@ export async function runCli(argv: string[]): Promise<void> {
     .description('withdraw a portal message: recipients see "withdrawn by the sender"')
     .option('-c, --config <file>', 'config file')
     .option('--by <name>', 'who withdrew it (recorded)')
-    .action((id: string, opts: { config?: string; by?: string }) => portalRevokeCommand(id, opts));
+    .action((id: string, opts: { config?: string; by?: string }) => import('./portal.js').then((m) => m.portalRevokeCommand(id, opts)));
   portal
     .command('list')
     .description('list portal messages (no content)')
     .option('-c, --config <file>', 'config file')
-    .action((opts: { config?: string }) => portalListCommand(opts));
+    .action((opts: { config?: string }) => import('./portal.js').then((m) => m.portalListCommand(opts)));
   portal
     .command('rotate-key')
     .description('re-wrap every message key with the first configured master key')
     .option('-c, --config <file>', 'config file')
-    .action((opts: { config?: string }) => portalRotateCommand(opts));
+    .action((opts: { config?: string }) => import('./portal.js').then((m) => m.portalRotateCommand(opts)));
 
   registerArchiveCommands(program);
-  registerAuditCommands(program);
-  registerTraceCommand(program);
+
+  const audit = program.command('audit').description('the hash-chained audit trail under <dataDir>/audit');
+  audit
+    .command('verify')
+    .description('check every chain; report the first altered, removed or damaged line (exit 1)')
+    .option('-c, --config <file>', 'config file (default: $POSTERN_CONFIG or config/postern.yaml)')
+    .option('--json', 'machine-readable output')
+    .action((opts: { config?: string; json?: boolean }) => import('./audit.js').then((m) => m.auditVerifyCommand(opts)));
+
+  program
+    .command('trace <query>')
+    .description('the life of a message from the audit trail: by queue id, Message-ID, or sender/recipient address')
+    .option('--since <when>', 'only records since a duration ago (2h, 3d) or an ISO 8601 time')
+    .option('--json', 'machine-readable output (an array of reports)')
+    .option('-c, --config <file>', 'config file (default: $POSTERN_CONFIG or config/postern.yaml)')
+    .action((query: string, opts: { config?: string; since?: string; json?: boolean }) => import('./trace.js').then((m) => m.traceCommand(query, opts)));
 
   const keys = program.command('keys').description("recipients' OpenPGP keys and S/MIME certificates");
   keys
@@ -87,24 +96,24 @@ export async function runCli(argv: string[]): Promise<void> {
     .option('--address <address>', 'serve only this address (it must be in the key or certificate)')
     .option('--domain <domain>', 'serve every address of this domain (gateway-to-gateway key)')
     .option('-c, --config <file>', 'config file')
-    .action((file: string, opts: { config?: string; address?: string; domain?: string }) => keysImportCommand(file, opts));
+    .action((file: string, opts: { config?: string; address?: string; domain?: string }) => import('./keys.js').then((m) => m.keysImportCommand(file, opts)));
   keys
     .command('list')
     .description('list stored keys: addresses, source, expiry, and whether each is usable')
     .option('-c, --config <file>', 'config file')
     .option('--json', 'machine-readable output')
-    .action((opts: { config?: string; json?: boolean }) => keysListCommand(opts));
+    .action((opts: { config?: string; json?: boolean }) => import('./keys.js').then((m) => m.keysListCommand(opts)));
   keys
     .command('show <address>')
     .description('the keys stored for an address or its domain, and which one is used')
     .option('--discover', 'also ask WKD and the keyserver, as delivery would')
     .option('-c, --config <file>', 'config file')
-    .action((address: string, opts: { config?: string; discover?: boolean }) => keysShowCommand(address, opts));
+    .action((address: string, opts: { config?: string; discover?: boolean }) => import('./keys.js').then((m) => m.keysShowCommand(address, opts)));
   keys
     .command('remove <id>')
     .description('remove a stored key by id (pgp:FPR, smime:FPR) or fingerprint')
     .option('-c, --config <file>', 'config file')
-    .action((id: string, opts: { config?: string }) => keysRemoveCommand(id, opts));
+    .action((id: string, opts: { config?: string }) => import('./keys.js').then((m) => m.keysRemoveCommand(id, opts)));
 
   const dkim = program.command('dkim').description('DKIM signing keys');
   dkim
@@ -114,7 +123,7 @@ export async function runCli(argv: string[]): Promise<void> {
     .requiredOption('--selector <selector>', 'selector (s=)')
     .option('--algorithm <algorithm>', 'rsa-sha256 (2048-bit RSA) or ed25519-sha256', 'rsa-sha256')
     .option('--out <file>', 'where to write the private key (default dkim-<domain>-<selector>.pem)')
-    .action((opts: { domain: string; selector: string; algorithm?: string; out?: string }) => dkimKeygenCommand(opts));
+    .action((opts: { domain: string; selector: string; algorithm?: string; out?: string }) => import('./dkim.js').then((m) => m.dkimKeygenCommand(opts)));
 
   await program.parseAsync(argv);
 }

@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { formatTrace } from '../events/trace-format.js';
 import { parseSince, traceMessages } from '../events/trace.js';
 import { dataDirOf } from './audit.js';
@@ -22,14 +21,4 @@ export async function traceCommand(query: string, opts: { config?: string; since
     process.stderr.write(`no message in the audit trail matches ${query}${opts.since ? ` since ${opts.since}` : ''}\n`);
     process.exitCode = 1;
   }
-}
-
-export function registerTraceCommand(program: Command): void {
-  program
-    .command('trace <query>')
-    .description('the life of a message from the audit trail: by queue id, Message-ID, or sender/recipient address')
-    .option('--since <when>', 'only records since a duration ago (2h, 3d) or an ISO 8601 time')
-    .option('--json', 'machine-readable output (an array of reports)')
-    .option('-c, --config <file>', 'config file (default: $POSTERN_CONFIG or config/postern.yaml)')
-    .action((query: string, opts: { config?: string; since?: string; json?: boolean }) => traceCommand(query, opts));
 }
