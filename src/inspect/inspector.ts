@@ -12,7 +12,6 @@ export async function inspectMessage(body: Readable | Buffer, size: number, dete
     from: parsed.from,
     messageId: parsed.messageId,
     headers: parsed.headers,
-    text: parsed.texts.map((t) => t.text).join('\n'),
     attachments: parsed.attachments,
     size,
     parts: parsed.parts,

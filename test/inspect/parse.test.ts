@@ -78,6 +78,39 @@ describe('message inspection', () => {
     expect(r.error).toMatch(/more than 500 MIME parts/);
   });
 
+  it('keeps the texts in the message order, whatever their transfer encoding', async () => {
+    const msg = crlf([
+      'Subject: order',
+      'Content-Type: multipart/mixed; boundary="o"',
+      '',
+      '--o',
+      'Content-Type: text/plain',
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.from('first, base64 '.repeat(400)).toString('base64'),
+      '--o',
+      'Content-Type: text/plain',
+      '',
+      'second, 7bit',
+      '--o',
+      'Content-Type: text/html',
+      'Content-Transfer-Encoding: quoted-printable',
+      '',
+      '<p>third, =\r\nqp</p>',
+      '--o--',
+      '',
+    ]);
+    for (const body of [msg, Readable.from([msg.subarray(0, 50), msg.subarray(50)])]) {
+      const r = await parseMessage(body);
+      expect(r.texts.map((t) => [t.source, t.text.slice(0, 12)])).toEqual([
+        ['subject', 'order'],
+        ['text', 'first, base6'],
+        ['text', 'second, 7bit'],
+        ['html', 'third, qp'],
+      ]);
+    }
+  });
+
   it('bounds the text kept for detectors', async () => {
     const big = Buffer.from(`Subject: big\r\n\r\n${'word '.repeat(100_000)}\r\n`);
     const r = await parseMessage(big, { maxDepth: 20, maxParts: 500, maxTextBytes: 1000, maxHeaderBytes: 65536, timeoutMs: 5000 });
