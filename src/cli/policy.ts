@@ -3,12 +3,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, configPathFrom, loadConfigFile, validateConfig } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
-import { inspectMessage } from '../inspect/inspector.js';
 import { explainForConfig } from '../policy/explain-configured.js';
+import { explainFacts } from '../policy/explain-message.js';
 import { hasSubjectTag } from '../policy/match.js';
 import { DEFAULT_POLICY, parsePolicyText } from '../policy/store.js';
 import type { Policy } from '../policy/schema.js';
-import type { Decision, MessageFacts } from '../types.js';
+import type { Decision } from '../types.js';
 
 export interface ExplainOptions {
   config?: string;
@@ -32,14 +32,8 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
   });
   if (!setup) return;
   const { config, policy } = setup;
-  let facts: Pick<MessageFacts, 'subject' | 'headers' | 'detectors' | 'size' | 'error'>;
-  if (opts.file) {
-    const raw = await readFile(opts.file);
-    facts = await inspectMessage(raw, raw.length, policy.detectors);
-    if (opts.subject !== undefined) facts = { ...facts, subject: opts.subject };
-  } else {
-    facts = { subject: opts.subject ?? '', headers: {}, detectors: { hits: [], score: 0, categories: [] }, size: 0 };
-  }
+  // Inspected as the gateway inspects: --subject is part of the message the detectors scan.
+  const facts = await explainFacts(policy, { from: opts.from, to: opts.to, subject: opts.subject, message: opts.file ? await readFile(opts.file) : undefined });
   const decisions: Decision[] = facts.error ? [] : await explainForConfig(config, policy, { sender: opts.from, recipients: opts.to, facts });
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, decisions }, null, 2)}\n`);

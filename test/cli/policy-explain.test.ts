@@ -45,6 +45,30 @@ describe('postern policy explain / check', () => {
     expect(r.stdout).not.toContain('524-12-3456');
   });
 
+  it('scans --subject as the gateway scans a subject: an SSN in it is PHI, with or without --file', async () => {
+    const explain = async (...extra: string[]) => {
+      const r = await cli(['policy', 'explain', '--policy', 'config/policy.yaml', '--from', 'a@clinic.example', '--to', 'b@hospital.example', '--json', ...extra]);
+      expect(r.code).toBe(0);
+      const out = JSON.parse(r.stdout) as { subject: string; detectors: { hits: { detector: string }[] }; decisions: Decision[] };
+      expect(JSON.stringify([out.detectors, out.decisions])).not.toContain('3456'); // names and counts, never the number
+      return out;
+    };
+    const alone = await explain('--subject', 'Re: SSN 524-12-3456');
+    expect(alone.detectors.hits.map((h) => h.detector)).toEqual(['ssn']);
+    expect(alone.decisions[0]).toMatchObject({ ruleId: 'phi-detected', method: 'portal' });
+
+    const file = join(mkdtempSync(join(tmpdir(), 'postern-explain-')), 'm.eml');
+    writeFileSync(file, 'From: a@clinic.example\r\nSubject: SSN 524-12-3456\r\n\r\nSee you at lunch.\r\n');
+    // The file's own subject carries the SSN: PHI.
+    expect((await explain('--file', file)).decisions[0]).toMatchObject({ ruleId: 'phi-detected' });
+    // --subject replaces it: what is explained is the message with the new subject.
+    const replaced = await explain('--file', file, '--subject', 'Lunch');
+    expect([replaced.subject, replaced.detectors.hits, replaced.decisions[0]!.ruleId]).toEqual(['Lunch', [], 'default']);
+    const added = await explain('--file', file, '--subject', 'Lunch, SSN 078-05-1121 [secure]');
+    expect(added.detectors.hits.map((h) => h.detector)).toEqual(['ssn']);
+    expect(added.decisions[0]!.ruleId).toBe('secure-tag');
+  });
+
   it('an ordinary message to a hospital goes by verified TLS', async () => {
     const r = await cli(['policy', 'explain', '--policy', 'config/policy.yaml', '--from', 'a@clinic.example', '--to', 'b@hospital.example', '--subject', 'Lunch']);
     expect(r.stdout).toMatch(/b@hospital\.example\n {2}method: {5}TLS \(verify\)\n[\s\S]*rule: {7}default/);

@@ -3,11 +3,10 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { ConfigError } from '../../config/load.js';
-import { inspectMessage } from '../../inspect/inspector.js';
 import { explainForConfig } from '../../policy/explain-configured.js';
+import { explainFacts } from '../../policy/explain-message.js';
 import { DEFAULT_POLICY, parsePolicyText } from '../../policy/store.js';
 import type { Policy } from '../../policy/schema.js';
-import type { MessageFacts } from '../../types.js';
 import { apiError, type ApiContext } from '../context.js';
 import { anyObject, errorSchema, guarded } from '../schemas.js';
 
@@ -43,7 +42,7 @@ export function policyRoutes(app: FastifyInstance, { config }: ApiContext): void
           from: { type: 'string' },
           to: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: 1000 },
           subject: { type: 'string' },
-          message: { type: 'string', description: 'a whole message to inspect (overridden by subject when both are given)' },
+          message: { type: 'string', description: "a whole message to inspect; with subject, the message's Subject is replaced by it before inspection" },
         },
         required: ['from', 'to'],
         additionalProperties: false,
@@ -53,14 +52,8 @@ export function policyRoutes(app: FastifyInstance, { config }: ApiContext): void
     async (req) => {
       const { policy, file } = await currentPolicy(config.policy.file);
       const b = req.body;
-      let facts: Pick<MessageFacts, 'subject' | 'headers' | 'detectors' | 'size' | 'error'>;
-      if (b.message !== undefined) {
-        const raw = Buffer.from(b.message, 'utf8');
-        facts = await inspectMessage(raw, raw.length, policy.detectors);
-        if (b.subject !== undefined) facts = { ...facts, subject: b.subject };
-      } else {
-        facts = { subject: b.subject ?? '', headers: {}, detectors: { hits: [], score: 0, categories: [] }, size: 0 };
-      }
+      // Inspected as the gateway inspects: the subject is part of the message the detectors scan.
+      const facts = await explainFacts(policy, { from: b.from, to: b.to, subject: b.subject, message: b.message === undefined ? undefined : Buffer.from(b.message, 'utf8') });
       // Decided as the gateway decides (the CLI's `policy explain` does the same).
       const decisions = facts.error ? [] : await explainForConfig(config, policy, { sender: b.from, recipients: b.to, facts });
       return { policyFile: file ?? '(built-in default)', subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, onInspectError: facts.error ? policy.onInspectError : undefined, decisions };
