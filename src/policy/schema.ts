@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDuration, parseSize } from '../config/units.js';
 import { detectorsConfigSchema } from '../inspect/detectors/config.js';
+import { patternProblem } from '../inspect/detectors/safe-pattern.js';
 import { DOMAIN_PATTERN_HELP, normalizeAddressKey, normalizeDomainPattern } from './domain-key.js';
 
 export const METHODS = ['smime', 'pgp', 'tls', 'portal'] as const;
@@ -50,13 +51,14 @@ function keyedBy<T extends z.ZodType>(normalize: (key: string) => string | undef
   });
 }
 
-const regex = z.string().transform((v, ctx) => {
-  try {
-    return new RegExp(v, 'i');
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(err as Error).message}` });
+/** A header pattern (case-insensitive); one that could backtrack exponentially is refused. */
+const regex = z.string().max(500, 'patterns longer than 500 characters are refused').transform((v, ctx) => {
+  const problem = patternProblem(v, { flags: 'i' });
+  if (problem) {
+    ctx.addIssue({ code: 'custom', message: problem });
     return z.NEVER;
   }
+  return new RegExp(v, 'i');
 });
 
 /** What a rule, layer or the defaults say about a recipient; later layers override. */

@@ -119,6 +119,26 @@ describe('detectors: scoring, categories, configuration', () => {
     expect(r.success ? '' : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join()).toMatch(/mrn\.patterns\.0\.pattern: invalid regular expression/);
   });
 
+  it('refuses patterns that can backtrack exponentially or match nothing, naming the key', () => {
+    const problems = (input: unknown) => {
+      const r = detectorsConfigSchema.safeParse(input);
+      return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    expect(problems({ custom: [{ name: 'evil', pattern: '(a+)+$' }] })).toEqual([expect.stringMatching(/^custom\.0\.pattern: this pattern can take exponential time/)]);
+    expect(problems({ mrn: { patterns: [{ name: 'x', pattern: '(\\d*)*MRN' }] } })).toEqual([expect.stringMatching(/^mrn\.patterns\.0\.pattern: this pattern can take exponential time/)]);
+    expect(problems({ custom: [{ name: 'empty', pattern: 'x*' }] })).toEqual([expect.stringMatching(/^custom\.0\.pattern: this pattern matches the empty string/)]);
+    // Checked with its own flags: \p{L} is a property only with u.
+    expect(problems({ custom: [{ name: 'letters', pattern: '\\p{Lu}{3}-\\d+', flags: 'u' }] })).toEqual([]);
+    expect(problems({ custom: [{ name: 'bad', pattern: '\\p{Nope}', flags: 'u' }] })).toEqual([expect.stringMatching(/^custom\.0\.pattern: invalid regular expression/)]);
+    expect(problems({ custom: [{ name: 'project', pattern: 'PRJ-\\d{4}' }] })).toEqual([]);
+  });
+
+  it('stops at the deadline with an inspection error, never with "nothing found"', () => {
+    const text = 'SSN 524-12-3456';
+    expect(() => runDetectors([{ source: 'text', text }], config, Date.now() - 1)).toThrow(/did not finish within the inspection deadline/);
+    expect(runDetectors([{ source: 'text', text }], config, Date.now() + 60_000).hits).toHaveLength(1);
+  });
+
   it('stays linear on hostile input (a generous bound: it catches exponential blow-up, not speed)', () => {
     const hostile = `${'1-'.repeat(200_000)}${'4'.repeat(100_000)}${'a.'.repeat(100_000)}`;
     const t0 = Date.now();

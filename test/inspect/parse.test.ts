@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { parseMessage } from '../../src/inspect/parse.js';
+import { detectorsConfigSchema } from '../../src/inspect/detectors/index.js';
+import { inspectMessage } from '../../src/inspect/inspector.js';
+import { DEFAULT_INSPECT_LIMITS, parseMessage } from '../../src/inspect/parse.js';
 
 const crlf = (lines: string[]) => Buffer.from(lines.join('\r\n'));
 
@@ -109,6 +111,16 @@ describe('message inspection', () => {
         ['html', 'third, qp'],
       ]);
     }
+  });
+
+  it('counts the detectors in the inspection deadline: out of time is an inspection error', async () => {
+    const message = Buffer.from('Subject: x\r\n\r\nSSN 524-12-3456\r\n');
+    const detectors = detectorsConfigSchema.parse({});
+    const inTime = await inspectMessage(message, message.length, detectors);
+    expect([inTime.error, inTime.detectors.score]).toEqual([undefined, 5]);
+    // A deadline already past when the detectors start (the parse of a held message is synchronous).
+    const late = await inspectMessage(message, message.length, detectors, { ...DEFAULT_INSPECT_LIMITS, timeoutMs: -1 });
+    expect(late.error).toMatch(/the detectors did not finish within the inspection deadline \(-1 ms\)/);
   });
 
   it('bounds the text kept for detectors', async () => {

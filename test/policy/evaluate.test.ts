@@ -151,6 +151,8 @@ describe('policy file validation', () => {
   });
 
   const refusals: [string, unknown, string, RegExp][] = [
+    ['a header pattern that can backtrack exponentially', { rules: [{ id: 'r', match: { header: { name: 'x-a', pattern: '^(a+)+$' } }, action: {} }] }, 'rules.0.match.header.0.pattern', /can take exponential time/],
+    ['a detector pattern that can backtrack exponentially', { detectors: { custom: [{ name: 'c', pattern: '(x+x+)+y' }] } }, 'detectors.custom.0.pattern', /can take exponential time/],
     ['a domain key with a space', { domains: { 'partner org': {} } }, 'domains.partner org', /is not a domain pattern: use a domain \(example.org\)/],
     ['a wildcard in the middle', { domains: { 'a.*.org': {} } }, 'domains.a.*.org', /is not a domain pattern/],
     ['a wildcard without its dot', { domains: { '*partner.org': {} } }, 'domains.*partner.org', /is not a domain pattern/],

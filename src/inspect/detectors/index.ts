@@ -1,5 +1,5 @@
 import type { DetectorHit } from '../../types.js';
-import type { TextSource } from '../parse.js';
+import { InspectLimitError, type TextSource } from '../parts.js';
 import { findDea, findDob, findIcd10, findMbi } from './codes.js';
 import type { DetectorsConfig } from './config.js';
 import { findDigitGroups, type DigitGroups } from './digit-groups.js';
@@ -63,9 +63,16 @@ function compile(config: DetectorsConfig): Compiled {
 /**
  * Runs the enabled detectors over the message's text and returns, per detector, the
  * number of distinct values found and its score — never the values themselves. Work is
- * bounded by `maxScanBytes`.
+ * bounded by `maxScanBytes`, and by `deadline` (ms since the epoch: the inspection's):
+ * checked before each pass of a detector over a text, it ends the scan with an
+ * InspectLimitError — a message whose scan did not finish is not one where nothing was
+ * found.
  */
-export function runDetectors(sources: TextSource[], config: DetectorsConfig): { hits: DetectorHit[]; score: number; categories: string[] } {
+export function runDetectors(sources: TextSource[], config: DetectorsConfig, deadline = Infinity): { hits: DetectorHit[]; score: number; categories: string[] } {
+  const inTime = <T>(pass: T): T => {
+    if (Date.now() > deadline) throw new InspectLimitError('the detectors did not finish within the inspection deadline');
+    return pass;
+  };
   let budget = config.maxScanBytes;
   const texts: string[] = [];
   for (const s of sources) {
@@ -82,23 +89,23 @@ export function runDetectors(sources: TextSource[], config: DetectorsConfig): { 
   const groups = builtIns.length ? texts.map(findDigitGroups) : [];
   for (const name of builtIns) {
     const found = new Set<string>();
-    for (const g of groups) BUILT_IN[name].find(g, found);
+    for (const g of groups) inTime(BUILT_IN[name]).find(g, found);
     add(name, BUILT_IN[name].category, found, config[name].weight);
   }
   const patterns = compile(config);
   if (config.mrn.enabled) {
     const found = new Set<string>();
-    for (const re of patterns.mrn) for (const t of texts) for (const m of matches(re, t)) found.add(m[0].replace(/\D/g, '') || m[0]);
+    for (const re of patterns.mrn) for (const t of texts) for (const m of matches(inTime(re), t)) found.add(m[0].replace(/\D/g, '') || m[0]);
     add('mrn', 'phi', found, config.mrn.weight);
   }
   for (const { re, c } of patterns.custom) {
     const found = new Set<string>();
-    for (const t of texts) for (const m of matches(re, t)) found.add(m[0]);
+    for (const t of texts) for (const m of matches(inTime(re), t)) found.add(m[0]);
     add(`custom:${c.name}`, c.category, found, c.weight, c.minCount);
   }
   if (patterns.keywords.length) {
     const present = new Set<string>();
-    for (const t of texts) findKeywords(t.toLowerCase(), patterns.keywordMatcher, present);
+    for (const t of texts) findKeywords(inTime(t).toLowerCase(), patterns.keywordMatcher, present);
     for (const { k, words } of patterns.keywords) {
       // Distinct words of the list found (whole words, case-insensitive).
       const found = words.filter((w) => present.has(w)).length;
