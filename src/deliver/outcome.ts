@@ -11,7 +11,8 @@ export interface Outcome {
   diagnosticType: 'smtp' | 'x-postern';
   relay?: string | undefined;
   remoteMta?: string | undefined;
-  tls?: (TlsInfo & { level: string; policy?: string | undefined }) | undefined;
+  /** policy: where the level came from; stsFailure: an MTA-STS discovery or fetch failure (RFC 8460 type). */
+  tls?: (TlsInfo & { level: string; policy?: string | undefined; stsFailure?: string | undefined }) | undefined;
   conn?: number | undefined;
   connectMs?: number | undefined;
   transmitMs?: number | undefined;
