@@ -17,6 +17,7 @@ import { Harvester } from './keys/harvest.js';
 import { startKeys } from './keys/start.js';
 import { keylessAvailability } from './policy/availability.js';
 import { Planner } from './policy/planner.js';
+import { tlsForecaster } from './tls/forecast.js';
 import { PolicyStore } from './policy/store.js';
 import { portalReach } from './portal/reach.js';
 import { startPortalStorage, startPortalWeb } from './portal/start.js';
@@ -86,7 +87,9 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
   const available = keylessAvailability(reach);
   const policyLog = logger.child({ component: 'policy' });
   const isSms = (rcpt: string) => Boolean(reach?.isSms(rcpt));
-  const planner = new Planner(queue, policies, () => policies.current().detectors, policyLog, { available, isSms, keys: keys.lookup, smimeMaxSize: config.protect.smime.maxSize });
+  // What the pool saw of each MX's TLS feeds decisions (and policy explain in this process).
+  const forecast = tlsForecaster((domain) => router.route(domain), (host, port) => pool.capabilities.lookup(host, port));
+  const planner = new Planner(queue, policies, () => policies.current().detectors, policyLog, { available, isSms, keys: keys.lookup, smimeMaxSize: config.protect.smime.maxSize, forecast });
   const mtaSts = config.delivery.mtaSts.enabled
     ? new MtaSts({
         resolve: (name, type) => dns.resolve(name, type),
@@ -107,7 +110,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
     journal,
   }, logger);
   // Connection counts are read at scrape time, once ingress exists.
-  const operations = await startOperations({ config, dataDir, shard, queue, logger, connections: () => ingress.connections, journalReady: journal && (() => journal.ready()), redisReady });
+  const operations = await startOperations({ config, dataDir, shard, queue, logger, connections: () => ingress.connections, journalReady: journal && (() => journal.ready()), redisReady, tlsForecast: forecast });
   const ingress = new Ingress({ config, logger, queue, cert, isReady: operations.health.gate });
 
   let smtp: { host: string; port: number }[];

@@ -20,6 +20,7 @@ export interface OperationsOptions {
   connections?: (() => { accepted: number; rejected: number }) | undefined;
   journalReady?: (() => boolean) | undefined;
   redisReady?: (() => boolean) | undefined;
+  tlsForecast?: AdminSources['tlsForecast'];
 }
 
 /** Readiness, metrics and the admin side of the queue of one gateway process. */
@@ -60,6 +61,7 @@ export async function startOperations(o: OperationsOptions): Promise<Operations>
     queue,
     metrics: () => metrics.registry.metrics(),
     readiness: async () => health.report(),
+    tlsForecast: o.tlsForecast,
   };
   const stopServing = cluster.isWorker
     ? serveIpc({

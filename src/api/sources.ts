@@ -1,4 +1,5 @@
 import type { HealthReport } from '../events/health.js';
+import type { ForecastFn } from '../tls/forecast.js';
 import type { QueueOps } from './queue-ops.js';
 
 /**
@@ -11,6 +12,8 @@ export interface AdminSources {
   /** Prometheus text exposition format (version 0.0.4). */
   metrics(): Promise<string>;
   readiness(): Promise<HealthReport>;
+  /** The delivery's TLS capability forecast, for policy explain (a process that delivers only). */
+  tlsForecast?: ForecastFn | undefined;
 }
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';

@@ -36,7 +36,7 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
   const facts = await explainFacts(policy, { from: opts.from, to: opts.to, subject: opts.subject, message: opts.file ? await readFile(opts.file) : undefined });
   const decisions: Decision[] = facts.error ? [] : await explainForConfig(config, policy, { sender: opts.from, recipients: opts.to, facts });
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, decisions }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, tlsForecast: NO_FORECAST, decisions }, null, 2)}\n`);
     return;
   }
   const lines = [
@@ -44,10 +44,14 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
     `Subject: ${facts.subject || '(none)'}${hasSubjectTag(facts.subject, policy.subjectTag.tag) ? `  [tag ${policy.subjectTag.tag} found${policy.subjectTag.remove ? ', removed before delivery' : ''}]` : ''}`,
     `Detectors: ${facts.detectors.hits.length ? facts.detectors.hits.map((h) => `${h.detector}×${h.count} (${h.category}, score ${h.score})`).join(', ') : 'nothing found'}; score ${facts.detectors.score} (threshold ${policy.phiThreshold})`,
   ];
+  lines.push(`TLS forecast: ${NO_FORECAST}`);
   if (facts.error) lines.push(`Inspection failed: ${facts.error} → every recipient: ${policy.onInspectError}`);
   for (const d of decisions) lines.push('', ...describe(d));
   process.stdout.write(`${lines.join('\n')}\n`);
 }
+
+/** This process has no capability cache: the gateway's own explain (admin API) has. */
+const NO_FORECAST = 'not available here (what delivery saw of each MX lives in the running gateway: POST /api/v1/policy/explain on its admin API)';
 
 /**
  * The key store the gateway reads, with the store as the only source. Read only: a file

@@ -17,6 +17,9 @@ export interface Outcome {
   connectMs?: number | undefined;
   transmitMs?: number | undefined;
   route?: Route['source'] | undefined;
+  /** Rule and method for the delivery line when the recipient has no decision (see policy/planner.ts Held). */
+  rule?: string | undefined;
+  method?: string | undefined;
 }
 
 /** The same local outcome (ours, not a remote reply) for several recipients. */

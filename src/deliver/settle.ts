@@ -88,8 +88,8 @@ export class Settler {
       event,
       queueId: envelope.id,
       to: r.rcpt,
-      method: r.decision?.method,
-      rule: r.decision?.ruleId,
+      method: r.decision?.method ?? o.method,
+      rule: r.decision?.ruleId ?? o.rule,
       // Not named "key": pino redacts fields of that name.
       keyId: key && r.decision?.method === key.kind ? key.id : undefined,
       keySource: key && r.decision?.method === key.kind ? key.source : undefined,

@@ -30,7 +30,7 @@ async function currentPolicy(file: string | undefined): Promise<{ policy: Policy
   }
 }
 
-export function policyRoutes(app: FastifyInstance, { config }: ApiContext): void {
+export function policyRoutes(app: FastifyInstance, { config, sources }: ApiContext): void {
   app.post<{ Body: ExplainBody }>(
     '/policy/explain',
     guarded('read-only', {
@@ -55,8 +55,17 @@ export function policyRoutes(app: FastifyInstance, { config }: ApiContext): void
       // Inspected as the gateway inspects: the subject is part of the message the detectors scan.
       const facts = await explainFacts(policy, { from: b.from, to: b.to, subject: b.subject, message: b.message === undefined ? undefined : Buffer.from(b.message, 'utf8') });
       // Decided as the gateway decides (the CLI's `policy explain` does the same).
-      const decisions = facts.error ? [] : await explainForConfig(config, policy, { sender: b.from, recipients: b.to, facts });
-      return { policyFile: file ?? '(built-in default)', subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, onInspectError: facts.error ? policy.onInspectError : undefined, decisions };
+      const decisions = facts.error ? [] : await explainForConfig(config, policy, { sender: b.from, recipients: b.to, facts }, sources.tlsForecast);
+      return {
+        policyFile: file ?? '(built-in default)',
+        subject: facts.subject,
+        detectors: facts.detectors,
+        inspectError: facts.error,
+        onInspectError: facts.error ? policy.onInspectError : undefined,
+        // Whether decisions could use what delivery saw of each MX's TLS (a cluster's primary cannot).
+        tlsForecast: sources.tlsForecast ? 'capability cache' : 'not available here',
+        decisions,
+      };
     },
   );
 }
