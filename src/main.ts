@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { startOperations, type Operations } from './api/operations.js';
 import { openJournal, startRetentionJob } from './archive/index.js';
@@ -18,6 +18,8 @@ import { startKeys } from './keys/start.js';
 import { keylessAvailability } from './policy/availability.js';
 import { Planner } from './policy/planner.js';
 import { tlsForecaster } from './tls/forecast.js';
+import { configuredPolicyFile } from './policy/configured.js';
+import { inlinePolicyOf } from './policy/section.js';
 import { PolicyStore } from './policy/store.js';
 import { portalReach } from './portal/reach.js';
 import { startPortalStorage, startPortalWeb } from './portal/start.js';
@@ -29,7 +31,6 @@ import { loadDkimKeys } from './sign/dkim-keys.js';
 import { loadOrCreateCertificate } from './tls/dev-certificate.js';
 import { MtaSts } from './tls/mta-sts.js';
 
-const DEFAULT_POLICY_FILE = 'config/policy.yaml';
 
 export interface Gateway {
   smtp: { host: string; port: number }[];
@@ -77,8 +78,8 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
 
   const router = new Router(config.delivery, dns);
   const pool = new ConnectionPool(config, logger.child({ component: 'pool' }), cache);
-  const policyFile = config.policy.file ?? (existsSync(DEFAULT_POLICY_FILE) ? DEFAULT_POLICY_FILE : undefined);
-  const policies = new PolicyStore(policyFile && resolve(policyFile), logger.child({ component: 'policy' }));
+  const policyFile = configuredPolicyFile(config.policy);
+  const policies = new PolicyStore(policyFile && resolve(policyFile), logger.child({ component: 'policy' }), inlinePolicyOf(config.policy));
   await policies.start();
   const portal = await startPortalStorage(config, dataDir, queue, logger);
   // pgp and smime are available when the planner finds a key (it asks keys.lookup);

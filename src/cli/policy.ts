@@ -6,7 +6,8 @@ import type { PosternConfig } from '../config/schema.js';
 import { explainForConfig } from '../policy/explain-configured.js';
 import { explainFacts } from '../policy/explain-message.js';
 import { hasSubjectTag } from '../policy/match.js';
-import { DEFAULT_POLICY, parsePolicyText } from '../policy/store.js';
+import { configuredPolicy } from '../policy/configured.js';
+import { parsePolicyText } from '../policy/store.js';
 import type { Policy } from '../policy/schema.js';
 import type { Decision } from '../types.js';
 
@@ -28,7 +29,7 @@ export interface ExplainOptions {
 export async function policyExplainCommand(opts: ExplainOptions): Promise<void> {
   const setup = await orExit(opts.policy, async () => {
     const config = loadConfig(opts.config);
-    return { config, policy: await loadPolicy(opts.policy ?? configuredPolicyFile(config)) };
+    return { config, policy: opts.policy ? await loadPolicy(opts.policy) : (await configuredPolicy(config.policy, configPathFrom(opts.config))).policy };
   });
   if (!setup) return;
   const { config, policy } = setup;
@@ -66,11 +67,16 @@ function describe(d: Decision): string[] {
   return [`${d.rcpt}`, `  method:     ${outcome}`, `  candidates: ${d.candidates.join(' > ')}`, `  rule:       ${d.ruleId}`, ...d.reasons.map((r) => `  why:        ${r}`)];
 }
 
-/** postern policy check [FILE]: validates a policy file (the config is read only to find it). */
+/** postern policy check [FILE]: validates a policy file, or the policy the config names (its file or its inline policy section). */
 export async function policyCheckCommand(file: string | undefined, config: string | undefined): Promise<void> {
-  const policy = await orExit(file, async () => loadPolicy(file ?? configuredPolicyFile(loadConfig(config))));
-  if (!policy) return;
-  process.stdout.write(`policy OK: ${policy.rules.length} rule(s), ${Object.keys(policy.domains).length} domain and ${Object.keys(policy.recipients).length} recipient entries; defaults ${policy.defaults.methods.join(' > ')}, TLS ${policy.defaults.tls}\n`);
+  const checked = await orExit(file, async () => (file ? { policy: await loadPolicy(file), source: file } : configuredPolicy(loadConfig(config).policy, configPathFrom(config))));
+  if (!checked) return;
+  process.stdout.write(`${policySummary(checked.policy, checked.source)}\n`);
+}
+
+/** One line about a valid policy (policy check, check-config). */
+export function policySummary(policy: Policy, source: string): string {
+  return `policy OK: ${policy.rules.length} rule(s), ${Object.keys(policy.domains).length} domain and ${Object.keys(policy.recipients).length} recipient entries; defaults ${policy.defaults.methods.join(' > ')}, TLS ${policy.defaults.tls} (${source})`;
 }
 
 /** The config file named (or POSTERN_CONFIG, or config/postern.yaml when it exists), else the built-in defaults. */
@@ -79,12 +85,8 @@ function loadConfig(file: string | undefined): PosternConfig {
   return file || existsSync(path) ? loadConfigFile(path) : validateConfig({});
 }
 
-function configuredPolicyFile(config: PosternConfig): string | undefined {
-  return config.policy.file ?? (existsSync('config/policy.yaml') ? 'config/policy.yaml' : undefined);
-}
-
-async function loadPolicy(file: string | undefined): Promise<Policy> {
-  return file ? parsePolicyText(await readFile(file, 'utf8'), file) : DEFAULT_POLICY;
+async function loadPolicy(file: string): Promise<Policy> {
+  return parsePolicyText(await readFile(file, 'utf8'), file);
 }
 
 /** Runs a loading step; a config or policy problem is printed and ends the command with exit code 2. */

@@ -123,9 +123,11 @@ export class Planner {
         plan.held.push({ rcpt: r.rcpt, result: bounce ? 'bounce' : 'defer', status: bounce ? '5.6.0' : '4.6.0', reason: `message could not be inspected: ${state.inspection?.error ?? 'unknown error'}`, category: 'inspect', rule: INSPECT_ERROR_RULE, method: 'none' });
         continue;
       }
-      const f = await applyTlsForecast(d, chooseMethod(d, available, this.smsRecipient).method, available, forecast);
+      const chosen = chooseMethod(d, available, this.smsRecipient);
+      const f = await applyTlsForecast(d, chosen.method, available, forecast);
       const method = f.method;
-      const reasons = withForecastReason(d.reasons, f.why);
+      // As policy explain says it: why the method is not simply the first possible candidate.
+      const reasons = withForecastReason(chosen.why && !d.reasons.includes(chosen.why) ? [...d.reasons, chosen.why] : d.reasons, f.why);
       if (f.switched) this.log.info({ event: EVENTS.tlsForeseen, queueId: envelope.id, to: r.rcpt, rule: d.ruleId, tls: d.tls, forecast: f.forecast, method }, `TLS capability cache: every MX fails ${d.tls}; ${method} instead`);
       if (method === 'portal') {
         r.decision = { ...d, method, key: undefined, reasons };

@@ -102,6 +102,27 @@ describe('postern policy explain / check', () => {
     expect(text.stdout).toMatch(/pgp@hospital\.example\n {2}method: {5}pgp\n[\s\S]*why: {8}not possible now: smime\n/);
   });
 
+  it('check-config checks the policy the config names: its file, or its inline section', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-check-config-'));
+    const config = (policy: Record<string, unknown>) => writeConfigFile(dir, { hostname: 'postern.test', dataDir: join(dir, 'data'), policy });
+    const ok = await cli(['check-config', '--config', config({ file: 'config/policy.yaml' })]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/policy OK: 3 rule\(s\), .* \(config\/policy\.yaml\)/);
+    writeFileSync(join(dir, 'broken.yaml'), 'rules: [{ id: x, match: { colour: red }, action: {} }]\n');
+    const broken = await cli(['check-config', '--config', config({ file: join(dir, 'broken.yaml') })]);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toMatch(/rules\.0\.match: unknown key colour/);
+    const missing = await cli(['check-config', '--config', config({ file: join(dir, 'nowhere.yaml') })]);
+    expect([missing.code, missing.stderr]).toEqual([2, expect.stringMatching(/policy\.file: cannot read .*nowhere\.yaml/)]);
+    const inline = await cli(['check-config', '--config', config({ rules: [{ id: 'tagged', match: { subjectTag: true }, action: { methods: ['portal'] } }] })]);
+    expect(inline.stdout).toMatch(/policy OK: 1 rule\(s\).*\(inline \(policy section of .*postern\.yaml\)\)/);
+    // policy check and explain read the inline policy too.
+    const file = join(dir, 'postern.yaml');
+    expect((await cli(['policy', 'check', '--config', file])).stdout).toMatch(/policy OK: 1 rule\(s\)/);
+    const explained = await cli(['policy', 'explain', '--config', file, '--from', 'a@clinic.example', '--to', 'b@hospital.example', '--subject', 'x [secure]', '--json']);
+    expect((JSON.parse(explained.stdout) as { decisions: Decision[] }).decisions[0]).toMatchObject({ ruleId: 'tagged', candidates: ['portal'] });
+  });
+
   it('check validates a policy file and names problems', async () => {
     expect((await cli(['policy', 'check', 'config/policy.yaml'])).stdout).toMatch(/^policy OK: 3 rule\(s\)/);
     const bad = join(mkdtempSync(join(tmpdir(), 'postern-check-')), 'p.yaml');
