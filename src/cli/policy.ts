@@ -52,7 +52,7 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
 }
 
 /** This process has no capability cache: the gateway's own explain (admin API) has. */
-const NO_FORECAST = 'not available here (what delivery saw of each MX lives in the running gateway: POST /api/v1/policy/explain on its admin API)';
+const NO_FORECAST = "none here (the running gateway's admin API has it: POST /api/v1/policy/explain)";
 
 /**
  * The key store the gateway reads, with the store as the only source. Read only: a file
