@@ -2,7 +2,7 @@ import type { DetectorHit } from '../../types.js';
 import { InspectLimitError, type TextSource } from '../parts.js';
 import { findDea, findDob, findIcd10, findMbi } from './codes.js';
 import type { DetectorsConfig } from './config.js';
-import { findDigitGroups, type DigitGroups } from './digit-groups.js';
+import { findDigitGroups, usefulGroups, type DigitGroups } from './digit-groups.js';
 import { findKeywords, keywordMatcher, type KeywordMatcher } from './keywords.js';
 import { findCards, findNpi, findSsn } from './numbers.js';
 
@@ -86,7 +86,7 @@ export function runDetectors(sources: TextSource[], config: DetectorsConfig, dea
     if (values.size >= minCount && values.size > 0) hits.push({ detector, category, count: values.size, score: values.size * weight });
   };
   const builtIns = (Object.keys(BUILT_IN) as BuiltIn[]).filter((name) => config[name].enabled);
-  const groups = builtIns.length ? texts.map(findDigitGroups) : [];
+  const groups = builtIns.length ? texts.map((t) => usefulGroups(findDigitGroups(t))) : [];
   for (const name of builtIns) {
     const found = new Set<string>();
     for (const g of groups) inTime(BUILT_IN[name]).find(g, found);
