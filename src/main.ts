@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { startOperations, type Operations } from './api/operations.js';
 import { openJournal, startRetentionJob } from './archive/index.js';
@@ -17,6 +17,9 @@ import { Harvester } from './keys/harvest.js';
 import { startKeys } from './keys/start.js';
 import { keylessAvailability } from './policy/availability.js';
 import { Planner } from './policy/planner.js';
+import { tlsForecaster } from './tls/forecast.js';
+import { configuredPolicyFile } from './policy/configured.js';
+import { inlinePolicyOf } from './policy/section.js';
 import { PolicyStore } from './policy/store.js';
 import { portalReach } from './portal/reach.js';
 import { startPortalStorage, startPortalWeb } from './portal/start.js';
@@ -28,7 +31,6 @@ import { loadDkimKeys } from './sign/dkim-keys.js';
 import { loadOrCreateCertificate } from './tls/dev-certificate.js';
 import { MtaSts } from './tls/mta-sts.js';
 
-const DEFAULT_POLICY_FILE = 'config/policy.yaml';
 
 export interface Gateway {
   smtp: { host: string; port: number }[];
@@ -76,8 +78,8 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
 
   const router = new Router(config.delivery, dns);
   const pool = new ConnectionPool(config, logger.child({ component: 'pool' }), cache);
-  const policyFile = config.policy.file ?? (existsSync(DEFAULT_POLICY_FILE) ? DEFAULT_POLICY_FILE : undefined);
-  const policies = new PolicyStore(policyFile && resolve(policyFile), logger.child({ component: 'policy' }));
+  const policyFile = configuredPolicyFile(config.policy);
+  const policies = new PolicyStore(policyFile && resolve(policyFile), logger.child({ component: 'policy' }), inlinePolicyOf(config.policy));
   await policies.start();
   const portal = await startPortalStorage(config, dataDir, queue, logger);
   // pgp and smime are available when the planner finds a key (it asks keys.lookup);
@@ -86,7 +88,9 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
   const available = keylessAvailability(reach);
   const policyLog = logger.child({ component: 'policy' });
   const isSms = (rcpt: string) => Boolean(reach?.isSms(rcpt));
-  const planner = new Planner(queue, policies, () => policies.current().detectors, policyLog, { available, isSms, keys: keys.lookup, smimeMaxSize: config.protect.smime.maxSize, pgpMaxSize: config.protect.pgp.maxSize });
+  // What the pool saw of each MX's TLS feeds decisions (and policy explain in this process).
+  const forecast = tlsForecaster((domain) => router.route(domain), (host, port) => pool.capabilities.lookup(host, port));
+  const planner = new Planner(queue, policies, () => policies.current().detectors, policyLog, { available, isSms, keys: keys.lookup, smimeMaxSize: config.protect.smime.maxSize, pgpMaxSize: config.protect.pgp.maxSize, forecast });
   const mtaSts = config.delivery.mtaSts.enabled
     ? new MtaSts({
         resolve: (name, type) => dns.resolve(name, type),
@@ -107,7 +111,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
     journal,
   }, logger);
   // Connection counts are read at scrape time, once ingress exists.
-  const operations = await startOperations({ config, dataDir, shard, queue, logger, connections: () => ingress.connections, journalReady: journal && (() => journal.ready()), redisReady, audit: sinks.audit });
+  const operations = await startOperations({ config, dataDir, shard, queue, logger, connections: () => ingress.connections, journalReady: journal && (() => journal.ready()), redisReady, audit: sinks.audit, tlsForecast: forecast });
   const ingress = new Ingress({ config, logger, queue, cert, isReady: operations.health.gate });
 
   let smtp: { host: string; port: number }[];

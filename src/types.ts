@@ -109,8 +109,6 @@ export interface MessageFacts {
   messageId?: string | undefined;
   /** Lower-cased header name → values, as received (bounded). */
   headers: Record<string, string[]>;
-  /** Plain text of text parts and of HTML parts, bounded (for detectors only). */
-  text: string;
   attachments: AttachmentFact[];
   size: number;
   parts: number;

@@ -23,6 +23,7 @@ export interface OperationsOptions {
   redisReady?: (() => boolean) | undefined;
   /** This process's audit trail: readiness with audit.failClosed, metrics, and the admin API's changes. */
   audit?: AuditTrail | undefined;
+  tlsForecast?: AdminSources['tlsForecast'];
 }
 
 /** Readiness, metrics and the admin side of the queue of one gateway process. */
@@ -66,6 +67,7 @@ export async function startOperations(o: OperationsOptions): Promise<Operations>
     metrics: () => metrics.registry.metrics(),
     readiness: async () => health.report(),
     audit: o.audit && auditGate(o.audit),
+    tlsForecast: o.tlsForecast,
   };
   const stopServing = cluster.isWorker
     ? serveIpc({

@@ -1,5 +1,6 @@
 import type { AuditTrail } from '../events/audit.js';
 import type { HealthReport } from '../events/health.js';
+import type { ForecastFn } from '../tls/forecast.js';
 import type { QueueOps } from './queue-ops.js';
 
 /**
@@ -14,6 +15,8 @@ export interface AdminSources {
   readiness(): Promise<HealthReport>;
   /** The audit trail the listener's own events go to (none with audit.enabled: false). */
   audit?: AuditGate | undefined;
+  /** The delivery's TLS capability forecast, for policy explain (a process that delivers only). */
+  tlsForecast?: ForecastFn | undefined;
 }
 
 /** The audit trail as the admin listener sees it: a change made through the API is on disk before its reply. */

@@ -3,12 +3,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, configPathFrom, loadConfigFile, validateConfig } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
-import { inspectMessage } from '../inspect/inspector.js';
 import { explainForConfig } from '../policy/explain-configured.js';
+import { explainFacts } from '../policy/explain-message.js';
 import { hasSubjectTag } from '../policy/match.js';
-import { DEFAULT_POLICY, parsePolicyText } from '../policy/store.js';
+import { configuredPolicy } from '../policy/configured.js';
+import { parsePolicyText } from '../policy/store.js';
 import type { Policy } from '../policy/schema.js';
-import type { Decision, MessageFacts } from '../types.js';
+import type { Decision } from '../types.js';
 
 export interface ExplainOptions {
   config?: string;
@@ -28,21 +29,15 @@ export interface ExplainOptions {
 export async function policyExplainCommand(opts: ExplainOptions): Promise<void> {
   const setup = await orExit(opts.policy, async () => {
     const config = loadConfig(opts.config);
-    return { config, policy: await loadPolicy(opts.policy ?? configuredPolicyFile(config)) };
+    return { config, policy: opts.policy ? await loadPolicy(opts.policy) : (await configuredPolicy(config.policy, configPathFrom(opts.config))).policy };
   });
   if (!setup) return;
   const { config, policy } = setup;
-  let facts: Pick<MessageFacts, 'subject' | 'headers' | 'detectors' | 'size' | 'error'>;
-  if (opts.file) {
-    const raw = await readFile(opts.file);
-    facts = await inspectMessage(raw, raw.length, policy.detectors);
-    if (opts.subject !== undefined) facts = { ...facts, subject: opts.subject };
-  } else {
-    facts = { subject: opts.subject ?? '', headers: {}, detectors: { hits: [], score: 0, categories: [] }, size: 0 };
-  }
+  // Inspected as the gateway inspects: --subject is part of the message the detectors scan.
+  const facts = await explainFacts(policy, { from: opts.from, to: opts.to, subject: opts.subject, message: opts.file ? await readFile(opts.file) : undefined });
   const decisions: Decision[] = facts.error ? [] : await explainForConfig(config, policy, { sender: opts.from, recipients: opts.to, facts });
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, decisions }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, tlsForecast: NO_FORECAST, decisions }, null, 2)}\n`);
     return;
   }
   const lines = [
@@ -50,10 +45,14 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
     `Subject: ${facts.subject || '(none)'}${hasSubjectTag(facts.subject, policy.subjectTag.tag) ? `  [tag ${policy.subjectTag.tag} found${policy.subjectTag.remove ? ', removed before delivery' : ''}]` : ''}`,
     `Detectors: ${facts.detectors.hits.length ? facts.detectors.hits.map((h) => `${h.detector}×${h.count} (${h.category}, score ${h.score})`).join(', ') : 'nothing found'}; score ${facts.detectors.score} (threshold ${policy.phiThreshold})`,
   ];
+  lines.push(`TLS forecast: ${NO_FORECAST}`);
   if (facts.error) lines.push(`Inspection failed: ${facts.error} → every recipient: ${policy.onInspectError}`);
   for (const d of decisions) lines.push('', ...describe(d));
   process.stdout.write(`${lines.join('\n')}\n`);
 }
+
+/** This process has no capability cache: the gateway's own explain (admin API) has. */
+const NO_FORECAST = "none here (the running gateway's admin API has it: POST /api/v1/policy/explain)";
 
 /**
  * The key store the gateway reads, with the store as the only source. Read only: a file
@@ -68,11 +67,16 @@ function describe(d: Decision): string[] {
   return [`${d.rcpt}`, `  method:     ${outcome}`, `  candidates: ${d.candidates.join(' > ')}`, `  rule:       ${d.ruleId}`, ...d.reasons.map((r) => `  why:        ${r}`)];
 }
 
-/** postern policy check [FILE]: validates a policy file (the config is read only to find it). */
+/** postern policy check [FILE]: validates a policy file, or the policy the config names (its file or its inline policy section). */
 export async function policyCheckCommand(file: string | undefined, config: string | undefined): Promise<void> {
-  const policy = await orExit(file, async () => loadPolicy(file ?? configuredPolicyFile(loadConfig(config))));
-  if (!policy) return;
-  process.stdout.write(`policy OK: ${policy.rules.length} rule(s), ${Object.keys(policy.domains).length} domain and ${Object.keys(policy.recipients).length} recipient entries; defaults ${policy.defaults.methods.join(' > ')}, TLS ${policy.defaults.tls}\n`);
+  const checked = await orExit(file, async () => (file ? { policy: await loadPolicy(file), source: file } : configuredPolicy(loadConfig(config).policy, configPathFrom(config))));
+  if (!checked) return;
+  process.stdout.write(`${policySummary(checked.policy, checked.source)}\n`);
+}
+
+/** One line about a valid policy (policy check, check-config). */
+export function policySummary(policy: Policy, source: string): string {
+  return `policy OK: ${policy.rules.length} rule(s), ${Object.keys(policy.domains).length} domain and ${Object.keys(policy.recipients).length} recipient entries; defaults ${policy.defaults.methods.join(' > ')}, TLS ${policy.defaults.tls} (${source})`;
 }
 
 /** The config file named (or POSTERN_CONFIG, or config/postern.yaml when it exists), else the built-in defaults. */
@@ -81,12 +85,8 @@ function loadConfig(file: string | undefined): PosternConfig {
   return file || existsSync(path) ? loadConfigFile(path) : validateConfig({});
 }
 
-function configuredPolicyFile(config: PosternConfig): string | undefined {
-  return config.policy.file ?? (existsSync('config/policy.yaml') ? 'config/policy.yaml' : undefined);
-}
-
-async function loadPolicy(file: string | undefined): Promise<Policy> {
-  return file ? parsePolicyText(await readFile(file, 'utf8'), file) : DEFAULT_POLICY;
+async function loadPolicy(file: string): Promise<Policy> {
+  return parsePolicyText(await readFile(file, 'utf8'), file);
 }
 
 /** Runs a loading step; a config or policy problem is printed and ends the command with exit code 2. */

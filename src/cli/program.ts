@@ -20,7 +20,7 @@ export async function runCli(argv: string[]): Promise<void> {
 
   program
     .command('check-config')
-    .description('validate a config file and print what it resolves to')
+    .description('validate a config file (and the policy it names) and print what it resolves to')
     .option('-c, --config <file>', 'config file (default: $POSTERN_CONFIG or config/postern.yaml)')
     .action((opts: { config?: string }) => import('./check-config.js').then((m) => m.checkConfigCommand(opts.config)));
 
@@ -41,15 +41,15 @@ export async function runCli(argv: string[]): Promise<void> {
     .description("print each recipient's decision, the rule that chose it and why, without sending anything")
     .requiredOption('--from <address>', 'envelope sender')
     .requiredOption('--to <address...>', 'recipient(s)')
-    .option('--subject <text>', 'subject (overrides the one in --file)')
+    .option('--subject <text>', "subject (replaces the --file message's Subject before it is inspected)")
     .option('--file <message.eml>', 'a message to inspect (detectors, headers, subject)')
-    .option('--policy <file>', 'policy file (default: the one the config names, or config/policy.yaml)')
+    .option('--policy <file>', "policy file (default: the config's policy: its file, its inline section, or config/policy.yaml)")
     .option('-c, --config <file>', 'config file')
     .option('--json', 'machine-readable output')
     .action((opts: { from: string; to: string[]; subject?: string; file?: string; policy?: string; config?: string; json?: boolean }) => import('./policy.js').then((m) => m.policyExplainCommand(opts)));
   policy
     .command('check [file]')
-    .description('validate a policy file')
+    .description("validate a policy file (default: the config's policy, file or inline)")
     .option('-c, --config <file>', 'config file')
     .action((file: string | undefined, opts: { config?: string }) => import('./policy.js').then((m) => m.policyCheckCommand(file, opts.config)));
 

@@ -8,6 +8,7 @@ import { subscriptionProblem } from '../events/webhooks-events.js';
 import { isLoopbackHost } from '../api/loopback.js';
 import { parseKeyMaterial } from '../common/envelope-crypto.js';
 import { noticeTemplate } from './notice-template.js';
+import { checkPolicySection } from '../policy/section.js';
 
 /** "5m", "1h", "250ms" or plain milliseconds → milliseconds. */
 const duration = z.union([z.number().int().nonnegative(), z.string()], { error: 'expected a duration such as 30s, 5m, 1h, 5d, or milliseconds' }).transform((v, ctx) => {
@@ -469,13 +470,16 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   policy: z
-    .strictObject({
+    .object({
       /**
        * The per-recipient policy file, hot-reloaded. Unset: config/policy.yaml when it
-       * exists, else the built-in healthcare default.
+       * exists, else the built-in healthcare default. Or, instead of `file`, the policy
+       * itself: the keys of a policy file (rules, domains, ...) in this section.
        */
       file: z.string().optional(),
     })
+    .catchall(z.unknown())
+    .superRefine(checkPolicySection)
     .prefault({}),
   /** The compliance archive: a journal copy of every message before delivery (README "Compliance archive"). */
   archive: z

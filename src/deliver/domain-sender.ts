@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { TlsLevel } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { mxMatchesPolicy, type MtaSts, type MtaStsLookup } from '../tls/mta-sts.js';
+import type { TlsInfo } from '../tls/verdict.js';
 import type { Envelope } from '../types.js';
 import { classifyReply } from './classify.js';
 import { localOutcomes, type Outcome } from './outcome.js';
@@ -54,10 +55,14 @@ export class DomainSender {
     if (chosen.relaxed) this.log.info({ event: EVENTS.tlsNoticeLevel, queueId: envelope.id, domain, level, routeTls: route.tls, reason: chosen.relaxed }, 'portal notice: TLS level of its own decision');
     // MTA-STS applies to MX delivery (not to a configured smart host).
     const sts: MtaStsLookup | undefined = this.mtaSts && route.source !== 'transport' ? await this.mtaSts.policyFor(domain) : undefined;
+    if (sts?.failure) this.logStsFailure(envelope, domain, sts);
     const stsMode = sts?.policy?.mode;
     const stsTag = stsMode === 'enforce' || stsMode === 'testing' ? `mta-sts-${stsMode}` : undefined;
-    const held = (category: string, response: string): Outcome[] =>
-      localOutcomes(rcpts, { result: 'defer', status: '4.7.5', response, category, route: route.source, tls: { verified: false, level, policy: stsTag } });
+    // Where the level comes from, on every outcome: the domain's MTA-STS policy, else the
+    // decision when it moved the route's level (settle.ts names its rule), else the route.
+    const policy = stsTag ?? (level !== route.tls ? DECISION_TLS : route.tlsFrom);
+    const tlsOf = (o: Partial<TlsInfo> = {}) => ({ verified: false, ...o, level, policy, stsFailure: sts?.failure });
+    const held = (category: string, response: string): Outcome[] => localOutcomes(rcpts, { result: 'defer', status: '4.7.5', response, category, route: route.source, tls: tlsOf() });
     if (out.requireMtaSts && stsMode !== 'enforce') {
       const why = sts?.failure ? `${sts.failure}${sts.detail ? ` (${sts.detail})` : ''}` : 'no MTA-STS policy in enforce mode';
       return held(`tls:${sts?.failure ?? 'no-mta-sts-policy'}`, `policy requires MTA-STS for ${domain}: ${why}`);
@@ -71,10 +76,10 @@ export class DomainSender {
         if (!allowed.length) return held('tls:validation-failure', `no MX of ${domain} (${hops.map((h) => h.name).join(', ')}) is allowed by its MTA-STS policy (mx: ${sts.policy.mx.join(', ')}); nothing sent`);
         hops = allowed;
       } else if (allowed.length < hops.length) {
-        this.log.warn({ event: EVENTS.mtaStsTesting, queueId: envelope.id, domain, mx: hops.filter((h) => !allowed.includes(h)).map((h) => h.name), policyMx: sts.policy.mx }, 'MTA-STS testing mode: MX not in policy (delivering anyway)');
+        this.log.warn({ event: EVENTS.mtaStsTesting, queueId: envelope.id, domain, result: 'validation-failure', mx: hops.filter((h) => !allowed.includes(h)).map((h) => h.name), policyMx: sts.policy.mx }, 'MTA-STS testing mode: MX not in policy (delivering anyway)');
       }
     }
-    let last = localOutcomes(rcpts, { result: 'defer', status: '4.4.1', response: `no address to try for ${domain}`, category: 'routing', route: route.source });
+    let last = localOutcomes(rcpts, { result: 'defer', status: '4.4.1', response: `no address to try for ${domain}`, category: 'routing', route: route.source, tls: tlsOf() });
     let tried = 0;
     for (const hop of hops) {
       for (const address of hop.addresses) {
@@ -99,14 +104,18 @@ export class DomainSender {
             category: tlsProblem ? `tls:${err.tlsFailure}` : 'connection',
             relay,
             remoteMta: hop.name,
-            tls: err.tls ? { ...err.tls, level, policy: stsTag } : { verified: false, failure: err.tlsFailure, level, policy: stsTag },
+            tls: tlsOf(err.tls ?? { failure: err.tlsFailure }),
             route: route.source,
           });
           continue;
         }
         const result = await sendTransaction(pc, { from: envelope.mailFrom, to: rcpts, size: out.size, eightBit: out.eightBit, body: await out.open() });
         this.pool.release(pc, result.reusable);
-        const common = { relay, remoteMta: hop.name, tls: { ...pc.tls, level, policy: stsTag }, conn: pc.id, connectMs: pc.connectMs, transmitMs: result.transmitMs, route: route.source };
+        if (stsMode === 'testing' && !pc.tls.verified) {
+          // RFC 8461 §5: in testing mode a failure is reported, and the mail still goes.
+          this.log.warn({ event: EVENTS.mtaStsTesting, queueId: envelope.id, domain, relay, result: pc.tls.failure ?? 'starttls-not-supported', detail: pc.tls.detail }, 'MTA-STS testing mode: TLS not verified (delivering anyway)');
+        }
+        const common = { relay, remoteMta: hop.name, tls: tlsOf(pc.tls), conn: pc.id, connectMs: pc.connectMs, transmitMs: result.transmitMs, route: route.source };
         last = result.replies.map((reply): Outcome => {
           if (reply.ok) return { rcpt: reply.rcpt, result: 'delivered', status: '2.0.0', response: reply.response, category: 'sent', diagnosticType: 'smtp', ...common };
           if (reply.local === 'network') return { rcpt: reply.rcpt, result: 'defer', status: '4.4.2', response: reply.response, category: 'connection', diagnosticType: 'x-postern', ...common };
@@ -118,4 +127,25 @@ export class DomainSender {
     }
     return last;
   }
+
+  /**
+   * An MTA-STS discovery or fetch that failed, with the RFC 8460 result type (the
+   * delivery line carries the type too): without a cached policy the domain is treated
+   * as having none, with one that policy still applies.
+   */
+  private logStsFailure(envelope: Envelope, domain: string, sts: MtaStsLookup): void {
+    const cached = sts.source === 'cache-after-failure';
+    this.log.warn(
+      { event: EVENTS.mtaStsFailure, queueId: envelope.id, domain, result: sts.failure, detail: sts.detail, policySource: sts.source, policyId: sts.policy?.id, mode: sts.policy?.mode },
+      cached ? 'MTA-STS policy could not be refreshed: the cached policy applies' : 'MTA-STS policy could not be discovered or fetched: delivering as without one',
+    );
+  }
+}
+
+/** tls.policy of an attempt whose level the decision set; settle.ts writes it as "rule:<rule id>". */
+export const DECISION_TLS = 'decision';
+
+/** The delivery line's tls.policy: where the attempt's TLS level came from. */
+export function tlsPolicyLabel(policy: string | undefined, ruleId: string | undefined): string | undefined {
+  return policy === DECISION_TLS ? `rule:${ruleId ?? 'unknown'}` : policy;
 }

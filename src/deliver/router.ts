@@ -14,6 +14,8 @@ export interface Route {
   source: 'transport' | 'mx' | 'implicit-mx';
   hops: NextHop[];
   tls: TlsLevel;
+  /** Where `tls` comes from, for the delivery log: "route:<key>" (delivery.routes), "tls-domain:<key>" (delivery.tls.domains) or "default". */
+  tlsFrom: string;
 }
 
 /** A destination that cannot be resolved; `permanent` decides bounce vs. defer. */
@@ -62,9 +64,10 @@ export class Router {
     if (transport) {
       const { host, port } = transport.nexthop;
       const addresses = await this.addressesOrThrow(host);
-      return { domain: d, source: 'transport', hops: [{ name: host, port, addresses }], tls: transport.tls ?? this.tlsLevelFor(d) };
+      const tls = transport.tls ? { tls: transport.tls, tlsFrom: `route:${transport.key}` } : this.tlsFor(d);
+      return { domain: d, source: 'transport', hops: [{ name: host, port, addresses }], ...tls };
     }
-    const tls = this.tlsLevelFor(d);
+    const { tls, tlsFrom } = this.tlsFor(d);
     let mx: MxRecord[];
     try {
       mx = await this.dns.mx(d);
@@ -79,7 +82,7 @@ export class Router {
     }
     if (mx.length === 0) {
       const addresses = await this.addressesOrThrow(d);
-      return { domain: d, source: 'implicit-mx', hops: [{ name: d, port: this.config.mxPort, addresses }], tls };
+      return { domain: d, source: 'implicit-mx', hops: [{ name: d, port: this.config.mxPort, addresses }], tls, tlsFrom };
     }
     const sorted = [...mx].filter((r) => r.exchange && r.exchange !== '.').sort((a, b) => a.priority - b.priority);
     const hops: NextHop[] = [];
@@ -97,21 +100,25 @@ export class Router {
       const permanent = Boolean(lastError?.permanent);
       throw new RouteError(permanent, lastError?.status ?? '4.4.3', `no usable MX host for ${d}: ${lastError?.message ?? 'none resolved'}`);
     }
-    return { domain: d, source: 'mx', hops, tls };
+    return { domain: d, source: 'mx', hops, tls, tlsFrom };
   }
 
   tlsLevelFor(domain: string): TlsLevel {
-    const levels = this.config.tls.domains;
-    const key = mostSpecificMatch(Object.keys(levels), domain);
-    return key ? (levels[key] as TlsLevel) : this.config.tls.default;
+    return this.tlsFor(domain).tls;
   }
 
-  private transportFor(domain: string): { nexthop: { host: string; port: number }; tls?: TlsLevel | undefined } | undefined {
+  private tlsFor(domain: string): { tls: TlsLevel; tlsFrom: string } {
+    const levels = this.config.tls.domains;
+    const key = mostSpecificMatch(Object.keys(levels), domain);
+    return key ? { tls: levels[key] as TlsLevel, tlsFrom: `tls-domain:${key}` } : { tls: this.config.tls.default, tlsFrom: 'default' };
+  }
+
+  private transportFor(domain: string): { key: string; nexthop: { host: string; port: number }; tls?: TlsLevel | undefined } | undefined {
     const routes = this.config.routes;
     const pick = (key: string) => {
       const r = routes[key];
       if (!r) return undefined;
-      return 'nexthop' in r ? r : { nexthop: r };
+      return 'nexthop' in r ? { key, ...r } : { key, nexthop: r };
     };
     const key = mostSpecificMatch(Object.keys(routes), domain);
     return key ? pick(key) : undefined;

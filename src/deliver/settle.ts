@@ -5,6 +5,7 @@ import type { QueueBackend } from '../queue/backend.js';
 import type { DeliveryState, Envelope, RecipientState } from '../types.js';
 import { enqueueDsn } from './bounce.js';
 import type { FailedRecipient } from './dsn.js';
+import { tlsPolicyLabel } from './domain-sender.js';
 import type { Outcome } from './outcome.js';
 import { isExpired, nextAttemptAt } from './retry.js';
 
@@ -91,15 +92,15 @@ export class Settler {
       event,
       queueId: envelope.id,
       to: r.rcpt,
-      method: r.decision?.method,
-      rule: r.decision?.ruleId,
+      method: r.decision?.method ?? o.method,
+      rule: r.decision?.ruleId ?? o.rule,
       // Not named "key": pino redacts fields of that name.
       keyId: key && r.decision?.method === key.kind ? key.id : undefined,
       keySource: key && r.decision?.method === key.kind ? key.source : undefined,
       relay: o.relay,
       route: o.route,
       conn: o.conn,
-      tls: o.tls && { level: o.tls.level, policy: o.tls.policy, version: o.tls.version, cipher: o.tls.cipher, verified: o.tls.verified, failure: o.tls.failure, detail: o.tls.detail },
+      tls: o.tls && { level: o.tls.level, policy: tlsPolicyLabel(o.tls.policy, r.decision?.ruleId), version: o.tls.version, cipher: o.tls.cipher, verified: o.tls.verified, failure: o.tls.failure, detail: o.tls.detail, stsFailure: o.tls.stsFailure },
       dsn: o.status,
       status: result === 'delivered' ? 'sent' : result === 'bounce' ? 'bounced' : 'deferred',
       category: o.category,

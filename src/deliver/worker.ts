@@ -187,7 +187,7 @@ export class DeliveryWorker {
    */
   private async process({ envelope, state }: QueuedMessage, due: RecipientState[], obtained: Outcome[]): Promise<Outcome[]> {
     const plan = await this.stages.planner.plan(envelope, state, due);
-    const held: Outcome[] = plan.held.map((h) => ({ rcpt: h.rcpt, result: h.result, status: h.status, response: h.reason, category: h.category, diagnosticType: 'x-postern' }));
+    const held: Outcome[] = plan.held.map((h) => ({ rcpt: h.rcpt, result: h.result, status: h.status, response: h.reason, category: h.category, diagnosticType: 'x-postern', rule: h.rule, method: h.method }));
     obtained.push(...held);
     const unarchived = await this.journal(envelope, state, plan.held);
     if (unarchived) {

@@ -40,6 +40,8 @@ export const EVENTS = {
   /** The portal runs on a development master key (no portal.masterKeys). */
   portalDevKey: 'portal.dev-key',
   mtaStsTesting: 'tls.mta-sts-testing',
+  /** MTA-STS discovery or policy fetch failed (RFC 8460 result type; the cached policy may still apply). */
+  mtaStsFailure: 'tls.mta-sts-failure',
   tlsForeseen: 'tls.foreseen-failure',
   /** A portal notice sent at its own decision's TLS level, below the route's (deliver/tls-level.ts). */
   tlsNoticeLevel: 'tls.notice-level',

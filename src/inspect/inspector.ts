@@ -1,18 +1,28 @@
 import type { Readable } from 'node:stream';
 import type { MessageFacts } from '../types.js';
 import { runDetectors, type DetectorsConfig } from './detectors/index.js';
-import { DEFAULT_INSPECT_LIMITS, parseMessage, type InspectLimits } from './parse.js';
+import { DEFAULT_INSPECT_LIMITS, InspectLimitError, parseMessage, type InspectLimits } from './parse.js';
 
-/** Facts about one message: the parse, then the detectors over its text. */
+/**
+ * Facts about one message: the parse, then the detectors over its text, both within
+ * one deadline (limits.timeoutMs): a scan that runs out of time is an inspection error,
+ * as a parse that does.
+ */
 export async function inspectMessage(body: Readable | Buffer, size: number, detectors: DetectorsConfig, limits: InspectLimits = DEFAULT_INSPECT_LIMITS): Promise<MessageFacts> {
+  const deadline = Date.now() + limits.timeoutMs;
   const parsed = await parseMessage(body, limits);
-  const found = runDetectors(parsed.texts, detectors);
+  let found: MessageFacts['detectors'] = { hits: [], score: 0, categories: [] };
+  try {
+    found = runDetectors(parsed.texts, detectors, deadline);
+  } catch (err) {
+    if (!(err instanceof InspectLimitError)) throw err;
+    parsed.error ??= `${err.message} (${limits.timeoutMs} ms)`;
+  }
   return {
     subject: parsed.subject,
     from: parsed.from,
     messageId: parsed.messageId,
     headers: parsed.headers,
-    text: parsed.texts.map((t) => t.text).join('\n'),
     attachments: parsed.attachments,
     size,
     parts: parsed.parts,

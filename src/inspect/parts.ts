@@ -48,10 +48,14 @@ const TEXT_LIKE = /^(text\/|application\/(json|xml|csv|x-csv|rtf|x-yaml|yaml))/;
 interface OpenPart {
   node: MimeNode;
   attachment?: AttachmentFact | undefined;
+  /** Kept text of a text part: its decoded bytes, then its place in result.texts. */
+  text?: { chunks: Buffer[]; bytes: number; slot: TextSource } | undefined;
+  /** base64 or quoted-printable; other encodings are the bytes themselves. */
   decoder?: NodeJS.ReadWriteStream | undefined;
-  chunks: Buffer[];
-  bytes: number;
 }
+
+/** The transfer encodings that need decoding (mailsplit passes any other through as is). */
+const ENCODED = new Set(['base64', 'quoted-printable']);
 
 /**
  * What inspection keeps of each MIME part, whichever way the message was split: the
@@ -83,9 +87,14 @@ export class PartCollector {
     const attachment = isAttachment ? { filename: node.filename || undefined, contentType, size: 0 } : undefined;
     if (attachment) result.attachments.push(attachment);
     const kind: TextSource['source'] | undefined = attachment ? (TEXT_LIKE.test(contentType) ? 'attachment' : undefined) : contentType === 'text/html' ? 'html' : contentType.startsWith('text/') ? 'text' : undefined;
-    const part: OpenPart = { node, attachment, chunks: [], bytes: 0 };
+    const part: OpenPart = { node, attachment };
     this.current = part;
-    if (kind && this.textBudget > 0) part.decoder = this.decode(part, kind);
+    if (kind && this.textBudget > 0) {
+      // The slot keeps the texts in the message's order, whenever their decoding ends.
+      part.text = { chunks: [], bytes: 0, slot: { source: kind, text: '' } };
+      result.texts.push(part.text.slot);
+      if (ENCODED.has(node.encoding || '')) part.decoder = this.decode(part);
+    }
   }
 
   /** Body bytes of the current part, still transfer-encoded. */
@@ -93,6 +102,7 @@ export class PartCollector {
     const part = this.current;
     if (!part) return;
     if (part.decoder) part.decoder.write(chunk);
+    else if (part.text) this.keep(part, chunk);
     else if (part.attachment) part.attachment.size += estimateDecoded(chunk.length, part.node.encoding || '');
   }
 
@@ -107,26 +117,39 @@ export class PartCollector {
   private endPart(): void {
     const part = this.current;
     this.current = undefined;
-    part?.decoder?.end();
+    if (part?.decoder) part.decoder.end();
+    else if (part?.text) this.finishText(part);
   }
 
-  private decode(part: OpenPart, kind: TextSource['source']): NodeJS.ReadWriteStream {
+  /** Decoded bytes of a text part, within the text budget. */
+  private keep(part: OpenPart, chunk: Buffer): void {
+    if (part.attachment) part.attachment.size += chunk.length;
+    const text = part.text;
+    if (!text || this.textBudget <= 0) return;
+    const kept = chunk.length > this.textBudget ? chunk.subarray(0, this.textBudget) : chunk;
+    this.textBudget -= kept.length;
+    text.chunks.push(kept);
+    text.bytes += kept.length;
+  }
+
+  /** The part's text, decoded from its charset once (HTML: its plain text). */
+  private finishText(part: OpenPart): void {
+    const text = part.text;
+    if (!text) return;
+    const bytes = text.chunks.length === 1 ? text.chunks[0]! : Buffer.concat(text.chunks, text.bytes);
+    const decoded = decodeCharset(bytes, part.node.charset || 'utf-8');
+    text.slot.text = text.slot.source === 'html' ? htmlToPlainText(decoded) : decoded;
+  }
+
+  private decode(part: OpenPart): NodeJS.ReadWriteStream {
     const decoder = part.node.getDecoder() as NodeJS.ReadWriteStream;
-    decoder.on('data', (chunk: Buffer) => {
-      if (part.attachment) part.attachment.size += chunk.length;
-      if (this.textBudget <= 0) return;
-      const keep = chunk.length > this.textBudget ? chunk.subarray(0, this.textBudget) : chunk;
-      this.textBudget -= keep.length;
-      part.chunks.push(keep);
-      part.bytes += keep.length;
-    });
+    decoder.on('data', (chunk: Buffer) => this.keep(part, chunk));
     const done = new Promise<void>((resolve) => {
       decoder.once('end', () => {
-        const text = decodeCharset(Buffer.concat(part.chunks, part.bytes), part.node.charset || 'utf-8');
-        this.result.texts.push({ source: kind, text: kind === 'html' ? htmlToPlainText(text) : text });
+        this.finishText(part);
         resolve();
       });
-      // A broken encoding loses that part's text, not the inspection.
+      // A broken encoding loses that part's text (its slot stays empty), not the inspection.
       decoder.once('error', () => resolve());
     });
     this.decoding.add(done);

@@ -1,4 +1,5 @@
 import { domainOf, mostSpecificMatch } from '../ingress/authorize.js';
+import { comparableAddress, comparableDomain } from './domain-key.js';
 import type { Decision, MessageFacts, ProtectionMethod } from '../types.js';
 import { matchRule, type MatchContext } from './match.js';
 import type { Policy, PolicyAction } from './schema.js';
@@ -28,14 +29,15 @@ function decideOne(policy: Policy, input: DecideInput, rcpt: string, available: 
   let action: Omit<Required<PolicyAction>, PortalSettings> & Pick<PolicyAction, PortalSettings> = { ...policy.defaults };
   let ruleId = 'default';
   const reasons: string[] = [];
-  const domain = domainOf(rcpt);
-  const domainKey = mostSpecificMatch(Object.keys(policy.domains), domain);
+  // The policy's keys are normalised at load (domain-key.ts); the address the same way here.
+  const domainKey = mostSpecificMatch(Object.keys(policy.domains), comparableDomain(domainOf(rcpt)));
   if (domainKey) {
     action = { ...action, ...definedOnly(policy.domains[domainKey]) };
     ruleId = `domain:${domainKey}`;
     reasons.push(`domain policy for ${domainKey}`);
   }
-  const rcptKey = Object.keys(policy.recipients).find((k) => k.toLowerCase() === rcpt.toLowerCase());
+  const address = comparableAddress(rcpt);
+  const rcptKey = Object.hasOwn(policy.recipients, address) ? address : undefined;
   if (rcptKey) {
     action = { ...action, ...definedOnly(policy.recipients[rcptKey]) };
     ruleId = `recipient:${rcptKey}`;

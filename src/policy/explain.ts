@@ -1,6 +1,8 @@
 import type { Decision } from '../types.js';
 import { chooseMethod, keylessAvailability, type PortalReach } from './availability.js';
 import { decideWithKeys, type KeyFinder } from './decide-with-keys.js';
+import { applyTlsForecast, withForecastReason } from './forecast-step.js';
+import type { ForecastFn } from '../tls/forecast.js';
 import type { DecideInput } from './evaluate.js';
 import { findRecipientKeys, type KeyFinding } from './recipient-keys.js';
 import type { Policy } from './schema.js';
@@ -14,6 +16,8 @@ export interface ExplainContext {
   smimeMaxSize: number;
   pgpMaxSize?: number | undefined;
   log: KeyFinding['log'];
+  /** The TLS capability cache's forecast, when the explaining process can read it. */
+  forecast?: ForecastFn | undefined;
 }
 
 /**
@@ -29,8 +33,11 @@ export async function explainDecisions(ctx: ExplainContext, input: DecideInput):
   const message = { id: 'policy-explain', size: input.facts.size };
   const find: KeyFinder | undefined = keys && ((wanted) => findRecipientKeys({ keys, smimeMaxSize: ctx.smimeMaxSize, pgpMaxSize: ctx.pgpMaxSize, isSms, log: ctx.log }, message, wanted));
   const { decisions, available } = await decideWithKeys(ctx.policy, input, { keyless, find });
-  return decisions.map((d) => {
-    const chosen = chooseMethod(d, available, isSms);
-    return { ...d, method: chosen.method, reasons: chosen.why ? [...d.reasons, chosen.why] : d.reasons };
-  });
+  return Promise.all(
+    decisions.map(async (d) => {
+      const chosen = chooseMethod(d, available, isSms);
+      const f = await applyTlsForecast(d, chosen.method, available, ctx.forecast);
+      return { ...d, method: f.method, reasons: withForecastReason(chosen.why ? [...d.reasons, chosen.why] : d.reasons, f.why) };
+    }),
+  );
 }

@@ -1,4 +1,5 @@
 import { domainMatches, domainOf } from '../ingress/authorize.js';
+import { comparableDomain } from './domain-key.js';
 import type { MessageFacts } from '../types.js';
 import type { Policy, PolicyMatch } from './schema.js';
 
@@ -31,14 +32,15 @@ export function hasSubjectTag(subject: string, tag: string): boolean {
 export function matchRule(match: PolicyMatch, ctx: MatchContext): string[] | undefined {
   const reasons: string[] = [];
   const { facts, policy } = ctx;
-  const rcptDomain = domainOf(ctx.rcpt);
-  const senderDomain = domainOf(ctx.sender);
+  // Domain patterns are normalised at load (domain-key.ts); the addresses' domains here.
+  const rcptDomain = comparableDomain(domainOf(ctx.rcpt));
+  const senderDomain = comparableDomain(domainOf(ctx.sender));
   if (match.sender) {
     if (!match.sender.some((p) => globMatches(p, ctx.sender))) return undefined;
     reasons.push(`sender ${ctx.sender} matches`);
   }
   if (match.senderDomain) {
-    if (!match.senderDomain.some((p) => domainMatches(p.toLowerCase(), senderDomain))) return undefined;
+    if (!match.senderDomain.some((p) => domainMatches(p, senderDomain))) return undefined;
     reasons.push(`sender domain ${senderDomain} matches`);
   }
   if (match.recipient) {
@@ -46,7 +48,7 @@ export function matchRule(match: PolicyMatch, ctx: MatchContext): string[] | und
     reasons.push(`recipient ${ctx.rcpt} matches`);
   }
   if (match.recipientDomain) {
-    if (!match.recipientDomain.some((p) => domainMatches(p.toLowerCase(), rcptDomain))) return undefined;
+    if (!match.recipientDomain.some((p) => domainMatches(p, rcptDomain))) return undefined;
     reasons.push(`recipient domain ${rcptDomain} matches`);
   }
   if (match.consumerDomain !== undefined) {

@@ -1,11 +1,13 @@
 import type { TlsLevel } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import type { DetectorsConfig } from '../inspect/detectors/index.js';
+import type { ForecastFn } from '../tls/forecast.js';
 import type { QueueBackend } from '../queue/backend.js';
 import type { Decision, DeliveryState, Envelope, RecipientState, RequiredTls } from '../types.js';
 import { chooseMethod } from './availability.js';
 import { decideWithKeys, type KeyFinder } from './decide-with-keys.js';
 import { AVAILABLE_NOW, type MethodAvailability } from './evaluate.js';
+import { applyTlsForecast, withForecastReason } from './forecast-step.js';
 import { inspectForPolicy } from './inspect-step.js';
 import { findRecipientKeys, type GroupKey, type KeyFinding } from './recipient-keys.js';
 import type { PolicyStore } from './store.js';
@@ -20,6 +22,8 @@ export interface PlannerOptions {
   keys?: KeyFinding['keys'];
   smimeMaxSize?: number;
   pgpMaxSize?: number;
+  /** The TLS capability cache's forecast (tls/forecast.ts): a reason, or the fallback at once. */
+  forecast?: ForecastFn | undefined;
 }
 
 /**
@@ -45,7 +49,13 @@ export interface Held {
   status: string;
   reason: string;
   category: string;
+  /** For the delivery line when the recipient has no decision (an inspection that failed). */
+  rule?: string | undefined;
+  method?: string | undefined;
 }
+
+/** The rule id on the lines of a message that could not be inspected (policy.onInspectError). */
+export const INSPECT_ERROR_RULE = 'inspect-error';
 
 export interface Plan {
   /** Recipients sent by SMTP: in clear over TLS, or encrypted (pgp, smime). */
@@ -98,11 +108,12 @@ export class Planner {
     const input = facts && !facts.error ? { sender: envelope.mailFrom, recipients: undecided.map((r) => r.rcpt), facts } : undefined;
     const decided = due.flatMap((r) => (r.decision ? [{ rcpt: r.rcpt, candidates: r.decision.candidates }] : []));
     const { decisions, available, found } = await decideWithKeys(policy, input, { keyless: this.available, decided, find: this.keyFinder(envelope) });
-    decisions.forEach((d, i) => {
-      (undecided[i] as RecipientState).decision = d;
-      if (this.log.isLevelEnabled('info')) this.log.info({ event: EVENTS.decided, queueId: envelope.id, to: d.rcpt, rule: d.ruleId, method: d.method, candidates: d.candidates, tls: d.tls, onNoMethod: d.onNoMethod, reasons: d.reasons }, 'decision');
-    });
+    decisions.forEach((d, i) => void ((undecided[i] as RecipientState).decision = d));
     const plan: Plan = { groups: [], portal: [], held: [] };
+    // One forecast per domain and level in an attempt.
+    const forecasts = new Map<string, ReturnType<ForecastFn>>();
+    const ask = this.options.forecast;
+    const forecast: ForecastFn | undefined = ask && ((domain, level) => forecasts.get(`${level}|${domain}`) ?? forecasts.set(`${level}|${domain}`, ask(domain, level)).get(`${level}|${domain}`)!);
     const groups = new Map<string, SendGroup>();
     const strip = Boolean(state.inspection?.subjectTagged && policy.subjectTag.remove);
     for (const r of due) {
@@ -110,24 +121,30 @@ export class Planner {
       if (!d) {
         // Only an inspection failure leaves a recipient without a decision.
         const bounce = policy.onInspectError === 'bounce';
-        plan.held.push({ rcpt: r.rcpt, result: bounce ? 'bounce' : 'defer', status: bounce ? '5.6.0' : '4.6.0', reason: `message could not be inspected: ${state.inspection?.error ?? 'unknown error'}`, category: 'inspect' });
+        plan.held.push({ rcpt: r.rcpt, result: bounce ? 'bounce' : 'defer', status: bounce ? '5.6.0' : '4.6.0', reason: `message could not be inspected: ${state.inspection?.error ?? 'unknown error'}`, category: 'inspect', rule: INSPECT_ERROR_RULE, method: 'none' });
         continue;
       }
-      const { method } = chooseMethod(d, available, this.smsRecipient);
+      const chosen = chooseMethod(d, available, this.smsRecipient);
+      const f = await applyTlsForecast(d, chosen.method, available, forecast);
+      const method = f.method;
+      // As policy explain says it: why the method is not simply the first possible candidate.
+      const reasons = withForecastReason(chosen.why && !d.reasons.includes(chosen.why) ? [...d.reasons, chosen.why] : d.reasons, f.why);
+      if (f.switched) this.log.info({ event: EVENTS.tlsForeseen, queueId: envelope.id, to: r.rcpt, rule: d.ruleId, tls: d.tls, forecast: f.forecast, method }, `TLS capability cache: every MX fails ${d.tls}; ${method} instead`);
       if (method === 'portal') {
-        r.decision = { ...d, method, key: undefined };
+        r.decision = { ...d, method, key: undefined, reasons };
         plan.portal.push(r.rcpt);
         continue;
       }
       if (method === 'tls' || method === 'pgp' || method === 'smime') {
         const key = method === 'tls' ? undefined : found.get(r.rcpt)?.[method];
-        r.decision = { ...d, method, key: key && { kind: method as 'pgp' | 'smime', id: key.id, source: key.source } };
+        r.decision = { ...d, method, reasons, key: key && { kind: method as 'pgp' | 'smime', id: key.id, source: key.source } };
         const id = `${method}|${key?.id ?? ''}|${d.tls}|${strip}`;
         const g = groups.get(id) ?? { method, key, rcpts: [], minTls: TLS_FOR[d.tls], requireMtaSts: d.tls === 'mta-sts', stripSubjectTag: strip };
         g.rcpts.push(r.rcpt);
         groups.set(id, g);
         continue;
       }
+      r.decision = { ...d, method, reasons };
       const wanted = d.candidates.join(', ');
       if (method) {
         plan.held.push({ rcpt: r.rcpt, result: 'defer', status: '4.7.10', reason: `policy ${d.ruleId} chose ${method}, which this release cannot do yet; held (never sent with less protection)`, category: 'policy' });
@@ -139,7 +156,20 @@ export class Planner {
       }
     }
     plan.groups = [...groups.values()];
+    if (!own) this.logDecisions(envelope, undecided, plan);
     return plan;
+  }
+
+  /** policy.decision for the recipients decided in this attempt, with the method they really get. */
+  private logDecisions(envelope: Envelope, decidedNow: RecipientState[], plan: Plan): void {
+    if (!this.log.isLevelEnabled('info')) return;
+    for (const r of decidedNow) {
+      const d = r.decision;
+      if (!d) continue;
+      const held = plan.held.find((h) => h.rcpt === r.rcpt);
+      const method = held ? undefined : d.method;
+      this.log.info({ event: EVENTS.decided, queueId: envelope.id, to: d.rcpt, rule: d.ruleId, method, candidates: d.candidates, tls: d.tls, onNoMethod: d.onNoMethod, held: held?.result, reasons: d.reasons }, 'decision');
+    }
   }
 
   /** Keys are looked up for relayed messages only (Postern's own have no keys to find). */

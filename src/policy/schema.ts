@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { parseDuration, parseSize } from '../config/units.js';
 import { detectorsConfigSchema } from '../inspect/detectors/config.js';
+import { patternProblem } from '../inspect/detectors/safe-pattern.js';
+import { DOMAIN_PATTERN_HELP, normalizeAddressKey, normalizeDomainPattern } from './domain-key.js';
 
 export const METHODS = ['smime', 'pgp', 'tls', 'portal'] as const;
 export const TLS_REQUIREMENTS = ['may', 'encrypt', 'verify', 'mta-sts'] as const;
@@ -17,13 +19,46 @@ const size = z.union([z.number().int().nonnegative(), z.string()]).transform((v,
   return bytes;
 });
 
-const regex = z.string().transform((v, ctx) => {
-  try {
-    return new RegExp(v, 'i');
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(err as Error).message}` });
+/** A domain pattern, normalised (lower case, IDN in ASCII); a malformed one is refused. */
+const domainPattern = z.string().transform((v, ctx) => {
+  const normalized = normalizeDomainPattern(v);
+  if (normalized === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a domain pattern: ${DOMAIN_PATTERN_HELP}` });
     return z.NEVER;
   }
+  return normalized;
+});
+
+/**
+ * A map keyed by domain patterns or addresses: keys normalised as the policy compares
+ * them (so "Partner.ORG" applies to mail for partner.org), a malformed key or two keys
+ * that become one refused, naming the key.
+ */
+function keyedBy<T extends z.ZodType>(normalize: (key: string) => string | undefined, what: string, value: T) {
+  return z.record(z.string(), value).transform((record, ctx) => {
+    const out: Record<string, z.output<T>> = {};
+    const original: Record<string, string> = {};
+    for (const [key, v] of Object.entries(record) as [string, z.output<T>][]) {
+      const normalized = normalize(key);
+      if (normalized === undefined) ctx.addIssue({ code: 'custom', path: [key], message: `"${key}" is not ${what}` });
+      else if (original[normalized] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `"${key}" and "${original[normalized]}" are the same (${normalized}): keep one` });
+      else {
+        original[normalized] = key;
+        out[normalized] = v;
+      }
+    }
+    return out;
+  });
+}
+
+/** A header pattern (case-insensitive); one that could backtrack exponentially is refused. */
+const regex = z.string().max(500, 'patterns longer than 500 characters are refused').transform((v, ctx) => {
+  const problem = patternProblem(v, { flags: 'i' });
+  if (problem) {
+    ctx.addIssue({ code: 'custom', message: problem });
+    return z.NEVER;
+  }
+  return new RegExp(v, 'i');
 });
 
 /** What a rule, layer or the defaults say about a recipient; later layers override. */
@@ -51,9 +86,9 @@ export const actionSchema = z.strictObject({
 
 export const matchSchema = z.strictObject({
   sender: listOf(z.string()).optional(),
-  senderDomain: listOf(z.string()).optional(),
+  senderDomain: listOf(domainPattern).optional(),
   recipient: listOf(z.string()).optional(),
-  recipientDomain: listOf(z.string()).optional(),
+  recipientDomain: listOf(domainPattern).optional(),
   /** The recipient's domain is in `consumerDomains`. */
   consumerDomain: z.boolean().optional(),
   /** The subject carries `subjectTag.tag`. */
@@ -111,7 +146,7 @@ export const policySchema = z.strictObject({
   /** Detector score at which `detectorScore: true` matches. */
   phiThreshold: z.number().nonnegative().default(5),
   consumerDomains: z
-    .array(z.string().transform((v) => v.toLowerCase()))
+    .array(domainPattern.refine((d) => !d.includes('*'), { message: 'a domain, not a pattern' }))
     .default(['gmail.com', 'googlemail.com', 'yahoo.com', 'outlook.com', 'hotmail.com', 'live.com', 'msn.com', 'icloud.com', 'me.com', 'aol.com', 'proton.me', 'protonmail.com', 'gmx.com', 'gmx.net', 'mail.com', 'yandex.com', 'zoho.com']),
   defaults: z
     .strictObject({
@@ -123,10 +158,10 @@ export const policySchema = z.strictObject({
       portalReadReceipts: actionSchema.shape.portalReadReceipts,
     })
     .prefault({}),
-  /** Per-domain layer: exact, "*.parent" (most specific wins) or "*". */
-  domains: z.record(z.string(), actionSchema).default({}),
-  /** Per-recipient layer, by exact address. */
-  recipients: z.record(z.string(), actionSchema).default({}),
+  /** Per-domain layer: exact, "*.parent" (most specific wins) or "*"; any case, IDN or punycode. */
+  domains: keyedBy(normalizeDomainPattern, `a domain pattern: ${DOMAIN_PATTERN_HELP}`, actionSchema).default({}),
+  /** Per-recipient layer, by exact address (case-insensitive). */
+  recipients: keyedBy(normalizeAddressKey, 'an email address (local-part@domain)', actionSchema).default({}),
   /** Triggers, in order; the first that matches applies on top of the layers. */
   rules: z.array(ruleSchema).prefault(defaultRules),
   /** What to do with a message that cannot be inspected within the limits. */

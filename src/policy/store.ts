@@ -38,9 +38,14 @@ export class PolicyStore {
   /** Counts applied reloads (tests wait on it). */
   generation = 0;
 
+  /**
+   * file: the policy file (watched); without one, `inline` (the policy section of the
+   * config, already validated with it) or the built-in default, fixed until a restart.
+   */
   constructor(
     private readonly file: string | undefined,
     private readonly log: Logger,
+    private readonly inline?: Record<string, unknown> | undefined,
   ) {}
 
   current(): Policy {
@@ -49,7 +54,9 @@ export class PolicyStore {
 
   async start(): Promise<void> {
     if (!this.file) {
-      this.log.info({ event: EVENTS.policyLoaded, source: 'built-in default' }, 'policy: built-in default');
+      if (this.inline) this.policy = policySchema.parse(this.inline);
+      const source = this.inline ? 'inline (policy section of the config)' : 'built-in default';
+      this.log.info({ event: EVENTS.policyLoaded, source, rules: this.policy.rules.length }, `policy: ${source}`);
       return;
     }
     this.policy = parsePolicyText(await readFile(this.file, 'utf8'), this.file);

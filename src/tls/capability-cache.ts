@@ -66,6 +66,14 @@ export class TlsCapabilityCache {
     return c;
   }
 
+  /** As get(), but a host this instance has not met is looked up in the shared cache now. */
+  async lookup(host: string, port: number, now = Date.now()): Promise<TlsCapability | undefined> {
+    const known = this.get(host, port, now);
+    if (known || !this.shared) return known;
+    const found = await this.shared.get<TlsCapability>(`tls-capability:${host.toLowerCase()}:${port}`);
+    return found && now - found.checkedAt <= this.ttlMs ? found : undefined;
+  }
+
   /** Whether the last visit says this host cannot meet the level (a forecast only). */
   foreseesFailure(host: string, port: number, level: 'none' | 'may' | 'encrypt' | 'verify', now = Date.now()): TlsCapability | undefined {
     const c = this.get(host, port, now);

@@ -1,10 +1,9 @@
-import { request } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { parsePolicy, resolvePolicy } from 'mailauth/lib/mta-sts.js';
 import { MemoryCache, type SharedCache } from '../common/shared-cache.js';
-import type { TlsResultType } from './verdict.js';
+import { FetchError, fetchPolicy, type StsFailure } from './policy-fetch.js';
 
-export type StsFailure = Extract<TlsResultType, 'sts-policy-fetch-error' | 'sts-policy-invalid' | 'sts-webpki-invalid'>;
+export type { StsFailure } from './policy-fetch.js';
 
 export interface MtaStsPolicy {
   id: string;
@@ -28,6 +27,7 @@ export interface MtaStsOptions {
   trust: string[];
   /** HTTPS port of policy hosts: 443, except in tests. */
   port: number;
+  /** Per address of a policy host: the whole request (see policy-fetch.ts). */
   timeoutMs: number;
   /** Where policies and recent failures are kept; shared by instances on Redis. */
   cache?: SharedCache | undefined;
@@ -36,15 +36,6 @@ export interface MtaStsOptions {
 const MAX_POLICY_BYTES = 64 * 1024;
 /** How long a failed discovery or fetch is remembered before trying again. */
 const FAILURE_TTL_MS = 5 * 60_000;
-
-class FetchError extends Error {
-  constructor(
-    readonly failure: StsFailure,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /**
  * MTA-STS (RFC 8461) for outbound delivery. Discovery of the `_mta-sts` TXT record and
@@ -76,8 +67,10 @@ export class MtaSts {
     try {
       id = await resolvePolicy(d, { resolver: this.opts.resolve as never });
     } catch (err) {
-      if (valid) return { policy: valid, source: 'cache-after-failure', detail: `TXT lookup failed: ${(err as Error).message}` };
-      return this.remember(d, now, { source: 'none', detail: `TXT lookup failed: ${(err as Error).message}` });
+      // Discovery failed (not "no record"): RFC 8460 has no type of its own for it.
+      const failed = { failure: 'sts-policy-fetch-error' as const, detail: `TXT lookup of _mta-sts.${d} failed: ${(err as Error).message}` };
+      if (valid) return { policy: valid, source: 'cache-after-failure', ...failed };
+      return this.remember(d, now, { source: 'none', ...failed });
     }
     if (!id) {
       // No record (any more): a cached, unexpired policy still applies (RFC 8461 §5.1).
@@ -109,53 +102,7 @@ export class MtaSts {
     );
     if (!addresses.length) throw new FetchError('sts-policy-fetch-error', `${host} has no address`);
     this.fetches++;
-    const body = await new Promise<Buffer>((resolve, reject) => {
-      const req = request(
-        {
-          host: addresses[0],
-          port: this.opts.port,
-          path: '/.well-known/mta-sts.txt',
-          method: 'GET',
-          servername: host,
-          headers: { host },
-          ca: this.ca,
-          rejectUnauthorized: true,
-          timeout: this.opts.timeoutMs,
-        },
-        (res) => {
-          // 200 only, and never a redirect (RFC 8461 §3.3).
-          if (res.statusCode !== 200) {
-            res.resume();
-            return reject(new FetchError('sts-policy-fetch-error', `HTTP ${res.statusCode} from https://${host}/.well-known/mta-sts.txt`));
-          }
-          const type = String(res.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-          if (type !== 'text/plain') {
-            res.resume();
-            return reject(new FetchError('sts-policy-invalid', `policy served as ${type || 'no content type'}, not text/plain`));
-          }
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > MAX_POLICY_BYTES) {
-              req.destroy();
-              reject(new FetchError('sts-policy-invalid', `policy larger than ${MAX_POLICY_BYTES} bytes`));
-            } else chunks.push(c);
-          });
-          res.on('end', () => resolve(Buffer.concat(chunks)));
-          res.on('error', (err) => reject(new FetchError('sts-policy-fetch-error', err.message)));
-        },
-      );
-      req.on('timeout', () => req.destroy(new FetchError('sts-policy-fetch-error', `no answer from ${host} in ${this.opts.timeoutMs} ms`)));
-      req.on('error', (err) => {
-        if (err instanceof FetchError) return reject(err);
-        const code = (err as NodeJS.ErrnoException).code ?? '';
-        // A certificate the web PKI does not accept for mta-sts.<domain>.
-        const webpki = /CERT|SELF_SIGNED|UNABLE_TO|ALTNAME|HOSTNAME/.test(code) || /certificate/i.test(err.message);
-        reject(new FetchError(webpki ? 'sts-webpki-invalid' : 'sts-policy-fetch-error', `${host}: ${err.message}`));
-      });
-      req.end();
-    });
+    const body = await fetchPolicy({ host, addresses, port: this.opts.port, ca: this.ca, timeoutMs: this.opts.timeoutMs, maxBytes: MAX_POLICY_BYTES });
     let parsed: { mode: string; mx?: string[]; maxAge: number };
     try {
       parsed = parsePolicy(body) as unknown as typeof parsed;

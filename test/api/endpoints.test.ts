@@ -39,6 +39,21 @@ describe('policy explain', () => {
     expect((await call(api('/policy/explain'), { method: 'POST', key: KEYS.ro, json: { from: 'a@b.test', to: ['c@d.test'], bogus: 1 } })).status).toBe(400);
   });
 
+  it('scans the subject as the gateway does, alone or replacing the message subject', async () => {
+    const explain = async (json: Record<string, unknown>) => {
+      const r = await call(api('/policy/explain'), { method: 'POST', key: KEYS.ro, json: { from: 'dr@client.test', to: ['a@dest.test'], ...json } });
+      expect(r.status).toBe(200);
+      const body = r.body as { subject: string; detectors: { hits: { detector: string }[] }; decisions: unknown[] };
+      expect(JSON.stringify([body.detectors, body.decisions])).not.toContain('3456'); // names and counts, never the number
+      return body;
+    };
+    expect((await explain({ subject: 'SSN 524-12-3456' })).detectors.hits.map((h) => h.detector)).toEqual(['ssn']);
+    const message = testMessage({ subject: 'Lab results' }).toString();
+    expect((await explain({ message, subject: 'SSN 524-12-3456' })).detectors.hits.map((h) => h.detector)).toEqual(['ssn']);
+    const replaced = await explain({ message: testMessage({ subject: 'SSN 524-12-3456' }).toString(), subject: 'Lunch' });
+    expect([replaced.subject, replaced.detectors.hits]).toEqual(['Lunch', []]);
+  });
+
   it('decides as the gateway does: a Secure Text number is not sent by TLS', async () => {
     const r = await call(api('/policy/explain'), { method: 'POST', key: KEYS.ro, json: { from: 'dr@client.test', to: ['15551234567@secure.text'] } });
     expect(r.status).toBe(200);

@@ -45,6 +45,30 @@ describe('postern policy explain / check', () => {
     expect(r.stdout).not.toContain('524-12-3456');
   });
 
+  it('scans --subject as the gateway scans a subject: an SSN in it is PHI, with or without --file', async () => {
+    const explain = async (...extra: string[]) => {
+      const r = await cli(['policy', 'explain', '--policy', 'config/policy.yaml', '--from', 'a@clinic.example', '--to', 'b@hospital.example', '--json', ...extra]);
+      expect(r.code).toBe(0);
+      const out = JSON.parse(r.stdout) as { subject: string; detectors: { hits: { detector: string }[] }; decisions: Decision[] };
+      expect(JSON.stringify([out.detectors, out.decisions])).not.toContain('3456'); // names and counts, never the number
+      return out;
+    };
+    const alone = await explain('--subject', 'Re: SSN 524-12-3456');
+    expect(alone.detectors.hits.map((h) => h.detector)).toEqual(['ssn']);
+    expect(alone.decisions[0]).toMatchObject({ ruleId: 'phi-detected', method: 'portal' });
+
+    const file = join(mkdtempSync(join(tmpdir(), 'postern-explain-')), 'm.eml');
+    writeFileSync(file, 'From: a@clinic.example\r\nSubject: SSN 524-12-3456\r\n\r\nSee you at lunch.\r\n');
+    // The file's own subject carries the SSN: PHI.
+    expect((await explain('--file', file)).decisions[0]).toMatchObject({ ruleId: 'phi-detected' });
+    // --subject replaces it: what is explained is the message with the new subject.
+    const replaced = await explain('--file', file, '--subject', 'Lunch');
+    expect([replaced.subject, replaced.detectors.hits, replaced.decisions[0]!.ruleId]).toEqual(['Lunch', [], 'default']);
+    const added = await explain('--file', file, '--subject', 'Lunch, SSN 078-05-1121 [secure]');
+    expect(added.detectors.hits.map((h) => h.detector)).toEqual(['ssn']);
+    expect(added.decisions[0]!.ruleId).toBe('secure-tag');
+  });
+
   it('an ordinary message to a hospital goes by verified TLS', async () => {
     const r = await cli(['policy', 'explain', '--policy', 'config/policy.yaml', '--from', 'a@clinic.example', '--to', 'b@hospital.example', '--subject', 'Lunch']);
     expect(r.stdout).toMatch(/b@hospital\.example\n {2}method: {5}TLS \(verify\)\n[\s\S]*rule: {7}default/);
@@ -76,6 +100,27 @@ describe('postern policy explain / check', () => {
     expect(methods(secure.stdout)).toEqual({ 'pgp@hospital.example': 'pgp', 'b@hospital.example': 'portal' });
     const text = await cli(['policy', 'explain', '--config', config, '--policy', 'config/policy.yaml', '--from', 'dr@clinic.example', '--to', 'pgp@hospital.example', '--subject', 'Results [secure]']);
     expect(text.stdout).toMatch(/pgp@hospital\.example\n {2}method: {5}pgp\n[\s\S]*why: {8}not possible now: smime\n/);
+  });
+
+  it('check-config checks the policy the config names: its file, or its inline section', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-check-config-'));
+    const config = (policy: Record<string, unknown>) => writeConfigFile(dir, { hostname: 'postern.test', dataDir: join(dir, 'data'), policy });
+    const ok = await cli(['check-config', '--config', config({ file: 'config/policy.yaml' })]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/policy OK: 3 rule\(s\), .* \(config\/policy\.yaml\)/);
+    writeFileSync(join(dir, 'broken.yaml'), 'rules: [{ id: x, match: { colour: red }, action: {} }]\n');
+    const broken = await cli(['check-config', '--config', config({ file: join(dir, 'broken.yaml') })]);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toMatch(/rules\.0\.match: unknown key colour/);
+    const missing = await cli(['check-config', '--config', config({ file: join(dir, 'nowhere.yaml') })]);
+    expect([missing.code, missing.stderr]).toEqual([2, expect.stringMatching(/policy\.file: cannot read .*nowhere\.yaml/)]);
+    const inline = await cli(['check-config', '--config', config({ rules: [{ id: 'tagged', match: { subjectTag: true }, action: { methods: ['portal'] } }] })]);
+    expect(inline.stdout).toMatch(/policy OK: 1 rule\(s\).*\(inline \(policy section of .*postern\.yaml\)\)/);
+    // policy check and explain read the inline policy too.
+    const file = join(dir, 'postern.yaml');
+    expect((await cli(['policy', 'check', '--config', file])).stdout).toMatch(/policy OK: 1 rule\(s\)/);
+    const explained = await cli(['policy', 'explain', '--config', file, '--from', 'a@clinic.example', '--to', 'b@hospital.example', '--subject', 'x [secure]', '--json']);
+    expect((JSON.parse(explained.stdout) as { decisions: Decision[] }).decisions[0]).toMatchObject({ ruleId: 'tagged', candidates: ['portal'] });
   });
 
   it('check validates a policy file and names problems', async () => {

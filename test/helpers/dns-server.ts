@@ -1,7 +1,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import dnsPacket from 'dns-packet';
 
-export type Zone = Record<string, { MX?: { exchange: string; priority: number }[]; A?: string[]; AAAA?: string[]; TXT?: string[] }>;
+export type Zone = Record<string, { MX?: { exchange: string; priority: number }[]; A?: string[]; AAAA?: string[]; TXT?: string[]; /** Answer SERVFAIL (a broken zone) for every type. */ SERVFAIL?: boolean }>;
 
 /**
  * A tiny authoritative DNS server on 127.0.0.1 for tests: answers from a mutable zone,
@@ -45,7 +45,7 @@ export class TestDns {
       const response = dnsPacket.encode({
         type: 'response',
         id: query.id,
-        flags: dnsPacket.AUTHORITATIVE_ANSWER | (entry ? 0 : 3), // rcode 3 = NXDOMAIN
+        flags: dnsPacket.AUTHORITATIVE_ANSWER | (entry ? (entry.SERVFAIL ? 2 : 0) : 3), // rcode 2 = SERVFAIL, 3 = NXDOMAIN
         questions: query.questions,
         answers,
       });

@@ -6,6 +6,8 @@ export interface Route {
   body?: string | Buffer;
   location?: string;
   delayMs?: number;
+  /** Send the body one byte per this many ms (a trickling server). */
+  trickleMs?: number;
 }
 
 /** An HTTPS server on 127.0.0.1 whose answer per path a test sets (MTA-STS, WKD, ...). */
@@ -25,7 +27,18 @@ export class TestHttps {
         res.statusCode = r.status ?? 200;
         if (r.location) res.setHeader('location', r.location);
         res.setHeader('content-type', r.contentType ?? 'text/plain');
-        res.end(r.body ?? '');
+        if (!r.trickleMs) return res.end(r.body ?? '');
+        const body = Buffer.from(r.body ?? '');
+        let sent = 0;
+        const drip = setInterval(() => {
+          if (res.destroyed || sent >= body.length) {
+            clearInterval(drip);
+            if (!res.destroyed) res.end();
+            return;
+          }
+          res.write(body.subarray(sent, ++sent));
+        }, r.trickleMs);
+        res.on('close', () => clearInterval(drip));
       };
       if (r.delayMs) setTimeout(answer, r.delayMs);
       else answer();

@@ -1,6 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { findDea, findDob, findIcd10, findMbi } from '../../src/inspect/detectors/codes.js';
+import { findDigitGroups, usefulGroups, type DigitGroups } from '../../src/inspect/detectors/digit-groups.js';
 import { detectorsConfigSchema, runDetectors } from '../../src/inspect/detectors/index.js';
-import * as checks from '../../src/inspect/detectors/checks.js';
+import { findCards, findNpi, findSsn } from '../../src/inspect/detectors/numbers.js';
+import { parseMessage } from '../../src/inspect/parse.js';
+import { REFERENCE, referenceKeywords } from './reference-detectors.js';
 
 const config = detectorsConfigSchema.parse({});
 const scan = (text: string, cfg = config) => runDetectors([{ source: 'text', text }], cfg);
@@ -26,6 +31,12 @@ describe('detectors: true positives and near-misses', () => {
     ['card', 'Amex 3782-822463-10005', 1],
     ['card', '4111 1111 1111 1112', 0], // fails Luhn
     ['card', '9111111111111111', 0], // passes no known prefix
+    ['card', 'Visa 4111111111111111 123', 1], // card, then its CVV
+    ['card', '4111 1111 1111 1111 12/25', 1], // card, then its expiry
+    ['card', 'ref 12 4111-1111-1111-1111', 1], // digits before the card
+    ['card', 'Amex 378282246310005 exp 0925 cvv 1234', 1],
+    ['card', '41111111111111111', 0], // 17 digits in one piece: not cut inside a group
+    ['card', 'x4111111111111111', 0], // no word boundary in front
     // NPI (1234567893 is CMS's documented example)
     ['npi', 'Provider NPI 1234567893', 1],
     ['npi', 'NPI 1234567890', 0], // fails the 80840 check
@@ -47,6 +58,16 @@ describe('detectors: true positives and near-misses', () => {
     ['dob', 'born on March 14, 1975', 1],
     ['dob', 'date of birth 1975-03-14', 1],
     ['dob', 'meeting on 03/14/1975', 0],
+    ['dob', 'DOB: 3/14/75', 1], // two-digit year
+    ['dob', 'born 14-Mar-1975', 1],
+    ['dob', 'Date of birth: 1975/03/14', 1],
+    ['dob', 'birth date 14 March 1975', 1],
+    ['dob', 'DOB Mar. 14 1975', 1],
+    ['dob', 'invoice 3/14/75 paid', 0], // dates without context
+    ['dob', 'shipped 14-Mar-1975', 0],
+    ['dob', 'version 1975/03/14', 0],
+    ['dob', 'DOB: 3/14/7', 0], // not a date
+    ['dob', 'DOB: 3/14/1875', 0], // four-digit years are 19xx or 20xx
     // MRN default pattern
     ['mrn', 'MRN: 00123456', 1],
     ['mrn', 'ref 00123456', 0],
@@ -98,6 +119,26 @@ describe('detectors: scoring, categories, configuration', () => {
     expect(r.success ? '' : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join()).toMatch(/mrn\.patterns\.0\.pattern: invalid regular expression/);
   });
 
+  it('refuses patterns that can backtrack exponentially or match nothing, naming the key', () => {
+    const problems = (input: unknown) => {
+      const r = detectorsConfigSchema.safeParse(input);
+      return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    expect(problems({ custom: [{ name: 'evil', pattern: '(a+)+$' }] })).toEqual([expect.stringMatching(/^custom\.0\.pattern: this pattern can take exponential time/)]);
+    expect(problems({ mrn: { patterns: [{ name: 'x', pattern: '(\\d*)*MRN' }] } })).toEqual([expect.stringMatching(/^mrn\.patterns\.0\.pattern: this pattern can take exponential time/)]);
+    expect(problems({ custom: [{ name: 'empty', pattern: 'x*' }] })).toEqual([expect.stringMatching(/^custom\.0\.pattern: this pattern matches the empty string/)]);
+    // Checked with its own flags: \p{L} is a property only with u.
+    expect(problems({ custom: [{ name: 'letters', pattern: '\\p{Lu}{3}-\\d+', flags: 'u' }] })).toEqual([]);
+    expect(problems({ custom: [{ name: 'bad', pattern: '\\p{Nope}', flags: 'u' }] })).toEqual([expect.stringMatching(/^custom\.0\.pattern: invalid regular expression/)]);
+    expect(problems({ custom: [{ name: 'project', pattern: 'PRJ-\\d{4}' }] })).toEqual([]);
+  });
+
+  it('stops at the deadline with an inspection error, never with "nothing found"', () => {
+    const text = 'SSN 524-12-3456';
+    expect(() => runDetectors([{ source: 'text', text }], config, Date.now() - 1)).toThrow(/did not finish within the inspection deadline/);
+    expect(runDetectors([{ source: 'text', text }], config, Date.now() + 60_000).hits).toHaveLength(1);
+  });
+
   it('stays linear on hostile input (a generous bound: it catches exponential blow-up, not speed)', () => {
     const hostile = `${'1-'.repeat(200_000)}${'4'.repeat(100_000)}${'a.'.repeat(100_000)}`;
     const t0 = Date.now();
@@ -107,48 +148,73 @@ describe('detectors: scoring, categories, configuration', () => {
 });
 
 /**
- * The detectors share passes over the text (digit runs, one alternation for codes) for
- * speed. This reference runs each pattern over the whole text on its own, as the
- * definitions read; on random texts built from near-miss fragments both must agree.
+ * The detectors look only around the digits (digit-groups.ts) for speed. The naive
+ * reference (reference-detectors.ts) tries every position of the text instead; on random
+ * texts built from true positives, near-misses and their pieces both must find the same
+ * values, and runDetectors the same counts.
  */
-describe('detectors: shared passes find exactly what separate passes find', () => {
-  const MBI_A = '[AC-HJKMNP-RT-Y]';
-  const MBI_N = '[AC-HJKMNP-RT-Y0-9]';
-  const reference: Record<string, RegExp> = {
-    ssnFormatted: /\b(\d{3})[- ](\d{2})[- ](\d{4})\b/g,
-    bare9: /\b(\d{3})(\d{2})(\d{4})\b/g,
-    card: /\b\d(?:[ -]?\d){12,18}\b/g,
-    npi: /\b[12]\d{9}\b/g,
-    mbi: new RegExp(`\\b[1-9]${MBI_A}${MBI_N}\\d-?${MBI_A}${MBI_N}\\d-?${MBI_A}${MBI_A}\\d\\d\\b`, 'g'),
-    dea: /\b[ABCDEFGHJKLMPRSTUX][A-Z9]\d{7}\b/g,
-    icd10: /\b[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?\b/g,
-  };
-  const all = (re: RegExp, text: string) => [...text.matchAll(re)];
-  const fragments = ['524-12-3456', '524 12 3456', '524123456', '4111 1111 1111 1111', '4111-1111-1111-1111', '5555555555554444', '1234567893', '1234567890', 'AB1234563', 'XB1234563', '1EG4-TE5-MK73', '1EG4TE5MK73', '1EG4-T95-MK73', 'E11.9', 'S72.001A', 'X12', '7', '42', '-', ' ', '  ', '.', 'SSN', 'NPI', 'provider', 'diagnosis', 'patient', 'XXXX', 'abc', '\r\n', '9', '0000'];
+describe('detectors: the fast scan finds exactly what the naive reference finds', () => {
+  const FAST: Record<keyof typeof REFERENCE, (g: DigitGroups, found: Set<string>) => void> = { ssn: findSsn, card: findCards, mbi: findMbi, dea: findDea, npi: findNpi, icd10: findIcd10, dob: findDob };
+  const fragments = [
+    '524-12-3456', '524 12 3456', '524123456', '4111 1111 1111 1111', '4111-1111-1111-1111', '4111111111111111', '5555555555554444', '378282246310005', '6011000990139424', ' 123', ' 12/25', '12', '-',
+    '1234567893', '1234567890', 'AB1234563', 'XB1234563', 'A91234567', '1EG4-TE5-MK73', '1EG4TE5MK73', '1EG4-T95-MK73', 'E11.9', 'S72.001A', 'A12.B34', 'X12', 'U07.1',
+    '03/14/1975', '3/14/75', '14.03.1975', '1975-03-14', '1975/03/14', 'March 14, 1975', 'Mar. 14 1975', '14 March 1975', '14-Mar-1975', 'Sept', 'may', '1975', '2024',
+    '7', '42', '9', '0000', ' ', '  ', '.', '/', ',', '_', 'é', 'SSN', 'NPI', 'provider', 'diagnosis', 'patient', 'DOB', 'born', 'birth', 'XXXX', 'abc', '\r\n',
+  ];
   let seed = 42;
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  const texts = Array.from({ length: 400 }, () => Array.from({ length: 3 + Math.floor(random() * 25) }, () => fragments[Math.floor(random() * fragments.length)]).join(''));
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  /** Fragments glued together, or apart by a space, a separator or a line break. */
+  const glue = ['', '', ' ', ' ', ' ', '  ', '-', '/', '.', ', ', '\r\n'];
+  const pick = <T,>(list: T[]) => list[Math.floor(random() * list.length)]!;
+  const texts = Array.from({ length: 600 }, () => Array.from({ length: 3 + Math.floor(random() * 30) }, () => pick(fragments) + pick(glue)).join(''));
 
-  it('counts of ssn, card, npi, mbi, dea, icd10 agree with whole-text passes on 400 random texts', () => {
-    const cfg = detectorsConfigSchema.parse({ keywords: [], mrn: { enabled: false }, dob: { enabled: false } });
+  it('finds the same values as the reference for every built-in detector on 600 random texts, with all digit groups or only the useful ones', () => {
     for (const text of texts) {
-      // Reference counts, with the same validity and context rules the detectors apply.
-      const r = runDetectors([{ source: 'text', text }], cfg);
-      const got = (d: string) => r.hits.find((h) => h.detector === d)?.count ?? 0;
-      const distinct = (values: string[]) => new Set(values).size;
-      const { ssnValid, luhnValid, cardPrefixKnown, npiValid, deaValid } = checks;
-      const near = (i: number, len: number, ctx: RegExp, reach: number) => ctx.test(text.slice(Math.max(0, i - reach), i + len + reach));
-      const ssn = [
-        ...all(reference.ssnFormatted!, text).filter((m) => ssnValid(m[1]!, m[2]!, m[3]!)).map((m) => `${m[1]}${m[2]}${m[3]}`),
-        ...all(reference.bare9!, text).filter((m) => ssnValid(m[1]!, m[2]!, m[3]!) && near(m.index, 9, /\b(?:ssn|social security)\b/i, 40)).map((m) => m[0]),
-      ];
-      const card = all(reference.card!, text).map((m) => m[0].replace(/[ -]/g, '')).filter((d) => d.length >= 13 && d.length <= 19 && cardPrefixKnown(d) && luhnValid(d));
-      const npi = all(reference.npi!, text).filter((m) => npiValid(m[0]) && near(m.index, 10, /\b(?:npi|provider|prescriber|physician)\b/i, 60)).map((m) => m[0]);
-      const mbi = all(reference.mbi!, text).map((m) => m[0].replace(/-/g, ''));
-      const dea = all(reference.dea!, text).filter((m) => deaValid(m[0])).map((m) => m[0]);
-      const icd = all(reference.icd10!, text).filter((m) => near(m.index, m[0].length, /\b(?:diagnos\w*|dx|icd(?:-?10)?|condition|patient|assessment|history of)\b/i, 80)).map((m) => m[0].toUpperCase());
-      const expected = { ssn: distinct(ssn), card: distinct(card), npi: distinct(npi), mbi: distinct(mbi), dea: distinct(dea), icd10: distinct(icd) };
-      expect({ text, counts: Object.fromEntries(Object.keys(expected).map((d) => [d, got(d)])) }).toEqual({ text, counts: expected });
+      const all = findDigitGroups(text);
+      for (const groups of [all, usefulGroups(all)]) {
+        const got: Record<string, string[]> = {};
+        const expected: Record<string, string[]> = {};
+        for (const name of Object.keys(REFERENCE) as (keyof typeof REFERENCE)[]) {
+          const found = new Set<string>();
+          FAST[name](groups, found);
+          got[name] = [...found].sort();
+          expected[name] = [...REFERENCE[name](text)].sort();
+        }
+        expect({ text, values: got }).toEqual({ text, values: expected });
+      }
     }
+  });
+
+  it('drops the digit groups no detector can use (the smtp-source bench body: all of them)', () => {
+    const bench = Array.from({ length: 50 }, (_, i) => `${i % 10}${'X'.repeat(79)}`).join('\r\n');
+    expect([findDigitGroups(bench).starts.length, usefulGroups(findDigitGroups(bench)).starts.length]).toEqual([50, 0]);
+  });
+
+  it('runDetectors counts agree with the reference, keywords included', () => {
+    const words = ['patient', 'born', 'diagnosis', 'é', 'dob', 'mar', 'march 14', 'x'];
+    const cfg = detectorsConfigSchema.parse({ mrn: { enabled: false }, keywords: [{ name: 'k', words, threshold: 1, weight: 1 }] });
+    for (const text of texts) {
+      const r = runDetectors([{ source: 'text', text }], cfg);
+      const got = Object.fromEntries(r.hits.map((h) => [h.detector, h.count]));
+      const expected: Record<string, number> = {};
+      for (const [name, find] of Object.entries(REFERENCE)) if (find(text).size) expected[name] = find(text).size;
+      const keywords = referenceKeywords(text, words).size;
+      if (keywords) expected['keywords:k'] = keywords;
+      expect({ text, counts: got }).toEqual({ text, counts: expected });
+    }
+  });
+
+  it('on 100 KB of prose with numbers (test/fixtures/prose-100k.eml), the fast scan and the reference agree: nothing found', async () => {
+    const parsed = await parseMessage(readFileSync(new URL('../fixtures/prose-100k.eml', import.meta.url)));
+    const text = parsed.texts.map((t) => t.text).join('\n');
+    expect(text.length).toBeGreaterThan(99_000);
+    const groups = findDigitGroups(text);
+    expect(groups.starts.length).toBeGreaterThan(1000); // dates, phone numbers, amounts, versions
+    for (const [name, find] of Object.entries(FAST)) {
+      const found = new Set<string>();
+      find(groups, found);
+      expect({ name, found: [...found] }).toEqual({ name, found: [...REFERENCE[name as keyof typeof REFERENCE](text)] });
+    }
+    expect(runDetectors(parsed.texts, config).hits).toEqual([]);
   });
 });

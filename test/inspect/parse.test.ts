@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { parseMessage } from '../../src/inspect/parse.js';
+import { detectorsConfigSchema } from '../../src/inspect/detectors/index.js';
+import { inspectMessage } from '../../src/inspect/inspector.js';
+import { DEFAULT_INSPECT_LIMITS, parseMessage } from '../../src/inspect/parse.js';
 
 const crlf = (lines: string[]) => Buffer.from(lines.join('\r\n'));
 
@@ -76,6 +78,49 @@ describe('message inspection', () => {
     const parts = Array.from({ length: 800 }, () => '--b\r\nContent-Type: text/plain\r\n\r\nx\r\n').join('');
     const r = await parseMessage(Buffer.from(`Subject: many\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n${parts}--b--\r\n`));
     expect(r.error).toMatch(/more than 500 MIME parts/);
+  });
+
+  it('keeps the texts in the message order, whatever their transfer encoding', async () => {
+    const msg = crlf([
+      'Subject: order',
+      'Content-Type: multipart/mixed; boundary="o"',
+      '',
+      '--o',
+      'Content-Type: text/plain',
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.from('first, base64 '.repeat(400)).toString('base64'),
+      '--o',
+      'Content-Type: text/plain',
+      '',
+      'second, 7bit',
+      '--o',
+      'Content-Type: text/html',
+      'Content-Transfer-Encoding: quoted-printable',
+      '',
+      '<p>third, =\r\nqp</p>',
+      '--o--',
+      '',
+    ]);
+    for (const body of [msg, Readable.from([msg.subarray(0, 50), msg.subarray(50)])]) {
+      const r = await parseMessage(body);
+      expect(r.texts.map((t) => [t.source, t.text.slice(0, 12)])).toEqual([
+        ['subject', 'order'],
+        ['text', 'first, base6'],
+        ['text', 'second, 7bit'],
+        ['html', 'third, qp'],
+      ]);
+    }
+  });
+
+  it('counts the detectors in the inspection deadline: out of time is an inspection error', async () => {
+    const message = Buffer.from('Subject: x\r\n\r\nSSN 524-12-3456\r\n');
+    const detectors = detectorsConfigSchema.parse({});
+    const inTime = await inspectMessage(message, message.length, detectors);
+    expect([inTime.error, inTime.detectors.score]).toEqual([undefined, 5]);
+    // A deadline already past when the detectors start (the parse of a held message is synchronous).
+    const late = await inspectMessage(message, message.length, detectors, { ...DEFAULT_INSPECT_LIMITS, timeoutMs: -1 });
+    expect(late.error).toMatch(/the detectors did not finish within the inspection deadline \(-1 ms\)/);
   });
 
   it('bounds the text kept for detectors', async () => {

@@ -32,6 +32,11 @@ const custom = policySchema.parse({
     { id: 'board', match: { sender: 'board-*@client.test' }, action: { methods: ['portal'] } },
     { id: 'legal', match: { header: { name: 'X-Classification', pattern: '^confidential$' } }, action: { methods: ['smime', 'portal'] } },
     { id: 'cards', match: { detector: 'category:pci' }, action: { methods: ['portal'], onNoMethod: 'bounce' } },
+    { id: 'vip-glob', match: { recipient: 'ceo-*@*.bank.example' }, action: { methods: ['smime', 'portal'] } },
+    { id: 'from-labs', match: { senderDomain: '*.Labs.example', recipientDomain: ['*.clinic.example', 'Clinic.Example'] }, action: { tls: 'mta-sts' } },
+    { id: 'dob-only', match: { detector: 'dob' }, action: { onNoMethod: 'defer' } },
+    { id: 'score-7', match: { detectorScore: 7 }, action: { methods: ['portal'] } },
+    { id: 'small-internal', match: { recipientDomain: 'internal.example', size: { max: '1KB' } }, action: { tls: 'may' } },
     { id: 'big', match: { size: { min: '5MB' } }, action: { methods: ['portal'] } },
     { id: 'tagged', match: { subjectTag: true }, action: { methods: ['smime', 'pgp', 'portal'] } },
     { id: 'phi', match: { detectorScore: true }, action: { methods: ['smime', 'pgp', 'portal'] } },
@@ -59,7 +64,18 @@ describe('policy decisions (table)', () => {
     { name: 'domain layer', policy: custom, rcpt: 'x@partner.org', facts: facts(), expect: { ruleId: 'domain:partner.org', method: 'tls', candidates: ['tls'], onNoMethod: 'defer' } },
     { name: 'most specific wildcard domain layer', policy: custom, rcpt: 'x@a.east.health.example', facts: facts(), expect: { ruleId: 'domain:*.east.health.example', tls: 'encrypt' } },
     { name: 'wildcard domain layer', policy: custom, rcpt: 'x@west.health.example', facts: facts(), expect: { ruleId: 'domain:*.health.example', tls: 'mta-sts' } },
-    { name: 'recipient layer over domain layer (case-insensitive)', policy: custom, rcpt: 'chief@partner.org', facts: facts(), expect: { ruleId: 'recipient:Chief@Partner.org', candidates: ['pgp', 'tls'], onNoMethod: 'bounce', tls: 'verify', method: 'tls' } },
+    { name: 'recipient layer over domain layer (case-insensitive)', policy: custom, rcpt: 'chief@partner.org', facts: facts(), expect: { ruleId: 'recipient:chief@partner.org', candidates: ['pgp', 'tls'], onNoMethod: 'bounce', tls: 'verify', method: 'tls' } },
+    { name: 'recipient layer, address in another case', policy: custom, rcpt: 'CHIEF@partner.ORG', facts: facts(), expect: { ruleId: 'recipient:chief@partner.org', candidates: ['pgp', 'tls'] } },
+    { name: 'recipient glob', policy: custom, rcpt: 'CEO-Jane@ny.bank.example', facts: facts(), expect: { ruleId: 'vip-glob', candidates: ['smime', 'portal'], reason: /recipient CEO-Jane@ny.bank.example matches/ } },
+    { name: 'recipient glob: the domain part must match too', policy: custom, rcpt: 'ceo-jane@bank.example', facts: facts(), expect: { ruleId: 'default' } },
+    { name: 'senderDomain and recipientDomain wildcards (any case in the file)', policy: custom, sender: 'lab@eu.labs.example', rcpt: 'dr@north.clinic.example', facts: facts(), expect: { ruleId: 'from-labs', tls: 'mta-sts', reason: /sender domain eu.labs.example matches; recipient domain north.clinic.example matches/ } },
+    { name: 'recipientDomain exact entry of the same rule', policy: custom, sender: 'lab@eu.labs.example', rcpt: 'dr@clinic.example', facts: facts(), expect: { ruleId: 'from-labs' } },
+    { name: '"*.labs.example" is for subdomains only', policy: custom, sender: 'lab@labs.example', rcpt: 'dr@clinic.example', facts: facts(), expect: { ruleId: 'default' } },
+    { name: 'detector by name', policy: custom, rcpt: 'x@clinic.test', facts: facts({ hits: [dob] }), expect: { ruleId: 'dob-only', onNoMethod: 'defer', reason: /detectors found dob×1/ } },
+    { name: 'numeric detectorScore: below', policy: custom, rcpt: 'x@clinic.test', facts: facts({ hits: [ssn] }), expect: { ruleId: 'phi' } },
+    { name: 'numeric detectorScore: at or above', policy: custom, rcpt: 'x@clinic.test', facts: facts({ hits: [{ ...ssn, count: 2, score: 10 }] }), expect: { ruleId: 'score-7', candidates: ['portal'], reason: /detector score 10 ≥ 7/ } },
+    { name: 'size.max: small enough', policy: custom, rcpt: 'x@internal.example', facts: facts({ size: 1024 }), expect: { ruleId: 'small-internal', tls: 'may' } },
+    { name: 'size.max: too large', policy: custom, rcpt: 'x@internal.example', facts: facts({ size: 1025 }), expect: { ruleId: 'default', tls: 'verify' } },
     { name: 'rule over layers', policy: custom, rcpt: 'chief@partner.org', facts: facts({ subject: '[secure] x' }), expect: { ruleId: 'tagged', candidates: ['smime', 'pgp', 'portal'], onNoMethod: 'bounce', method: undefined } },
     { name: 'sender glob', policy: custom, sender: 'board-chair@client.test', rcpt: 'x@clinic.test', facts: facts(), expect: { ruleId: 'board', candidates: ['portal'] } },
     { name: 'sender glob does not match another sender', policy: custom, sender: 'boarding@client.test', rcpt: 'x@clinic.test', facts: facts(), expect: { ruleId: 'default' } },
@@ -79,6 +95,34 @@ describe('policy decisions (table)', () => {
       if (c.expect.reason) expect(d!.reasons.join(' | ')).toMatch(c.expect.reason);
     });
   }
+
+  it('layer keys in any case, with a trailing dot or as IDN apply (they are normalised when loaded)', () => {
+    const p = policySchema.parse({
+      domains: { 'Partner.ORG': { tls: 'encrypt' }, '*.East.Example.': { tls: 'may' }, 'bücher.example': { tls: 'mta-sts' }, '*': { onNoMethod: 'bounce' } },
+      recipients: { 'Boss@XN--BCHER-KVA.example': { methods: ['pgp'] } },
+    });
+    expect(Object.keys(p.domains).sort()).toEqual(['*', '*.east.example', 'partner.org', 'xn--bcher-kva.example']);
+    const rows = (['a@partner.org', 'a@PARTNER.org', 'a@x.east.example', 'a@BÜCHER.example', 'a@xn--bcher-kva.example', 'boss@bücher.example', 'a@elsewhere.test'] as const).map((rcpt) => {
+      const [d] = decide(p, { sender: 's@client.test', recipients: [rcpt], facts: facts() }, tlsOnly);
+      return [rcpt, d!.ruleId, d!.tls, d!.onNoMethod];
+    });
+    expect(rows).toEqual([
+      ['a@partner.org', 'domain:partner.org', 'encrypt', 'portal'],
+      ['a@PARTNER.org', 'domain:partner.org', 'encrypt', 'portal'],
+      ['a@x.east.example', 'domain:*.east.example', 'may', 'portal'],
+      ['a@BÜCHER.example', 'domain:xn--bcher-kva.example', 'mta-sts', 'portal'],
+      ['a@xn--bcher-kva.example', 'domain:xn--bcher-kva.example', 'mta-sts', 'portal'],
+      ['boss@bücher.example', 'recipient:boss@xn--bcher-kva.example', 'mta-sts', 'portal'],
+      ['a@elsewhere.test', 'domain:*', 'verify', 'bounce'],
+    ]);
+  });
+
+  it('subjectTag: false matches only untagged mail', () => {
+    const p = policySchema.parse({ rules: [{ id: 'untagged', match: { subjectTag: false }, action: { tls: 'encrypt' } }] });
+    const one = (subject: string) => decide(p, { sender: 's@client.test', recipients: ['a@clinic.test'], facts: facts({ subject }) }, tlsOnly)[0]!;
+    expect([one('Hello').ruleId, one('Hello').reasons[0]]).toEqual(['untagged', 'rule untagged: subject has no [secure] tag']);
+    expect(one('Hello [Secure]').ruleId).toBe('default');
+  });
 
   it('gives each recipient of one message its own decision', () => {
     const ds = decide(custom, { sender: 'a@client.test', recipients: ['x@partner.org', 'y@gmail.com', 'z@clinic.test'], facts: facts() }, tlsOnly);
@@ -105,4 +149,26 @@ describe('policy file validation', () => {
     expect(paths).toContain('rules.0.id');
     expect(paths).toContain('rules.0.match.header.0.pattern');
   });
+
+  const refusals: [string, unknown, string, RegExp][] = [
+    ['a header pattern that can backtrack exponentially', { rules: [{ id: 'r', match: { header: { name: 'x-a', pattern: '^(a+)+$' } }, action: {} }] }, 'rules.0.match.header.0.pattern', /can take exponential time/],
+    ['a detector pattern that can backtrack exponentially', { detectors: { custom: [{ name: 'c', pattern: '(x+x+)+y' }] } }, 'detectors.custom.0.pattern', /can take exponential time/],
+    ['a domain key with a space', { domains: { 'partner org': {} } }, 'domains.partner org', /is not a domain pattern: use a domain \(example.org\)/],
+    ['a wildcard in the middle', { domains: { 'a.*.org': {} } }, 'domains.a.*.org', /is not a domain pattern/],
+    ['a wildcard without its dot', { domains: { '*partner.org': {} } }, 'domains.*partner.org', /is not a domain pattern/],
+    ['an address as a domain key', { domains: { 'x@partner.org': {} } }, 'domains.x@partner.org', /is not a domain pattern/],
+    ['two keys for one domain', { domains: { 'partner.org': {}, 'PARTNER.ORG': {} } }, 'domains.PARTNER.ORG', /"PARTNER.ORG" and "partner.org" are the same \(partner.org\): keep one/],
+    ['a recipient key without a domain', { recipients: { chief: {} } }, 'recipients.chief', /is not an email address/],
+    ['a bad recipientDomain pattern', { rules: [{ id: 'r', match: { recipientDomain: ['ok.example', 'not ok'] }, action: {} }] }, 'rules.0.match.recipientDomain.1', /is not a domain pattern/],
+    ['a bad senderDomain pattern', { rules: [{ id: 'r', match: { senderDomain: '*.' }, action: {} }] }, 'rules.0.match.senderDomain.0', /is not a domain pattern/],
+    ['a pattern among consumerDomains', { consumerDomains: ['gmail.com', '*.mail.example'] }, 'consumerDomains.1', /a domain, not a pattern/],
+  ];
+  for (const [name, input, path, message] of refusals) {
+    it(`refuses ${name}, naming the key`, () => {
+      const r = policySchema.safeParse(input);
+      expect(r.success).toBe(false);
+      const issue = r.success ? undefined : r.error.issues.find((i) => i.path.join('.') === path);
+      expect(issue?.message).toMatch(message);
+    });
+  }
 });

@@ -112,6 +112,36 @@ describe('MTA-STS policy discovery and fetch', () => {
     expect(await m.policyFor('flaky.test')).toMatchObject({ source: 'cache', policy: { id: 'v1' } });
   });
 
+  it('a policy host that trickles its answer is cut off at the deadline (sts-policy-fetch-error)', async () => {
+    // 400 bytes at one per 100 ms would take 40 s; the deadline is the 500 ms timeout.
+    sts(good.port, 'slow.test', 'trickle', `${policy('enforce', ['mx.slow.test'])}${'#'.repeat(300)}`, { trickleMs: 100 });
+    const r = await client().policyFor('slow.test');
+    expect(r).toMatchObject({ source: 'none', failure: 'sts-policy-fetch-error' });
+    expect(r.detail).toMatch(/mta-sts\.slow\.test \(127\.0\.0\.1\) did not send the whole policy within 500 ms/);
+  });
+
+  it("tries the policy host's other addresses when one does not answer", async () => {
+    sts(good.port, 'ok.test', 'multi', policy('enforce', ['mx1.ok.test']));
+    // Nothing listens on 127.0.0.2 (loopback): refused, then 127.0.0.1 answers.
+    dns.zone['mta-sts.ok.test'] = { A: ['127.0.0.2', '127.0.0.1'] };
+    expect(await client().policyFor('ok.test')).toMatchObject({ source: 'fetched', policy: { id: 'multi' } });
+    // An answer is final: a 404 from the first address is not retried elsewhere.
+    sts(good.port, 'ok.test', 'gone', 'not found', { status: 404 });
+    dns.zone['mta-sts.ok.test'] = { A: ['127.0.0.1', '127.0.0.1'] };
+    const before = good.requests.length;
+    expect(await client().policyFor('ok.test')).toMatchObject({ source: 'none', failure: 'sts-policy-fetch-error' });
+    expect(good.requests.length - before).toBe(1);
+  });
+
+  it('a failing TXT lookup is an sts-policy-fetch-error; a cached policy still applies', async () => {
+    sts(good.port, 'flaky.test', 'dns1', policy('enforce', ['mx.flaky.test']));
+    const m = client();
+    expect((await m.policyFor('flaky.test')).source).toBe('fetched');
+    dns.zone['_mta-sts.flaky.test'] = { SERVFAIL: true };
+    expect(await m.policyFor('flaky.test')).toMatchObject({ source: 'cache-after-failure', failure: 'sts-policy-fetch-error', detail: expect.stringMatching(/TXT lookup of _mta-sts\.flaky\.test failed/), policy: { id: 'dns1' } });
+    expect(await client().policyFor('flaky.test')).toMatchObject({ source: 'none', failure: 'sts-policy-fetch-error' });
+  });
+
   it('no TXT record, or two of them: no policy', async () => {
     expect(await client().policyFor('nothing.test')).toEqual({ source: 'none' });
     dns.zone['_mta-sts.twice.test'] = { TXT: ['v=STSv1; id=1;', 'v=STSv1; id=2;'] };

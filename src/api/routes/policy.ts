@@ -1,13 +1,11 @@
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { ConfigError } from '../../config/load.js';
-import { inspectMessage } from '../../inspect/inspector.js';
 import { explainForConfig } from '../../policy/explain-configured.js';
-import { DEFAULT_POLICY, parsePolicyText } from '../../policy/store.js';
+import { explainFacts } from '../../policy/explain-message.js';
+import { configuredPolicy } from '../../policy/configured.js';
+import type { PolicySection } from '../../policy/section.js';
 import type { Policy } from '../../policy/schema.js';
-import type { MessageFacts } from '../../types.js';
 import { apiError, type ApiContext } from '../context.js';
 import { anyObject, errorSchema, guarded } from '../schemas.js';
 
@@ -19,19 +17,18 @@ interface ExplainBody {
   message?: string;
 }
 
-/** The policy file the gateway runs with, read now (so the answer follows hot reloads). */
-async function currentPolicy(file: string | undefined): Promise<{ policy: Policy; file?: string | undefined }> {
-  const path = file ?? (existsSync('config/policy.yaml') ? 'config/policy.yaml' : undefined);
-  if (!path) return { policy: DEFAULT_POLICY };
+/** The policy the gateway runs with (its file, read now so the answer follows hot reloads, or its inline section). */
+async function currentPolicy(section: PolicySection): Promise<{ policy: Policy; source: string }> {
   try {
-    return { policy: parsePolicyText(await readFile(path, 'utf8'), path), file: resolve(path) };
+    const { policy, source, file } = await configuredPolicy(section);
+    return { policy, source: file ? resolve(file) : source };
   } catch (err) {
-    if (err instanceof ConfigError) throw apiError(500, `the policy file does not validate: ${err.message}`);
-    throw apiError(500, `cannot read the policy file ${path}: ${(err as Error).message}`);
+    if (err instanceof ConfigError) throw apiError(500, `the policy does not validate: ${err.message}`);
+    throw apiError(500, `cannot read the policy: ${(err as Error).message}`);
   }
 }
 
-export function policyRoutes(app: FastifyInstance, { config }: ApiContext): void {
+export function policyRoutes(app: FastifyInstance, { config, sources }: ApiContext): void {
   app.post<{ Body: ExplainBody }>(
     '/policy/explain',
     guarded('read-only', {
@@ -43,7 +40,7 @@ export function policyRoutes(app: FastifyInstance, { config }: ApiContext): void
           from: { type: 'string' },
           to: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: 1000 },
           subject: { type: 'string' },
-          message: { type: 'string', description: 'a whole message to inspect (overridden by subject when both are given)' },
+          message: { type: 'string', description: "a whole message to inspect; with subject, the message's Subject is replaced by it before inspection" },
         },
         required: ['from', 'to'],
         additionalProperties: false,
@@ -51,19 +48,22 @@ export function policyRoutes(app: FastifyInstance, { config }: ApiContext): void
       response: { 200: anyObject, 500: errorSchema },
     }),
     async (req) => {
-      const { policy, file } = await currentPolicy(config.policy.file);
+      const { policy, source } = await currentPolicy(config.policy);
       const b = req.body;
-      let facts: Pick<MessageFacts, 'subject' | 'headers' | 'detectors' | 'size' | 'error'>;
-      if (b.message !== undefined) {
-        const raw = Buffer.from(b.message, 'utf8');
-        facts = await inspectMessage(raw, raw.length, policy.detectors);
-        if (b.subject !== undefined) facts = { ...facts, subject: b.subject };
-      } else {
-        facts = { subject: b.subject ?? '', headers: {}, detectors: { hits: [], score: 0, categories: [] }, size: 0 };
-      }
+      // Inspected as the gateway inspects: the subject is part of the message the detectors scan.
+      const facts = await explainFacts(policy, { from: b.from, to: b.to, subject: b.subject, message: b.message === undefined ? undefined : Buffer.from(b.message, 'utf8') });
       // Decided as the gateway decides (the CLI's `policy explain` does the same).
-      const decisions = facts.error ? [] : await explainForConfig(config, policy, { sender: b.from, recipients: b.to, facts });
-      return { policyFile: file ?? '(built-in default)', subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, onInspectError: facts.error ? policy.onInspectError : undefined, decisions };
+      const decisions = facts.error ? [] : await explainForConfig(config, policy, { sender: b.from, recipients: b.to, facts }, sources.tlsForecast);
+      return {
+        policyFile: source,
+        subject: facts.subject,
+        detectors: facts.detectors,
+        inspectError: facts.error,
+        onInspectError: facts.error ? policy.onInspectError : undefined,
+        // Whether decisions could use what delivery saw of each MX's TLS (a cluster's primary cannot).
+        tlsForecast: sources.tlsForecast ? 'capability cache' : 'not available here',
+        decisions,
+      };
     },
   );
 }

@@ -1,9 +1,14 @@
 /** Check-digit and validity rules the detectors use; pure functions. */
 
 export function luhnValid(digits: string): boolean {
+  return luhnValidRange(digits, 0, digits.length);
+}
+
+/** Luhn over digits[start, end) (no copy: the card detector checks many spans of one run). */
+export function luhnValidRange(digits: string, start: number, end: number): boolean {
   let sum = 0;
   let double = false;
-  for (let i = digits.length - 1; i >= 0; i--) {
+  for (let i = end - 1; i >= start; i--) {
     let d = digits.charCodeAt(i) - 48;
     if (d < 0 || d > 9) return false;
     if (double) {
@@ -13,7 +18,7 @@ export function luhnValid(digits: string): boolean {
     sum += d;
     double = !double;
   }
-  return digits.length > 0 && sum % 10 === 0;
+  return end > start && sum % 10 === 0;
 }
 
 /** SSA rules: no area 000, 666 or 900–999, no group 00, no serial 0000, no known fakes. */
@@ -27,16 +32,27 @@ export function ssnValid(area: string, group: string, serial: string): boolean {
 
 /** Issuer prefixes of the major card networks. */
 export function cardPrefixKnown(digits: string): boolean {
-  const n2 = Number(digits.slice(0, 2));
-  const n3 = Number(digits.slice(0, 3));
-  const n4 = Number(digits.slice(0, 4));
-  const len = digits.length;
-  if (digits[0] === '4') return len === 13 || len === 16 || len === 19;
-  if ((n2 >= 51 && n2 <= 55) || (n4 >= 2221 && n4 <= 2720)) return len === 16;
-  if (n2 === 34 || n2 === 37) return len === 15;
-  if (n4 === 6011 || n2 === 65 || (n3 >= 644 && n3 <= 649)) return len >= 16 && len <= 19;
-  if (n2 === 36 || n2 === 38 || (n3 >= 300 && n3 <= 305)) return len >= 14 && len <= 19;
-  if (n4 >= 3528 && n4 <= 3589) return len >= 16 && len <= 19;
+  return cardPrefixAllows(firstFourDigits(digits, 0), digits.length);
+}
+
+/** The number made of the four digits at `index` (fewer at the end of the text). */
+export function firstFourDigits(digits: string, index: number): number {
+  let n = 0;
+  for (let i = index; i < index + 4 && i < digits.length; i++) n = n * 10 + (digits.charCodeAt(i) - 48);
+  return n;
+}
+
+/** Whether a card number of `length` digits may start with these four (`first4`, e.g. 4111). */
+export function cardPrefixAllows(first4: number, length: number): boolean {
+  const n4 = first4;
+  const n3 = Math.floor(n4 / 10);
+  const n2 = Math.floor(n4 / 100);
+  if (n2 >= 40 && n2 <= 49) return length === 13 || length === 16 || length === 19;
+  if ((n2 >= 51 && n2 <= 55) || (n4 >= 2221 && n4 <= 2720)) return length === 16;
+  if (n2 === 34 || n2 === 37) return length === 15;
+  if (n4 === 6011 || n2 === 65 || (n3 >= 644 && n3 <= 649)) return length >= 16 && length <= 19;
+  if (n2 === 36 || n2 === 38 || (n3 >= 300 && n3 <= 305)) return length >= 14 && length <= 19;
+  if (n4 >= 3528 && n4 <= 3589) return length >= 16 && length <= 19;
   return false;
 }
 

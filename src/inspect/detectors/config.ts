@@ -1,15 +1,14 @@
 import { z } from 'zod';
+import { patternProblem } from './safe-pattern.js';
 
-const pattern = z
-  .string()
-  .max(500, 'patterns longer than 500 characters are refused')
-  .superRefine((v, ctx) => {
-    try {
-      new RegExp(v);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(err as Error).message}` });
-    }
-  });
+const pattern = z.string().max(500, 'patterns longer than 500 characters are refused');
+const flags = z.string().regex(/^[imsu]*$/, 'flags: any of i, m, s, u').default('i');
+
+/** A scanned pattern is checked with its own flags (see safe-pattern.ts); the problem is put on `pattern`. */
+function checkedPattern<T extends { pattern: string; flags: string }>(entry: T, ctx: z.RefinementCtx): void {
+  const problem = patternProblem(entry.pattern, { flags: entry.flags, scanned: true });
+  if (problem) ctx.addIssue({ code: 'custom', path: ['pattern'], message: problem });
+}
 
 const builtIn = (weight: number) => z.strictObject({ enabled: z.boolean().default(true), weight: z.number().nonnegative().default(weight) }).prefault({});
 
@@ -33,10 +32,12 @@ export const detectorsConfigSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(true),
       weight: z.number().nonnegative().default(4),
-      patterns: z.array(z.strictObject({ name: z.string(), pattern, flags: z.string().regex(/^[imsu]*$/).default('i') })).default([{ name: 'mrn', pattern: '\\bMRN[:#\\s]*\\d{6,10}\\b', flags: 'i' }]),
+      patterns: z.array(z.strictObject({ name: z.string(), pattern, flags }).superRefine(checkedPattern)).default([{ name: 'mrn', pattern: '\\bMRN[:#\\s]*\\d{6,10}\\b', flags: 'i' }]),
     })
     .prefault({}),
-  custom: z.array(z.strictObject({ name: z.string(), pattern, flags: z.string().regex(/^[imsu]*$/).default('i'), category: z.string().default('custom'), weight: z.number().nonnegative().default(1), minCount: z.number().int().positive().default(1) })).default([]),
+  custom: z
+    .array(z.strictObject({ name: z.string(), pattern, flags, category: z.string().default('custom'), weight: z.number().nonnegative().default(1), minCount: z.number().int().positive().default(1) }).superRefine(checkedPattern))
+    .default([]),
   /** Word lists: a list fires when at least `threshold` different words of it appear. */
   keywords: z
     .array(z.strictObject({ name: z.string(), words: z.array(z.string().min(1)).min(1), category: z.string().default('phi'), weight: z.number().nonnegative().default(2), threshold: z.number().int().positive().default(3) }))
