@@ -69,7 +69,8 @@ export async function loadIdentities(config: PosternConfig, now = new Date()): P
   return { identityFor, expiries };
 }
 
-const readSetting = (setting: string, value: string) => textOrFile(value).catch((err: Error) => Promise.reject(new Error(`${setting}: cannot read ${value}: ${err.message}`)));
+/** A setting's text, inline or from its file; a file that cannot be read is named with the setting. */
+export const readSetting = (setting: string, value: string) => textOrFile(value).catch((err: Error) => Promise.reject(new Error(`${setting}: cannot read ${value}: ${err.message}`)));
 
 /** Errors start with the setting they concern ("pgpKey: ..."): the caller puts identities.<domain>. in front. */
 async function openPgpKey(armored: string, passphrase: string | undefined, now: Date): Promise<{ pgp: PrivateKey; pgpExpiresAt?: number | undefined }> {
