@@ -127,6 +127,8 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
     throw err;
   }
   worker.start();
+  // keys.expiring every day, whether or not mail is encrypted (unref'd: it never holds the process).
+  const expiryTimer = protector.expiryWatch?.start();
   const stopRetention = journal ? startRetentionJob(config, dataDir, logger) : undefined;
   const web = portal ? await startPortalWeb(config, portal, queue, cert, logger) : undefined;
   logger.info({ event: EVENTS.ready, smtp }, 'Postern ready');
@@ -137,6 +139,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
       const deadline = Date.now() + config.shutdown.timeout;
       logger.info({ event: EVENTS.stopping, timeoutMs: config.shutdown.timeout }, 'stopping: new sessions get 421');
       ingress.beginDrain();
+      clearInterval(expiryTimer);
       const [ingressIdle, deliveriesDone] = await Promise.all([ingress.waitIdle(deadline), worker.stop(deadline)]);
       await pool.closeAll();
       policies.close();

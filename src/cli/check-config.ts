@@ -2,6 +2,8 @@ import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
 import { redactedUrl } from '../queue/redis/redacted-url.js';
 import { configuredPolicy } from '../policy/configured.js';
+import { createProtector } from '../protect/protector.js';
+import { loadDkimKeys } from '../sign/dkim-keys.js';
 import { policySummary } from './policy.js';
 
 export async function checkConfigCommand(explicit: string | undefined): Promise<void> {
@@ -13,6 +15,8 @@ export async function checkConfigCommand(explicit: string | undefined): Promise<
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ConfigError(file, [`policy.file: cannot read ${(err as NodeJS.ErrnoException).path ?? 'the policy file'}`]);
       throw err;
     });
+    // Keys a gateway opens at start: one that does not open fails here, named, not at start.
+    const keysLine = await keyMaterialLine(config, file);
     const listen = config.smtp.listen.map((l) => `${l.host}:${l.port}`).join(', ');
     process.stdout.write(
       `${file}: OK\n` +
@@ -20,6 +24,7 @@ export async function checkConfigCommand(explicit: string | undefined): Promise<
         `  smtp.clients: ${config.smtp.clients.length} network rule(s), ${config.smtp.auth.users.length} SMTP AUTH user(s)\n` +
         `  delivery: ${Object.keys(config.delivery.routes).length} route(s), TLS default ${config.delivery.tls.default}\n` +
         queueLine(config) +
+        keysLine +
         `  ${policySummary(policy, source)}\n`,
     );
   } catch (err) {
@@ -30,6 +35,21 @@ export async function checkConfigCommand(explicit: string | undefined): Promise<
     }
     throw err;
   }
+}
+
+/**
+ * Opens what the gateway opens at start — organisation identities, escrow keys, DKIM
+ * keys — with the same checks (protect/protector.ts, sign/dkim-keys.ts); each problem
+ * names its key.
+ */
+async function keyMaterialLine(config: PosternConfig, file: string): Promise<string> {
+  const problems: string[] = [];
+  const fail = (err: Error) => void problems.push(err.message);
+  await createProtector(config).catch(fail);
+  const dkim = await loadDkimKeys(config).catch(fail);
+  if (problems.length) throw new ConfigError(file, problems);
+  const escrow = [config.protect.pgp.escrowKey && 'pgp', config.protect.smime.escrowCert && 'smime'].filter(Boolean).join(', ') || 'none';
+  return `  keys: ${Object.keys(config.identities).length} signing identity domain(s), escrow ${escrow}, ${dkim?.length ?? 0} DKIM key(s): all open\n`;
 }
 
 /** Which queue; for Redis, where (password hidden) and the lease settings every instance must share. */

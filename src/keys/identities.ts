@@ -4,7 +4,8 @@ import { decryptKey, readPrivateKey, type PrivateKey } from 'openpgp';
 import type { PosternConfig } from '../config/schema.js';
 import { mostSpecificMatch } from '../ingress/authorize.js';
 import { pemCertificates } from './material.js';
-import { extension, keyDescription, readCertificate, WEAK_SIGNATURES, type Certificate } from './x509.js';
+import { issuerProblem, weakSignatureProblem } from './ca-link.js';
+import { extension, issuedBy, keyDescription, readCertificate, WEAK_SIGNATURES, type Certificate } from './x509.js';
 
 /** An organisation's S/MIME signing identity: its key, certificate and the intermediates sent along. */
 export interface SmimeSigner {
@@ -68,7 +69,8 @@ export async function loadIdentities(config: PosternConfig, now = new Date()): P
   return { identityFor, expiries };
 }
 
-const readSetting = (setting: string, value: string) => textOrFile(value).catch((err: Error) => Promise.reject(new Error(`${setting}: cannot read ${value}: ${err.message}`)));
+/** A setting's text, inline or from its file; a file that cannot be read is named with the setting. */
+export const readSetting = (setting: string, value: string) => textOrFile(value).catch((err: Error) => Promise.reject(new Error(`${setting}: cannot read ${value}: ${err.message}`)));
 
 /** Errors start with the setting they concern ("pgpKey: ..."): the caller puts identities.<domain>. in front. */
 async function openPgpKey(armored: string, passphrase: string | undefined, now: Date): Promise<{ pgp: PrivateKey; pgpExpiresAt?: number | undefined }> {
@@ -86,7 +88,7 @@ async function openPgpKey(armored: string, passphrase: string | undefined, now: 
   return { pgp: open, pgpExpiresAt: expiry.length ? Math.min(...expiry) : undefined };
 }
 
-/** The certificate (first in the file) and the intermediates after it, checked for signing mail. */
+/** The certificate (first in the file) and the intermediates after it, checked for signing mail and as its chain. */
 function openSmime(certText: string, keyPem: string, passphrase: string | undefined, now: Date): SmimeSigner {
   const [first, ...rest] = pemCertificates(certText);
   if (!first) throw new Error('smimeCert: holds no PEM certificate');
@@ -98,7 +100,7 @@ function openSmime(certText: string, keyPem: string, passphrase: string | undefi
   } catch (err) {
     throw new Error(`smimeCert: cannot be read (${(err as Error).message})`);
   }
-  const problem = signingProblem(cert, now) ?? chain.map((c) => (now > c.notAfter ? `intermediate ${c.subject} expired on ${c.notAfter.toISOString()}` : undefined)).find(Boolean);
+  const problem = signingProblem(cert, now) ?? chainProblem([cert, ...chain], now);
   if (problem) throw new Error(`smimeCert: ${problem}`);
   let key: KeyObject;
   try {
@@ -123,4 +125,23 @@ function signingProblem(cert: Certificate, now: Date): string | undefined {
   const eku = extension<{ emailProtection?: boolean }>(cert, 'extKeyUsage');
   if (eku && !eku.emailProtection) return 'extended key usage lacks emailProtection';
   return undefined;
+}
+
+/**
+ * Why the certificates after the first are not its chain: each must have issued the one
+ * before it (signature verifies), be a current CA allowed to sign certificates at that
+ * depth, and none may be signed with SHA-1 or MD5 — except a self-signed root at the end,
+ * whose own signature nobody relies on. Anything else would be sent with every signature
+ * and make recipients' clients fail to build the path.
+ */
+function chainProblem(path: Certificate[], now: Date): string | undefined {
+  const rule = 'the certificates after the first must be its chain, each issued by the next';
+  for (let depth = 1; depth < path.length; depth++) {
+    const [cert, issuer] = [path[depth - 1] as Certificate, path[depth] as Certificate];
+    const problem = (depth > 1 ? weakSignatureProblem(cert, depth - 1) : undefined) ?? issuerProblem(cert, issuer, depth - 1, now, false);
+    if (problem) return `${rule}: ${problem}`;
+  }
+  const top = path.at(-1) as Certificate;
+  const weak = path.length > 1 && !issuedBy(top, top) ? weakSignatureProblem(top, path.length - 1) : undefined;
+  return weak && `${rule}: ${weak}`;
 }

@@ -1,4 +1,5 @@
-import { extension, issuedBy, readCertificate, WEAK_SIGNATURES, type Certificate } from './x509.js';
+import { certLabel, issuerProblem, weakSignatureProblem } from './ca-link.js';
+import { readCertificate, type Certificate } from './x509.js';
 
 /** Whether a CRL revokes a certificate its issuer issued: the reason, or undefined (see crl.ts). */
 export type RevocationCheck = (cert: Certificate, issuer: Certificate) => string | undefined;
@@ -80,7 +81,7 @@ export class SmimeTrust {
         const found = walk([...path, ca]);
         if (found) return found;
       }
-      reason ??= `not trusted: no certificate of keys.smimeTrust issued ${label(last, path.length - 1)} (issuer ${last.issuer}), nor an intermediate given with it`;
+      reason ??= `not trusted: no certificate of keys.smimeTrust issued ${certLabel(last, path.length - 1)} (issuer ${last.issuer}), nor an intermediate given with it`;
       return undefined;
     };
     const found = walk([cert]);
@@ -90,28 +91,16 @@ export class SmimeTrust {
 
   /** Why `issuer` cannot vouch for `cert` (at `depth` below the leaf), or undefined. */
   private linkProblem(cert: Certificate, issuer: Certificate, depth: number, now: Date, anchor: boolean): string | undefined {
-    const who = anchor ? `trust anchor "${issuer.subject}"` : `intermediate "${issuer.subject}"`;
-    const weak = WEAK_SIGNATURES[cert.signatureOid];
-    if (weak) return `${label(cert, depth)} is signed with ${weak}: refused (collisions can forge such signatures)`;
-    if (!issuedBy(cert, issuer)) return `not trusted: the signature on ${label(cert, depth)} does not verify with ${who}`;
-    if (now < issuer.notBefore) return `not trusted: ${who} is not valid yet`;
-    if (now > issuer.notAfter) return `not trusted: ${who} expired on ${issuer.notAfter.toISOString()}`;
-    // A v1 root has no basic constraints; one that has them must say it is a CA.
-    const constrained = extension(issuer, 'basicConstraints') !== undefined;
-    if (!issuer.isCa && (!anchor || constrained)) return `not trusted: ${who} is not a CA certificate (basic constraints)`;
-    const ku = extension<{ keyCertSign?: boolean }>(issuer, 'keyUsage');
-    if (ku && !ku.keyCertSign) return `not trusted: ${who} may not sign certificates (key usage)`;
-    if (issuer.pathLen !== undefined && depth > issuer.pathLen) return `not trusted: ${who} allows ${issuer.pathLen} intermediate(s) below it`;
+    const weak = weakSignatureProblem(cert, depth);
+    if (weak) return weak;
+    const problem = issuerProblem(cert, issuer, depth, now, anchor);
+    if (problem) return `not trusted: ${problem}`;
     const revoked = this.revoked?.(cert, issuer);
-    return revoked ? (depth === 0 ? revoked : `${label(cert, depth)}: ${revoked}`) : undefined;
+    return revoked ? (depth === 0 ? revoked : `${certLabel(cert, depth)}: ${revoked}`) : undefined;
   }
 }
 
 /** Whether `issuer`'s subject is `cert`'s issuer (cheap: the signature is checked after). */
 function names(issuer: Certificate, cert: Certificate): boolean {
   return cert.issuerName === issuer.subjectName || cert.x509.checkIssued(issuer.x509);
-}
-
-function label(cert: Certificate, depth: number): string {
-  return depth === 0 ? 'the certificate' : `intermediate "${cert.subject}"`;
 }

@@ -5,7 +5,7 @@ const { asn1 } = forge;
 
 /** Parts of node-forge missing from its type definitions. */
 const pki = forge.pki as unknown as {
-  RDNAttributesAsArray(name: forge.asn1.Asn1): { name?: string; shortName?: string; value: unknown }[];
+  RDNAttributesAsArray(name: forge.asn1.Asn1): { type: string; name?: string; shortName?: string; value: unknown; valueTagClass?: number }[];
   certificateExtensionsFromAsn1(exts: forge.asn1.Asn1): CertExtension[];
 };
 
@@ -61,12 +61,33 @@ export const WEAK_SIGNATURES: Record<string, string> = {
   '1.2.840.10040.4.3': 'SHA-1 (dsa-with-sha1)',
 };
 
-/** The display form of an ASN.1 Name: "CN=..., O=...". */
+/** The display form of an ASN.1 Name: "CN=..., O=...", an attribute without a known name by its OID. */
 export const nameText = (name: forge.asn1.Asn1) =>
   pki
     .RDNAttributesAsArray(name)
-    .map((a) => `${a.shortName ?? a.name}=${String(a.value)}`)
+    .map((a) => `${a.shortName ?? a.name ?? a.type}=${attributeText(a.value, a.valueTagClass)}`)
     .join(', ');
+
+/** ASN.1 UniversalString (X.680 §41), missing from node-forge's Type names. */
+const UNIVERSAL_STRING = 28;
+
+/**
+ * The text of a Name attribute. node-forge hands over most string types' bytes as they
+ * are, so "O=Dést" in a UTF8String came out as "O=DÃ©st" in logs and reasons: decode
+ * UTF8String (what CAs write) and UniversalString (UCS-4). node-forge decodes BMPString
+ * itself; PrintableString, IA5String and TeletexString are one byte a character.
+ */
+function attributeText(value: unknown, tag: number | undefined): string {
+  if (typeof value !== 'string') return '';
+  const bytes = Buffer.from(value, 'binary');
+  if (tag === asn1.Type.UTF8) return bytes.toString('utf8');
+  if (tag === UNIVERSAL_STRING) {
+    const points = [];
+    for (let i = 0; i + 4 <= bytes.length; i += 4) points.push(bytes.readUInt32BE(i));
+    return points.map((p) => (p <= 0x10ffff ? String.fromCodePoint(p) : '\ufffd')).join('');
+  }
+  return value;
+}
 
 /** A Name (or any node) as DER bytes in hex. */
 export const derHex = (node: forge.asn1.Asn1) => forge.util.bytesToHex(asn1.toDer(node).getBytes());

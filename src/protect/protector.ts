@@ -1,7 +1,7 @@
 import { readKey, type PublicKey } from 'openpgp';
 import type { PosternConfig } from '../config/schema.js';
 import type { Logger } from '../events/logger.js';
-import { loadIdentities, textOrFile, type Expiry, type IdentityFor, type OrgIdentity } from '../keys/identities.js';
+import { loadIdentities, readSetting, type Expiry, type IdentityFor, type OrgIdentity } from '../keys/identities.js';
 import { inspectPgpKey } from '../keys/pgp-key.js';
 import { encryptionProblem } from '../keys/smime-cert.js';
 import { readCertificate, type Certificate } from '../keys/x509.js';
@@ -26,7 +26,7 @@ export interface Escrow {
 /**
  * Turns a message into its encrypted form for one variant: PGP/MIME or S/MIME, signed
  * by the sender domain's organisation identity when protect.<method>.sign is on and one
- * is configured (an identity past its expiry no longer signs: the watch says so), and
+ * is configured (an identity past its expiry no longer signs: `expiryWatch` says so), and
  * also encrypted to the escrow key/certificate when configured. Recipients' keys are
  * parsed once and reused (the same recipients come back); the size caps guard memory.
  */
@@ -38,11 +38,11 @@ export class Protector {
     private readonly config: PosternConfig['protect'],
     private readonly identityFor: IdentityFor,
     private readonly escrow: Escrow = {},
-    private readonly watch?: ExpiryWatch | undefined,
+    /** Warns ahead of the identities' and escrow keys' expiry; the gateway runs it daily. */
+    readonly expiryWatch?: ExpiryWatch | undefined,
   ) {}
 
   async protect(raw: Buffer, req: ProtectRequest, now = Date.now()): Promise<Buffer> {
-    this.watch?.check(now);
     const identity = req.senderDomain ? this.identityFor(req.senderDomain) : undefined;
     const { method } = req;
     // The planner keeps bigger messages away from these methods; this guards the memory bound.
@@ -82,7 +82,8 @@ function current(identity: OrgIdentity | undefined, now: number): OrgIdentity | 
 /**
  * Builds the Protector from the config: identities and escrow material, checked at
  * start (a key that cannot be used stops it, naming the setting), and the expiry watch,
- * which warns at once when one expires within 30 days.
+ * which warns at once when one expires within 30 days (the gateway then starts its daily
+ * timer).
  */
 export async function createProtector(config: PosternConfig, log?: Logger): Promise<Protector> {
   const now = new Date();
@@ -91,16 +92,20 @@ export async function createProtector(config: PosternConfig, log?: Logger): Prom
   const watched: Expiry[] = [...expiries];
   const { escrowKey } = config.protect.pgp;
   if (escrowKey) {
-    const info = await inspectPgpKey(await textOrFile(escrowKey), now);
+    const armored = await readSetting('protect.pgp.escrowKey', escrowKey);
+    const info = await inspectPgpKey(armored, now).catch((err: Error) => {
+      throw new Error(`protect.pgp.escrowKey: not an OpenPGP public key (${err.message})`);
+    });
     if (info.unusable) throw new Error(`protect.pgp.escrowKey: ${info.unusable}`);
     escrow.pgp = await readKey({ armoredKey: info.armored });
     if (info.expiresAt) watched.push({ setting: 'protect.pgp.escrowKey', expiresAt: info.expiresAt });
   }
   const { escrowCert } = config.protect.smime;
   if (escrowCert) {
+    const pem = await readSetting('protect.smime.escrowCert', escrowCert);
     let cert: Certificate;
     try {
-      cert = readCertificate(await textOrFile(escrowCert));
+      cert = readCertificate(pem);
     } catch (err) {
       throw new Error(`protect.smime.escrowCert: not a PEM certificate (${(err as Error).message})`);
     }

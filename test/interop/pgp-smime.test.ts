@@ -5,8 +5,10 @@ import { join } from 'node:path';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { decryptKey, generateKey, readPrivateKey } from 'openpgp';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { validateConfig } from '../../src/config/load.js';
 import { splitEntity } from '../../src/protect/mime-entity.js';
 import { pgpProtect } from '../../src/protect/pgp.js';
+import { createProtector } from '../../src/protect/protector.js';
 import { smimeProtect } from '../../src/protect/smime.js';
 import { freshGnupgHome } from '../helpers/gnupg.js';
 import { createTestCa } from '../helpers/pki.js';
@@ -138,5 +140,25 @@ describe.skipIf(!openssl)('S/MIME output read by OpenSSL', () => {
     writeFileSync(join(dir, 'plain.eml'), smimeProtect(original, { recipientCerts: [rcpt.cert] }));
     const plain = execFileSync(openssl as string, ['cms', '-decrypt', '-in', join(dir, 'plain.eml'), '-recip', join(dir, 'rcpt.pem'), '-inkey', join(dir, 'rcpt.key')]);
     await expectOriginalContent(plain);
+  });
+
+  it('openssl cms -decrypt with the escrow certificate (protect.smime.escrowCert) gives back the same entity as the recipient gets', async () => {
+    const ca = createTestCa('Postern S/MIME Escrow CA');
+    const rcpt = ca.issueSmime('patient@dest.test');
+    const escrow = ca.issueSmime('compliance@client.test');
+    const protector = await createProtector(validateConfig({ hostname: 'postern.test', protect: { smime: { escrowCert: escrow.cert } } }));
+    const dir = mkdtempSync(join(tmpdir(), 'postern-escrow-'));
+    writeFileSync(join(dir, 'msg.eml'), await protector.protect(original, { method: 'smime', recipientKeys: [rcpt.cert] }));
+    const decryptAs = (who: { cert: string; key: string }, name: string) => {
+      writeFileSync(join(dir, `${name}.pem`), who.cert);
+      writeFileSync(join(dir, `${name}.key`), who.key);
+      return execFileSync(openssl as string, ['cms', '-decrypt', '-in', join(dir, 'msg.eml'), '-recip', join(dir, `${name}.pem`), '-inkey', join(dir, `${name}.key`)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    };
+    const byEscrow = decryptAs(escrow, 'escrow');
+    await expectOriginalContent(byEscrow);
+    expect(byEscrow.equals(splitEntity(original).entity)).toBe(true);
+    expect(byEscrow.equals(decryptAs(rcpt, 'rcpt'))).toBe(true);
+    // Someone else's certificate from the same CA opens nothing.
+    expect(() => decryptAs(ca.issueSmime('other@client.test'), 'other')).toThrow();
   });
 });

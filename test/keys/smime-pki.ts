@@ -21,6 +21,10 @@ export interface Built {
 
 export interface CertSpec {
   name: string;
+  /** O, as a UTF8String (what CAs write for names beyond ASCII). */
+  org?: string;
+  /** OU, as a BMPString (UTF-16BE: older CAs). */
+  unit?: string;
   /** rfc822Name and emailProtection: an S/MIME end-entity certificate. */
   email?: string;
   keyType?: 'rsa' | 'ec';
@@ -60,7 +64,14 @@ export function buildCert(spec: CertSpec): Built {
   const now = Date.now();
   cert.validity.notBefore = new Date(now - (spec.expired ? 10 : 1) * DAY);
   cert.validity.notAfter = new Date(now + (spec.expired ? -1 : 60) * DAY);
-  const subject = [{ name: 'commonName', value: spec.name }];
+  // node-forge's types call valueTagClass a Class; it is the string type's tag.
+  const stringType = (t: forge.asn1.Type) => t as unknown as forge.asn1.Class;
+  const subject: forge.pki.CertificateField[] = [
+    { name: 'commonName', value: spec.name },
+    ...(spec.org ? [{ name: 'organizationName', value: spec.org, valueTagClass: stringType(Type.UTF8) }] : []),
+    // node-forge writes a BMPString from the text itself (UTF-16BE).
+    ...(spec.unit ? [{ name: 'organizationalUnitName', value: spec.unit, valueTagClass: stringType(Type.BMPSTRING) }] : []),
+  ];
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions(

@@ -1,8 +1,8 @@
 import { createPrivateKey } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { decrypt, generateKey, readMessage, readPrivateKey } from 'openpgp';
+import { decrypt, generateKey, readMessage, readPrivateKey, revokeKey } from 'openpgp';
 import forge from 'node-forge';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/events/logger.js';
 import { splitEntity } from '../../src/protect/mime-entity.js';
@@ -116,7 +116,7 @@ describe('organisation identities and escrow: checked at start, watched for expi
     await expect(createProtector(validateConfig({ hostname: 'postern.test', protect: { smime: { escrowCert: ca.issueSmime('c@client.test', { keyUsage: 'signOnly' }).cert } } }))).rejects.toThrow('protect.smime.escrowCert: key usage does not allow key encipherment');
   });
 
-  it('warns 30 days ahead of an expiry (at start, then daily); an identity past its expiry no longer signs', async () => {
+  it('warns 30 days ahead of an expiry: at start, then daily on a timer whether or not mail is encrypted; an identity past its expiry no longer signs', async () => {
     const soon = ca.issueSmime(email); // 30 days of validity
     const escrow = buildCert({ name: 'c@client.test', email: 'c@client.test' }); // 60 days
     const rcpt = ca.issueSmime('patient@dest.test');
@@ -130,15 +130,79 @@ describe('organisation identities and escrow: checked at start, watched for expi
       return Buffer.from((p7.content as forge.util.ByteStringBuffer).getBytes(), 'binary').toString('latin1');
     };
     expect(decrypt(await protector.protect(raw, { method: 'smime', recipientKeys: [rcpt.cert], senderDomain: 'client.test' }))).toMatch(/^Content-Type: multipart\/signed;/);
-    // 40 days on: the identity has expired. The message goes out encrypted but unsigned, and the watch says why.
+    // 40 days on: the identity has expired. The message goes out encrypted but unsigned.
     const later = Date.now() + 40 * 86_400_000;
     const unsigned = decrypt(await protector.protect(raw, { method: 'smime', recipientKeys: [rcpt.cert], senderDomain: 'client.test' }, later));
     expect(unsigned).toMatch(/^Content-Type: multipart\/mixed; boundary="mix"/);
-    expect(lines.filter((l) => l.event === 'keys.expiring').map((l) => [l.setting, l.expired ?? l.daysLeft])).toEqual([
+    const expiring = () => lines.filter((l) => l.event === 'keys.expiring').map((l) => [l.setting, l.expired ?? l.daysLeft]);
+    expect(expiring()).toHaveLength(1); // protecting mail does not drive the warnings: the timer does
+    // The gateway's daily timer (here every 20 ms, its clock 40 days on): it does not hold the process open.
+    const timer = protector.expiryWatch!.start(20, () => later);
+    expect(timer.hasRef()).toBe(false);
+    await vi.waitFor(() => expect(expiring().length).toBeGreaterThanOrEqual(5), { timeout: 5000 });
+    clearInterval(timer);
+    expect(expiring().slice(0, 5)).toEqual([
       ['identities.client.test.smimeCert', 29],
       ['identities.client.test.smimeCert', true],
       ['protect.smime.escrowCert', 19],
+      ['identities.client.test.smimeCert', true],
+      ['protect.smime.escrowCert', 19],
     ]);
+  });
+});
+
+describe('OpenPGP identity and escrow key: checked at start, watched for expiry', () => {
+  const DAY = 86_400_000;
+  const logged = () => {
+    const lines: Record<string, unknown>[] = [];
+    return { lines, log: createLogger('info', { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) }) };
+  };
+  const withEscrow = (escrowKey: string) => createProtector(validateConfig({ hostname: 'postern.test', protect: { pgp: { escrowKey } } }));
+
+  it('an escrow key that is expired, revoked, too weak, not a key or not there stops the start, naming protect.pgp.escrowKey; one expiring soon is warned about', async () => {
+    const expired = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'c@client.test' }], date: new Date(Date.now() - 3 * DAY), keyExpirationTime: DAY / 1000, format: 'armored' });
+    await expect(withEscrow(expired.publicKey)).rejects.toThrow(/^protect\.pgp\.escrowKey: expired on \d{4}-/);
+    const good = await keyPair('c@client.test');
+    const revoked = await revokeKey({ key: await readPrivateKey({ armoredKey: good.privateKey }), format: 'armored' });
+    await expect(withEscrow(revoked.publicKey)).rejects.toThrow(/^protect\.pgp\.escrowKey: revoked$/);
+    const weak = await generateKey({ type: 'rsa', rsaBits: 1024, userIDs: [{ email: 'c@client.test' }], format: 'armored', config: { minRSABits: 1024 } });
+    await expect(withEscrow(weak.publicKey)).rejects.toThrow('protect.pgp.escrowKey: primary key: rsaEncryptSign key of 1024 bits (at least 2048 required)');
+    await expect(withEscrow('-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key\n-----END PGP PUBLIC KEY BLOCK-----\n')).rejects.toThrow(/^protect\.pgp\.escrowKey: not an OpenPGP public key \(/);
+    await expect(withEscrow('/nonexistent/escrow.asc')).rejects.toThrow(/^protect\.pgp\.escrowKey: cannot read \/nonexistent\/escrow\.asc: ENOENT/);
+
+    const soon = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'c@client.test' }], keyExpirationTime: (20 * DAY) / 1000, format: 'armored' });
+    const { lines, log } = logged();
+    await createProtector(validateConfig({ hostname: 'postern.test', protect: { pgp: { escrowKey: soon.publicKey } } }), log);
+    expect(lines.filter((l) => l.event === 'keys.expiring').map((l) => [l.setting, l.daysLeft])).toEqual([['protect.pgp.escrowKey', 19]]);
+  });
+
+  it('the organisation key: expired at start stops it; expiring within 30 days is warned about; past its expiry it no longer signs', async () => {
+    const rcpt = await keyPair('patient@dest.test');
+    const config = (pgpKey: string) => validateConfig({ hostname: 'postern.test', identities: { 'client.test': { pgpKey } } });
+    const expired = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'dr@client.test' }], date: new Date(Date.now() - 3 * DAY), keyExpirationTime: DAY / 1000, format: 'armored' });
+    await expect(createProtector(config(expired.privateKey))).rejects.toThrow(/^identities\.client\.test\.pgpKey: /);
+
+    const org = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'dr@client.test' }], keyExpirationTime: (20 * DAY) / 1000, format: 'armored' });
+    const { lines, log } = logged();
+    const protector = await createProtector(config(org.privateKey), log);
+    expect(lines.filter((l) => l.event === 'keys.expiring').map((l) => [l.setting, l.daysLeft])).toEqual([['identities.client.test.pgpKey', 19]]);
+    const signaturesOf = async (out: Buffer) => {
+      const { signatures } = await decrypt({
+        message: await readMessage({ armoredMessage: armoredOf(out) }),
+        decryptionKeys: await readPrivateKey({ armoredKey: rcpt.privateKey }),
+        verificationKeys: await readPrivateKey({ armoredKey: org.privateKey }).then((k) => k.toPublic()),
+        format: 'binary',
+      });
+      return signatures;
+    };
+    const req = { method: 'pgp' as const, recipientKeys: [rcpt.publicKey], senderDomain: 'client.test' };
+    const signed = await signaturesOf(await protector.protect(richMessage(HEADERS), req));
+    expect(signed).toHaveLength(1);
+    await expect(signed[0]!.verified).resolves.toBe(true);
+    // 25 days on the key has expired: the message still goes out encrypted, without a signature.
+    expect(await signaturesOf(await protector.protect(richMessage(HEADERS), req, Date.now() + 25 * DAY))).toEqual([]);
+    protector.expiryWatch!.check(Date.now() + 25 * DAY);
+    expect(lines.filter((l) => l.event === 'keys.expiring').at(-1)).toMatchObject({ setting: 'identities.client.test.pgpKey', expired: true });
   });
 });
 
