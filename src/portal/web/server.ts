@@ -150,12 +150,25 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     return reply.type(logo.type).header('cache-control', 'public, max-age=86400').send(logo.bytes);
   });
 
+  /**
+   * A notice link's token that can still be used, with its recipient's identity. None
+   * when the stored recipient no longer makes one (portal.sms.defaultCountry changed
+   * since the notice went out): the link is not valid, rather than an account lookup
+   * for nobody.
+   */
+  const noticeToken = async (token: string): Promise<{ messageId: string; identity: string } | undefined> => {
+    const t = await store.getToken(token);
+    if (!t || t.kind !== 'notice' || t.expiresAt < Date.now() || !t.messageId) return undefined;
+    const identity = ident(t.recipient);
+    return identity ? { messageId: t.messageId, identity } : undefined;
+  };
+
   // The link in a notice.
   app.get<{ Params: { token: string } }>('/m/:token', async (req, reply) => {
     const c = await context(req, reply);
-    const t = await store.getToken(req.params.token);
-    if (!t || t.kind !== 'notice' || t.expiresAt < Date.now() || !t.messageId) return html(reply, infoPage(c.layout, 'Link not valid', 'This link has expired or is not valid. Messages are kept for a limited time; ask the sender to send it again.', 'alert'), 404);
-    const identity = ident(t.recipient) as string;
+    const t = await noticeToken(req.params.token);
+    if (!t) return html(reply, infoPage(c.layout, 'Link not valid', 'This link has expired or is not valid. Messages are kept for a limited time; ask the sender to send it again.', 'alert'), 404);
+    const { identity } = t;
     if (c.session.identity === identity) return reply.redirect(`/message/${t.messageId}`);
     const account = await store.getAccount(identity);
     const form = await withSession(c, req, reply);
@@ -169,9 +182,9 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const f = body(req);
     if (!csrfValid(c.session, f.csrf)) return refuseCsrf(reply, c);
     await limits.check('logins', req.ip);
-    const t = await store.getToken(req.params.token);
-    if (!t || t.kind !== 'notice' || t.expiresAt < Date.now() || !t.messageId) return html(reply, infoPage(c.layout, 'Link not valid', 'This link has expired or is not valid.', 'alert'), 404);
-    const identity = ident(t.recipient) as string;
+    const t = await noticeToken(req.params.token);
+    if (!t) return html(reply, infoPage(c.layout, 'Link not valid', 'This link has expired or is not valid.', 'alert'), 404);
+    const { identity } = t;
     const alreadySet = () => html(reply, loginForm(c.layout, `/message/${t.messageId}`, identity, 'A password is already set for this address. Log in with it.'));
     if (await store.getAccount(identity)) return alreadySet();
     const problem = f.password !== f.confirm ? 'The two passwords differ.' : passwordProblem(f.password ?? '', identity);
@@ -409,9 +422,10 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     await limits.check('resets', req.ip);
     const identity = ident(f.identity ?? '');
     if (identity) await limits.checkResetsFor(identity);
-    if (identity && (await store.getAccount(identity))) {
+    const account = identity ? await store.getAccount(identity) : undefined;
+    if (account) {
       // Logged as what happened; the visitor's answer below is the same either way.
-      await delivery.sendReset(identity).then(
+      await delivery.sendReset(account.address).then(
         (sent) => log.info({ event: EVENTS.portalReset, identity, ...clientOf(req), ...sent }, 'password reset link sent'),
         (err: Error) => log.error({ event: EVENTS.portalReset, identity, ...clientOf(req), err: err.message }, 'could not send the reset link'),
       );
