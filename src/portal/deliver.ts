@@ -153,7 +153,8 @@ export class PortalDelivery {
         this.log.info({ event: EVENTS.portalNotice, queueId: envelope.id, to: rcpt, via: 'sms', portalId: messageId, sms: sid }, 'portal notice sent by SMS');
         return { ...base, result: 'delivered', status: '2.0.0', response: `stored in the portal (${messageId}); SMS notice accepted by the provider (${sid}); ${why}` };
       } catch (err) {
-        // SmsError texts are fixed (status only): the provider's answer may echo the link.
+        // SmsError texts are ours (status, a known error code): the provider's answer may echo the link.
+        if (err instanceof SmsError && err.invalidNumber) return { ...base, result: 'bounce', status: '5.1.3', response: `the SMS provider refused ${phone} for Secure Text: ${err.invalidNumber}` };
         return { ...base, result: 'defer', status: '4.4.0', response: err instanceof SmsError ? err.message : 'SMS provider failed' };
       }
     }

@@ -13,9 +13,10 @@ import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 
 /** A Twilio-style SMS API on loopback that records what it is asked to send. */
-async function fakeSmsProvider(): Promise<{ server: Server; url: string; requests: { path: string; auth: string; form: URLSearchParams }[]; refuse: boolean }> {
+async function fakeSmsProvider(): Promise<{ server: Server; url: string; requests: { path: string; auth: string; form: URLSearchParams }[]; refuse: boolean; code?: number | undefined }> {
   const requests: { path: string; auth: string; form: URLSearchParams }[] = [];
-  const provider = { server: undefined as unknown as Server, url: '', requests, refuse: false };
+  // refuse: answer 400, with the Twilio error `code` when one is set.
+  const provider = { server: undefined as unknown as Server, url: '', requests, refuse: false, code: undefined as number | undefined };
   provider.server = createServer((req, res) => {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
@@ -23,7 +24,7 @@ async function fakeSmsProvider(): Promise<{ server: Server; url: string; request
       requests.push({ path: req.url ?? '', auth: req.headers.authorization ?? '', form: new URLSearchParams(body) });
       // A refusal echoes the request, as some providers' error bodies do.
       res.writeHead(provider.refuse ? 400 : 201, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(provider.refuse ? { message: `refused: ${body}` } : { sid: `SM${requests.length}` }));
+      res.end(JSON.stringify(provider.refuse ? { code: provider.code, message: `refused: ${body}` } : { sid: `SM${requests.length}` }));
     });
   });
   await new Promise<void>((r) => provider.server.listen(0, '127.0.0.1', () => r()));
@@ -230,6 +231,32 @@ describe('portal delivery paths', () => {
     expect(String(bounced.response)).toMatch(/not a valid phone number/);
     await senderMx.waitFor(before + 1);
     expect(senderMx.messages.at(-1)!.raw.toString()).toMatch(/^Status: 5\.1\.3$/m);
+  });
+
+  it('Secure Text: a number the SMS provider refuses as invalid (HTTP 400, error 21211) bounces at once with a 5.1.3 report in our words, never the provider\'s', async () => {
+    const gw = await gateway();
+    const before = senderMx.messages.length;
+    sms.refuse = true;
+    sms.code = 21211;
+    try {
+      await sendMail(gw.port, { from: 'sender@client.test', to: ['12025550123@secure.text'], raw: testMessage({ subject: 'Your appointment' }) });
+      const settled = await gw.waitForLog((l) => l.to === '12025550123@secure.text' && ['delivery.sent', 'delivery.deferred', 'delivery.bounced'].includes(String(l.event)));
+      expect(settled).toMatchObject({ event: 'delivery.bounced', dsn: '5.1.3' });
+      expect(settled.response).toBe('the SMS provider refused +12025550123 for Secure Text: not a valid phone number (provider error 21211)');
+    } finally {
+      sms.refuse = false;
+      sms.code = undefined;
+    }
+    expect(sms.requests.at(-1)!.form.get('To')).toBe('+12025550123');
+    await senderMx.waitFor(before + 1);
+    const dsn = senderMx.messages.at(-1)!.raw.toString();
+    expect(dsn).toMatch(/^Status: 5\.1\.3$/m);
+    // The reason, in the text for people and the Diagnostic-Code (both wrapped at 76 columns).
+    expect(dsn.replace(/\s+/g, ' ').match(/<12025550123@secure\.text>: the SMS provider refused \+12025550123 for Secure Text: not a valid phone number \(provider error 21211\)/g)).toHaveLength(1);
+    expect(dsn.replace(/\s+/g, ' ')).toContain('Diagnostic-Code: x-postern; the SMS provider refused +12025550123 for Secure Text: not a valid phone number (provider error 21211)');
+    // The provider's answer echoed the SMS, link and all: none of it is in the report.
+    expect(dsn).not.toContain('refused: ');
+    expect(dsn).not.toMatch(/\/m\/[A-Za-z0-9_-]{43}/);
   });
 
   it('TLS fallback under the default verify level: an MX without STARTTLS gets the portal notice, and nothing else in clear', async () => {
