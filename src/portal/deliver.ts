@@ -5,7 +5,7 @@ import type { QueueBackend } from '../queue/backend.js';
 import { enqueueLocal } from '../queue/enqueue.js';
 import type { DeliveryState, Envelope } from '../types.js';
 import { buildNotice, smsText } from './notice.js';
-import { normalizePhone } from './phone.js';
+import { isE164, normalizePhone } from './phone.js';
 import { portalReach, type PortalReach } from './reach.js';
 import { sendSms, SmsError } from './sms.js';
 import type { PortalStore } from './store.js';
@@ -113,14 +113,16 @@ export class PortalDelivery {
   }
 
   /**
-   * Mails (or texts) a single-use password-reset link, valid 30 minutes. Resolves with how
-   * it went out; throws with the reason when it could not (so nobody logs it as sent).
+   * Mails (or texts) a single-use password-reset link, valid 30 minutes, to an account's
+   * stored identity (a Secure Text one holds its number in E.164, used as it is: it must
+   * not depend on how numbers are normalised today). Resolves with how it went out;
+   * throws with the reason when it could not (so nobody logs it as sent).
    */
   async sendReset(address: string): Promise<ResetSent> {
     if (this.isSms(address)) {
-      const phone = normalizePhone(address.slice(0, address.lastIndexOf('@')), this.config.portal.sms.defaultCountry);
+      const phone = address.slice(0, address.lastIndexOf('@'));
       const provider = this.config.portal.sms.provider;
-      if (!phone) throw new Error(`${address.split('@')[0]} is not a valid phone number for Secure Text`);
+      if (!isE164(phone)) throw new Error(`${phone} is not a Secure Text identity (an E.164 number)`);
       if (!provider) throw new Error('Secure Text account, but no SMS provider is configured (portal.sms.provider)');
       const link = await this.resetLink(address);
       return { via: 'sms', sms: await sendSms(provider, phone, smsText(this.config, { senderName: '', link, kind: 'reset' })) };
@@ -151,7 +153,8 @@ export class PortalDelivery {
         this.log.info({ event: EVENTS.portalNotice, queueId: envelope.id, to: rcpt, via: 'sms', portalId: messageId, sms: sid }, 'portal notice sent by SMS');
         return { ...base, result: 'delivered', status: '2.0.0', response: `stored in the portal (${messageId}); SMS notice accepted by the provider (${sid}); ${why}` };
       } catch (err) {
-        // SmsError texts are fixed (status only): the provider's answer may echo the link.
+        // SmsError texts are ours (status, a known error code): the provider's answer may echo the link.
+        if (err instanceof SmsError && err.invalidNumber) return { ...base, result: 'bounce', status: '5.1.3', response: `the SMS provider refused ${phone} for Secure Text: ${err.invalidNumber}` };
         return { ...base, result: 'defer', status: '4.4.0', response: err instanceof SmsError ? err.message : 'SMS provider failed' };
       }
     }

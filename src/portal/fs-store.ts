@@ -6,12 +6,12 @@ import { HitCounter } from './hit-counter.js';
 import { newMessageId, newToken } from './message-id.js';
 import { RecordLocks } from './record-locks.js';
 import { rewrapAll } from './rotate.js';
-import { addressKey, MESSAGE_ID, sha256Hex, TOKEN, tokenUsable, visibleTo, type Account, type PortalMessage, type PortalStore, type TokenRecord } from './store.js';
+import { addressKey, failuresEnd, MESSAGE_ID, sha256Hex, TOKEN, tokenUsable, visibleTo, type Account, type LoginFailures, type PortalMessage, type PortalStore, type TokenRecord } from './store.js';
 
 /**
  * The portal's storage on files under <dataDir>/portal: messages/<id>.bin (ciphertext)
- * and <id>.json (metadata with the wrapped key), accounts/, tokens/ and sessions/ by
- * hash. Every write is durable (temp file, fsync, rename). Changes to a message or an
+ * and <id>.json (metadata with the wrapped key), accounts/, tokens/, sessions/ and
+ * failures/ (failed logins of addresses without an account) by hash. Every write is durable (temp file, fsync, rename). Changes to a message or an
  * account hold that record's lock (RecordLocks), so they are whole steps even between
  * processes.
  */
@@ -24,7 +24,7 @@ export class FsPortalStore implements PortalStore {
     root: string,
     private readonly masters: MasterKey[],
   ) {
-    this.dirs = { messages: join(root, 'messages'), accounts: join(root, 'accounts'), tokens: join(root, 'tokens'), sessions: join(root, 'sessions') };
+    this.dirs = { messages: join(root, 'messages'), accounts: join(root, 'accounts'), tokens: join(root, 'tokens'), sessions: join(root, 'sessions'), failures: join(root, 'failures') };
   }
 
   get currentKey(): MasterKey {
@@ -128,6 +128,24 @@ export class FsPortalStore implements PortalStore {
     });
   }
 
+  async getLoginFailures(address: string): Promise<LoginFailures | undefined> {
+    const stored = await readJson<LoginFailures & { endsAt: number }>(this.failuresFile(address));
+    return stored && stored.endsAt > Date.now() ? { failures: stored.failures, lockedUntil: stored.lockedUntil } : undefined;
+  }
+
+  updateLoginFailures(address: string, change: (current: LoginFailures) => void): Promise<LoginFailures> {
+    return this.locks.run(this.failuresFile(address), async () => {
+      const current = (await this.getLoginFailures(address)) ?? { failures: [] };
+      change(current);
+      await writeFileDurably(this.failuresFile(address), JSON.stringify({ ...current, endsAt: failuresEnd(current, Date.now()) }));
+      return current;
+    });
+  }
+
+  private failuresFile(address: string): string {
+    return join(this.dirs.failures, `${addressKey(address)}.json`);
+  }
+
   async createToken(record: TokenRecord): Promise<string> {
     const token = newToken();
     await writeFileDurably(join(this.dirs.tokens, `${sha256Hex(token)}.json`), JSON.stringify(record));
@@ -169,13 +187,14 @@ export class FsPortalStore implements PortalStore {
     await rm(join(this.dirs.sessions, `${idHash}.json`), { force: true });
   }
 
-  async sweep(now = Date.now()): Promise<{ sessions: number; tokens: number }> {
+  async sweep(now = Date.now()): Promise<{ sessions: number; tokens: number; loginFailures: number }> {
     const sessions = await sweepDir(this.dirs.sessions, now, (text, mtimeMs) => {
       const stored = storedSession(text);
       return stored?.expiresAt ?? mtimeMs + LEGACY_SESSION_MS;
     });
     const tokens = await sweepDir(this.dirs.tokens, now, (text) => (JSON.parse(text) as TokenRecord).expiresAt);
-    return { sessions, tokens };
+    const loginFailures = await sweepDir(this.dirs.failures, now, (text) => (JSON.parse(text) as { endsAt: number }).endsAt);
+    return { sessions, tokens, loginFailures };
   }
 
   async countHit(bucket: string, windowMs: number): Promise<number> {

@@ -3,13 +3,20 @@ import { seal, unseal, type MasterKey } from './crypto.js';
 import { windowStart } from './hit-counter.js';
 import { newMessageId, newToken } from './message-id.js';
 import { rewrapAll } from './rotate.js';
-import { addressKey, MESSAGE_ID, sha256Hex, TOKEN, tokenUsable, visibleTo, type Account, type PortalMessage, type PortalStore, type TokenRecord } from './store.js';
+import { addressKey, failuresEnd, MESSAGE_ID, sha256Hex, TOKEN, tokenUsable, visibleTo, type Account, type LoginFailures, type PortalMessage, type PortalStore, type TokenRecord } from './store.js';
 
-/** Set the key only if it still holds what was read (compare-and-set of a whole value). */
+/**
+ * Set the key only if it still holds what was read (compare-and-set of a whole value);
+ * with ARGV[3], to expire then (epoch ms).
+ */
 const COMPARE_AND_SET = `
 local current = redis.call('GET', KEYS[1])
 if (current == false and ARGV[1] == '') or current == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2])
+  if ARGV[3] then
+    redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+  else
+    redis.call('SET', KEYS[1], ARGV[2])
+  end
   return 1
 end
 return 0`;
@@ -32,6 +39,8 @@ const EXPIRY_BACKSTOP_MS = 3_600_000;
  *   portal:bin:<id>    the AES-256-GCM ciphertext
  *   portal:messages    sorted set of message ids by creation time
  *   portal:acct:<hash> account (password hash, failures, lock) by hash of the address
+ *   portal:fail:<hash> failed logins of an address without an account, by hash, expiring
+ *                      an hour after the last (failuresEnd)
  *   portal:tok:<hash>  link token records by hash of the token, expiring with them
  *   portal:sess:<hash> sessions by hash of the session id, expiring when idle
  *   portal:hits:<bucket>:<window> rate-limit counts, expiring with their window
@@ -131,16 +140,42 @@ export class RedisPortalStore implements PortalStore {
     await this.redis.set(this.key('acct', addressKey(account.address)), JSON.stringify(account));
   }
 
-  async updateAccount(address: string, change: (current: Account | undefined) => Account | undefined): Promise<Account | undefined> {
-    const key = this.key('acct', addressKey(address));
-    // Optimistic: retried when another instance changed the account in between.
+  updateAccount(address: string, change: (current: Account | undefined) => Account | undefined): Promise<Account | undefined> {
+    return this.compareAndSet(this.key('acct', addressKey(address)), 'account', change);
+  }
+
+  async getLoginFailures(address: string): Promise<LoginFailures | undefined> {
+    const json = await this.redis.get(this.key('fail', addressKey(address)));
+    return json ? (JSON.parse(json) as LoginFailures) : undefined;
+  }
+
+  async updateLoginFailures(address: string, change: (current: LoginFailures) => void): Promise<LoginFailures> {
+    const next = await this.compareAndSet<LoginFailures>(
+      this.key('fail', addressKey(address)),
+      'failed-login record',
+      (current) => {
+        const record = current ?? { failures: [] };
+        change(record);
+        return record;
+      },
+      (record) => failuresEnd(record, Date.now()),
+    );
+    return next as LoginFailures;
+  }
+
+  /**
+   * Read, change and write one JSON record as one step. Optimistic: retried when another
+   * instance changed it in between. `endsAt`: when the written record expires.
+   */
+  private async compareAndSet<T>(key: string, what: string, change: (current: T | undefined) => T | undefined, endsAt?: (next: T) => number): Promise<T | undefined> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const before = await this.redis.get(key);
-      const next = change(before ? (JSON.parse(before) as Account) : undefined);
+      const next = change(before ? (JSON.parse(before) as T) : undefined);
       if (!next) return undefined;
-      if ((await this.redis.eval(COMPARE_AND_SET, 1, key, before ?? '', JSON.stringify(next))) === 1) return next;
+      const expiry = endsAt ? [String(endsAt(next))] : [];
+      if ((await this.redis.eval(COMPARE_AND_SET, 1, key, before ?? '', JSON.stringify(next), ...expiry)) === 1) return next;
     }
-    throw new Error('portal: account changed concurrently too often; try again');
+    throw new Error(`portal: ${what} changed concurrently too often; try again`);
   }
 
   async createToken(record: TokenRecord): Promise<string> {
@@ -181,9 +216,9 @@ export class RedisPortalStore implements PortalStore {
     await this.redis.del(this.key('sess', idHash));
   }
 
-  /** Nothing to do: sessions and tokens are keys that expire with them. */
-  async sweep(): Promise<{ sessions: number; tokens: number }> {
-    return { sessions: 0, tokens: 0 };
+  /** Nothing to do: sessions, tokens and failed-login records are keys that expire with them. */
+  async sweep(): Promise<{ sessions: number; tokens: number; loginFailures: number }> {
+    return { sessions: 0, tokens: 0, loginFailures: 0 };
   }
 
   async countHit(bucket: string, windowMs: number): Promise<number> {

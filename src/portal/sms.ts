@@ -1,4 +1,5 @@
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
+import { invalidNumberRefusal } from './sms-refusals.js';
 
 export interface SmsProvider {
   url: string;
@@ -16,9 +17,32 @@ export class SmsError extends Error {
   constructor(
     message: string,
     readonly status?: number | undefined,
+    /** Set when the provider refused the number itself for good (see sms-refusals.ts): bounce, do not retry. */
+    readonly invalidNumber?: string | undefined,
   ) {
     super(message);
     this.name = 'SmsError';
+  }
+}
+
+/** Enough for any provider's error JSON; a longer answer is not read further. */
+const MAX_ERROR_BODY = 16 * 1024;
+
+/** The numeric `code` of a Twilio-style error body (e.g. 21211), and nothing else of it. */
+async function errorCode(body: Dispatcher.ResponseData['body']): Promise<number | undefined> {
+  let text = '';
+  for await (const chunk of body) {
+    text += (chunk as Buffer).toString('utf8');
+    if (text.length > MAX_ERROR_BODY) {
+      body.destroy();
+      return undefined;
+    }
+  }
+  try {
+    const code = Number((JSON.parse(text) as { code?: unknown }).code);
+    return Number.isSafeInteger(code) ? code : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -43,7 +67,8 @@ export async function sendSms(provider: SmsProvider, to: string, body: string): 
     throw new SmsError(`SMS provider not reached (${(err as NodeJS.ErrnoException).code ?? (err as Error).name})`);
   }
   if (res.statusCode < 200 || res.statusCode >= 300) {
-    await res.body.dump().catch(() => undefined);
+    const invalid = invalidNumberRefusal(res.statusCode, await errorCode(res.body).catch(() => undefined));
+    if (invalid) throw new SmsError(`SMS provider refused the number: ${invalid}, HTTP ${res.statusCode}`, res.statusCode, invalid);
     throw new SmsError(`SMS provider refused the message: HTTP ${res.statusCode}`, res.statusCode);
   }
   const text = await res.body.text().catch(() => '');

@@ -26,13 +26,23 @@ export interface PortalMessage {
   size: number;
 }
 
-export interface Account {
-  address: string;
-  passwordHash: string;
-  createdAt: number;
+/** Failed logins and the lock they set: an account's, or an address's that has none. */
+export interface LoginFailures {
   /** Recent failed logins (epoch ms), for the lock rules. */
   failures: number[];
   lockedUntil?: number | undefined;
+}
+
+/** How far back the lock rules look (the hourly cap): older failures need not be kept. */
+export const FAILURES_KEPT_MS = 3_600_000;
+
+/** When an address's failure record may go: no rule looks at it after then. */
+export const failuresEnd = (record: LoginFailures, now: number) => Math.max(now + FAILURES_KEPT_MS, record.lockedUntil ?? 0);
+
+export interface Account extends LoginFailures {
+  address: string;
+  passwordHash: string;
+  createdAt: number;
   /** When the password was last set: sessions logged in before it have ended. */
   passwordSetAt?: number | undefined;
 }
@@ -92,6 +102,16 @@ export interface PortalStore {
    */
   updateAccount(address: string, change: (current: Account | undefined) => Account | undefined): Promise<Account | undefined>;
 
+  /**
+   * Failed logins of an address that has no account, by a hash of the address (anyone
+   * may try any address; none is stored in clear). The lock rules run on them exactly as
+   * on an account's, so neither the answers nor when a lock ends tell which addresses
+   * have one. Kept until failuresEnd after the last change, and shared by every instance
+   * on Redis. Changed as one step, as updateAccount.
+   */
+  getLoginFailures(address: string): Promise<LoginFailures | undefined>;
+  updateLoginFailures(address: string, change: (current: LoginFailures) => void): Promise<LoginFailures>;
+
   /** A fresh token (256 bits); only its hash is stored. */
   createToken(record: TokenRecord): Promise<string>;
   getToken(token: string): Promise<TokenRecord | undefined>;
@@ -107,10 +127,11 @@ export interface PortalStore {
   writeSession(idHash: string, json: string, ttlMs: number): Promise<void>;
   deleteSession(idHash: string): Promise<void>;
   /**
-   * Removes sessions and link tokens past their end (anyone can make a session, so they
-   * must not pile up on the spool's disk); returns how many. Redis expires them itself.
+   * Removes sessions, link tokens and failed-login records past their end (anyone can
+   * make a session or try an address, so they must not pile up on the spool's disk);
+   * returns how many. Redis expires them itself.
    */
-  sweep(now?: number): Promise<{ sessions: number; tokens: number }>;
+  sweep(now?: number): Promise<{ sessions: number; tokens: number; loginFailures: number }>;
 
   /**
    * Counts one event in `bucket` for a fixed window of windowMs and returns the count in

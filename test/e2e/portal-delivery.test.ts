@@ -13,9 +13,10 @@ import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 
 /** A Twilio-style SMS API on loopback that records what it is asked to send. */
-async function fakeSmsProvider(): Promise<{ server: Server; url: string; requests: { path: string; auth: string; form: URLSearchParams }[]; refuse: boolean }> {
+async function fakeSmsProvider(): Promise<{ server: Server; url: string; requests: { path: string; auth: string; form: URLSearchParams }[]; refuse: boolean; code?: number | undefined }> {
   const requests: { path: string; auth: string; form: URLSearchParams }[] = [];
-  const provider = { server: undefined as unknown as Server, url: '', requests, refuse: false };
+  // refuse: answer 400, with the Twilio error `code` when one is set.
+  const provider = { server: undefined as unknown as Server, url: '', requests, refuse: false, code: undefined as number | undefined };
   provider.server = createServer((req, res) => {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
@@ -23,7 +24,7 @@ async function fakeSmsProvider(): Promise<{ server: Server; url: string; request
       requests.push({ path: req.url ?? '', auth: req.headers.authorization ?? '', form: new URLSearchParams(body) });
       // A refusal echoes the request, as some providers' error bodies do.
       res.writeHead(provider.refuse ? 400 : 201, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(provider.refuse ? { message: `refused: ${body}` } : { sid: `SM${requests.length}` }));
+      res.end(JSON.stringify(provider.refuse ? { code: provider.code, message: `refused: ${body}` } : { sid: `SM${requests.length}` }));
     });
   });
   await new Promise<void>((r) => provider.server.listen(0, '127.0.0.1', () => r()));
@@ -109,7 +110,7 @@ describe('portal delivery paths', () => {
     }
   }
 
-  it('Secure Text: one SMS with the link, and the link works like the mail notice', async () => {
+  it('Secure Text to 15551234567@secure.text: one SMS with the link; the password set through it logs in again through the pre-filled form, a reset is texted, and mail to +15551234567 reaches the same account', async () => {
     const gw = await gateway();
     const r = await sendMail(gw.port, { from: 'sender@client.test', to: ['15551234567@secure.text'], raw: testMessage({ subject: 'Your appointment' }) });
     expect(r.ok).toBe(true);
@@ -131,6 +132,45 @@ describe('portal delivery paths', () => {
     expect(html).toContain('Set your password');
     expect(html).toContain('+15551234567@secure.text');
     expect(JSON.stringify(gw.logs)).not.toContain('secret-token');
+
+    // The password is set through the link; the visitor is on the message.
+    const base = `https://127.0.0.1:${gw.gateway.portalPort}`;
+    const path = new URL(link).pathname;
+    const first = new Visitor(base);
+    const form = await first.get(path);
+    const set = await first.post(path, { csrf: csrfOf(form.html), password: 'Quiet-orchard-window-58', confirm: 'Quiet-orchard-window-58' });
+    expect(set.status).toBe(303);
+    const message = set.location as string;
+    expect((await first.get(message)).html).toContain('Your appointment');
+
+    // Later, on another device: the link asks to log in, the form holds the identity
+    // (+15551234567@secure.text), and sending it as it is logs in.
+    const later = new Visitor(base);
+    const login = await later.get(path);
+    expect(login.html).toContain('Log in to read your secure messages');
+    const fields = Object.fromEntries([...login.html.matchAll(/<input [^>]*name="(csrf|next|identity)"[^>]*value="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    expect(fields).toMatchObject({ identity: '+15551234567@secure.text', next: message });
+    const again = await later.post('/login', { ...fields, password: 'Quiet-orchard-window-58' } as Record<string, string>);
+    expect(again.status).toBe(303);
+    expect(again.location).toBe(message);
+    expect((await later.get(message)).html).toContain('Your appointment');
+
+    // A reset asked for as the issue writes the number is texted to it (the second SMS), and its link works.
+    const resetForm = await later.get('/reset');
+    expect((await later.post('/reset', { csrf: csrfOf(resetForm.html), identity: '15551234567' })).html).toContain('a link to set a new password is on its way');
+    expect(await gw.waitForLog((l) => l.event === 'portal.reset')).toMatchObject({ level: 'info', identity: '+15551234567@secure.text', via: 'sms', sms: 'SM2' });
+    expect(sms.requests).toHaveLength(2);
+    expect(sms.requests[1]!.form.get('To')).toBe('+15551234567');
+    const resetPath = /https:\/\/postern\.test:\d+(\/r\/[A-Za-z0-9_-]{43})/.exec(sms.requests[1]!.form.get('Body') ?? '')?.[1] as string;
+    expect((await new Visitor(base).get(resetPath)).html).toContain('Set your password');
+
+    // Mail to the number in E.164 is the same person: texted, and in the same inbox.
+    const r2 = await sendMail(gw.port, { from: 'sender@client.test', to: ['+15551234567@secure.text'], raw: testMessage({ subject: 'Your prescription' }) });
+    expect(r2.ok).toBe(true);
+    expect(await gw.waitForLog((l) => l.to === '+15551234567@secure.text' && ['delivery.sent', 'delivery.deferred', 'delivery.bounced'].includes(String(l.event)))).toMatchObject({ event: 'delivery.sent', method: 'portal' });
+    expect(sms.requests).toHaveLength(3);
+    expect(sms.requests[2]!.form.get('To')).toBe('+15551234567');
+    expect((await later.get('/inbox')).html).toContain('Your prescription');
   });
 
   /** A message to a Secure Text number, its SMS link followed and a password set: the visitor is logged in on the message. */
@@ -191,6 +231,32 @@ describe('portal delivery paths', () => {
     expect(String(bounced.response)).toMatch(/not a valid phone number/);
     await senderMx.waitFor(before + 1);
     expect(senderMx.messages.at(-1)!.raw.toString()).toMatch(/^Status: 5\.1\.3$/m);
+  });
+
+  it('Secure Text: a number the SMS provider refuses as invalid (HTTP 400, error 21211) bounces at once with a 5.1.3 report in our words, never the provider\'s', async () => {
+    const gw = await gateway();
+    const before = senderMx.messages.length;
+    sms.refuse = true;
+    sms.code = 21211;
+    try {
+      await sendMail(gw.port, { from: 'sender@client.test', to: ['12025550123@secure.text'], raw: testMessage({ subject: 'Your appointment' }) });
+      const settled = await gw.waitForLog((l) => l.to === '12025550123@secure.text' && ['delivery.sent', 'delivery.deferred', 'delivery.bounced'].includes(String(l.event)));
+      expect(settled).toMatchObject({ event: 'delivery.bounced', dsn: '5.1.3' });
+      expect(settled.response).toBe('the SMS provider refused +12025550123 for Secure Text: not a valid phone number (provider error 21211)');
+    } finally {
+      sms.refuse = false;
+      sms.code = undefined;
+    }
+    expect(sms.requests.at(-1)!.form.get('To')).toBe('+12025550123');
+    await senderMx.waitFor(before + 1);
+    const dsn = senderMx.messages.at(-1)!.raw.toString();
+    expect(dsn).toMatch(/^Status: 5\.1\.3$/m);
+    // The reason, in the text for people and the Diagnostic-Code (both wrapped at 76 columns).
+    expect(dsn.replace(/\s+/g, ' ').match(/<12025550123@secure\.text>: the SMS provider refused \+12025550123 for Secure Text: not a valid phone number \(provider error 21211\)/g)).toHaveLength(1);
+    expect(dsn.replace(/\s+/g, ' ')).toContain('Diagnostic-Code: x-postern; the SMS provider refused +12025550123 for Secure Text: not a valid phone number (provider error 21211)');
+    // The provider's answer echoed the SMS, link and all: none of it is in the report.
+    expect(dsn).not.toContain('refused: ');
+    expect(dsn).not.toMatch(/\/m\/[A-Za-z0-9_-]{43}/);
   });
 
   it('TLS fallback under the default verify level: an MX without STARTTLS gets the portal notice, and nothing else in clear', async () => {

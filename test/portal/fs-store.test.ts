@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FsPortalStore } from '../../src/portal/fs-store.js';
+import { addressKey } from '../../src/portal/store.js';
 
 const master = { id: 'k1', key: randomBytes(32) };
 const meta = () => ({ createdAt: Date.now(), expiresAt: Date.now() + 60_000, sender: 'dr@clinic.test', recipients: ['p@patients.test'], queueId: 'Q1', kind: 'received' as const });
@@ -77,5 +78,30 @@ describe('portal file store: single-use tokens', () => {
     expect(await a.consumeToken(expired, 'reset')).toBeUndefined();
     const notice = await a.createToken({ kind: 'notice', recipient: 'p@patients.test', messageId: 'm', expiresAt: Date.now() + 60_000 });
     expect(await a.consumeToken(notice, 'reset')).toBeUndefined();
+  });
+});
+
+describe('portal file store: failed logins of addresses without an account', () => {
+  it('failures counted through two stores at once (two processes) all count, by a hash of the address; the record ends an hour after the last and is swept', async () => {
+    const [a, b, dir] = await twoStores();
+    await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).updateLoginFailures('Nobody@Home.test', (current) => void current.failures.push(i))));
+    expect((await b.getLoginFailures('nobody@home.test'))?.failures.sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(readdirSync(join(dir, 'failures'))).toEqual([`${addressKey('nobody@home.test')}.json`]);
+    expect(await a.getLoginFailures('somebody@home.test')).toBeUndefined();
+    // A lock that ends later than an hour from now keeps the record until it ends.
+    await a.updateLoginFailures('locked@home.test', (current) => void (current.lockedUntil = Date.now() + 2 * 3_600_000));
+    expect((await a.sweep(Date.now() + 3_600_000 + 1000)).loginFailures).toBe(1);
+    expect(readdirSync(join(dir, 'failures'))).toEqual([`${addressKey('locked@home.test')}.json`]);
+    expect((await a.sweep(Date.now() + 2 * 3_600_000 + 1000)).loginFailures).toBe(1);
+  });
+
+  it('a record past its end is not read, even before a sweep removes it', async () => {
+    const [a, , dir] = await twoStores();
+    await a.updateLoginFailures('nobody@home.test', (current) => void current.failures.push(Date.now()));
+    const file = join(dir, 'failures', `${addressKey('nobody@home.test')}.json`);
+    writeFileSync(file, JSON.stringify({ failures: [1, 2, 3, 4, 5], endsAt: Date.now() - 1 }));
+    expect(await a.getLoginFailures('nobody@home.test')).toBeUndefined();
+    // Counting starts again from nothing.
+    expect((await a.updateLoginFailures('nobody@home.test', (current) => void current.failures.push(9))).failures).toEqual([9]);
   });
 });

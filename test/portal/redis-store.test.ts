@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectRedis } from '../../src/queue/redis/connect.js';
 import { RedisPortalStore } from '../../src/portal/redis-store.js';
+import { addressKey } from '../../src/portal/store.js';
 import { SessionStore } from '../../src/portal/web/sessions.js';
 import { lockedUntil, recordFailure } from '../../src/portal/web/lockout.js';
 import { DEV_REDIS_URL, deleteKeys, devRedisAvailable, keysUnder, redisSection, testPrefix } from '../queue/redis-harness.js';
@@ -81,7 +82,28 @@ describe.skipIf(!available)('portal store on the shared Redis', () => {
     } finally {
       raw.disconnect();
     }
-    expect(await a.sweep()).toEqual({ sessions: 0, tokens: 0 });
+    expect(await a.sweep()).toEqual({ sessions: 0, tokens: 0, loginFailures: 0 });
+  });
+
+  it('failed logins of an address without an account: counted through both instances at once, all of them, under a hash of the address, expiring an hour after the last', async () => {
+    const [a, b] = await twoInstances(prefix);
+    stores.push(a, b);
+    await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).updateLoginFailures('Nobody@Home.test', (current) => void recordFailure(current))));
+    const seen = await b.getLoginFailures('nobody@home.test');
+    expect(seen?.failures).toHaveLength(6);
+    // The fifth locked it, on either instance.
+    expect(lockedUntil(seen!)).toBeGreaterThan(Date.now());
+    expect(await a.getLoginFailures('somebody@home.test')).toBeUndefined();
+    const keys = (await keysUnder(DEV_REDIS_URL, prefix)).filter((k) => k.includes('portal:fail:'));
+    expect(keys).toEqual([`${prefix}portal:fail:${addressKey('nobody@home.test')}`]);
+    const raw = new Redis(DEV_REDIS_URL);
+    try {
+      const ttl = await raw.pttl(keys[0] as string);
+      expect(ttl).toBeGreaterThan(3_500_000);
+      expect(ttl).toBeLessThanOrEqual(3_600_000);
+    } finally {
+      raw.disconnect();
+    }
   });
 
   it('login failures counted on two instances at once all count: the lock set through one holds on the other', async () => {

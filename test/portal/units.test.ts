@@ -61,8 +61,8 @@ describe('portal encryption at rest', () => {
   });
 });
 
-describe('Secure Text phone numbers and identities', () => {
-  it.each([
+/** Inputs and what they normalise to, with the default country's calling code. */
+const PHONES: [string, string, string | undefined][] = [
     ['12025550143', '1', '+12025550143'],
     ['2025550143', '1', '+12025550143'],
     ['(202) 555-0143', '1', '+12025550143'],
@@ -75,14 +75,61 @@ describe('Secure Text phone numbers and identities', () => {
     ['1701234567', '49', '+491701234567'], // a German mobile without its 0, not the US (+1)
     ['01701234567', '49', '+491701234567'],
     ['99999999', '1', undefined], // too short for the US, and no country's number
-    ['15551234567', '1', '+15551234567'], // fictional (555), but a US number's length: the provider decides
+    ['15551234567', '1', '+15551234567'], // fictional (555), but a US number's shape: the provider decides
+    ['+15551234567', '1', '+15551234567'], // the same number with its country code: the same identity
+    ['0015551234567', '1', '+15551234567'],
+    ['+1 (555) 123-4567', '1', '+15551234567'],
+    ['+15551234567', '44', undefined], // not valid in the US plan, and not of the default country
+    ['10551234567', '1', undefined], // an area code cannot start with 0
+    ['0551234567', '1', undefined],
+    ['+10551234567', '1', undefined],
+    ['1234567890', '1', undefined], // nor with 1
+    ['+447700900123', '44', '+447700900123'], // drama range: not in the plan data, a UK number's shape
     ['555123456', '1', undefined], // nine digits: no US number
     ['12345678', '44', undefined], // eight digits: no UK number
     ['12', '1', undefined],
     ['1555abc4567', '1', undefined],
     ['1234567890123456', '1', undefined], // longer than E.164 allows
-  ])('%s (country %s) → %s', (input, country, expected) => {
+];
+
+/** Deterministic digits (mulberry32), so a failure is found again on the next run. */
+function seededDigits(seed: number): () => string {
+  let a = seed;
+  const next = () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return () => Array.from({ length: 6 + Math.floor(next() * 10) }, () => Math.floor(next() * 10)).join('');
+}
+
+describe('Secure Text phone numbers and identities', () => {
+  it.each(PHONES)('%s (country %s) → %s', (input, country, expected) => {
     expect(normalizePhone(input, country)).toBe(expected);
+  });
+
+  it('normalising is idempotent: every accepted number normalises to itself, and its identity is its own identity', () => {
+    for (const [input, country, expected] of PHONES.filter(([, , e]) => e)) {
+      expect(normalizePhone(expected as string, country), `${input} → ${expected}`).toBe(expected);
+      const identity = identityOf(`${input.replace(/[\s()]/g, '')}@secure.text`, 'secure.text', country);
+      expect(identity).toBe(`${expected}@secure.text`);
+      expect(identityOf(identity as string, 'secure.text', country)).toBe(identity);
+      expect(identityOf(expected as string, 'secure.text', country)).toBe(identity); // typed into the login form
+    }
+    // And for numbers nobody picked: national, with +, 00, a trunk 0 or a carrier code, in plans with odd corners.
+    const digits = seededDigits(4);
+    let accepted = 0;
+    for (const country of ['1', '44', '49', '81', '86']) {
+      for (let i = 0; i < 200; i++) {
+        const input = ['', '+', '00', '0', `+${country}`][i % 5] + digits();
+        const once = normalizePhone(input, country);
+        if (!once) continue;
+        accepted++;
+        expect(normalizePhone(once, country), `${input} (country ${country}) → ${once}`).toBe(once);
+      }
+    }
+    expect(accepted).toBeGreaterThan(100);
   });
 
   it('one identity per person: case-insensitive mail, E.164 phones', () => {

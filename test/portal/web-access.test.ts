@@ -57,4 +57,20 @@ describe('portal access control', () => {
     expect(portal.logs.slice(events).filter((l) => ['portal.view', 'portal.download', 'portal.reply'].includes(String(l.event)))).toEqual([]);
     expect((await portal.files.get(m.id))?.readAt).not.toHaveProperty('bob@home.test');
   });
+
+  it('a notice link whose stored recipient no longer makes an identity (portal.sms.defaultCountry changed since) answers "Link not valid"', async () => {
+    // Sent while the default country was 1, where 15551234567 is +15551234567; under 44 it is no number at all.
+    const portal = await start({ portal: { sms: { defaultCountry: '44' } } });
+    const rcpt = '15551234567@secure.text';
+    const m = await portal.files.putMessage(Buffer.from('Subject: x\r\n\r\nbody\r\n'), { createdAt: Date.now(), expiresAt: Date.now() + 60_000, sender: 'dr@clinic.test', recipients: [rcpt], queueId: 'Q4', kind: 'received' });
+    const token = await portal.files.createToken({ kind: 'notice', recipient: rcpt, messageId: m.id, expiresAt: Date.now() + 60_000 });
+    const shown = await portal.app.inject({ method: 'GET', url: `/m/${token}` });
+    expect(shown.statusCode).toBe(404);
+    expect(shown.body).toContain('Link not valid');
+    const form = await portal.app.inject({ method: 'GET', url: '/login' });
+    const cookie = /(__Host-postern=[^;]+)/.exec(String(form.headers['set-cookie']))?.[1] as string;
+    const posted = await portal.app.inject({ method: 'POST', url: `/m/${token}`, headers: { cookie }, payload: { csrf: csrfOf(form.body), password: 'Quiet-orchard-window-58', confirm: 'Quiet-orchard-window-58' } });
+    expect(posted.statusCode).toBe(404);
+    expect(posted.body).toContain('Link not valid');
+  });
 });

@@ -1,5 +1,8 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { hashPassword } from '../../src/ingress/password-hash.js';
+import { addressKey } from '../../src/portal/store.js';
 import { portalApp, type PortalApp } from '../helpers/portal-app.js';
 
 /**
@@ -27,6 +30,8 @@ vi.mock('../../src/ingress/password-hash.js', async (importOriginal) => {
 });
 
 const PASSWORD = 'Blue-harbour-lantern-42';
+/** A moment on no round minute: a lock's end computed from a fixed window would show. */
+const ODD_MOMENT = Date.UTC(2031, 4, 17, 9, 43, 27, 391);
 
 /** An anonymous visitor's cookie and CSRF token, from the login form. */
 async function loginForm(portal: PortalApp): Promise<{ cookie: string; csrf: string }> {
@@ -44,6 +49,7 @@ async function logIn(portal: PortalApp, identity: string, password: string) {
 describe('portal login', () => {
   let portal: PortalApp | undefined;
   afterEach(async () => {
+    vi.useRealTimers();
     await portal?.close();
     portal = undefined;
     Object.assign(seen, { verifiedAgainst: [], active: 0, peak: 0, delayMs: 0, hold: undefined });
@@ -95,23 +101,29 @@ describe('portal login', () => {
     expect((await portal.files.getAccount('pat@home.test'))?.failures).toHaveLength(1);
   });
 
-  it('an address without an account gets the answers an account gets: wrong password four times, then locked; the same work each time', async () => {
+  it('an address without an account gets the answers an account gets, on a clock at an odd time: wrong password four times, then locked until the same moment; the same work each time', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
     portal = await portalApp();
     await portal.files.putAccount({ address: 'pat@home.test', passwordHash: await hashPassword(PASSWORD), createdAt: Date.now(), failures: [] });
     const attempts = async (identity: string) => {
+      // Both runs start at the same odd moment, and take the same steps of the clock.
+      vi.setSystemTime(ODD_MOMENT);
       const { cookie, csrf } = await loginForm(portal!);
       const out: { status: number; body: string }[] = [];
       const checksBefore = seen.verifiedAgainst.length;
       for (let i = 1; i <= 7; i++) {
+        vi.advanceTimersByTime(7_003);
         const res = await portal!.app.inject({ method: 'POST', url: '/login', headers: { cookie, 'x-forwarded-for': '198.51.100.44', 'user-agent': 'Mozilla/5.0 (test)' }, payload: { csrf, identity, password: `wrong-password-${i}`, next: '/inbox' } });
-        // The page less what differs by nature: the address typed, the form's token, the lock's end.
-        out.push({ status: res.statusCode, body: res.body.replaceAll(identity.toLowerCase(), 'ADDRESS').replace(csrf, 'CSRF').replace(/after [^.]+ GMT/, 'after TIME') });
+        // The page less what differs by nature: the address typed and the form's token. The lock's end is compared as it is.
+        out.push({ status: res.statusCode, body: res.body.replaceAll(identity.toLowerCase(), 'ADDRESS').replace(csrf, 'CSRF') });
       }
       return { out, checks: seen.verifiedAgainst.length - checksBefore };
     };
     const known = await attempts('PAT@home.test');
     const unknown = await attempts('NOBODY@home.test');
     expect(known.out.map((r) => r.status)).toEqual([401, 401, 401, 401, 429, 429, 429]);
+    // Ten minutes after the fifth failure, to the millisecond: not on a round ten minutes.
+    expect(known.out[4]?.body).toContain(`Try again after ${new Date(ODD_MOMENT + 5 * 7_003 + 10 * 60_000).toUTCString()}, or reset your password.`);
     expect(unknown.out).toEqual(known.out);
     // Five password checks each: a locked account is not checked, and neither is a ghost.
     expect([known.checks, unknown.checks]).toEqual([5, 5]);
@@ -122,6 +134,40 @@ describe('portal login', () => {
     expect(failed.at(-1)).toMatchObject({ identity: 'nobody@home.test', known: false });
     const locks = portal.logs.filter((l) => l.event === 'portal.locked');
     expect(locks).toEqual([expect.objectContaining({ identity: 'pat@home.test', ip: '198.51.100.44' }), expect.objectContaining({ identity: 'nobody@home.test', known: false, ip: '198.51.100.44' })]);
+  });
+
+  it('"four failures, eleven minutes, one failure" locks an address without an account as it locks an account, and both locks end alike', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    portal = await portalApp();
+    await portal.files.putAccount({ address: 'pat@home.test', passwordHash: await hashPassword(PASSWORD), createdAt: Date.now(), failures: [] });
+    const attempt = async (identity: string, i: number) => {
+      // A fresh form each time: a session not logged in lasts ten minutes.
+      const { cookie, csrf } = await loginForm(portal!);
+      const res = await portal!.app.inject({ method: 'POST', url: '/login', headers: { cookie }, payload: { csrf, identity, password: `wrong-password-${i}`, next: '/inbox' } });
+      return { status: res.statusCode, body: res.body.replaceAll(identity, 'ADDRESS').replace(csrf, 'CSRF') };
+    };
+    const run = async (identity: string) => {
+      vi.setSystemTime(ODD_MOMENT);
+      const out = [];
+      for (let i = 1; i <= 4; i++) {
+        vi.advanceTimersByTime(5_001);
+        out.push(await attempt(identity, i));
+      }
+      vi.advanceTimersByTime(11 * 60_000);
+      out.push(await attempt(identity, 5)); // the fifth in the hour: locked
+      vi.advanceTimersByTime(10 * 60_000 + 1);
+      out.push(await attempt(identity, 6)); // the lock has ended: "not right" again
+      return out;
+    };
+    const known = await run('pat@home.test');
+    const unknown = await run('nobody@home.test');
+    expect(known.map((r) => r.status)).toEqual([401, 401, 401, 401, 429, 401]);
+    expect(known[4]?.body).toContain(`Try again after ${new Date(ODD_MOMENT + 4 * 5_001 + 11 * 60_000 + 10 * 60_000).toUTCString()}`);
+    expect(unknown).toEqual(known);
+    // Counted by a hash of the address, never the address itself.
+    const dir = join(portal.dataDir, 'portal', 'failures');
+    expect(readdirSync(dir)).toEqual([`${addressKey('nobody@home.test')}.json`]);
+    expect(readFileSync(join(dir, readdirSync(dir)[0] as string), 'utf8')).not.toContain('nobody');
   });
 
   it('a login is logged with the client\'s address and user agent', async () => {

@@ -10,13 +10,13 @@ import { composeMessage } from '../compose.js';
 import type { PortalDelivery } from '../deliver.js';
 import { identityOf } from '../identity.js';
 import type { Account, PortalMessage, PortalStore } from '../store.js';
-import { lockedUntil, recordFailure, recordSuccess } from './lockout.js';
+import { lockedUntil, recordSuccess } from './lockout.js';
+import { recordLoginFailure } from './login-failures.js';
 import { infoPage, inboxPage, loginForm, messagePage, resetRequestForm, setupPasswordForm, type Layout } from './pages.js';
 import { passwordProblem } from './password-rules.js';
 import { PortalPasswords, type HashingLimits } from './passwords.js';
 import { RateLimits } from './rate-limit.js';
 import { clientOf } from './client.js';
-import { ghostFailure } from './ghost-lock.js';
 import { loadLogo } from './logo.js';
 import { Refusal } from './refusal.js';
 import { replyAllRecipients } from './reply-all.js';
@@ -150,12 +150,25 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     return reply.type(logo.type).header('cache-control', 'public, max-age=86400').send(logo.bytes);
   });
 
+  /**
+   * A notice link's token that can still be used, with its recipient's identity. None
+   * when the stored recipient no longer makes one (portal.sms.defaultCountry changed
+   * since the notice went out): the link is not valid, rather than an account lookup
+   * for nobody.
+   */
+  const noticeToken = async (token: string): Promise<{ messageId: string; identity: string } | undefined> => {
+    const t = await store.getToken(token);
+    if (!t || t.kind !== 'notice' || t.expiresAt < Date.now() || !t.messageId) return undefined;
+    const identity = ident(t.recipient);
+    return identity ? { messageId: t.messageId, identity } : undefined;
+  };
+
   // The link in a notice.
   app.get<{ Params: { token: string } }>('/m/:token', async (req, reply) => {
     const c = await context(req, reply);
-    const t = await store.getToken(req.params.token);
-    if (!t || t.kind !== 'notice' || t.expiresAt < Date.now() || !t.messageId) return html(reply, infoPage(c.layout, 'Link not valid', 'This link has expired or is not valid. Messages are kept for a limited time; ask the sender to send it again.', 'alert'), 404);
-    const identity = ident(t.recipient) as string;
+    const t = await noticeToken(req.params.token);
+    if (!t) return html(reply, infoPage(c.layout, 'Link not valid', 'This link has expired or is not valid. Messages are kept for a limited time; ask the sender to send it again.', 'alert'), 404);
+    const { identity } = t;
     if (c.session.identity === identity) return reply.redirect(`/message/${t.messageId}`);
     const account = await store.getAccount(identity);
     const form = await withSession(c, req, reply);
@@ -169,9 +182,9 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const f = body(req);
     if (!csrfValid(c.session, f.csrf)) return refuseCsrf(reply, c);
     await limits.check('logins', req.ip);
-    const t = await store.getToken(req.params.token);
-    if (!t || t.kind !== 'notice' || t.expiresAt < Date.now() || !t.messageId) return html(reply, infoPage(c.layout, 'Link not valid', 'This link has expired or is not valid.', 'alert'), 404);
-    const identity = ident(t.recipient) as string;
+    const t = await noticeToken(req.params.token);
+    if (!t) return html(reply, infoPage(c.layout, 'Link not valid', 'This link has expired or is not valid.', 'alert'), 404);
+    const { identity } = t;
     const alreadySet = () => html(reply, loginForm(c.layout, `/message/${t.messageId}`, identity, 'A password is already set for this address. Log in with it.'));
     if (await store.getAccount(identity)) return alreadySet();
     const problem = f.password !== f.confirm ? 'The two passwords differ.' : passwordProblem(f.password ?? '', identity);
@@ -207,35 +220,27 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const generic = 'The address or the password is not right.';
     const shown = identity ?? f.identity ?? '';
     const lockedPage = (until: number) => html(reply, loginForm(c.layout, next, shown, `Too many failed attempts. Try again after ${new Date(until).toUTCString()}, or reset your password.`), 429);
-    if (!identity || !account) {
-      // The same answers, after the same work, as for an account: wrong password, then
-      // locked (see ghostFailure). No address enumeration.
-      const ghost = identity ? await ghostFailure(store, identity) : undefined;
-      if (ghost?.locked === 'before') return lockedPage(ghost.until);
+    const wrong = () => html(reply, loginForm(c.layout, next, shown, generic), 401);
+    if (!identity) {
+      // Not an address nor a number: nothing to count failures on. The same answer after the same work.
       await passwords.verify(f.password ?? '', undefined);
       log.warn({ event: EVENTS.portalLoginFailed, identity: shown.slice(0, 320), known: false, ...clientOf(req) }, 'portal login failed');
-      if (ghost?.locked === 'now') {
-        log.warn({ event: EVENTS.portalLocked, identity, known: false, ...clientOf(req), until: new Date(ghost.until).toISOString() }, 'portal login locked for an address without an account');
-        return lockedPage(ghost.until);
-      }
-      return html(reply, loginForm(c.layout, next, shown, generic), 401);
+      return wrong();
     }
-    const until = lockedUntil(account);
+    // An address without an account gets the answers an account gets, after the same
+    // work: its failures are kept and locked by the same rules (recordLoginFailure).
+    const known = account ? {} : { known: false };
+    const until = lockedUntil(account ?? (await store.getLoginFailures(identity)) ?? { failures: [] });
     if (until) return lockedPage(until);
-    if (!(await passwords.verify(f.password ?? '', account.passwordHash))) {
-      // Counted on the stored record in one step: failures seen by other instances count too.
-      const outcome = { locked: false };
-      const after = await store.updateAccount(identity, (current) => {
-        if (!current) return undefined;
-        outcome.locked = recordFailure(current);
-        return current;
-      });
-      log.warn({ event: EVENTS.portalLoginFailed, identity, ...clientOf(req), failuresLastHour: after?.failures.length ?? 0 }, 'portal login failed');
-      if (outcome.locked && after?.lockedUntil) {
-        log.warn({ event: EVENTS.portalLocked, identity, ...clientOf(req), until: new Date(after.lockedUntil).toISOString() }, 'portal account locked');
+    // Without an account, a dummy hash is checked and the answer is no.
+    if (!(await passwords.verify(f.password ?? '', account?.passwordHash))) {
+      const after = await recordLoginFailure(store, identity, Boolean(account));
+      log.warn({ event: EVENTS.portalLoginFailed, identity, ...known, ...clientOf(req), failuresLastHour: after.failures }, 'portal login failed');
+      if (after.lockedUntil) {
+        log.warn({ event: EVENTS.portalLocked, identity, ...known, ...clientOf(req), until: new Date(after.lockedUntil).toISOString() }, account ? 'portal account locked' : 'portal login locked for an address without an account');
         return lockedPage(after.lockedUntil);
       }
-      return html(reply, loginForm(c.layout, next, identity, generic), 401);
+      return wrong();
     }
     await store.updateAccount(identity, (current) => {
       if (current) recordSuccess(current);
@@ -409,9 +414,10 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     await limits.check('resets', req.ip);
     const identity = ident(f.identity ?? '');
     if (identity) await limits.checkResetsFor(identity);
-    if (identity && (await store.getAccount(identity))) {
+    const account = identity ? await store.getAccount(identity) : undefined;
+    if (account) {
       // Logged as what happened; the visitor's answer below is the same either way.
-      await delivery.sendReset(identity).then(
+      await delivery.sendReset(account.address).then(
         (sent) => log.info({ event: EVENTS.portalReset, identity, ...clientOf(req), ...sent }, 'password reset link sent'),
         (err: Error) => log.error({ event: EVENTS.portalReset, identity, ...clientOf(req), err: err.message }, 'could not send the reset link'),
       );
