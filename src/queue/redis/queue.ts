@@ -20,8 +20,10 @@
  *   stalled past its lease cannot overwrite the progress of the one that took over.
  *
  * Key layout: keys.ts. Redis connection, TLS and the persistence check: connect.ts,
- * durability.ts. Needs Redis 5 or later (scripts read TIME before they write, which
- * relies on effect replication), standalone (with or without replicas), not Cluster.
+ * durability.ts. Needs Redis 6.2 or later, checked at connect (version.ts: these
+ * scripts read TIME before they write, which needs effect replication, 5.0; the portal
+ * store on the same Redis needs SET ... PXAT, 6.2), standalone (with or without
+ * replicas), not Cluster.
  */
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
