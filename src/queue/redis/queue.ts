@@ -141,7 +141,7 @@ export class RedisQueue implements QueueBackend, RedisSink {
    * Gives back the leases still held (main closes the queue after the worker stopped, so
    * only attempts cut off at the shutdown deadline are affected: those are delivered again,
    * as after a crash) and removes the instance's liveness key, so its unfinished temp
-   * bodies are cleaned by the next open() anywhere.
+   * bodies are cleaned at the next heartbeat of any live instance (or the next open()).
    */
   async close(): Promise<void> {
     this.redis.off('ready', this.onReconnect);
