@@ -19,12 +19,25 @@ export const SHARD_ENV = 'POSTERN_SHARD';
 export type WorkerMessage = { type: 'ready'; smtp: { host: string; port: number }[] } | { type: 'failed'; error: string };
 
 /**
+ * A worker that died is started again after RESTART_MIN_MS; each time it dies again
+ * before it says ready the wait doubles, up to RESTART_MAX_MS. A worker that cannot
+ * start because something outside is down (Redis) is then tried every 30 s, not every
+ * second, until it can.
+ */
+const RESTART_MIN_MS = 1000;
+const RESTART_MAX_MS = 30_000;
+
+/**
  * Runs `count` gateway processes on the same SMTP port (the kernel spreads the
  * connections: SCHED_NONE, no hand-off through this process). Each worker owns spool
  * shard n; a worker that dies is started again on the same shard, which recovers what it
- * had queued. SIGTERM/SIGINT are passed on and the primary exits once all have stopped.
- * The admin listener runs here, asking the ready workers over IPC (src/api/cluster-ops.ts),
- * with the event sinks of its own events (audit chain, webhooks, metrics).
+ * had queued. A worker that cannot start is fatal only before the gateway was first ready
+ * (port taken, spool locked: it would fail the same way again); afterwards the failure is
+ * likely outside (Redis down while the other workers wait for it) and the worker is
+ * retried with backoff while the others keep serving. SIGTERM/SIGINT are passed on and
+ * the primary exits once all have stopped. The admin listener runs here, asking the
+ * ready workers over IPC (src/api/cluster-ops.ts), with the event sinks of its own
+ * events (audit chain, webhooks, metrics).
  */
 export async function runPrimary(config: PosternConfig, logger: Logger, count: number): Promise<void> {
   const dataDir = resolve(config.dataDir);
@@ -41,7 +54,12 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
   /** Workers that said ready: only they answer admin requests (one still starting would time out). */
   const ready = new Set<Worker>();
   let stopping = false;
-  let readyCount = 0;
+  /** Every worker said ready once: from then on no worker's failure stops the gateway. */
+  let wasReady = false;
+  /** Per shard, the wait before its next restart (reset when it says ready). */
+  const restartWait = new Map<number, number>();
+  /** Why a worker could not start, for the line logged when it exits. */
+  const startErrors = new Map<Worker, string>();
 
   // The admin listener's own events (api.call, and what its calls change: keys.*,
   // portal.revoked, holds) are logged here, not in a worker: this process keeps a chain
@@ -72,11 +90,20 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
     const worker = cluster.fork({ [SHARD_ENV]: String(shard) });
     shards.set(worker, shard);
     worker.on('message', (msg: WorkerMessage) => {
-      if (msg?.type === 'ready') ready.add(worker);
-      if (msg?.type === 'ready' && ++readyCount === count) logger.info({ event: EVENTS.ready, smtp: msg.smtp, workers: count }, 'Postern ready');
-      // A worker that cannot start (port taken, spool locked) would fail the same way
-      // again: give up as a single process would, instead of restarting it forever.
-      if (msg?.type === 'failed') giveUp(msg.error);
+      if (msg?.type === 'ready') {
+        ready.add(worker);
+        restartWait.delete(shard);
+        if (ready.size === count) {
+          wasReady = true;
+          logger.info({ event: EVENTS.ready, smtp: msg.smtp, workers: count }, 'Postern ready');
+        }
+      }
+      if (msg?.type !== 'failed') return;
+      // Before the gateway was ever ready, a worker that cannot start (port taken, spool
+      // locked, Redis unreachable) would fail the same way again: give up as a single
+      // process would. Afterwards it exits and is started again with backoff.
+      if (wasReady) startErrors.set(worker, msg.error);
+      else giveUp(msg.error);
     });
   };
 
@@ -95,9 +122,15 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
       return;
     }
     if (shard === undefined) return;
-    logger.error({ event: EVENTS.workerExit, shard, code, signal }, 'worker exited unexpectedly; starting it again');
-    readyCount = Math.max(0, readyCount - 1);
-    setTimeout(() => !stopping && fork(shard), 1000).unref();
+    const err = startErrors.get(worker);
+    startErrors.delete(worker);
+    const restartInMs = restartWait.get(shard) ?? RESTART_MIN_MS;
+    restartWait.set(shard, Math.min(restartInMs * 2, RESTART_MAX_MS));
+    const why = err ? 'worker could not start again' : 'worker exited unexpectedly';
+    logger.error({ event: EVENTS.workerExit, shard, code, signal, err, restartInMs }, `${why}; starting it again in ${restartInMs} ms`);
+    // Not unref()ed: with every worker down and no admin listener, this timer is what
+    // keeps the primary alive until the next try.
+    setTimeout(() => !stopping && fork(shard), restartInMs);
   });
 
   const giveUp = (error: string) => {

@@ -3,7 +3,8 @@ import { LuaScript } from '../queue/redis/lua.js';
 /**
  * The Redis webhook outbox's atomic steps (layout: webhooks-redis-outbox.ts). Like the
  * queue's scripts they compute keys from a prefix, so they need a standalone Redis (with
- * or without replicas), and read TIME before writing (effect replication, Redis 5+).
+ * or without replicas), and read TIME before writing (effect replication, Redis 5+; Postern
+ * as a whole needs 6.2, checked at connect: src/queue/redis/version.ts).
  */
 
 /**

@@ -136,20 +136,23 @@ describe.skipIf(!redisServer)('scale-out: Redis stopped for 30 s during load', (
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('no 250 while it is down (451 4.3.0, /readyz 503); what was acknowledged before stays queued and is delivered after', async () => {
+  it('no 250 while it is down (451 4.3.0, /readyz 503) and no delivery attempt; once it is back, what was queued is delivered within seconds without new mail', async () => {
     const OUTAGE_MS = 30_000;
+    const COMMAND_TIMEOUT_MS = 2000;
     const port = await freePort();
     const args = ['--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''];
     let redis = await startRedisServer(redisServer as string, port, args);
     servers.push(redis);
-    // The MX defers everything until Redis is back: what was acknowledged before the outage
-    // is still queued in Redis through it, so "nothing lost" is about the outage.
+    // The MX defers everything until Redis is about to come back: what was acknowledged
+    // before the outage is still queued in Redis through it, so "nothing lost" is about the
+    // outage, and the gateway keeps trying (a retry a second at most) until deliveries pause.
     let mxDefers = true;
     mx = await new TestMx({ dataReply: () => (mxDefers ? [451, '4.3.2 Try again later (test MX)'] : undefined) }).start();
+    const attempts = () => mx!.commands.filter((c) => c.command === 'MAIL FROM').length;
     mkdirSync(join(dir, 'gw'), { recursive: true });
-    const redisSettings = { url: redis.url, prefix: testPrefix(), leaseTime: '3s', commandTimeout: '2s' };
-    gw = await startChildGateway(join(dir, 'gw'), instanceConfig(join(dir, 'gw', 'data'), redisSettings, mx.port, { portal: key(), archive: key() }));
-    const admin = (await waitForLog(gw, (l) => l.event === 'admin.listen')).port as number;
+    const redisSettings = { url: redis.url, prefix: testPrefix(), leaseTime: '3s', commandTimeout: `${COMMAND_TIMEOUT_MS}ms` };
+    const g = (gw = await startChildGateway(join(dir, 'gw'), instanceConfig(join(dir, 'gw', 'data'), redisSettings, mx.port, { portal: key(), archive: key() })));
+    const admin = (await waitForLog(g, (l) => l.event === 'admin.listen')).port as number;
     const readyz = () => fetch(`http://127.0.0.1:${admin}/readyz`, { signal: AbortSignal.timeout(5000) }).then((r) => r.status, () => 0);
     /** Polls /readyz until it answers `want`; a timeout lists what it said meanwhile (0: no answer). */
     const readyzBecomes = async (want: number, timeoutMs: number) => {
@@ -159,6 +162,8 @@ describe.skipIf(!redisServer)('scale-out: Redis stopped for 30 s during load', (
         throw new Error(`${err.message}; it said ${seen.join(', ')}`);
       });
     };
+    /** The gateway's delivery outcomes (sent, deferred, bounced) logged from `since` on. */
+    const outcomesSince = (since: number) => g.logs.filter((l) => /^delivery\.(sent|deferred|bounced)$/.test(l.event ?? '') && Date.parse(l.time as string) >= since);
     expect(await readyz()).toBe(200);
 
     const tally: Tally = { acked: new Set(), refused: [] };
@@ -169,12 +174,20 @@ describe.skipIf(!redisServer)('scale-out: Redis stopped for 30 s during load', (
       while (!stop) {
         let used = false;
         const once = () => (used || stop ? undefined : ((used = true), n++));
-        await sender(gw!.port, once, tally).catch(() => undefined);
+        await sender(g.port, once, tally).catch(() => undefined);
         await sleep(50);
       }
     })();
+    const stopLoad = async () => {
+      stop = true;
+      await load;
+    };
     try {
       await until(() => tally.acked.size >= 10, 30_000, 'ten messages acknowledged before the outage');
+      // Deliveries are being attempted: the count the outage must freeze is moving.
+      const attemptsBefore = attempts();
+      await until(() => attempts() >= attemptsBefore + 5, 15_000, 'delivery attempts (deferred by the MX) before the outage');
+
       await redis.kill('SIGTERM');
       const stoppedAt = Date.now();
       // A 250 already on its way when Redis stopped (stored before it did) may still land.
@@ -183,22 +196,49 @@ describe.skipIf(!redisServer)('scale-out: Redis stopped for 30 s during load', (
       const refusedWhenDown = tally.refused.length;
       // Polled for as long as the outage lasts: a loaded machine may answer slowly.
       await readyzBecomes(503, OUTAGE_MS - 2000);
-      await sleep(Math.max(0, stoppedAt + OUTAGE_MS - Date.now()));
+      // An attempt under way when Redis stopped ends within a command timeout; after that
+      // nothing goes to the MX until Redis is back.
+      const pausedFrom = stoppedAt + COMMAND_TIMEOUT_MS + 1000;
+      await sleep(Math.max(0, pausedFrom - Date.now()));
+      const attemptsWhenPaused = attempts();
+      // The outage lasts OUTAGE_MS, and then until the worker's lease backoff (logged with
+      // each failed lease, doubling up to 30 s) has at least 15 s left: Redis comes back
+      // well before that timer would let the worker try again, so only the reconnect can
+      // start the deliveries in time for the check below.
+      const backoffEndsAt = () => {
+        const failed = g.logs.filter((l) => l.event === 'delivery.error' && typeof l.retryInMs === 'number' && /^queue lease failed/.test(l.msg ?? '')).at(-1);
+        return failed ? Date.parse(failed.time as string) + (failed.retryInMs as number) : 0;
+      };
+      await until(() => Date.now() >= stoppedAt + OUTAGE_MS && backoffEndsAt() - Date.now() >= 15_000, OUTAGE_MS + 35_000, 'the outage length, with 15 s of lease backoff left');
       expect(tally.acked.size, 'a 250 while Redis was down').toBe(ackedWhenDown);
       expect(tally.refused.length).toBeGreaterThan(refusedWhenDown);
+      expect(attempts() - attemptsWhenPaused, 'MAIL FROM at the MX while Redis was down').toBe(0);
+      expect(outcomesSince(pausedFrom), 'deliveries settled while Redis was down').toEqual([]);
       expect(mx.messages).toEqual([]); // everything acknowledged is still queued
 
+      // No new mail from here on: nothing but the reconnect can start the deliveries.
+      await stopLoad();
+      mxDefers = false;
+      const acked = new Set(tally.acked);
       redis = await startRedisServer(redisServer as string, port, args);
       servers.push(redis);
+      const upAt = Date.now();
+      // The client reconnects within 2 s (its retry interval); then the worker is woken.
+      expect(await allDelivered(mx, acked, 10_000), 'queued mail not delivered within 10 s of Redis being back').toEqual([]);
+      expect(Date.now(), 'delivered only when the lease backoff ran out: the reconnect did not wake the worker').toBeLessThan(backoffEndsAt());
+      console.info(`Redis outage test: ${acked.size} queued, all delivered ${Date.now() - upAt} ms after Redis was back; outage ${upAt - stoppedAt} ms`);
       await readyzBecomes(200, 30_000);
-      mxDefers = false;
-      await until(() => tally.acked.size > ackedWhenDown, 30_000, 'a 250 again after Redis came back');
     } finally {
-      stop = true;
-      await load;
+      await stopLoad();
     }
     expect(tally.refused.length).toBeGreaterThan(0);
     expect(tally.refused.filter((r) => !/^451 4\.3\.0 /.test(r)), 'refusals other than 451 4.3.0').toEqual([]);
-    expect(await allDelivered(mx, tally.acked, 60_000)).toEqual([]);
+    // And new mail is taken again.
+    const after: Tally = { acked: new Set(), refused: [] };
+    let once = false;
+    await sender(g.port, () => (once ? undefined : ((once = true), n++)), after);
+    expect(after.refused).toEqual([]);
+    expect(await allDelivered(mx, after.acked, 30_000)).toEqual([]);
+    expect(after.acked.size).toBe(1);
   }, 240_000);
 });

@@ -6,6 +6,7 @@ import { checkRedisDurability } from './durability.js';
 import { REDIS_EVENTS } from './events.js';
 import { redactedUrl } from './redacted-url.js';
 import { RedisQueue } from './queue.js';
+import { checkRedisVersion } from './version.js';
 
 type RedisConfig = PosternConfig['redis'];
 
@@ -39,7 +40,11 @@ export function redisClientOptions(config: RedisConfig): RedisOptions {
   return options;
 }
 
-/** A connected client (password and TLS from the URL and config). */
+/**
+ * A connected client (password and TLS from the URL and config) to a Redis recent enough
+ * for every store on it (version.ts): each store connects here, so the CLI's key and
+ * portal commands are refused an old Redis the same way the gateway is.
+ */
 export async function connectRedis(config: RedisConfig, logger?: Logger): Promise<Redis> {
   const redis = new Redis(config.url, redisClientOptions(config));
   // connect() itself often only says "Connection is closed"; the cause (a TLS or AUTH
@@ -55,6 +60,12 @@ export async function connectRedis(config: RedisConfig, logger?: Logger): Promis
     redis.disconnect();
     const reasons = [...new Set([cause?.message, (err as Error).message].filter(Boolean))];
     throw new Error(`cannot reach Redis at ${redactedUrl(config.url)}: ${reasons.join('; ')}`);
+  }
+  try {
+    await checkRedisVersion(redis, config.url);
+  } catch (err) {
+    redis.disconnect();
+    throw err;
   }
   return redis;
 }

@@ -20,8 +20,10 @@
  *   stalled past its lease cannot overwrite the progress of the one that took over.
  *
  * Key layout: keys.ts. Redis connection, TLS and the persistence check: connect.ts,
- * durability.ts. Needs Redis 5 or later (scripts read TIME before they write, which
- * relies on effect replication), standalone (with or without replicas), not Cluster.
+ * durability.ts. Needs Redis 6.2 or later, checked at connect (version.ts: these
+ * scripts read TIME before they write, which needs effect replication, 5.0; the portal
+ * store on the same Redis needs SET ... PXAT, 6.2), standalone (with or without
+ * replicas), not Cluster.
  */
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
@@ -139,7 +141,7 @@ export class RedisQueue implements QueueBackend, RedisSink {
    * Gives back the leases still held (main closes the queue after the worker stopped, so
    * only attempts cut off at the shutdown deadline are affected: those are delivered again,
    * as after a crash) and removes the instance's liveness key, so its unfinished temp
-   * bodies are cleaned by the next open() anywhere.
+   * bodies are cleaned at the next heartbeat of any live instance (or the next open()).
    */
   async close(): Promise<void> {
     this.redis.off('ready', this.onReconnect);
