@@ -1,16 +1,18 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { generateKey } from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openJournal } from '../../src/archive/journal.js';
 import { listSegments } from '../../src/events/audit-files.js';
 import { auditRecords } from '../../src/events/audit-read.js';
+import { hashPassword } from '../../src/ingress/password-hash.js';
 import { decisions, envelope, message, silent } from '../archive/helpers.js';
 import { parseMetrics, sample } from '../events/metrics-helpers.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import { scenario } from '../helpers/scenario.js';
-import { RawSmtp } from '../helpers/smtp-client.js';
+import { RawSmtp, sendMail, testMessage } from '../helpers/smtp-client.js';
 import { adminConfig, call, KEYS, startAdmin, until } from './admin-helpers.js';
 
 const s = scenario();
@@ -28,8 +30,34 @@ async function onDisk(event: string): Promise<Record<string, unknown>[]> {
 
 const publicKey = async (email: string) => (await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email }], format: 'armored' })).publicKey;
 
+/** A key hashed at the production cost (hash-password's defaults): checking it takes a noticeable time. */
+const SLOW_KEY = 'slow-key-0123456789abcdefghijklmnopqrstuvwxyz';
+
+/**
+ * Sends one request over a raw socket and hangs up `afterMs` later, without reading the
+ * reply: a client that gives up while the call is still being authenticated.
+ */
+async function hangUp(method: string, path: string, key: string, afterMs: number): Promise<void> {
+  const socket = connect(admin.port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  socket.write(`${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: ${key}\r\nConnection: close\r\n\r\n`);
+  await new Promise((r) => setTimeout(r, afterMs));
+  socket.destroy();
+}
+
 beforeAll(async () => {
-  gw = await s.gateway({ admin: await adminConfig(), audit: { failClosed: true }, health: { probeInterval: '100ms' } });
+  const config = await adminConfig();
+  // Last, so the other keys are found before it is checked (it is checked for a wrong key).
+  config.apiKeys = [...(config.apiKeys as unknown[]), { name: 'slow-ops', hash: await hashPassword(SLOW_KEY), role: 'operator' }];
+  // A next hop with nobody listening and an hour between attempts: a message stays queued.
+  const probe = await s.mx();
+  await s.stopMx(probe);
+  gw = await s.gateway({
+    admin: config,
+    audit: { failClosed: true },
+    health: { probeInterval: '100ms' },
+    delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${probe.port}`, tls: 'none' } }, retry: { initialDelay: '1h', maxDelay: '1h' } },
+  });
   admin = await startAdmin(gw);
 });
 afterAll(async () => {
@@ -68,6 +96,37 @@ describe('api.call for a reply the client cut off', () => {
     expect((await call(`${api('/archive/export')}?format=mbox&sender=nobody@client.test`, { key: KEYS.adm })).status).toBe(200);
     await until(() => apiCalls(path).length === 2, 5000, 'the second export');
     expect(apiCalls(path)[1]).not.toHaveProperty('aborted');
+  });
+});
+
+describe('api.call for a client that hangs up before the reply', () => {
+  it('a change goes on and is recorded once with who made it, what it answered and aborted: true; a wrong key records 401', async () => {
+    const { queueId } = await sendMail(gw.port, { from: 'sender@client.test', to: ['gone@dest.test'], raw: testMessage({ subject: 'to be deleted' }) });
+    await gw.waitForLog((l) => l.event === 'delivery.deferred' && l.queueId === queueId);
+    await until(() => gw.gateway.queue.stats().leased === 0, 5000, 'the lease released');
+    const path = `/api/v1/queue/${queueId}`;
+
+    // The production-cost check of the key takes far longer than 10 ms: the client is gone before it ends.
+    await hangUp('DELETE', `${path}?reason=hung+up`, SLOW_KEY, 10);
+    await until(() => apiCalls(path).length > 0, 20_000, 'the api.call line of the cut-off DELETE');
+    expect(apiCalls(path)).toEqual([expect.objectContaining({ actor: 'slow-ops', role: 'operator', method: 'DELETE', status: 200, aborted: true, level: 'warn' })]);
+    // It went through, and its record waited for the trail like any change.
+    expect(gw.events('queue.deleted')).toEqual([expect.objectContaining({ queueId, actor: 'slow-ops', reason: 'hung up' })]);
+    expect((await call(api(`/queue/${queueId}`), { key: KEYS.ro })).status).toBe(404);
+
+    await hangUp('DELETE', `/api/v1/queue/01ZZZZZZZZZZZZZZZZ?reason=guess`, 'wrong-key-0123456789abcdefghijklmnopqrstuvw', 10);
+    await until(() => apiCalls('/api/v1/queue/01ZZZZZZZZZZZZZZZZ').length > 0, 20_000, 'the api.call line of the cut-off wrong key');
+    expect(apiCalls('/api/v1/queue/01ZZZZZZZZZZZZZZZZ')).toEqual([expect.objectContaining({ actor: 'anonymous', status: 401, authFailure: 'invalid', aborted: true })]);
+
+    // Nothing more comes later for either call.
+    await new Promise((r) => setTimeout(r, 300));
+    await gw.gateway.flushEvents();
+    const records = (await onDisk('api.call')).filter((f) => f.method === 'DELETE');
+    expect(records).toEqual([
+      expect.objectContaining({ path, actor: 'slow-ops', status: 200, aborted: true, queueId }),
+      expect.objectContaining({ path: '/api/v1/queue/01ZZZZZZZZZZZZZZZZ', actor: 'anonymous', status: 401, authFailure: 'invalid', aborted: true }),
+    ]);
+    expect((await onDisk('queue.deleted')).map((f) => f.actor)).toEqual(['slow-ops']);
   });
 });
 
