@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { generateKey } from 'openpgp';
@@ -7,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openJournal } from '../../src/archive/journal.js';
 import { listSegments } from '../../src/events/audit-files.js';
 import { auditRecords } from '../../src/events/audit-read.js';
+import { eventBusOf } from '../../src/events/logger.js';
 import { hashPassword } from '../../src/ingress/password-hash.js';
 import { decisions, envelope, message, silent } from '../archive/helpers.js';
 import { parseMetrics, sample } from '../events/metrics-helpers.js';
@@ -20,6 +22,14 @@ let gw: TestGateway;
 let admin: Awaited<ReturnType<typeof startAdmin>>;
 const api = (path: string) => `${admin.url}/api/v1${path}`;
 const apiCalls = (path: string) => gw.logs.filter((l) => l.event === 'api.call' && l.path === path);
+
+/** The webhook events in the gateway's outbox files as they are on disk now. */
+async function inOutbox(): Promise<string[]> {
+  const dir = join(gw.dataDir, 'webhooks', '0');
+  const lines = [];
+  for (const { name } of await listSegments(dir)) lines.push(...(await readFile(join(dir, name), 'utf8')).split('\n').filter(Boolean));
+  return lines.map((l) => JSON.parse(l) as { t: string; event?: string }).flatMap((r) => (r.t === 'event' && r.event ? [r.event] : []));
+}
 
 /** The records of the gateway's chain as they are on disk now (no flush first). */
 async function onDisk(event: string): Promise<Record<string, unknown>[]> {
@@ -57,6 +67,8 @@ beforeAll(async () => {
     audit: { failClosed: true },
     health: { probeInterval: '100ms' },
     delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${probe.port}`, tls: 'none' } }, retry: { initialDelay: '1h', maxDelay: '1h' } },
+    // Nobody listens there either: the key events stay in the webhook outbox.
+    webhooks: [{ url: `http://127.0.0.1:${probe.port}/hook`, events: ['keys.*'], secret: 'a-webhook-secret-of-32-characters', retry: { initialDelay: '1h' } }],
   });
   admin = await startAdmin(gw);
 });
@@ -134,14 +146,36 @@ describe('changes through the API and the audit trail', () => {
   it('a change is on disk in the trail when its reply arrives', async () => {
     const r = await call(api('/keys'), { method: 'POST', key: KEYS.op, json: { material: await publicKey('first@dest.test') } });
     expect(r.status).toBe(200);
-    // No flush: the reply waited for the records.
+    // No flush: the reply waited for the webhook outbox, and for the records.
+    expect(await inOutbox()).toEqual(['keys.imported']);
     expect((await onDisk('keys.imported')).map((f) => f.actor)).toEqual(['ops']);
     expect((await onDisk('api.call')).filter((f) => f.method === 'POST' && f.path === '/api/v1/keys')).toEqual([expect.objectContaining({ actor: 'ops', status: 200 })]);
   });
 
+  it('a change answers only once the durable subscribers of the event bus (the webhook outbox) have stored its events', async () => {
+    // A second durable subscriber that stores slowly: the reply must wait for it too.
+    const stored: string[] = [];
+    let seen: string[] = [];
+    const unsubscribe = eventBusOf(gw.logger).subscribe((e) => seen.push(e.event));
+    const unbar = eventBusOf(gw.logger).addBarrier(async () => {
+      const now = seen;
+      seen = [];
+      await new Promise((r) => setTimeout(r, 300));
+      stored.push(...now);
+    });
+    try {
+      const r = await call(api('/keys'), { method: 'POST', key: KEYS.op, json: { material: await publicKey('barrier@dest.test') } });
+      expect(r.status).toBe(200);
+      expect(stored).toEqual(expect.arrayContaining(['keys.imported', 'api.call']));
+    } finally {
+      unbar();
+      unsubscribe();
+    }
+  });
+
   it('while the trail cannot be written: a change is refused with 503 (or, if the failure came during it, made and answered 503); readiness (audit.failClosed) and SMTP follow; all recovers', async () => {
     // Let every earlier line reach the disk, so nothing is waiting for the next write.
-    await until(() => apiCalls('/api/v1/keys').length === 1, 5000, 'the earlier api.call');
+    await until(() => apiCalls('/api/v1/keys').length === 2, 5000, 'the earlier api.call lines');
     await gw.gateway.flushEvents();
     const dir = join(gw.dataDir, 'audit', '0');
     const segment = join(dir, (await listSegments(dir)).at(-1)!.name);
@@ -185,8 +219,8 @@ describe('changes through the API and the audit trail', () => {
 
     // What was held in memory is on disk now: the change that was made, with its outcome, and the refusal.
     const posts = (await onDisk('api.call')).filter((f) => f.method === 'POST' && f.path === '/api/v1/keys').map((f) => f.status);
-    expect(posts).toEqual([200, 200, 503]);
-    expect((await onDisk('keys.imported')).length).toBe(2);
+    expect(posts).toEqual([200, 200, 200, 503]);
+    expect((await onDisk('keys.imported')).length).toBe(3);
     expect(await call(api('/audit/verify'), { key: KEYS.ro })).toMatchObject({ status: 200, body: { ok: true } });
     expect((await call(api('/keys'), { method: 'POST', key: KEYS.op, json: { material: await publicKey('after@dest.test') } })).status).toBe(200);
   });
