@@ -37,6 +37,7 @@ export class GroupCommit<T> {
   /** The window ran out while a batch was being written: the next one goes right after it. */
   private due = false;
   private failures = 0;
+  private lastError: Error | undefined;
   private closed = false;
 
   constructor(
@@ -69,14 +70,16 @@ export class GroupCommit<T> {
    * it (a steady stream of items never holds it up); rejects when a batch holding some
    * of them fails (they stay queued and are retried). A caller waiting is a reason to
    * write now: an idle queue writes at once, and while a batch is being written the
-   * items join the next one, written right after it. While writes fail, it waits for
-   * the scheduled retry instead of adding writes to a failing disk.
+   * items join the next one, written right after it. While writes fail it rejects at
+   * once with the last error (the items are retried on schedule): no caller waits on a
+   * failing disk, and none adds writes to it.
    */
   flush(): Promise<void> {
     const target = this.pushed;
     if (this.written >= target) return Promise.resolve();
+    if (this.failing && !this.closed) return Promise.reject(this.lastError as Error);
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ target, resolve, reject }));
-    if (!this.failing || this.closed) this.startWrite();
+    this.startWrite();
     return done;
   }
 
@@ -113,6 +116,7 @@ export class GroupCommit<T> {
       this.writing = false;
       this.items.unshift(...batch);
       this.failures++;
+      this.lastError = err as Error;
       this.o.onError(err as Error, this.failures);
       // Every flush still waiting needs an item of this batch: the earlier ones are written.
       for (const w of this.waiters.splice(0)) w.reject(err as Error);

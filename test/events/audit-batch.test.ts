@@ -96,6 +96,9 @@ describe('group commit', () => {
     gates[1]!.reject(new Error('EIO'));
     await expect(second).rejects.toThrow('EIO');
     expect(g.pending).toBe(1);
+    // While failing, a flush that needs unwritten items is refused at once, without a write of its own.
+    await expect(g.flush()).rejects.toThrow('EIO');
+    expect(gates.length).toBe(2);
     // close() writes once more at once, even while failing (without it, the retry would in 5 s).
     const closing = g.close();
     await eventually(() => gates.length === 3, 'the last write on close');
