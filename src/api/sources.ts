@@ -21,7 +21,7 @@ export interface AdminSources {
 
 /** The audit trail as the admin listener sees it: a change made through the API is on disk before its reply. */
 export interface AuditGate {
-  /** Resolves once every record logged so far is durable; rejects when the trail cannot be written. */
+  /** Resolves once every record logged before the call is durable; rejects when the trail cannot write them. */
   flush(): Promise<void>;
   /** false while the trail's writes are failing (its records wait in memory). */
   writable(): boolean;

@@ -18,7 +18,7 @@ export interface AuditStatus {
 }
 
 export interface AuditTrail {
-  /** Resolves once every event published so far is on disk; rejects when a write fails (the records stay queued). */
+  /** Resolves once every event published before the call is on disk; rejects when a write of some of them fails (the records stay queued). */
   flush(): Promise<void>;
   status(): AuditStatus;
   /** Stops listening, writes what is left. */

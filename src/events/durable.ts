@@ -1,9 +1,10 @@
 import { eventBusOf, type Logger } from './logger.js';
 
 /**
- * How long a caller waits for the webhook outbox at most. Its batches are written at
- * once when waited for (no group-commit window), so this is only reached when the disk
- * (or Redis) hangs: then mail goes on, and those events wait in memory.
+ * How long a caller waits for the webhook outbox at most. A wait joins the batch being
+ * written or the next one, written right after it (an idle outbox writes at once), so
+ * this is only reached when the disk (or Redis) hangs or is failing: then mail goes on,
+ * and those events wait in memory.
  */
 const DURABLE_WAIT_MS = 2000;
 

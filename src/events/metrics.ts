@@ -53,7 +53,7 @@ export class GatewayMetrics {
     archiveAlerts: this.counter('postern_archive_alerts_total', 'Archive events an operator must look at, by event code (archive.fail-open: a message delivered without its journal copy; archive.purge-refused: the admin chain did not verify, nothing was purged)', ['event']),
     webhookFailures: this.counter('postern_webhook_failures_total', 'Failed webhook attempts (each is retried) and outbox failures', []),
     webhookGaveUp: this.counter('postern_webhook_given_up_total', 'Webhook deliveries given up after their last retry', []),
-    adminAuthFailures: this.counter('postern_admin_auth_failures_total', 'Admin API calls refused for their credentials: invalid (401, wrong credentials given) or rate-limited (429, too many failures from the address)', ['result']),
+    adminAuthFailures: this.counter('postern_admin_auth_failures_total', 'Admin API calls (and /metrics scrapes with admin.metricsAuth) refused for their credentials: invalid (401, wrong credentials given) or rate-limited (429, too many failures from the address)', ['result']),
   };
 
   private readonly delay = new Histogram({

@@ -103,6 +103,7 @@ export class Outbox {
     return r;
   }
 
+  /** Resolves once every line added before the call is on disk; rejects when a write of some of them fails (they stay queued). */
   flush(): Promise<void> {
     return this.batches.flush();
   }

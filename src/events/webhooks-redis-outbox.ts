@@ -76,8 +76,7 @@ export class RedisOutbox {
     await this.settle('retry', d, dueAt, attempts);
   }
 
-  /** Writes what is queued; events Redis does not take now are lost with the process (logged by onError). */
-  /** Resolves once every event added so far is in Redis; rejects when a write fails (they stay queued). */
+  /** Resolves once every event added before the call is in Redis; rejects when a write of some of them fails (they stay queued). */
   flush(): Promise<void> {
     return this.batches.flush();
   }

@@ -1,6 +1,9 @@
+import { lookup } from 'node:dns/promises';
+import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLoopbackHost } from '../../src/api/loopback.js';
+import { startAdminListener } from '../../src/api/start.js';
 import { validateConfig } from '../../src/config/load.js';
 import { hashPassword } from '../../src/ingress/password-hash.js';
 import { parseMetrics, sample } from '../events/metrics-helpers.js';
@@ -83,7 +86,43 @@ describe('admin authentication under a flood of wrong credentials', () => {
   });
 });
 
+/**
+ * A name from /etc/hosts, other than localhost, that resolves to loopback addresses only
+ * (e.g. the machine's own name): a listener on it stays on loopback, but by name it is
+ * not known to be (a name could point anywhere), so it gets the cleartext warning.
+ */
+async function loopbackOnlyName(): Promise<string | undefined> {
+  const hosts = await readFile('/etc/hosts', 'utf8').catch(() => '');
+  const names = hosts.split('\n').flatMap((line) => {
+    const [address, ...aliases] = line.replace(/#.*/, '').trim().split(/\s+/);
+    return address && isLoopbackHost(address) ? aliases.filter((a) => a && !isLoopbackHost(a)) : [];
+  });
+  for (const name of names) {
+    const addresses = await lookup(name, { all: true }).catch(() => []);
+    if (addresses.length && addresses.every((a) => isLoopbackHost(a.address))) return name;
+  }
+  return undefined;
+}
+
 describe('an admin listener off loopback without TLS', () => {
+  const s = scenario();
+
+  it('admin.cleartext: warn (the default) logs admin.cleartext at every start on a host not known to be loopback, and not on 127.0.0.1', async (ctx) => {
+    const name = await loopbackOnlyName();
+    if (!name) return ctx.skip();
+    const gw = await s.gateway({ admin: await adminConfig({ listen: `${name}:0` }) });
+    const admin = await startAdmin(gw);
+    try {
+      expect(gw.events('admin.cleartext')).toEqual([expect.objectContaining({ level: 'warn', host: name, port: admin.port })]);
+      expect((await call(`${admin.url}/healthz`)).status).toBe(200); // it is on loopback all the same
+      const onLoopback = await startAdminListener({ ...gw.config, admin: { ...gw.config.admin, listen: { host: '127.0.0.1', port: 0 } } }, gw.dataDir, gw.gateway.operations.sources, gw.logger);
+      await onLoopback?.close();
+      expect(gw.events('admin.cleartext')).toHaveLength(1);
+    } finally {
+      await admin.close();
+    }
+  });
+
   it('admin.cleartext: refuse is a config error naming the key and the ways out; warn (the default) accepts it', () => {
     const base = { hostname: 'postern.test' };
     expect(() => validateConfig({ ...base, admin: { listen: '0.0.0.0:9025', cleartext: 'refuse' } })).toThrow(

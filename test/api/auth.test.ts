@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { Authenticator } from '../../src/api/auth.js';
+import { auditRecords } from '../../src/events/audit-read.js';
 import { hashPassword, verifyPassword } from '../../src/ingress/password-hash.js';
+import { parseMetrics, sample } from '../events/metrics-helpers.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
@@ -92,15 +94,35 @@ describe('admin API authentication and roles', () => {
 });
 
 describe('admin.metricsAuth', () => {
-  it('true: /metrics needs a principal of any role', async () => {
-    const g = await s.gateway({ admin: await adminConfig({ metricsAuth: true }) });
+  it('true: /metrics needs a principal of any role; each refusal is an api.call line, an audit record and counted, as on /api', async () => {
+    const g = await s.gateway({ admin: await adminConfig({ metricsAuth: true, authLimit: { failures: 2, window: '1m' } }) });
     const a = await startAdmin(g);
+    const refusals = () => g.logs.filter((l) => l.event === 'api.call' && l.path === '/metrics');
     try {
       expect((await call(`${a.url}/metrics`)).status).toBe(401);
       const r = await call(`${a.url}/metrics`, { key: KEYS.ro });
       expect(r.status).toBe(200);
       expect(r.text).toMatch(/^# TYPE postern_messages_accepted_total counter$/m);
       expect((await call(`${a.url}/healthz`)).status).toBe(200);
+      // Guessing keys at /metrics counts toward the limit like anywhere else.
+      for (const status of [401, 401, 429]) expect((await call(`${a.url}/metrics`, { key: 'wrong-key-0123456789abcdefghijklmnopqrs' })).status).toBe(status);
+
+      await until(() => refusals().length === 4, 5000, 'four api.call lines for /metrics');
+      // A scrape that was let in is not logged: only the refusals.
+      expect(refusals().map((l) => [l.status, l.authFailure, l.actor, l.level])).toEqual([
+        [401, 'missing', 'anonymous', 'warn'],
+        [401, 'invalid', 'anonymous', 'warn'],
+        [401, 'invalid', 'anonymous', 'warn'],
+        [429, 'rate-limited', 'anonymous', 'warn'],
+      ]);
+      // 127.0.0.1 is blocked now: read the counters from the gateway itself.
+      const m = parseMetrics(await g.gateway.operations.sources.metrics());
+      expect(sample(m, 'postern_admin_auth_failures_total', { result: 'invalid' })).toBe(2);
+      expect(sample(m, 'postern_admin_auth_failures_total', { result: 'rate-limited' })).toBe(1);
+      await g.gateway.flushEvents();
+      const onDisk = [];
+      for await (const rec of auditRecords(g.dataDir)) if (rec.event === 'api.call' && rec.fields.path === '/metrics') onDisk.push(rec.fields.status);
+      expect(onDisk).toEqual([401, 401, 401, 429]);
     } finally {
       await a.close();
     }

@@ -66,6 +66,8 @@ describe.skipIf(!available)('webhook outbox on Redis (queue.backend: redis)', ()
       expect(r.json).toMatchObject({ event: 'delivered', code: 'delivery.sent', id: r.headers['postern-delivery'] });
     }
     // B carried on A's count: its attempts at A's events are not the first.
+    // The receiver keeps a request before it answers; B logs the delivery once it has the answer.
+    await eventually(() => b.lines.filter((l) => l.event === 'webhook.delivered').length >= 4, 'B logged the four deliveries');
     const bDelivered = b.lines.filter((l) => l.event === 'webhook.delivered');
     expect(bDelivered).toHaveLength(4);
     const aIds = new Set(a.lines.filter((l) => l.event === 'webhook.failed').map((l) => l.delivery));
