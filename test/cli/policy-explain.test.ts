@@ -132,4 +132,19 @@ describe('postern policy explain / check', () => {
     expect(r.stderr).toMatch(/defaults\.tls: Invalid option/);
     expect(r.stderr).toMatch(/rules\.0\.match: unknown key colour/);
   });
+
+  it('--size stands for the message size, so size rules can be explained without a message that big', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-explain-'));
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(policy, 'rules: [{ id: big-by-portal, match: { size: { min: 20MB } }, action: { methods: [portal] } }]\n');
+    const explain = async (...extra: string[]) => cli(['policy', 'explain', '--policy', policy, '--from', 'a@clinic.example', '--to', 'b@hospital.example', ...extra]);
+    const small = await explain('--json');
+    expect((JSON.parse(small.stdout) as { decisions: Decision[] }).decisions[0]?.ruleId).toBe('default');
+    const big = await explain('--size', '30MB');
+    expect(big.code).toBe(0);
+    expect(big.stdout).toMatch(/Size: 31457280 bytes \(--size\)/);
+    expect(big.stdout).toMatch(/rule: {7}big-by-portal\n {2}why: {8}rule big-by-portal: size 31457280 bytes is in range/);
+    const wrong = await explain('--size', 'huge');
+    expect([wrong.code, wrong.stderr]).toEqual([2, expect.stringMatching(/--size: "huge" is not a size/)]);
+  });
 });

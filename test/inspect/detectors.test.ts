@@ -245,3 +245,48 @@ describe('detectors: the fast scan finds exactly what the naive reference finds'
     expect(runDetectors(parsed.texts, config).hits).toEqual([]);
   });
 });
+
+/**
+ * A guard, not a timing: the built-in detectors look around digits (digit-groups.ts) and
+ * must not drift back to a regex pass over the whole text each. Every RegExp search from
+ * the start of a long text is counted (patching RegExp.prototype.exec sends test, match,
+ * replace and friends through it too); sticky patterns anchored at one place are not
+ * passes.
+ */
+describe('detectors: whole-text regex passes', () => {
+  function wholeTextPasses(texts: { text: string }[], run: () => void): string[] {
+    const long = new Set(texts.map((t) => t.text.length).filter((n) => n > 1000));
+    const passes: string[] = [];
+    const exec = Object.getOwnPropertyDescriptor(RegExp.prototype, 'exec')!;
+    const original = RegExp.prototype.exec;
+    Object.defineProperty(RegExp.prototype, 'exec', {
+      ...exec,
+      value(this: RegExp, input: string) {
+        const fromStart = !(this.global || this.sticky) || this.lastIndex === 0;
+        if (!this.sticky && fromStart && long.has(String(input).length)) passes.push(`/${this.source.slice(0, 30)}/`);
+        return original.call(this, input);
+      },
+    });
+    try {
+      run();
+    } finally {
+      Object.defineProperty(RegExp.prototype, 'exec', exec);
+    }
+    return passes;
+  }
+
+  it('two per text with the default detectors (the MRN pattern, the keyword starts), on prose and on the smtp-source body', async () => {
+    const prose = (await parseMessage(readFileSync(new URL('../fixtures/prose-100k.eml', import.meta.url)))).texts;
+    const bench = [{ source: 'text' as const, text: Array.from({ length: 1200 }, (_, i) => `${i % 10}${'X'.repeat(79)}`).join('\r\n') }];
+    for (const texts of [prose, bench]) {
+      const passes = wholeTextPasses(texts, () => runDetectors(texts, config));
+      expect({ passes, perText: passes.length / texts.filter((t) => t.text.length > 1000).length }).toEqual({ passes, perText: 2 });
+    }
+  });
+
+  it('counts what it should: a detector pass added over the whole text shows', () => {
+    const texts = [{ source: 'text', text: 'x'.repeat(5000) }];
+    expect(wholeTextPasses(texts, () => /\d{2}\/\d{2}/g.exec(texts[0]!.text)).length).toBe(1);
+    expect(wholeTextPasses(texts, () => texts[0]!.text.replace(/y/g, ''))).toHaveLength(1);
+  });
+});

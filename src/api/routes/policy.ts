@@ -10,6 +10,8 @@ interface ExplainBody {
   subject?: string;
   /** A whole message (RFC 5322 text) to inspect: detectors, headers, subject. */
   message?: string;
+  /** Bytes: the size `size` rules see. */
+  size?: number;
 }
 
 export function policyRoutes(app: FastifyInstance, { config, sources }: ApiContext): void {
@@ -25,6 +27,7 @@ export function policyRoutes(app: FastifyInstance, { config, sources }: ApiConte
           to: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: 1000 },
           subject: { type: 'string' },
           message: { type: 'string', description: "a whole message to inspect; with subject, the message's Subject is replaced by it before inspection" },
+          size: { type: 'integer', minimum: 0, description: "bytes: the message size size rules see (default: the message's own)" },
         },
         required: ['from', 'to'],
         additionalProperties: false,
@@ -36,12 +39,13 @@ export function policyRoutes(app: FastifyInstance, { config, sources }: ApiConte
       const policy = sources.policy.current();
       const b = req.body;
       // Inspected as the gateway inspects: the subject is part of the message the detectors scan.
-      const facts = await explainFacts(policy, { from: b.from, to: b.to, subject: b.subject, message: b.message === undefined ? undefined : Buffer.from(b.message, 'utf8') });
+      const facts = await explainFacts(policy, { from: b.from, to: b.to, subject: b.subject, message: b.message === undefined ? undefined : Buffer.from(b.message, 'utf8'), size: b.size });
       // Decided as the gateway decides (the CLI's `policy explain` does the same).
       const decisions = facts.error ? [] : await explainForConfig(config, policy, { sender: b.from, recipients: b.to, facts }, sources.tlsForecast);
       return {
         policyFile: sources.policy.source,
         subject: facts.subject,
+        size: facts.size,
         detectors: facts.detectors,
         inspectError: facts.error,
         onInspectError: facts.error ? policy.onInspectError : undefined,
