@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ConfigError, configPathFrom, loadConfigFile, validateConfig } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
 import { parseSize } from '../config/units.js';
+import { sharedForecast } from './shared-forecast.js';
 import { explainForConfig } from '../policy/explain-configured.js';
 import { explainFacts } from '../policy/explain-message.js';
 import { hasSubjectTag } from '../policy/match.js';
@@ -44,9 +45,15 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
   const { config, policy } = setup;
   // Inspected as the gateway inspects: --subject is part of the message the detectors scan.
   const facts = await explainFacts(policy, { from: opts.from, to: opts.to, subject: opts.subject, message: opts.file ? await readFile(opts.file) : undefined, size });
-  const decisions: Decision[] = facts.error ? [] : await explainForConfig(config, policy, { sender: opts.from, recipients: opts.to, facts });
+  const shared = await sharedForecast(config);
+  let decisions: Decision[];
+  try {
+    decisions = facts.error ? [] : await explainForConfig(config, policy, { sender: opts.from, recipients: opts.to, facts }, shared.forecast);
+  } finally {
+    shared.close();
+  }
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ subject: facts.subject, size: facts.size, detectors: facts.detectors, inspectError: facts.error, tlsForecast: NO_FORECAST, decisions }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ subject: facts.subject, size: facts.size, detectors: facts.detectors, inspectError: facts.error, tlsForecast: shared.label, decisions }, null, 2)}\n`);
     return;
   }
   const lines = [
@@ -55,14 +62,11 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
     ...(size === undefined ? [] : [`Size: ${facts.size} bytes (--size)`]),
     `Detectors: ${facts.detectors.hits.length ? facts.detectors.hits.map((h) => `${h.detector}×${h.count} (${h.category}, score ${h.score})`).join(', ') : 'nothing found'}; score ${facts.detectors.score} (threshold ${policy.phiThreshold})`,
   ];
-  lines.push(`TLS forecast: ${NO_FORECAST}`);
+  lines.push(`TLS forecast: ${shared.label}`);
   if (facts.error) lines.push(`Inspection failed: ${facts.error} → every recipient: ${policy.onInspectError}`);
   for (const d of decisions) lines.push('', ...describe(d));
   process.stdout.write(`${lines.join('\n')}\n`);
 }
-
-/** This process has no capability cache: the gateway's own explain (admin API) has. */
-const NO_FORECAST = "none here (the running gateway's admin API has it: POST /api/v1/policy/explain)";
 
 /**
  * The key store the gateway reads, with the store as the only source. Read only: a file
