@@ -111,7 +111,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
     journal,
   }, logger);
   // Connection counts are read at scrape time, once ingress exists.
-  const operations = await startOperations({ config, dataDir, shard, queue, logger, connections: () => ingress.connections, journalReady: journal && (() => journal.ready()), redisReady, audit: sinks.audit, tlsForecast: forecast });
+  const operations = await startOperations({ config, dataDir, shard, queue, logger, connections: () => ingress.connections, journalReady: journal && (() => journal.ready()), redisReady, audit: sinks.audit, tlsForecast: forecast, policy: policies });
   const ingress = new Ingress({ config, logger, queue, cert, isReady: operations.health.gate });
 
   let smtp: { host: string; port: number }[];

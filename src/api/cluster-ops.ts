@@ -25,20 +25,24 @@ export interface ClusterWorker {
 export class ClusterSources implements AdminSources {
   readonly queue: QueueOps;
   readonly audit: AuditGate | undefined;
+  readonly policy: AdminSources['policy'];
   private readonly ipc: IpcClient;
   private readonly own: Registry | undefined;
 
   constructor(
     private readonly workers: () => ClusterWorker[],
     opts: {
+      /** The policy as the workers hold it: the primary loads and watches the same file. */
+      policy: AdminSources['policy'];
       timeoutMs?: number;
       /** The primary's own metrics (its audit chain, admin authentication), added to the workers'. */
       own?: Registry | undefined;
       /** The primary's audit chain, where the admin listener's events go. */
       audit?: AuditGate | undefined;
-    } = {},
+    },
   ) {
     const timeoutMs = opts.timeoutMs ?? 5000;
+    this.policy = opts.policy;
     this.own = opts.own;
     this.audit = opts.audit;
     this.ipc = new IpcClient(timeoutMs);

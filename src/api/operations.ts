@@ -24,6 +24,7 @@ export interface OperationsOptions {
   /** This process's audit trail: readiness with audit.failClosed, metrics, and the admin API's changes. */
   audit?: AuditTrail | undefined;
   tlsForecast?: AdminSources['tlsForecast'];
+  policy: AdminSources['policy'];
 }
 
 /** Readiness, metrics and the admin side of the queue of one gateway process. */
@@ -68,6 +69,7 @@ export async function startOperations(o: OperationsOptions): Promise<Operations>
     readiness: async () => health.report(),
     audit: o.audit && auditGate(o.audit),
     tlsForecast: o.tlsForecast,
+    policy: o.policy,
   };
   const stopServing = cluster.isWorker
     ? serveIpc({

@@ -1,5 +1,6 @@
 import type { AuditTrail } from '../events/audit.js';
 import type { HealthReport } from '../events/health.js';
+import type { RunningPolicy } from '../policy/store.js';
 import type { ForecastFn } from '../tls/forecast.js';
 import type { QueueOps } from './queue-ops.js';
 
@@ -17,6 +18,8 @@ export interface AdminSources {
   audit?: AuditGate | undefined;
   /** The delivery's TLS capability forecast, for policy explain (a process that delivers only). */
   tlsForecast?: ForecastFn | undefined;
+  /** The policy the gateway decides with (the last good one after a broken edit), for policy explain. */
+  policy: RunningPolicy;
 }
 
 /** The audit trail as the admin listener sees it: a change made through the API is on disk before its reply. */

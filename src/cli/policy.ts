@@ -3,6 +3,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, configPathFrom, loadConfigFile, validateConfig } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
+import { parseSize } from '../config/units.js';
+import { sharedForecast } from './shared-forecast.js';
 import { explainForConfig } from '../policy/explain-configured.js';
 import { explainFacts } from '../policy/explain-message.js';
 import { hasSubjectTag } from '../policy/match.js';
@@ -18,6 +20,8 @@ export interface ExplainOptions {
   to: string[];
   subject?: string;
   file?: string;
+  /** Bytes or a size like 30MB: the size `size` rules see. */
+  size?: string;
   json?: boolean;
 }
 
@@ -27,6 +31,12 @@ export interface ExplainOptions {
  * smime when the key store holds a usable key (no WKD or keyserver is asked).
  */
 export async function policyExplainCommand(opts: ExplainOptions): Promise<void> {
+  const size = opts.size === undefined ? undefined : parseSize(opts.size);
+  if (opts.size !== undefined && size === undefined) {
+    process.stderr.write(`--size: "${opts.size}" is not a size (e.g. 30MB or 1048576)\n`);
+    process.exitCode = 2;
+    return;
+  }
   const setup = await orExit(opts.policy, async () => {
     const config = loadConfig(opts.config);
     return { config, policy: opts.policy ? await loadPolicy(opts.policy) : (await configuredPolicy(config.policy, configPathFrom(opts.config))).policy };
@@ -34,25 +44,29 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
   if (!setup) return;
   const { config, policy } = setup;
   // Inspected as the gateway inspects: --subject is part of the message the detectors scan.
-  const facts = await explainFacts(policy, { from: opts.from, to: opts.to, subject: opts.subject, message: opts.file ? await readFile(opts.file) : undefined });
-  const decisions: Decision[] = facts.error ? [] : await explainForConfig(config, policy, { sender: opts.from, recipients: opts.to, facts });
+  const facts = await explainFacts(policy, { from: opts.from, to: opts.to, subject: opts.subject, message: opts.file ? await readFile(opts.file) : undefined, size });
+  const shared = await sharedForecast(config);
+  let decisions: Decision[];
+  try {
+    decisions = facts.error ? [] : await explainForConfig(config, policy, { sender: opts.from, recipients: opts.to, facts }, shared.forecast);
+  } finally {
+    shared.close();
+  }
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ subject: facts.subject, detectors: facts.detectors, inspectError: facts.error, tlsForecast: NO_FORECAST, decisions }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ subject: facts.subject, size: facts.size, detectors: facts.detectors, inspectError: facts.error, tlsForecast: shared.label, decisions }, null, 2)}\n`);
     return;
   }
   const lines = [
     `From: ${opts.from}`,
     `Subject: ${facts.subject || '(none)'}${hasSubjectTag(facts.subject, policy.subjectTag.tag) ? `  [tag ${policy.subjectTag.tag} found${policy.subjectTag.remove ? ', removed before delivery' : ''}]` : ''}`,
+    ...(size === undefined ? [] : [`Size: ${facts.size} bytes (--size)`]),
     `Detectors: ${facts.detectors.hits.length ? facts.detectors.hits.map((h) => `${h.detector}×${h.count} (${h.category}, score ${h.score})`).join(', ') : 'nothing found'}; score ${facts.detectors.score} (threshold ${policy.phiThreshold})`,
   ];
-  lines.push(`TLS forecast: ${NO_FORECAST}`);
+  lines.push(`TLS forecast: ${shared.label}`);
   if (facts.error) lines.push(`Inspection failed: ${facts.error} → every recipient: ${policy.onInspectError}`);
   for (const d of decisions) lines.push('', ...describe(d));
   process.stdout.write(`${lines.join('\n')}\n`);
 }
-
-/** This process has no capability cache: the gateway's own explain (admin API) has. */
-const NO_FORECAST = "none here (the running gateway's admin API has it: POST /api/v1/policy/explain)";
 
 /**
  * The key store the gateway reads, with the store as the only source. Read only: a file

@@ -43,10 +43,11 @@ export async function runCli(argv: string[]): Promise<void> {
     .requiredOption('--to <address...>', 'recipient(s)')
     .option('--subject <text>', "subject (replaces the --file message's Subject before it is inspected)")
     .option('--file <message.eml>', 'a message to inspect (detectors, headers, subject)')
+    .option('--size <size>', "the message size size rules see (e.g. 30MB; default: the --file message's, else a few hundred bytes)")
     .option('--policy <file>', "policy file (default: the config's policy: its file, its inline section, or config/policy.yaml)")
     .option('-c, --config <file>', 'config file')
     .option('--json', 'machine-readable output')
-    .action((opts: { from: string; to: string[]; subject?: string; file?: string; policy?: string; config?: string; json?: boolean }) => import('./policy.js').then((m) => m.policyExplainCommand(opts)));
+    .action((opts: { from: string; to: string[]; subject?: string; file?: string; size?: string; policy?: string; config?: string; json?: boolean }) => import('./policy.js').then((m) => m.policyExplainCommand(opts)));
   policy
     .command('check [file]')
     .description("validate a policy file (default: the config's policy, file or inline)")

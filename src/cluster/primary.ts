@@ -9,6 +9,9 @@ import { auditGate } from '../api/sources.js';
 import { EVENTS, eventBusOf, type Logger } from '../events/logger.js';
 import { GatewayMetrics } from '../events/metrics.js';
 import { startEventSinks } from '../events/start-sinks.js';
+import { configuredPolicyFile } from '../policy/configured.js';
+import { inlinePolicyOf } from '../policy/section.js';
+import { PolicyStore } from '../policy/store.js';
 import { loadMasterKeys } from '../portal/keys.js';
 import { adoptOrphanShards } from '../queue/fs/shards.js';
 import { loadOrCreateCertificate } from '../tls/dev-certificate.js';
@@ -47,6 +50,11 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
   if (config.portal.enabled) await loadMasterKeys(config, dataDir);
   if (config.archive.enabled) await loadArchiveKeys(config, ArchiveLayout.forDataDir(dataDir));
   const adopted = await adoptOrphanShards(dataDir, count);
+  // policy explain answers with the policy the workers decide with: the primary loads and
+  // watches the same file (keeping the last good one, as they do); a broken one stops here.
+  const policyFile = configuredPolicyFile(config.policy);
+  const policies = new PolicyStore(policyFile && resolve(policyFile), logger.child({ component: 'policy' }), inlinePolicyOf(config.policy));
+  if (config.admin.enabled) await policies.start();
   logger.info({ event: EVENTS.start, pid: process.pid, workers: count, adopted }, 'Postern primary starting workers');
 
   cluster.schedulingPolicy = cluster.SCHED_NONE;
@@ -69,12 +77,13 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
   const sinks = config.admin.enabled ? await startEventSinks(config, dataDir, 'primary', logger) : undefined;
   const own = new GatewayMetrics(eventBusOf(logger), { audit: sinks?.audit && (() => sinks.audit!.status()) }, { processMetrics: false });
   const live = () => [...ready].flatMap((worker) => (shards.has(worker) ? [{ worker, shard: shards.get(worker) as number }] : []));
-  const sources = new ClusterSources(live, { own: own.registry, audit: sinks?.audit && auditGate(sinks.audit) });
+  const sources = new ClusterSources(live, { own: own.registry, audit: sinks?.audit && auditGate(sinks.audit), policy: policies });
   let admin: AdminListener | undefined;
   try {
     admin = await startAdminListener(config, dataDir, sources, logger);
   } catch (err) {
     sources.close();
+    policies.close();
     own.close();
     await sinks?.close();
     throw err;
@@ -82,6 +91,7 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
   const closeAdmin = async () => {
     await admin?.close().catch(() => undefined);
     sources.close();
+    policies.close();
     own.close();
     await sinks?.close().catch(() => undefined);
   };

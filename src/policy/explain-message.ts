@@ -10,6 +10,8 @@ export interface ExplainMessageInput {
   subject?: string | undefined;
   /** A whole message (RFC 5322) to inspect. */
   message?: Buffer | undefined;
+  /** The size `size` rules see, in bytes (default: the message's own). */
+  size?: number | undefined;
 }
 
 /**
@@ -17,11 +19,12 @@ export interface ExplainMessageInput {
  * (the one given, or one made of From, To and Subject) is inspected whole, by the same
  * inspectMessage, so the detectors scan the subject too. A subject given beside a
  * message replaces the message's own Subject field before inspection: what is explained
- * is the message with that subject, detectors and tag included.
+ * is the message with that subject, detectors and tag included. A size given stands
+ * for the message's: "what happens to a 30 MB message?" without making one.
  */
 export async function explainFacts(policy: Policy, input: ExplainMessageInput): Promise<MessageFacts> {
   const raw = explainMessage(input);
-  return inspectMessage(raw, raw.length, policy.detectors);
+  return inspectMessage(raw, input.size ?? raw.length, policy.detectors);
 }
 
 /** The message to inspect (exported for tests). */

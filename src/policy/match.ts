@@ -11,18 +11,54 @@ export interface MatchContext {
   policy: Policy;
 }
 
-/** "*" matches any run of characters; everything else literally, case-insensitively. */
+/**
+ * "*" matches any run of characters; everything else literally, case-insensitively.
+ * Matched by hand, not as a RegExp: "*a*a*a*b" as /^.*a.*a.*a.*b$/ backtracks
+ * polynomially on a long address a sender chooses. Here a mismatch only moves the
+ * last star on, so the work is at most pattern × text characters.
+ */
 export function globMatches(pattern: string, text: string): boolean {
-  const source = pattern
-    .toLowerCase()
-    .split('*')
-    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-    .join('.*');
-  return new RegExp(`^${source}$`).test(text.toLowerCase());
+  const p = pattern.toLowerCase();
+  const t = text.toLowerCase();
+  let pi = 0;
+  let ti = 0;
+  let star = -1; // the last star seen, and where in the text its run ends so far
+  let starEnd = 0;
+  while (ti < t.length) {
+    if (p[pi] === '*') {
+      star = pi++;
+      starEnd = ti;
+    } else if (pi < p.length && p[pi] === t[ti]) {
+      pi++;
+      ti++;
+    } else if (star >= 0) {
+      pi = star + 1;
+      ti = ++starEnd;
+    } else return false;
+  }
+  while (p[pi] === '*') pi++;
+  return pi === p.length;
 }
 
 export function hasSubjectTag(subject: string, tag: string): boolean {
   return subject.toLowerCase().includes(tag.toLowerCase());
+}
+
+type HeaderMatch = NonNullable<PolicyMatch['header']>[number];
+
+/**
+ * A header condition does not depend on the recipient: its answer is kept per message
+ * (per headers object), so a long header is read once per condition, not once per
+ * recipient.
+ */
+const headerAnswers = new WeakMap<MessageFacts['headers'], Map<HeaderMatch, boolean>>();
+
+function headerMatches(h: HeaderMatch, headers: MessageFacts['headers']): boolean {
+  let answers = headerAnswers.get(headers);
+  if (!answers) headerAnswers.set(headers, (answers = new Map()));
+  let answer = answers.get(h);
+  if (answer === undefined) answers.set(h, (answer = (headers[h.name] ?? []).some((v) => h.pattern.test(v))));
+  return answer;
 }
 
 /**
@@ -62,7 +98,7 @@ export function matchRule(match: PolicyMatch, ctx: MatchContext): string[] | und
     reasons.push(tagged ? `subject carries the ${policy.subjectTag.tag} tag` : `subject has no ${policy.subjectTag.tag} tag`);
   }
   if (match.header) {
-    const hit = match.header.find((h) => (facts.headers[h.name] ?? []).some((v) => h.pattern.test(v)));
+    const hit = match.header.find((h) => headerMatches(h, facts.headers));
     if (!hit) return undefined;
     reasons.push(`header ${hit.name} matches ${hit.pattern.source}`);
   }

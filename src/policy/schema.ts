@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseDuration, parseSize } from '../config/units.js';
 import { detectorsConfigSchema } from '../inspect/detectors/config.js';
-import { patternProblem } from '../inspect/detectors/safe-pattern.js';
+import { compileUserPattern } from '../inspect/detectors/user-pattern.js';
 import { DOMAIN_PATTERN_HELP, normalizeAddressKey, normalizeDomainPattern } from './domain-key.js';
 
 export const METHODS = ['smime', 'pgp', 'tls', 'portal'] as const;
@@ -51,14 +51,14 @@ function keyedBy<T extends z.ZodType>(normalize: (key: string) => string | undef
   });
 }
 
-/** A header pattern (case-insensitive); one that could backtrack exponentially is refused. */
+/** A header pattern (case-insensitive), compiled for RE2: time linear in the header (user-pattern.ts). */
 const regex = z.string().max(500, 'patterns longer than 500 characters are refused').transform((v, ctx) => {
-  const problem = patternProblem(v, { flags: 'i' });
-  if (problem) {
-    ctx.addIssue({ code: 'custom', message: problem });
+  const compiled = compileUserPattern(v, 'i');
+  if (typeof compiled === 'string') {
+    ctx.addIssue({ code: 'custom', message: compiled });
     return z.NEVER;
   }
-  return new RegExp(v, 'i');
+  return compiled;
 });
 
 /** What a rule, layer or the defaults say about a recipient; later layers override. */

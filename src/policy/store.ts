@@ -26,12 +26,21 @@ export function parsePolicyText(text: string, file: string): Policy {
 
 export const DEFAULT_POLICY: Policy = policySchema.parse({});
 
+/** The policy a running gateway decides with, and where it comes from (what the admin API explains with). */
+export interface RunningPolicy {
+  current(): Policy;
+  /** The policy file (absolute), "inline (policy section of the config)" or "built-in default". */
+  readonly source: string;
+}
+
+const INLINE_SOURCE = 'inline (policy section of the config)';
+
 /**
  * The policy in force. Loaded at start-up (a broken file stops the start with the
  * problems named), then watched: a change is validated and applied; a broken change is
  * logged and the last good policy stays in force.
  */
-export class PolicyStore {
+export class PolicyStore implements RunningPolicy {
   private policy: Policy = DEFAULT_POLICY;
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -52,11 +61,14 @@ export class PolicyStore {
     return this.policy;
   }
 
+  get source(): string {
+    return this.file ?? (this.inline ? INLINE_SOURCE : 'built-in default');
+  }
+
   async start(): Promise<void> {
     if (!this.file) {
       if (this.inline) this.policy = policySchema.parse(this.inline);
-      const source = this.inline ? 'inline (policy section of the config)' : 'built-in default';
-      this.log.info({ event: EVENTS.policyLoaded, source, rules: this.policy.rules.length }, `policy: ${source}`);
+      this.log.info({ event: EVENTS.policyLoaded, source: this.source, rules: this.policy.rules.length }, `policy: ${this.source}`);
       return;
     }
     this.policy = parsePolicyText(await readFile(this.file, 'utf8'), this.file);

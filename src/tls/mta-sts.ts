@@ -27,7 +27,7 @@ export interface MtaStsOptions {
   trust: string[];
   /** HTTPS port of policy hosts: 443, except in tests. */
   port: number;
-  /** Per address of a policy host: the whole request (see policy-fetch.ts). */
+  /** The whole lookup of a domain's policy: DNS discovery, the policy host's addresses, the fetch (see policy-fetch.ts). */
   timeoutMs: number;
   /** Where policies and recent failures are kept; shared by instances on Redis. */
   cache?: SharedCache | undefined;
@@ -43,7 +43,9 @@ const FAILURE_TTL_MS = 5 * 60_000;
  * fetch cannot take the delivery resolver's addresses, a CA for tests, a port, refuse
  * non-text/plain or oversized bodies — all required by RFC 8461 §3.3. Policies are cached
  * by domain until max_age; an unchanged id uses the cache without fetching, and a
- * cached policy survives a failed discovery or fetch (§5.1).
+ * cached policy survives a failed discovery or fetch (§5.1). One deadline (timeoutMs)
+ * covers the whole lookup, DNS included: a delivery never waits longer than that for a
+ * policy.
  */
 export class MtaSts {
   private readonly cache: SharedCache;
@@ -63,9 +65,11 @@ export class MtaSts {
     const recentFailure = await this.cache.get<{ until: number; lookup: MtaStsLookup }>(`mta-sts:failure:${d}`);
     if (!valid && recentFailure && recentFailure.until > now) return recentFailure.lookup;
 
+    const deadline = Date.now() + this.opts.timeoutMs;
+    const resolve = (name: string, type: 'TXT' | 'A' | 'AAAA') => beforeDeadline(this.opts.resolve(name, type), deadline, `${name} ${type}`, this.opts.timeoutMs);
     let id: string | false;
     try {
-      id = await resolvePolicy(d, { resolver: this.opts.resolve as never });
+      id = await resolvePolicy(d, { resolver: resolve as never });
     } catch (err) {
       // Discovery failed (not "no record"): RFC 8460 has no type of its own for it.
       const failed = { failure: 'sts-policy-fetch-error' as const, detail: `TXT lookup of _mta-sts.${d} failed: ${(err as Error).message}` };
@@ -79,7 +83,7 @@ export class MtaSts {
     }
     if (valid && valid.id === id) return { policy: valid, source: 'cache' };
     try {
-      const policy = await this.fetch(d, id, now);
+      const policy = await this.fetch(d, id, now, resolve, deadline);
       await this.cache.set(`mta-sts:policy:${d}`, policy, policy.maxAge * 1000);
       await this.cache.delete(`mta-sts:failure:${d}`);
       return { policy, source: 'fetched' };
@@ -95,14 +99,13 @@ export class MtaSts {
     return lookup;
   }
 
-  private async fetch(domain: string, id: string, now: number): Promise<MtaStsPolicy> {
+  private async fetch(domain: string, id: string, now: number, resolve: MtaStsOptions['resolve'], deadline: number): Promise<MtaStsPolicy> {
     const host = `mta-sts.${domain}`;
-    const addresses = ((await this.opts.resolve(host, 'A').catch(() => [])) as string[]).concat(
-      (await this.opts.resolve(host, 'AAAA').catch(() => [])) as string[],
-    );
-    if (!addresses.length) throw new FetchError('sts-policy-fetch-error', `${host} has no address`);
+    const [v4, v6] = await Promise.all([resolve(host, 'A').catch(() => []), resolve(host, 'AAAA').catch(() => [])]);
+    const addresses = (v4 as string[]).concat(v6 as string[]);
+    if (!addresses.length) throw new FetchError('sts-policy-fetch-error', `${host} has no address${Date.now() >= deadline ? ` within the ${this.opts.timeoutMs} ms MTA-STS deadline` : ''}`);
     this.fetches++;
-    const body = await fetchPolicy({ host, addresses, port: this.opts.port, ca: this.ca, timeoutMs: this.opts.timeoutMs, maxBytes: MAX_POLICY_BYTES });
+    const body = await fetchPolicy({ host, addresses, port: this.opts.port, ca: this.ca, deadline, timeoutMs: this.opts.timeoutMs, maxBytes: MAX_POLICY_BYTES });
     let parsed: { mode: string; mx?: string[]; maxAge: number };
     try {
       parsed = parsePolicy(body) as unknown as typeof parsed;
@@ -110,6 +113,19 @@ export class MtaSts {
       throw new FetchError('sts-policy-invalid', `policy of ${domain}: ${(err as Error).message}`);
     }
     return { id, mode: parsed.mode as MtaStsPolicy['mode'], mx: parsed.mx ?? [], maxAge: parsed.maxAge, fetchedAt: now };
+  }
+}
+
+/** A DNS answer, or a rejection once the lookup's deadline has passed. */
+async function beforeDeadline<T>(answer: Promise<T>, deadline: number, what: string, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} not answered within the ${timeoutMs} ms MTA-STS deadline`)), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([answer, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

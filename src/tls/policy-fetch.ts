@@ -19,7 +19,9 @@ export interface PolicyFetch {
   addresses: string[];
   port: number;
   ca: string[];
-  /** For each address: the whole request, from connecting to the last byte. */
+  /** When the whole lookup must be over (ms since the epoch): every address tried shares it. */
+  deadline: number;
+  /** The lookup's whole budget, for messages. */
   timeoutMs: number;
   maxBytes: number;
 }
@@ -31,25 +33,30 @@ const MAX_ADDRESSES = 3;
  * GET https://mta-sts.<domain>/.well-known/mta-sts.txt as RFC 8461 §3.3 asks: 200 only,
  * no redirects, text/plain, at most `maxBytes`, certificate valid for the policy host.
  * Each address of the host is tried in turn until one answers (a refused connection,
- * a TLS failure or a timeout is worth the next address; an answer is final). Every
- * try has a deadline for the whole request, so a server that trickles its answer a
- * byte at a time cannot hold the delivery that waits for the policy.
+ * a TLS failure or a timeout is worth the next address; an answer is final). All tries
+ * share one deadline (the lookup's, DNS included): each may use its share of what is
+ * left — all of it for the last — so a server that trickles its answer a byte at a
+ * time holds the delivery that waits for the policy no longer than the timeout, and
+ * still leaves the next address its turn.
  */
 export async function fetchPolicy(f: PolicyFetch): Promise<Buffer> {
   let last: FetchError | undefined;
-  for (const address of f.addresses.slice(0, MAX_ADDRESSES)) {
+  const addresses = f.addresses.slice(0, MAX_ADDRESSES);
+  for (const [i, address] of addresses.entries()) {
+    const left = f.deadline - Date.now();
+    if (left <= 0) break;
     try {
-      return await fetchFrom(f, address);
+      return await fetchFrom(f, address, left / (addresses.length - i));
     } catch (err) {
       const e = err instanceof FetchError ? err : new FetchError('sts-policy-fetch-error', `${f.host} (${address}): ${(err as Error).message}`);
       if (e.answered) throw e;
       last = e;
     }
   }
-  throw last ?? new FetchError('sts-policy-fetch-error', `${f.host} has no address`);
+  throw last ?? new FetchError('sts-policy-fetch-error', addresses.length ? `${f.host}: no time left within the ${f.timeoutMs} ms MTA-STS deadline` : `${f.host} has no address`);
 }
 
-function fetchFrom(f: PolicyFetch, address: string): Promise<Buffer> {
+function fetchFrom(f: PolicyFetch, address: string, budgetMs: number): Promise<Buffer> {
   const where = `${f.host} (${address})`;
   return new Promise<Buffer>((resolve, reject) => {
     let done = false;
@@ -86,7 +93,7 @@ function fetchFrom(f: PolicyFetch, address: string): Promise<Buffer> {
         res.on('error', (err) => finish(new FetchError('sts-policy-fetch-error', `${where}: ${err.message}`)));
       },
     );
-    const deadline = setTimeout(() => finish(new FetchError('sts-policy-fetch-error', `${where} did not send the whole policy within ${f.timeoutMs} ms`)), f.timeoutMs);
+    const deadline = setTimeout(() => finish(new FetchError('sts-policy-fetch-error', `${where} did not send the whole policy in time (${Math.round(budgetMs)} ms of the ${f.timeoutMs} ms MTA-STS deadline)`)), budgetMs);
     req.on('error', (err) => {
       const code = (err as NodeJS.ErrnoException).code ?? '';
       // A certificate the web PKI does not accept for mta-sts.<domain>.

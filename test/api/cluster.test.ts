@@ -70,6 +70,14 @@ describe('admin listener of a cluster (workers: 2)', () => {
     for (const shard of [0, 1]) expect(accepted.filter((a) => a.shard === shard).length).toBeLessThan(N);
   });
 
+  it('policy explain in the primary answers with the policy it holds as the workers do (the configured file)', async () => {
+    const r = await call(`${url}/api/v1/policy/explain`, { method: 'POST', key: KEYS.ro, json: { from: 'sender@client.test', to: ['a@dest.test'] } });
+    expect(r.status).toBe(200);
+    const body = r.body as { policyFile: string; decisions: { ruleId: string; method: string }[] };
+    expect([body.policyFile, body.decisions.map((d) => [d.ruleId, d.method])]).toEqual([expect.stringMatching(/test\/fixtures\/policy-relay\.yaml$/), [['default', 'tls']]]);
+    expect(gw.logs.filter((l) => l.event === 'policy.loaded' && l.process === 'primary')).toHaveLength(1);
+  });
+
   it('/readyz asks every worker', async () => {
     expect(await call(`${url}/readyz`)).toMatchObject({ status: 200, body: { ready: true, problems: [] } });
   });

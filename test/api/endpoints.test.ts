@@ -54,6 +54,13 @@ describe('policy explain', () => {
     expect([replaced.subject, replaced.detectors.hits]).toEqual(['Lunch', []]);
   });
 
+  it('takes a size for size rules, and refuses one that is not a number of bytes', async () => {
+    const r = await call(api('/policy/explain'), { method: 'POST', key: KEYS.ro, json: { from: 'dr@client.test', to: ['a@dest.test'], size: 31_457_280 } });
+    expect(r.status).toBe(200);
+    expect((r.body as { size: number }).size).toBe(31_457_280);
+    expect((await call(api('/policy/explain'), { method: 'POST', key: KEYS.ro, json: { from: 'dr@client.test', to: ['a@dest.test'], size: '30MB' } })).status).toBe(400);
+  });
+
   it('decides as the gateway does: a Secure Text number is not sent by TLS', async () => {
     const r = await call(api('/policy/explain'), { method: 'POST', key: KEYS.ro, json: { from: 'dr@client.test', to: ['15551234567@secure.text'] } });
     expect(r.status).toBe(200);

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,9 +7,14 @@ import { promisify } from 'node:util';
 import { generateKey } from 'openpgp';
 import { describe, expect, it } from 'vitest';
 import type { Decision } from '../../src/types.js';
+import { RedisCache } from '../../src/common/shared-cache.js';
+import { connectRedis } from '../../src/queue/redis/connect.js';
+import { TlsCapabilityCache } from '../../src/tls/capability-cache.js';
 import { writeConfigFile } from '../helpers/gateway.js';
+import { DEV_REDIS_URL, deleteKeys, devRedisAvailable, redisSection, testPrefix } from '../queue/redis-harness.js';
 
 const run = promisify(execFile);
+const redisUp = await devRedisAvailable();
 const ENTRY = join(process.cwd(), 'dist', 'cli', 'postern.cjs');
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -131,5 +137,57 @@ describe('postern policy explain / check', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/defaults\.tls: Invalid option/);
     expect(r.stderr).toMatch(/rules\.0\.match: unknown key colour/);
+  });
+
+  it('--size stands for the message size, so size rules can be explained without a message that big', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-explain-'));
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(policy, 'rules: [{ id: big-by-portal, match: { size: { min: 20MB } }, action: { methods: [portal] } }]\n');
+    const explain = async (...extra: string[]) => cli(['policy', 'explain', '--policy', policy, '--from', 'a@clinic.example', '--to', 'b@hospital.example', ...extra]);
+    const small = await explain('--json');
+    expect((JSON.parse(small.stdout) as { decisions: Decision[] }).decisions[0]?.ruleId).toBe('default');
+    const big = await explain('--size', '30MB');
+    expect(big.code).toBe(0);
+    expect(big.stdout).toMatch(/Size: 31457280 bytes \(--size\)/);
+    expect(big.stdout).toMatch(/rule: {7}big-by-portal\n {2}why: {8}rule big-by-portal: size 31457280 bytes is in range/);
+    const wrong = await explain('--size', 'huge');
+    expect([wrong.code, wrong.stderr]).toEqual([2, expect.stringMatching(/--size: "huge" is not a size/)]);
+  });
+
+  it.skipIf(!redisUp)('with queue.backend redis, the TLS forecast comes from the capability cache the gateway shares there', async () => {
+    const prefix = testPrefix();
+    const redis = await connectRedis(redisSection(DEV_REDIS_URL, prefix));
+    try {
+      // What a gateway instance writes through after delivering to an MX whose certificate failed.
+      const seen = new TlsCapabilityCache(undefined, undefined, new RedisCache(redis, prefix));
+      seen.record('127.0.0.1', 2526, { starttls: true, verdict: 'certificate-not-trusted' });
+      await expect.poll(() => redis.exists(`${prefix}cache:tls-capability:127.0.0.1:2526`)).toBe(1);
+      const dir = mkdtempSync(join(tmpdir(), 'postern-explain-redis-'));
+      const config = writeConfigFile(dir, {
+        hostname: 'postern.test',
+        dataDir: join(dir, 'data'),
+        queue: { backend: 'redis' },
+        redis: { url: DEV_REDIS_URL, keyPrefix: prefix },
+        portal: { masterKeys: [{ id: 'k1', key: randomBytes(32).toString('base64') }] },
+        archive: { masterKeys: [{ id: 'k1', key: randomBytes(32).toString('base64') }] },
+        delivery: { routes: { 'shaky.test': '127.0.0.1:2526', 'calm.test': '127.0.0.1:2527' } },
+      });
+      const r = await cli(['policy', 'explain', '--config', config, '--policy', 'config/policy.yaml', '--from', 'dr@clinic.example', '--to', 'a@shaky.test', 'b@calm.test', '--json']);
+      expect([r.code, r.stderr]).toEqual([0, '']);
+      const out = JSON.parse(r.stdout) as { tlsForecast: string; decisions: Decision[] };
+      expect(out.tlsForecast).toBe('the capability cache the gateway shares on Redis');
+      const [shaky, calm] = out.decisions;
+      expect(shaky?.method).toBe('portal');
+      expect(shaky?.reasons.join(' | ')).toMatch(/TLS forecast: every MX failed verification when last seen: 127\.0\.0\.1:2526 certificate-not-trusted \(seen [\dT:.Z-]+\); portal now instead of an attempt that would fail/);
+      expect([calm?.method, calm?.reasons.join(' | ')]).toEqual(['tls', expect.not.stringMatching(/TLS forecast/)]);
+      // The fs backend: the cache is in the gateway's memory, and the output says so.
+      const fsConfig = writeConfigFile(mkdtempSync(join(tmpdir(), 'postern-explain-fs-')), { hostname: 'postern.test', delivery: { routes: { 'shaky.test': '127.0.0.1:2526' } } });
+      const fs = await cli(['policy', 'explain', '--config', fsConfig, '--policy', 'config/policy.yaml', '--from', 'dr@clinic.example', '--to', 'a@shaky.test']);
+      expect(fs.stdout).toMatch(/TLS forecast: none here \(the running gateway's admin API has it: POST \/api\/v1\/policy\/explain\)/);
+      expect(fs.stdout).toMatch(/method: {5}TLS \(verify\)/);
+    } finally {
+      redis.disconnect();
+      await deleteKeys(DEV_REDIS_URL, prefix);
+    }
   });
 });

@@ -5,16 +5,17 @@ import { describe, expect, it } from 'vitest';
 import type { TestGateway } from '../helpers/gateway.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
+import { adminConfig, call, KEYS, startAdmin } from '../api/admin-helpers.js';
 
 /** A gateway's policy in use: reloaded while it runs, written inline, and what the log lines say. */
 describe('policy in a running gateway', () => {
   const s = scenario();
 
-  async function gatewayWith(policy: Record<string, unknown>): Promise<TestGateway> {
+  async function gatewayWith(policy: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<TestGateway> {
     const mx = await s.mx();
     const route = { nexthop: `127.0.0.1:${mx.port}` };
     // file: undefined drops the test helper's default policy file.
-    return s.gateway({ policy: { file: undefined, ...policy }, delivery: { routes: { 'dest.test': route, 'client.test': route }, tls: { default: 'may' }, retry: { initialDelay: '1h' } } });
+    return s.gateway({ policy: { file: undefined, ...policy }, delivery: { routes: { 'dest.test': route, 'client.test': route }, tls: { default: 'may' }, retry: { initialDelay: '1h' } }, ...extra });
   }
   const send = async (gw: TestGateway, to: string, raw = testMessage({ subject: 'hello' })) => expect((await sendMail(gw.port, { from: 'dr@client.test', to: [to], raw })).ok).toBe(true);
   const decisionFor = (gw: TestGateway, to: string) => gw.waitForLog((l) => l.event === 'policy.decision' && l.to === to);
@@ -35,6 +36,30 @@ describe('policy in a running gateway', () => {
     expect(await gw.waitForLog((l) => l.event === 'policy.rejected')).toMatchObject({ problems: [expect.stringMatching(/rules\.0\.match: unknown key colour/)] });
     await send(gw, 'three@dest.test');
     expect(await decisionFor(gw, 'three@dest.test')).toMatchObject({ rule: 'dest-verify' });
+  });
+
+  it("the admin API's policy explain answers with the policy the gateway runs, also after a broken edit", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'postern-reload-')), 'policy.yaml');
+    writeFileSync(file, 'rules: [{ id: dest-portal, match: { recipientDomain: dest.test }, action: { methods: [portal] } }]\n');
+    const gw = await gatewayWith({ file }, { admin: await adminConfig() });
+    const admin = await startAdmin(gw);
+    try {
+      const explain = async () => {
+        const r = await call(`${admin.url}/api/v1/policy/explain`, { method: 'POST', key: KEYS.ro, json: { from: 'dr@client.test', to: ['a@dest.test'] } });
+        const body = r.body as { policyFile: string; decisions: { ruleId: string }[] };
+        return [r.status, body.policyFile, body.decisions?.map((d) => d.ruleId)];
+      };
+      expect(await explain()).toEqual([200, file, ['dest-portal']]);
+      writeFileSync(file, 'rules: [{ id: broken, match: { colour: red }, action: {} }]\n');
+      await gw.waitForLog((l) => l.event === 'policy.rejected');
+      // The gateway still decides with dest-portal: so does explain (it once re-read the file and answered 500).
+      expect(await explain()).toEqual([200, file, ['dest-portal']]);
+      writeFileSync(file, 'rules: [{ id: dest-tls, match: { recipientDomain: dest.test }, action: { methods: [tls] } }]\n');
+      await gw.waitForLog((l) => l.event === 'policy.loaded' && l.generation === 1);
+      expect(await explain()).toEqual([200, file, ['dest-tls']]);
+    } finally {
+      await admin.close();
+    }
   });
 
   it('an inline policy section decides; policy.decision says the method the recipient really gets', async () => {

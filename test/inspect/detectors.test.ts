@@ -119,18 +119,45 @@ describe('detectors: scoring, categories, configuration', () => {
     expect(r.success ? '' : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join()).toMatch(/mrn\.patterns\.0\.pattern: invalid regular expression/);
   });
 
-  it('refuses patterns that can backtrack exponentially or match nothing, naming the key', () => {
+  it('refuses patterns RE2 cannot run, too large, or matching nothing, naming the key', () => {
     const problems = (input: unknown) => {
       const r = detectorsConfigSchema.safeParse(input);
       return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     };
-    expect(problems({ custom: [{ name: 'evil', pattern: '(a+)+$' }] })).toEqual([expect.stringMatching(/^custom\.0\.pattern: this pattern can take exponential time/)]);
-    expect(problems({ mrn: { patterns: [{ name: 'x', pattern: '(\\d*)*MRN' }] } })).toEqual([expect.stringMatching(/^mrn\.patterns\.0\.pattern: this pattern can take exponential time/)]);
+    expect(problems({ custom: [{ name: 'twice', pattern: '(\\d{3})-\\1' }] })).toEqual([expect.stringMatching(/^custom\.0\.pattern: configured patterns run on RE2, .*no backreferences/)]);
+    expect(problems({ mrn: { patterns: [{ name: 'x', pattern: 'MRN(?=\\d)' }] } })).toEqual([expect.stringMatching(/^mrn\.patterns\.0\.pattern: configured patterns run on RE2/)]);
+    expect(problems({ custom: [{ name: 'huge', pattern: '.{0,300}x' }] })).toEqual([expect.stringMatching(/^custom\.0\.pattern: this pattern compiles to \d+ instructions, more than 500/)]);
     expect(problems({ custom: [{ name: 'empty', pattern: 'x*' }] })).toEqual([expect.stringMatching(/^custom\.0\.pattern: this pattern matches the empty string/)]);
+    // Slow on V8, linear on RE2: accepted now.
+    expect(problems({ custom: [{ name: 'a', pattern: '(a+)+$' }, { name: 'b', pattern: '(a|aa)+$' }, { name: 'c', pattern: '.*.*.*=' }, { name: 'd', pattern: '(\\d{3}-?){3}' }] })).toEqual([]);
     // Checked with its own flags: \p{L} is a property only with u.
     expect(problems({ custom: [{ name: 'letters', pattern: '\\p{Lu}{3}-\\d+', flags: 'u' }] })).toEqual([]);
     expect(problems({ custom: [{ name: 'bad', pattern: '\\p{Nope}', flags: 'u' }] })).toEqual([expect.stringMatching(/^custom\.0\.pattern: invalid regular expression/)]);
     expect(problems({ custom: [{ name: 'project', pattern: 'PRJ-\\d{4}' }] })).toEqual([]);
+  });
+
+  it('runs configured patterns on RE2: slow-on-V8 patterns finish, and find what V8 would', () => {
+    const cfg = detectorsConfigSchema.parse({
+      custom: [
+        { name: 'alt', pattern: '(a|aa)+$' },
+        { name: 'dots', pattern: '.*.*.*=' },
+        { name: 'poly', pattern: '[a-z]+[a-z]+X', flags: '' },
+        { name: 'e-acute', pattern: '\\u00e9t\\u00e9', flags: 'i' },
+      ],
+    });
+    const t0 = Date.now();
+    const hostile = runDetectors([{ source: 'text', text: `${'a'.repeat(60)}b ${'a'.repeat(2000)}!` }], cfg, Date.now() + 10_000);
+    expect(Date.now() - t0).toBeLessThan(2000); // a bound that catches backtracking (hours here), not speed
+    expect(hostile.hits).toEqual([]);
+    const found = runDetectors([{ source: 'text', text: 'x=1\naa\nabcX abcdX ÉTÉ été\naaaa' }], cfg).hits.map((h) => `${h.detector}×${h.count}`);
+    expect(found).toEqual(['custom:alt×1', 'custom:dots×1', 'custom:poly×2', 'custom:e-acute×2']);
+  });
+
+  it('keeps the shipped MRN pattern on V8 and gives the same counts as RE2 would', () => {
+    const texts = ['MRN: 1234567 and mrn#7654321, MRN 12345', 'xMRN 1234567', 'MRN 12345678901', 'MRN:\n 1234567'];
+    const rewritten = detectorsConfigSchema.parse({ mrn: { patterns: [{ name: 'mrn', pattern: '\\bMRN[:#\\s]*\\d{6,10}(?:\\b)' }] } });
+    for (const text of texts) expect({ text, n: count(text, 'mrn', rewritten) }).toEqual({ text, n: count(text, 'mrn') });
+    expect(count(texts[0]!, 'mrn')).toBe(2);
   });
 
   it('stops at the deadline with an inspection error, never with "nothing found"', () => {
@@ -216,5 +243,50 @@ describe('detectors: the fast scan finds exactly what the naive reference finds'
       expect({ name, found: [...found] }).toEqual({ name, found: [...REFERENCE[name as keyof typeof REFERENCE](text)] });
     }
     expect(runDetectors(parsed.texts, config).hits).toEqual([]);
+  });
+});
+
+/**
+ * A guard, not a timing: the built-in detectors look around digits (digit-groups.ts) and
+ * must not drift back to a regex pass over the whole text each. Every RegExp search from
+ * the start of a long text is counted (patching RegExp.prototype.exec sends test, match,
+ * replace and friends through it too); sticky patterns anchored at one place are not
+ * passes.
+ */
+describe('detectors: whole-text regex passes', () => {
+  function wholeTextPasses(texts: { text: string }[], run: () => void): string[] {
+    const long = new Set(texts.map((t) => t.text.length).filter((n) => n > 1000));
+    const passes: string[] = [];
+    const exec = Object.getOwnPropertyDescriptor(RegExp.prototype, 'exec')!;
+    const original = RegExp.prototype.exec;
+    Object.defineProperty(RegExp.prototype, 'exec', {
+      ...exec,
+      value(this: RegExp, input: string) {
+        const fromStart = !(this.global || this.sticky) || this.lastIndex === 0;
+        if (!this.sticky && fromStart && long.has(String(input).length)) passes.push(`/${this.source.slice(0, 30)}/`);
+        return original.call(this, input);
+      },
+    });
+    try {
+      run();
+    } finally {
+      Object.defineProperty(RegExp.prototype, 'exec', exec);
+    }
+    return passes;
+  }
+
+  it('two per text with the default detectors (the MRN pattern, the keyword starts), on prose and on the smtp-source body', async () => {
+    const prose = (await parseMessage(readFileSync(new URL('../fixtures/prose-100k.eml', import.meta.url)))).texts;
+    const bench = [{ source: 'text' as const, text: Array.from({ length: 1200 }, (_, i) => `${i % 10}${'X'.repeat(79)}`).join('\r\n') }];
+    for (const texts of [prose, bench]) {
+      const passes = wholeTextPasses(texts, () => runDetectors(texts, config));
+      expect({ passes, perText: passes.length / texts.filter((t) => t.text.length > 1000).length }).toEqual({ passes, perText: 2 });
+    }
+  });
+
+  it('counts what it should: a detector pass added over the whole text shows', () => {
+    const texts = [{ source: 'text', text: 'x'.repeat(5000) }];
+    expect(wholeTextPasses(texts, () => /\d{2}\/\d{2}/g.exec(texts[0]!.text)).length).toBe(1);
+    expect(wholeTextPasses(texts, () => texts[0]!.text.replace(/y/g, ''))).toHaveLength(1);
   });
 });

@@ -123,6 +123,17 @@ describe('message inspection', () => {
     expect(late.error).toMatch(/the detectors did not finish within the inspection deadline \(-1 ms\)/);
   });
 
+  it('configured patterns that backtrack for hours on V8 finish within the deadline (RE2)', async () => {
+    // (a|aa)+$ on 60 a's and a b: ~1.4× longer per character on V8, an hour and more.
+    const message = Buffer.from(`Subject: ${'a'.repeat(60)}b\r\n\r\n${'a'.repeat(60)}b\r\n${'a'.repeat(500)}!\r\n`);
+    const detectors = detectorsConfigSchema.parse({ custom: [{ name: 'alt', pattern: '(a|aa)+$' }, { name: 'dots', pattern: '.*.*.*=' }] });
+    const limits = { ...DEFAULT_INSPECT_LIMITS, timeoutMs: 2000 };
+    const t0 = Date.now();
+    const facts = await inspectMessage(message, message.length, detectors, limits);
+    expect(Date.now() - t0).toBeLessThan(limits.timeoutMs + 500);
+    expect([facts.error, facts.detectors.hits.map((h) => h.detector)]).toEqual([undefined, []]);
+  });
+
   it('bounds the text kept for detectors', async () => {
     const big = Buffer.from(`Subject: big\r\n\r\n${'word '.repeat(100_000)}\r\n`);
     const r = await parseMessage(big, { maxDepth: 20, maxParts: 500, maxTextBytes: 1000, maxHeaderBytes: 65536, timeoutMs: 5000 });

@@ -117,7 +117,37 @@ describe('MTA-STS policy discovery and fetch', () => {
     sts(good.port, 'slow.test', 'trickle', `${policy('enforce', ['mx.slow.test'])}${'#'.repeat(300)}`, { trickleMs: 100 });
     const r = await client().policyFor('slow.test');
     expect(r).toMatchObject({ source: 'none', failure: 'sts-policy-fetch-error' });
-    expect(r.detail).toMatch(/mta-sts\.slow\.test \(127\.0\.0\.1\) did not send the whole policy within 500 ms/);
+    expect(r.detail).toMatch(/mta-sts\.slow\.test \(127\.0\.0\.1\) did not send the whole policy in time \(\d+ ms of the 500 ms MTA-STS deadline\)/);
+  });
+
+  it('one deadline covers DNS and every address: two trickling addresses after a slow TXT answer still end within the timeout', async () => {
+    sts(good.port, 'slow.test', 'trickle2', `${policy('enforce', ['mx.slow.test'])}${'#'.repeat(300)}`, { trickleMs: 100 });
+    dns.zone['mta-sts.slow.test'] = { A: ['127.0.0.1', '127.0.0.1'] };
+    const d = new DeliveryDns([dns.server], 1000);
+    // The resolver answers the TXT query 200 ms late (a slow recursive resolver).
+    const slowTxt = async (n: string, t: 'TXT' | 'A' | 'AAAA') => {
+      if (t === 'TXT') await new Promise((r) => setTimeout(r, 200));
+      return d.resolve(n, t);
+    };
+    const before = good.requests.length;
+    const t0 = Date.now();
+    const r = await new MtaSts({ resolve: slowTxt, trust: [ca.cert], port: good.port, timeoutMs: 500 }).policyFor('slow.test');
+    const took = Date.now() - t0;
+    expect(r).toMatchObject({ source: 'none', failure: 'sts-policy-fetch-error' });
+    // Each address had its share of what DNS left (~150 ms each); per-address timeouts took 1.2 s here.
+    expect(good.requests.length - before).toBe(2);
+    expect(took).toBeGreaterThanOrEqual(450);
+    expect(took).toBeLessThan(650);
+  });
+
+  it('a TXT lookup slower than the whole timeout fails at the deadline', async () => {
+    sts(good.port, 'ok.test', 'late', policy('enforce', ['mx1.ok.test']));
+    const d = new DeliveryDns([dns.server], 1000);
+    const stuck = async (n: string, t: 'TXT' | 'A' | 'AAAA') => (t === 'TXT' ? new Promise<never>(() => undefined) : d.resolve(n, t));
+    const t0 = Date.now();
+    const r = await new MtaSts({ resolve: stuck, trust: [ca.cert], port: good.port, timeoutMs: 300 }).policyFor('ok.test');
+    expect(Date.now() - t0).toBeLessThan(450);
+    expect(r).toMatchObject({ source: 'none', failure: 'sts-policy-fetch-error', detail: expect.stringMatching(/_mta-sts\.ok\.test TXT not answered within the 300 ms MTA-STS deadline/) });
   });
 
   it("tries the policy host's other addresses when one does not answer", async () => {

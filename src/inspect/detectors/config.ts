@@ -1,14 +1,17 @@
 import { z } from 'zod';
-import { patternProblem } from './safe-pattern.js';
+import { patternProblem, shippedPattern } from './user-pattern.js';
 
 const pattern = z.string().max(500, 'patterns longer than 500 characters are refused');
 const flags = z.string().regex(/^[imsu]*$/, 'flags: any of i, m, s, u').default('i');
 
-/** A scanned pattern is checked with its own flags (see safe-pattern.ts); the problem is put on `pattern`. */
+/** A scanned pattern is checked with its own flags (see user-pattern.ts); the problem is put on `pattern`. */
 function checkedPattern<T extends { pattern: string; flags: string }>(entry: T, ctx: z.RefinementCtx): void {
   const problem = patternProblem(entry.pattern, { flags: entry.flags, scanned: true });
   if (problem) ctx.addIssue({ code: 'custom', path: ['pattern'], message: problem });
 }
+
+/** The default MRN pattern: shipped, so it runs on V8 (see user-pattern.ts). */
+const DEFAULT_MRN = { name: 'mrn', ...shippedPattern('\\bMRN[:#\\s]*\\d{6,10}\\b', 'i') };
 
 const builtIn = (weight: number) => z.strictObject({ enabled: z.boolean().default(true), weight: z.number().nonnegative().default(weight) }).prefault({});
 
@@ -32,7 +35,7 @@ export const detectorsConfigSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(true),
       weight: z.number().nonnegative().default(4),
-      patterns: z.array(z.strictObject({ name: z.string(), pattern, flags }).superRefine(checkedPattern)).default([{ name: 'mrn', pattern: '\\bMRN[:#\\s]*\\d{6,10}\\b', flags: 'i' }]),
+      patterns: z.array(z.strictObject({ name: z.string(), pattern, flags }).superRefine(checkedPattern)).default([DEFAULT_MRN]),
     })
     .prefault({}),
   custom: z

@@ -5,6 +5,7 @@ import type { DetectorsConfig } from './config.js';
 import { findDigitGroups, usefulGroups, type DigitGroups } from './digit-groups.js';
 import { findKeywords, keywordMatcher, type KeywordMatcher } from './keywords.js';
 import { findCards, findNpi, findSsn } from './numbers.js';
+import { compiledPattern, type UserPattern } from './user-pattern.js';
 
 export { detectorsConfigSchema, type DetectorsConfig } from './config.js';
 export type { TextSource } from '../parse.js';
@@ -26,18 +27,9 @@ const BUILT_IN: Record<BuiltIn, { category: string; find: (g: DigitGroups, found
   dob: { category: 'phi', find: findDob },
 };
 
-/** Linear scan of a configured pattern (checked at load: see config.ts). */
-function* matches(re: RegExp, text: string): Generator<RegExpExecArray> {
-  re.lastIndex = 0;
-  for (let m = re.exec(text); m; m = re.exec(text)) {
-    if (m[0] === '') re.lastIndex++; // an empty match finds nothing and must not stall the scan
-    else yield m;
-  }
-}
-
 interface Compiled {
-  mrn: RegExp[];
-  custom: { re: RegExp; c: DetectorsConfig['custom'][number] }[];
+  mrn: UserPattern[];
+  custom: { re: UserPattern; c: DetectorsConfig['custom'][number] }[];
   keywords: { k: DetectorsConfig['keywords'][number]; words: string[] }[];
   keywordMatcher: KeywordMatcher;
 }
@@ -50,8 +42,8 @@ function compile(config: DetectorsConfig): Compiled {
   if (!c) {
     const keywords = config.keywords.map((k) => ({ k, words: [...new Set(k.words.map((word) => word.toLowerCase()))] }));
     c = {
-      mrn: config.mrn.patterns.map((p) => new RegExp(p.pattern, `g${p.flags}`)),
-      custom: config.custom.map((x) => ({ re: new RegExp(x.pattern, `g${x.flags}`), c: x })),
+      mrn: config.mrn.patterns.map((p) => compiledPattern(p.pattern, p.flags)),
+      custom: config.custom.map((x) => ({ re: compiledPattern(x.pattern, x.flags), c: x })),
       keywords,
       keywordMatcher: keywordMatcher(keywords.flatMap((k) => k.words)),
     };
@@ -64,9 +56,10 @@ function compile(config: DetectorsConfig): Compiled {
  * Runs the enabled detectors over the message's text and returns, per detector, the
  * number of distinct values found and its score — never the values themselves. Work is
  * bounded by `maxScanBytes`, and by `deadline` (ms since the epoch: the inspection's):
- * checked before each pass of a detector over a text, it ends the scan with an
- * InspectLimitError — a message whose scan did not finish is not one where nothing was
- * found.
+ * checked before each pass of a detector over a text and after each match of a
+ * configured pattern (those run on RE2, linear in the text: user-pattern.ts), it ends
+ * the scan with an InspectLimitError — a message whose scan did not finish is not one
+ * where nothing was found.
  */
 export function runDetectors(sources: TextSource[], config: DetectorsConfig, deadline = Infinity): { hits: DetectorHit[]; score: number; categories: string[] } {
   const inTime = <T>(pass: T): T => {
@@ -95,12 +88,12 @@ export function runDetectors(sources: TextSource[], config: DetectorsConfig, dea
   const patterns = compile(config);
   if (config.mrn.enabled) {
     const found = new Set<string>();
-    for (const re of patterns.mrn) for (const t of texts) for (const m of matches(inTime(re), t)) found.add(m[0].replace(/\D/g, '') || m[0]);
+    for (const re of patterns.mrn) for (const t of texts) for (const m of inTime(re).matches(t)) found.add(inTime(m).replace(/\D/g, '') || m);
     add('mrn', 'phi', found, config.mrn.weight);
   }
   for (const { re, c } of patterns.custom) {
     const found = new Set<string>();
-    for (const t of texts) for (const m of matches(inTime(re), t)) found.add(m[0]);
+    for (const t of texts) for (const m of inTime(re).matches(t)) found.add(inTime(m));
     add(`custom:${c.name}`, c.category, found, c.weight, c.minCount);
   }
   if (patterns.keywords.length) {
