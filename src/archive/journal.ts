@@ -1,11 +1,8 @@
 import type { PosternConfig } from '../config/schema.js';
 import type { Logger } from '../events/logger.js';
-import { ensureAdminChain } from './admin-anchor.js';
-import { ChainWriter } from './chain-writer.js';
 import { ARCHIVE_EVENTS } from './events.js';
-import { FsSink } from './fs-sink.js';
-import { loadArchiveKeys } from './keys.js';
-import { ArchiveLayout, journalChainName } from './layout.js';
+import { ArchiveLayout } from './layout.js';
+import { openFsSink } from './open-fs-sink.js';
 import { prepareItem } from './prepare.js';
 import { SmtpSink } from './smtp-sink.js';
 import type { JournalItem, JournalSink } from './types.js';
@@ -95,20 +92,8 @@ export async function openJournal(config: PosternConfig, dataDir: string, logger
   const sinks: JournalSink[] = [];
   try {
     for (const s of config.archive.sinks) {
-      if (s.type === 'fs') {
-        const { keys, development } = await loadArchiveKeys(config, layout);
-        if (development) log.warn({ event: ARCHIVE_EVENTS.devKey, file: layout.masterKeyFile }, 'archive: using a development master key; set archive.masterKeys for production');
-        // The admin chain first: a new journal chain's genesis names it (admin-anchor.ts).
-        const admin = await ensureAdminChain(layout);
-        const chain = await ChainWriter.open(layout.chainsDir, journalChainName(opts.shard ?? 0), undefined, { admin });
-        const fs = await FsSink.open(layout, chain, keys).catch(async (err: unknown) => {
-          await chain.close();
-          throw err;
-        });
-        sinks.push(fs);
-        const { placed, removed } = await fs.recover();
-        if (placed || removed) log.info({ event: ARCHIVE_EVENTS.recovered, placed, removed }, 'archive: finished items interrupted by a crash');
-      } else {
+      if (s.type === 'fs') sinks.push(await openFsSink(config, layout, log, opts.shard ?? 0));
+      else {
         const smtp = new SmtpSink(s, layout, config.hostname, config.delivery.retry.lifetime);
         sinks.push(smtp);
         void smtp.pruneMarkers().catch(() => undefined);
