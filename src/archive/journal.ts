@@ -12,6 +12,8 @@ export class JournalError extends Error {
   constructor(
     message: string,
     readonly queueId: string,
+    /** The sinks that hold the message all the same (to be skipped next time: JournalItem.storedIn). */
+    readonly storedIn: string[] = [],
   ) {
     super(message);
     this.name = 'JournalError';
@@ -36,28 +38,38 @@ export class Journal {
     private readonly log: Logger,
   ) {}
 
-  async record(item: JournalItem): Promise<void> {
+  /**
+   * Stores the item in every sink that does not hold it yet (`item.storedIn`); resolves
+   * with the names of all sinks that hold it. On failure the JournalError says which
+   * do all the same (`storedIn`), for the caller to keep with the message.
+   */
+  async record(item: JournalItem): Promise<string[]> {
     const id = item.envelope.id;
+    const before = new Set(item.storedIn ?? []);
+    const todo = this.sinks.filter((s) => !before.has(s.name));
+    const held = this.sinks.filter((s) => before.has(s.name)).map((s) => s.name);
     let prepared;
     try {
-      prepared = await prepareItem(item);
+      prepared = todo.length ? await prepareItem(item) : undefined;
     } catch (err) {
-      throw new JournalError(`journal ${id}: cannot read the message: ${(err as Error).message}`, id);
+      throw new JournalError(`journal ${id}: cannot read the message: ${(err as Error).message}`, id, held);
     }
-    const results = await Promise.allSettled(this.sinks.map((s) => s.store(prepared)));
-    const failed = results.flatMap((r, i) => {
-      const sink = this.sinks[i];
-      if (r.status !== 'rejected' || !sink) return [];
-      return [{ sink: sink.name, err: (r.reason as Error).message, itemOnly: sink.refusedItemOnly?.(r.reason) ?? false }];
+    const results = prepared ? await Promise.allSettled(todo.map((s) => s.store(prepared))) : [];
+    const failed: { sink: string; err: string; itemOnly: boolean }[] = [];
+    results.forEach((r, i) => {
+      const sink = todo[i] as JournalSink;
+      if (r.status === 'fulfilled') held.push(sink.name);
+      else failed.push({ sink: sink.name, err: (r.reason as Error).message, itemOnly: sink.refusedItemOnly?.(r.reason) ?? false });
     });
     if (failed.length) {
       // One message the archive refuses (too large...) says nothing about the next one.
       if (failed.some((f) => !f.itemOnly)) this.lastFailureAt = Date.now();
-      for (const f of failed) this.log.error({ event: ARCHIVE_EVENTS.journalFailed, queueId: id, sink: f.sink, err: f.err, refused: f.itemOnly ? 'item' : 'sink-unavailable' }, 'journal sink failed');
-      throw new JournalError(`journal ${id}: ${failed.map((f) => `${f.sink} sink: ${f.err}`).join('; ')}`, id);
+      for (const f of failed) this.log.error({ event: ARCHIVE_EVENTS.journalFailed, queueId: id, sink: f.sink, err: f.err, refused: f.itemOnly ? 'item' : 'sink-unavailable', storedIn: held }, 'journal sink failed');
+      throw new JournalError(`journal ${id}: ${failed.map((f) => `${f.sink} sink: ${f.err}`).join('; ')}`, id, held);
     }
     this.lastFailureAt = 0;
-    this.log.info({ event: ARCHIVE_EVENTS.journaled, queueId: id, sinks: this.sinks.map((s) => s.name) }, 'journaled');
+    this.log.info({ event: ARCHIVE_EVENTS.journaled, queueId: id, sinks: held, ...(before.size ? { earlier: [...before] } : {}) }, 'journaled');
+    return held;
   }
 
   /**
