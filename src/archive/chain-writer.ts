@@ -115,12 +115,18 @@ export class ChainWriter {
     try {
       fh = await open(logPath, 'a+', 0o600);
       const st = await fh.stat();
-      const tail = await lastLine(logPath, st.size);
-      if (tail && !tail.complete) await fh.truncate(tail.start); // a torn write: never acknowledged
+      let size = st.size;
+      let tail = await lastLine(logPath, size);
+      if (tail && !tail.complete) {
+        // A torn write, never acknowledged: cut off; the line before it is the last record.
+        await fh.truncate(tail.start);
+        size = tail.start;
+        tail = await lastLine(logPath, size);
+      }
       const headPath = join(chainsDir, `${name}.head`);
-      const last = tail?.complete ? { seq: parseRecord(tail.line).seq, hash: lineHash(tail.line) } : undefined;
+      const last = tail ? { seq: parseRecord(tail.line).seq, hash: lineHash(tail.line) } : undefined;
       const head = await readHead(headPath).catch(() => undefined);
-      const w = new ChainWriter(name, chainsDir, logPath, headPath, fh, { dev: st.dev, ino: st.ino }, lock, keys, last?.seq ?? -1, last?.hash ?? GENESIS_PREV, tail ? (tail.complete ? st.size : tail.start) : 0);
+      const w = new ChainWriter(name, chainsDir, logPath, headPath, fh, { dev: st.dev, ino: st.ino }, lock, keys, last?.seq ?? -1, last?.hash ?? GENESIS_PREV, size);
       if (!last) {
         // A head without a log line is a genesis whose write a crash cut short, or a deleted chain.
         if (head && !(isCreationHead(head) && keys.signer(name, head) >= 0)) throw new ChainNotIntact(name, `the index is empty but its head says ${head.seq + 1} record(s): it was deleted`);

@@ -200,6 +200,24 @@ describe('journal with the fs sink', () => {
     expect((await reader.content(found.hits.find((h) => h.meta.id === eBig.id)!.entry)).equals(big)).toBe(true);
   });
 
+  it('a torn last index line (a crash during its write) is cut off at the next start; the chain goes on from the record before it', async () => {
+    const { dataDir, config } = setup();
+    const log = join(dataDir, 'archive', 'chains', 'journal-0.log');
+    const j1 = await openJournal(config, dataDir, silent);
+    const e1 = envelope();
+    await j1!.record({ envelope: e1, decisions: decisions(e1), body: message('before the crash', 'x') });
+    await j1!.close();
+    writeFileSync(log, `${readFileSync(log, 'utf8')}{"seq":2,"prev":"torn`);
+    const j2 = await openJournal(config, dataDir, silent);
+    const e2 = envelope();
+    await j2!.record({ envelope: e2, decisions: decisions(e2), body: message('after the crash', 'y') });
+    await j2!.close();
+    const seqs = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number; type: string }));
+    expect(seqs.map((r) => `${r.seq}:${r.type}`)).toEqual(['0:genesis', '1:item', '2:item']);
+    const { reader } = await openArchive(config, dataDir);
+    expect((await verifyArchive(reader)).problems).toEqual([]);
+  });
+
   it('fails closed while the archive directory is unusable, and stores the item once after it is fixed', async () => {
     const { dataDir, config } = setup();
     const j = await openJournal(config, dataDir, silent);
