@@ -71,6 +71,11 @@ export interface DeliveryState {
   portalMessageId?: string | undefined;
   /** The archive holds this message (journaled once, before any delivery). */
   journaled?: boolean | undefined;
+  /**
+   * Until then: the archive sinks that already hold it (another sink failed), skipped on
+   * the next attempt so none stores it twice (src/archive/journal.ts).
+   */
+  journaledSinks?: string[] | undefined;
 }
 
 /** One queued message as the worker sees it. */

@@ -1,9 +1,11 @@
 import { join } from 'node:path';
-import { readChainLines } from './chain-lines.js';
+import { genesisOf } from './chain-genesis.js';
 import { journalChainNames } from './chain-names.js';
-import { lineHash, parseRecord, type ChainRecord } from './chain-record.js';
+import type { ChainRecord } from './chain-record.js';
 import type { VerifyProblem } from './chain-walk.js';
-import { ChainWriter, readHead } from './chain-writer.js';
+import type { MasterKey } from '../common/envelope-crypto.js';
+import { isCreationHead, readHead } from './chain-head.js';
+import { ChainWriter } from './chain-writer.js';
 import { ADMIN_CHAIN, type ArchiveLayout } from './layout.js';
 
 /**
@@ -13,24 +15,6 @@ import { ADMIN_CHAIN, type ArchiveLayout } from './layout.js';
  * admin chain deleted (log and head), or deleted and made anew, then shows: verify
  * fails and every purge is refused.
  */
-
-/** A chain's first line (its genesis record, when it parses) and that line's hash; undefined without a log. */
-async function genesisOf(layout: ArchiveLayout, name: string): Promise<{ record?: ChainRecord | undefined; hash: string } | undefined> {
-  try {
-    for await (const l of readChainLines(layout.chainLog(name))) {
-      let record: ChainRecord | undefined;
-      try {
-        record = parseRecord(l.line);
-      } catch {
-        // the walk of that chain reports it
-      }
-      return { record, hash: lineHash(l.line) };
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  return undefined;
-}
 
 const anchorOf = (g: { record?: ChainRecord | undefined } | undefined) => (g?.record?.type === 'genesis' ? g.record.admin : undefined);
 
@@ -55,7 +39,9 @@ const missing = (layout: ArchiveLayout, why: string): VerifyProblem => ({
  * that never had one): its head is left, or a journal chain was started with it.
  */
 export async function adminCreationProblem(layout: ArchiveLayout): Promise<VerifyProblem | undefined> {
-  if (await readHead(join(layout.chainsDir, `${ADMIN_CHAIN}.head`)).catch(() => true)) return missing(layout, 'but its head is still there');
+  const head = await readHead(join(layout.chainsDir, `${ADMIN_CHAIN}.head`)).catch(() => 'unreadable' as const);
+  // A head at its genesis only: a crash cut the chain's creation short (the head is written first).
+  if (head && (head === 'unreadable' || !isCreationHead(head))) return missing(layout, 'but its head is still there');
   const anchored = (await anchoredChains(layout))[0];
   return anchored ? missing(layout, `but ${anchored.name} was started with it`) : undefined;
 }
@@ -66,12 +52,12 @@ export async function adminCreationProblem(layout: ArchiveLayout): Promise<Verif
  * archive that has none. undefined when the admin chain is missing and must not be made
  * anew (verify and the purge report it).
  */
-export async function ensureAdminChain(layout: ArchiveLayout): Promise<string | undefined> {
+export async function ensureAdminChain(layout: ArchiveLayout, keys: MasterKey[]): Promise<string | undefined> {
   const found = await genesisOf(layout, ADMIN_CHAIN);
   if (found) return found.hash;
   if (await adminCreationProblem(layout)) return undefined;
   // Another process may be making it at this moment: the chain's lock orders the two.
-  await (await ChainWriter.open(layout.chainsDir, ADMIN_CHAIN)).close();
+  await (await ChainWriter.open(layout.chainsDir, ADMIN_CHAIN, keys)).close();
   return (await genesisOf(layout, ADMIN_CHAIN))?.hash;
 }
 

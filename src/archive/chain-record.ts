@@ -80,7 +80,19 @@ export interface RotateRecord extends Base {
   actor: string;
 }
 
-export type ChainRecord = GenesisRecord | ItemRecord | DestroyRecord | HoldRecord | ReleaseRecord | RotateRecord;
+/**
+ * Admin chain: a journal chain was started (written by the gateway that opens it, before
+ * it journals anything). Deleting that chain, or deleting it and letting a new one be
+ * made, then shows: verify and the purge look for every chain so listed.
+ */
+export interface ChainStartedRecord extends Base {
+  type: 'chain-started';
+  chain: string;
+  /** lineHash of the chain's genesis line. */
+  genesisHash: string;
+}
+
+export type ChainRecord = GenesisRecord | ItemRecord | DestroyRecord | HoldRecord | ReleaseRecord | RotateRecord | ChainStartedRecord;
 
 /** A record as a caller gives it to a chain writer, which adds seq, prev and at. */
 export type RecordBody<R extends ChainRecord = ChainRecord> = R extends ChainRecord ? Omit<R, keyof Base> : never;

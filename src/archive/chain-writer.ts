@@ -1,27 +1,16 @@
 import { statSync } from 'node:fs';
-import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { MasterKey } from '../common/envelope-crypto.js';
 import { syncDirectory } from '../common/durable-file.js';
 import { FlushWindow } from '../common/flush-window.js';
 import { acquireLockPatiently, lockHolder, type Lock } from '../queue/fs/lock.js';
+import { HEAD_BYTES, HeadKeys, headBytes, isCreationHead, readHead, type ChainHead } from './chain-head.js';
 import { readChainLines } from './chain-lines.js';
 import { GENESIS_PREV, lineHash, parseRecord, type ChainRecord, type RecordBody } from './chain-record.js';
+import { ADMIN_CHAIN } from './layout.js';
 
-/** The head file: the last durable record (seq and hash), padded to a fixed size. */
-const HEAD_BYTES = 256;
-export interface ChainHead {
-  seq: number;
-  hash: string;
-}
-
-export async function readHead(path: string): Promise<ChainHead | undefined> {
-  try {
-    return JSON.parse((await readFile(path, 'utf8')).trim()) as ChainHead;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`archive: cannot read ${path}: ${(err as Error).message}`);
-  }
-}
+export type { ChainHead } from './chain-head.js';
 
 interface Pending {
   body: RecordBody;
@@ -37,64 +26,121 @@ export async function chainInUse(chainsDir: string, name: string): Promise<boole
   return openHere.has(join(chainsDir, `${name}.log`)) || (await lockHolder(join(chainsDir, `${name}.lock`))) !== undefined;
 }
 
+/** Under load, a batch of index records is written at most this often (group commit). */
+const FLUSH_WINDOW_MS = 10;
+
+/** An existing chain that must not be appended to: its head is missing, forged or does not match its log. */
+export class ChainNotIntact extends Error {
+  constructor(
+    readonly chain: string,
+    readonly reason: string,
+  ) {
+    super(`archive chain ${chain}: ${reason}; run postern archive verify`);
+    this.name = 'ChainNotIntact';
+  }
+}
+
+export interface ChainOpenOptions {
+  /** How long to wait for another process's lock on the chain. */
+  lockWaitMs?: number | undefined;
+  /** What a new chain's genesis record carries besides its name (a journal chain's admin anchor). */
+  genesis?: { admin?: string | undefined } | undefined;
+}
+
+/**
+ * Why an existing chain's head does not let it be appended to (undefined: it does).
+ * Appending would write a fresh, valid head over the evidence, so a head that is
+ * missing, forged, or behind records it does not cover stops the writer.
+ */
+function headProblem(name: string, head: ChainHead | undefined, keys: HeadKeys, last: { seq: number; hash: string }, headFirst: boolean): string | undefined {
+  if (!head) return 'its head file is missing or unreadable: records cut off the end of the index could not be told';
+  if (keys.signer(name, head) < 0) return 'its head does not authenticate under any archive.masterKeys entry (rewritten, or written with a key that was removed)';
+  if (head.seq > last.seq) {
+    const interrupted = head.before?.seq === last.seq && head.before.hash === last.hash;
+    if (!interrupted) return `the index has ${last.seq + 1} record(s) but its head says ${head.seq + 1}: records were removed`;
+  } else if (head.seq === last.seq) {
+    if (head.hash !== last.hash) return `its last record (${last.seq}) was edited: it does not match the head`;
+  } else if (headFirst) return `records ${head.seq + 1}..${last.seq} follow its head, which is written before its records: they were appended by something other than postern`;
+  return undefined;
+}
+
 /**
  * The one appender of a hash-chained index log. Records are numbered and chained when
  * their batch is written, not when they are queued, so a failed write never leaves later
  * records chained to lines that are not on disk. Concurrent appends share one write and
  * one fdatasync (group commit); append() resolves once its record is durable.
+ *
+ * The head (chain-head.ts) is authenticated with the archive key. Journal chains write
+ * it after their records, unsynced (a crash may leave it behind the log; records after
+ * it are accepted). The admin chain, whose records lift holds and destroy items, writes
+ * it durably BEFORE its records, naming the record it follows: every admin record is
+ * covered by an authenticated head, and one appended by hand is not. Every genesis is
+ * written that way too, so every chain has a durable head from its first record on.
  */
-/** Under load, a batch of index records is written at most this often (group commit). */
-const FLUSH_WINDOW_MS = 10;
-
 export class ChainWriter {
   private pending: Pending[] = [];
   private readonly window = new FlushWindow(FLUSH_WINDOW_MS, () => this.flushBatch(), () => this.pending.length > 0);
   private headFh: FileHandle | undefined;
+  private readonly headFirst: boolean;
 
   private constructor(
     readonly name: string,
+    private readonly chainsDir: string,
     private readonly logPath: string,
     private readonly headPath: string,
     private readonly fh: FileHandle,
     private readonly identity: { dev: number; ino: number },
     private readonly lock: Lock,
+    private readonly keys: HeadKeys,
     private seq: number,
     private hash: string,
     private bytes: number,
-  ) {}
+  ) {
+    this.headFirst = name === ADMIN_CHAIN;
+  }
 
-  /** `genesis`: what a new chain's genesis record carries besides its name (a journal chain's admin anchor). */
-  static async open(chainsDir: string, name: string, lockWaitMs = 10_000, genesis: { admin?: string | undefined } = {}): Promise<ChainWriter> {
+  static async open(chainsDir: string, name: string, masterKeys: MasterKey[], opts: ChainOpenOptions = {}): Promise<ChainWriter> {
     const logPath = join(chainsDir, `${name}.log`);
     if (openHere.has(logPath)) throw new Error(`archive chain ${name} is already open in this process`);
+    const keys = new HeadKeys(masterKeys);
     await mkdir(chainsDir, { recursive: true, mode: 0o700 });
     let lock: Lock;
     try {
-      lock = await acquireLockPatiently(join(chainsDir, `${name}.lock`), lockWaitMs);
+      lock = await acquireLockPatiently(join(chainsDir, `${name}.lock`), opts.lockWaitMs ?? 10_000);
     } catch (err) {
       throw new Error(`archive chain ${name} is in use by another process (${(err as Error).message.replace(/^spool /, '')})`);
     }
     openHere.add(logPath);
+    let fh: FileHandle | undefined;
     try {
-      const fh = await open(logPath, 'a+', 0o600);
+      fh = await open(logPath, 'a+', 0o600);
       const st = await fh.stat();
-      const tail = await lastLine(logPath, st.size);
-      if (tail && !tail.complete) await fh.truncate(tail.start); // a torn write: never acknowledged
+      let size = st.size;
+      let tail = await lastLine(logPath, size);
+      if (tail && !tail.complete) {
+        // A torn write, never acknowledged: cut off; the line before it is the last record.
+        await fh.truncate(tail.start);
+        size = tail.start;
+        tail = await lastLine(logPath, size);
+      }
       const headPath = join(chainsDir, `${name}.head`);
-      const last = tail?.complete ? tail : undefined;
-      const seq = last ? parseRecord(last.line).seq : -1;
-      const head = await readHead(headPath).catch(() => undefined); // unreadable: rewritten below
-      if (head && head.seq > seq) {
-        await fh.close();
-        throw new Error(`archive chain ${name}: the index has ${seq + 1} record(s) but its head says ${head.seq + 1}: records were removed; run postern archive verify`);
-      }
-      const w = new ChainWriter(name, logPath, headPath, fh, { dev: st.dev, ino: st.ino }, lock, seq, last ? lineHash(last.line) : GENESIS_PREV, tail ? (tail.complete ? st.size : tail.start) : 0);
+      const last = tail ? { seq: parseRecord(tail.line).seq, hash: lineHash(tail.line) } : undefined;
+      const head = await readHead(headPath).catch(() => undefined);
+      const w = new ChainWriter(name, chainsDir, logPath, headPath, fh, { dev: st.dev, ino: st.ino }, lock, keys, last?.seq ?? -1, last?.hash ?? GENESIS_PREV, size);
       if (!last) {
-        await w.append({ type: 'genesis', chain: name, ...genesis });
+        // A head without a log line is a genesis whose write a crash cut short, or a deleted chain.
+        if (head && !(isCreationHead(head) && keys.signer(name, head) >= 0)) throw new ChainNotIntact(name, `the index is empty but its head says ${head.seq + 1} record(s): it was deleted`);
+        await w.append({ type: 'genesis', chain: name, ...opts.genesis });
         await syncDirectory(chainsDir); // the new log's name, durable too
+        return w;
       }
+      const problem = headProblem(name, head, keys, last, w.headFirst);
+      if (problem) throw new ChainNotIntact(name, problem);
+      // Re-signed with the current key (after a rotation), and brought level with the log.
+      if (head && (head.seq !== last.seq || keys.signer(name, head) !== 0)) await w.writeHead({ seq: last.seq, hash: last.hash }, true);
       return w;
     } catch (err) {
+      await fh?.close();
       openHere.delete(logPath);
       await lock.release();
       throw err;
@@ -132,7 +178,9 @@ export class ChainWriter {
       return { record, line };
     });
     const data = Buffer.from(records.map((r) => `${r.line}\n`).join(''));
+    const headFirst = this.headFirst || this.seq === -1;
     try {
+      if (headFirst) await this.writeHead({ seq, hash, ...(this.seq >= 0 ? { before: { seq: this.seq, hash: this.hash } } : {}) }, true);
       await this.checkInPlace();
       await this.fh.writeFile(data);
       await this.fh.datasync();
@@ -145,7 +193,10 @@ export class ChainWriter {
     this.seq = seq;
     this.hash = hash;
     this.bytes += data.length;
-    await this.writeHead();
+    if (!headFirst) {
+      // Not flushed: after a crash it may lag the log (verify accepts records after it), never run ahead.
+      await this.writeHead({ seq, hash }, false).catch(() => undefined); // the next batch writes it again
+    }
     records.forEach((r, i) => batch[i]?.resolve(r.record));
   }
 
@@ -156,20 +207,17 @@ export class ChainWriter {
     if (st.ino !== this.identity.ino || st.dev !== this.identity.dev) throw new Error('the index file was moved or replaced while open');
   }
 
-  /**
-   * Not flushed: the head is a tamper check, not data. After a crash it may lag the log
-   * (verify accepts records after the head), never run ahead of it.
-   */
-  private async writeHead(): Promise<void> {
-    const buf = Buffer.alloc(HEAD_BYTES, 0x20);
-    buf.write(`${JSON.stringify({ seq: this.seq, hash: this.hash })}\n`);
-    try {
-      // Overwritten in place ('r+'), never truncated: a crash cannot leave it empty.
-      this.headFh ??= await open(this.headPath, 'r+').catch(() => open(this.headPath, 'w+', 0o600));
-      await this.headFh.write(buf, 0, HEAD_BYTES, 0);
-    } catch {
-      // the next batch writes it again; a lagging head weakens only the truncation check
-    }
+  /** Overwritten in place ('r+'), never truncated: a crash cannot leave it empty. `durable`: fdatasynced, and a new file's name too. */
+  private async writeHead(head: ChainHead, durable: boolean): Promise<void> {
+    let created = false;
+    this.headFh ??= await open(this.headPath, 'r+').catch(async () => {
+      created = true;
+      return open(this.headPath, 'w+', 0o600);
+    });
+    await this.headFh.write(headBytes(this.keys.sign(this.name, head)), 0, HEAD_BYTES, 0);
+    if (!durable) return;
+    await this.headFh.datasync();
+    if (created) await syncDirectory(this.chainsDir);
   }
 }
 

@@ -16,6 +16,8 @@ export const ARCHIVE_EVENTS = {
   purged: 'archive.purged',
   purgeFailed: 'archive.purge-failed',
   purgeSkipped: 'archive.purge-skipped',
+  /** A gateway's journal chain could not be listed in the admin chain (chain-listing.ts): its deletion would not show until it is. */
+  chainUnlisted: 'archive.chain-unlisted',
   /** Nothing was purged: the admin chain (holds) did not verify. */
   purgeRefused: 'archive.purge-refused',
   /** postern archive rotate-key re-wrapped the item keys with a new master key. */

@@ -1,4 +1,4 @@
-import type { DestroyRecord, HoldCriteria, HoldRecord, ReleaseRecord } from './chain-record.js';
+import type { ChainStartedRecord, DestroyRecord, HoldCriteria, HoldRecord, ReleaseRecord } from './chain-record.js';
 import type { ItemMeta } from './types.js';
 
 export interface Hold extends HoldCriteria {
@@ -9,14 +9,23 @@ export interface Hold extends HoldCriteria {
   released?: { at: string; reason: string; actor: string } | undefined;
 }
 
-/** What the admin chain says now: holds (active and released) and destroyed items. */
+/** A journal chain the admin chain names: it must be there. */
+export interface ListedChain {
+  /** The admin record that names it first. */
+  record: number;
+  /** From its chain-started record; a chain named only by destructions has none. */
+  genesisHash?: string | undefined;
+}
+
+/** What the admin chain says now: holds (active and released), destroyed items, the journal chains it names. */
 export interface AdminState {
   holds: Map<string, Hold>;
   destroyed: Map<string, DestroyRecord>;
+  chains: Map<string, ListedChain>;
 }
 
 export function emptyAdminState(): AdminState {
-  return { holds: new Map(), destroyed: new Map() };
+  return { holds: new Map(), destroyed: new Map(), chains: new Map() };
 }
 
 export function applyAdminRecord(state: AdminState, r: { type: string }): void {
@@ -30,6 +39,10 @@ export function applyAdminRecord(state: AdminState, r: { type: string }): void {
   } else if (r.type === 'destroy') {
     const d = r as DestroyRecord;
     state.destroyed.set(d.id, d);
+    if (!state.chains.has(d.chain)) state.chains.set(d.chain, { record: d.seq });
+  } else if (r.type === 'chain-started') {
+    const c = r as ChainStartedRecord;
+    state.chains.set(c.chain, { record: c.seq, genesisHash: c.genesisHash });
   }
 }
 

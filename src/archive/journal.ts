@@ -1,11 +1,8 @@
 import type { PosternConfig } from '../config/schema.js';
 import type { Logger } from '../events/logger.js';
-import { ensureAdminChain } from './admin-anchor.js';
-import { ChainWriter } from './chain-writer.js';
 import { ARCHIVE_EVENTS } from './events.js';
-import { FsSink } from './fs-sink.js';
-import { loadArchiveKeys } from './keys.js';
-import { ArchiveLayout, journalChainName } from './layout.js';
+import { ArchiveLayout } from './layout.js';
+import { openFsSink } from './open-fs-sink.js';
 import { prepareItem } from './prepare.js';
 import { SmtpSink } from './smtp-sink.js';
 import type { JournalItem, JournalSink } from './types.js';
@@ -15,6 +12,8 @@ export class JournalError extends Error {
   constructor(
     message: string,
     readonly queueId: string,
+    /** The sinks that hold the message all the same (to be skipped next time: JournalItem.storedIn). */
+    readonly storedIn: string[] = [],
   ) {
     super(message);
     this.name = 'JournalError';
@@ -39,28 +38,38 @@ export class Journal {
     private readonly log: Logger,
   ) {}
 
-  async record(item: JournalItem): Promise<void> {
+  /**
+   * Stores the item in every sink that does not hold it yet (`item.storedIn`); resolves
+   * with the names of all sinks that hold it. On failure the JournalError says which
+   * do all the same (`storedIn`), for the caller to keep with the message.
+   */
+  async record(item: JournalItem): Promise<string[]> {
     const id = item.envelope.id;
+    const before = new Set(item.storedIn ?? []);
+    const todo = this.sinks.filter((s) => !before.has(s.name));
+    const held = this.sinks.filter((s) => before.has(s.name)).map((s) => s.name);
     let prepared;
     try {
-      prepared = await prepareItem(item);
+      prepared = todo.length ? await prepareItem(item) : undefined;
     } catch (err) {
-      throw new JournalError(`journal ${id}: cannot read the message: ${(err as Error).message}`, id);
+      throw new JournalError(`journal ${id}: cannot read the message: ${(err as Error).message}`, id, held);
     }
-    const results = await Promise.allSettled(this.sinks.map((s) => s.store(prepared)));
-    const failed = results.flatMap((r, i) => {
-      const sink = this.sinks[i];
-      if (r.status !== 'rejected' || !sink) return [];
-      return [{ sink: sink.name, err: (r.reason as Error).message, itemOnly: sink.refusedItemOnly?.(r.reason) ?? false }];
+    const results = prepared ? await Promise.allSettled(todo.map((s) => s.store(prepared))) : [];
+    const failed: { sink: string; err: string; itemOnly: boolean }[] = [];
+    results.forEach((r, i) => {
+      const sink = todo[i] as JournalSink;
+      if (r.status === 'fulfilled') held.push(sink.name);
+      else failed.push({ sink: sink.name, err: (r.reason as Error).message, itemOnly: sink.refusedItemOnly?.(r.reason) ?? false });
     });
     if (failed.length) {
       // One message the archive refuses (too large...) says nothing about the next one.
       if (failed.some((f) => !f.itemOnly)) this.lastFailureAt = Date.now();
-      for (const f of failed) this.log.error({ event: ARCHIVE_EVENTS.journalFailed, queueId: id, sink: f.sink, err: f.err, refused: f.itemOnly ? 'item' : 'sink-unavailable' }, 'journal sink failed');
-      throw new JournalError(`journal ${id}: ${failed.map((f) => `${f.sink} sink: ${f.err}`).join('; ')}`, id);
+      for (const f of failed) this.log.error({ event: ARCHIVE_EVENTS.journalFailed, queueId: id, sink: f.sink, err: f.err, refused: f.itemOnly ? 'item' : 'sink-unavailable', storedIn: held }, 'journal sink failed');
+      throw new JournalError(`journal ${id}: ${failed.map((f) => `${f.sink} sink: ${f.err}`).join('; ')}`, id, held);
     }
     this.lastFailureAt = 0;
-    this.log.info({ event: ARCHIVE_EVENTS.journaled, queueId: id, sinks: this.sinks.map((s) => s.name) }, 'journaled');
+    this.log.info({ event: ARCHIVE_EVENTS.journaled, queueId: id, sinks: held, ...(before.size ? { earlier: [...before] } : {}) }, 'journaled');
+    return held;
   }
 
   /**
@@ -95,20 +104,8 @@ export async function openJournal(config: PosternConfig, dataDir: string, logger
   const sinks: JournalSink[] = [];
   try {
     for (const s of config.archive.sinks) {
-      if (s.type === 'fs') {
-        const { keys, development } = await loadArchiveKeys(config, layout);
-        if (development) log.warn({ event: ARCHIVE_EVENTS.devKey, file: layout.masterKeyFile }, 'archive: using a development master key; set archive.masterKeys for production');
-        // The admin chain first: a new journal chain's genesis names it (admin-anchor.ts).
-        const admin = await ensureAdminChain(layout);
-        const chain = await ChainWriter.open(layout.chainsDir, journalChainName(opts.shard ?? 0), undefined, { admin });
-        const fs = await FsSink.open(layout, chain, keys).catch(async (err: unknown) => {
-          await chain.close();
-          throw err;
-        });
-        sinks.push(fs);
-        const { placed, removed } = await fs.recover();
-        if (placed || removed) log.info({ event: ARCHIVE_EVENTS.recovered, placed, removed }, 'archive: finished items interrupted by a crash');
-      } else {
+      if (s.type === 'fs') sinks.push(await openFsSink(config, layout, log, opts.shard ?? 0));
+      else {
         const smtp = new SmtpSink(s, layout, config.hostname, config.delivery.retry.lifetime);
         sinks.push(smtp);
         void smtp.pruneMarkers().catch(() => undefined);

@@ -16,5 +16,5 @@ export function logPurgeDone(log: Logger, r: PurgeReport, actor: string): void {
 }
 
 export function logPurgeRefused(log: Logger, err: AdminChainBroken, actor: string): void {
-  log.error({ event: ARCHIVE_EVENTS.purgeRefused, chain: err.problem.chain, record: err.problem.record, problem: err.problem.problem, actor }, 'archive retention purge refused: the admin chain does not verify; nothing was destroyed');
+  log.error({ event: ARCHIVE_EVENTS.purgeRefused, chain: err.problem.chain, record: err.problem.record, problem: err.problem.problem, actor }, 'archive retention purge refused: the archive does not match its admin chain; nothing was destroyed');
 }

@@ -3,7 +3,8 @@ import { dirname } from 'node:path';
 import { syncDirectory } from '../common/durable-file.js';
 import type { Logger } from '../events/logger.js';
 import { activeSegments } from './active-segments.js';
-import { verifiedAdminState } from './admin-state.js';
+import { AdminChainBroken, verifiedAdminState } from './admin-state.js';
+import { listedChainProblems } from './chain-listing.js';
 import { journalChainNames } from './chain-names.js';
 import type { DestroyRecord } from './chain-record.js';
 import type { ChainWriter } from './chain-writer.js';
@@ -58,7 +59,10 @@ export interface PurgeOptions {
 
 export async function purgeExpired(reader: ArchiveReader, retention: RetentionConfig, chain: ChainWriter | undefined, opts: PurgeOptions = {}): Promise<PurgeReport> {
   const now = opts.now ?? Date.now();
-  const state = await verifiedAdminState(reader.layout);
+  const state = await verifiedAdminState(reader);
+  // A journal chain deleted whole: the archive is not what the admin chain says it is.
+  const [gone] = await listedChainProblems(reader.layout, state);
+  if (gone) throw new AdminChainBroken(gone, 'a journal chain the admin chain lists is missing or was replaced');
   const holds = activeHolds(state);
   const youngest = now - shortestRetentionMs(retention);
   const report: PurgeReport = { dryRun: !chain, examined: 0, purged: [], held: [], failed: [], brokenChains: [], finished: 0, filesRemoved: 0 };
@@ -109,7 +113,7 @@ export async function purgeExpired(reader: ArchiveReader, retention: RetentionCo
     settle(entry, destroyed);
   };
   for (const name of await journalChainNames(reader.layout)) {
-    const walk = await walkChain(reader.layout, name);
+    const walk = await walkChain(reader, name);
     if (walk.problem) {
       report.brokenChains.push(walk.problem);
       continue;

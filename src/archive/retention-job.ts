@@ -27,8 +27,8 @@ export function startRetentionJob(config: PosternConfig, dataDir: string, logger
     if (running || stopped) return;
     running = (async () => {
       try {
-        const { reader, layout } = await openArchive(config, dataDir);
-        const r = await withAdminChain(layout, (chain) => purgeExpired(reader, config.archive.retention, chain, { log, actor: JOB_ACTOR }), 0);
+        const { reader } = await openArchive(config, dataDir);
+        const r = await withAdminChain(reader, (chain) => purgeExpired(reader, config.archive.retention, chain, { log, actor: JOB_ACTOR }), 0);
         logPurgeDone(log, r, JOB_ACTOR);
       } catch (err) {
         if (err instanceof AdminChainBroken) {

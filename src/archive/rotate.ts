@@ -1,7 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { activeSegments } from './active-segments.js';
 import type { RotateRecord } from './chain-record.js';
-import type { ChainWriter } from './chain-writer.js';
+import { journalChainNames } from './chain-names.js';
+import { ChainWriter } from './chain-writer.js';
 import { rewrapFile } from './item-file.js';
 import type { ArchiveReader } from './reader.js';
 
@@ -12,7 +13,7 @@ import type { ArchiveReader } from './reader.js';
  * replaced by a re-wrapped copy, which the writer would not see): run it again after the
  * gateway has moved on to a new segment (daily, or at restart).
  */
-export async function rotateKeys(reader: ArchiveReader, chain: ChainWriter, actor: string): Promise<{ rewrapped: number; keyId: string; skipped: number }> {
+export async function rotateKeys(reader: ArchiveReader, chain: ChainWriter, actor: string): Promise<{ rewrapped: number; keyId: string; skipped: number; headsSkipped: number }> {
   const to = reader.keys[0];
   if (!to) throw new Error('no archive master key');
   const { destroyed } = await reader.adminState();
@@ -34,5 +35,22 @@ export async function rotateKeys(reader: ArchiveReader, chain: ChainWriter, acto
     rewrapped += await rewrapFile(path, offsets, reader.keys, to);
   }
   await chain.append<RotateRecord>({ type: 'rotate', keyId: to.id, count: rewrapped, actor });
-  return { rewrapped, keyId: to.id, skipped };
+  return { rewrapped, keyId: to.id, skipped, headsSkipped: await resignHeads(reader) };
+}
+
+/**
+ * Chain heads are authenticated with the first master key (chain-head.ts): opening a
+ * chain signs its head again with it. The admin chain's was by the rotate record; a
+ * running gateway did its own when it started with the new key first. Returns how
+ * many could not be (in use, or not intact: verify says why).
+ */
+async function resignHeads(reader: ArchiveReader): Promise<number> {
+  let skipped = 0;
+  for (const name of await journalChainNames(reader.layout)) {
+    await ChainWriter.open(reader.layout.chainsDir, name, reader.keys, { lockWaitMs: 0 }).then(
+      (w) => w.close(),
+      () => skipped++,
+    );
+  }
+  return skipped;
 }

@@ -15,6 +15,12 @@ export interface JournalItem {
    * records that, not a method that was never used.
    */
   held?: { rcpt: string; result: 'defer' | 'bounce'; reason: string }[] | undefined;
+  /**
+   * Sinks that already hold this message (DeliveryState.journaledSinks, from an earlier
+   * attempt on which another sink failed): not asked again, so a sink that is down for
+   * hours does not make the others store a copy on every retry.
+   */
+  storedIn?: readonly string[] | undefined;
 }
 
 /** One recipient in the index: what happened to it when the message was journaled. */

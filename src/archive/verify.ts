@@ -3,6 +3,7 @@ import { join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { adminAnchorProblem } from './admin-anchor.js';
+import { listedChainProblems } from './chain-listing.js';
 import type { ItemRecord } from './chain-record.js';
 import type { ChainHead } from './chain-writer.js';
 import { walkChain, type VerifyProblem } from './chain-walk.js';
@@ -16,7 +17,7 @@ export type { VerifyProblem } from './chain-walk.js';
 
 export interface VerifyReport {
   chains: { name: string; records: number; head?: ChainHead | undefined }[];
-  /** false when no chain has an item record and there is no item file: nothing was ever journaled here. */
+  /** false when the admin chain lists no journal chain, no chain has an item record and there is no item file: no gateway ever journaled here. */
   found: boolean;
   items: number;
   destroyed: number;
@@ -84,11 +85,12 @@ export async function verifyArchive(reader: ArchiveReader, opts: { content?: boo
   let broken = false;
   // A chain whose log is gone but whose head is left is walked too (and reported).
   const heads = (await readdir(reader.layout.chainsDir).catch(() => [] as string[])).filter((n) => n.endsWith('.head')).map((n) => n.slice(0, -'.head'.length));
-  const names = [...new Set([...(await reader.chainNames()), ...heads])].sort();
+  const logs = await reader.chainNames();
+  const names = [...new Set([...logs, ...heads])].sort();
   // The admin chain first: it says which items were destroyed.
   for (const name of [...names.filter((n) => n === ADMIN_CHAIN), ...names.filter((n) => n !== ADMIN_CHAIN)]) {
     const found: ItemRecord[] = [];
-    const w = await walkChain(reader.layout, name, (r) => {
+    const w = await walkChain(reader, name, (r) => {
       if (r.type === 'item') found.push(r);
       if (name === ADMIN_CHAIN) applyAdminRecord(admin, r);
     });
@@ -105,7 +107,13 @@ export async function verifyArchive(reader: ArchiveReader, opts: { content?: boo
     report.problems.unshift(anchor);
     broken = true;
   }
-  report.found = items.length > 0;
+  // A journal chain deleted whole (its items too) leaves no break in any other chain.
+  const listed = await listedChainProblems(reader.layout, admin, logs.filter((n) => n !== ADMIN_CHAIN));
+  if (listed.length) {
+    report.problems.push(...listed);
+    broken = true;
+  }
+  report.found = items.length > 0 || admin.chains.size > 0;
   const known = new Set<string>();
   for (const { chain, r } of items) {
     known.add(reader.layout.resolve(r.file));

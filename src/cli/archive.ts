@@ -1,6 +1,6 @@
 import type { PosternConfig } from '../config/schema.js';
 import { withAdminChain, type ArchiveAdmin } from '../archive/admin.js';
-import { AdminChainBroken } from '../archive/admin-state.js';
+import { AdminChainBroken, verifiedAdminState } from '../archive/admin-state.js';
 import { addHold, releaseHold } from '../archive/hold-log.js';
 import { purgeExpired, type PurgeReport } from '../archive/purge.js';
 import { rotateKeys } from '../archive/rotate.js';
@@ -40,16 +40,28 @@ export function archiveHoldAddCommand(opts: ConfigOption & { reason: string; by?
     const opened = await open(opts);
     if (!opened) return;
     const criteria = { custodian: opts.custodian, since: parseDate(opts.since, false, '--since'), until: parseDate(opts.until, true, '--until'), keyword: opts.keyword };
-    const h = await withCliAudit(opened.config, (log) => withAdminChain(opened.archive.layout, (chain) => addHold(chain, criteria, opts.reason, cliActor(opts.by), log)));
+    const h = await withCliAudit(opened.config, (log) => withAdminChain(opened.archive, (chain) => addHold(chain, criteria, opts.reason, cliActor(opts.by), log)));
     out(`${h.holdId}  added by ${h.actor} at ${h.at} (record ${h.seq})`);
   });
 }
 
+/** Exit code of a purge (or hold list) refused because the admin chain does not verify (1 is a partial purge). */
+export const PURGE_REFUSED_EXIT = 3;
+
+/** postern archive hold list: the holds of a verified admin chain; exit 3 when it does not verify (a list from a damaged chain could miss holds). */
 export function archiveHoldListCommand(opts: ConfigOption & { all?: boolean }): Promise<void> {
   return guarded(async () => {
     const opened = await open(opts);
     if (!opened) return;
-    const { holds } = await opened.archive.reader.adminState();
+    let holds;
+    try {
+      ({ holds } = await verifiedAdminState(opened.archive.reader));
+    } catch (err) {
+      if (!(err instanceof AdminChainBroken)) throw err;
+      process.stderr.write(`postern archive hold list: cannot list the holds: ${err.message}\n`);
+      process.exitCode = PURGE_REFUSED_EXIT;
+      return;
+    }
     for (const h of holds.values()) {
       if (h.released && !opts.all) continue;
       const what = [h.custodian && `custodian ${h.custodian}`, h.since !== undefined && `since ${new Date(h.since).toISOString()}`, h.until !== undefined && `until ${new Date(h.until).toISOString()}`, h.keyword && `keyword ${JSON.stringify(h.keyword)}`].filter(Boolean).join(', ');
@@ -62,26 +74,23 @@ export function archiveHoldReleaseCommand(id: string, opts: ConfigOption & { rea
   return guarded(async () => {
     const opened = await open(opts);
     if (!opened) return;
-    const { reader, layout } = opened.archive;
-    const r = await withCliAudit(opened.config, (log) => withAdminChain(layout, async (chain) => releaseHold(chain, await reader.adminState(), id, opts.reason, cliActor(opts.by), log)));
+    const { reader } = opened.archive;
+    const r = await withCliAudit(opened.config, (log) => withAdminChain(reader, async (chain) => releaseHold(chain, await verifiedAdminState(reader), id, opts.reason, cliActor(opts.by), log)));
     out(`${id}  released by ${r.actor} at ${r.at} (record ${r.seq})`);
   });
 }
-
-/** Exit code of a purge refused because the admin chain does not verify (1 is a partial purge). */
-export const PURGE_REFUSED_EXIT = 3;
 
 /**
  * A purge under audit: each destruction (archive.destroyed, as it is recorded), then the
  * summary or the refusal, go to the audit trail's "cli" chain. A dry run changes
  * nothing and records nothing.
  */
-async function auditedPurge(config: PosternConfig, { reader, layout }: ArchiveAdmin, dryRun: boolean): Promise<PurgeReport> {
+async function auditedPurge(config: PosternConfig, { reader }: ArchiveAdmin, dryRun: boolean): Promise<PurgeReport> {
   if (dryRun) return purgeExpired(reader, config.archive.retention, undefined);
   const actor = cliActor();
   return withCliAudit(config, async (log) => {
     try {
-      const r = await withAdminChain(layout, (chain) => purgeExpired(reader, config.archive.retention, chain, { log, actor }));
+      const r = await withAdminChain(reader, (chain) => purgeExpired(reader, config.archive.retention, chain, { log, actor }));
       logPurgeDone(log, r, actor);
       return r;
     } catch (err) {
@@ -119,11 +128,12 @@ export function archiveRotateCommand(opts: ConfigOption & { by?: string }): Prom
   return guarded(async () => {
     const opened = await open(opts);
     if (!opened) return;
-    const { reader, layout } = opened.archive;
+    const { reader } = opened.archive;
     const actor = cliActor(opts.by);
-    const r = await withAdminChain(layout, (chain) => rotateKeys(reader, chain, actor));
+    const r = await withAdminChain(reader, (chain) => rotateKeys(reader, chain, actor));
     await auditCliChange(opened.config, [{ event: ARCHIVE_EVENTS.keyRotated, fields: { keyId: r.keyId, rewrapped: r.rewrapped, skipped: r.skipped, actor } }]);
     out(`re-wrapped ${r.rewrapped} item key(s) with master key ${r.keyId}`);
+    if (r.headsSkipped) out(`${r.headsSkipped} journal chain head(s) could not be signed again with ${r.keyId} (in use by a gateway not restarted with the new key first, or not intact: run postern archive verify); do that before removing the old key`);
     if (r.skipped) out(`${r.skipped} item(s) in segments a running gateway is still writing were left as they are: run rotate-key again tomorrow or after a restart, before removing the old key`);
   });
 }

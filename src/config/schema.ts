@@ -7,6 +7,7 @@ import { isPasswordHash } from '../ingress/password-hash.js';
 import { subscriptionProblem } from '../events/webhooks-events.js';
 import { isLoopbackHost } from '../api/loopback.js';
 import { parseKeyMaterial } from '../common/envelope-crypto.js';
+import { caTextProblem } from '../archive/sink-ca.js';
 import { noticeTemplate } from './notice-template.js';
 import { checkPolicySection } from '../policy/section.js';
 
@@ -501,7 +502,14 @@ export const configSchema = z.strictObject({
               /** Name the server's certificate must carry; default the host. */
               servername: z.string().optional(),
               /** Extra CA certificates the server may chain to (besides the system roots): PEM files, or PEM text (e.g. ${file:...}). */
-              ca: z.array(z.string()).default([]),
+              ca: z
+                .array(
+                  z.string().superRefine((v, ctx) => {
+                    const problem = v.startsWith('-----BEGIN') ? caTextProblem(v) : undefined;
+                    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+                  }),
+                )
+                .default([]),
               auth: z.strictObject({ user: z.string(), pass: z.string() }).optional(),
               timeout: duration.default(30_000),
             }),

@@ -3,7 +3,7 @@ import { EVENTS, type Logger } from '../events/logger.js';
 import type { Held, Planner } from '../policy/planner.js';
 import type { PortalDelivery } from '../portal/deliver.js';
 import type { QueueBackend } from '../queue/backend.js';
-import { ARCHIVE_EVENTS, type Journal } from '../archive/index.js';
+import { ARCHIVE_EVENTS, JournalError, type Journal } from '../archive/index.js';
 import type { DeliveryState, Envelope, QueuedMessage, RecipientState } from '../types.js';
 import type { DomainSender } from './domain-sender.js';
 import { harvestCertificates, type HarvestStep } from './harvest-step.js';
@@ -219,10 +219,14 @@ export class DeliveryWorker {
         body: this.queue.bodyInMemory?.(envelope.id) ?? (() => this.queue.openBody(envelope.id)),
         categories: state.inspection?.categories,
         held,
+        storedIn: state.journaledSinks,
       });
       state.journaled = true;
+      state.journaledSinks = undefined;
       return undefined;
     } catch (err) {
+      // Saved with the attempt: the sinks that took it are not asked again, however long another is down.
+      if (err instanceof JournalError && err.storedIn.length) state.journaledSinks = err.storedIn;
       const reason = `not archived yet (${(err as Error).message}); delivery waits for the archive`;
       if (!journal.failOpen) return reason;
       this.log.error({ event: ARCHIVE_EVENTS.failOpen, queueId: envelope.id, err: (err as Error).message }, 'journaling failed; delivering anyway (archive.failOpen)');

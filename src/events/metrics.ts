@@ -50,7 +50,7 @@ export class GatewayMetrics {
     portalFailures: this.counter('postern_portal_login_failures_total', 'Failed portal logins', []),
     portalLocks: this.counter('postern_portal_locks_total', 'Portal accounts locked after repeated failures', []),
     journalFailures: this.counter('postern_journal_failures_total', 'Journal sink failures, by sink', ['sink']),
-    archiveAlerts: this.counter('postern_archive_alerts_total', 'Archive events an operator must look at, by event code (archive.fail-open: a message delivered without its journal copy; archive.purge-refused: the admin chain did not verify, nothing was purged)', ['event']),
+    archiveAlerts: this.counter('postern_archive_alerts_total', 'Archive events an operator must look at, by event code (archive.fail-open: a message delivered without its journal copy; archive.purge-refused: the admin chain did not verify, nothing was purged; archive.chain-unlisted: a journal chain could not be listed in the admin chain)', ['event']),
     webhookFailures: this.counter('postern_webhook_failures_total', 'Failed webhook attempts (each is retried) and outbox failures', []),
     webhookGaveUp: this.counter('postern_webhook_given_up_total', 'Webhook deliveries given up after their last retry', []),
     adminAuthFailures: this.counter('postern_admin_auth_failures_total', 'Admin API calls (and /metrics scrapes with admin.metricsAuth) refused for their credentials: invalid (401, wrong credentials given) or rate-limited (429, too many failures from the address)', ['result']),
@@ -97,6 +97,7 @@ export class GatewayMetrics {
         return this.c.portalLocks.inc();
       case ARCHIVE_EVENTS.failOpen:
       case ARCHIVE_EVENTS.purgeRefused:
+      case ARCHIVE_EVENTS.chainUnlisted:
         return this.c.archiveAlerts.inc({ event });
       case ARCHIVE_EVENTS.journalFailed:
         return this.c.journalFailures.inc({ sink: str(f.sink, 'unknown') });

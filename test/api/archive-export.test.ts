@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { openSync, readFileSync, closeSync, writeSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { openSync, readFileSync, closeSync, renameSync, writeSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -115,14 +115,37 @@ describe('archive export through the admin API', () => {
     expect(refused.body?.toString()).toContain('allowPartial=true');
     expect(await logLine(withSender('archive.exported', 'limits@client.test', 'refused'))).toMatchObject({ actor: 'boss', format: 'mbox' });
 
-    const partial = await download(api('/archive/export?format=mbox&sender=limits@client.test&keyword=limited&allowPartial=true'));
+    // An mbox could not carry the mark once saved: a partial one is refused, pointing to the zip.
+    const mbox = await download(api('/archive/export?format=mbox&sender=limits@client.test&keyword=limited&allowPartial=true'));
+    expect(mbox.status).toBe(409);
+    expect(mbox.body?.toString()).toContain('format=zip&allowPartial=true');
+    const partial = await download(api('/archive/export?format=zip&sender=limits@client.test&keyword=limited&allowPartial=true'));
     expect(partial.status).toBe(200);
     expect(partial.headers.get('x-postern-incomplete')).toContain('searchLimits.maxItems');
-    expect(partial.body?.toString().match(/^From limits@client\.test /gm)).toHaveLength(1);
+    const file = join(scratch, 'partial.zip');
+    writeFileSync(file, partial.body!);
+    const names = execFileSync('python3', ['-c', 'import zipfile,sys\nz=zipfile.ZipFile(sys.argv[1])\nprint("\\n".join(z.namelist()))\nprint(z.read("INCOMPLETE.txt").decode())', file], { encoding: 'utf8' });
+    expect(names).toMatch(/^messages\/00001-\S+\.eml$/m);
+    expect(names).not.toMatch(/^messages\/00002-/m);
+    expect(names).toContain('searchLimits.maxItems');
     const done = await logLine(withSender('archive.exported', 'limits@client.test', 'completed'));
-    expect(done).toMatchObject({ actor: 'boss', via: 'api', format: 'mbox', count: 1, complete: false });
+    expect(done).toMatchObject({ actor: 'boss', via: 'api', format: 'zip', count: 1, complete: false });
     expect((done.queueIds as string[])[0]).toMatch(/^[0-9A-Z]{18}$/);
     expect(JSON.stringify(gw.logs.filter((l) => String(l.event).startsWith('archive.')))).not.toMatch(/limited/i);
+  });
+
+  it('hold list answers 409 with the problem while the admin chain does not verify', async () => {
+    const head = join(gw.dataDir, 'archive', 'chains', 'admin.head');
+    expect((await call(api('/archive/holds'), { key: KEYS.ro })).status).toBe(200);
+    renameSync(head, `${head}.away`);
+    try {
+      const r = await call(api('/archive/holds'), { key: KEYS.ro });
+      expect(r.status).toBe(409);
+      expect(JSON.stringify(r.body)).toMatch(/admin chain .*does not verify: the head file \S+admin\.head is missing/);
+    } finally {
+      renameSync(`${head}.away`, head);
+    }
+    expect((await call(api('/archive/holds'), { key: KEYS.ro })).status).toBe(200);
   });
 
   it('an export cut off part way is logged as aborted', async () => {

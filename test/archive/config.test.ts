@@ -1,8 +1,9 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ConfigError, validateConfig } from '../../src/config/load.js';
+import { createTestCa } from '../helpers/pki.js';
 import { cli, tempDir } from './helpers.js';
 
 const dir = tempDir('postern-archive-config-');
@@ -37,8 +38,14 @@ describe('archive config', () => {
     const missing = join(dir, 'no-such-ca.pem');
     expect(problems({ sinks: [{ type: 'fs' }, { type: 'smtp', server: 'a.test', to: 'j@a.test', ca: [missing] }] })).toEqual([`archive.sinks.1.ca.0: cannot read ${missing} (ENOENT); fix the path or the file's permissions`]);
     expect(problems({ masterKeys: [{ id: 'k1', key: 'c2hvcnQ=' }] })).toEqual(['archive.masterKeys.0.key: must be 32 bytes, base64 (or hex:...); make one with: openssl rand -base64 32']);
-    // PEM text in place of a file name (e.g. from ${file:...}) is taken as it is.
-    expect(problems({ sinks: [{ type: 'smtp', server: 'a.test', to: 'j@a.test', ca: ['-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'] }] })).toEqual([]);
+    // PEM text in place of a file name (e.g. from ${file:...}) is parsed at load too.
+    const pem = readFileSync(createTestCa('Config CA').caFile, 'utf8');
+    expect(problems({ sinks: [{ type: 'smtp', server: 'a.test', to: 'j@a.test', ca: [pem, `${pem}${pem}`] }] })).toEqual([]);
+    const cut = problems({ sinks: [{ type: 'fs' }, { type: 'smtp', server: 'a.test', to: 'j@a.test', ca: [pem, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'] }] });
+    expect(cut).toEqual([expect.stringMatching(/^archive\.sinks\.1\.ca\.1: certificate 1 of the PEM text does not parse \(.+\); paste the whole certificate, or give its file name$/)]);
+    expect(problems({ sinks: [{ type: 'smtp', server: 'a.test', to: 'j@a.test', ca: ['-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n'] }] })).toEqual([
+      'archive.sinks.0.ca.0: PEM text without a -----BEGIN CERTIFICATE----- block (give a file name, or the certificate itself)',
+    ]);
     expect(problems({ masterKeys: [{ id: 'k1', key: Buffer.alloc(32, 7).toString('base64') }, { id: 'k0', key: `hex:${'ab'.repeat(32)}` }] })).toEqual([]);
   });
 

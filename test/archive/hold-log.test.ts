@@ -12,12 +12,12 @@ afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 describe('legal hold log lines', () => {
   it('say that a hold has a keyword, never the keyword (it is words from the messages); the admin chain keeps it', async () => {
     const { config } = archiveConfig(dataDir);
-    const { layout, reader } = await openArchive(config, dataDir);
+    const { reader } = await openArchive(config, dataDir);
     const lines: string[] = [];
     const log = createLogger('info', { write: (l: string) => void lines.push(l) });
     const keyword = 'Jane Roe oncology';
-    const h = await withAdminChain(layout, (chain) => addHold(chain, { custodian: 'dr@hospital.test', keyword }, 'case 12', 'counsel', log));
-    await withAdminChain(layout, async (chain) => releaseHold(chain, await reader.adminState(), h.holdId, 'settled', 'counsel', log));
+    const h = await withAdminChain(reader, (chain) => addHold(chain, { custodian: 'dr@hospital.test', keyword }, 'case 12', 'counsel', log));
+    await withAdminChain(reader, async (chain) => releaseHold(chain, await reader.adminState(), h.holdId, 'settled', 'counsel', log));
     const events = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(events.map((e) => e.event)).toEqual(['archive.hold-added', 'archive.hold-released']);
     for (const e of events) expect(e).toMatchObject({ holdId: h.holdId, custodian: 'dr@hospital.test', keywordGiven: true, actor: 'counsel' });

@@ -1,9 +1,12 @@
 import { readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { openArchive } from '../../src/archive/admin.js';
-import { openJournal } from '../../src/archive/journal.js';
+import { Journal, JournalError, openJournal } from '../../src/archive/journal.js';
+import { ArchiveLayout } from '../../src/archive/layout.js';
+import { openFsSink } from '../../src/archive/open-fs-sink.js';
+import type { JournalSink } from '../../src/archive/types.js';
 import { searchArchive } from '../../src/archive/search.js';
 import { verifyArchive } from '../../src/archive/verify.js';
 import { allFiles, archiveConfig, decisions, envelope, filesContaining, message, silent, tempDir } from './helpers.js';
@@ -116,6 +119,56 @@ describe('journal with the fs sink', () => {
     expect(countItemRecords(dataDir)).toBe(1);
   });
 
+  it('a sink down for longer than the recent-ids window, across a restart too: the fs sink that took the item is not asked again (one record)', async () => {
+    const { dataDir, config } = setup();
+    const layout = ArchiveLayout.forDataDir(dataDir);
+    let up = false;
+    const asked: string[] = [];
+    // Another sink (an archive mailbox) that is down for hours.
+    const mailbox: JournalSink = {
+      name: 'smtp:archive.test:25',
+      async store(item) {
+        asked.push(item.envelope.id);
+        if (!up) throw new Error('connect ECONNREFUSED');
+      },
+      async close() {},
+    };
+    const open = async () => new Journal([await openFsSink(config, layout, silent, 0), mailbox], false, silent);
+    const e = envelope();
+    const item = { envelope: e, decisions: decisions(e), body: message('outage', 'stored once') };
+    const other = () => {
+      const o = envelope();
+      return { envelope: o, decisions: decisions(o), body: message('other traffic', 'x') };
+    };
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const j1 = await open();
+      const first = (await j1.record(item).catch((err: unknown) => err)) as JournalError;
+      expect(first).toBeInstanceOf(JournalError);
+      expect(first.storedIn).toEqual(['fs']);
+      // The worker's retries (5 min, then 1 h...) with other mail flowing meanwhile: the fs
+      // sink's recent ids forget the first message after 15 minutes.
+      for (const minutes of [5, 60]) {
+        vi.setSystemTime(Date.now() + minutes * 60_000);
+        await j1.record(other()).catch(() => undefined);
+        const again = (await j1.record({ ...item, storedIn: first.storedIn }).catch((err: unknown) => err)) as JournalError;
+        expect(again.storedIn).toEqual(['fs']);
+      }
+      await j1.close();
+      // A restart hours later; the mailbox is back.
+      vi.setSystemTime(Date.now() + 3 * 3_600_000);
+      up = true;
+      const j2 = await open();
+      expect(await j2.record({ ...item, storedIn: first.storedIn })).toEqual(['fs', 'smtp:archive.test:25']);
+      await j2.close();
+    } finally {
+      vi.useRealTimers();
+    }
+    const records = readFileSync(join(dataDir, 'archive', 'chains', 'journal-0.log'), 'utf8').split('\n').filter((l) => l.includes(`"id":"${e.id}"`));
+    expect(records).toHaveLength(1);
+    expect(asked.filter((id) => id === e.id)).toHaveLength(4);
+  });
+
   it('finishes after a crash: a recorded large item still in tmp/ is placed, an unrecorded one removed, a recorded one not stored again', async () => {
     const { dataDir, config } = setup();
     const j = await openJournal(config, dataDir, silent);
@@ -145,6 +198,24 @@ describe('journal with the fs sink', () => {
     expect((await verifyArchive(reader)).problems).toEqual([]);
     const found = await searchArchive(reader, { subject: 'crash' }, LIMITS);
     expect((await reader.content(found.hits.find((h) => h.meta.id === eBig.id)!.entry)).equals(big)).toBe(true);
+  });
+
+  it('a torn last index line (a crash during its write) is cut off at the next start; the chain goes on from the record before it', async () => {
+    const { dataDir, config } = setup();
+    const log = join(dataDir, 'archive', 'chains', 'journal-0.log');
+    const j1 = await openJournal(config, dataDir, silent);
+    const e1 = envelope();
+    await j1!.record({ envelope: e1, decisions: decisions(e1), body: message('before the crash', 'x') });
+    await j1!.close();
+    writeFileSync(log, `${readFileSync(log, 'utf8')}{"seq":2,"prev":"torn`);
+    const j2 = await openJournal(config, dataDir, silent);
+    const e2 = envelope();
+    await j2!.record({ envelope: e2, decisions: decisions(e2), body: message('after the crash', 'y') });
+    await j2!.close();
+    const seqs = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { seq: number; type: string }));
+    expect(seqs.map((r) => `${r.seq}:${r.type}`)).toEqual(['0:genesis', '1:item', '2:item']);
+    const { reader } = await openArchive(config, dataDir);
+    expect((await verifyArchive(reader)).problems).toEqual([]);
   });
 
   it('fails closed while the archive directory is unusable, and stores the item once after it is fixed', async () => {

@@ -1,11 +1,13 @@
 import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openArchive } from '../../src/archive/admin.js';
+import { headBytes, HeadKeys } from '../../src/archive/chain-head.js';
 import { lineHash } from '../../src/archive/chain-record.js';
 import { ChainWriter } from '../../src/archive/chain-writer.js';
 import { openJournal } from '../../src/archive/journal.js';
 import { startRetentionJob } from '../../src/archive/retention-job.js';
+import type { MasterKey } from '../../src/common/envelope-crypto.js';
 import type { PosternConfig } from '../../src/config/schema.js';
 import { createLogger, eventBusOf } from '../../src/events/logger.js';
 import { GatewayMetrics } from '../../src/events/metrics.js';
@@ -18,7 +20,8 @@ afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
 
 /**
  * Two expired items (30-day rule, 40 days old): one under a custodian hold, one free.
- * A second hold follows the first, so the first hold's record sits inside the chain.
+ * A second hold follows the first, so the first hold's record sits inside the chain
+ * (after the genesis and journal-0's chain-started record).
  */
 async function heldArchive() {
   const dataDir = tempDir();
@@ -38,7 +41,7 @@ async function heldArchive() {
   const adminLog = join(dataDir, 'archive', 'chains', 'admin.log');
   const lines = readFileSync(adminLog, 'utf8').split('\n').filter(Boolean);
   const holdLine = lines.findIndex((l) => l.includes(held));
-  expect(holdLine).toBe(1);
+  expect(holdLine).toBe(2);
   return { dataDir, config, file, envs, held, adminLog, lines, holdLine };
 }
 
@@ -57,7 +60,7 @@ describe('the retention purge verifies the admin chain first', () => {
     writeLines(a.adminLog, a.lines.filter((_, i) => i !== a.holdLine));
     const dry = await cli(['archive', 'purge', '--dry-run', '-c', a.file]);
     expect(dry.code).toBe(3);
-    expect(dry.stderr).toMatch(/REFUSED, nothing was destroyed: .*record 1 was deleted/);
+    expect(dry.stderr).toMatch(/REFUSED, nothing was destroyed: .*record 2 was deleted/);
     expect(dry.stdout).not.toContain('would destroy');
     const r = await cli(['archive', 'purge', '-c', a.file]);
     expect(r.code).toBe(3);
@@ -71,7 +74,7 @@ describe('the retention purge verifies the admin chain first', () => {
     writeLines(damaged.adminLog, damaged.lines.map((l, i) => (i === damaged.holdLine ? l.replace('"type":"hold"', '"type":"hold"x') : l)));
     const r1 = await cli(['archive', 'purge', '-c', damaged.file]);
     expect(r1.code).toBe(3);
-    expect(r1.stderr).toMatch(/record 1 was edited/);
+    expect(r1.stderr).toMatch(/record 2 was edited/);
     expect(await alive(damaged.config, damaged.dataDir)).toHaveLength(2);
 
     const forged = await heldArchive();
@@ -95,7 +98,7 @@ describe('the retention purge verifies the admin chain first', () => {
     } finally {
       await stop();
     }
-    expect(logs.find((l) => l.event === 'archive.purge-refused')).toMatchObject({ level: 'error', chain: 'admin', record: 1 });
+    expect(logs.find((l) => l.event === 'archive.purge-refused')).toMatchObject({ level: 'error', chain: 'admin', record: 2 });
     expect(logs.some((l) => l.event === 'archive.purged')).toBe(false);
     expect(sample(parseMetrics(await metrics.registry.metrics()), 'postern_archive_alerts_total', { event: 'archive.purge-refused' })).toBe(1);
     metrics.close();
@@ -111,8 +114,12 @@ describe('the retention purge verifies the admin chain first', () => {
   });
 });
 
-/** Rewrites a chain's log with every prev hash recomputed and a matching head: an edit made by someone who knows the format. */
-function rechain(log: string, lines: string[]) {
+/**
+ * Rewrites a chain's log with every prev hash recomputed and a matching head: an edit
+ * made by someone who knows the format. The head is signed only when `keys` are given
+ * (someone who also holds the archive master key); otherwise it carries no valid MAC.
+ */
+function rechain(log: string, lines: string[], keys?: MasterKey[]) {
   let prev = '0'.repeat(64);
   const out = lines.map((l) => {
     const r = { ...(JSON.parse(l) as Record<string, unknown>), prev };
@@ -121,10 +128,71 @@ function rechain(log: string, lines: string[]) {
     return line;
   });
   writeLines(log, out);
-  const head = Buffer.alloc(256, 0x20);
-  head.write(`${JSON.stringify({ seq: out.length - 1, hash: prev })}\n`);
-  writeFileSync(log.replace(/\.log$/, '.head'), head);
+  const name = basename(log, '.log');
+  const head = { seq: out.length - 1, hash: prev };
+  writeFileSync(log.replace(/\.log$/, '.head'), headBytes(keys ? new HeadKeys(keys).sign(name, head) : { ...head, mac: 'f'.repeat(64) }));
 }
+
+const headOf = (log: string) => log.replace(/\.log$/, '.head');
+
+/** What a hold's protection rests on: verify fails, every purge is refused (exit 3) and so is hold list, and both items stay. */
+async function expectRefused(a: Awaited<ReturnType<typeof heldArchive>>, verifyProblem: RegExp) {
+  const v = await cli(['archive', 'verify', '-c', a.file]);
+  expect(v.code).toBe(1);
+  expect(v.stdout).toMatch(verifyProblem);
+  for (const args of [['--dry-run'], []]) {
+    const r = await cli(['archive', 'purge', ...args, '-c', a.file]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/REFUSED, nothing was destroyed/);
+  }
+  const list = await cli(['archive', 'hold', 'list', '-c', a.file]);
+  expect(list.code).toBe(3);
+  expect(list.stdout).toBe('');
+  expect(list.stderr).toMatch(/cannot list the holds: the admin chain .*does not verify/);
+  expect(await alive(a.config, a.dataDir)).toEqual(a.envs.map((e) => e.id).sort());
+  expect(readFileSync(a.adminLog, 'utf8')).not.toContain('"type":"destroy"');
+}
+
+describe('the admin chain cannot be cut back or added to without the archive key', () => {
+  it('a crash between the head (written first) and its records is not a break: verify passes, the next hold goes on', async () => {
+    const a = await heldArchive();
+    const keys = (await openArchive(a.config, a.dataDir)).keys;
+    const last = JSON.parse(a.lines.at(-1) as string) as { seq: number };
+    // As postern writes it for a batch whose log write never happened.
+    const ahead = { seq: last.seq + 1, hash: 'a'.repeat(64), before: { seq: last.seq, hash: lineHash(a.lines.at(-1) as string) } };
+    writeFileSync(headOf(a.adminLog), headBytes(new HeadKeys(keys).sign('admin', ahead)));
+    expect((await cli(['archive', 'verify', '-c', a.file])).code).toBe(0);
+    const hold = await cli(['archive', 'hold', 'add', '--custodian', 'x@hospital.test', '--reason', 'new case', '-c', a.file]);
+    expect(hold.stdout).toContain(`(record ${last.seq + 1})`);
+    expect((await cli(['archive', 'verify', '-c', a.file])).code).toBe(0);
+  });
+
+  it('cut back to its first line and its head deleted: verify fails, the purge and hold list are refused', async () => {
+    const a = await heldArchive();
+    writeLines(a.adminLog, a.lines.slice(0, 1));
+    unlinkSync(headOf(a.adminLog));
+    await expectRefused(a, /FAILED: chain admin: the head file \S+admin\.head is missing/);
+  });
+
+  it('cut back to its first line and its head rewritten to match, without the key: the head does not authenticate', async () => {
+    const a = await heldArchive();
+    rechain(a.adminLog, a.lines.slice(0, 1));
+    await expectRefused(a, /FAILED: chain admin: the head file \S+admin\.head does not authenticate under any archive\.masterKeys entry/);
+  });
+
+  it('a forged release linked into the chain: after the head it shows; with the head rewritten it does not authenticate; a new hold does not sign it in', async () => {
+    const a = await heldArchive();
+    const last = JSON.parse(a.lines.at(-1) as string) as { seq: number };
+    const release = JSON.stringify({ seq: last.seq + 1, prev: lineHash(a.lines.at(-1) as string), at: new Date().toISOString(), type: 'release', holdId: a.held, reason: 'forged', actor: 'nobody' });
+    writeLines(a.adminLog, [...a.lines, release]);
+    await expectRefused(a, new RegExp(`FAILED: chain admin: records ${last.seq + 1}\\.\\.${last.seq + 1} follow the head`));
+    const hold = await cli(['archive', 'hold', 'add', '--custodian', 'x@hospital.test', '--reason', 'new case', '-c', a.file]);
+    expect(hold.code).toBe(1);
+    expect(hold.stderr).toMatch(/admin chain .*does not verify: records \d+\.\.\d+ follow its head/);
+    rechain(a.adminLog, [...a.lines, release]);
+    await expectRefused(a, /the head file \S+admin\.head does not authenticate/);
+  });
+});
 
 describe('the admin chain cannot be deleted to lift the holds', () => {
   it('admin.log and admin.head deleted: verify fails naming it, every purge is refused, the held item stays; a restarted journal or a new hold does not make it anew', async () => {
@@ -154,7 +222,7 @@ describe('the admin chain cannot be deleted to lift the holds', () => {
     const a = await heldArchive();
     unlinkSync(a.adminLog);
     unlinkSync(a.adminLog.replace(/\.log$/, '.head'));
-    await (await ChainWriter.open(join(a.dataDir, 'archive', 'chains'), 'admin')).close();
+    await (await ChainWriter.open(join(a.dataDir, 'archive', 'chains'), 'admin', (await openArchive(a.config, a.dataDir)).keys)).close();
     const v = await cli(['archive', 'verify', '-c', a.file]);
     expect(v.code).toBe(1);
     expect(v.stdout).toContain('FAILED: chain admin: the admin chain is not the one journal-0 was started with');
@@ -173,9 +241,12 @@ describe('the admin chain cannot be deleted to lift the holds', () => {
     const admin = readFileSync(join(chains, 'admin.log'), 'utf8').split('\n')[0] as string;
     expect(JSON.parse(readFileSync(join(chains, 'journal-0.log'), 'utf8').split('\n')[0] as string)).toMatchObject({ type: 'genesis', chain: 'journal-0', admin: lineHash(admin) });
     const v = await cli(['archive', 'verify', '-c', file]);
-    expect(v.stdout).toMatch(/^chain admin: 1 record\(s\).*\nchain journal-0: 1 record\(s\)/);
-    expect(v.stdout).toContain('NOTHING TO VERIFY'); // intact, but nothing journaled yet
-    expect(v.code).toBe(4);
+    // The admin chain: its genesis, then journal-0 listed with its genesis hash.
+    const journalGenesis = readFileSync(join(chains, 'journal-0.log'), 'utf8').split('\n')[0] as string;
+    expect(JSON.parse(readFileSync(join(chains, 'admin.log'), 'utf8').split('\n')[1] as string)).toMatchObject({ seq: 1, type: 'chain-started', chain: 'journal-0', genesisHash: lineHash(journalGenesis) });
+    expect(v.stdout).toMatch(/^chain admin: 2 record\(s\).*\nchain journal-0: 1 record\(s\)/);
+    expect(v.stdout).toContain('OK: every chain is intact'); // a gateway journals here, nothing yet
+    expect(v.code).toBe(0);
   });
 });
 
@@ -208,7 +279,8 @@ describe('the purge decides expiry on authenticated data', () => {
 
   it('receivedAt edited and the chain re-hashed: the sealed metadata disagrees, the item is kept; verify names the record', async () => {
     const y = await youngItem();
-    rechain(y.log, y.aged);
+    // Someone who holds the archive key too: the head verifies, the sealed metadata does not.
+    rechain(y.log, y.aged, (await openArchive(y.config, y.dataDir)).keys);
     const r = await cli(['archive', 'purge', '-c', y.file]);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(`kept ${y.e.id}: could not be checked (its index record says it was received`);

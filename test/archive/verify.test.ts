@@ -1,5 +1,5 @@
 import { cpSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HEADER_BYTES } from '../../src/archive/item-file.js';
 import { openJournal } from '../../src/archive/journal.js';
@@ -134,7 +134,7 @@ describe('postern archive verify', () => {
     expect(allFiles(join(orphan.dataDir, 'archive', 'items'))).toHaveLength(3);
   });
 
-  it('says there is nothing to verify, with exit 4, for a data directory without an archive or with nothing journaled yet', async () => {
+  it('says there is nothing to verify, with exit 4, for a data directory without an archive; one a gateway opened is checked (OK, exit 0)', async () => {
     const empty = tempDir();
     dirs.push(empty);
     const config = join(empty, 'postern.yaml');
@@ -143,11 +143,39 @@ describe('postern archive verify', () => {
     expect(r.code).toBe(4);
     expect(r.stdout).toContain(`NOTHING TO VERIFY: no item was journaled under ${join(empty, 'archive')}`);
     expect(r.stdout).not.toContain('OK');
-    // A gateway opened the archive (admin and journal chains made) but journaled nothing.
+    // A gateway opened the archive (admin and journal chains made, journal-0 listed) but journaled nothing.
     const journal = await openJournal(archiveConfig(empty).config, empty, silent);
     await journal!.close();
     const r2 = await verify(config, '--json');
-    expect(r2.code).toBe(4);
-    expect(JSON.parse(r2.stdout)).toMatchObject({ found: false, problems: [], chains: [{ name: 'admin', records: 1 }, { name: 'journal-0', records: 1 }] });
+    expect(r2.code).toBe(0);
+    expect(JSON.parse(r2.stdout)).toMatchObject({ found: true, items: 0, problems: [], chains: [{ name: 'admin', records: 2 }, { name: 'journal-0', records: 1 }] });
+  });
+
+  it('names a whole journal chain deleted with its items, and one deleted and made anew; the purge is refused', async () => {
+    const dataDir = tempDir();
+    dirs.push(dataDir);
+    const { config, file } = archiveConfig(dataDir);
+    for (const shard of [0, 1]) {
+      const journal = await openJournal(config, dataDir, silent, { shard });
+      const e = envelope();
+      await journal!.record({ envelope: e, decisions: decisions(e), body: message(`shard ${shard}`, 'body') });
+      await journal!.close();
+    }
+    expect((await verify(file)).code).toBe(0);
+    const chains = join(dataDir, 'archive', 'chains');
+    const shard1 = allFiles(join(dataDir, 'archive')).filter((f) => basename(f).startsWith('journal-1.'));
+    expect(shard1.map((f) => basename(f)).sort()).toEqual(['journal-1.0.seg', 'journal-1.head', 'journal-1.log']);
+    shard1.forEach((f) => unlinkSync(f));
+    const r = await verify(file);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(new RegExp(`FAILED: chain journal-1: the admin chain names journal-1 \\(its record 2\\) but ${join(chains, 'journal-1.log')} is missing or empty: the chain was deleted`));
+    const purge = await cli(['archive', 'purge', '-c', file]);
+    expect(purge.code).toBe(3);
+    expect(purge.stderr).toMatch(/REFUSED, nothing was destroyed: a journal chain the admin chain lists is missing or was replaced: the admin chain names journal-1/);
+    // The gateway of shard 1 starting again makes a new journal-1: not the one recorded.
+    await (await openJournal(config, dataDir, silent, { shard: 1 }))!.close();
+    const again = await verify(file);
+    expect(again.code).toBe(1);
+    expect(again.stdout).toMatch(/FAILED: chain journal-1: journal-1 is not the chain the admin chain recorded \(its record 2\): .*it was deleted and made anew/);
   });
 });

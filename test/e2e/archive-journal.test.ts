@@ -8,12 +8,14 @@ import { searchArchive } from '../../src/archive/search.js';
 import { verifyArchive } from '../../src/archive/verify.js';
 import { adminConfig, call, startAdmin } from '../api/admin-helpers.js';
 import { parseMetrics, sample } from '../events/metrics-helpers.js';
-import { filesUnder } from '../helpers/archive-check.js';
+import { sealMeta } from '../../src/archive/meta-crypto.js';
+import { archiveProblems, filesUnder } from '../helpers/archive-check.js';
+import { startTestGateway } from '../helpers/gateway.js';
 import { createTestCa } from '../helpers/pki.js';
 import { scenario } from '../helpers/scenario.js';
-import { sendMail, testMessage } from '../helpers/smtp-client.js';
+import { sendMail, testMessage, type SendResult } from '../helpers/smtp-client.js';
 
-const s = scenario({ checkArchive: true });
+const s = scenario();
 const ca = createTestCa('Journal Test CA');
 const scratch = mkdtempSync(join(tmpdir(), 'postern-journal-e2e-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -79,6 +81,42 @@ describe('the journal step of delivery', () => {
     for (const f of filesUnder(join(gw.dataDir, 'archive'))) expect(readFileSync(f).includes('JOURNAL-MARKER'), f).toBe(false);
   });
 
+  it('the archive check this file relies on can fail: a recipient swapped, a method or rule changed in the sealed metadata are each named', async () => {
+    const mx = await s.mx();
+    let problems: string[] = [];
+    // Tampered after the gateway stopped, before its directory goes: re-sealed with the item's own key, as a correct-looking record.
+    const gw = await startTestGateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${mx.port}`, tls: 'may' } } } }, undefined, {
+      afterStop: async (stopped) => {
+        const { reader } = await openArchive(stopped.config, stopped.dataDir);
+        const log = join(stopped.dataDir, 'archive', 'chains', 'journal-0.log');
+        const lines = readFileSync(log, 'utf8').split('\n');
+        for await (const entry of reader.items()) {
+          const meta = await reader.meta(entry);
+          meta.rcptTo = [meta.rcptTo[0]!, 'someone-else@dest.test'];
+          meta.recipients = [{ ...meta.recipients[0]!, method: 'pgp', ruleId: 'forged-rule' }, { ...meta.recipients[1]!, rcpt: 'someone-else@dest.test' }];
+          const sealed = await reader.withKey(entry, (key) => sealMeta(meta, key));
+          lines[entry.record.seq] = JSON.stringify({ ...entry.record, meta: sealed });
+        }
+        writeFileSync(log, lines.join('\n'));
+        problems = await archiveProblems(stopped);
+      },
+    });
+    let r: SendResult | undefined;
+    try {
+      r = await sendMail(gw.port, { from: 'dr@client.test', to: ['first@dest.test', 'second@dest.test'], raw: testMessage({ subject: 'Checked by the test helper' }) });
+      await gw.waitForLog((l) => l.event === 'delivery.sent' && l.queueId === r?.queueId && l.to === 'second@dest.test');
+    } finally {
+      await gw.stop();
+    }
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        `${r.queueId}: first@dest.test is archived as pgp, the gateway used tls`,
+        `${r.queueId}: first@dest.test is archived under rule forged-rule, the gateway decided by default`,
+        `${r.queueId}: rcptTo is ["first@dest.test","someone-else@dest.test"] in the archive, but the gateway handled second@dest.test`,
+      ]),
+    );
+  });
+
   it('journal server down: nothing is delivered; once it is up, the message is journaled and delivered once', async () => {
     const tls = ca.issue(['journal.archive.test']);
     const probe = await s.mx({ tls });
@@ -95,6 +133,14 @@ describe('the journal step of delivery', () => {
     expect(deferred).toMatchObject({ category: 'journal', dsn: '4.3.0' });
     expect(String(deferred.response)).toMatch(/not archived yet/);
     expect(mx.messages).toHaveLength(0);
+    // Saved with the attempt: the fs sink holds it and is not asked again on the retries.
+    let saved = await gw.gateway.queue.get(r.queueId as string);
+    for (let i = 0; i < 50 && !saved?.state.journaledSinks; i++) {
+      await new Promise((res) => setTimeout(res, 20));
+      saved = await gw.gateway.queue.get(r.queueId as string);
+    }
+    expect(saved?.state).toMatchObject({ journaledSinks: ['fs'] });
+    expect(saved?.state.journaled).toBeFalsy();
 
     const journalMx = await s.mx({ tls, port: journalPort });
     await mx.waitFor(1, 20_000);

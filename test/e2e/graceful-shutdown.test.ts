@@ -2,6 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/load.js';
+import { expectArchiveMatches } from '../helpers/archive-check.js';
 import { startChildGateway, type ChildGateway } from '../helpers/child-gateway.js';
 import { testConfigInput, type LogLine } from '../helpers/gateway.js';
 import { TestMx } from '../helpers/mx-server.js';
@@ -28,26 +30,38 @@ describe('graceful shutdown', () => {
   let mx: TestMx | undefined;
   let gw: ChildGateway | undefined;
   let caseNo = 0;
+  /** The case's gateway processes (one data directory), for the archive check. */
+  let current: { dataDir: string; input: Record<string, unknown>; runs: ChildGateway[] } | undefined;
+  const start = async (caseDir: string, config: Record<string, unknown>) => {
+    const g = await startChildGateway(caseDir, config);
+    current?.runs.push(g);
+    return g;
+  };
   afterEach(async () => {
     gw?.killAll();
     gw = undefined;
     await mx?.stop();
     mx = undefined;
+    const c = current;
+    current = undefined;
+    if (!c) return;
+    await Promise.all(c.runs.map((r) => r.exited));
+    // Every message any of its processes took is in the archive, as each did it.
+    await expectArchiveMatches({ config: validateConfig(c.input), dataDir: c.dataDir, logs: c.runs.flatMap((r) => r.logs) });
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   const configFor = (mxPort: number, overrides: Record<string, unknown>) => {
     const caseDir = join(dir, `case-${++caseNo}`);
     mkdirSync(caseDir);
-    return {
-      caseDir,
-      config: testConfigInput(join(caseDir, 'data'), {
-        log: { level: 'info' },
-        delivery: { routes: { '*': { nexthop: `127.0.0.1:${mxPort}`, tls: 'none' } } },
-        shutdown: { timeout: '10s' },
-        ...overrides,
-      }),
-    };
+    const config = testConfigInput(join(caseDir, 'data'), {
+      log: { level: 'info' },
+      delivery: { routes: { '*': { nexthop: `127.0.0.1:${mxPort}`, tls: 'none' } } },
+      shutdown: { timeout: '10s' },
+      ...overrides,
+    });
+    current = { dataDir: join(caseDir, 'data'), input: config, runs: [] };
+    return { caseDir, config };
   };
 
   /** Opens a transaction and sends half of its body, so it is in flight at the signal. */
@@ -63,7 +77,7 @@ describe('graceful shutdown', () => {
 
   /** Starts a gateway, sends it a message, and sends SIGTERM once the MX has seen its DATA. */
   async function signalDuringDelivery(caseDir: string, config: Record<string, unknown>, m: TestMx, subject: string): Promise<ChildGateway> {
-    const g = await startChildGateway(caseDir, config);
+    const g = await start(caseDir, config);
     expect((await sendMail(g.port, { from: 'a@client.test', to: ['b@dest.test'], raw: testMessage({ subject }) })).ok).toBe(true);
     await until(() => m.commands.some((c) => c.command === 'DATA'), 'the delivery to reach DATA');
     g.proc.kill('SIGTERM');
@@ -76,7 +90,7 @@ describe('graceful shutdown', () => {
   ])('%s: on SIGTERM new sessions get 421 4.3.2, the transaction in flight finishes, exit 0, nothing lost', async (_name, workers) => {
     mx = await new TestMx().start();
     const { caseDir, config } = configFor(mx.port, { workers });
-    gw = await startChildGateway(caseDir, config);
+    gw = await start(caseDir, config);
     await until(() => gw!.logs.some((l) => l.event === 'gateway.ready' && (workers === 1 || l.workers === workers)), 'every worker ready');
     const inFlight = await halfSent(gw.port);
 
@@ -99,7 +113,7 @@ describe('graceful shutdown', () => {
     expect(gw.logs.some((l) => l.event === 'gateway.stopped')).toBe(true);
 
     // Whatever was not delivered before the exit is delivered after the restart.
-    gw = await startChildGateway(caseDir, config);
+    gw = await start(caseDir, config);
     await mx.waitFor(1, 20_000);
     expect(mx.messages[0]!.raw.toString()).toContain('first half, second half.');
   });
@@ -119,7 +133,7 @@ describe('graceful shutdown', () => {
     expect(gw.logs[stopped]).toMatchObject({ clean: true });
 
     // Delivered means settled: a restart sends nothing again.
-    gw = await startChildGateway(caseDir, config);
+    gw = await start(caseDir, config);
     await new Promise((r) => setTimeout(r, 1500));
     expect(mx.messages).toHaveLength(1);
   });
@@ -137,7 +151,7 @@ describe('graceful shutdown', () => {
     expect(mx.messages).toHaveLength(0);
 
     slow = false;
-    gw = await startChildGateway(caseDir, config);
+    gw = await start(caseDir, config);
     await mx.waitFor(1, 20_000);
     expect(mx.messages[0]!.raw.toString()).toContain('Subject: very slow MX');
     await new Promise((r) => setTimeout(r, 1000));

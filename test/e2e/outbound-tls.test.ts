@@ -1,9 +1,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TestDns } from '../helpers/dns-server.js';
+import { expectArchiveMatches } from '../helpers/archive-check.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { TestMx } from '../helpers/mx-server.js';
 import { createTestCa, selfSigned } from '../helpers/pki.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
+
+/** Each gateway's archive is checked as it stops (test/helpers/archive-check.ts). */
+const checked = { afterStop: expectArchiveMatches };
 
 /**
  * Outbound TLS levels against receiving MXs that cannot give what is required. Under
@@ -42,7 +46,7 @@ describe('outbound TLS levels', () => {
   async function gateway(level: string): Promise<TestGateway> {
     const routes: Record<string, unknown> = {};
     for (const [name, mx] of Object.entries(mxs)) routes[`${name}.test`] = { nexthop: `mx.${name}.test:${mx.port}`, tls: level };
-    gw = await startTestGateway({ delivery: { routes, dns: { servers: [dns.server] }, tls: { trust: [ca.caFile] } } });
+    gw = await startTestGateway({ delivery: { routes, dns: { servers: [dns.server] }, tls: { trust: [ca.caFile] } } }, undefined, checked);
     return gw;
   }
 
@@ -114,7 +118,7 @@ describe('TLS capability cache during delivery', () => {
     const { startTestGateway } = await import('../helpers/gateway.js');
     const { TestMx } = await import('../helpers/mx-server.js');
     const plain = await new TestMx().start();
-    const gw = await startTestGateway({ delivery: { routes: { 'plain.test': { nexthop: `127.0.0.1:${plain.port}`, tls: 'verify' } } } });
+    const gw = await startTestGateway({ delivery: { routes: { 'plain.test': { nexthop: `127.0.0.1:${plain.port}`, tls: 'verify' } } } }, undefined, checked);
     try {
       await sendMail(gw.port, { from: 'sender@client.test', to: ['p@plain.test'], raw: testMessage() });
       const forecast = await gw.waitForLog((l) => l.event === 'tls.foreseen-failure');

@@ -31,7 +31,7 @@ rules:
 `;
 
 describe('policy decisions end to end', () => {
-  const s = scenario({ checkArchive: true });
+  const s = scenario();
   const ca = createTestCa();
   let dns: TestDns;
   let verified: TestMx;

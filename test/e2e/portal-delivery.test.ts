@@ -35,7 +35,7 @@ async function fakeSmsProvider(): Promise<{ server: Server; url: string; request
 const insecure = new Agent({ connect: { rejectUnauthorized: false } });
 
 describe('portal delivery paths', () => {
-  const s = scenario({ checkArchive: true });
+  const s = scenario();
   let sms: Awaited<ReturnType<typeof fakeSmsProvider>>;
   let plainMx: TestMx;
   let senderMx: TestMx;

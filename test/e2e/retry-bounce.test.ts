@@ -5,7 +5,7 @@ import type { TestMx } from '../helpers/mx-server.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 
-const s = scenario({ checkArchive: true });
+const s = scenario();
 const mx = s.mx;
 let gw: TestGateway | undefined;
 

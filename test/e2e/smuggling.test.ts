@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { expectArchiveMatches } from '../helpers/archive-check.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { TestMx } from '../helpers/mx-server.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
@@ -11,6 +12,9 @@ function smuggle(terminator: string): string {
     'MAIL FROM:<ceo@client.test>\r\nRCPT TO:<victim@dest.test>\r\nDATA\r\nFrom: ceo@client.test\r\nSubject: smuggled\r\n\r\nwire the money\r\n.\r\n'
   );
 }
+
+/** Each gateway's archive is checked as it stops (test/helpers/archive-check.ts). */
+const checked = { afterStop: expectArchiveMatches };
 
 const SEQUENCES: [string, string][] = [
   ['<LF>.<CR><LF>', '\n.\r\n'],
@@ -50,7 +54,7 @@ describe('SMTP smuggling guard and STARTTLS injection', () => {
   }
 
   it.each(SEQUENCES)('rejects a body containing %s with 554 5.6.0 and delivers nothing', async (_name, terminator) => {
-    gw = await startTestGateway({ delivery: { routes: { '*': { nexthop: `127.0.0.1:${mx.port}`, tls: 'none' } } } });
+    gw = await startTestGateway({ delivery: { routes: { '*': { nexthop: `127.0.0.1:${mx.port}`, tls: 'none' } } } }, undefined, checked);
     const before = mx.messages.length;
     expect(await sendRaw(gw.port, smuggle(terminator))).toMatch(/^554 5\.6\.0 .*bare CR or LF/);
     expect(gw.gateway.queue.stats().depth).toBe(0);
@@ -59,7 +63,7 @@ describe('SMTP smuggling guard and STARTTLS injection', () => {
   });
 
   it('normalize mode delivers exactly one message whose body still contains the would-be commands', async () => {
-    gw = await startTestGateway({ smtp: { bareLineEndings: 'normalize' }, delivery: { routes: { '*': { nexthop: `127.0.0.1:${mx.port}`, tls: 'none' } } } });
+    gw = await startTestGateway({ smtp: { bareLineEndings: 'normalize' }, delivery: { routes: { '*': { nexthop: `127.0.0.1:${mx.port}`, tls: 'none' } } } }, undefined, checked);
     const before = mx.messages.length;
     expect(await sendRaw(gw.port, smuggle('\n.\r\n'))).toMatch(/^250 2\.0\.0 /);
     await mx.waitFor(before + 1);
@@ -73,7 +77,7 @@ describe('SMTP smuggling guard and STARTTLS injection', () => {
   });
 
   it('discards commands pipelined with STARTTLS instead of running them inside TLS', async () => {
-    gw = await startTestGateway({ delivery: { routes: { '*': '127.0.0.1:9' } } });
+    gw = await startTestGateway({ delivery: { routes: { '*': '127.0.0.1:9' } } }, undefined, checked);
     const c = await RawSmtp.connect(gw.port);
     await c.command('EHLO client.test');
     // The injected MAIL FROM travels in the same packet as STARTTLS, in plaintext.

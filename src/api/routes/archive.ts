@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { openArchive, withAdminChain } from '../../archive/admin.js';
+import { AdminChainBroken, verifiedAdminState } from '../../archive/admin-state.js';
 import { mboxStream } from '../../archive/export-mbox.js';
 import { zipStream } from '../../archive/export-zip.js';
 import { addHold, releaseHold } from '../../archive/hold-log.js';
@@ -35,6 +36,11 @@ function queryOf(f: Filters): SearchQuery {
   }
 }
 
+/** The admin chain does not verify: the caller cannot be given (or act on) its holds. */
+function brokenIs409(err: unknown): never {
+  throw err instanceof AdminChainBroken ? apiError(409, err.message) : err;
+}
+
 const holdBody = {
   type: 'object',
   properties: { reason: reasonSchema, custodian: { type: 'string' }, since: filterProperties.since, until: filterProperties.until, keyword: { type: 'string' } },
@@ -63,7 +69,7 @@ export function archiveRoutes(app: FastifyInstance, { config, dataDir, log }: Ap
     '/archive/export',
     guarded('admin', {
       summary: 'Export what a search finds: mbox (mboxrd) or zip of .eml with a SHA-256 manifest',
-      description: `Hands out message content: admin only. A search that may have missed messages (a keyword limit reached, unreadable items) is refused with 409 unless allowPartial=true; then the export carries ${INCOMPLETE_HEADER} (and a zip an INCOMPLETE.txt).`,
+      description: `Hands out message content: admin only. A search that may have missed messages (a keyword limit reached, unreadable items) is refused with 409 unless allowPartial=true and format=zip; then the export carries ${INCOMPLETE_HEADER} and the zip an INCOMPLETE.txt (an mbox could not say it is incomplete, so a partial one is refused).`,
       tags,
       querystring: { type: 'object', properties: { format: { type: 'string', enum: ['mbox', 'zip'] }, allowPartial: { type: 'boolean', default: false }, ...filterProperties }, required: ['format'] },
       response: { 200: { description: 'the export file', content: { 'application/mbox': { schema: { type: 'string' } }, 'application/zip': { schema: { type: 'string', contentMediaType: 'application/zip' } } } }, 400: errorSchema, 409: errorSchema },
@@ -78,6 +84,11 @@ export function archiveRoutes(app: FastifyInstance, { config, dataDir, log }: Ap
       if (incomplete.length && !req.query.allowPartial) {
         logExported(log, { ...access, outcome: 'refused' });
         throw apiError(409, `the search may miss messages (${incomplete.join('; ')}): narrow it, or add allowPartial=true to export what it found`);
+      }
+      // An mbox has no place to say it is incomplete once it is saved (the header stays with the response).
+      if (incomplete.length && format === 'mbox') {
+        logExported(log, { ...access, outcome: 'refused' });
+        throw apiError(409, `the search may miss messages (${incomplete.join('; ')}): an incomplete export is given only as a zip, which carries INCOMPLETE.txt and its manifest: ask for format=zip&allowPartial=true, or narrow the search`);
       }
       // Streamed straight to the response, decrypted item by item: no clear copy on disk
       // that a crash would leave behind. A failure part way cuts the transfer off.
@@ -95,10 +106,19 @@ export function archiveRoutes(app: FastifyInstance, { config, dataDir, log }: Ap
     },
   );
 
-  app.get('/archive/holds', guarded('read-only', { summary: 'Legal holds, active and released', tags, response: { 200: { type: 'object', properties: { holds: { type: 'array', items: anyObject } } } } }), async () => {
-    const { holds } = await (await open()).reader.adminState();
-    return { holds: [...holds.values()] };
-  });
+  app.get(
+    '/archive/holds',
+    guarded('read-only', {
+      summary: 'Legal holds, active and released',
+      description: 'Read from the admin chain once it verifies: 409 with the problem when it does not (a list from a damaged chain could miss holds).',
+      tags,
+      response: { 200: { type: 'object', properties: { holds: { type: 'array', items: anyObject } } }, 409: errorSchema },
+    }),
+    async () => {
+      const { holds } = await verifiedAdminState((await open()).reader).catch(brokenIs409);
+      return { holds: [...holds.values()] };
+    },
+  );
 
   app.post<{ Body: { reason: string; custodian?: string; since?: string; until?: string; keyword?: string } }>(
     '/archive/holds',
@@ -106,8 +126,7 @@ export function archiveRoutes(app: FastifyInstance, { config, dataDir, log }: Ap
     async (req) => {
       const { custodian, keyword, reason } = req.body;
       const { since, until } = queryOf(req.body);
-      const { layout } = await open();
-      return withAdminChain(layout, (chain) => addHold(chain, { custodian, since, until, keyword }, reason, actorOf(req), log)).catch((err: Error) => Promise.reject(apiError(400, err.message)));
+      return withAdminChain((await open()).reader, (chain) => addHold(chain, { custodian, since, until, keyword }, reason, actorOf(req), log)).catch((err: Error) => Promise.reject(apiError(400, err.message)));
     },
   );
 
@@ -118,11 +137,12 @@ export function archiveRoutes(app: FastifyInstance, { config, dataDir, log }: Ap
       tags,
       params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
       body: { type: 'object', properties: { reason: reasonSchema }, required: ['reason'], additionalProperties: false },
-      response: { 200: anyObject, 400: errorSchema },
+      response: { 200: anyObject, 400: errorSchema, 409: errorSchema },
     }),
     async (req) => {
-      const { reader, layout } = await open();
-      return withAdminChain(layout, async (chain) => releaseHold(chain, await reader.adminState(), req.params.id, req.body.reason, actorOf(req), log)).catch((err: Error) => Promise.reject(apiError(400, err.message)));
+      const { reader } = await open();
+      const state = await verifiedAdminState(reader).catch(brokenIs409);
+      return withAdminChain(reader, async (chain) => releaseHold(chain, state, req.params.id, req.body.reason, actorOf(req), log)).catch((err: Error) => Promise.reject(apiError(400, err.message)));
     },
   );
 }
