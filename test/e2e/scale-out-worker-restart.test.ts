@@ -55,6 +55,9 @@ describe.skipIf(!redisServer)('scale-out: a worker restarted while Redis is down
       }),
     );
     const g = gw;
+    // startChildGateway returns at the first worker's ready line; the primary's (workers: 2)
+    // says both are. Before that a worker that cannot reach Redis still stops the gateway.
+    await waitForLog(g, (l) => l.event === 'gateway.ready' && l.workers === 2);
     const admin = (await waitForLog(g, (l) => l.event === 'admin.listen')).port as number;
     const readyz = () => fetch(`http://127.0.0.1:${admin}/readyz`, { signal: AbortSignal.timeout(5000) }).then((r) => r.status, () => 0);
     const lines = (pred: (l: LogLine) => boolean) => g.logs.filter(pred);

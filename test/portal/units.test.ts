@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseKeyMaterial, rewrap, seal, unseal } from '../../src/portal/crypto.js';
 import { identityOf } from '../../src/portal/identity.js';
+import { newMessageId } from '../../src/portal/message-id.js';
 import { normalizePhone } from '../../src/portal/phone.js';
 import { FsPortalStore as PortalStore } from '../../src/portal/fs-store.js';
 import { lockedUntil, recordFailure, recordSuccess } from '../../src/portal/web/lockout.js';
@@ -103,6 +104,15 @@ function seededDigits(seed: number): () => string {
   };
   return () => Array.from({ length: 6 + Math.floor(next() * 10) }, () => Math.floor(next() * 10)).join('');
 }
+
+describe('portal message ids', () => {
+  it('are 16 base64url characters and never start with "-" (a command line would read it as an option)', () => {
+    // One id in 64 would start with '-' if nothing prevented it: 5,000 make a miss unlikely.
+    const ids = Array.from({ length: 5000 }, newMessageId);
+    expect(ids.every((id) => /^[A-Za-z0-9_][A-Za-z0-9_-]{15}$/.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});
 
 describe('Secure Text phone numbers and identities', () => {
   it.each(PHONES)('%s (country %s) → %s', (input, country, expected) => {

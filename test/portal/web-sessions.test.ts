@@ -150,7 +150,7 @@ describe('portal sessions', () => {
     writeFileSync(legacy, '{"csrf":"z","createdAt":0,"lastSeenAt":0}');
     const longAgo = new Date(Date.now() - 13 * 3_600_000);
     utimesSync(legacy, longAgo, longAgo);
-    expect(await store.sweep(Date.now() + 60_000)).toEqual({ sessions: 2, tokens: 1 });
+    expect(await store.sweep(Date.now() + 60_000)).toEqual({ sessions: 2, tokens: 1, loginFailures: 0 });
     expect(sessionFiles(portal)).toEqual([`${'b'.repeat(64)}.json`]);
     expect(await store.readSession('b'.repeat(64))).toBe('{"csrf":"y"}');
     expect(await store.getToken(old)).toBeUndefined();
