@@ -145,7 +145,10 @@ class NoAnswer extends Error {}
 async function fromAnyAddress(url: URL, addresses: string[], opts: HttpsGetOptions, signal: AbortSignal, endsAt: number): Promise<HttpsAnswer & { location?: string | undefined }> {
   const failures: string[] = [];
   for (const [i, address] of addresses.entries()) {
-    const share = Math.max(100, Math.floor((endsAt - Date.now()) / (addresses.length - i)));
+    // The last address has no next one to give way to: the caller's deadline alone
+    // bounds it (a share ending a moment before the deadline would only blur the error).
+    const last = i === addresses.length - 1;
+    const share = last ? undefined : Math.max(100, Math.floor((endsAt - Date.now()) / (addresses.length - i)));
     try {
       return await getFrom(url, address, opts, signal, share);
     } catch (err) {
@@ -161,12 +164,12 @@ async function fromAnyAddress(url: URL, addresses: string[], opts: HttpsGetOptio
  * address gives way to the next); the body is bounded by the caller's deadline only.
  * The connection is dropped as soon as the caller gives up.
  */
-async function getFrom(url: URL, address: string, opts: HttpsGetOptions, signal: AbortSignal, shareMs: number): Promise<HttpsAnswer & { location?: string | undefined }> {
+async function getFrom(url: URL, address: string, opts: HttpsGetOptions, signal: AbortSignal, shareMs: number | undefined): Promise<HttpsAnswer & { location?: string | undefined }> {
   const limit = opts.maxBytes ?? DEFAULT_MAX_BYTES;
   const stop = new AbortController();
   const giveUp = () => stop.abort(signal.reason);
   signal.addEventListener('abort', giveUp, { once: true });
-  const share = setTimeout(() => stop.abort(new NoAnswer(`no answer in ${shareMs} ms`)), shareMs);
+  const share = shareMs === undefined ? undefined : setTimeout(() => stop.abort(new NoAnswer(`no answer in ${shareMs} ms`)), shareMs);
   try {
     const res = await request(url, { dispatcher: agentFor(opts.trust, address), method: 'GET', signal: stop.signal, headers: { accept: 'application/octet-stream, application/pgp-keys, */*' } }).catch(
       (err: Error & { code?: string; cause?: { message?: string } }) => {

@@ -16,6 +16,7 @@ import type { TestGateway } from '../helpers/gateway.js';
 import { scenario } from '../helpers/scenario.js';
 import { RawSmtp, sendMail, testMessage } from '../helpers/smtp-client.js';
 import { adminConfig, call, KEYS, startAdmin, until } from './admin-helpers.js';
+import { closedPort } from '../helpers/closed-port.js';
 
 const s = scenario();
 let gw: TestGateway;
@@ -60,8 +61,7 @@ beforeAll(async () => {
   // Last, so the other keys are found before it is checked (it is checked for a wrong key).
   config.apiKeys = [...(config.apiKeys as unknown[]), { name: 'slow-ops', hash: await hashPassword(SLOW_KEY), role: 'operator' }];
   // A next hop with nobody listening and an hour between attempts: a message stays queued.
-  const probe = await s.mx();
-  await s.stopMx(probe);
+  const probe = { port: await closedPort() };
   gw = await s.gateway({
     admin: config,
     audit: { failClosed: true },

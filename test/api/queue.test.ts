@@ -12,6 +12,7 @@ import type { TestMx } from '../helpers/mx-server.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 import { adminConfig, call, KEYS, startAdmin, until } from './admin-helpers.js';
+import { closedPort } from '../helpers/closed-port.js';
 
 interface Entry {
   id: string;
@@ -29,9 +30,7 @@ describe('queue endpoints on a live gateway', () => {
   beforeAll(async () => {
     // The MX is down at first; the retry delay is an hour, so only "retry now" can bring
     // a deferred message back within the test.
-    const probe = await s.mx();
-    mxPort = probe.port;
-    await s.stopMx(probe);
+    mxPort = await closedPort();
     gw = await s.gateway({ admin: await adminConfig(), delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${mxPort}`, tls: 'none' } }, retry: { initialDelay: '1h', maxDelay: '1h' } } });
     admin = await startAdmin(gw);
     for (let i = 0; i < 3; i++) {

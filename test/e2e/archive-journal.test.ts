@@ -14,6 +14,7 @@ import { startTestGateway } from '../helpers/gateway.js';
 import { createTestCa } from '../helpers/pki.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage, type SendResult } from '../helpers/smtp-client.js';
+import { closedPort } from '../helpers/closed-port.js';
 
 const s = scenario();
 const ca = createTestCa('Journal Test CA');
@@ -119,9 +120,7 @@ describe('the journal step of delivery', () => {
 
   it('journal server down: nothing is delivered; once it is up, the message is journaled and delivered once', async () => {
     const tls = ca.issue(['journal.archive.test']);
-    const probe = await s.mx({ tls });
-    const journalPort = probe.port;
-    await s.stopMx(probe);
+    const journalPort = await closedPort();
     const mx = await s.mx();
     const gw = await s.gateway({
       delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${mx.port}`, tls: 'may' } } },
@@ -153,9 +152,7 @@ describe('the journal step of delivery', () => {
   });
 
   it('archive.failOpen with the journal server down: delivered anyway, archive.fail-open counted, the gateway stays ready', async () => {
-    const probe = await s.mx();
-    const journalPort = probe.port;
-    await s.stopMx(probe);
+    const journalPort = await closedPort();
     const mx = await s.mx();
     const gw = await s.gateway({
       admin: await adminConfig(),
@@ -182,9 +179,7 @@ describe('the journal step of delivery', () => {
   });
 
   it('a deferred message keeps its journaled mark: its retries are not journaled again', async () => {
-    const probe = await s.mx();
-    const port = probe.port;
-    await s.stopMx(probe);
+    const port = await closedPort();
     const gw = await s.gateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${port}`, tls: 'may' } } } });
     const r = await sendMail(gw.port, { from: 'dr@client.test', to: ['later@dest.test'], raw: testMessage({ subject: 'Deferred once' }) });
     const id = r.queueId as string;

@@ -4,6 +4,7 @@ import type { TestGateway } from '../helpers/gateway.js';
 import type { TestMx } from '../helpers/mx-server.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
+import { closedPort } from '../helpers/closed-port.js';
 
 const s = scenario();
 const mx = s.mx;
@@ -19,10 +20,8 @@ function routes(dest: TestMx | number, sender?: TestMx): Record<string, unknown>
 
 describe('retries and bounces', () => {
   it('defers while the receiving MX is down, then delivers each message once when it is back', async () => {
-    // Reserve a port, then free it: nothing listens there until the MX "comes back".
-    const probe = await mx();
-    const port = probe.port;
-    await s.stopMx(probe);
+    // Nothing listens on this port until the MX "comes back".
+    const port = await closedPort();
     gw = await s.gateway({ delivery: { routes: routes(port) } });
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
