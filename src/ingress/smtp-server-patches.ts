@@ -1,7 +1,8 @@
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { applyDataFastPath } from './smtp-data-fast-path.js';
 
 /**
- * Four small, deliberate changes to smtp-server's connection class. Each is guarded: it
+ * Five small, deliberate changes to smtp-server's connection class. Each is guarded: it
  * applies only to servers created with `posternPatches: true`, and applyPatches() throws
  * at start-up if the library no longer has the shape we patch, so an upgrade that
  * changes it fails loudly (and test/ingress/smtp-server-patches.test.ts fails too).
@@ -18,6 +19,8 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
  * 4. AUTH before STARTTLS. Postern disables AUTH on a session until TLS is up (so it is
  *    not advertised), and smtp-server then answers it as an unknown command (500 5.5.2).
  *    A client that tries it is told what to do instead: 538 5.7.11 (RFC 4954 §6).
+ * 5. A native scan of DATA chunks for dots at line starts (src/ingress/smtp-data-fast-path.ts):
+ *    chunks without one skip the library's byte-by-byte loop; the others take it.
  */
 
 export const POSTERN_PATCHES = 'posternPatches';
@@ -35,6 +38,7 @@ let applied = false;
 
 export function applyPatches(): void {
   if (applied) return;
+  applyDataFastPath(POSTERN_PATCHES);
   const proto = SMTPConnection.prototype as unknown as Conn & Record<string, unknown>;
   const originalInit = proto.init as unknown as (this: Conn) => void;
   const originalSend = proto.send;

@@ -1,0 +1,142 @@
+import { connect, type Socket } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dataFastPathStats } from '../../src/ingress/smtp-data-fast-path.js';
+import { applyPatches, POSTERN_PATCHES } from '../../src/ingress/smtp-server-patches.js';
+
+/** A server that keeps what each DATA stream delivered (the message as the application sees it). */
+async function startServer(patched: boolean): Promise<{ port: number; received: Buffer[]; close(): Promise<void> }> {
+  const received: Buffer[] = [];
+  const server = new SMTPServer({
+    ...(patched ? { [POSTERN_PATCHES]: true } : {}),
+    logger: false,
+    disableReverseLookup: true,
+    authOptional: true,
+    size: 10_000_000,
+    onData(stream, _session, cb) {
+      const parts: Buffer[] = [];
+      stream.on('data', (d: Buffer) => parts.push(d));
+      stream.on('end', () => {
+        received.push(Buffer.concat(parts));
+        cb(null);
+      });
+    },
+  } as ConstructorParameters<typeof SMTPServer>[0]);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.server.address() as { port: number }).port;
+  return { port, received, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+/** A deterministic generator, so a failure can be replayed. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0) / 2 ** 32);
+}
+
+/** Message lines, many of them starting with dots: what the application must get back. */
+function message(rand: () => number): string[] {
+  const lines = ['Subject: dots', ''];
+  const n = 50 + Math.floor(rand() * 400);
+  for (let i = 0; i < n; i++) {
+    const r = rand();
+    const text = 'x'.repeat(Math.floor(rand() * 120));
+    lines.push(r < 0.1 ? '.' : r < 0.2 ? `.${text}` : r < 0.25 ? `..${text}` : r < 0.3 ? '' : text);
+  }
+  return lines;
+}
+
+/** Sends one transaction with the DATA bytes cut at random places, each piece written on its own. */
+async function send(port: number, wire: Buffer, rand: () => number): Promise<string> {
+  const socket: Socket = connect({ port, host: '127.0.0.1' });
+  socket.setNoDelay(true);
+  // A server that never answers fails the test in seconds, not at the test timeout.
+  socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer in 10 s; got so far: ${JSON.stringify(got.slice(-200))}`)));
+  let got = '';
+  // One reader for the whole session; each wait only watches what it has gathered.
+  let waiting: (() => void) | undefined;
+  socket.on('data', (d: Buffer) => {
+    got += d.toString();
+    waiting?.();
+  });
+  const waitFor = (re: RegExp) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!re.test(got)) return;
+        waiting = undefined;
+        socket.off('error', reject);
+        resolve();
+      };
+      waiting = check;
+      socket.once('error', reject);
+      check();
+    });
+  await waitFor(/^220 /m);
+  for (const [cmd, re] of [
+    ['EHLO client.test', /^250 /m],
+    ['MAIL FROM:<a@client.test>', /^250 /m],
+    ['RCPT TO:<b@dest.test>', /^250 /m],
+    ['DATA', /^354 /m],
+  ] as const) {
+    got = '';
+    socket.write(`${cmd}\r\n`);
+    await waitFor(re);
+  }
+  got = '';
+  for (let at = 0; at < wire.length; ) {
+    const piece = 1 + Math.floor(rand() * (rand() < 0.3 ? 8 : 9000));
+    socket.write(wire.subarray(at, at + piece));
+    at += piece;
+    await new Promise((r) => setTimeout(r, rand() < 0.5 ? 0 : 1));
+  }
+  await waitFor(/^(250|5\d\d) /m);
+  socket.end('QUIT\r\n');
+  return got;
+}
+
+describe('DATA fast path (patch 5): the same bytes as the library, however the input is cut', () => {
+  let patched: Awaited<ReturnType<typeof startServer>>;
+  let stock: Awaited<ReturnType<typeof startServer>>;
+  beforeAll(async () => {
+    applyPatches();
+    patched = await startServer(true);
+    stock = await startServer(false);
+  });
+  afterAll(async () => {
+    await patched.close();
+    await stock.close();
+  });
+
+  it('dot-stuffed lines, escape dots and the terminator split across chunks arrive unstuffed, as the stock library gives them', async () => {
+    const before = dataFastPathStats.chunks;
+    for (let seed = 1; seed <= 40; seed++) {
+      const lines = message(rng(seed));
+      const expected = Buffer.from(lines.map((l) => `${l}\r\n`).join(''));
+      const wire = Buffer.from(lines.map((l) => `${l.startsWith('.') ? '.' : ''}${l}\r\n`).join('') + '.\r\n');
+      expect(await send(patched.port, wire, rng(seed * 7))).toMatch(/^250 /);
+      expect(await send(stock.port, wire, rng(seed * 7))).toMatch(/^250 /);
+      const fromPatched = patched.received.at(-1)!;
+      const fromStock = stock.received.at(-1)!;
+      expect(fromStock.equals(expected), `stock library, seed ${seed}`).toBe(true);
+      expect(fromPatched.equals(expected), `patched, seed ${seed}`).toBe(true);
+    }
+    // The fast path ran (chunks without a dot at a line start took it).
+    expect(dataFastPathStats.chunks).toBeGreaterThan(before);
+  });
+
+  it('a message without any dot line goes through the fast path whole and unchanged', async () => {
+    const before = dataFastPathStats.chunks;
+    const body = `Subject: plain\r\n\r\n${'line of text without a leading dot\r\n'.repeat(3000)}`;
+    const rand = rng(99);
+    expect(await send(patched.port, Buffer.from(`${body}.\r\n`), rand)).toMatch(/^250 /);
+    expect(patched.received.at(-1)!.toString()).toBe(body);
+    expect(dataFastPathStats.chunks - before).toBeGreaterThan(5);
+  });
+
+  it('a server created without the option keeps the library path', async () => {
+    const before = dataFastPathStats.chunks;
+    const body = `Subject: stock\r\n\r\n${'abc\r\n'.repeat(5000)}`;
+    expect(await send(stock.port, Buffer.from(`${body}.\r\n`), rng(5))).toMatch(/^250 /);
+    expect(stock.received.at(-1)!.toString()).toBe(body);
+    expect(dataFastPathStats.chunks).toBe(before);
+  });
+});
