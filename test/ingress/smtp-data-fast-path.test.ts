@@ -45,8 +45,8 @@ function message(rand: () => number): string[] {
   return lines;
 }
 
-/** Sends one transaction with the DATA bytes cut at random places, each piece written on its own. */
-async function send(port: number, wire: Buffer, rand: () => number): Promise<string> {
+/** Sends one transaction with the DATA bytes cut at random places, each piece written on its own (or in one write). */
+async function send(port: number, wire: Buffer, rand: () => number, oneWrite = false): Promise<string> {
   const socket: Socket = connect({ port, host: '127.0.0.1' });
   socket.setNoDelay(true);
   // A server that never answers fails the test in seconds, not at the test timeout.
@@ -83,7 +83,7 @@ async function send(port: number, wire: Buffer, rand: () => number): Promise<str
   }
   got = '';
   for (let at = 0; at < wire.length; ) {
-    const piece = 1 + Math.floor(rand() * (rand() < 0.3 ? 8 : 9000));
+    const piece = oneWrite ? wire.length : 1 + Math.floor(rand() * (rand() < 0.3 ? 8 : 9000));
     socket.write(wire.subarray(at, at + piece));
     at += piece;
     await new Promise((r) => setTimeout(r, rand() < 0.5 ? 0 : 1));
@@ -107,7 +107,7 @@ describe('DATA fast path (patch 5): the same bytes as the library, however the i
   });
 
   it('dot-stuffed lines, escape dots and the terminator split across chunks arrive unstuffed, as the stock library gives them', async () => {
-    const before = dataFastPathStats.chunks;
+    const before = { ...dataFastPathStats };
     for (let seed = 1; seed <= 40; seed++) {
       const lines = message(rng(seed));
       const expected = Buffer.from(lines.map((l) => `${l}\r\n`).join(''));
@@ -119,8 +119,24 @@ describe('DATA fast path (patch 5): the same bytes as the library, however the i
       expect(fromStock.equals(expected), `stock library, seed ${seed}`).toBe(true);
       expect(fromPatched.equals(expected), `patched, seed ${seed}`).toBe(true);
     }
-    // The fast path ran (chunks without a dot at a line start took it).
-    expect(dataFastPathStats.chunks).toBeGreaterThan(before);
+    // Both shortcuts ran: chunks without a dot at a line start, and chunks cut before one.
+    expect(dataFastPathStats.chunks).toBeGreaterThan(before.chunks);
+    expect(dataFastPathStats.splits).toBeGreaterThan(before.splits);
+  });
+
+  it('messages written whole (dot lines included) arrive as the stock library gives them, the last chunk cut before the terminator', async () => {
+    const before = { ...dataFastPathStats };
+    for (let seed = 100; seed < 110; seed++) {
+      const lines = message(rng(seed));
+      const expected = Buffer.from(lines.map((l) => `${l}\r\n`).join(''));
+      const wire = Buffer.from(lines.map((l) => `${l.startsWith('.') ? '.' : ''}${l}\r\n`).join('') + '.\r\n');
+      expect(await send(patched.port, wire, rng(seed), true)).toMatch(/^250 /);
+      expect(patched.received.at(-1)!.equals(expected), `seed ${seed}`).toBe(true);
+    }
+    const plain = `Subject: plain\r\n\r\n${'a line of text\r\n'.repeat(6000)}`;
+    expect(await send(patched.port, Buffer.from(`${plain}.\r\n`), rng(1), true)).toMatch(/^250 /);
+    expect(patched.received.at(-1)!.toString()).toBe(plain);
+    expect(dataFastPathStats.splits).toBeGreaterThan(before.splits);
   });
 
   it('a message without any dot line goes through the fast path whole and unchanged', async () => {
