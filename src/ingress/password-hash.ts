@@ -21,6 +21,15 @@ export async function hashPassword(password: string, params = DEFAULTS): Promise
   return ['scrypt', params.N, params.r, params.p, salt.toString('base64'), key.toString('base64')].join('$');
 }
 
+/**
+ * A hash no password matches, with the parameters hashPassword() uses: checking against
+ * it costs what checking a real hash costs. Its salt and key are random, so nothing is
+ * hashed to make it (a real scrypt here would take ~128 MB and most of a second at start).
+ */
+export function unmatchableHash(params = DEFAULTS): string {
+  return ['scrypt', params.N, params.r, params.p, randomBytes(16).toString('base64'), randomBytes(KEY_LENGTH).toString('base64')].join('$');
+}
+
 export async function verifyPassword(password: string, encoded: string): Promise<boolean> {
   const parts = encoded.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;

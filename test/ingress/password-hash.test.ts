@@ -1,6 +1,6 @@
 import { scryptSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { hashPassword, verifyPassword } from '../../src/ingress/password-hash.js';
+import { hashPassword, isPasswordHash, unmatchableHash, verifyPassword } from '../../src/ingress/password-hash.js';
 
 const FAST = { N: 1024, r: 8, p: 1 };
 
@@ -30,6 +30,16 @@ describe('hashPassword / verifyPassword', () => {
     const [, N, r, p, salt, key] = hash.split('$') as [string, string, string, string, string, string];
     expect([N, r, p]).toEqual(['2048', '4', '2']);
     expect(scryptSync('pw', Buffer.from(salt, 'base64'), 32, { N: 2048, r: 4, p: 2 }).toString('base64')).toBe(key);
+  });
+
+  it('unmatchableHash: the parameters hashPassword uses, a fresh salt and key each time, and no password matches it', async () => {
+    const dummy = unmatchableHash(FAST);
+    const real = await hashPassword('pw', FAST);
+    expect(isPasswordHash(dummy)).toBe(true);
+    expect(dummy.split('$').slice(0, 4)).toEqual(real.split('$').slice(0, 4));
+    expect(unmatchableHash().split('$').slice(0, 4)).toEqual(['scrypt', String(2 ** 17), '8', '1']);
+    expect(unmatchableHash(FAST).split('$').slice(4)).not.toEqual(dummy.split('$').slice(4));
+    for (const password of ['', 'pw', 'correct horse battery staple']) expect(await verifyPassword(password, dummy)).toBe(false);
   });
 
   it('verifies hashes made elsewhere with the same format', async () => {

@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { hashPassword, verifyPassword } from '../../ingress/password-hash.js';
+import { hashPassword, unmatchableHash, verifyPassword } from '../../ingress/password-hash.js';
 import { Gate } from './gate.js';
 
 export interface HashingLimits {
@@ -16,8 +15,8 @@ export const DEFAULT_HASHING: HashingLimits = { concurrency: 2, maxWaitMs: 5000 
  * run dozens of scrypt computations at once and exhaust memory: a few run, the others
  * wait briefly, then are refused as busy (BusyError) — known and unknown addresses
  * alike. A login for an address without an account is checked against a dummy hash
- * made at start with the same hasher and parameters as real accounts, so it costs the
- * same and its timing does not tell which addresses have accounts.
+ * with the parameters of real accounts (random salt and key, see unmatchableHash), so it
+ * costs the same and its timing does not tell which addresses have accounts.
  */
 export class PortalPasswords {
   private constructor(
@@ -27,7 +26,7 @@ export class PortalPasswords {
 
   static async create(limits: HashingLimits = DEFAULT_HASHING): Promise<PortalPasswords> {
     const gate = new Gate(limits.concurrency, limits.maxWaitMs, limits.concurrency * 16);
-    return new PortalPasswords(await hashPassword(randomBytes(18).toString('base64')), gate);
+    return new PortalPasswords(unmatchableHash(), gate);
   }
 
   hash(password: string): Promise<string> {
