@@ -159,7 +159,10 @@ describe.skipIf(!redisServer)('scale-out: Redis stopped for 30 s during load', (
       const seen: number[] = [];
       const answers = async () => (seen.push(await readyz()), seen.at(-1) === want);
       await until(answers, timeoutMs, `/readyz ${want}`).catch((err: Error) => {
-        throw new Error(`${err.message}; it said ${seen.join(', ')}`);
+        // 0s only: say whether the gateway is still there, and what it last said.
+        const ended = g.exit();
+        const last = g.logs.slice(-8).map((l) => JSON.stringify(l)).join('\n');
+        throw new Error(`${err.message}; it said ${seen.join(', ')}; gateway ${ended ? `exited (${JSON.stringify(ended)})` : 'running'}; stderr: ${g.stderr().slice(-2000)}\nlast log lines:\n${last}`);
       });
     };
     /** The gateway's delivery outcomes (sent, deferred, bounced) logged from `since` on. */

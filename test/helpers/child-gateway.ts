@@ -13,6 +13,10 @@ export interface ChildGateway {
   port: number;
   logs: LogLine[];
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** How it ended, if it has (for a failing test's message). */
+  exit(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
 }
 
 /**
@@ -29,7 +33,8 @@ export async function startChildGateway(dir: string, configInput: Record<string,
   // Its own process group, so a test can kill the primary and its workers at once.
   const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const logs: LogLine[] = [];
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  let ended: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve((ended = { code, signal }))));
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const ready = new Promise<number>((resolve, reject) => {
@@ -55,7 +60,7 @@ export async function startChildGateway(dir: string, configInput: Record<string,
       // already gone
     }
   };
-  return { proc, port, logs, exited, killAll };
+  return { proc, port, logs, exited, killAll, exit: () => ended, stderr: () => stderr };
 }
 
 /** The first log line of a child gateway that matches (e.g. admin.listen, logged after gateway.ready). */
