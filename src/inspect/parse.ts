@@ -50,8 +50,21 @@ function splitStream(body: Readable | Buffer, limits: InspectLimits): Promise<Pa
     events.once('end', () => resolve());
     events.once('error', reject);
   });
+  // pipe() does not pass on a source's error: without this, a body that fails while it
+  // is read (the Redis queue's body stream when Redis goes away) is an unhandled 'error'
+  // event, and that ends the process. A body that cannot be read says nothing about the
+  // message: the caller gets the error (the attempt is deferred), not an "unreadable MIME"
+  // result that the policy could bounce.
+  let readError: Error | undefined;
+  source.on('error', (err: Error) => {
+    readError ??= err;
+    fail(err);
+  });
   source.pipe(splitter);
-  return finish(collector, done, limits, fail);
+  return finish(collector, done, limits, fail).then((parsed) => {
+    if (readError) throw readError;
+    return parsed;
+  });
 }
 
 /** The one-part case (see parseMessage), or undefined when the splitter must do it. */

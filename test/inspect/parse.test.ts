@@ -146,6 +146,28 @@ describe('message inspection', () => {
  * parseMessage). Streamed, the same bytes always go through the splitter: both must give
  * the same result, byte for byte, on every shape of one-part message.
  */
+describe('a body that fails while it is read', () => {
+  it('rejects with the read error (the attempt is deferred), neither a MIME verdict nor an unhandled error event', async () => {
+    const failure = new Error('Reached the max retries per request limit (which is 0)');
+    async function* failing() {
+      yield Buffer.from('Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nfirst part\r\n');
+      await new Promise((r) => setTimeout(r, 10));
+      throw failure;
+    }
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      await expect(parseMessage(Readable.from(failing(), { objectMode: false }))).rejects.toBe(failure);
+      await expect(inspectMessage(Readable.from(failing(), { objectMode: false }), 100, detectorsConfigSchema.parse({}))).rejects.toBe(failure);
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    expect(uncaught).toEqual([]);
+  });
+});
+
 describe('single-part fast path agrees with the splitter', () => {
   const b64 = Buffer.from('Patient DOB 03/14/1975, SSN 524-12-3456\r\n').toString('base64');
   const cases: Record<string, string> = {
