@@ -19,6 +19,8 @@ export class RawSmtp {
 
   static async connect(port: number, host = '127.0.0.1'): Promise<RawSmtp> {
     const socket = netConnect({ port, host });
+    // Each write goes out as written (no Nagle coalescing): the tests decide the segments.
+    socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', () => resolve());
       socket.once('error', reject);

@@ -3,6 +3,7 @@ import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { describe, expect, it } from 'vitest';
 import { dataFastPathStats } from '../../src/ingress/smtp-data-fast-path.js';
 import { applyPatches, POSTERN_PATCHES } from '../../src/ingress/smtp-server-patches.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 
 /**
  * The DATA fast path against the stock parser, byte for byte, on adversarial input: short
@@ -51,11 +52,6 @@ async function run(patched: boolean, chunks: Buffer[]): Promise<string[]> {
   return seen;
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0) / 2 ** 32);
-}
-
 const ALPHABET = ['\r', '\n', '.', 'a', '\r\n', '\r\n.', '\r\n.\r\n', '\n.\n', '\r\n..'];
 
 describe('DATA fast path: the stock parser\'s result on adversarial bytes, however they are cut', () => {
@@ -63,7 +59,7 @@ describe('DATA fast path: the stock parser\'s result on adversarial bytes, howev
     applyPatches();
     const before = { ...dataFastPathStats };
     for (let seed = 1; seed <= 3000; seed++) {
-      const rand = rng(seed);
+      const rand = seededRandom(seed);
       let body = '';
       const tokens = 1 + Math.floor(rand() * 16);
       for (let i = 0; i < tokens; i++) body += ALPHABET[Math.floor(rand() * ALPHABET.length)];

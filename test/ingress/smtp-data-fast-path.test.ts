@@ -1,8 +1,9 @@
-import { connect, type Socket } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dataFastPathStats } from '../../src/ingress/smtp-data-fast-path.js';
 import { applyPatches, POSTERN_PATCHES } from '../../src/ingress/smtp-server-patches.js';
+import { seededRandom } from '../helpers/seeded-random.js';
+import { RawSmtp } from '../helpers/smtp-client.js';
 
 /** A server that keeps what each DATA stream delivered (the message as the application sees it). */
 async function startServer(patched: boolean): Promise<{ port: number; received: Buffer[]; close(): Promise<void> }> {
@@ -27,12 +28,6 @@ async function startServer(patched: boolean): Promise<{ port: number; received: 
   return { port, received, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
-/** A deterministic generator, so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0) / 2 ** 32);
-}
-
 /** Message lines, many of them starting with dots: what the application must get back. */
 function message(rand: () => number): string[] {
   const lines = ['Subject: dots', ''];
@@ -45,52 +40,29 @@ function message(rand: () => number): string[] {
   return lines;
 }
 
-/** Sends one transaction with the DATA bytes cut at random places, each piece written on its own (or in one write). */
+/** Sends one transaction with the DATA bytes cut at random places, each piece written on its own (or in one write); the reply to the message. */
 async function send(port: number, wire: Buffer, rand: () => number, oneWrite = false): Promise<string> {
-  const socket: Socket = connect({ port, host: '127.0.0.1' });
-  socket.setNoDelay(true);
-  // A server that never answers fails the test in seconds, not at the test timeout.
-  socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer in 10 s; got so far: ${JSON.stringify(got.slice(-200))}`)));
-  let got = '';
-  // One reader for the whole session; each wait only watches what it has gathered.
-  let waiting: (() => void) | undefined;
-  socket.on('data', (d: Buffer) => {
-    got += d.toString();
-    waiting?.();
-  });
-  const waitFor = (re: RegExp) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (!re.test(got)) return;
-        waiting = undefined;
-        socket.off('error', reject);
-        resolve();
-      };
-      waiting = check;
-      socket.once('error', reject);
-      check();
-    });
-  await waitFor(/^220 /m);
-  for (const [cmd, re] of [
-    ['EHLO client.test', /^250 /m],
-    ['MAIL FROM:<a@client.test>', /^250 /m],
-    ['RCPT TO:<b@dest.test>', /^250 /m],
-    ['DATA', /^354 /m],
-  ] as const) {
-    got = '';
-    socket.write(`${cmd}\r\n`);
-    await waitFor(re);
+  const smtp = await RawSmtp.connect(port);
+  try {
+    for (const [cmd, code] of [
+      ['EHLO client.test', '250'],
+      ['MAIL FROM:<a@client.test>', '250'],
+      ['RCPT TO:<b@dest.test>', '250'],
+      ['DATA', '354'],
+    ] as const) {
+      const reply = await smtp.command(cmd);
+      if (!reply.startsWith(code)) return `${cmd}: ${reply}`;
+    }
+    for (let at = 0; at < wire.length; ) {
+      const piece = oneWrite ? wire.length : 1 + Math.floor(rand() * (rand() < 0.3 ? 8 : 9000));
+      smtp.write(wire.subarray(at, at + piece));
+      at += piece;
+      await new Promise((r) => setTimeout(r, rand() < 0.5 ? 0 : 1));
+    }
+    return await smtp.read();
+  } finally {
+    smtp.close();
   }
-  got = '';
-  for (let at = 0; at < wire.length; ) {
-    const piece = oneWrite ? wire.length : 1 + Math.floor(rand() * (rand() < 0.3 ? 8 : 9000));
-    socket.write(wire.subarray(at, at + piece));
-    at += piece;
-    await new Promise((r) => setTimeout(r, rand() < 0.5 ? 0 : 1));
-  }
-  await waitFor(/^(250|5\d\d) /m);
-  socket.end('QUIT\r\n');
-  return got;
 }
 
 describe('DATA fast path (patch 5): the same bytes as the library, however the input is cut', () => {
@@ -109,11 +81,11 @@ describe('DATA fast path (patch 5): the same bytes as the library, however the i
   it('dot-stuffed lines, escape dots and the terminator split across chunks arrive unstuffed, as the stock library gives them', async () => {
     const before = { ...dataFastPathStats };
     for (let seed = 1; seed <= 40; seed++) {
-      const lines = message(rng(seed));
+      const lines = message(seededRandom(seed));
       const expected = Buffer.from(lines.map((l) => `${l}\r\n`).join(''));
       const wire = Buffer.from(lines.map((l) => `${l.startsWith('.') ? '.' : ''}${l}\r\n`).join('') + '.\r\n');
-      expect(await send(patched.port, wire, rng(seed * 7))).toMatch(/^250 /);
-      expect(await send(stock.port, wire, rng(seed * 7))).toMatch(/^250 /);
+      expect(await send(patched.port, wire, seededRandom(seed * 7))).toMatch(/^250 /);
+      expect(await send(stock.port, wire, seededRandom(seed * 7))).toMatch(/^250 /);
       const fromPatched = patched.received.at(-1)!;
       const fromStock = stock.received.at(-1)!;
       expect(fromStock.equals(expected), `stock library, seed ${seed}`).toBe(true);
@@ -127,14 +99,14 @@ describe('DATA fast path (patch 5): the same bytes as the library, however the i
   it('messages written whole (dot lines included) arrive as the stock library gives them, the last chunk cut before the terminator', async () => {
     const before = { ...dataFastPathStats };
     for (let seed = 100; seed < 110; seed++) {
-      const lines = message(rng(seed));
+      const lines = message(seededRandom(seed));
       const expected = Buffer.from(lines.map((l) => `${l}\r\n`).join(''));
       const wire = Buffer.from(lines.map((l) => `${l.startsWith('.') ? '.' : ''}${l}\r\n`).join('') + '.\r\n');
-      expect(await send(patched.port, wire, rng(seed), true)).toMatch(/^250 /);
+      expect(await send(patched.port, wire, seededRandom(seed), true)).toMatch(/^250 /);
       expect(patched.received.at(-1)!.equals(expected), `seed ${seed}`).toBe(true);
     }
     const plain = `Subject: plain\r\n\r\n${'a line of text\r\n'.repeat(6000)}`;
-    expect(await send(patched.port, Buffer.from(`${plain}.\r\n`), rng(1), true)).toMatch(/^250 /);
+    expect(await send(patched.port, Buffer.from(`${plain}.\r\n`), seededRandom(1), true)).toMatch(/^250 /);
     expect(patched.received.at(-1)!.toString()).toBe(plain);
     expect(dataFastPathStats.splits).toBeGreaterThan(before.splits);
   });
@@ -142,7 +114,7 @@ describe('DATA fast path (patch 5): the same bytes as the library, however the i
   it('a message without any dot line goes through the fast path whole and unchanged', async () => {
     const before = dataFastPathStats.chunks;
     const body = `Subject: plain\r\n\r\n${'line of text without a leading dot\r\n'.repeat(3000)}`;
-    const rand = rng(99);
+    const rand = seededRandom(99);
     expect(await send(patched.port, Buffer.from(`${body}.\r\n`), rand)).toMatch(/^250 /);
     expect(patched.received.at(-1)!.toString()).toBe(body);
     expect(dataFastPathStats.chunks - before).toBeGreaterThan(5);
@@ -151,7 +123,7 @@ describe('DATA fast path (patch 5): the same bytes as the library, however the i
   it('a server created without the option keeps the library path', async () => {
     const before = dataFastPathStats.chunks;
     const body = `Subject: stock\r\n\r\n${'abc\r\n'.repeat(5000)}`;
-    expect(await send(stock.port, Buffer.from(`${body}.\r\n`), rng(5))).toMatch(/^250 /);
+    expect(await send(stock.port, Buffer.from(`${body}.\r\n`), seededRandom(5))).toMatch(/^250 /);
     expect(stock.received.at(-1)!.toString()).toBe(body);
     expect(dataFastPathStats.chunks).toBe(before);
   });

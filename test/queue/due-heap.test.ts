@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DueHeap } from '../../src/queue/fs/due-heap.js';
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
+import { seededRandom } from '../helpers/seeded-random.js';
 
 function drain(heap: DueHeap): { dueAt: number; id: string }[] {
   const out: { dueAt: number; id: string }[] = [];
@@ -57,7 +50,7 @@ describe('DueHeap', () => {
   });
 
   it('random inputs pop in the order of a sorted reference', () => {
-    const rand = lcg(42);
+    const rand = seededRandom(42);
     for (let trial = 0; trial < 200; trial++) {
       const n = Math.floor(rand() * 300);
       const range = trial % 3 === 0 ? 10 : 1e9; // many ties in some trials
@@ -79,7 +72,7 @@ describe('DueHeap', () => {
   });
 
   it('interleaved pushes and pops always pop the current minimum', () => {
-    const rand = lcg(7);
+    const rand = seededRandom(7);
     const heap = new DueHeap();
     const ref: number[] = [];
     for (let step = 0; step < 20_000; step++) {
