@@ -1,6 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { PosternConfig } from '../config/schema.js';
-import { verifyPassword } from '../ingress/password-hash.js';
+import { unmatchableHash, verifyPassword } from '../ingress/password-hash.js';
 import { CheckQueue } from './auth-queue.js';
 
 export type Role = PosternConfig['admin']['apiKeys'][number]['role'];
@@ -36,21 +36,6 @@ const CHECKS = { concurrent: 2, waiting: 32, waitingPerIp: 4 };
 
 const digest = (text: string) => createHash('sha256').update(text).digest('hex');
 
-/** scrypt parameters of `postern hash-password`, for a dummy when no Basic user is configured. */
-const DEFAULT_COST = ['scrypt', 2 ** 17, 8, 1];
-
-/**
- * A hash no password matches, with the cost parameters (N, r, p) of the configured users'
- * hashes (the first one's; hash-password gives them all the same): checking a name that
- * is not a user against it takes as long as checking a user's wrong password, so the
- * time of a 401 does not tell which names exist. Its "key" is random: nothing is hashed
- * to make it.
- */
-function dummyHash(users: PosternConfig['admin']['users']): string {
-  const cost = users[0]?.passwordHash.split('$').slice(0, 4) ?? DEFAULT_COST;
-  return [...cost, randomBytes(16).toString('base64'), randomBytes(32).toString('base64')].join('$');
-}
-
 export type Credentials = { 'x-api-key'?: string | string[] | undefined; authorization?: string | undefined };
 
 export type PasswordVerifier = (secret: string, hash: string) => Promise<boolean>;
@@ -70,7 +55,9 @@ export class Authenticator {
     /** The scrypt check (a parameter so tests can see which hash each attempt is checked against). */
     private readonly verifier: PasswordVerifier = verifyPassword,
   ) {
-    this.dummy = dummyHash(admin.users);
+    // An unknown name is checked against a hash with the users' cost (the first one's;
+    // hash-password gives them all the same), so a 401's timing does not tell which names exist.
+    this.dummy = unmatchableHash(admin.users[0]?.passwordHash);
   }
 
   /** Whether the request carries credentials at all (only those can fail to authenticate). */

@@ -22,11 +22,14 @@ export async function hashPassword(password: string, params = DEFAULTS): Promise
 }
 
 /**
- * A hash no password matches, with the parameters hashPassword() uses: checking against
- * it costs what checking a real hash costs. Its salt and key are random, so nothing is
- * hashed to make it (a real scrypt here would take ~128 MB and most of a second at start).
+ * A hash no password matches, with the cost (N, r, p) of `like` (a stored hash: the
+ * accounts' own) or, without one, of hashPassword(): checking a password against it
+ * costs what checking a real hash costs, so the time of a refusal does not tell whether
+ * the name exists. Its salt and key are random: nothing is hashed to make it (a real
+ * scrypt would take ~128 MB and most of a second).
  */
-export function unmatchableHash(params = DEFAULTS): string {
+export function unmatchableHash(like?: string): string {
+  const params = (like !== undefined && parseParams(like.split('$'))) || DEFAULTS;
   return ['scrypt', params.N, params.r, params.p, randomBytes(16).toString('base64'), randomBytes(KEY_LENGTH).toString('base64')].join('$');
 }
 
