@@ -20,7 +20,8 @@ import { applyDataFastPath } from './smtp-data-fast-path.js';
  *    not advertised), and smtp-server then answers it as an unknown command (500 5.5.2).
  *    A client that tries it is told what to do instead: 538 5.7.11 (RFC 4954 §6).
  * 5. A native scan of DATA chunks for dots at line starts (src/ingress/smtp-data-fast-path.ts):
- *    chunks without one skip the library's byte-by-byte loop; the others take it.
+ *    what comes before the first one goes on without the library's byte-by-byte loop;
+ *    from that line ending on, the library's own code decides.
  */
 
 export const POSTERN_PATCHES = 'posternPatches';

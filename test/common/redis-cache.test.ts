@@ -21,6 +21,7 @@ const FOUND = 'pat@dest.test';
 const MISSING = 'nobody@dest.test';
 const wkdPath = (local: string) => `/.well-known/openpgpkey/dest.test/hu/${wkdHash(local)}?l=${local}`;
 
+// Skipped only on a developer machine without Redis on 127.0.0.1:6379; under CI=true devRedisAvailable throws (.ci/run starts one).
 describe.skipIf(!available)('key discovery cached on the shared Redis (RedisCache)', () => {
   const ca = createTestCa('Postern Shared Cache Test CA');
   const prefix = testPrefix();

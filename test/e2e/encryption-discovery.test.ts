@@ -40,6 +40,7 @@ function gpgDecrypt(armored: string, secretKey: string): Buffer {
   }
 }
 
+// Skipped only on a developer machine without GnuPG; under CI=true findProgram throws.
 describe.skipIf(!gpg)('key discovery end to end: a gateway finds recipients\' keys by WKD and on a keyserver', () => {
   const s = scenario();
   const ca = createTestCa('Postern Discovery CA');

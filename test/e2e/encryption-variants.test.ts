@@ -60,6 +60,7 @@ function gpgDecrypt(armoredMessage: string, secretKey: string, publicKeys: strin
   }
 }
 
+// Skipped only on a developer machine without GnuPG or OpenSSL; under CI=true findProgram throws.
 describe.skipIf(!gpg || !openssl)('one message, three protections: PGP, S/MIME, TLS (and a portal notice)', () => {
   const s = scenario();
   const ca = createTestCa('Postern Variants CA');

@@ -39,6 +39,7 @@ async function eventually(check: () => boolean, ms: number): Promise<boolean> {
   return check();
 }
 
+// Skipped only on a developer machine without a redis-server binary; under CI=true findProgram throws.
 describe.skipIf(!redisServer)('scale-out: a Redis that hangs (SIGSTOP) and comes back (SIGCONT)', () => {
   const s = scenario();
   const dir = mkdtempSync(join(tmpdir(), 'postern-redis-hang-'));

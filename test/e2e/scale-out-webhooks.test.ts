@@ -33,6 +33,7 @@ async function blackHole(port: number): Promise<{ close(): Promise<void> }> {
   };
 }
 
+// Skipped only on a developer machine without Redis on 127.0.0.1:6379; under CI=true devRedisAvailable throws (.ci/run starts one).
 describe.skipIf(!redisUp)('scale-out: the webhook outbox on Redis', () => {
   const dir = mkdtempSync(join(tmpdir(), 'postern-scale-hooks-'));
   const prefix = testPrefix();

@@ -21,6 +21,7 @@ const subjectOf = (raw: Buffer) => /^Subject: (.*)$/m.exec(raw.toString())?.[1]?
  * primary and cannot open its queue; before, the primary took that for a worker that can
  * never start and stopped the whole gateway (the healthy worker included).
  */
+// Skipped only on a developer machine without a redis-server binary; under CI=true findProgram throws.
 describe.skipIf(!redisServer)('scale-out: a worker restarted while Redis is down', () => {
   const dir = mkdtempSync(join(tmpdir(), 'postern-worker-restart-'));
   let gw: ChildGateway | undefined;

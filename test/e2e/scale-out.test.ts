@@ -71,6 +71,7 @@ async function leasedBy(url: string, prefix: string, pid: number): Promise<strin
   }
 }
 
+// Skipped only on a developer machine without Redis on 127.0.0.1:6379; under CI=true devRedisAvailable throws (.ci/run starts one).
 describe.skipIf(!redisUp)('scale-out: two instances on one Redis', () => {
   const suite = scaleOutSuite('scale');
   const { dir, prefix, gateways } = suite;
@@ -123,6 +124,7 @@ describe.skipIf(!redisUp)('scale-out: two instances on one Redis', () => {
   }, 240_000);
 });
 
+// Skipped only on a developer machine without a redis-server binary; under CI=true findProgram throws.
 describe.skipIf(!redisServer)('scale-out: Redis stopped for 30 s during load', () => {
   const dir = mkdtempSync(join(tmpdir(), 'postern-redis-outage-'));
   let gw: ChildGateway | undefined;

@@ -141,11 +141,6 @@ describe('message inspection', () => {
   });
 });
 
-/**
- * A single-part message held in memory skips the splitter's walk over its body (see
- * parseMessage). Streamed, the same bytes always go through the splitter: both must give
- * the same result, byte for byte, on every shape of one-part message.
- */
 describe('a body that fails while it is read', () => {
   it('rejects with the read error (the attempt is deferred), neither a MIME verdict nor an unhandled error event', async () => {
     const failure = new Error('Reached the max retries per request limit (which is 0)');
@@ -168,6 +163,11 @@ describe('a body that fails while it is read', () => {
   });
 });
 
+/**
+ * A single-part message held in memory skips the splitter's walk over its body (see
+ * parseMessage). Streamed, the same bytes always go through the splitter: both must give
+ * the same result, byte for byte, on every shape of one-part message.
+ */
 describe('single-part fast path agrees with the splitter', () => {
   const b64 = Buffer.from('Patient DOB 03/14/1975, SSN 524-12-3456\r\n').toString('base64');
   const cases: Record<string, string> = {

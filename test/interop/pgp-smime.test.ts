@@ -48,6 +48,7 @@ async function pgpMimeParts(out: Buffer): Promise<{ outer: ParsedMail; armored: 
   return { outer, armored };
 }
 
+// Skipped only on a developer machine without GnuPG; under CI=true findProgram throws.
 describe.skipIf(!gpg)('OpenPGP output read by GnuPG', () => {
   async function gnupgWith(keys: string[]) {
     const gnupg = freshGnupgHome();
@@ -104,6 +105,7 @@ describe.skipIf(!gpg)('OpenPGP output read by GnuPG', () => {
   });
 });
 
+// Skipped only on a developer machine without OpenSSL; under CI=true findProgram throws.
 describe.skipIf(!openssl)('S/MIME output read by OpenSSL', () => {
   it('openssl cms -decrypt gives back the entity (text, HTML, attachment bytes); -verify checks the organisation signature against the root alone', async () => {
     const ca = createTestCa('Postern S/MIME Test CA');

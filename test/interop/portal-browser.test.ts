@@ -76,6 +76,7 @@ function hostileMessage(): string {
 }
 
 // Skipped only on a developer machine without Chromium; under CI=true findProgram throws.
+// Skipped only on a developer machine without Debian's chromium; under CI=true findProgram throws.
 describe.skipIf(!chromiumPath)('secure portal in a real browser (headless Chromium)', () => {
   const s = scenario();
   const ca = createTestCa();

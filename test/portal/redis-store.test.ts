@@ -17,6 +17,7 @@ async function twoInstances(prefix: string): Promise<[RedisPortalStore, RedisPor
   return [await open(), await open()];
 }
 
+// Skipped only on a developer machine without Redis on 127.0.0.1:6379; under CI=true devRedisAvailable throws (.ci/run starts one).
 describe.skipIf(!available)('portal store on the shared Redis', () => {
   const prefix = testPrefix();
   const stores: RedisPortalStore[] = [];

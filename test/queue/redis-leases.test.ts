@@ -22,6 +22,7 @@ async function eventually(check: () => Promise<boolean>, ms: number): Promise<bo
   return false;
 }
 
+// Skipped only on a developer machine without a redis-server binary; under CI=true findProgram throws.
 describe.skipIf(!redisServer)('leases across a Redis outage (a redis-server of our own, killed and started again)', () => {
   const dirs: string[] = [];
   const servers: RedisServer[] = [];

@@ -27,6 +27,7 @@ async function eventually(check: () => boolean | Promise<boolean>, ms = 3000): P
   return check();
 }
 
+// Skipped only on a developer machine without Redis on 127.0.0.1:6379; under CI=true devRedisAvailable throws (.ci/run starts one).
 describe.skipIf(!available)(`Redis queue on ${DEV_REDIS_URL}`, () => {
   queueConformance('redis', async () => {
     const prefix = testPrefix();

@@ -97,6 +97,7 @@ describe('connecting to Redis', () => {
     redis.disconnect();
   });
 
+  // Skipped only on a developer machine without Redis on 127.0.0.1:6379; under CI=true devRedisAvailable throws (.ci/run starts one).
   it.skipIf(!redisUp)('accepts the development Redis', async () => {
     const redis = await connectRedis(redisSection(DEV_REDIS_URL, testPrefix()));
     expect(versionBelow(redisVersionOf(await redis.info('server')) ?? '')).toBe(false);

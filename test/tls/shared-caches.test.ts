@@ -19,6 +19,7 @@ describe('shared caches', () => {
     expect(await c.get('d')).toBeUndefined();
   });
 
+  // Skipped only on a developer machine without Redis on 127.0.0.1:6379; under CI=true devRedisAvailable throws (.ci/run starts one).
   describe.skipIf(!available)('on the shared Redis', () => {
     const prefix = testPrefix();
     const clients: Redis[] = [];
