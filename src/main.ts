@@ -49,6 +49,8 @@ export interface Gateway {
 export interface GatewayOptions {
   /** Spool shard this process owns (src/cluster); 0 for a single process. */
   shard?: number;
+  /** Messages moved in from shards no process owns any more (a single process only). */
+  adopted?: number | undefined;
 }
 
 /** Wiring only: builds each stage from config and connects them. */
@@ -57,7 +59,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
   const shard = options.shard ?? 0;
   // First, so the audit trail and webhooks see every event from the start on.
   const sinks = await startEventSinks(config, dataDir, shard, logger);
-  logger.info({ event: EVENTS.start, pid: process.pid, dataDir, hostname: config.hostname, shard }, 'Postern starting');
+  logger.info({ event: EVENTS.start, pid: process.pid, dataDir, hostname: config.hostname, shard, adopted: options.adopted }, 'Postern starting');
 
   const cert = await loadOrCreateCertificate(dataDir, config.hostname, config.smtp.tls.cert, config.smtp.tls.key);
   if (cert.source !== 'configured') {

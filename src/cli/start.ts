@@ -1,11 +1,13 @@
 import cluster from 'node:cluster';
-import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { startAdminListener } from '../api/start.js';
 import { runPrimary, SHARD_ENV, type WorkerMessage } from '../cluster/primary.js';
+import { workerCount } from '../cluster/worker-count.js';
 import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
 import { createLogger, EVENTS, type Logger } from '../events/logger.js';
 import { startGateway } from '../main.js';
+import { adoptOrphanShards } from '../queue/fs/shards.js';
 
 export async function startCommand(explicit: string | undefined): Promise<void> {
   const file = configPathFrom(explicit);
@@ -19,7 +21,7 @@ export async function startCommand(explicit: string | undefined): Promise<void> 
     }
     throw err;
   }
-  const workers = config.workers === 'auto' ? availableParallelism() : config.workers;
+  const workers = workerCount(config.workers);
   if (cluster.isPrimary && workers > 1) {
     // `process`, not `role`: api.call lines carry the caller's role.
     const logger = createLogger(config.log.level).child({ process: 'primary' });
@@ -36,7 +38,10 @@ export async function startCommand(explicit: string | undefined): Promise<void> 
   const onSignal = (signal: string) => (shutdown ? shutdown(signal) : (early ??= signal));
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
-  const gateway = await startGateway(config, logger, { shard }).catch((err: Error) => fail(logger, err));
+  // A single process owns shard 0 only: what an earlier run with more workers left in
+  // other shards moves into it first, as the primary does for its workers.
+  const adopted = cluster.isWorker ? undefined : await adoptOrphanShards(resolve(config.dataDir), 1).catch((err: Error) => fail(logger, err));
+  const gateway = await startGateway(config, logger, { shard, adopted }).catch((err: Error) => fail(logger, err));
   // One process serves its own admin listener; in a cluster the primary does (src/cluster/primary.ts).
   const admin = cluster.isWorker
     ? undefined

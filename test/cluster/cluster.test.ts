@@ -36,6 +36,26 @@ describe('spool shards', () => {
     expect(total).toBe(10);
     rmSync(dataDir, { recursive: true, force: true });
   });
+
+  it('a single process (workers: 1) takes over what an earlier run with more workers left in other shards, and delivers it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-shards-single-'));
+    const dataDir = join(dir, 'data');
+    await queueInShard(dataDir, 0, 1);
+    await queueInShard(dataDir, 1, 2);
+    const mx = await new TestMx().start();
+    const gw = await startChildGateway(dir, testConfigInput(dataDir, { workers: 1, log: { level: 'info' }, delivery: { routes: { '*': { nexthop: `127.0.0.1:${mx.port}`, tls: 'none' } } } }));
+    try {
+      await mx.waitFor(3, 20_000);
+      const subjects = mx.messages.map((m) => /Subject: (.*)/.exec(m.raw.toString())?.[1]).sort();
+      expect(subjects).toEqual(['shard 0 #0', 'shard 1 #0', 'shard 1 #1']);
+      expect(gw.logs.find((l) => l.event === 'gateway.start')?.adopted).toBe(2);
+      expect(readdirSync(join(dataDir, 'spool'))).toEqual(['0']);
+    } finally {
+      gw.killAll();
+      await mx.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('worker processes', () => {
