@@ -104,7 +104,7 @@ export class FsSink implements JournalSink {
     if ((Buffer.isBuffer(body) ? body.length : item.envelope.size) <= SMALL_ITEM) {
       const e = encryptEntry(id, master, await toBuffer(body));
       const meta = this.sealed(item.meta, e.dataKey);
-      await this.record(item, e.header, await this.segments.append(e.bytes), meta);
+      await this.record(item, e.header, await this.segments.append(e.pieces), meta);
     } else {
       tmp = join(this.tmpDir, `${id}.item`);
       const e = await writeItemFile(tmp, id, master, Buffer.isBuffer(body) ? Readable.from([body]) : body);

@@ -60,12 +60,16 @@ export interface Encrypted {
   dataKey: Buffer;
 }
 
-/** A whole entry (header + ciphertext) in memory, for appending to a segment. */
-export function encryptEntry(id: string, master: MasterKey, body: Buffer): Encrypted & { bytes: Buffer } {
+/**
+ * A whole entry in memory, for appending to a segment: its pieces (header, ciphertext)
+ * are written together with writev, not copied into one buffer first.
+ */
+export function encryptEntry(id: string, master: MasterKey, body: Buffer): Encrypted & { pieces: Buffer[] } {
   const { dataKey, iv, cipher } = newCipher(id);
-  const ciphertext = Buffer.concat([cipher.update(body), cipher.final()]);
+  const ciphertext = cipher.update(body);
+  const last = cipher.final(); // empty for GCM, a stream cipher
   const header: ItemHeader = { v: 1, id, ...wrapDataKey(dataKey, master, id), iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), size: body.length };
-  return { header, dataKey, bytes: Buffer.concat([encodeHeader(header), ciphertext]) };
+  return { header, dataKey, pieces: last.length ? [encodeHeader(header), ciphertext, last] : [encodeHeader(header), ciphertext] };
 }
 
 /**

@@ -11,7 +11,9 @@ const FLUSH_WINDOW_MS = 10;
 const MAX_SEGMENT_BYTES = 64 * 1024 * 1024;
 
 interface Pending {
-  bytes: Buffer;
+  /** One entry, in the pieces it was made in (written back to back). */
+  pieces: Buffer[];
+  length: number;
   resolve: (loc: { file: string; offset: number }) => void;
   reject: (e: unknown) => void;
 }
@@ -37,9 +39,10 @@ export class SegmentAppender {
     return new SegmentAppender(layout, chain, ((await latestSegment(layout, chain))?.n ?? -1) + 1);
   }
 
-  append(bytes: Buffer): Promise<{ file: string; offset: number }> {
+  append(pieces: Buffer[]): Promise<{ file: string; offset: number }> {
+    const length = pieces.reduce((n, p) => n + p.length, 0);
     return new Promise((resolve, reject) => {
-      this.pending.push({ bytes, resolve, reject });
+      this.pending.push({ pieces, length, resolve, reject });
       this.window.kick();
     });
   }
@@ -56,12 +59,12 @@ export class SegmentAppender {
     try {
       seg = await this.segment();
       const start = seg.size;
-      await seg.fh.writev(batch.map((p) => p.bytes));
+      await seg.fh.writev(batch.flatMap((p) => p.pieces));
       await seg.fh.datasync();
       let offset = start;
       for (const p of batch) {
         p.resolve({ file: seg.file, offset });
-        offset += p.bytes.length;
+        offset += p.length;
       }
       seg.size = offset;
     } catch (err) {
