@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { startOperations, type Operations } from './api/operations.js';
 import { openJournal, startRetentionJob } from './archive/index.js';
+import type { Adopted } from './cluster/adopt-orphans.js';
 import type { PosternConfig } from './config/schema.js';
 import { DeliveryDns } from './deliver/dns.js';
 import { DomainSender } from './deliver/domain-sender.js';
@@ -49,8 +50,8 @@ export interface Gateway {
 export interface GatewayOptions {
   /** Spool shard this process owns (src/cluster); 0 for a single process. */
   shard?: number;
-  /** Messages moved in from shards no process owns any more (a single process only). */
-  adopted?: number | undefined;
+  /** What moved in from shards no process owns any more (a single process only). */
+  adopted?: Adopted | undefined;
 }
 
 /** Wiring only: builds each stage from config and connects them. */
@@ -59,7 +60,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
   const shard = options.shard ?? 0;
   // First, so the audit trail and webhooks see every event from the start on.
   const sinks = await startEventSinks(config, dataDir, shard, logger);
-  logger.info({ event: EVENTS.start, pid: process.pid, dataDir, hostname: config.hostname, shard, adopted: options.adopted }, 'Postern starting');
+  logger.info({ event: EVENTS.start, pid: process.pid, dataDir, hostname: config.hostname, shard, adopted: options.adopted?.messages, adoptedWebhookEvents: options.adopted?.webhookEvents }, 'Postern starting');
 
   const cert = await loadOrCreateCertificate(dataDir, config.hostname, config.smtp.tls.cert, config.smtp.tls.key);
   if (cert.source !== 'configured') {

@@ -1,13 +1,13 @@
 import cluster from 'node:cluster';
 import { resolve } from 'node:path';
 import { startAdminListener } from '../api/start.js';
+import { adoptOrphans } from '../cluster/adopt-orphans.js';
 import { runPrimary, SHARD_ENV, type WorkerMessage } from '../cluster/primary.js';
 import { workerCount } from '../cluster/worker-count.js';
 import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
 import { createLogger, EVENTS, type Logger } from '../events/logger.js';
 import { startGateway } from '../main.js';
-import { adoptOrphanShards } from '../queue/fs/shards.js';
 
 export async function startCommand(explicit: string | undefined): Promise<void> {
   const file = configPathFrom(explicit);
@@ -39,8 +39,9 @@ export async function startCommand(explicit: string | undefined): Promise<void> 
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
   // A single process owns shard 0 only: what an earlier run with more workers left in
-  // other shards moves into it first, as the primary does for its workers.
-  const adopted = cluster.isWorker ? undefined : await adoptOrphanShards(resolve(config.dataDir), 1).catch((err: Error) => fail(logger, err));
+  // other shards (queued messages, webhook events) moves into it first, as the primary
+  // does for its workers.
+  const adopted = cluster.isWorker ? undefined : await adoptOrphans(resolve(config.dataDir), 1).catch((err: Error) => fail(logger, err));
   const gateway = await startGateway(config, logger, { shard, adopted }).catch((err: Error) => fail(logger, err));
   // One process serves its own admin listener; in a cluster the primary does (src/cluster/primary.ts).
   const admin = cluster.isWorker

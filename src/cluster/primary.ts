@@ -13,7 +13,7 @@ import { configuredPolicyFile } from '../policy/configured.js';
 import { inlinePolicyOf } from '../policy/section.js';
 import { PolicyStore } from '../policy/store.js';
 import { loadMasterKeys } from '../portal/keys.js';
-import { adoptOrphanShards } from '../queue/fs/shards.js';
+import { adoptOrphans } from './adopt-orphans.js';
 import { loadOrCreateCertificate } from '../tls/dev-certificate.js';
 
 export const SHARD_ENV = 'POSTERN_SHARD';
@@ -49,13 +49,13 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
   await loadOrCreateCertificate(dataDir, config.hostname, config.smtp.tls.cert, config.smtp.tls.key);
   if (config.portal.enabled) await loadMasterKeys(config, dataDir);
   if (config.archive.enabled) await loadArchiveKeys(config, ArchiveLayout.forDataDir(dataDir));
-  const adopted = await adoptOrphanShards(dataDir, count);
+  const adopted = await adoptOrphans(dataDir, count);
   // policy explain answers with the policy the workers decide with: the primary loads and
   // watches the same file (keeping the last good one, as they do); a broken one stops here.
   const policyFile = configuredPolicyFile(config.policy);
   const policies = new PolicyStore(policyFile && resolve(policyFile), logger.child({ component: 'policy' }), inlinePolicyOf(config.policy));
   if (config.admin.enabled) await policies.start();
-  logger.info({ event: EVENTS.start, pid: process.pid, workers: count, adopted }, 'Postern primary starting workers');
+  logger.info({ event: EVENTS.start, pid: process.pid, workers: count, adopted: adopted.messages, adoptedWebhookEvents: adopted.webhookEvents }, 'Postern primary starting workers');
 
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   const shards = new Map<Worker, number>();

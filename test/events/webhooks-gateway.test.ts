@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -43,12 +43,12 @@ describe('webhooks of a real gateway across restarts', () => {
       delivery: { routes: { '*': { nexthop: `127.0.0.1:${mx.port}`, tls: 'none' } }, retry: { initialDelay: '200ms', maxDelay: '1s' } },
       webhooks: [{ url: receiver.url, events: ['accepted', 'delivered'], secret: SECRET, timeout: '2s', retry: { initialDelay: '200ms', maxDelay: '500ms', giveUpAfter: '1h' } }],
     });
-    const start = async () => {
-      const g = await startChildGateway(dir, config);
+    const start = async (workers = 1) => {
+      const g = await startChildGateway(dir, { ...config, workers });
       gateways.push(g);
       return g;
     };
-    return { mx, receiver, start };
+    return { dir, mx, receiver, start };
   }
 
   const checkSignatures = (receiver: WebhookReceiver) => {
@@ -81,6 +81,37 @@ describe('webhooks of a real gateway across restarts', () => {
     expect(got).toEqual(queueIds.flatMap((id) => [`accepted ${id}`, `delivered ${id}`]).sort());
     checkSignatures(receiver);
     expect(b.logs.filter((l) => l.event === 'webhook.delivered')).toHaveLength(12);
+  });
+
+  it('from two workers to one: the events waiting in the outbox of the shard that goes are sent by the single process, each once', async () => {
+    const { dir, mx, receiver, start } = await setup('shrink');
+    const a = await start(2);
+    await until(() => a.logs.some((l) => l.event === 'gateway.ready' && l.workers === 2), 15_000, 'both workers ready');
+    const tally: LoadTally = { acked: new Set(), refused: [] };
+    let n = 0;
+    // Sessions at once, so the kernel hands both workers some.
+    await Promise.all(Array.from({ length: 4 }, () => sendNumbered(a.port, () => (n < 16 ? n++ : undefined), tally, undefined, 'shrink')));
+    expect(tally.acked.size).toBe(16);
+    await mx.waitFor(16);
+    await until(() => a.logs.filter((l) => l.event === 'delivery.sent').length === 16, 10_000, 'sixteen deliveries');
+    a.proc.kill('SIGTERM');
+    expect((await a.exited).code).toBe(0);
+    const accepted = a.logs.filter((l) => l.event === 'queue.accepted');
+    expect(accepted).toHaveLength(16);
+    expect(new Set(accepted.map((l) => l.shard))).toEqual(new Set([0, 1]));
+    // The receiver was down all along: every event waits in webhooks/0 or webhooks/1.
+    expect(readdirSync(join(dir, 'data', 'webhooks')).sort()).toEqual(['0', '1', 'primary']);
+
+    await receiver.start();
+    const b = await start(1);
+    const shard1Events = 2 * accepted.filter((l) => l.shard === 1).length;
+    expect(b.logs.find((l) => l.event === 'gateway.start')?.adoptedWebhookEvents).toBe(shard1Events);
+    await until(() => receiver.received.length >= 32, 20_000, 'thirty-two events');
+    await new Promise((r) => setTimeout(r, 1000)); // nothing more comes
+    const got = receiver.received.map((r) => `${r.json.event} ${String(r.json.data.queueId)}`).sort();
+    expect(got).toEqual(accepted.flatMap((l) => [`accepted ${String(l.queueId)}`, `delivered ${String(l.queueId)}`]).sort());
+    checkSignatures(receiver);
+    expect(readdirSync(join(dir, 'data', 'webhooks')).sort()).toEqual(['0', 'primary']);
   });
 
   it('kill -9 while mail is being delivered: no event is lost for mail delivered before the kill', async () => {

@@ -1,0 +1,48 @@
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Outbox, type OutboxEvent } from './webhooks-outbox.js';
+
+/**
+ * Moves the undelivered events of file outboxes no process owns any more
+ * (<dataDir>/webhooks/<n> for n ≥ count, left by an earlier run with more workers) into
+ * the outbox of shard n mod count, as the spool's shards are (queue/fs/shards.ts), so
+ * they are still sent. Each keeps its delivery id: should a crash come between the copy
+ * and the removal, a receiver that de-duplicates on Postern-Delivery sees it once.
+ * Returns how many events moved. An outbox another process is writing stops the start.
+ */
+export async function adoptOrphanOutboxes(dataDir: string, count: number): Promise<number> {
+  const root = join(dataDir, 'webhooks');
+  const names = await readdir(root).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  const quiet = { flushIntervalMs: 0, onError: () => undefined };
+  let moved = 0;
+  for (const name of names) {
+    if (!/^\d+$/.test(name) || Number(name) < count) continue;
+    const from = join(root, name);
+    const { outbox: orphan, pending } = await Outbox.open(from, quiet);
+    try {
+      const events: OutboxEvent[] = [];
+      // A damaged line cannot be sent from here either (Outbox.open reads it as nothing).
+      for (const p of pending) {
+        const e = await orphan.read(p).catch(() => undefined);
+        if (e) events.push(e);
+      }
+      if (events.length) {
+        const { outbox: target } = await Outbox.open(join(root, String(Number(name) % count)), quiet);
+        try {
+          for (const e of events) target.add(e, () => undefined);
+          await target.flush();
+        } finally {
+          await target.close();
+        }
+        moved += events.length;
+      }
+    } finally {
+      await orphan.close();
+    }
+    await rm(from, { recursive: true, force: true });
+  }
+  return moved;
+}
