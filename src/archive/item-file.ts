@@ -69,7 +69,7 @@ export function encryptEntry(id: string, master: MasterKey, body: Buffer): Encry
   const ciphertext = cipher.update(body);
   const last = cipher.final(); // empty for GCM, a stream cipher
   const header: ItemHeader = { v: 1, id, ...wrapDataKey(dataKey, master, id), iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), size: body.length };
-  return { header, dataKey, pieces: last.length ? [encodeHeader(header), ciphertext, last] : [encodeHeader(header), ciphertext] };
+  return { header, dataKey, pieces: [encodeHeader(header), ciphertext, last] };
 }
 
 /**

@@ -1,5 +1,6 @@
-import { readdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { orphanShards } from '../common/orphan-shards.js';
 import { Outbox, type OutboxEvent } from './webhooks-outbox.js';
 
 /**
@@ -12,15 +13,9 @@ import { Outbox, type OutboxEvent } from './webhooks-outbox.js';
  */
 export async function adoptOrphanOutboxes(dataDir: string, count: number): Promise<number> {
   const root = join(dataDir, 'webhooks');
-  const names = await readdir(root).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return [] as string[];
-    throw err;
-  });
   const quiet = { flushIntervalMs: 0, onError: () => undefined };
   let moved = 0;
-  for (const name of names) {
-    if (!/^\d+$/.test(name) || Number(name) < count) continue;
-    const from = join(root, name);
+  for (const { dir: from, into } of await orphanShards(root, count)) {
     const { outbox: orphan, pending } = await Outbox.open(from, quiet);
     try {
       const events: OutboxEvent[] = [];
@@ -30,7 +25,7 @@ export async function adoptOrphanOutboxes(dataDir: string, count: number): Promi
         if (e) events.push(e);
       }
       if (events.length) {
-        const { outbox: target } = await Outbox.open(join(root, String(Number(name) % count)), quiet);
+        const { outbox: target } = await Outbox.open(join(root, String(into)), quiet);
         try {
           for (const e of events) target.add(e, () => undefined);
           await target.flush();

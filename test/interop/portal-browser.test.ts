@@ -75,7 +75,6 @@ function hostileMessage(): string {
   ].join('\r\n');
 }
 
-// Skipped only on a developer machine without Chromium; under CI=true findProgram throws.
 // Skipped only on a developer machine without Debian's chromium; under CI=true findProgram throws.
 describe.skipIf(!chromiumPath)('secure portal in a real browser (headless Chromium)', () => {
   const s = scenario();

@@ -1,5 +1,6 @@
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { orphanShards } from '../../common/orphan-shards.js';
 import { isQueueId } from '../ids.js';
 import { lockHolder } from './lock.js';
 import { FsSpool } from './spool.js';
@@ -19,9 +20,7 @@ export async function adoptOrphanShards(dataDir: string, count: number): Promise
   const root = join(dataDir, 'spool');
   await mkdir(root, { recursive: true });
   let moved = 0;
-  for (const name of await readdir(root)) {
-    if (!/^\d+$/.test(name) || Number(name) < count) continue;
-    const from = join(root, name);
+  for (const { dir: from, into } of await orphanShards(root, count)) {
     const holder = await lockHolder(join(from, 'postern.lock'));
     if (holder) throw new Error(`spool shard ${from} is in use by running process ${holder}: another Postern instance uses this dataDir`);
     // Log segments cannot be merged into another shard's log: their messages first move
@@ -30,7 +29,7 @@ export async function adoptOrphanShards(dataDir: string, count: number): Promise
     await orphan.open();
     await orphan.moveAllToFiles();
     await orphan.close();
-    const to = spoolShardDir(dataDir, Number(name) % count);
+    const to = spoolShardDir(dataDir, into);
     for (const sub of ['msg', 'state', 'corrupt']) {
       const src = join(from, sub);
       if (!(await stat(src).catch(() => undefined))) continue;
