@@ -8,6 +8,7 @@ import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
 import { createLogger, EVENTS, type Logger } from '../events/logger.js';
 import { startGateway } from '../main.js';
+import { logCrashes } from './crash-log.js';
 
 export async function startCommand(explicit: string | undefined): Promise<void> {
   const file = configPathFrom(explicit);
@@ -25,11 +26,13 @@ export async function startCommand(explicit: string | undefined): Promise<void> 
   if (cluster.isPrimary && workers > 1) {
     // `process`, not `role`: api.call lines carry the caller's role.
     const logger = createLogger(config.log.level).child({ process: 'primary' });
+    logCrashes(logger);
     await runPrimary(config, logger, workers).catch((err: Error) => fail(logger, err));
     return;
   }
   const shard = cluster.isWorker ? Number(process.env[SHARD_ENV] ?? 0) : 0;
   const logger = cluster.isWorker ? createLogger(config.log.level).child({ shard }) : createLogger(config.log.level);
+  logCrashes(logger);
   // Caught from the first moment: the SMTP listener takes sessions before start-up is
   // over (the portal, the admin listener come after it), and a SIGTERM then must drain
   // them like any other, not kill the process by default.

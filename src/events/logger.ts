@@ -11,6 +11,8 @@ export const EVENTS = {
   stopping: 'gateway.stopping',
   stopped: 'gateway.stopped',
   workerExit: 'gateway.worker-exit',
+  /** An exception or rejection nothing handled: a bug; the process exits and is started again. */
+  crash: 'gateway.crash',
   smtpListen: 'smtp.listen',
   smtpConnect: 'smtp.connect',
   smtpReject: 'smtp.reject',

@@ -114,6 +114,49 @@ describe.skipIf(!redisServer)('Redis durability: a redis-server of our own, kill
     }
   });
 
+  it('after Redis was killed and is back, every instance is subscribed to the wake channel again, and one instance wakes another', async () => {
+    const port = await freePort();
+    const dir = dataDir();
+    const prefix = testPrefix();
+    let server = await start(port, dir, SAFE);
+    const a = await openTestQueue(server.url, prefix);
+    const b = await openTestQueue(server.url, prefix);
+    const probe = await connectRedis(redisSection(server.url, 'unused:'));
+    const subscribers = async () => {
+      const reply = (await probe.pubsub('NUMSUB', `${prefix}q:wake`).catch(() => [])) as [string, number] | [];
+      return Number(reply[1] ?? 0);
+    };
+    try {
+      expect(await subscribers()).toBe(2);
+      // Two kill-and-restart rounds: the second finds out whether the first re-subscription
+      // left the connection able to do it again.
+      for (let round = 0; round < 2; round++) {
+        await server.kill('SIGKILL');
+        server = await start(port, dir, SAFE);
+        let count = 0;
+        for (let i = 0; i < 200 && count < 2; i++) {
+          count = await subscribers();
+          if (count < 2) await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(count).toBe(2);
+      }
+      // The subscription carries messages: a commit on one instance wakes the other.
+      let wakes = 0;
+      b.onWake(() => wakes++);
+      let committed = false;
+      for (let i = 0; i < 200 && !committed; i++) {
+        committed = await commitBody(a, 'wake\r\n').then(() => true, () => false);
+        if (!committed) await new Promise((r) => setTimeout(r, 50));
+      }
+      for (let i = 0; i < 100 && wakes === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(wakes).toBeGreaterThan(0);
+    } finally {
+      probe.disconnect();
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('says unsafe for everysec, and unknown when CONFIG is renamed away', async () => {
     const everysec = await start(await freePort(), dataDir(), ['--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '']);
     const hidden = await start(await freePort(), dataDir(), ['--rename-command', 'CONFIG', '', ...SAFE]);
