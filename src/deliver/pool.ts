@@ -102,6 +102,11 @@ export class ConnectionPool {
       const pc = await this.open(key, target);
       slot.connections.push(pc);
       return pc;
+    } catch (err) {
+      // The place this open held is free again: one waiter tries for itself, or it
+      // would wait for a release that may never come (every open to a dead host fails).
+      slot.waiters.shift()?.(undefined);
+      throw err;
     } finally {
       slot.opening--;
     }
@@ -174,12 +179,19 @@ export class ConnectionPool {
       tls: { rejectUnauthorized: false, minVersion: level === 'may' ? 'TLSv1' : 'TLSv1.2', ca: this.ca, ...(isIP(target.name) ? {} : { servername: target.name }) },
       logger: false,
     } as ConstructorParameters<typeof SMTPConnection>[0]);
+    // An 'error' event nobody listens to ends the process. Failures reach the caller
+    // through connect() below, the send callback and the pooled connection's own
+    // listener; this one only keeps a late error (a reset after our QUIT, a timeout on a
+    // connection being given up) from being one nobody listens to.
+    conn.on('error', () => undefined);
     try {
       await new Promise<void>((resolve, reject) => {
         conn.once('error', reject);
-        conn.connect(() => {
+        // A host that closes before its greeting is reported here, not as an 'error'.
+        conn.connect((err?: Error) => {
           conn.removeListener('error', reject);
-          resolve();
+          if (err) reject(err);
+          else resolve();
         });
       });
     } catch (err) {
