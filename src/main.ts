@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { startOperations, type Operations } from './api/operations.js';
 import { openJournal, startRetentionJob } from './archive/index.js';
 import type { Adopted } from './cluster/adopt-orphans.js';
+import { closeInTurn } from './common/close-in-turn.js';
 import type { PosternConfig } from './config/schema.js';
 import { DeliveryDns } from './deliver/dns.js';
 import { DomainSender } from './deliver/domain-sender.js';
@@ -144,19 +145,24 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
       ingress.beginDrain();
       clearInterval(expiryTimer);
       const [ingressIdle, deliveriesDone] = await Promise.all([ingress.waitIdle(deadline), worker.stop(deadline)]);
-      await pool.closeAll();
-      policies.close();
-      await web?.close();
-      await portal?.store.close();
-      await ingress.close();
-      operations.close();
-      await stopRetention?.();
-      await keys.store.close();
-      await queue.close();
-      await journal?.close();
       const clean = ingressIdle && deliveriesDone;
-      logger.info({ event: EVENTS.stopped, clean }, clean ? 'stopped' : 'stopped at the deadline; unfinished work stays queued');
-      await sinks.close();
+      // Each part is closed even when one before it fails (a failing disk); the failure
+      // is thrown once all are closed (cli/start.ts logs it).
+      await closeInTurn([
+        () => pool.closeAll(),
+        () => policies.close(),
+        () => web?.close(),
+        () => portal?.store.close(),
+        () => ingress.close(),
+        () => operations.close(),
+        () => stopRetention?.(),
+        () => keys.store.close(),
+        () => queue.close(),
+        () => journal?.close(),
+        // Logged before the sinks close, so the audit trail records it.
+        () => logger.info({ event: EVENTS.stopped, clean }, clean ? 'stopped' : 'stopped at the deadline; unfinished work stays queued'),
+        () => sinks.close(),
+      ]);
       return { clean };
     })());
   return { smtp, queue, operations, dataDir, stop, portalPort: web?.port, flushEvents: () => sinks.flush() };

@@ -1,13 +1,13 @@
 import cluster from 'node:cluster';
 import { resolve } from 'node:path';
-import { startAdminListener } from '../api/start.js';
+import { startAdminListener, type AdminListener } from '../api/start.js';
 import { adoptOrphans } from '../cluster/adopt-orphans.js';
 import { runPrimary, SHARD_ENV, type WorkerMessage } from '../cluster/primary.js';
 import { workerCount } from '../cluster/worker-count.js';
 import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
 import { createLogger, EVENTS, type Logger } from '../events/logger.js';
-import { startGateway } from '../main.js';
+import { startGateway, type Gateway } from '../main.js';
 import { logCrashes } from './crash-log.js';
 
 export async function startCommand(explicit: string | undefined): Promise<void> {
@@ -56,14 +56,30 @@ export async function startCommand(explicit: string | undefined): Promise<void> 
   if (cluster.isWorker) process.send?.({ type: 'ready', smtp: gateway.smtp } satisfies WorkerMessage);
   shutdown = (signal: string) => {
     logger.info({ event: EVENTS.stopping, signal }, 'signal received');
-    // The admin listener stays up while the gateway drains, so monitoring sees the stop.
-    void gateway.stop().then(async () => {
-      await admin?.close();
-      logger.flush();
-      setTimeout(() => process.exit(0), 50);
-    });
+    void stopAndExit(gateway, admin, logger);
   };
   if (early) shutdown(early);
+}
+
+/**
+ * The graceful stop, then the exit. A stop that fails (the audit trail or the webhook
+ * outbox could not write its last records) is logged, and the admin listener is closed
+ * all the same. The exit code is then 1 on purpose: records the gateway had taken are
+ * lost, and the service manager (systemd, Docker) should show a stop that went wrong, not
+ * a clean one. Queued mail is not at risk: it is on the spool. (A cluster's primary, itself
+ * stopping, does not start a worker again whatever its exit code.)
+ */
+async function stopAndExit(gateway: Gateway, admin: AdminListener | undefined, logger: Logger): Promise<void> {
+  let code = 0;
+  const failed = (err: Error) => {
+    code = 1;
+    logger.error({ event: EVENTS.stopFailed, err: err.message }, 'graceful stop failed; the rest is closed all the same, then the process exits 1');
+  };
+  // The admin listener stays up while the gateway drains, so monitoring sees the stop.
+  await gateway.stop().catch(failed);
+  await admin?.close().catch(failed);
+  logger.flush();
+  setTimeout(() => process.exit(code), 50);
 }
 
 async function fail(logger: Logger, err: Error): Promise<never> {

@@ -109,7 +109,17 @@ export class DomainSender {
           });
           continue;
         }
-        const result = await sendTransaction(pc, { from: envelope.mailFrom, to: rcpts, size: out.size, eightBit: out.eightBit, body: await out.open() });
+        let body: Buffer | Readable;
+        try {
+          body = await out.open();
+        } catch (err) {
+          // The queue could not give the body (Redis down, message deleted). Nothing was
+          // sent on the connection, so it goes back as it is: kept busy, it would count
+          // against maxConnectionsPerHost for good and block this next hop.
+          this.pool.release(pc, true);
+          throw err;
+        }
+        const result = await sendTransaction(pc, { from: envelope.mailFrom, to: rcpts, size: out.size, eightBit: out.eightBit, body });
         this.pool.release(pc, result.reusable);
         if (stsMode === 'testing' && !pc.tls.verified) {
           // RFC 8461 §5: in testing mode a failure is reported, and the mail still goes.

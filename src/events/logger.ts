@@ -10,6 +10,8 @@ export const EVENTS = {
   ready: 'gateway.ready',
   stopping: 'gateway.stopping',
   stopped: 'gateway.stopped',
+  /** A graceful stop could not close everything (records the disk refused); the process exits 1. */
+  stopFailed: 'gateway.stop-failed',
   workerExit: 'gateway.worker-exit',
   /** An exception or rejection nothing handled: a bug; the process exits and is started again. */
   crash: 'gateway.crash',

@@ -1,3 +1,4 @@
+import { closeInTurn } from '../common/close-in-turn.js';
 import type { PosternConfig } from '../config/schema.js';
 import { startAuditTrail, type AuditTrail } from './audit.js';
 import { eventBusOf, type Logger } from './logger.js';
@@ -27,9 +28,6 @@ export async function startEventSinks(config: PosternConfig, dataDir: string, sh
     async flush() {
       await audit?.flush();
     },
-    async close() {
-      await webhooks.close();
-      await audit?.close();
-    },
+    close: () => closeInTurn([() => webhooks.close(), () => audit?.close()]),
   };
 }

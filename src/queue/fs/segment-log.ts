@@ -132,7 +132,7 @@ export class SegmentLog {
   /** A message left the log (final, or moved to its own file); may free old segments. */
   release(segment: number): void {
     this.live.set(segment, (this.live.get(segment) ?? 1) - 1);
-    void this.sweep();
+    this.sweepInBackground();
   }
 
   /**
@@ -158,14 +158,28 @@ export class SegmentLog {
     return createReadStream(this.path(segment), { start: offset, end: offset + length - 1, highWaterMark: 64 * 1024 });
   }
 
-  /** Deletes old segments without live messages, oldest first, never the active one. */
+  /**
+   * Deletes old segments without live messages, oldest first, never the active one. A
+   * segment is forgotten only once its file is gone: one that cannot be removed (EIO,
+   * EROFS) stops the sweep and stays, for the next sweep to try again; the error is thrown.
+   */
   async sweep(): Promise<void> {
     const numbers = [...this.live.keys()].sort((a, b) => a - b);
     for (const n of numbers) {
       if (n >= this.active || (this.live.get(n) ?? 0) > 0) break;
-      this.live.delete(n);
       await rm(this.path(n), { force: true });
+      this.live.delete(n);
     }
+  }
+
+  /**
+   * A sweep nobody waits for (after a release or a rotation). Its failure is dropped on
+   * purpose: the segment stays counted, so the next release or rotation tries again, and
+   * a failing disk is what the readiness probe of the spool reports and logs (health.ts).
+   * Left unhandled, the rejection would end the process, on every delivered message.
+   */
+  private sweepInBackground(): void {
+    this.sweep().catch(() => undefined);
   }
 
   async close(): Promise<void> {
@@ -202,7 +216,7 @@ export class SegmentLog {
     this.active++;
     await this.startSegment();
     this.broken = false;
-    void this.sweep();
+    this.sweepInBackground();
   }
 
   /** Writes the DONE records waiting for a commit after DONE_LINGER_MS, unless one takes them first. */
