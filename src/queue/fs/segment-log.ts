@@ -201,7 +201,12 @@ export class SegmentLog {
   }
 
   private async startSegment(): Promise<void> {
-    closeQuietly(this.syncFd);
+    // Forgotten before it is closed: should the new file fail to open, the next try must
+    // not close this number again, as by then the kernel may have given it to a client's
+    // socket or another file, which the log would then close and write into.
+    const previous = this.syncFd;
+    this.syncFd = undefined;
+    closeQuietly(previous);
     this.syncFd = openSync(this.path(this.active), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC, 0o600);
     this.position = 0;
     this.live.set(this.active, this.live.get(this.active) ?? 0);
@@ -267,7 +272,8 @@ export class SegmentLog {
         const batch = this.pending.splice(0);
         try {
           if (this.broken || this.rotateDue || this.position >= this.segmentMaxBytes) await this.rotate();
-          const fd = this.syncFd as number;
+          const fd = this.syncFd;
+          if (fd === undefined) throw new Error('spool log: no segment is open (the last one could not be created)');
           const start = this.position;
           const segment = this.active;
           const offsets: number[] = [];
