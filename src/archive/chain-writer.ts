@@ -82,6 +82,12 @@ export class ChainWriter {
   private readonly window = new FlushWindow(FLUSH_WINDOW_MS, () => this.flushBatch(), () => this.pending.length > 0);
   private headFh: FileHandle | undefined;
   private readonly headFirst: boolean;
+  /**
+   * Set when a failed batch could not be cut off the log: the log then ends in lines
+   * this writer did not count, so every later batch would follow them (a broken chain)
+   * and the next cut would go to the wrong offset, into acknowledged records.
+   */
+  private broken: Error | undefined;
 
   private constructor(
     readonly name: string,
@@ -168,6 +174,10 @@ export class ChainWriter {
 
   private async flushBatch(): Promise<void> {
     const batch = this.pending.splice(0);
+    if (this.broken) {
+      for (const p of batch) p.reject(this.broken);
+      return;
+    }
     let seq = this.seq;
     let hash = this.hash;
     const at = new Date().toISOString();
@@ -185,8 +195,14 @@ export class ChainWriter {
       await this.fh.writeFile(data);
       await this.fh.datasync();
     } catch (err) {
-      await this.fh.truncate(this.bytes).catch(() => undefined);
-      const e = new Error(`archive index ${this.logPath}: ${(err as Error).message}`);
+      const failed = `archive index ${this.logPath}: ${(err as Error).message}`;
+      await this.fh.truncate(this.bytes).catch((cut: Error) => {
+        this.broken = new Error(
+          `${failed}; the failed write could not be cut off the index either (${cut.message}): the archive index could not be repaired, ` +
+            'so nothing more is appended to it. Fix the disk, then restart postern: at start a torn last line is cut off and the chain goes on from the last complete record.',
+        );
+      });
+      const e = this.broken ?? new Error(failed);
       for (const p of batch) p.reject(e);
       return;
     }

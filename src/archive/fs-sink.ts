@@ -101,17 +101,23 @@ export class FsSink implements JournalSink {
     const body = await item.openBody();
     let tmp: string | undefined;
     let file: string | undefined;
-    if ((Buffer.isBuffer(body) ? body.length : item.envelope.size) <= SMALL_ITEM) {
-      const e = encryptEntry(id, master, await toBuffer(body));
-      const meta = this.sealed(item.meta, e.dataKey);
-      await this.record(item, e.header, await this.segments.append(e.pieces), meta);
-    } else {
-      tmp = join(this.tmpDir, `${id}.item`);
-      const e = await writeItemFile(tmp, id, master, Buffer.isBuffer(body) ? Readable.from([body]) : body);
-      const meta = this.sealed(item.meta, e.dataKey);
-      await this.tmpSync.sync();
-      file = this.layout.itemFile(receivedAt, id);
-      await this.record(item, e.header, { file, offset: 0 }, meta);
+    try {
+      if ((Buffer.isBuffer(body) ? body.length : item.envelope.size) <= SMALL_ITEM) {
+        const e = encryptEntry(id, master, await toBuffer(body));
+        const meta = this.sealed(item.meta, e.dataKey);
+        await this.record(item, e.header, await this.segments.append(e.pieces), meta);
+      } else {
+        tmp = join(this.tmpDir, `${id}.item`);
+        const e = await writeItemFile(tmp, id, master, Buffer.isBuffer(body) ? Readable.from([body]) : body);
+        const meta = this.sealed(item.meta, e.dataKey);
+        await this.tmpSync.sync();
+        file = this.layout.itemFile(receivedAt, id);
+        await this.record(item, e.header, { file, offset: 0 }, meta);
+      }
+    } catch (err) {
+      // Whatever failed, and however far the body was read: its file (the spool's) is let go.
+      if (!Buffer.isBuffer(body)) body.destroy();
+      throw err;
     }
     // From here the item is stored: nothing below may lead to storing it again.
     this.seen.add(id);

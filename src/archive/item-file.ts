@@ -73,12 +73,32 @@ export function encryptEntry(id: string, master: MasterKey, body: Buffer): Encry
 }
 
 /**
+ * Waits for `opening` while `body`, already open, is not read yet. An 'error' nobody
+ * listens to ends the process: one the body emits meanwhile is held here, and the read
+ * that follows throws it (body.errored). If `opening` fails the body is destroyed: left
+ * unread it would keep its file (the spool's message) open, one descriptor per retry.
+ */
+async function whileBodyWaits<T>(body: Readable, opening: Promise<T>): Promise<T> {
+  const hold = () => undefined;
+  body.on('error', hold);
+  try {
+    return await opening;
+  } catch (err) {
+    body.destroy();
+    throw err;
+  } finally {
+    body.off('error', hold);
+  }
+}
+
+/**
  * A large body streamed into its own durable file (one AES-GCM pass; the body is never
- * held whole), the header written last at offset 0.
+ * held whole), the header written last at offset 0. The body is read to its end or
+ * destroyed, whatever fails.
  */
 export async function writeItemFile(path: string, id: string, master: MasterKey, body: Readable): Promise<Encrypted> {
   const { dataKey, iv, cipher } = newCipher(id);
-  const fh = await open(path, 'w', 0o600);
+  const fh = await whileBodyWaits(body, open(path, 'w', 0o600));
   try {
     let size = 0;
     let pos = HEADER_BYTES;

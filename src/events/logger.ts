@@ -21,6 +21,8 @@ export const EVENTS = {
   smtpAuth: 'smtp.auth',
   smtpAuthLocked: 'smtp.auth-locked',
   smtpClose: 'smtp.close',
+  /** The client closed the connection before the end of DATA: nothing stored, nothing answered. */
+  smtpDataIncomplete: 'smtp.data-incomplete',
   smtpError: 'smtp.error',
   queueAccepted: 'queue.accepted',
   queueFailed: 'queue.failed',

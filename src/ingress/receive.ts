@@ -51,6 +51,8 @@ export async function receiveMessage(input: ReceiveInput): Promise<string> {
   }
 
   let timedOut = false;
+  /** Set when the client closed the connection before the end of DATA. */
+  let clientGone: Error | undefined;
   const timer = setTimeout(() => {
     timedOut = true;
     stream.destroy(new Error('DATA timeout'));
@@ -69,9 +71,20 @@ export async function receiveMessage(input: ReceiveInput): Promise<string> {
     if (tail.length && writer && !storeError) await writer.write(tail).catch((err: Error) => (storeError = err));
     headers.end();
   } catch (err) {
-    storeError ??= err as Error;
+    // Only the stream throws here (the writer's failures are caught above): our DATA
+    // timeout, or smtp-server ending it because the connection closed mid-message.
+    if (timedOut) storeError ??= err as Error;
+    else clientGone = err as Error;
   } finally {
     clearTimeout(timer);
+  }
+
+  // Nobody is left to answer, and the spool did nothing wrong: not a queue.failed (which
+  // operators alert on), unless the spool had already failed before the client left.
+  if (clientGone && !storeError) {
+    await writer?.abort().catch(() => undefined);
+    log.info({ event: EVENTS.smtpDataIncomplete, ...ctx, stage: 'data', err: clientGone.message }, 'client closed the connection before the end of DATA; nothing stored');
+    throw reply(451, '4.3.0', 'Connection closed before the end of DATA');
   }
 
   // A body cut off mid-stream leaves the session out of step with the client (it is still

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -202,6 +202,54 @@ describe('DirectorySyncer', () => {
     await syncer.close();
     await syncer.sync();
     expect(syncer.syncs).toBe(2);
+    await syncer.close();
+  });
+
+  /**
+   * A directory whose fsync really fails: procfs implements no fsync, so the kernel answers
+   * EINVAL. The syncer is given a symlink to it, later replaced by a real directory. (Not
+   * the EIO of a failed writeback, which cannot be had here without a faulty device; the
+   * code path after the failure is the same.)
+   */
+  function pathWhoseFsyncFails(name: string): { path: string; replaceWithDirectory: () => void } {
+    const path = join(dir, name);
+    symlinkSync('/proc', path);
+    return {
+      path,
+      replaceWithDirectory: () => {
+        rmSync(path);
+        mkdirSync(path);
+      },
+    };
+  }
+  const fdsOnProc = () => readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === '/proc';
+    } catch {
+      return false;
+    }
+  }).length;
+
+  it('after an fsync fails, its descriptor is closed and the next sync opens the directory again', async () => {
+    const target = pathWhoseFsyncFails('fails-then-works');
+    const before = fdsOnProc();
+    const syncer = new DirectorySyncer(target.path);
+    await expect(syncer.sync()).rejects.toMatchObject({ code: 'EINVAL' });
+    expect(fdsOnProc(), 'descriptor of the failed fsync still open').toBe(before);
+    target.replaceWithDirectory();
+    await syncer.sync();
+    expect(syncer.syncs).toBe(2);
+    await syncer.close();
+  });
+
+  it('callers that gathered during a failed fsync fail with it: no second fsync is tried for them', async () => {
+    const target = pathWhoseFsyncFails('fails-with-batch');
+    const syncer = new DirectorySyncer(target.path);
+    // The first starts the fsync; the other ten arrive while it runs and form the next batch.
+    const results = await Promise.allSettled(Array.from({ length: 11 }, () => syncer.sync()));
+    expect(results.map((r) => r.status)).toEqual(Array(11).fill('rejected'));
+    for (const r of results) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'EINVAL' });
+    expect(syncer.syncs, 'fsyncs made').toBe(1);
     await syncer.close();
   });
 

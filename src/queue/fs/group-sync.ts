@@ -4,7 +4,8 @@ import { open, type FileHandle } from 'node:fs/promises';
  * Group commit for directory fsyncs. Every caller of sync() is released by an fsync that
  * started after it called, but concurrent callers share one fsync: while one runs, the
  * next batch gathers and goes with a single call. Many transactions per disk flush
- * instead of one each, with no loss of durability.
+ * instead of one each, with no loss of durability. A failed fsync fails its callers and
+ * the batch gathered behind it, and its descriptor is not used again.
  */
 export class DirectorySyncer {
   private handle: Promise<FileHandle> | undefined;
@@ -40,15 +41,28 @@ export class DirectorySyncer {
   private start(): Promise<void> {
     const run = this.fsyncOnce();
     this.running = run;
+    let failure: { err: unknown } | undefined;
     void run
-      .catch(() => undefined)
-      .finally(() => {
-        this.running = undefined;
-        const next = this.waiting;
-        this.waiting = undefined;
-        if (next) this.start().then(next.resolve, next.reject);
-      });
+      .catch((err: unknown) => {
+        failure = { err };
+      })
+      .finally(() => this.startWaiting(failure));
     return run;
+  }
+
+  /**
+   * The batch that gathered during an fsync that failed is failed with it, not given a
+   * fresh fsync: their renames may have been in the writeback that failed, and Linux
+   * reports a writeback error once (to the first fsync that sees it), so a second
+   * fsync could succeed although their entries never reached the disk.
+   */
+  private startWaiting(failure: { err: unknown } | undefined): void {
+    this.running = undefined;
+    const next = this.waiting;
+    this.waiting = undefined;
+    if (!next) return;
+    if (failure) next.reject(failure.err);
+    else this.start().then(next.resolve, next.reject);
   }
 
   private async fsyncOnce(): Promise<void> {
@@ -61,6 +75,14 @@ export class DirectorySyncer {
       throw err;
     }
     this.syncs++;
-    await fh.sync();
+    try {
+      await fh.sync();
+    } catch (err) {
+      // The error is spent on this descriptor: a later fsync on it may succeed without the
+      // lost entries being on disk. Drop it; the next sync opens the directory afresh.
+      this.handle = undefined;
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
   }
 }

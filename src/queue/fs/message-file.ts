@@ -1,5 +1,4 @@
-import { open, type FileHandle } from 'node:fs/promises';
-import { rename } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 
 /** Chunks are gathered up to this size before a write() system call. */
 export const WRITE_BATCH = 64 * 1024;
@@ -21,7 +20,16 @@ export class MessageFileWriter {
 
   static async create(tmpPath: string, headerLine: Buffer): Promise<MessageFileWriter> {
     const w = new MessageFileWriter(await open(tmpPath, 'wx', 0o600), tmpPath);
-    await w.write(headerLine);
+    try {
+      // A header line of WRITE_BATCH or more (a thousand long recipients) is written now.
+      await w.write(headerLine);
+    } catch (err) {
+      // The caller never gets the writer, so its abort() cannot know about the file:
+      // close it and remove it here, or the fd and tmp/<id> stay until GC / restart.
+      await w.discard();
+      await rm(tmpPath, { force: true }).catch(() => undefined);
+      throw err;
+    }
     return w;
   }
 
