@@ -46,6 +46,11 @@ export async function sendTransaction(pc: PooledConnection, input: TransactionIn
   pc.messages++;
   return new Promise((resolve) => {
     pc.conn.send({ from: input.from || false, to: input.to, size: input.size, use8BitMime: input.eightBit }, input.body, (err, info) => {
+      // By now the body was sent whole or never will be. Released on every path: nodemailer
+      // does not touch it when it refuses before MAIL FROM (a SIZE the remote announced is
+      // smaller), and a spool stream left open keeps its file descriptor and 64 KB buffer,
+      // and a deleted segment's disk space, for the life of the process.
+      release(input.body);
       const transmitMs = Date.now() - started;
       if (!err && info) {
         const rejected = new Map((info.rejectedErrors ?? []).map((e) => [e.recipient ?? '', e.response ?? e.message]));
@@ -71,7 +76,6 @@ export async function sendTransaction(pc: PooledConnection, input: TransactionIn
         });
         return;
       }
-      release(input.body);
       resolve({ ...local(input.to, 'network', `connection failed during transaction: ${e.message}`, started), reusable: false });
     });
   });

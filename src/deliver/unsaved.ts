@@ -1,5 +1,7 @@
 import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
+import { REDIS_EVENTS } from '../queue/redis/events.js';
+import { LeaseLostError, NoMessageError } from '../queue/redis/lua.js';
 import type { QueuedMessage } from '../types.js';
 
 interface Held {
@@ -12,10 +14,18 @@ interface Held {
  * Messages whose settled state could not be written (a full or failing disk, Redis gone).
  * Released, such a message would be handed out again at once with the state it had
  * before the attempt: a loop without pause that sends again to every recipient this
- * attempt delivered. So it stays leased here with its settled state in memory, and the
- * write is tried again after delivery.retry.initialDelay, doubling up to maxDelay, until
- * it works. On stop, one last write; if that fails too it is released, and after the
- * restart its last written state applies.
+ * attempt delivered. So its settled state stays here in memory, and the write is tried
+ * again after delivery.retry.initialDelay, doubling up to maxDelay, until it works. On
+ * stop, one last write; if that fails too it is released, and after the restart its last
+ * written state applies.
+ *
+ * The file spool keeps the message leased meanwhile. Redis does not renew the lease of
+ * a write that got no answer (src/queue/redis/leases.ts), so after leaseTime any instance
+ * may take the message again from its last written state; the write made again here
+ * presents the attempt's lease, and Redis refuses it once that lease is gone (the message
+ * was taken again, or the first write went through after all) or the message is gone
+ * (finished since, or deleted). Such a refusal is final: writing later would replace newer
+ * progress or fail for ever, so the state is dropped and the state Redis holds applies.
  */
 export class UnsavedStates {
   private readonly held = new Map<string, Held>();
@@ -33,9 +43,12 @@ export class UnsavedStates {
 
   hold(message: QueuedMessage, err: Error, tries = 1): void {
     const id = message.envelope.id;
+    clearTimeout(this.held.get(id)?.timer);
+    this.held.delete(id);
+    if (refusedForGood(err)) return this.drop(id, err, tries);
     const delay = Math.min(this.retry.initialDelay * 2 ** (tries - 1), this.retry.maxDelay);
     const pending = message.state.recipients.filter((r) => r.status === 'pending').length;
-    this.log.error({ event: EVENTS.deliveryError, queueId: id, err: err.message, tries, retryInMs: delay, pending }, 'could not record the attempt; the message stays leased and the write is tried again later');
+    this.log.error({ event: EVENTS.deliveryError, queueId: id, err: err.message, tries, retryInMs: delay, pending }, 'could not record the attempt; its state is kept and the write is tried again later');
     const timer = setTimeout(() => void this.again(id), delay);
     timer.unref();
     this.held.set(id, { message, tries, timer });
@@ -48,6 +61,7 @@ export class UnsavedStates {
     for (const h of all) {
       clearTimeout(h.timer);
       await this.write(h.message).catch(async (err: Error) => {
+        if (refusedForGood(err)) return this.drop(h.message.envelope.id, err, h.tries + 1);
         this.log.error({ event: EVENTS.deliveryError, queueId: h.message.envelope.id, err: err.message }, 'could not record the attempt before stopping; released (its last written state applies)');
         await this.release(h.message.envelope.id).catch(() => undefined);
       });
@@ -66,4 +80,17 @@ export class UnsavedStates {
       if (this.held.get(id) === h) this.hold(h.message, err as Error, h.tries + 1);
     }
   }
+
+  private drop(id: string, err: Error, tries: number): void {
+    const reason =
+      err instanceof NoMessageError
+        ? 'the message is no longer in the queue (another attempt finished it, or it was deleted)'
+        : "the attempt's lease is gone (another attempt now owns the message, or the first write went through after all)";
+    this.log.warn({ event: REDIS_EVENTS.leaseLost, queueId: id, queueIds: [id], err: err.message, tries, reason }, `the attempt's state is not written again: ${reason}; the state in the queue applies`);
+  }
+}
+
+/** The queue refused the write because the attempt's lease or the message is gone: writing again cannot work. */
+function refusedForGood(err: Error): boolean {
+  return err instanceof LeaseLostError || err instanceof NoMessageError;
 }

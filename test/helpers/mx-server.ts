@@ -32,6 +32,8 @@ export interface MxOptions {
    * connection closes during the wait is not recorded: its sender never got the reply.
    */
   dataDelay?: ((msg: ReceivedMessage) => number) | undefined;
+  /** The SIZE limit announced in EHLO, in bytes (default 100 MB). */
+  size?: number;
   /** Announce SMTPUTF8 / 8BITMIME (default true). */
   smtputf8?: boolean;
   eightBitMime?: boolean;
@@ -67,7 +69,7 @@ export class TestMx {
       hideSMTPUTF8: o.smtputf8 === false,
       hide8BITMIME: o.eightBitMime === false,
       disableReverseLookup: true,
-      size: 100 * 1024 * 1024,
+      size: o.size ?? 100 * 1024 * 1024,
       logger: false,
       // Postern keeps pooled connections open; don't let them hold up stop().
       closeTimeout: 200,

@@ -174,8 +174,10 @@ return {snapshot(reclaimed > 0), lost}
  * KEYS 5 msg, 6 body; ARGV 2 mode (save | release | remove), 3 id, 4 fencing token ('' when
  * the caller holds no lease), 5 state, 6 dueAt, 7 wake channel, 8 instance.
  * Fencing: a message leased to someone must be settled with that lease's token; a token
- * that is no longer current (the lease expired, maybe another instance has it now) is
- * refused, so a stalled instance cannot overwrite newer progress.
+ * that is no longer current (the lease expired, maybe another instance has it now, or a
+ * settle with it ran already) is refused, so a stalled instance, or a write made again
+ * after its first try got no answer, cannot overwrite newer progress. '' passes only while
+ * nobody holds a lease: callers that ever held one present its token (LeaseKeeper).
  */
 export const settleScript = new LuaScript(
   'settle',
@@ -188,7 +190,8 @@ end
 local current = redis.call('HGET', m, 'token')
 if (current or '') ~= token then
   if token == '' then return redis.error_reply('LEASELOST message ' .. id .. ' is leased by instance ' .. (redis.call('HGET', m, 'owner') or '?')) end
-  return redis.error_reply('LEASELOST lease ' .. token .. ' on ' .. id .. ' is no longer held (expired and taken over)')
+  if not current then return redis.error_reply('LEASELOST lease ' .. token .. ' on ' .. id .. ' is no longer held (settled already, or expired)') end
+  return redis.error_reply('LEASELOST lease ' .. token .. ' on ' .. id .. ' is no longer held (expired; instance ' .. (redis.call('HGET', m, 'owner') or '?') .. ' has taken the message since)')
 end
 redis.call('ZREM', leases, id)
 if mode == 'remove' then
