@@ -23,9 +23,23 @@ interface Response {
   error?: string;
 }
 
+/**
+ * The worker's IPC channel is closed (it exited, or is exiting): it will never answer.
+ * Callers take it as "no answer from that shard"; the primary starts the worker again.
+ * 503 when it reaches the admin API as it is.
+ */
+export class WorkerGoneError extends Error {
+  readonly statusCode = 503;
+  constructor(worker: Worker, op: string, why?: string) {
+    super(`worker ${worker.id} is gone (${why ?? 'its IPC channel is closed'}); ${op} got no answer from it`);
+  }
+}
+
 export type IpcHandlers = Record<string, (...args: never[]) => Promise<unknown>>;
 
 interface Pending {
+  worker: Worker;
+  op: string;
   resolve: (v: unknown) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
@@ -37,43 +51,54 @@ export class IpcClient {
   private readonly pending = new Map<number, Pending>();
   private readonly onMessage = (_worker: Worker, msg: Response) => {
     if (msg?.type !== RESPONSE) return;
-    const p = this.pending.get(msg.id);
+    const p = this.settle(msg.id);
     if (!p) return; // answered after its deadline
-    this.pending.delete(msg.id);
-    clearTimeout(p.timer);
     if (msg.ok) p.resolve(msg.result);
     else p.reject(new Error(msg.error ?? 'worker error'));
+  };
+  /** A worker whose channel closed answers nothing it was asked: fail those now, not at their deadline. */
+  private readonly onDisconnect = (worker: Worker) => {
+    for (const [id, p] of this.pending) if (p.worker === worker) this.settle(id)?.reject(new WorkerGoneError(worker, p.op));
   };
 
   constructor(private readonly timeoutMs = 5000) {
     cluster.on('message', this.onMessage);
+    cluster.on('disconnect', this.onDisconnect);
   }
 
   request<T>(worker: Worker, op: string, ...args: unknown[]): Promise<T> {
+    // A worker listed a moment ago may have exited since: sending to it would make Node
+    // emit 'error' on the worker (ERR_IPC_CHANNEL_CLOSED) instead of failing this request.
+    if (!worker.isConnected()) return Promise.reject(new WorkerGoneError(worker, op));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`worker ${worker.id} did not answer ${op} within ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      const timer = setTimeout(() => this.settle(id)?.reject(new Error(`worker ${worker.id} did not answer ${op} within ${this.timeoutMs} ms`)), this.timeoutMs);
+      this.pending.set(id, { worker, op, resolve: resolve as (v: unknown) => void, reject, timer });
       try {
-        worker.send({ type: REQUEST, id, op, args } satisfies Request);
+        // With a callback, a send that fails (the channel closed between the check above
+        // and the write) is reported here; without one it is an 'error' event on the worker.
+        worker.send({ type: REQUEST, id, op, args } satisfies Request, (err) => {
+          if (err) this.settle(id)?.reject(new WorkerGoneError(worker, op, err.message));
+        });
       } catch (err) {
-        clearTimeout(timer);
-        this.pending.delete(id);
-        reject(new Error(`cannot reach worker ${worker.id}: ${(err as Error).message}`));
+        this.settle(id)?.reject(new Error(`cannot reach worker ${worker.id}: ${(err as Error).message}`));
       }
     });
   }
 
   close(): void {
     cluster.off('message', this.onMessage);
-    for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
-      p.reject(new Error('admin listener closed'));
-      this.pending.delete(id);
-    }
+    cluster.off('disconnect', this.onDisconnect);
+    for (const id of this.pending.keys()) this.settle(id)?.reject(new Error('admin listener closed'));
+  }
+
+  /** Takes request `id` off the waiting list, once: an answer, its deadline or a closed channel, whichever comes first. */
+  private settle(id: number): Pending | undefined {
+    const p = this.pending.get(id);
+    if (!p) return undefined;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    return p;
   }
 }
 

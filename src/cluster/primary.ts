@@ -97,8 +97,28 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
   };
 
   const fork = (shard: number) => {
-    const worker = cluster.fork({ [SHARD_ENV]: String(shard) });
+    let worker: Worker;
+    try {
+      worker = cluster.fork({ [SHARD_ENV]: String(shard) });
+    } catch (err) {
+      // Some spawn failures are thrown (ENOMEM), others reported as 'error' (below): either
+      // way, tried again with backoff, not a crash of the primary while it recovers.
+      restartLater(shard, 'worker process could not be started', { err: (err as Error).message });
+      return;
+    }
     shards.set(worker, shard);
+    worker.on('error', (err: Error) => {
+      // Without a listener, an 'error' on a worker ends the primary, and every worker with it.
+      if (worker.process.pid === undefined) {
+        // The process was never started (EAGAIN, EMFILE): no 'exit' follows, so this is
+        // where it is started again, as one that died.
+        workerGone(worker, null, null, err.message);
+        return;
+      }
+      // A message it could not be sent (its IPC channel closed: it is exiting) or a signal
+      // that could not reach it: if it is gone, its exit is logged and handled as any.
+      logger.error({ event: EVENTS.workerExit, shard, pid: worker.process.pid, err: err.message }, 'error on a worker process');
+    });
     worker.on('message', (msg: WorkerMessage) => {
       if (msg?.type === 'ready') {
         ready.add(worker);
@@ -117,7 +137,18 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
     });
   };
 
-  cluster.on('exit', (worker, code, signal) => {
+  /** Starts shard's worker again after the wait its backoff is at (which then doubles, until it says ready). */
+  const restartLater = (shard: number, why: string, fields: Record<string, unknown>) => {
+    const restartInMs = restartWait.get(shard) ?? RESTART_MIN_MS;
+    restartWait.set(shard, Math.min(restartInMs * 2, RESTART_MAX_MS));
+    logger.error({ event: EVENTS.workerExit, shard, ...fields, restartInMs }, `${why}; starting it again in ${restartInMs} ms`);
+    // Not unref()ed: with every worker down and no admin listener, this timer is what
+    // keeps the primary alive until the next try.
+    setTimeout(() => !stopping && fork(shard), restartInMs);
+  };
+
+  /** A worker that exited, or whose process could not be started (`spawnError`). */
+  const workerGone = (worker: Worker, code: number | null, signal: string | null, spawnError?: string) => {
     const shard = shards.get(worker);
     shards.delete(worker);
     ready.delete(worker);
@@ -132,16 +163,12 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
       return;
     }
     if (shard === undefined) return;
-    const err = startErrors.get(worker);
+    const err = spawnError ?? startErrors.get(worker);
     startErrors.delete(worker);
-    const restartInMs = restartWait.get(shard) ?? RESTART_MIN_MS;
-    restartWait.set(shard, Math.min(restartInMs * 2, RESTART_MAX_MS));
-    const why = err ? 'worker could not start again' : 'worker exited unexpectedly';
-    logger.error({ event: EVENTS.workerExit, shard, code, signal, err, restartInMs }, `${why}; starting it again in ${restartInMs} ms`);
-    // Not unref()ed: with every worker down and no admin listener, this timer is what
-    // keeps the primary alive until the next try.
-    setTimeout(() => !stopping && fork(shard), restartInMs);
-  });
+    const why = spawnError ? 'worker process could not be started' : err ? 'worker could not start again' : 'worker exited unexpectedly';
+    restartLater(shard, why, { code, signal, err });
+  };
+  cluster.on('exit', (worker, code, signal) => workerGone(worker, code, signal));
 
   const giveUp = (error: string) => {
     if (stopping) return;

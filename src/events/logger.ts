@@ -72,6 +72,8 @@ export const EVENTS = {
   portalLoginFailed: 'portal.login-failed',
   portalLocked: 'portal.locked',
   portalRevoked: 'portal.revoked',
+  /** A portal request failed on the portal's side; the visitor got a 500 page without the cause. */
+  portalError: 'portal.error',
   /** postern portal rotate-key re-wrapped the stored messages' keys with a new master key. */
   portalKeyRotated: 'portal.key-rotated',
   portalExpired: 'portal.expired',

@@ -104,7 +104,8 @@ export class GatewayMetrics {
       case EVENTS.webhookFailed:
         return this.c.webhookFailures.inc();
       case EVENTS.webhookGaveUp:
-        return this.c.webhookGaveUp.inc();
+        // One line per delivery, or one for many when a full backlog gives up its oldest (count).
+        return this.c.webhookGaveUp.inc(typeof f.count === 'number' && f.count > 0 ? f.count : 1);
       case EVENTS.apiCall:
         if (f.authFailure === 'invalid' || f.authFailure === 'rate-limited') this.c.adminAuthFailures.inc({ result: f.authFailure });
         return;

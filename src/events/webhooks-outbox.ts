@@ -3,6 +3,7 @@ import { readChainLines } from '../archive/chain-lines.js';
 import { GroupCommit } from './audit-batch.js';
 import { readLineAt } from './audit-file-io.js';
 import { listSegments, SegmentFiles, type LinePosition } from './audit-files.js';
+import { backlogReason, trimBacklog } from './webhooks-backlog.js';
 
 /** An event to deliver to one webhook: written before the first attempt. No secret is in it. */
 export interface OutboxEvent {
@@ -29,6 +30,9 @@ export interface PendingDelivery {
 }
 
 const OUTBOX_FILE_BYTES = 8 * 1024 * 1024;
+const OUTBOX_MAX_PENDING_LINES = 100_000;
+/** Gave-up lines written at open between waits for the disk: well under OUTBOX_MAX_PENDING_LINES. */
+const GIVE_UP_CHUNK = 10_000;
 
 interface Item {
   line: string;
@@ -57,10 +61,17 @@ export class Outbox {
   ) {
     this.order = names.includes(files.currentName) ? names : [...names, files.currentName];
     for (const p of pending) this.unsettled.set(p.pos.file, (this.unsettled.get(p.pos.file) ?? 0) + 1);
-    this.batches = new GroupCommit<Item>(async (batch) => this.write(batch), { intervalMs: flushIntervalMs, maxBatch: 1000, maxPending: 100_000, onError });
+    this.batches = new GroupCommit<Item>(async (batch) => this.write(batch), { intervalMs: flushIntervalMs, maxBatch: 1000, maxPending: OUTBOX_MAX_PENDING_LINES, onError });
   }
 
-  static async open(dir: string, o: { flushIntervalMs: number; onError: (err: Error, failures: number) => void }): Promise<{ outbox: Outbox; pending: PendingDelivery[] }> {
+  /**
+   * Opens the outbox and finds what is pending. Beyond `maxPendingPerHook` for a webhook
+   * (left by a run that could not write its gave-up lines, an outbox adopted from another
+   * shard, or a smaller bound) the oldest are given up here, with gave-up lines so they
+   * stay given up and their files can go: `pending` holds no more than the bound, and
+   * `dropped` says how many were given up, by webhook id. Without a bound nothing is.
+   */
+  static async open(dir: string, o: { flushIntervalMs: number; onError: (err: Error, failures: number) => void; maxPendingPerHook?: number }): Promise<{ outbox: Outbox; pending: PendingDelivery[]; dropped: Map<string, number> }> {
     const files = await SegmentFiles.open(dir, { maxBytes: OUTBOX_FILE_BYTES, daily: false });
     const names = (await listSegments(dir)).map((s) => s.name);
     const pending = new Map<string, PendingDelivery>();
@@ -71,9 +82,20 @@ export class Outbox {
         else if (r) pending.delete(r.id);
       }
     }
-    const outbox = new Outbox(dir, files, names, [...pending.values()], o.onError, o.flushIntervalMs);
+    const all = [...pending.values()];
+    const max = o.maxPendingPerHook ?? Infinity;
+    const { kept, over } = trimBacklog(all, max);
+    const outbox = new Outbox(dir, files, names, all, o.onError, o.flushIntervalMs);
+    try {
+      await outbox.giveUpAll(over, backlogReason(max));
+    } catch (err) {
+      await outbox.close().catch(() => undefined);
+      throw err;
+    }
     await outbox.prune();
-    return { outbox, pending: [...pending.values()] };
+    const dropped = new Map<string, number>();
+    for (const p of over) dropped.set(p.hook, (dropped.get(p.hook) ?? 0) + 1);
+    return { outbox, pending: kept, dropped };
   }
 
   /** Queues the event; `onDurable` runs once it is on disk (then it may be sent). False when refused (the disk has been failing). */
@@ -114,6 +136,15 @@ export class Outbox {
     } finally {
       await this.files.close();
     }
+  }
+
+  /** Settles each as given up, waiting for the disk every so often: the write buffer would refuse lines beyond its bound. */
+  private async giveUpAll(list: PendingDelivery[], reason: string): Promise<void> {
+    for (const [i, p] of list.entries()) {
+      this.settle(p, { t: 'gave-up', id: p.id, reason, at: Date.now() });
+      if ((i + 1) % GIVE_UP_CHUNK === 0) await this.flush();
+    }
+    await this.flush();
   }
 
   private async write(batch: Item[]): Promise<void> {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { PosternConfig } from '../config/schema.js';
 import type { EventBus } from './bus.js';
 import { EVENTS, type Logger } from './logger.js';
+import { logBacklogGaveUp, MAX_PENDING_PER_HOOK } from './webhooks-backlog.js';
 import { Dispatcher } from './webhooks-dispatch.js';
 import { configuredHooks, OUTBOX_FLUSH_MS, subscribeHooks } from './webhooks-hooks.js';
 import { Outbox } from './webhooks-outbox.js';
@@ -20,6 +21,8 @@ export interface WebhooksOptions {
   shard: number | string;
   bus: EventBus;
   logger: Logger;
+  /** Deliveries kept waiting per webhook (file outbox); tests set a small one. Default MAX_PENDING_PER_HOOK. */
+  maxPendingPerHook?: number | undefined;
 }
 
 /**
@@ -36,13 +39,16 @@ export async function startWebhooks(o: WebhooksOptions): Promise<Webhooks> {
   if (!o.config.webhooks.length && !existsSync(dir)) return { close: async () => undefined };
   const log = o.logger.child({ component: 'webhooks' });
   const hooks = configuredHooks(o.config);
-  const { outbox, pending } = await Outbox.open(dir, {
+  const maxPending = o.maxPendingPerHook ?? MAX_PENDING_PER_HOOK;
+  const { outbox, pending, dropped } = await Outbox.open(dir, {
+    maxPendingPerHook: maxPending,
     flushIntervalMs: OUTBOX_FLUSH_MS,
     onError(err, failures) {
       if (failures === 1 || failures % 50 === 0) log.error({ event: EVENTS.webhookFailed, reason: 'outbox write failed', err: err.message, failures }, 'webhook outbox write failed; events are kept in memory and retried');
     },
   });
-  const dispatcher = new Dispatcher(hooks, outbox, log);
+  for (const [hook, count] of dropped) logBacklogGaveUp(log, hooks.get(hook)?.host, count, maxPending);
+  const dispatcher = new Dispatcher(hooks, outbox, log, maxPending);
   for (const p of pending) dispatcher.enqueue(p);
   const unsubscribe = subscribeHooks(o.bus, hooks, (e) => outbox.add(e, (p) => dispatcher.enqueue(p)), log, 'outbox full: the disk has been failing');
   const unbar = o.bus.addBarrier(() => outbox.flush());

@@ -35,6 +35,19 @@ export class DkimSigner {
    */
   async sign(message: Buffer | Readable, ctx: { mailFrom: string; queueId: string }): Promise<Signed | undefined> {
     const peeked = Buffer.isBuffer(message) ? { headers: headerBlockOf(message), stream: message } : await peekHeaders(message);
+    try {
+      return await this.signPeeked(peeked, ctx);
+    } catch (err) {
+      // A signer that fails mid-body stops reading: the spool stream behind the peeked one
+      // would stay open, its descriptor held, once per attempt. Destroying the peeked
+      // stream destroys it too (peekHeaders).
+      if (!Buffer.isBuffer(peeked.stream)) peeked.stream.destroy();
+      throw err;
+    }
+  }
+
+  /** sign, once the header block is known; the stream is the whole message. */
+  private async signPeeked(peeked: { headers: string; stream: Buffer | Readable }, ctx: { mailFrom: string; queueId: string }): Promise<Signed | undefined> {
     const domain = senderDomain(peeked.headers, ctx.mailFrom);
     const keys = domain ? keysFor(this.keys, domain) : [];
     if (!domain || !keys.length) {

@@ -51,7 +51,14 @@ export function keysRoutes(app: FastifyInstance, { config, dataDir, log }: ApiCo
     await (await opening?.catch(() => undefined))?.close();
   });
   let trust: Promise<SmimeTrust> | undefined;
-  const trustAnchors = () => (trust ??= loadSmimeTrust(config, log).then((t) => t.smimeTrust));
+  const trustAnchors = () =>
+    (trust ??= loadSmimeTrust(config, log).then(
+      (t) => t.smimeTrust,
+      (err: unknown) => {
+        trust = undefined; // a CRL unreadable now (being replaced, say): the next import reads them again
+        throw err;
+      },
+    ));
 
   app.get('/keys', guarded('read-only', { summary: 'Stored keys and certificates (without the key material)', tags, response: { 200: { type: 'array', items: keySchema } } }), async () => {
     const store = await keyStore();

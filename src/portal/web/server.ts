@@ -17,6 +17,8 @@ import { passwordProblem } from './password-rules.js';
 import { PortalPasswords, type HashingLimits } from './passwords.js';
 import { RateLimits } from './rate-limit.js';
 import { clientOf } from './client.js';
+import { failureAnswer, logFailure } from './failure.js';
+import { formFields } from './form-fields.js';
 import { loadLogo } from './logo.js';
 import { Refusal } from './refusal.js';
 import { replyAllRecipients } from './reply-all.js';
@@ -126,16 +128,21 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   };
 
   const html = (reply: FastifyReply, body: string, code = 200) => reply.code(code).type('text/html; charset=utf-8').send(body);
-  // Turned away before the work (rate limits; too many password checks at once, which
-  // are never counted as a failure): the page says when to try again.
-  app.setErrorHandler(async (err, _req, reply) => {
-    if (!(err instanceof Refusal)) throw err;
-    reply.header('retry-after', String(err.retryAfterSeconds));
-    return html(reply, infoPage(layoutFor(undefined), err.title, err.text, 'alert'), err.status);
+  app.setErrorHandler(async (err, req, reply) => {
+    // Turned away before the work (rate limits; too many password checks at once, which
+    // are never counted as a failure): the page says when to try again.
+    if (err instanceof Refusal) {
+      reply.header('retry-after', String(err.retryAfterSeconds));
+      return html(reply, infoPage(layoutFor(undefined), err.title, err.text, 'alert'), err.status);
+    }
+    // Anything else gets the portal's page, never fastify's JSON with the error's message.
+    const answer = failureAnswer(err);
+    if (answer.status >= 500) logFailure(log, req, err);
+    return html(reply, infoPage(layoutFor(undefined), answer.title, answer.text, 'alert'), answer.status);
   });
   const refuseCsrf = (reply: FastifyReply, c: Ctx) => html(reply, infoPage(c.layout, 'Request refused', 'The form had expired or did not come from this site. Go back, reload the page and try again.', 'alert'), 403);
   const canSee = (m: PortalMessage, identity: string) => (m.kind === 'received' ? m.recipients : [m.sender]).some((r) => ident(r) === identity);
-  const body = (req: FastifyRequest) => (req.body ?? {}) as Record<string, string | undefined>;
+  const body = (req: FastifyRequest) => formFields(req.body);
 
   app.get('/', async (req, reply) => {
     const c = await context(req, reply);

@@ -1,0 +1,150 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/load.js';
+import { startWebhooks } from '../../src/events/webhooks.js';
+import { testConfigInput } from '../helpers/gateway.js';
+import { capturedLogger, eventually, tempDir, type Line } from './helpers.js';
+import { freePort, WebhookReceiver } from './webhook-receiver.js';
+
+const SECRET = 'whsec-test-backlog-5d2a483f9a1c';
+
+/** A receiver that takes each request and never answers it: every attempt lasts its whole timeout. */
+class HangingReceiver {
+  requests = 0;
+  private server: Server | undefined;
+  private held: ServerResponse<IncomingMessage>[] = [];
+
+  url = '';
+
+  async start(): Promise<this> {
+    const server = createServer((req, res) => {
+      this.requests++;
+      req.resume();
+      this.held.push(res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    this.server = server;
+    this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+}
+
+interface HookOptions {
+  timeout: string;
+  retry: { initialDelay: string; maxDelay: string; giveUpAfter: string };
+  maxPendingPerHook?: number;
+}
+
+/** Each outbox line's delivery id, and the queueId of the event it carries. */
+function outboxState(dataDir: string): { pending: string[]; gaveUp: string[] } {
+  const dir = join(dataDir, 'webhooks', '0');
+  const lines = readdirSync(dir)
+    .filter((f) => f.endsWith('.jsonl'))
+    .sort()
+    .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean))
+    .map((l) => JSON.parse(l) as { t: string; id: string; payload?: { data: { queueId: string } } });
+  const queueId = new Map(lines.filter((l) => l.t === 'event').map((l) => [l.id, l.payload?.data.queueId as string]));
+  const settled = new Set(lines.filter((l) => l.t !== 'event').map((l) => l.id));
+  return {
+    pending: [...queueId].filter(([id]) => !settled.has(id)).map(([, q]) => q).sort(),
+    gaveUp: lines.filter((l) => l.t === 'gave-up').map((l) => queueId.get(l.id) as string).sort(),
+  };
+}
+
+const gaveUpLines = (lines: Line[]) => lines.filter((l) => l.event === 'webhook.gave-up');
+const backlogCount = (lines: Line[]) => gaveUpLines(lines).reduce((n, l) => n + (typeof l.count === 'number' ? l.count : 0), 0);
+const ids = (prefix: string, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `${prefix}${String(from + i).padStart(2, '0')}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('webhook backlog limits (file outbox)', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  async function sender(dataDir: string, url: string, o: HookOptions) {
+    const cap = capturedLogger();
+    const config = validateConfig(testConfigInput(dataDir, { webhooks: [{ url, events: ['delivered'], secret: SECRET, timeout: o.timeout, retry: o.retry }] }));
+    const hooks = await startWebhooks({ config, dataDir, shard: 0, bus: cap.bus, logger: cap.logger, maxPendingPerHook: o.maxPendingPerHook });
+    let closed = false;
+    const close = async () => {
+      if (!closed) await hooks.close();
+      closed = true;
+    };
+    cleanup.push(close);
+    return { ...cap, close };
+  }
+
+  const delivered = (logger: ReturnType<typeof capturedLogger>['logger'], n: string) => logger.info({ event: 'delivery.sent', queueId: n, to: `${n}@dest.test`, status: 'sent' }, 'delivered');
+
+  it('a receiver that holds every connection: deliveries older than giveUpAfter are given up when their turn comes, never sent', async () => {
+    const dataDir = tempDir();
+    const receiver = await new HangingReceiver().start();
+    cleanup.push(() => receiver.stop());
+    const a = await sender(dataDir, receiver.url, { timeout: '4s', retry: { initialDelay: '100ms', maxDelay: '100ms', giveUpAfter: '500ms' } });
+    for (const n of ids('H', 1, 10)) delivered(a.logger, n);
+    await eventually(() => receiver.requests === 4, 'four requests held by the receiver');
+    await sleep(700); // every one of the ten is older than giveUpAfter now; four are still in flight
+    delivered(a.logger, 'H11'); // the flow goes on: the dispatcher looks at what is due
+
+    // The six that waited are given up at once, unsent, while the receiver still holds the four.
+    const waited = await eventually(() => {
+      const g = gaveUpLines(a.lines);
+      return g.length >= 6 ? g : undefined;
+    }, 'the six waiting deliveries given up without an attempt', 2000);
+    expect(waited.map((l) => l.attempts)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(waited[0]).toMatchObject({ host: new URL(receiver.url).host, webhookEvent: 'delivered' });
+    expect(receiver.requests).toBe(4);
+
+    // The four time out and are given up after their one attempt; H11, too old by then, without one.
+    await eventually(() => gaveUpLines(a.lines).length === 11, 'all eleven given up', 10_000);
+    await sleep(200);
+    expect(receiver.requests).toBe(4);
+    expect(gaveUpLines(a.lines).map((l) => l.attempts).sort()).toEqual([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]);
+    await a.close();
+    expect(outboxState(dataDir).pending).toEqual([]);
+  }, 20_000);
+
+  it('beyond maxPending a webhook gives up its oldest deliveries, logged with their count; a restart loads no more than its bound', async () => {
+    const dataDir = tempDir();
+    const receiver = new WebhookReceiver(await freePort()); // down until the restart
+    const o = { timeout: '2s', retry: { initialDelay: '1h', maxDelay: '1h', giveUpAfter: '24h' } };
+
+    const a = await sender(dataDir, receiver.url, { ...o, maxPendingPerHook: 8 });
+    for (const n of ids('B', 1, 12)) delivered(a.logger, n);
+    await eventually(() => backlogCount(a.lines) === 4, 'the backlog give-up line', 5000);
+    await eventually(() => outboxState(dataDir).gaveUp.length === 4, 'gave-up lines in the outbox');
+    expect(outboxState(dataDir)).toEqual({ pending: ids('B', 5, 12), gaveUp: ids('B', 1, 4) });
+
+    for (const n of ids('B', 13, 16)) delivered(a.logger, n);
+    await eventually(() => backlogCount(a.lines) === 8, 'the next backlog give-up line');
+    await eventually(() => outboxState(dataDir).gaveUp.length === 8, 'gave-up lines in the outbox');
+    expect(outboxState(dataDir)).toEqual({ pending: ids('B', 9, 16), gaveUp: ids('B', 1, 8) });
+    const line = gaveUpLines(a.lines).find((l) => l.count);
+    expect(line).toMatchObject({ host: new URL(receiver.url).host, maxPending: 8 });
+    expect(a.printed.join('')).not.toContain(SECRET);
+    await a.close();
+
+    // A restart with a smaller bound loads only the newest five; the receiver is up now.
+    await receiver.start();
+    cleanup.push(() => receiver.stop());
+    const b = await sender(dataDir, receiver.url, { ...o, maxPendingPerHook: 5 });
+    await eventually(() => receiver.received.length >= 5, 'the five kept deliveries');
+    await sleep(300);
+    expect(receiver.received.map((r) => r.json.data.queueId).sort()).toEqual(ids('B', 12, 16));
+    expect(gaveUpLines(b.lines)).toMatchObject([{ host: new URL(receiver.url).host, count: 3, maxPending: 5 }]);
+    await b.close();
+    expect(outboxState(dataDir).pending).toEqual([]);
+  }, 20_000);
+});
