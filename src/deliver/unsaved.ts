@@ -90,6 +90,20 @@ export class UnsavedStates {
   }
 }
 
+/**
+ * When a held state is written again. On the file spool the message stays leased as long
+ * as it is held, so delivery.retry's pace is fine. On Redis the lease runs out after
+ * redis.leaseTime (unrenewed, see above), and a write made after that is refused once
+ * another instance took the message, whose attempt then repeats this one: so the first
+ * tries come within the lease (every third of it, doubling), never later than
+ * delivery.retry would have made them.
+ */
+export function unsavedRetry(config: Pick<PosternConfig, 'delivery' | 'queue' | 'redis'>): PosternConfig['delivery']['retry'] {
+  const retry = config.delivery.retry;
+  if (config.queue.backend !== 'redis') return retry;
+  return { ...retry, initialDelay: Math.min(retry.initialDelay, Math.max(1000, Math.floor(config.redis.leaseTime / 3))) };
+}
+
 /** The queue refused the write because the attempt's lease or the message is gone: writing again cannot work. */
 function refusedForGood(err: Error): boolean {
   return err instanceof LeaseLostError || err instanceof NoMessageError;

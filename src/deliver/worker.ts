@@ -10,7 +10,7 @@ import { harvestCertificates, type HarvestStep } from './harvest-step.js';
 import { localOutcomes, type Outcome } from './outcome.js';
 import { portalStep } from './portal-step.js';
 import type { Settler } from './settle.js';
-import { UnsavedStates } from './unsaved.js';
+import { UnsavedStates, unsavedRetry } from './unsaved.js';
 import { VariantError, variantsOf, type VariantBuilder, type Variant } from './variant.js';
 
 export type { Outcome } from './outcome.js';
@@ -59,7 +59,7 @@ export class DeliveryWorker {
     logger: Logger,
   ) {
     this.log = logger.child({ component: 'delivery' });
-    this.unsaved = new UnsavedStates(config.delivery.retry, (m) => stages.settler.persist(m.envelope, m.state), (id) => queue.release(id), this.log);
+    this.unsaved = new UnsavedStates(unsavedRetry(config), (m) => stages.settler.persist(m.envelope, m.state), (id) => queue.release(id), this.log);
   }
 
   start(): void {
