@@ -6,6 +6,7 @@ import type { PosternConfig } from '../../src/config/schema.js';
 import type { EventBus } from '../../src/events/bus.js';
 import { createLogger, eventBusOf, type Logger } from '../../src/events/logger.js';
 import { startGateway, type Gateway } from '../../src/main.js';
+import { startWebhooks } from '../../src/events/webhooks.js';
 import { testConfigInput } from '../helpers/gateway.js';
 
 export type Line = Record<string, unknown> & { event?: string };
@@ -89,4 +90,23 @@ export async function runPostern(args: string[]): Promise<{ code: number; stdout
   const code = Number(process.exitCode ?? 0);
   process.exitCode = previous;
   return { code, stdout, stderr };
+}
+
+/**
+ * Webhooks started on their own with a captured logger, as the gateway starts them; `close`
+ * is registered in `cleanup` and may also be called by the test (once is enough).
+ */
+export async function startWebhookSender(
+  cleanup: (() => Promise<void>)[],
+  o: { config: PosternConfig; dataDir: string; maxPendingPerHook?: number | undefined },
+): Promise<ReturnType<typeof capturedLogger> & { close: () => Promise<void> }> {
+  const cap = capturedLogger();
+  const hooks = await startWebhooks({ config: o.config, dataDir: o.dataDir, shard: 0, bus: cap.bus, logger: cap.logger, maxPendingPerHook: o.maxPendingPerHook });
+  let closed = false;
+  const close = async () => {
+    if (!closed) await hooks.close();
+    closed = true;
+  };
+  cleanup.push(close);
+  return { ...cap, close };
 }

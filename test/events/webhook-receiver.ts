@@ -12,6 +12,8 @@ export class WebhookReceiver {
   received: Received[] = [];
   requests = 0;
   status: (r: Received) => number = () => 200;
+  /** Takes each request (counted) and never answers it: the sender's attempt lasts its whole timeout. */
+  hang = false;
   private server: Server | undefined;
 
   constructor(public port = 0) {}
@@ -26,6 +28,7 @@ export class WebhookReceiver {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         this.requests++;
+        if (this.hang) return; // held open until stop()
         const body = Buffer.concat(chunks).toString('utf8');
         const r: Received = { headers: req.headers, body, json: JSON.parse(body) as Received['json'] };
         const status = this.status(r);

@@ -1,44 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
-import { startWebhooks } from '../../src/events/webhooks.js';
 import { testConfigInput } from '../helpers/gateway.js';
-import { capturedLogger, eventually, tempDir, type Line } from './helpers.js';
+import { capturedLogger, eventually, startWebhookSender, tempDir, type Line } from './helpers.js';
 import { freePort, WebhookReceiver } from './webhook-receiver.js';
 
 const SECRET = 'whsec-test-backlog-5d2a483f9a1c';
-
-/** A receiver that takes each request and never answers it: every attempt lasts its whole timeout. */
-class HangingReceiver {
-  requests = 0;
-  private server: Server | undefined;
-  private held: ServerResponse<IncomingMessage>[] = [];
-
-  url = '';
-
-  async start(): Promise<this> {
-    const server = createServer((req, res) => {
-      this.requests++;
-      req.resume();
-      this.held.push(res);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    this.server = server;
-    this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    const s = this.server;
-    this.server = undefined;
-    if (!s) return;
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
-  }
-}
 
 interface HookOptions {
   timeout: string;
@@ -73,24 +41,19 @@ describe('webhook backlog limits (file outbox)', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function sender(dataDir: string, url: string, o: HookOptions) {
-    const cap = capturedLogger();
-    const config = validateConfig(testConfigInput(dataDir, { webhooks: [{ url, events: ['delivered'], secret: SECRET, timeout: o.timeout, retry: o.retry }] }));
-    const hooks = await startWebhooks({ config, dataDir, shard: 0, bus: cap.bus, logger: cap.logger, maxPendingPerHook: o.maxPendingPerHook });
-    let closed = false;
-    const close = async () => {
-      if (!closed) await hooks.close();
-      closed = true;
-    };
-    cleanup.push(close);
-    return { ...cap, close };
-  }
+  const sender = (dataDir: string, url: string, o: HookOptions) =>
+    startWebhookSender(cleanup, {
+      config: validateConfig(testConfigInput(dataDir, { webhooks: [{ url, events: ['delivered'], secret: SECRET, timeout: o.timeout, retry: o.retry }] })),
+      dataDir,
+      maxPendingPerHook: o.maxPendingPerHook,
+    });
 
   const delivered = (logger: ReturnType<typeof capturedLogger>['logger'], n: string) => logger.info({ event: 'delivery.sent', queueId: n, to: `${n}@dest.test`, status: 'sent' }, 'delivered');
 
   it('a receiver that holds every connection: deliveries older than giveUpAfter are given up when their turn comes, never sent', async () => {
     const dataDir = tempDir();
-    const receiver = await new HangingReceiver().start();
+    const receiver = await new WebhookReceiver().start();
+    receiver.hang = true; // takes each request and never answers it: every attempt lasts its whole timeout
     cleanup.push(() => receiver.stop());
     const a = await sender(dataDir, receiver.url, { timeout: '4s', retry: { initialDelay: '100ms', maxDelay: '100ms', giveUpAfter: '500ms' } });
     for (const n of ids('H', 1, 10)) delivered(a.logger, n);

@@ -2,11 +2,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
-import { startWebhooks, type Webhooks } from '../../src/events/webhooks.js';
 import { subscriptionMatcher } from '../../src/events/webhooks-events.js';
 import { signBody, verifySignature } from '../../src/events/webhooks-sign.js';
 import { testConfigInput } from '../helpers/gateway.js';
-import { capturedLogger, eventually, tempDir } from './helpers.js';
+import { capturedLogger, eventually, startWebhookSender, tempDir } from './helpers.js';
 import { freePort, WebhookReceiver } from './webhook-receiver.js';
 
 const SECRET = 'whsec-test-3f9a1c0e7b5d2a48';
@@ -53,17 +52,7 @@ describe('webhook delivery', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function sender(dataDir: string, url: string, events: string[], retry?: Parameters<typeof hookConfig>[3]) {
-    const cap = capturedLogger();
-    const hooks: Webhooks = await startWebhooks({ config: hookConfig(dataDir, url, events, retry), dataDir, shard: 0, bus: cap.bus, logger: cap.logger });
-    let closed = false;
-    const close = async () => {
-      if (!closed) await hooks.close();
-      closed = true;
-    };
-    cleanup.push(close);
-    return { ...cap, close };
-  }
+  const sender = (dataDir: string, url: string, events: string[], retry?: Parameters<typeof hookConfig>[3]) => startWebhookSender(cleanup, { config: hookConfig(dataDir, url, events, retry), dataDir });
 
   const delivered = (logger: ReturnType<typeof capturedLogger>['logger'], n: string) => logger.info({ event: 'delivery.sent', queueId: n, to: `${n}@dest.test`, status: 'sent', password: 'not-for-receivers' }, 'delivered');
 
