@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { orphanShards } from '../common/orphan-shards.js';
 import { Outbox, type OutboxEvent } from './webhooks-outbox.js';
 
+/** Events added to the receiving outbox between waits for its disk: well under its write buffer's bound. */
+const ADOPT_STEP = 10_000;
+
 /**
  * Moves the undelivered events of file outboxes no process owns any more
  * (<dataDir>/webhooks/<n> for n ≥ count, left by an earlier run with more workers) into
@@ -27,7 +30,12 @@ export async function adoptOrphanOutboxes(dataDir: string, count: number): Promi
       if (events.length) {
         const { outbox: target } = await Outbox.open(join(root, String(into)), quiet);
         try {
-          for (const e of events) target.add(e, () => undefined);
+          // In steps: the outbox's write buffer refuses lines beyond its bound, and a
+          // refused event would be lost (the orphan is removed below) yet counted as moved.
+          for (const [i, e] of events.entries()) {
+            if (!target.add(e, () => undefined)) throw new Error(`webhook outbox ${join(root, String(into))} refused an event moved from ${from}`);
+            if ((i + 1) % ADOPT_STEP === 0) await target.flush();
+          }
           await target.flush();
         } finally {
           await target.close();
