@@ -58,6 +58,8 @@ export const EVENTS = {
   keyHarvested: 'keys.harvested',
   /** A keys.smimeTrust / keys.smimeIntermediates certificate that cannot be read was left out (start-up). */
   keyTrustSkipped: 'keys.trust-skipped',
+  /** A keys.smimeCrls file changed but could not be used; the CRLs read before stay in force. */
+  keyCrlFailed: 'keys.crl-failed',
   /** An identity or escrow key/certificate expires within 30 days, or has expired (at start, then daily). */
   keyExpiring: 'keys.expiring',
   protectEncrypted: 'protect.encrypted',

@@ -79,17 +79,24 @@ function verifies(digest: string | null, data: Buffer, ca: Certificate, signatur
  * start-up error) and again when a file changes, checked at most once a minute, so a
  * cron job that refreshes them needs no restart. A certificate whose issuer has a CRL
  * is refused when listed, and when that CRL is past its next update (fail closed).
+ *
+ * A changed file that cannot be used (unreadable, removed, a bad signature) leaves the
+ * CRLs read before in force, and `onReloadFailed` is told, once per distinct problem:
+ * the old set fails closed when it goes out of date, so an operator must learn why the
+ * refresh did not take before certificates start being refused.
  */
 export class CrlSet {
   private crls: Crl[] = [];
   private versions = new Map<string, number>();
   private checkedAt = 0;
+  private lastFailure: string | undefined;
   /** Moves when the CRLs in force change: what was checked against the old ones is checked again. */
   generation = 0;
 
   constructor(
     private readonly files: string[],
     private readonly issuers: Certificate[],
+    private readonly onReloadFailed: (reason: string) => void = () => undefined,
   ) {
     this.reload(true);
   }
@@ -111,12 +118,26 @@ export class CrlSet {
     if (!changed) return;
     try {
       const versions = new Map(this.files.map((f) => [f, statSync(f).mtimeMs]));
-      this.crls = this.files.map((f) => parseCrl(readFileSync(f), this.issuers));
+      this.crls = this.files.map((f) => readCrlFile(f, this.issuers));
       this.versions = versions;
       this.generation++;
+      this.lastFailure = undefined;
     } catch (err) {
+      const reason = `keys.smimeCrls: ${(err as Error).message}`;
       // At start a bad CRL stops the gateway; later, the last good set stays in force.
-      if (strict) throw new Error(`keys.smimeCrls: ${(err as Error).message}`);
+      if (strict) throw new Error(reason);
+      if (reason !== this.lastFailure) this.onReloadFailed(reason);
+      this.lastFailure = reason;
     }
+  }
+}
+
+/** One CRL file, its errors naming the file (statSync's and readFileSync's already do). */
+function readCrlFile(file: string, issuers: Certificate[]): Crl {
+  const data = readFileSync(file);
+  try {
+    return parseCrl(data, issuers);
+  } catch (err) {
+    throw new Error(`${file}: ${(err as Error).message}`);
   }
 }

@@ -36,7 +36,9 @@ export async function readCertificateFiles(files: string[], key: string): Promis
 export async function loadSmimeTrust(config: PosternConfig, logger: Logger): Promise<{ smimeTrust: SmimeTrust; crls: CrlSet }> {
   const trust = SmimeTrust.fromPem(await readCertificateFiles(config.keys.smimeTrust, 'keys.smimeTrust'), await readCertificateFiles(config.keys.smimeIntermediates, 'keys.smimeIntermediates'));
   for (const reason of trust.skipped) logger.warn({ event: EVENTS.keyTrustSkipped, reason }, 'S/MIME CA certificate left out');
-  const crls = new CrlSet(config.keys.smimeCrls, trust.issuers);
+  const crls = new CrlSet(config.keys.smimeCrls, trust.issuers, (reason) =>
+    logger.warn({ event: EVENTS.keyCrlFailed, reason }, 'a changed CRL file could not be used; the CRLs read before stay in force'),
+  );
   return { smimeTrust: trust.withRevocation(crls.check, () => crls.generation), crls };
 }
 

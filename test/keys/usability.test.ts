@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import forge from 'node-forge';
 import { generateKey, readPrivateKey, revokeKey } from 'openpgp';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CrlSet, parseCrl } from '../../src/keys/crl.js';
 import { inspectPgpKey } from '../../src/keys/pgp-key.js';
 import { inspectSmimeCert } from '../../src/keys/smime-cert.js';
@@ -88,7 +88,53 @@ describe('which S/MIME certificates are used', () => {
     const forged = join(dir, 'forged.crl');
     const impostor = createTestCa('Postern S/MIME Test CA');
     writeFileSync(forged, makeCrl(impostor, [serial]));
-    expect(() => new CrlSet([forged], trust.issuers)).toThrow(/keys\.smimeCrls: CRL of CN=Postern S\/MIME Test CA: bad signature/);
+    expect(() => new CrlSet([forged], trust.issuers)).toThrow(/keys\.smimeCrls: \S+forged\.crl: CRL of CN=Postern S\/MIME Test CA: bad signature/);
     expect(() => parseCrl(readFileSync(file), [])).toThrow(/its issuer is not in keys\.smimeTrust/);
+  });
+
+  it('a refreshed CRL that cannot be used is logged once per problem, and the CRLs read before stay in force', () => {
+    const revoked = ca.issueSmime(email);
+    const serial = forge.pki.certificateFromPem(revoked.cert).serialNumber;
+    const dir = mkdtempSync(join(tmpdir(), 'postern-crl-'));
+    const file = join(dir, 'ca.crl');
+    writeFileSync(file, makeCrl(ca, [serial]));
+    const failures: string[] = [];
+    const crls = new CrlSet([file], trust.issuers, (reason) => failures.push(reason));
+    const checked = trust.withRevocation(crls.check);
+    const isRevoked = () => /^revoked on /.test(inspectSmimeCert(revoked.cert, checked).unusable ?? '');
+    let now = Date.now();
+    const clock = vi.spyOn(Date, 'now').mockImplementation(() => now);
+    // Each file change gets a later mtime, as a cron job's rewrite would.
+    let mtime = Date.now() / 1000;
+    const rewrite = (pem: string) => {
+      writeFileSync(file, pem);
+      utimesSync(file, (mtime += 10), mtime);
+    };
+    const nextMinute = () => (now += 61_000);
+    try {
+      expect(isRevoked()).toBe(true);
+
+      rewrite(makeCrl(createTestCa('Postern S/MIME Test CA'), []));
+      nextMinute();
+      expect(isRevoked()).toBe(true);
+      expect(failures).toHaveLength(1);
+      expect(failures[0]).toMatch(/^keys\.smimeCrls: \S+ca\.crl: CRL of CN=Postern S\/MIME Test CA: bad signature$/);
+      nextMinute();
+      expect(isRevoked()).toBe(true);
+      expect(failures).toHaveLength(1);
+
+      rmSync(file);
+      nextMinute();
+      expect(isRevoked()).toBe(true);
+      expect(failures).toHaveLength(2);
+      expect(failures[1]).toMatch(/^keys\.smimeCrls: ENOENT.*ca\.crl/);
+
+      rewrite(makeCrl(ca, []));
+      nextMinute();
+      expect(isRevoked()).toBe(false);
+      expect(failures).toHaveLength(2);
+    } finally {
+      clock.mockRestore();
+    }
   });
 });
