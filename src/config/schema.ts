@@ -8,6 +8,7 @@ import { subscriptionProblem } from '../events/webhooks-events.js';
 import { isLoopbackHost } from '../api/loopback.js';
 import { parseKeyMaterial } from '../common/envelope-crypto.js';
 import { caTextProblem } from '../archive/sink-ca.js';
+import { asciiDomainPattern } from '../common/domain-name.js';
 import { noticeTemplate } from './notice-template.js';
 import { checkPolicySection } from '../policy/section.js';
 
@@ -61,17 +62,24 @@ const DOMAIN_PATTERN = /^(\*\.)?[a-z0-9\u0080-\uffff]([a-z0-9\u0080-\uffff-]*[a-
 const DOMAIN_MESSAGE = 'not a domain name (e.g. example.org, or *.example.org for its subdomains, or *)';
 const isDomainPattern = (v: string) => v === '*' || DOMAIN_PATTERN.test(v);
 
-const domainName = z
-  .string()
-  .transform((v) => v.trim().toLowerCase())
-  .refine(isDomainPattern, { message: DOMAIN_MESSAGE });
+/**
+ * Domains and domain patterns of the config are kept in the comparable form (lower case,
+ * A-labels: src/common/domain-name.ts), whichever form the admin wrote, because the
+ * envelope's domains are compared in it (smtp-server hands over U-labels).
+ */
+const comparablePattern = (v: string) => {
+  const lower = v.trim().toLowerCase();
+  return isDomainPattern(lower) ? (asciiDomainPattern(lower) ?? lower) : lower;
+};
+
+const domainName = z.string().transform(comparablePattern).refine(isDomainPattern, { message: DOMAIN_MESSAGE });
 
 /** A map keyed by domain pattern; a bad key is reported under its own name. */
 const domainMap = <T extends z.ZodType>(value: T) =>
   z.record(z.string(), value).transform((rec, ctx) => {
     const out: Record<string, z.output<T>> = {};
     for (const [key, v] of Object.entries(rec)) {
-      const k = key.trim().toLowerCase();
+      const k = comparablePattern(key);
       if (!isDomainPattern(k)) ctx.addIssue({ code: 'custom', path: [key], message: DOMAIN_MESSAGE });
       out[k] = v as z.output<T>;
     }

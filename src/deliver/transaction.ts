@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { asciiDomainAddress } from '../common/domain-name.js';
 import type { PooledConnection } from './pool.js';
 
 export interface RecipientReply {
@@ -34,7 +35,12 @@ export interface TransactionInput {
  */
 export async function sendTransaction(pc: PooledConnection, input: TransactionInput): Promise<TransactionResult> {
   const started = Date.now();
-  const needsUtf8 = /[^\x00-\x7f]/.test(input.from + input.to.join(''));
+  // smtp-server hands over internationalised domains as U-labels even when the client
+  // sent A-labels: such an address goes out with its domain as A-labels, which needs no
+  // SMTPUTF8. Only a non-ASCII local part does. Replies are matched by position.
+  const from = asciiDomainAddress(input.from);
+  const to = input.to.map(asciiDomainAddress);
+  const needsUtf8 = /[^\x00-\x7f]/.test(from + to.join(''));
   if (needsUtf8 && !pc.supports('SMTPUTF8')) {
     release(input.body);
     return local(input.to, 'smtputf8', '553 5.6.7 Remote server does not support SMTPUTF8, required by an internationalised address', started);
@@ -45,7 +51,7 @@ export async function sendTransaction(pc: PooledConnection, input: TransactionIn
   }
   pc.messages++;
   return new Promise((resolve) => {
-    pc.conn.send({ from: input.from || false, to: input.to, size: input.size, use8BitMime: input.eightBit }, input.body, (err, info) => {
+    pc.conn.send({ from: from || false, to, size: input.size, use8BitMime: input.eightBit }, input.body, (err, info) => {
       // By now the body was sent whole or never will be. Released on every path: nodemailer
       // does not touch it when it refuses before MAIL FROM (a SIZE the remote announced is
       // smaller), and a spool stream left open keeps its file descriptor and 64 KB buffer,
@@ -55,7 +61,7 @@ export async function sendTransaction(pc: PooledConnection, input: TransactionIn
       if (!err && info) {
         const rejected = new Map((info.rejectedErrors ?? []).map((e) => [e.recipient ?? '', e.response ?? e.message]));
         resolve({
-          replies: input.to.map((rcpt) => (rejected.has(rcpt) ? { rcpt, ok: false, response: rejected.get(rcpt) as string } : { rcpt, ok: true, response: info.response })),
+          replies: input.to.map((rcpt, i) => (rejected.has(to[i]!) ? { rcpt, ok: false, response: rejected.get(to[i]!) as string } : { rcpt, ok: true, response: info.response })),
           reusable: !pc.closed,
           transmitMs,
         });
@@ -69,7 +75,7 @@ export async function sendTransaction(pc: PooledConnection, input: TransactionIn
       if (e.response && (e.code === 'EENVELOPE' || e.code === 'EMESSAGE')) {
         const perRcpt = new Map((e.rejectedErrors ?? []).map((r) => [r.recipient ?? '', r.response ?? e.response]));
         resolve({
-          replies: input.to.map((rcpt) => ({ rcpt, ok: false, response: perRcpt.get(rcpt) ?? (e.response as string) })),
+          replies: input.to.map((rcpt, i) => ({ rcpt, ok: false, response: perRcpt.get(to[i]!) ?? (e.response as string) })),
           // The session is still in step after a refused envelope or message; RSET before reuse.
           reusable: false,
           transmitMs,

@@ -1,5 +1,6 @@
 import type { AuthUser, ClientRule } from '../config/schema.js';
 import { cidrContains, parseCidr, type Cidr } from './cidr.js';
+import { comparableDomain } from '../common/domain-name.js';
 
 /**
  * Who may relay through Postern: clients listed by network in smtp.clients, or
@@ -45,17 +46,19 @@ export class RelayAuthorizer {
 /**
  * The most specific pattern of a map that matches the domain: the exact name, then the
  * longest "*.parent", then "*" (as Postfix transport_maps), whatever the file order.
+ * Patterns are in the comparable form (the config and the policy file normalise their
+ * keys); the domain is put in it here, as it may arrive as U-labels or A-labels.
  */
 export function mostSpecificMatch(patterns: string[], domain: string): string | undefined {
-  const d = domain.toLowerCase();
+  const d = comparableDomain(domain);
   if (patterns.includes(d)) return d;
   const wild = patterns.filter((p) => p.startsWith('*.') && domainMatches(p, d)).sort((a, b) => b.length - a.length)[0];
   return wild ?? (patterns.includes('*') ? '*' : undefined);
 }
 
-/** exact "example.org", "*.example.org" for subdomains only, "*" for any. */
+/** exact "example.org", "*.example.org" for subdomains only, "*" for any (the pattern in the comparable form). */
 export function domainMatches(pattern: string, domain: string): boolean {
-  const d = domain.toLowerCase();
+  const d = comparableDomain(domain);
   if (pattern === '*') return true;
   if (pattern.startsWith('*.')) return d.endsWith(pattern.slice(1));
   return d === pattern;

@@ -1,5 +1,6 @@
 import { domainOf, mostSpecificMatch } from '../ingress/authorize.js';
-import { comparableAddress, comparableDomain } from './domain-key.js';
+import { comparableDomain } from '../common/domain-name.js';
+import { comparableAddress } from './domain-key.js';
 import type { Decision, MessageFacts, ProtectionMethod } from '../types.js';
 import { matchRule, type MatchContext } from './match.js';
 import type { Policy, PolicyAction } from './schema.js';

@@ -1,5 +1,5 @@
 import { domainMatches, domainOf } from '../ingress/authorize.js';
-import { comparableDomain } from './domain-key.js';
+import { comparableDomain } from '../common/domain-name.js';
 import type { MessageFacts } from '../types.js';
 import type { Policy, PolicyMatch } from './schema.js';
 

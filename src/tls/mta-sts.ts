@@ -1,6 +1,7 @@
 import { rootCertificates } from 'node:tls';
 import { parsePolicy, resolvePolicy } from 'mailauth/lib/mta-sts.js';
 import { MemoryCache, type SharedCache } from '../common/shared-cache.js';
+import { asciiDomainPattern, comparableDomain } from '../common/domain-name.js';
 import { FetchError, fetchPolicy, type StsFailure } from './policy-fetch.js';
 
 export type { StsFailure } from './policy-fetch.js';
@@ -59,7 +60,9 @@ export class MtaSts {
   }
 
   async policyFor(domain: string, now = Date.now()): Promise<MtaStsLookup> {
-    const d = domain.toLowerCase();
+    // Discovery, the policy host's name and its certificate check all use the A-label
+    // form (RFC 8461 §3); the envelope may carry U-labels (smtp-server converts them).
+    const d = comparableDomain(domain);
     const cached = await this.cache.get<MtaStsPolicy>(`mta-sts:policy:${d}`);
     const valid = cached && now < cached.fetchedAt + cached.maxAge * 1000 ? cached : undefined;
     const recentFailure = await this.cache.get<{ until: number; lookup: MtaStsLookup }>(`mta-sts:failure:${d}`);
@@ -135,9 +138,9 @@ async function beforeDeadline<T>(answer: Promise<T>, deadline: number, what: str
  * lets "*.example.com" match any depth, so this is written out.)
  */
 export function mxMatchesPolicy(mxHost: string, policy: Pick<MtaStsPolicy, 'mx'>): boolean {
-  const mx = mxHost.toLowerCase().replace(/\.$/, '');
+  const mx = comparableDomain(mxHost);
   return policy.mx.some((pattern) => {
-    const p = pattern.toLowerCase().replace(/\.$/, '');
+    const p = asciiDomainPattern(pattern) ?? pattern.toLowerCase().replace(/\.$/, '');
     if (!p.startsWith('*.')) return p === mx;
     const parent = p.slice(1);
     return mx.endsWith(parent) && !mx.slice(0, -parent.length).includes('.') && mx.length > parent.length;

@@ -165,6 +165,17 @@ describe('defaults of a minimal config', () => {
     expect(c.smtp.clients[0]?.senderDomains).toEqual(['example.org', '*.corp.example', '*']);
   });
 
+  it('internationalised domains of sender lists and domain maps are kept as A-labels, whichever form was written', () => {
+    const c = parseConfigText(
+      `${HOST}smtp:\n  clients:\n    - cidr: 10.0.0.0/8\n      senderDomains: ["Bücher.Example", "*.Söndr.example"]\ndelivery:\n  routes:\n    "Bücher.Example": "127.0.0.1:2525"\n    "xn--sndr-5qa.example": "127.0.0.1:2526"\n  tls:\n    domains:\n      "*.bücher.example": encrypt\n`,
+      'x.yaml',
+      {},
+    );
+    expect(c.smtp.clients[0]!.senderDomains).toEqual(['xn--bcher-kva.example', '*.xn--sndr-5qa.example']);
+    expect(Object.keys(c.delivery.routes).sort()).toEqual(['xn--bcher-kva.example', 'xn--sndr-5qa.example']);
+    expect(Object.keys(c.delivery.tls.domains)).toEqual(['*.xn--bcher-kva.example']);
+  });
+
   it('portal.replyFrom: unset by default (replies then come from secure-reply@<hostname>); a set one must be a plain address', () => {
     expect(config.portal.replyFrom).toBeUndefined();
     expect(parseConfigText(`${HOST}portal:\n  replyFrom: replies@gw.example.org\n`, 'x.yaml', {}).portal.replyFrom).toBe('replies@gw.example.org');

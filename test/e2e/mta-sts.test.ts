@@ -25,11 +25,11 @@ describe('MTA-STS during delivery', () => {
   let selfSignedMx: TestMx;
 
   beforeAll(async () => {
-    https = await new TestHttps(ca.issue(['mta-sts.enforced.test', 'mta-sts.mismatch.test', 'mta-sts.badcert.test', 'mta-sts.testing.test', 'mta-sts.redirect.test', 'mta-sts.cached.test', 'mta-sts.testingbad.test'])).start();
-    goodMx = await s.mx({ tls: ca.issue(['mx.enforced.test', 'mx.mismatch.test', 'mx.testing.test', 'mx.redirect.test', 'mx.cached.test', 'mx2.cached.test', 'mx.nopolicy.test']) });
+    https = await new TestHttps(ca.issue(['mta-sts.enforced.test', 'mta-sts.mismatch.test', 'mta-sts.badcert.test', 'mta-sts.testing.test', 'mta-sts.redirect.test', 'mta-sts.cached.test', 'mta-sts.testingbad.test', 'mta-sts.xn--bcher-kva.test'])).start();
+    goodMx = await s.mx({ tls: ca.issue(['mx.enforced.test', 'mx.mismatch.test', 'mx.testing.test', 'mx.redirect.test', 'mx.cached.test', 'mx2.cached.test', 'mx.nopolicy.test', 'mx.xn--bcher-kva.test']) });
     selfSignedMx = await s.mx({ tls: selfSigned('mx.badcert.test') });
     dns = await new TestDns({}).start();
-    for (const d of ['enforced', 'mismatch', 'badcert', 'testing', 'redirect', 'cached', 'testingbad']) {
+    for (const d of ['enforced', 'mismatch', 'badcert', 'testing', 'redirect', 'cached', 'testingbad', 'xn--bcher-kva']) {
       dns.zone[`${d}.test`] = { MX: [{ exchange: `mx.${d}.test`, priority: 10 }] };
       dns.zone[`mx.${d}.test`] = { A: ['127.0.0.1'] };
       dns.zone[`_mta-sts.${d}.test`] = { TXT: ['v=STSv1; id=20261123;'] };
@@ -72,6 +72,21 @@ describe('MTA-STS during delivery', () => {
     expect(line).toMatchObject({ event: 'delivery.deferred', category: 'tls:validation-failure' });
     expect(String(line.response)).toMatch(/is allowed by its MTA-STS policy \(mx: mx.other-provider.test\); nothing sent/);
     expect(arrived).toBe(0);
+  });
+
+  it('an internationalised domain: its policy is looked up in A-labels and enforced (smtp-server hands over U-labels)', async () => {
+    // smtp-server hands over "bücher.test" for "xn--bcher-kva.test"; discovery and the
+    // policy host's certificate are in A-labels. Asked in U-labels, the fetch failed its
+    // certificate check and the message went in clear to an MX the policy does not list.
+    https.routes.set('/.well-known/mta-sts.txt', { body: policy('enforce', ['mx.other-provider.test']) });
+    const gw = await gatewayFor(goodMx);
+    const before = goodMx.messages.length;
+    expect((await sendMail(gw.port, { from: 'sender@client.test', to: ['dr@xn--bcher-kva.test'], raw: testMessage({ subject: 'idn' }) })).ok).toBe(true);
+    const line = await gw.waitForLog((l) => l.event === 'delivery.sent' || l.event === 'delivery.deferred');
+    expect(line).toMatchObject({ event: 'delivery.deferred', category: 'tls:validation-failure' });
+    expect(String(line.response)).toMatch(/MTA-STS policy \(mx: mx.other-provider.test\); nothing sent/);
+    await new Promise((res) => setTimeout(res, 200));
+    expect(goodMx.messages.length - before).toBe(0);
   });
 
   it('enforce, certificate not trusted: nothing sent', async () => {

@@ -66,6 +66,35 @@ describe('extensions the original client relied on', () => {
     expect(dest.messages).toHaveLength(0);
   });
 
+  it('sends an address whose domain only is internationalised with A-labels, without SMTPUTF8, routed by an A-label key', async () => {
+    // smtp-server turns "xn--bcher-kva.test" into "bücher.test": without the conversion
+    // back, the route keyed by the A-label missed and the next hop needed SMTPUTF8 (5.6.7).
+    const dest = await mx({ smtputf8: false });
+    const elsewhere = await mx();
+    gw = await s.gateway({ delivery: { routes: { 'xn--bcher-kva.test': { nexthop: `127.0.0.1:${dest.port}`, tls: 'none' }, '*': { nexthop: `127.0.0.1:${elsewhere.port}`, tls: 'none' } } } });
+    expect((await sendMail(gw.port, { from: 'a@xn--sndr-5qa.test', to: ['dr@xn--bcher-kva.test'], raw: testMessage() })).ok).toBe(true);
+    const c = await RawSmtp.connect(gw.port);
+    await c.command('EHLO client.test');
+    expect(await c.command('MAIL FROM:<a@client.test> SMTPUTF8')).toMatch(/^250/);
+    c.write(Buffer.from('RCPT TO:<nurse@bücher.test>\r\n', 'utf8'));
+    expect(await c.read()).toMatch(/^250/);
+    expect(await c.command('DATA')).toMatch(/^354/);
+    c.write('Subject: u-label\r\n\r\nhej\r\n.\r\n');
+    expect(await c.read()).toMatch(/^250 /);
+    c.close();
+    await dest.waitFor(2);
+    // The test MX is smtp-server too, so it shows the domains as U-labels again; that it
+    // took them at all, without SMTPUTF8, shows they went out as A-labels.
+    expect(dest.messages.map((m) => [m.mailFrom, m.rcptTo])).toEqual(
+      expect.arrayContaining([
+        ['a@söndr.test', ['dr@bücher.test']],
+        ['a@client.test', ['nurse@bücher.test']],
+      ]),
+    );
+    expect(elsewhere.messages).toHaveLength(0);
+    expect(gw.logs.filter((l) => l.event === 'delivery.bounced')).toHaveLength(0);
+  });
+
   it('bounces with 5.6.3 rather than send an 8-bit body to a server without 8BITMIME', async () => {
     const dest = await mx({ eightBitMime: false });
     const senderMx = await mx();
