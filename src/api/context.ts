@@ -12,9 +12,13 @@ export interface ApiContext {
   sources: AdminSources;
 }
 
-/** An error fastify answers with this status and `{ statusCode, error, message }`. */
-export function apiError(statusCode: number, message: string): Error {
-  return Object.assign(new Error(message), { statusCode });
+/**
+ * An error fastify answers with this status and `{ statusCode, error, message }`, and
+ * with `headers` (e.g. Retry-After on a 503): fastify's error handler sets an error's
+ * `headers` on the reply.
+ */
+export function apiError(statusCode: number, message: string, headers?: Record<string, string>): Error {
+  return Object.assign(new Error(message), { statusCode }, headers && { headers });
 }
 
 /** Who made the call, as recorded in logs and in the records a change writes (holds, revocations). */

@@ -35,6 +35,25 @@ export class WorkerGoneError extends Error {
   }
 }
 
+/**
+ * The worker's channel is open but it did not answer within the deadline: it is stopped
+ * (SIGSTOP), its event loop is blocked, or it is overloaded. Unlike a worker that is gone,
+ * nothing starts it again, and it may still act on the question once it runs again.
+ * 503 when it reaches the admin API as it is.
+ */
+export class WorkerTimeoutError extends Error {
+  readonly statusCode = 503;
+  readonly pid: number | undefined;
+  constructor(
+    worker: Worker,
+    readonly op: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`worker ${worker.id} did not answer ${op} within ${timeoutMs} ms`);
+    this.pid = worker.process.pid;
+  }
+}
+
 export type IpcHandlers = Record<string, (...args: never[]) => Promise<unknown>>;
 
 interface Pending {
@@ -72,7 +91,7 @@ export class IpcClient {
     if (!worker.isConnected()) return Promise.reject(new WorkerGoneError(worker, op));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => this.settle(id)?.reject(new Error(`worker ${worker.id} did not answer ${op} within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const timer = setTimeout(() => this.settle(id)?.reject(new WorkerTimeoutError(worker, op, this.timeoutMs)), this.timeoutMs);
       this.pending.set(id, { worker, op, resolve: resolve as (v: unknown) => void, reject, timer });
       try {
         // With a callback, a send that fails (the channel closed between the check above

@@ -77,7 +77,9 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
   const sinks = config.admin.enabled ? await startEventSinks(config, dataDir, 'primary', logger) : undefined;
   const own = new GatewayMetrics(eventBusOf(logger), { audit: sinks?.audit && (() => sinks.audit!.status()) }, { processMetrics: false });
   const live = () => [...ready].flatMap((worker) => (shards.has(worker) ? [{ worker, shard: shards.get(worker) as number }] : []));
-  const sources = new ClusterSources(live, { own: own.registry, audit: sinks?.audit && auditGate(sinks.audit), policy: policies });
+  // shards: every configured one, so that a shard whose worker is being started again is
+  // known to be silent (its messages may be there), not taken as one that has none.
+  const sources = new ClusterSources(live, { shards: count, log: logger.child({ component: 'admin' }), own: own.registry, audit: sinks?.audit && auditGate(sinks.audit), policy: policies });
   let admin: AdminListener | undefined;
   try {
     admin = await startAdminListener(config, dataDir, sources, logger);

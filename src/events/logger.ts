@@ -86,6 +86,8 @@ export const EVENTS = {
   adminListen: 'admin.listen',
   /** The admin listener is on a non-loopback address without TLS (admin.cleartext: warn). */
   adminCleartext: 'admin.cleartext',
+  /** (cluster primary) A worker that is running did not answer an admin question within the IPC deadline (stopped, hung, overloaded). */
+  adminWorkerTimeout: 'admin.worker-timeout',
   apiCall: 'api.call',
   queueRetried: 'queue.retried',
   queueDeleted: 'queue.deleted',

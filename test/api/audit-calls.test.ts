@@ -58,6 +58,9 @@ describe.each([1, 2])('api.call records on disk, workers: %i', (workers) => {
   it('each call, allowed or refused, is exactly one record with actor, status, ip, method and route', async () => {
     gw = await startChildGateway(dir, testConfigInput(dataDir, { workers, log: { level: 'info' }, admin: await adminConfig() }));
     await until(() => gw!.logs.some((l) => l.event === 'admin.listen'), 10_000, 'admin listener');
+    // Every worker ready (the primary says so once all are): until then, a call about a
+    // message no shard that answered has is 503 (a shard still starting may hold it), not 404.
+    await until(() => gw!.logs.some((l) => l.event === 'gateway.ready' && (workers === 1 || l.workers === workers)), 15_000, 'every worker ready');
     const url = `http://127.0.0.1:${gw.logs.find((l) => l.event === 'admin.listen')?.port as number}`;
     const calls = await plan();
     for (const c of calls) expect((await call(`${url}${c.path}`, c.opts)).status, sig({ ...c })).toBe(c.status);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterSources } from '../../src/api/cluster-ops.js';
+import { createLogger } from '../../src/events/logger.js';
 
 const IPC = join(process.cwd(), 'dist', 'api', 'ipc.js');
 
@@ -51,7 +52,7 @@ describe('cluster admin sources: a listed worker that has exited', () => {
       workers.push(worker);
     }
     await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))));
-    sources = new ClusterSources(() => workers.map((worker, shard) => ({ worker, shard })), { policy: undefined as never, timeoutMs: 3000 });
+    sources = new ClusterSources(() => workers.map((worker, shard) => ({ worker, shard })), { shards: 2, log: createLogger('silent'), policy: undefined as never, timeoutMs: 3000 });
     const gone = workers[1]!;
     const exited = new Promise((resolve) => gone.once('exit', resolve));
     gone.process.kill('SIGKILL');

@@ -4,22 +4,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FsSpool } from '../../src/queue/fs/spool.js';
 import { adoptOrphanShards, spoolShardDir } from '../../src/queue/fs/shards.js';
-import { newQueueId } from '../../src/queue/ids.js';
 import { startChildGateway, type ChildGateway } from '../helpers/child-gateway.js';
 import { testConfigInput } from '../helpers/gateway.js';
 import { TestMx } from '../helpers/mx-server.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
-
-async function queueInShard(dataDir: string, shard: number, n: number): Promise<void> {
-  const q = new FsSpool(spoolShardDir(dataDir, shard));
-  await q.open();
-  for (let i = 0; i < n; i++) {
-    const w = await q.receive({ id: newQueueId(), receivedAt: Date.now(), mailFrom: 'a@client.test', rcptTo: ['b@dest.test'], client: { ip: '127.0.0.1', helo: 'c', sessionId: 's' }, bodyType: '7bit', smtpUtf8: false });
-    await w.write(Buffer.from(`Subject: shard ${shard} #${i}\r\n\r\nbody\r\n`));
-    await w.commit();
-  }
-  await q.close();
-}
+import { queueInShard } from './spool-helpers.js';
 
 describe('spool shards', () => {
   it('moves messages of shards no worker will own into the remaining ones', async () => {
