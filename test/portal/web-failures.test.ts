@@ -1,5 +1,7 @@
 import { renameSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { Agent, fetch } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { portalApps, type PortalApp } from '../helpers/portal-app.js';
 
@@ -22,6 +24,18 @@ function expectPortalPage(res: { headers: Record<string, unknown>; body: string 
 }
 
 const portalErrors = (portal: PortalApp) => portal.logs.filter((l) => l.event === 'portal.error');
+
+/** The portal's certificate in tests is the self-signed development one. */
+const agent = new Agent({ connect: { rejectUnauthorized: false } });
+
+/** The app on a real socket, 127.0.0.1 only; closed with it. */
+async function listening(portal: PortalApp): Promise<string> {
+  await portal.app.listen({ host: '127.0.0.1', port: 0 });
+  return `https://127.0.0.1:${(portal.app.server.address() as AddressInfo).port}`;
+}
+
+/** What every page of the portal is sent with, whatever its status. */
+const SECURITY_HEADERS = ['content-security-policy', 'x-frame-options', 'x-content-type-options', 'referrer-policy', 'strict-transport-security', 'cache-control'];
 
 describe('portal requests that fail', () => {
   const start = portalApps();
@@ -79,5 +93,33 @@ describe('portal requests that fail', () => {
     expect(String(lines[0]?.err)).toContain('not a directory');
     // The link's token is a password to the message: never in the log.
     expect(JSON.stringify(lines)).not.toContain(token);
+  });
+
+  it('a path the portal has no page for gets its 404 page with the headers of its other pages, for any method, and no portal.error', async () => {
+    const portal = await start();
+    const base = await listening(portal);
+    const login = await fetch(`${base}/login`, { dispatcher: agent });
+    expect(login.status).toBe(200);
+    const requests: [string, string, Record<string, string>?, string?][] = [
+      ['GET', '/nope'],
+      ['GET', '/message/x/unknown?next=/inbox'],
+      ['POST', '/message/x/unknown', FORM, 'csrf=x&text=hello'],
+      ['DELETE', '/inbox'],
+      ['HEAD', '/nope'],
+    ];
+    for (const [method, path, headers, body] of requests) {
+      const res = await fetch(`${base}${path}`, { method, headers, body, dispatcher: agent });
+      const what = `${method} ${path}`;
+      expect(res.status, what).toBe(404);
+      expect(res.headers.get('content-type'), what).toBe('text/html; charset=utf-8');
+      for (const name of SECURITY_HEADERS) expect(res.headers.get(name), `${what}: ${name}`).toBe(login.headers.get(name));
+      const html = await res.text();
+      if (method === 'HEAD') expect(html).toBe('');
+      else {
+        expectPortalPage({ headers: Object.fromEntries(res.headers), body: html }, 'Page not found');
+        expect(html, what).not.toMatch(/Route |not found"|fastify/i);
+      }
+    }
+    expect(portalErrors(portal)).toEqual([]);
   });
 });

@@ -17,6 +17,9 @@ const CLIENT_ERRORS: Record<number, Omit<FailureAnswer, 'status'>> = {
 };
 const OTHER_CLIENT_ERROR = { title: 'Request refused', text: 'This request cannot be answered. Go back, reload the page and try again.' };
 
+/** An address the portal has no page for (a mistyped or cut-off link). */
+export const NOT_FOUND: FailureAnswer = { status: 404, title: 'Page not found', text: 'There is no page at this address. Check the link you followed, or ask the sender to send it again.' };
+
 /**
  * What the visitor is told of a failed request: a 4xx keeps its status, with a page that
  * says what to do; anything else is a 500 page with nothing of its cause (the visitor may

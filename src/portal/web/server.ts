@@ -17,12 +17,13 @@ import { passwordProblem } from './password-rules.js';
 import { PortalPasswords, type HashingLimits } from './passwords.js';
 import { RateLimits } from './rate-limit.js';
 import { clientOf } from './client.js';
-import { failureAnswer, logFailure } from './failure.js';
+import { failureAnswer, logFailure, NOT_FOUND } from './failure.js';
 import { formFields } from './form-fields.js';
 import { loadLogo } from './logo.js';
 import { Refusal } from './refusal.js';
 import { replyAllRecipients } from './reply-all.js';
 import { replySender } from './reply-sender.js';
+import { readReplyUpload, replyFilesLimit, type ReplyUpload } from './reply-upload.js';
 import { bodyDocument, parseStored } from './render-message.js';
 import { csrfValid, SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 
@@ -62,12 +63,16 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
   // Every password the handlers hash goes through the portal's passwords.
   const hashPassword = (password: string) => passwords.hash(password);
   const limits = new RateLimits(store, p.rateLimit);
+  const replyFilesBytes = replyFilesLimit(config.smtp.limits.maxMessageSize);
   // req.ip is the client only when X-Forwarded-For comes from a proxy we trust: the rate
   // limits count per req.ip, and anyone else could pick a new address per request.
   const app = Fastify({ https: { cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, logger: false, trustProxy: p.trustProxy, bodyLimit: 1024 * 1024 });
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
-  await app.register(fastifyMultipart, { limits: { fileSize: 25 * 1024 * 1024, files: 10, fields: 10 } });
+  // A file may use what a reply may hold (replyFilesBytes), and the parser's own cut comes
+  // one byte later: readReplyUpload sees the file go over and stops reading, where the cut
+  // would read the rest of the file to throw it away.
+  await app.register(fastifyMultipart, { limits: { fileSize: replyFilesBytes + 1, files: 10, fields: 10 } });
 
   app.addHook('onSend', async (_req, reply, payload) => {
     if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', PAGE_CSP);
@@ -140,6 +145,10 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     if (answer.status >= 500) logFailure(log, req, err);
     return html(reply, infoPage(layoutFor(undefined), answer.title, answer.text, 'alert'), answer.status);
   });
+  // A path no route has: the portal's page, never fastify's JSON (it names the method and
+  // path, and tells a scanner what answers). Anyone's mistake, not the portal's: no
+  // portal.error, and no session read (a scanner's requests cost nothing).
+  app.setNotFoundHandler(async (_req, reply) => html(reply, infoPage(layoutFor(undefined), NOT_FOUND.title, NOT_FOUND.text, 'alert'), NOT_FOUND.status));
   const refuseCsrf = (reply: FastifyReply, c: Ctx) => html(reply, infoPage(c.layout, 'Request refused', 'The form had expired or did not come from this site. Go back, reload the page and try again.', 'alert'), 403);
   const canSee = (m: PortalMessage, identity: string) => (m.kind === 'received' ? m.recipients : [m.sender]).some((r) => ident(r) === identity);
   const body = (req: FastifyRequest) => formFields(req.body);
@@ -358,22 +367,41 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     return reply.type('application/octet-stream').send(a.content);
   });
 
+  /**
+   * A multipart reply, read only as far as it is wanted (readReplyUpload). Stopped early,
+   * the rest of the body stays unread, so the connection cannot carry another request:
+   * it ends with the answer, which lets the client stop sending.
+   */
+  const readUpload = async (req: FastifyRequest, reply: FastifyReply, session: Session): Promise<ReplyUpload> => {
+    let upload: ReplyUpload;
+    try {
+      upload = await readReplyUpload(req.parts(), (token) => csrfValid(session, token), replyFilesBytes);
+    } catch (err) {
+      // The parser's own refusals (too many files, a malformed body) stop reading too.
+      reply.header('connection', 'close');
+      throw err;
+    }
+    if (upload.outcome !== 'read') reply.header('connection', 'close');
+    return upload;
+  };
+  const urlencodedReply = (f: Record<string, string | undefined>, session: Session): ReplyUpload => {
+    if (!csrfValid(session, f.csrf)) return { outcome: 'csrf-refused' };
+    return { outcome: 'read', fields: f, files: [] };
+  };
+  const tooLarge = (reply: FastifyReply, c: Ctx) => {
+    const answer = failureAnswer({ statusCode: 413 });
+    return html(reply, infoPage(c.layout, answer.title, answer.text, 'alert'), answer.status);
+  };
+
   // A secure reply, with attachments, to the original sender (and all, if allowed).
   app.post<{ Params: { id: string } }>('/message/:id/reply', async (req, reply) => {
     const v = await viewable(req, reply);
     if (!v) return reply;
     const { c, m } = v;
-    const fields: Record<string, string> = {};
-    const files: { filename: string; content: Buffer; contentType?: string }[] = [];
-    if (req.isMultipart()) {
-      for await (const part of req.parts()) {
-        if (part.type === 'file') {
-          const content = await part.toBuffer();
-          if (part.filename && content.length) files.push({ filename: part.filename, content, contentType: part.mimetype });
-        } else fields[part.fieldname] = String(part.value);
-      }
-    } else Object.assign(fields, body(req));
-    if (!csrfValid(c.session, fields.csrf)) return refuseCsrf(reply, c);
+    const form = req.isMultipart() ? await readUpload(req, reply, c.session) : urlencodedReply(body(req), c.session);
+    if (form.outcome === 'csrf-refused') return refuseCsrf(reply, c);
+    if (form.outcome === 'too-large') return tooLarge(reply, c);
+    const { fields, files } = form;
     const text = (fields.text ?? '').trim();
     if (!text && !files.length) return html(reply, infoPage(c.layout, 'Nothing to send', 'Write a reply or attach a file.', 'alert'), 400);
     const identity = c.session.identity as string;
@@ -400,6 +428,8 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
       references: [original.references, original.messageId].filter(Boolean).join(' ') || undefined,
       attachments: files,
     });
+    // The files were bounded as they came in; the text and the headers come on top.
+    if (raw.length > config.smtp.limits.maxMessageSize) return tooLarge(reply, c);
     const queued = await enqueueLocal(queue, { hostname: config.hostname, from: sender.envelopeFrom, to: [...to, ...others], raw, origin: 'portal-reply', sessionId: `portal-reply-${m.id}` });
     const now = Date.now();
     await store.putMessage(raw, { createdAt: now, expiresAt: now + p.expiry, sender: identity, recipients: [...to, ...others], queueId: queued.id, kind: 'reply', inReplyTo: m.id });
