@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 import { rfc5322Date, LOOP_HEADER } from '../ingress/trace-headers.js';
 import type { Envelope } from '../types.js';
 
@@ -43,6 +44,12 @@ export async function readHeaderBlock(body: Readable, limit = 64 * 1024): Promis
  * message/delivery-status part naming only the failed recipients, and the original
  * headers. Sent from the null sender with Auto-Submitted (RFC 3834) so it is never
  * answered or bounced again.
+ *
+ * The report is 7-bit whatever the original held: its text part and the original's
+ * headers are quoted-printable when they are not ASCII, and a non-ASCII recipient is
+ * written as RFC 6533's utf-8 address type in its 7-bit form. An 8-bit report would need
+ * 8BITMIME at the sender's server, and one refused there could not be reported in turn
+ * (never a report about a report): the sender would never learn of the failure.
  */
 export function buildDsn(opts: { hostname: string; original: Envelope; failed: FailedRecipient[]; originalHeaders: Buffer; now?: Date }): Buffer {
   const { hostname, original, failed } = opts;
@@ -62,11 +69,11 @@ export function buildDsn(opts: { hostname: string; original: Envelope; failed: F
   const perRecipient = failed
     .map((f) =>
       [
-        `Final-Recipient: rfc822; ${f.rcpt}`,
+        `Final-Recipient: ${recipientField(f.rcpt)}`,
         'Action: failed',
         `Status: ${f.status}`,
         ...(f.remoteMta ? [`Remote-MTA: dns; ${f.remoteMta}`] : []),
-        foldField(`Diagnostic-Code: ${f.diagnosticType}; ${clean(f.diagnostic)}`),
+        foldField(`Diagnostic-Code: ${f.diagnosticType}; ${asciiOnly(clean(f.diagnostic))}`),
         `Last-Attempt-Date: ${rfc5322Date(new Date(f.lastAttemptAt))}`,
       ].join('\r\n'),
     )
@@ -88,9 +95,7 @@ export function buildDsn(opts: { hostname: string; original: Envelope; failed: F
     `--${boundary}`,
     'Content-Description: Notification',
     'Content-Type: text/plain; charset=utf-8',
-    'Content-Transfer-Encoding: 8bit',
-    '',
-    human,
+    ...sevenBit(Buffer.from(human)),
     `--${boundary}`,
     'Content-Description: Delivery report',
     'Content-Type: message/delivery-status',
@@ -102,10 +107,38 @@ export function buildDsn(opts: { hostname: string; original: Envelope; failed: F
     `--${boundary}`,
     'Content-Description: Undelivered Message Headers',
     'Content-Type: text/rfc822-headers',
-    '',
+    ...sevenBit(opts.originalHeaders.length ? opts.originalHeaders : Buffer.from('\r\n')),
   ].join('\r\n');
-  const headerBlock = opts.originalHeaders.length ? opts.originalHeaders : Buffer.from('\r\n');
-  return Buffer.concat([Buffer.from(`${headers}\r\n\r\n${body}\r\n`), headerBlock, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+  return Buffer.from(`${headers}\r\n\r\n${body}\r\n--${boundary}--\r\n`);
+}
+
+/**
+ * A MIME part's Content-Transfer-Encoding line, the empty line, and its content: as it
+ * is when it is ASCII, else quoted-printable (readable where it is ASCII).
+ */
+function sevenBit(content: Buffer): string[] {
+  const text = content.toString('latin1');
+  if (!/[^\x00-\x7f]/.test(text)) return ['Content-Transfer-Encoding: 7bit', '', text];
+  return ['Content-Transfer-Encoding: quoted-printable', '', qpWrap(qpEncode(content), 76)];
+}
+
+/**
+ * Final-Recipient's value: `rfc822; address`, or for an address that is not ASCII the
+ * utf-8 type (RFC 6533 §3) in its 7-bit form: every character outside printable ASCII,
+ * and "+" and "\\", as \\x{HEX}.
+ */
+function recipientField(rcpt: string): string {
+  if (!/[^\x21-\x7e]/.test(rcpt)) return `rfc822; ${rcpt}`;
+  const escaped = Array.from(rcpt, (ch) => {
+    const code = ch.codePointAt(0) as number;
+    return code < 0x21 || code > 0x7e || ch === '+' || ch === '\\' ? `\\x{${code.toString(16).toUpperCase()}}` : ch;
+  }).join('');
+  return `utf-8; ${escaped}`;
+}
+
+/** A remote's words in a 7-bit field: any byte outside ASCII becomes "?". */
+function asciiOnly(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?');
 }
 
 /** Wraps prose at spaces; a word longer than the width is cut so no line exceeds it. */

@@ -315,3 +315,29 @@ describe('readHeaderBlock', () => {
     await expect(readHeaderBlock(stream)).rejects.toThrow('disk read failed');
   });
 });
+
+describe('buildDsn for a message that is not ASCII', () => {
+  const utf8Headers = Buffer.from('From: Jörg <joerg@example.org>\r\nTo: =?utf-8?q?x?= <x@example.net>\r\nSubject: Grüße aus Köln = Befund\r\n', 'utf8');
+  const failed: FailedRecipient[] = [{ rcpt: 'jörg+akte@bücher.example', status: '5.1.1', diagnostic: '550 5.1.1 Empfänger unbekannt', diagnosticType: 'smtp', lastAttemptAt: NOW.getTime() }];
+  const raw = build({ failed, originalHeaders: utf8Headers });
+
+  it('is 7-bit all through: it needs no 8BITMIME at the sender\'s server', () => {
+    expect(raw.every((b) => b < 0x80)).toBe(true);
+  });
+
+  it('the text part and the original headers are quoted-printable, and decode to what they were', async () => {
+    const parsed = await simpleParser(raw);
+    expect(parsed.text).toContain('<jörg+akte@bücher.example>: 550 5.1.1 Empfänger unbekannt');
+    const headers = parsed.attachments.find((a) => a.contentType === 'text/rfc822-headers');
+    expect(headers?.content.equals(utf8Headers)).toBe(true);
+    const p = parts(raw.toString('latin1'), /boundary="([^"]+)"/.exec(raw.toString('latin1'))![1]!);
+    expect(p[0]!.headers).toContain('Content-Transfer-Encoding: quoted-printable');
+    expect(p[2]!.headers).toContain('Content-Transfer-Encoding: quoted-printable');
+  });
+
+  it('a non-ASCII recipient is the utf-8 address type in its 7-bit form (RFC 6533 §3); the diagnostic is ASCII', () => {
+    const status = parts(raw.toString('latin1'), /boundary="([^"]+)"/.exec(raw.toString('latin1'))![1]!)[1]!.body;
+    expect(status).toContain('Final-Recipient: utf-8; j\\x{F6}rg\\x{2B}akte@b\\x{FC}cher.example\r\n');
+    expect(status).toContain('Diagnostic-Code: smtp; 550 5.1.1 Empf?nger unbekannt');
+  });
+});

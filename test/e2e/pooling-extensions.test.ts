@@ -1,3 +1,4 @@
+import { simpleParser } from 'mailparser';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TestGateway } from '../helpers/gateway.js';
 import type { TestMx } from '../helpers/mx-server.js';
@@ -93,6 +94,29 @@ describe('extensions the original client relied on', () => {
     );
     expect(elsewhere.messages).toHaveLength(0);
     expect(gw.logs.filter((l) => l.event === 'delivery.bounced')).toHaveLength(0);
+  });
+
+  it('a report about a message with 8-bit headers is 7-bit, so it reaches a sender whose server lacks 8BITMIME', async () => {
+    // The report used to carry the original's headers raw: refused there with 5.6.3, and
+    // a report about a report is never sent, so the sender never learnt of the failure.
+    const dest = await mx({ rcptReply: () => [550, '5.1.1 User unknown'] });
+    const senderMx = await mx({ eightBitMime: false, smtputf8: false });
+    gw = await s.gateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${dest.port}`, tls: 'none' }, 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } } } });
+    const c = await RawSmtp.connect(gw.port);
+    await c.command('EHLO client.test');
+    expect(await c.command('MAIL FROM:<a@client.test> SMTPUTF8 BODY=8BITMIME')).toMatch(/^250/);
+    expect(await c.command('RCPT TO:<nobody@dest.test>')).toMatch(/^250/);
+    expect(await c.command('DATA')).toMatch(/^354/);
+    c.write(Buffer.from('From: a@client.test\r\nTo: nobody@dest.test\r\nSubject: Grüße aus Köln\r\n\r\nhej\r\n.\r\n', 'utf8'));
+    expect(await c.read()).toMatch(/^250 /);
+    c.close();
+    await senderMx.waitFor(1);
+    const report = senderMx.messages[0]!.raw;
+    expect(report.every((b) => b < 0x80)).toBe(true);
+    const parsed = await simpleParser(report);
+    const headersPart = parsed.attachments.find((a) => a.contentType === 'text/rfc822-headers');
+    expect(headersPart?.content.toString('utf8')).toContain('Subject: Grüße aus Köln\r\n');
+    expect(gw.logs.filter((l) => l.event === 'delivery.bounced').map((l) => l.to)).toEqual(['nobody@dest.test']);
   });
 
   it('bounces with 5.6.3 rather than send an 8-bit body to a server without 8BITMIME', async () => {
