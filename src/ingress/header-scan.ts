@@ -5,8 +5,13 @@
 export class HeaderScanner {
   private parts: Buffer[] = [];
   private bytes = 0;
-  /** Last 3 bytes of the previous chunk, to find a CRLFCRLF split across chunks. */
-  private tail: Buffer = Buffer.alloc(0);
+  /**
+   * Last 3 bytes of the previous chunk, to find a CRLFCRLF split across chunks. It starts
+   * as the line end before the first header line, so that a message beginning with an
+   * empty line (no header fields at all) ends its header section there, instead of its
+   * body being read as headers (and refused as too large, or as a loop).
+   */
+  private tail: Buffer = Buffer.from('\r\n');
   done = false;
   tooLarge = false;
   private headerText = '';

@@ -3,22 +3,29 @@
  * accepts "<LF>.<LF>" as end-of-data see a second, forged message. Postern either
  * refuses such messages or rewrites every bare CR/LF to CRLF so nothing downstream can
  * disagree about where the message ends. State carries across chunk boundaries.
+ *
+ * A NUL byte is refused in either mode: some servers take "<CRLF>NUL.<CRLF>" as the end
+ * of data (SEC Consult's SMTP smuggling research), and without BINARYMIME, which Postern
+ * does not offer, mail has no NUL in it (RFC 5321 §4.1.1.4: control characters SHOULD be
+ * avoided). Dropping it instead would change the message silently.
  */
 export class LineEndingGuard {
   /** The previous chunk ended in CR, so this chunk must start with LF. */
   private pendingCr = false;
   bareFound = false;
+  nulFound = false;
 
   constructor(private readonly mode: 'reject' | 'normalize') {}
 
-  /** The message must be refused: reject mode and a bare CR/LF was seen. */
+  /** The message must be refused: a NUL, or a bare CR/LF in reject mode. */
   get refused(): boolean {
-    return this.mode === 'reject' && this.bareFound;
+    return this.nulFound || (this.mode === 'reject' && this.bareFound);
   }
 
   /** Returns the chunk to store (rewritten in normalize mode). */
   push(chunk: Buffer): Buffer {
     if (chunk.length === 0) return chunk; // nothing to judge, and a pending CR stays pending
+    if (!this.nulFound && chunk.indexOf(0) !== -1) this.nulFound = true;
     if (this.mode === 'reject') {
       if (!this.bareFound && hasBareEnding(chunk, this.pendingCr)) this.bareFound = true;
       this.pendingCr = chunk.length > 0 && chunk[chunk.length - 1] === 0x0d;

@@ -133,7 +133,8 @@ function checkMessage(
   loopGuard: PosternConfig['smtp']['loopGuard'],
 ): SmtpReplyError | undefined {
   if (stream.sizeExceeded) return reply(552, '5.3.4', `Message size exceeds fixed limit of ${maxSize} bytes`);
-  if (guard.refused) return reply(554, '5.6.0', 'Message contains bare CR or LF line endings (RFC 5321 §2.3.8); refused to prevent SMTP smuggling');
+  if (guard.nulFound) return reply(554, '5.6.0', 'Message contains a NUL byte (RFC 5321 section 4.1.1.4); refused to prevent SMTP smuggling');
+  if (guard.refused) return reply(554, '5.6.0', 'Message contains bare CR or LF line endings (RFC 5321 section 2.3.8); refused to prevent SMTP smuggling');
   if (headers.tooLarge) return reply(552, '5.3.4', `Message header block exceeds ${config.smtp.limits.maxHeaderSize} bytes`);
   let received = 0;
   let stamps = 0;

@@ -35,7 +35,7 @@ type Stream = {
   [FAST]?: boolean;
   _atDataStart: boolean;
   _lastBytes: Buffer | false;
-  _dataStream: NodeJS.WritableStream & { writable: boolean; destroyed: boolean };
+  _dataStream: NodeJS.WritableStream & { writable: boolean; destroyed: boolean; writableNeedDrain: boolean };
   _countDataBytes(len: number): void;
   _feedDataStream(chunk: Buffer, done: Done): void;
 };
@@ -72,6 +72,15 @@ export function applyDataFastPath(optionName: string): void {
 
   stream._feedDataStream = function (this: Stream, chunk: Buffer, done: Done) {
     if (!this[FAST]) return originalFeed.call(this, chunk, done);
+    // A write that did not wait for drain (the split below, or the library's own write
+    // before it strips an escape dot) may have left the consumer over its mark: wait here
+    // before taking more. Without this, a client whose every segment ends in a stuffed
+    // dot ("\r\n..") was read on while the spool fell behind, buffering up to the size
+    // limit per connection in memory.
+    const consumer = this._dataStream;
+    if (consumer.writable && !consumer.destroyed && consumer.writableNeedDrain) {
+      return whenDrained(consumer, () => stream._feedDataStream.call(this, chunk, done));
+    }
     const held = this._lastBytes;
     const data = held && held.length ? Buffer.concat([held, chunk], held.length + chunk.length) : chunk;
     // At the start of DATA the library first looks for a leading "." (the end of an empty
@@ -113,11 +122,15 @@ function pass(parser: Stream, data: Buffer, done: Done): void {
   parser._countDataBytes(out.length);
   const consumer = parser._dataStream;
   if (!consumer.writable || consumer.write(out) || consumer.destroyed) return done();
-  // A consumer the application destroys never drains, it only closes.
+  whenDrained(consumer, () => done());
+}
+
+/** Runs `then` once the consumer drains, or closes: one the application destroys never drains. */
+function whenDrained(consumer: Stream['_dataStream'], then: () => void): void {
   const resume = () => {
     consumer.removeListener('drain', resume);
     consumer.removeListener('close', resume);
-    done();
+    then();
   };
   consumer.once('drain', resume);
   consumer.once('close', resume);

@@ -56,7 +56,20 @@ describe('SMTP smuggling guard and STARTTLS injection', () => {
   it.each(SEQUENCES)('rejects a body containing %s with 554 5.6.0 and delivers nothing', async (_name, terminator) => {
     gw = await startTestGateway({ delivery: { routes: { '*': { nexthop: `127.0.0.1:${mx.port}`, tls: 'none' } } } }, undefined, checked);
     const before = mx.messages.length;
-    expect(await sendRaw(gw.port, smuggle(terminator))).toMatch(/^554 5\.6\.0 .*bare CR or LF/);
+    const reply = await sendRaw(gw.port, smuggle(terminator));
+    expect(reply).toMatch(/^554 5\.6\.0 .*bare CR or LF/);
+    // RFC 5321 §4.2: reply text is printable US-ASCII (it once held a "§").
+    expect(reply).toMatch(/^[\x20-\x7e]*$/);
+    expect(gw.gateway.queue.stats().depth).toBe(0);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(mx.messages.length).toBe(before);
+  });
+
+  it.each(['reject', 'normalize'] as const)('rejects <CR><LF>NUL.<CR><LF> with 554 5.6.0 in %s mode and delivers nothing', async (mode) => {
+    // Some servers end DATA there; passed on, a next hop of that kind saw a second message.
+    gw = await startTestGateway({ smtp: { bareLineEndings: mode }, delivery: { routes: { '*': { nexthop: `127.0.0.1:${mx.port}`, tls: 'none' } } } }, undefined, checked);
+    const before = mx.messages.length;
+    expect(await sendRaw(gw.port, smuggle('\r\n\x00.\r\n'))).toMatch(/^554 5\.6\.0 .*NUL/);
     expect(gw.gateway.queue.stats().depth).toBe(0);
     await new Promise((r) => setTimeout(r, 300));
     expect(mx.messages.length).toBe(before);

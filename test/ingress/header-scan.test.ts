@@ -41,6 +41,17 @@ describe('HeaderScanner', () => {
     expect(s.fields()).toEqual([]);
   });
 
+  it('a message that starts with an empty line has no header fields: its body is never read as headers, at any split', () => {
+    // The body here would be 51 Received fields (a loop) and more than the limit.
+    const message = `\r\n${'Received: from x by y\r\n'.repeat(51)}${'z'.repeat(2000)}\r\n`;
+    for (let at = 0; at <= 4; at++) {
+      const s = scan([message.slice(0, at), message.slice(at)], 1000, false);
+      expect(s.done, `split at ${at}`).toBe(true);
+      expect(s.tooLarge, `split at ${at}`).toBe(false);
+      expect(s.fields(), `split at ${at}`).toEqual([]);
+    }
+  });
+
   it('header/body split across chunks at every position gives the same fields', () => {
     for (let at = 0; at <= MESSAGE.length; at++) {
       const s = scan([MESSAGE.slice(0, at), MESSAGE.slice(at)], 1 << 20, false);

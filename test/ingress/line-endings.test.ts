@@ -37,7 +37,7 @@ const CASES: { name: string; input: string; bare: boolean; normalized: string }[
   { name: 'many CRs', input: '\r\r\r\r', bare: true, normalized: '\r\n\r\n\r\n\r\n' },
   { name: 'many LFs', input: '\n\n\n', bare: true, normalized: '\r\n\r\n\r\n' },
   { name: 'mixture', input: 'a\r\nb\nc\rd\r\r\ne\n\rf\r\n\n', bare: true, normalized: 'a\r\nb\r\nc\r\nd\r\n\r\ne\r\n\r\nf\r\n\r\n' },
-  { name: 'binary-ish bytes', input: '\x00\xff\r\n\x80\x0d\x0a', bare: false, normalized: '\x00\xff\r\n\x80\r\n' },
+  { name: 'binary-ish bytes', input: '\x01\xff\r\n\x80\x0d\x0a', bare: false, normalized: '\x01\xff\r\n\x80\r\n' },
 ];
 
 describe('reference sanity', () => {
@@ -273,4 +273,19 @@ describe('empty chunks', () => {
     expect(run('reject', ['', 'a\r\n', '', 'b\r\n', '']).refused).toBe(false);
     expect(show(run('normalize', ['', 'a\n', '', 'b']).out)).toBe(show('a\r\nb'));
   });
+});
+
+describe('LineEndingGuard and NUL', () => {
+  // Some servers end DATA at "<CRLF>NUL.<CRLF>": a second, forged message could follow.
+  const smuggling = 'Subject: x\r\n\r\nhi\r\n\x00.\r\nMAIL FROM:<ceo@bank.example>\r\nRCPT TO:<v@example.com>\r\nDATA\r\nforged\r\n\x00.\r\n';
+  for (const mode of ['reject', 'normalize'] as const) {
+    it(`a NUL anywhere is refused in ${mode} mode, wherever the chunks split`, () => {
+      for (let at = 0; at <= smuggling.length; at++) {
+        const r = run(mode, [smuggling.slice(0, at), smuggling.slice(at)]);
+        expect(r.refused, `split at ${at}`).toBe(true);
+      }
+      expect(run(mode, ['a\r\nb\x00c\r\n']).refused).toBe(true);
+      expect(run(mode, ['a\r\nb\x01c\r\n']).refused).toBe(false);
+    });
+  }
 });

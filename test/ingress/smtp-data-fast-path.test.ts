@@ -1,4 +1,5 @@
 import { SMTPServer } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dataFastPathStats } from '../../src/ingress/smtp-data-fast-path.js';
 import { applyPatches, POSTERN_PATCHES } from '../../src/ingress/smtp-server-patches.js';
@@ -126,5 +127,36 @@ describe('DATA fast path (patch 5): the same bytes as the library, however the i
     expect(await send(stock.port, Buffer.from(`${body}.\r\n`), seededRandom(5))).toMatch(/^250 /);
     expect(stock.received.at(-1)!.toString()).toBe(body);
     expect(dataFastPathStats.chunks).toBe(before);
+  });
+});
+
+describe('DATA fast path and backpressure', () => {
+  type Parser = NodeJS.WritableStream & { oncommand: (cmd: Buffer, cb: () => void) => void; startDataMode(max: number): NodeJS.ReadableStream & { readableLength: number; writableLength: number } };
+
+  /** A patched parser, as a Postern server's connection makes it. */
+  function patchedParser(): Parser {
+    applyPatches();
+    const connection = { _server: { options: { [POSTERN_PATCHES]: true } }, _onCommand() {}, send() {} };
+    return (SMTPConnection.prototype as unknown as { _createParser(this: unknown): Parser })._createParser.call(connection);
+  }
+
+  it('stops taking chunks while the message consumer is behind, even when every chunk ends in a stuffed dot', async () => {
+    // The split write before such a dot and the library's write before it strips one do not
+    // wait for drain: the parser must wait before the next chunk. Without that, a consumer
+    // that reads nothing was handed all 13 MB here.
+    const parser = patchedParser();
+    let data: ReturnType<Parser['startDataMode']> | undefined;
+    parser.oncommand = (_cmd, cb) => {
+      data = parser.startDataMode(1e12);
+      cb();
+    };
+    await new Promise((r) => parser.write(Buffer.from('DATA\r\n'), () => r(undefined)));
+    const chunk = Buffer.from(`${'a'.repeat(64 * 1024 - 4)}\r\n..`, 'latin1');
+    for (let i = 0; i < 200; i++) {
+      // A write the parser does not finish within a moment is one it is holding back: stop.
+      const taken = await Promise.race([new Promise((r) => parser.write(chunk, () => r(true))), new Promise((r) => setTimeout(() => r(false), 100))]);
+      if (!taken) break;
+    }
+    expect(data!.readableLength + data!.writableLength).toBeLessThan(1024 * 1024);
   });
 });
