@@ -78,9 +78,15 @@ const domainName = z.string().transform(comparablePattern).refine(isDomainPatter
 const domainMap = <T extends z.ZodType>(value: T) =>
   z.record(z.string(), value).transform((rec, ctx) => {
     const out: Record<string, z.output<T>> = {};
+    const writtenAs = new Map<string, string>();
     for (const [key, v] of Object.entries(rec)) {
       const k = comparablePattern(key);
       if (!isDomainPattern(k)) ctx.addIssue({ code: 'custom', path: [key], message: DOMAIN_MESSAGE });
+      // "Bücher.example" and "xn--bcher-kva.example" are one domain: two entries for it
+      // would leave one silently unused.
+      const earlier = writtenAs.get(k);
+      if (earlier !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `names the same domain as "${earlier}" (${k}): keep one of the two` });
+      writtenAs.set(k, key);
       out[k] = v as z.output<T>;
     }
     return out;

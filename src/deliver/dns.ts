@@ -2,7 +2,15 @@ import { lookup } from 'node:dns/promises';
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 
-export type DnsOutcome = 'nxdomain' | 'nodata' | 'temporary';
+/** `malformed`: the name itself cannot be looked up (e.g. a label over 63 octets), so asking again cannot help. */
+export type DnsOutcome = 'nxdomain' | 'nodata' | 'malformed' | 'temporary';
+
+/**
+ * Resolver codes that say the name is not a valid DNS name (c-ares refuses it before any
+ * query is sent): EBADNAME a malformed name, EBADSTR a malformed string. Every other
+ * failure (SERVFAIL, timeouts, refused, no server) may pass and stays temporary.
+ */
+const MALFORMED_NAME_CODES = new Set(['EBADNAME', 'EBADSTR']);
 
 /** A DNS failure sorted into what delivery must do with it. */
 export class DnsError extends Error {
@@ -71,5 +79,6 @@ function classify(err: unknown, query: string): DnsError {
   const code = (err as NodeJS.ErrnoException).code ?? 'UNKNOWN';
   if (code === 'ENOTFOUND') return new DnsError('nxdomain', query, code);
   if (code === 'ENODATA') return new DnsError('nodata', query, code);
+  if (MALFORMED_NAME_CODES.has(code)) return new DnsError('malformed', query, code);
   return new DnsError('temporary', query, code);
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { TlsLevel } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
@@ -7,12 +8,34 @@ import type { Envelope } from '../types.js';
 import { classifyReply } from './classify.js';
 import { localOutcomes, type Outcome } from './outcome.js';
 import { ConnectError, type ConnectionPool } from './pool.js';
-import { RouteError, type Route, type Router } from './router.js';
+import { RouteError, type NextHop, type Route, type Router } from './router.js';
 import { attemptTls } from './tls-level.js';
-import { sendTransaction } from './transaction.js';
+import { sendTransaction, type RecipientReply } from './transaction.js';
 
 /** Addresses tried per attempt across all MX hosts, as Postfix's smtp_mx_address_limit. */
 const MAX_ADDRESSES_PER_ATTEMPT = 5;
+
+/** One address of a next hop, in the order the route gives. */
+interface Candidate {
+  hop: NextHop;
+  address: string;
+}
+
+/** What one address did for one recipient, and whether the next address may still take it. */
+interface AddressResult {
+  outcome: Outcome;
+  tryNext: boolean;
+}
+
+/** What every address of one attempt shares. */
+interface AttemptContext {
+  envelope: Envelope;
+  out: Outgoing;
+  route: Route;
+  level: TlsLevel;
+  stsMode: string | undefined;
+  tlsOf: (o?: Partial<TlsInfo>) => Outcome['tls'];
+}
 
 /** One variant's final message and how it goes out. */
 export interface Outgoing {
@@ -28,10 +51,12 @@ export interface Outgoing {
 }
 
 /**
- * Delivers one variant to one recipient domain: route (transport map or MX), MTA-STS,
- * the TLS level, then the next hop's addresses in order over pooled connections. Any
- * SMTP reply is final for this attempt; a connection lost mid-transaction is worth
- * another address.
+ * Delivers one variant to one recipient domain: route (transport map, address literal or
+ * MX), MTA-STS, the TLS level, then the next hop's addresses in order over pooled
+ * connections, up to MAX_ADDRESSES_PER_ATTEMPT. A recipient that got a 2xx or 5xx reply
+ * is settled for this attempt; one that got a 4xx, or no reply (no connection, TLS
+ * failure, connection lost), is tried at the next address, and the last address's answer
+ * is its outcome.
  */
 export class DomainSender {
   constructor(
@@ -53,8 +78,10 @@ export class DomainSender {
     const chosen = attemptTls(envelope.origin, route.tls, out.minTls);
     let level = chosen.level;
     if (chosen.relaxed) this.log.info({ event: EVENTS.tlsNoticeLevel, queueId: envelope.id, domain, level, routeTls: route.tls, reason: chosen.relaxed }, 'portal notice: TLS level of its own decision');
-    // MTA-STS applies to MX delivery (not to a configured smart host).
-    const sts: MtaStsLookup | undefined = this.mtaSts && route.source !== 'transport' ? await this.mtaSts.policyFor(domain) : undefined;
+    // MTA-STS applies to MX delivery (not to a configured smart host, nor to an address
+    // literal, which has no domain to publish a policy). It is looked up by the route's
+    // domain: the A-label form DNS and RFC 8461 use, whichever form the envelope carried.
+    const sts: MtaStsLookup | undefined = this.mtaSts && (route.source === 'mx' || route.source === 'implicit-mx') ? await this.mtaSts.policyFor(route.domain) : undefined;
     if (sts?.failure) this.logStsFailure(envelope, domain, sts);
     const stsMode = sts?.policy?.mode;
     const stsTag = stsMode === 'enforce' || stsMode === 'testing' ? `mta-sts-${stsMode}` : undefined;
@@ -79,63 +106,91 @@ export class DomainSender {
         this.log.warn({ event: EVENTS.mtaStsTesting, queueId: envelope.id, domain, result: 'validation-failure', mx: hops.filter((h) => !allowed.includes(h)).map((h) => h.name), policyMx: sts.policy.mx }, 'MTA-STS testing mode: MX not in policy (delivering anyway)');
       }
     }
-    let last = localOutcomes(rcpts, { result: 'defer', status: '4.4.1', response: `no address to try for ${domain}`, category: 'routing', route: route.source, tls: tlsOf() });
-    let tried = 0;
-    for (const hop of hops) {
-      for (const address of hop.addresses) {
-        if (tried++ >= MAX_ADDRESSES_PER_ATTEMPT) return last;
-        const relay = `${hop.name}[${address}]:${hop.port}`;
-        const foreseen = this.pool.capabilities.foreseesFailure(hop.name, hop.port, level);
-        if (foreseen && this.log.isLevelEnabled('info')) {
-          // A forecast only: hosts fix their TLS, so the attempt is still made.
-          this.log.info({ event: EVENTS.tlsForeseen, queueId: envelope.id, relay, level, lastSeen: foreseen }, 'TLS capability cache foresees a failure at this level');
-        }
-        let pc;
-        try {
-          pc = await this.pool.acquire({ address, port: hop.port, name: hop.name, tls: level });
-        } catch (err) {
-          if (!(err instanceof ConnectError)) throw err;
-          const tlsProblem = Boolean(err.tlsFailure);
-          last = localOutcomes(rcpts, {
-            result: 'defer',
-            // 4.7.5 cryptographic failure, 4.4.1 no answer from host (RFC 3463).
-            status: tlsProblem ? '4.7.5' : '4.4.1',
-            response: err.response ? `${err.message}: ${err.response}` : err.message,
-            category: tlsProblem ? `tls:${err.tlsFailure}` : 'connection',
-            relay,
-            remoteMta: hop.name,
-            tls: tlsOf(err.tls ?? { failure: err.tlsFailure }),
-            route: route.source,
-          });
-          continue;
-        }
-        let body: Buffer | Readable;
-        try {
-          body = await out.open();
-        } catch (err) {
-          // The queue could not give the body (Redis down, message deleted). Nothing was
-          // sent on the connection, so it goes back as it is: kept busy, it would count
-          // against maxConnectionsPerHost for good and block this next hop.
-          this.pool.release(pc, true);
-          throw err;
-        }
-        const result = await sendTransaction(pc, { from: envelope.mailFrom, to: rcpts, size: out.size, eightBit: out.eightBit, body });
-        this.pool.release(pc, result.reusable);
-        if (stsMode === 'testing' && !pc.tls.verified) {
-          // RFC 8461 §5: in testing mode a failure is reported, and the mail still goes.
-          this.log.warn({ event: EVENTS.mtaStsTesting, queueId: envelope.id, domain, relay, result: pc.tls.failure ?? 'starttls-not-supported', detail: pc.tls.detail }, 'MTA-STS testing mode: TLS not verified (delivering anyway)');
-        }
-        const common = { relay, remoteMta: hop.name, tls: tlsOf(pc.tls), conn: pc.id, connectMs: pc.connectMs, transmitMs: result.transmitMs, route: route.source };
-        last = result.replies.map((reply): Outcome => {
-          if (reply.ok) return { rcpt: reply.rcpt, result: 'delivered', status: '2.0.0', response: reply.response, category: 'sent', diagnosticType: 'smtp', ...common };
-          if (reply.local === 'network') return { rcpt: reply.rcpt, result: 'defer', status: '4.4.2', response: reply.response, category: 'connection', diagnosticType: 'x-postern', ...common };
-          const c = classifyReply(reply.response);
-          return { rcpt: reply.rcpt, result: c.action, status: c.status, response: c.response, category: c.category, diagnosticType: reply.local ? 'x-postern' : 'smtp', ...common };
-        });
-        if (!result.replies.every((r) => r.local === 'network')) return last;
-      }
+    const ctx: AttemptContext = { envelope, out, route, level, stsMode, tlsOf };
+    const candidates = addressesToTry(hops);
+    const settled: Outcome[] = [];
+    // The recipients still open and what the last host tried said about each.
+    let open = localOutcomes(rcpts, { result: 'defer', status: '4.4.1', response: `no address to try for ${domain}`, category: 'routing', route: route.source, tls: tlsOf() });
+    for (const [i, candidate] of candidates.entries()) {
+      const results = await this.tryAddress(ctx, candidate, open.map((o) => o.rcpt));
+      settled.push(...results.filter((r) => !r.tryNext).map((r) => r.outcome));
+      open = results.filter((r) => r.tryNext).map((r) => r.outcome);
+      if (!open.length) break;
+      const next = candidates[i + 1];
+      if (next) this.logNextAddress(envelope, open, relayOf(next));
     }
-    return last;
+    return [...settled, ...open];
+  }
+
+  /**
+   * One address of the route for the recipients still open. A connection that cannot be
+   * set up, one lost mid-transaction and a 4xx reply leave a recipient to the next
+   * address (RFC 5321 §5.1: each address in turn until one succeeds; Postfix does the
+   * same); a 2xx or 5xx reply settles it for this attempt.
+   */
+  private async tryAddress(ctx: AttemptContext, { hop, address }: Candidate, rcpts: string[]): Promise<AddressResult[]> {
+    const { envelope, out, route, level, stsMode, tlsOf } = ctx;
+    const relay = relayOf({ hop, address });
+    const foreseen = this.pool.capabilities.foreseesFailure(hop.name, hop.port, level);
+    if (foreseen && this.log.isLevelEnabled('info')) {
+      // A forecast only: hosts fix their TLS, so the attempt is still made.
+      this.log.info({ event: EVENTS.tlsForeseen, queueId: envelope.id, relay, level, lastSeen: foreseen }, 'TLS capability cache foresees a failure at this level');
+    }
+    let pc;
+    try {
+      pc = await this.pool.acquire({ address, port: hop.port, name: hop.name, tls: level });
+    } catch (err) {
+      if (!(err instanceof ConnectError)) throw err;
+      const tlsProblem = Boolean(err.tlsFailure);
+      // A reply (a refusing greeting, STARTTLS refused) or a TLS exchange means a server
+      // answered; a refused or timed-out connection names no Remote-MTA in a report.
+      const answered = Boolean(err.response || err.tlsFailure);
+      const outcomes = localOutcomes(rcpts, {
+        result: 'defer',
+        // 4.7.5 cryptographic failure, 4.4.1 no answer from host (RFC 3463).
+        status: tlsProblem ? '4.7.5' : '4.4.1',
+        response: err.response ? `${err.message}: ${err.response}` : err.message,
+        category: tlsProblem ? `tls:${err.tlsFailure}` : 'connection',
+        relay,
+        remoteMta: answered ? remoteMtaName(hop.name) : undefined,
+        tls: tlsOf(err.tls ?? { failure: err.tlsFailure }),
+        route: route.source,
+      });
+      return outcomes.map((outcome) => ({ outcome, tryNext: true }));
+    }
+    let body: Buffer | Readable;
+    try {
+      body = await out.open();
+    } catch (err) {
+      // The queue could not give the body (Redis down, message deleted). Nothing was
+      // sent on the connection, so it goes back as it is: kept busy, it would count
+      // against maxConnectionsPerHost for good and block this next hop.
+      this.pool.release(pc, true);
+      throw err;
+    }
+    const result = await sendTransaction(pc, { from: envelope.mailFrom, to: rcpts, size: out.size, eightBit: out.eightBit, body });
+    this.pool.release(pc, result.reusable);
+    if (stsMode === 'testing' && !pc.tls.verified) {
+      // RFC 8461 §5: in testing mode a failure is reported, and the mail still goes.
+      this.log.warn({ event: EVENTS.mtaStsTesting, queueId: envelope.id, domain: out.domain, relay, result: pc.tls.failure ?? 'starttls-not-supported', detail: pc.tls.detail }, 'MTA-STS testing mode: TLS not verified (delivering anyway)');
+    }
+    const common = { relay, remoteMta: remoteMtaName(hop.name), tls: tlsOf(pc.tls), conn: pc.id, connectMs: pc.connectMs, transmitMs: result.transmitMs, route: route.source };
+    return result.replies.map((reply) => replyResult(reply, common));
+  }
+
+  /**
+   * Every host tried shows in the log: one that left recipients to the next address
+   * here, the one whose answer counts in the delivery line (settle.ts).
+   */
+  private logNextAddress(envelope: Envelope, left: Outcome[], next: string): void {
+    if (!this.log.isLevelEnabled('info')) return;
+    for (const o of left) {
+      const tls = o.tls && { level: o.tls.level, version: o.tls.version, cipher: o.tls.cipher, verified: o.tls.verified, failure: o.tls.failure, detail: o.tls.detail };
+      this.log.info(
+        { event: EVENTS.deliveryNextAddress, queueId: envelope.id, to: o.rcpt, relay: o.relay, route: o.route, conn: o.conn, tls, dsn: o.status, category: o.category, response: o.response, next },
+        'not taken at this address: trying the next one',
+      );
+    }
   }
 
   /**
@@ -158,4 +213,34 @@ export const DECISION_TLS = 'decision';
 /** The delivery line's tls.policy: where the attempt's TLS level came from. */
 export function tlsPolicyLabel(policy: string | undefined, ruleId: string | undefined): string | undefined {
   return policy === DECISION_TLS ? `rule:${ruleId ?? 'unknown'}` : policy;
+}
+
+/** The route's addresses in order, host by host, within the per-attempt limit. */
+function addressesToTry(hops: NextHop[]): Candidate[] {
+  return hops.flatMap((hop) => hop.addresses.map((address) => ({ hop, address }))).slice(0, MAX_ADDRESSES_PER_ATTEMPT);
+}
+
+/** The delivery line's relay: name[address]:port. */
+function relayOf({ hop, address }: Candidate): string {
+  return `${hop.name}[${address}]:${hop.port}`;
+}
+
+/**
+ * The Remote-MTA a report names, written "dns; <name>": a host name only (RFC 3464
+ * §2.3.5), so none for a next hop given as an IP address (a route, an address literal).
+ */
+function remoteMtaName(hopName: string): string | undefined {
+  return isIP(hopName) ? undefined : hopName;
+}
+
+/** A recipient's reply at one address: a 4xx leaves it to the next address, a 2xx or 5xx settles it. */
+function replyResult(reply: RecipientReply, common: Omit<Outcome, 'rcpt' | 'result' | 'status' | 'response' | 'category' | 'diagnosticType'>): AddressResult {
+  if (reply.ok) return { outcome: { rcpt: reply.rcpt, result: 'delivered', status: '2.0.0', response: reply.response, category: 'sent', diagnosticType: 'smtp', ...common }, tryNext: false };
+  if (reply.local === 'network') return { outcome: { rcpt: reply.rcpt, result: 'defer', status: '4.4.2', response: reply.response, category: 'connection', diagnosticType: 'x-postern', ...common }, tryNext: true };
+  const c = classifyReply(reply.response);
+  const outcome: Outcome = { rcpt: reply.rcpt, result: c.action, status: c.status, response: c.response, category: c.category, diagnosticType: reply.local ? 'x-postern' : 'smtp', ...common };
+  // By the reply's code, not by how it is retried: a 5xx the rules defer (greylisting
+  // dressed as 5xx, a full mailbox) waits for the next attempt, as any 5xx ends here.
+  const temporary = !reply.local && c.code !== undefined && c.code >= 400 && c.code < 500;
+  return { outcome, tryNext: temporary };
 }

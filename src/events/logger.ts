@@ -31,6 +31,8 @@ export const EVENTS = {
   deliverySent: 'delivery.sent',
   deliveryDeferred: 'delivery.deferred',
   deliveryBounced: 'delivery.bounced',
+  /** A host did not settle recipients (no connection, a TLS failure, a 4xx, a connection lost): the next MX address of the same attempt gets them. */
+  deliveryNextAddress: 'delivery.next-address',
   deliveryConnection: 'delivery.connection',
   deliveryError: 'delivery.error',
   /** What a delivery.error held up works again: an attempt's state was written, leasing from the queue works. */

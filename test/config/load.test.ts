@@ -176,6 +176,12 @@ describe('defaults of a minimal config', () => {
     expect(Object.keys(c.delivery.tls.domains)).toEqual(['*.xn--bcher-kva.example']);
   });
 
+  it('two keys of a domain map naming one domain in its two forms are an error naming both', () => {
+    expect(() => parseConfigText(`${HOST}delivery:\n  routes:\n    "bücher.example": "127.0.0.1:2525"\n    "XN--BCHER-KVA.example": "127.0.0.1:2526"\n`, 'x.yaml', {})).toThrow(
+      /delivery\.routes\.XN--BCHER-KVA\.example.*names the same domain as "bücher\.example" \(xn--bcher-kva\.example\)/s,
+    );
+  });
+
   it('portal.replyFrom: unset by default (replies then come from secure-reply@<hostname>); a set one must be a plain address', () => {
     expect(config.portal.replyFrom).toBeUndefined();
     expect(parseConfigText(`${HOST}portal:\n  replyFrom: replies@gw.example.org\n`, 'x.yaml', {}).portal.replyFrom).toBe('replies@gw.example.org');

@@ -73,13 +73,35 @@ describe('retries and bounces', () => {
     expect(status).toMatch(/^Status: 5\.1\.1$/m);
     expect(status).toMatch(/^Diagnostic-Code: smtp; 550 5\.1\.1/m);
     expect(status).not.toContain('ok@dest.test'); // only the failed recipient is named
-    expect(raw).toMatch(/Content-Type: text\/rfc822-headers\r\n\r\n[\s\S]*Subject: Lab results/);
+    expect(raw).toMatch(/Content-Type: text\/rfc822-headers\r\nContent-Transfer-Encoding: 7bit\r\n\r\n[\s\S]*Subject: Lab results/);
 
     const bounced = gw.events('delivery.bounced');
     expect(bounced).toHaveLength(1);
     expect(bounced[0]).toMatchObject({ to: 'nobody@dest.test', dsn: '5.1.1', category: 'recipient' });
     await new Promise((res) => setTimeout(res, 300));
     expect(gw.gateway.queue.stats().depth).toBe(0);
+  });
+
+  it('names no Remote-MTA in a report when no server answered (every connection refused), nor an IP address as one', async () => {
+    const refused = await closedPort();
+    const refusing = await mx({ rcptReply: () => [550, '5.1.1 User unknown'] });
+    const senderMx = await mx();
+    gw = await s.gateway({
+      delivery: {
+        routes: { ...routes(refused, senderMx), 'ip.test': { nexthop: `127.0.0.1:${refusing.port}`, tls: 'may' } },
+        retry: { initialDelay: '200ms', maxDelay: '400ms', lifetime: '1500ms' },
+      },
+    });
+    expect((await sendMail(gw.port, { from: 'sender@client.test', to: ['down@dest.test', 'nobody@ip.test'], raw: testMessage() })).ok).toBe(true);
+    // One report for the 550 (first attempt), one for the refused host (lifetime).
+    await senderMx.waitFor(2, 15_000);
+    const statusParts = senderMx.messages.map((m) => /Content-Type: message\/delivery-status\r\n\r\n([\s\S]*?)\r\n--/.exec(m.raw.toString())?.[1] ?? '');
+    const byRecipient = Object.fromEntries(statusParts.map((p) => [/^Final-Recipient: rfc822; (\S+)$/m.exec(p)?.[1], p]));
+    expect(Object.keys(byRecipient).sort()).toEqual(['down@dest.test', 'nobody@ip.test']);
+    expect(byRecipient['down@dest.test']).toMatch(/^Status: 5\.4\.7$/m);
+    expect(byRecipient['nobody@ip.test']).toMatch(/^Status: 5\.1\.1$/m);
+    // "Remote-MTA: dns; <name>" takes a host name (RFC 3464 §2.3.5); these next hops are 127.0.0.1.
+    expect(statusParts.flatMap((p) => p.match(/^Remote-MTA:.*$/gm) ?? [])).toEqual([]);
   });
 
   it('never sends a report for a message from the null sender', async () => {

@@ -21,8 +21,16 @@ export interface SeenCommand {
 }
 
 export interface MxOptions {
+  /**
+   * The loopback address to listen on (default 127.0.0.1). MX delivery reaches every MX
+   * host at one port (delivery.mxPort), so tests with several MX hosts give each its own
+   * address, 127.0.0.2–7: see startMxHosts.
+   */
+  host?: string;
   /** Certificate for STARTTLS; without it STARTTLS is not offered. */
   tls?: { cert: string; key: string } | undefined;
+  /** Reply to MAIL FROM: return e.g. [451, '4.3.0 try later'] to refuse the transaction. */
+  mailReply?: ((from: string) => [number, string] | undefined) | undefined;
   /** Reply to RCPT TO per recipient: return e.g. [550, '5.1.1 no such user'] to refuse. */
   rcptReply?: ((rcpt: string) => [number, string] | undefined) | undefined;
   /** Reply after DATA: return [451, '...'] to refuse the message. */
@@ -41,7 +49,7 @@ export interface MxOptions {
 }
 
 /**
- * A receiving MX for tests (smtp-server on 127.0.0.1). Records every accepted message
+ * A receiving MX for tests (smtp-server on 127.0.0.1, or another loopback address). Records every accepted message
  * with its TLS state so tests can check what arrived, how, and that nothing else did.
  */
 export class TestMx {
@@ -57,6 +65,8 @@ export class TestMx {
 
   async start(): Promise<this> {
     const o = this.opts;
+    const host = o.host ?? '127.0.0.1';
+    if (!/^127\.0\.0\.\d{1,3}$/.test(host)) throw new Error(`a test MX listens on loopback (127.0.0.x) only, not ${host}`);
     const closed = new Set<string>();
     const server = new SMTPServer({
       name: 'mx.test',
@@ -82,7 +92,8 @@ export class TestMx {
       },
       onMailFrom: (addr, session, cb) => {
         this.seen('MAIL FROM', addr.address, session);
-        cb();
+        const r = o.mailReply?.(addr.address);
+        cb(r ? Object.assign(new Error(r[1]), { responseCode: r[0] }) : undefined);
       },
       onRcptTo: (addr, session, cb) => {
         this.seen('RCPT TO', addr.address, session);
@@ -122,7 +133,7 @@ export class TestMx {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.server.once('error', reject);
-      server.listen(o.port ?? 0, '127.0.0.1', () => resolve());
+      server.listen(o.port ?? 0, host, () => resolve());
     });
     server.on('error', () => undefined);
     const addr = server.server.address();
@@ -164,5 +175,24 @@ export class TestMx {
       }
       return true;
     });
+  }
+}
+
+/**
+ * Receiving MXs on several loopback addresses that share one port, as MX delivery needs
+ * (delivery.mxPort is every MX host's port): the first takes a free port, the others
+ * listen on it at their own address. Started again on another port if one of those
+ * addresses has it taken already.
+ */
+export async function startMxHosts(specs: (MxOptions & { host: string })[]): Promise<TestMx[]> {
+  for (let attempt = 1; ; attempt++) {
+    const started: TestMx[] = [];
+    try {
+      for (const spec of specs) started.push(await new TestMx({ ...spec, port: started[0]?.port ?? 0 }).start());
+      return started;
+    } catch (err) {
+      for (const m of started) await m.stop();
+      if (attempt >= 5 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    }
   }
 }

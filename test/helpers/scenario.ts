@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeEach } from 'vitest';
 import { expectArchiveMatches } from './archive-check.js';
 import { startTestGateway, type TestGateway } from './gateway.js';
-import { TestMx } from './mx-server.js';
+import { startMxHosts, TestMx } from './mx-server.js';
 
 interface Stoppable {
   stop(): Promise<void>;
@@ -53,6 +53,10 @@ export function scenario(options: ScenarioOptions = {}) {
     },
     async mx(opts: ConstructorParameters<typeof TestMx>[0] = {}): Promise<TestMx> {
       return track(await new TestMx(opts).start());
+    },
+    /** MXs on several loopback addresses (127.0.0.2–7) sharing one port, for delivery.mxPort: see startMxHosts. */
+    async mxHosts(specs: Parameters<typeof startMxHosts>[0]): Promise<TestMx[]> {
+      return (await startMxHosts(specs)).map(track);
     },
     /** Stops an MX now (e.g. to leave its port without a listener). */
     async stopMx(m: TestMx): Promise<void> {
