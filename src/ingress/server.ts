@@ -11,6 +11,7 @@ import { applyPatches, POSTERN_PATCHES, relayFormOf } from './smtp-server-patche
 import { reply, SmtpReplyError } from './smtp-error.js';
 import { SmtpAuthenticator } from './smtp-auth.js';
 import { receiveMessage } from './receive.js';
+import { OFFERED_MAIL_PARAMS, OFFERED_RCPT_PARAMS, unofferedParameter } from './mail-params.js';
 
 interface SessionContext {
   client: ClientRule | undefined;
@@ -220,6 +221,8 @@ export class Ingress {
       return err;
     };
     if (this.draining) return reject(reply(421, '4.3.2', 'Service shutting down, try again later'), 'shutting down');
+    const mailParam = unofferedParameter(address, OFFERED_MAIL_PARAMS);
+    if (mailParam) return reject(reply(555, '5.5.4', `MAIL FROM parameter ${mailParam} is not supported`), `MAIL FROM parameter ${mailParam} not offered`);
     const notReady = this.notReady();
     if (notReady) return reject(notReady.err, notReady.reason);
     if (ctx.client?.requireTls && !session.secure) {
@@ -244,6 +247,8 @@ export class Ingress {
     }
     const notReady = this.notReady();
     if (notReady) return reject(notReady.err, notReady.reason);
+    const rcptParam = unofferedParameter(address, OFFERED_RCPT_PARAMS);
+    if (rcptParam) return reject(reply(555, '5.5.4', `RCPT TO parameter ${rcptParam} is not supported`), `RCPT TO parameter ${rcptParam} not offered`);
     const form = relayFormOf(address) ?? relayTestForm(address.address);
     if (form) return reject(reply(550, '5.7.1', `Relay access denied: ${form} addresses are not accepted`), `relay-test address (${form})`);
     return null;

@@ -191,6 +191,24 @@ describe('ingress: SMTP AUTH for submission clients', () => {
 });
 
 describe('ingress: limits', () => {
+  it('refuses MAIL FROM and RCPT TO parameters of extensions it does not offer with 555 5.5.4 (RFC 5321 §4.1.1.11)', async () => {
+    // smtp-server took them silently: REQUIRETLS or NOTIFY=NEVER would have been promises
+    // nothing keeps (neither REQUIRETLS nor DSN is offered).
+    const c = await session();
+    await c.command('EHLO client.test');
+    expect(await c.command('STARTTLS')).toMatch(/^220/);
+    await c.startTls();
+    expect(await c.command('EHLO client.test')).toMatch(/^250/);
+    expect(await c.command('MAIL FROM:<sender@client.test> REQUIRETLS')).toMatch(/^555 5\.5\.4 MAIL FROM parameter REQUIRETLS is not supported/);
+    expect(await c.command('MAIL FROM:<sender@client.test> X-FOO=bar')).toMatch(/^555 5\.5\.4 MAIL FROM parameter X-FOO/);
+    expect(await c.command('MAIL FROM:<sender@client.test> RET=HDRS')).toMatch(/^555 5\.5\.4 /);
+    expect(await c.command('MAIL FROM:<sender@client.test> SIZE=100 BODY=8BITMIME SMTPUTF8')).toMatch(/^250 2\.1\.0/);
+    expect(await c.command('RCPT TO:<b@dest.test> NOTIFY=NEVER')).toMatch(/^555 5\.5\.4 RCPT TO parameter NOTIFY is not supported/);
+    expect(await c.command('RCPT TO:<b@dest.test> ORCPT=rfc822;b@dest.test')).toMatch(/^555 5\.5\.4 /);
+    expect(await c.command('RCPT TO:<b@dest.test>')).toMatch(/^250 2\.1\.5/);
+    c.close();
+  });
+
   it('caps recipients per message with 452 4.5.3', async () => {
     const c = await session({ smtp: { limits: { maxRecipients: 2 } } });
     await ready(c);
