@@ -42,6 +42,11 @@ type Stream = {
 
 let applied = false;
 
+/** Whether a parser belongs to a server created with Postern's patches on. */
+export function isPosternParser(parser: object): boolean {
+  return (parser as Stream)[FAST] === true;
+}
+
 /** How often each shortcut ran (tests check that they run at all). */
 export const dataFastPathStats = { chunks: 0, splits: 0 };
 

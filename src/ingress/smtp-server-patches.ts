@@ -1,8 +1,9 @@
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { applyDataFastPath } from './smtp-data-fast-path.js';
+import { applyContinueFix } from './smtp-stream-continue.js';
 
 /**
- * Five small, deliberate changes to smtp-server's connection class. Each is guarded: it
+ * Six small, deliberate changes to smtp-server's connection and stream classes. Each is guarded: it
  * applies only to servers created with `posternPatches: true`, and applyPatches() throws
  * at start-up if the library no longer has the shape we patch, so an upgrade that
  * changes it fails loudly (and test/ingress/smtp-server-patches.test.ts fails too).
@@ -22,6 +23,8 @@ import { applyDataFastPath } from './smtp-data-fast-path.js';
  * 5. A native scan of DATA chunks for dots at line starts (src/ingress/smtp-data-fast-path.ts):
  *    what comes before the first one goes on without the library's byte-by-byte loop;
  *    from that line ending on, the library's own code decides.
+ * 6. SMTPStream.continue() takes its callback before calling it, so a second
+ *    transaction parsed during that call keeps its own (src/ingress/smtp-stream-continue.ts).
  */
 
 export const POSTERN_PATCHES = 'posternPatches';
@@ -40,6 +43,7 @@ let applied = false;
 export function applyPatches(): void {
   if (applied) return;
   applyDataFastPath(POSTERN_PATCHES);
+  applyContinueFix();
   const proto = SMTPConnection.prototype as unknown as Conn & Record<string, unknown>;
   const originalInit = proto.init as unknown as (this: Conn) => void;
   const originalSend = proto.send;

@@ -55,4 +55,18 @@ describe('smtp-server patches', () => {
     expect(await c.command('BOGUS')).toMatch(/^500 5\.5\.2 /);
     c.close();
   });
+
+  it('a second whole transaction sent without waiting for 354 is queued, and the session still answers what follows', async () => {
+    // SMTPStream.continue() used to clear the callback the second DATA had just set: both
+    // messages were queued, then nothing was answered until the command timeout.
+    gw = await startTestGateway({ delivery: { routes: { '*': '127.0.0.1:9' } } });
+    const c = await RawSmtp.connect(gw.port);
+    const transaction = (n: number) => `MAIL FROM:<a@client.test>\r\nRCPT TO:<b${n}@dest.test>\r\nDATA\r\nSubject: ${n}\r\n\r\nbody ${n}\r\n.\r\n`;
+    c.write(`EHLO client.test\r\n${transaction(1)}${transaction(2)}NOOP\r\nQUIT\r\n`);
+    const replies: string[] = [];
+    for (let i = 0; i < 11; i++) replies.push((await c.read()).split('\r\n').pop()!.slice(0, 3));
+    c.close();
+    expect(replies).toEqual(['250', '250', '250', '354', '250', '250', '250', '354', '250', '250', '221']);
+  });
 });
+
