@@ -26,3 +26,19 @@ export function normalizeAddressKey(address: string): string | undefined {
   const domain = asciiDomain(a.slice(at + 1));
   return domain && `${a.slice(0, at).toLowerCase()}@${domain}`;
 }
+
+/**
+ * A sender or recipient glob of a rule ("*@example.org", "dr.*@*.bücher.example"), with
+ * its domain part in the comparable form label by label (a label with a "*" stays as it
+ * is written, lower-cased), to be matched against comparableAddress(): the envelope's
+ * domains arrive as U-labels, or in other Unicode forms (full-width letters) that name
+ * the same domain, and must match however the rule spells it.
+ */
+export function normalizeAddressGlob(pattern: string): string {
+  const p = pattern.trim();
+  const at = p.lastIndexOf('@');
+  if (at === -1) return p.toLowerCase();
+  const labels = p.slice(at + 1).split('.').map((label) => (label.includes('*') ? label.toLowerCase() : (asciiDomain(label) ?? label.toLowerCase())));
+  return `${p.slice(0, at).toLowerCase()}@${labels.join('.')}`;
+}
+

@@ -1,5 +1,6 @@
 import { domainMatches, domainOf } from '../ingress/authorize.js';
 import { comparableDomain } from '../common/domain-name.js';
+import { comparableAddress } from './domain-key.js';
 import type { MessageFacts } from '../types.js';
 import type { Policy, PolicyMatch } from './schema.js';
 
@@ -71,8 +72,10 @@ export function matchRule(match: PolicyMatch, ctx: MatchContext): string[] | und
   // Domain patterns are normalised at load (domain-key.ts); the addresses' domains here.
   const rcptDomain = comparableDomain(domainOf(ctx.rcpt));
   const senderDomain = comparableDomain(domainOf(ctx.sender));
+  // Globs are normalised at load too (normalizeAddressGlob); the addresses here.
   if (match.sender) {
-    if (!match.sender.some((p) => globMatches(p, ctx.sender))) return undefined;
+    const sender = comparableAddress(ctx.sender);
+    if (!match.sender.some((p) => globMatches(p, sender))) return undefined;
     reasons.push(`sender ${ctx.sender} matches`);
   }
   if (match.senderDomain) {
@@ -80,7 +83,8 @@ export function matchRule(match: PolicyMatch, ctx: MatchContext): string[] | und
     reasons.push(`sender domain ${senderDomain} matches`);
   }
   if (match.recipient) {
-    if (!match.recipient.some((p) => globMatches(p, ctx.rcpt))) return undefined;
+    const rcpt = comparableAddress(ctx.rcpt);
+    if (!match.recipient.some((p) => globMatches(p, rcpt))) return undefined;
     reasons.push(`recipient ${ctx.rcpt} matches`);
   }
   if (match.recipientDomain) {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseDuration, parseSize } from '../config/units.js';
 import { detectorsConfigSchema } from '../inspect/detectors/config.js';
 import { compileUserPattern } from '../inspect/detectors/user-pattern.js';
-import { DOMAIN_PATTERN_HELP, normalizeAddressKey, normalizeDomainPattern } from './domain-key.js';
+import { DOMAIN_PATTERN_HELP, normalizeAddressGlob, normalizeAddressKey, normalizeDomainPattern } from './domain-key.js';
 
 export const METHODS = ['smime', 'pgp', 'tls', 'portal'] as const;
 export const TLS_REQUIREMENTS = ['may', 'encrypt', 'verify', 'mta-sts'] as const;
@@ -85,9 +85,9 @@ export const actionSchema = z.strictObject({
 });
 
 export const matchSchema = z.strictObject({
-  sender: listOf(z.string()).optional(),
+  sender: listOf(z.string().transform(normalizeAddressGlob)).optional(),
   senderDomain: listOf(domainPattern).optional(),
-  recipient: listOf(z.string()).optional(),
+  recipient: listOf(z.string().transform(normalizeAddressGlob)).optional(),
   recipientDomain: listOf(domainPattern).optional(),
   /** The recipient's domain is in `consumerDomains`. */
   consumerDomain: z.boolean().optional(),

@@ -117,6 +117,23 @@ describe('policy decisions (table)', () => {
     ]);
   });
 
+  it('sender and recipient globs match an address whatever form its domain takes (U-labels, A-labels, full-width)', () => {
+    // A rule for *@verified.test was dodged by dr@ｖｅｒｉｆｉｅｄ.test, which names the same domain
+    // (the router delivered it there); and a glob written in A-labels never matched, since
+    // smtp-server hands the domain over in U-labels.
+    const p = policySchema.parse({
+      rules: [
+        { id: 'pgp-only', match: { recipient: '*@verified.test' }, action: { methods: ['pgp'], onNoMethod: 'bounce' } },
+        { id: 'books', match: { recipient: 'dr.*@*.xn--bcher-kva.example' }, action: { methods: ['portal'] } },
+        { id: 'from-books', match: { sender: '*@Bücher.example' }, action: { methods: ['portal'] } },
+      ],
+    });
+    const rule = (rcpt: string, sender = 's@client.test') => decide(p, { sender, recipients: [rcpt], facts: facts() }, tlsOnly)[0]!.ruleId;
+    expect([rule('dr@verified.test'), rule('dr@ｖｅｒｉｆｉｅｄ.test'), rule('DR@Verified.TEST')]).toEqual(['pgp-only', 'pgp-only', 'pgp-only']);
+    expect([rule('dr.who@ward.bücher.example'), rule('dr.who@ward.xn--bcher-kva.example'), rule('nurse@ward.bücher.example')]).toEqual(['books', 'books', 'default']);
+    expect([rule('x@clinic.test', 'a@xn--bcher-kva.example'), rule('x@clinic.test', 'a@bücher.example')]).toEqual(['from-books', 'from-books']);
+  });
+
   it('subjectTag: false matches only untagged mail', () => {
     const p = policySchema.parse({ rules: [{ id: 'untagged', match: { subjectTag: false }, action: { tls: 'encrypt' } }] });
     const one = (subject: string) => decide(p, { sender: 's@client.test', recipients: ['a@clinic.test'], facts: facts({ subject }) }, tlsOnly)[0]!;
