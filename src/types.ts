@@ -62,6 +62,7 @@ export interface InspectionSummary {
   hits: DetectorHit[];
   subjectTagged: boolean;
   error?: string | undefined;
+  unscanned?: string | undefined;
 }
 
 export interface DeliveryState {
@@ -120,6 +121,12 @@ export interface MessageFacts {
   detectors: { hits: DetectorHit[]; score: number; categories: string[] };
   /** Set when the message could not be inspected within the limits. */
   error?: string | undefined;
+  /**
+   * Set when part of the message's text was not scanned (more than detectors.maxScanBytes):
+   * what was not scanned may hold PHI, so the policy's detector-score conditions hold, as
+   * if the detectors had found it (protection is raised, never "nothing found").
+   */
+  unscanned?: string | undefined;
 }
 
 /** Why and how one recipient gets the message. */

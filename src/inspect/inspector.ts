@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { MessageFacts } from '../types.js';
-import { runDetectors, type DetectorsConfig } from './detectors/index.js';
+import { exceedsScanBudget, runDetectors, type DetectorsConfig } from './detectors/index.js';
 import { DEFAULT_INSPECT_LIMITS, InspectLimitError, parseMessage, type InspectLimits } from './parse.js';
 
 /**
@@ -10,7 +10,12 @@ import { DEFAULT_INSPECT_LIMITS, InspectLimitError, parseMessage, type InspectLi
  */
 export async function inspectMessage(body: Readable | Buffer, size: number, detectors: DetectorsConfig, limits: InspectLimits = DEFAULT_INSPECT_LIMITS): Promise<MessageFacts> {
   const deadline = Date.now() + limits.timeoutMs;
-  const parsed = await parseMessage(body, limits);
+  // The parse keeps as much text as the detectors are configured to scan: raising
+  // detectors.maxScanBytes raises both.
+  const parsed = await parseMessage(body, { ...limits, maxTextBytes: detectors.maxScanBytes });
+  if (exceedsScanBudget(parsed.texts, detectors)) {
+    parsed.unscanned ??= `message text exceeds detectors.maxScanBytes (${detectors.maxScanBytes}): the rest was not scanned`;
+  }
   let found: MessageFacts['detectors'] = { hits: [], score: 0, categories: [] };
   try {
     found = runDetectors(parsed.texts, detectors, deadline);
@@ -28,5 +33,6 @@ export async function inspectMessage(body: Readable | Buffer, size: number, dete
     parts: parsed.parts,
     detectors: found,
     error: parsed.error,
+    unscanned: parsed.unscanned,
   };
 }

@@ -1,6 +1,6 @@
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { MimeNode, Splitter } from '@zone-eu/mailsplit';
-import { DEFAULT_INSPECT_LIMITS, InspectLimitError, PartCollector, type InspectLimits, type ParsedMessage } from './parts.js';
+import { DEFAULT_INSPECT_LIMITS, InspectLimitError, PartCollector, type InspectLimits, type ParsedMessage, type SplitEmbedded } from './parts.js';
 
 export { DEFAULT_INSPECT_LIMITS, InspectLimitError, type InspectLimits, type ParsedMessage, type TextSource } from './parts.js';
 
@@ -26,16 +26,44 @@ export async function parseMessage(body: Readable | Buffer, limits: InspectLimit
 }
 
 function splitStream(body: Readable | Buffer, limits: InspectLimits): Promise<ParsedMessage> {
-  const collector = new PartCollector(limits);
-  const splitter = new Splitter({ maxHeadSize: limits.maxHeaderBytes });
-  const events = splitter as unknown as NodeJS.EventEmitter;
+  const collector = new PartCollector(limits, embeddedSplitter(limits));
   const source = Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body;
+  const split = splitInto(collector, source, limits);
+  // pipe() does not pass on a source's error: without this, a body that fails while it
+  // is read (the Redis queue's body stream when Redis goes away) is an unhandled 'error'
+  // event, and that ends the process. A body that cannot be read says nothing about the
+  // message: the caller gets the error (the attempt is deferred), not an "unreadable MIME"
+  // result that the policy could bounce.
+  let readError: Error | undefined;
+  source.on('error', (err: Error) => {
+    readError ??= err;
+    split.fail(err);
+  });
+  const fail = (err: Error) => {
+    split.fail(err);
+    if (!Buffer.isBuffer(body)) body.destroy();
+  };
+  return finish(collector, split.done, limits, fail).then((parsed) => {
+    if (readError) throw readError;
+    return parsed;
+  });
+}
+
+/**
+ * Splits `source` into the collector's parts. Embedded messages are left to the
+ * collector (ignoreEmbedded): the splitter would open only those declared inline and not
+ * transfer-encoded, and none of message/global.
+ */
+function splitInto(collector: PartCollector, source: Readable, limits: InspectLimits): { done: Promise<void>; fail: (err: Error) => void } {
+  const splitter = new Splitter({ maxHeadSize: limits.maxHeaderBytes, ignoreEmbedded: true });
+  const events = splitter as unknown as NodeJS.EventEmitter;
   let failed: Error | undefined;
   const fail = (err: Error) => {
-    failed ??= err;
+    if (failed) return; // collector.abort reaches every split of the message, this one too
+    failed = err;
     source.unpipe(splitter);
     splitter.destroy(err);
-    if (!Buffer.isBuffer(body)) body.destroy();
+    collector.abort(err);
   };
   const done = new Promise<void>((resolve, reject) => {
     events.on('data', (data: { type: string; value?: Buffer } & MimeNode) => {
@@ -49,22 +77,21 @@ function splitStream(body: Readable | Buffer, limits: InspectLimits): Promise<Pa
     });
     events.once('end', () => resolve());
     events.once('error', reject);
-  });
-  // pipe() does not pass on a source's error: without this, a body that fails while it
-  // is read (the Redis queue's body stream when Redis goes away) is an unhandled 'error'
-  // event, and that ends the process. A body that cannot be read says nothing about the
-  // message: the caller gets the error (the attempt is deferred), not an "unreadable MIME"
-  // result that the policy could bounce.
-  let readError: Error | undefined;
-  source.on('error', (err: Error) => {
-    readError ??= err;
-    fail(err);
+    events.once('close', () => {
+      if (failed) reject(failed);
+    });
   });
   source.pipe(splitter);
-  return finish(collector, done, limits, fail).then((parsed) => {
-    if (readError) throw readError;
-    return parsed;
-  });
+  return { done, fail };
+}
+
+/** How a collector opens the messages embedded in this one: a split of their own, same limits. */
+function embeddedSplitter(limits: InspectLimits): SplitEmbedded {
+  return (collector) => {
+    const input = new PassThrough();
+    const { done, fail } = splitInto(collector, input, limits);
+    return { input, done, abort: fail };
+  };
 }
 
 /** The one-part case (see parseMessage), or undefined when the splitter must do it. */
@@ -74,8 +101,8 @@ function singlePart(message: Buffer, limits: InspectLimits): Promise<ParsedMessa
   const node = new MimeNode(false, { maxHeadSize: limits.maxHeaderBytes });
   node.addHeaderChunk(message.subarray(0, headerEnd));
   node.parseHeaders();
-  if (node.multipart || node.contentType === 'message/rfc822') return undefined;
-  const collector = new PartCollector(limits);
+  if (node.multipart) return undefined;
+  const collector = new PartCollector(limits, embeddedSplitter(limits));
   collector.node(node);
   if (headerEnd < message.length) collector.body(message.subarray(headerEnd));
   return finish(collector, Promise.resolve(), limits, () => undefined);

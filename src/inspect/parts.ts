@@ -1,4 +1,5 @@
 import type { MimeNode } from '@zone-eu/mailsplit';
+import iconv from 'iconv-lite';
 import libmime from 'libmime';
 import type { AttachmentFact } from '../types.js';
 import { htmlToPlainText } from './html-text.js';
@@ -36,14 +37,35 @@ export interface ParsedMessage {
   attachments: AttachmentFact[];
   parts: number;
   error?: string | undefined;
+  /** Set when text was left unscanned (over the budget): see MessageFacts.unscanned. */
+  unscanned?: string | undefined;
 }
 
 /** An inspection that could not finish within the limits (a MIME bomb, say). */
 export class InspectLimitError extends Error {}
 
-const MAX_HEADER_FIELDS = 200;
-const MAX_HEADER_VALUE = 2048;
 const TEXT_LIKE = /^(text\/|application\/(json|xml|csv|x-csv|rtf|x-yaml|yaml))/;
+/** Names that say text whatever type the sender declared (Excel's CSV is application/vnd.ms-excel). */
+const TEXT_NAME = /\.(txt|text|csv|tsv|json|xml|md|log|ics|vcf|yaml|yml|rtf)$/i;
+const HTML_NAME = /\.(htm|html|xhtml)$/i;
+/** An .eml attachment is a message whatever its declared type: it is opened as one. */
+const MESSAGE_NAME = /\.eml$/i;
+const EMBEDDED_TYPES = new Set(['message/rfc822', 'message/global']);
+
+/**
+ * Splits an embedded message (written to `input`) into a collector's parts; parse.ts
+ * provides it (the splitter lives there). `abort` ends the split early.
+ */
+export type SplitEmbedded = (collector: PartCollector) => { input: NodeJS.WritableStream; done: Promise<void>; abort: (err: Error) => void };
+
+/** What the collectors of one message and of the messages embedded in it share. */
+interface SharedBudget {
+  parts: number;
+  textBytes: number;
+  /** Set when text was left out for want of budget: the scan is then incomplete. */
+  textCut: boolean;
+  aborts: Set<(err: Error) => void>;
+}
 
 interface OpenPart {
   node: MimeNode;
@@ -52,6 +74,8 @@ interface OpenPart {
   text?: { chunks: Buffer[]; bytes: number; slot: TextSource } | undefined;
   /** base64 or quoted-printable; other encodings are the bytes themselves. */
   decoder?: NodeJS.ReadWriteStream | undefined;
+  /** An embedded message: its (decoded) bytes go to a split of their own. */
+  embedded?: NodeJS.WritableStream | undefined;
 }
 
 /** The transfer encodings that need decoding (mailsplit passes any other through as is). */
@@ -65,12 +89,23 @@ const ENCODED = new Set(['base64', 'quoted-printable']);
  */
 export class PartCollector {
   readonly result: ParsedMessage = { subject: '', from: '', headers: {}, texts: [], attachments: [], parts: 0 };
-  private textBudget: number;
   private current: OpenPart | undefined;
   private readonly decoding = new Set<Promise<void>>();
+  /** Placeholder slots in result.texts, each replaced at the end by an embedded message's texts. */
+  private readonly embeddedTexts = new Map<TextSource, TextSource[]>();
+  private readonly shared: SharedBudget;
 
-  constructor(private readonly limits: InspectLimits) {
-    this.textBudget = limits.maxTextBytes;
+  /**
+   * @param splitEmbedded opens embedded messages; without it they are attachments only.
+   * @param depthBase how deep this collector's message sits inside the outermost one.
+   */
+  constructor(
+    private readonly limits: InspectLimits,
+    private readonly splitEmbedded?: SplitEmbedded,
+    private readonly depthBase = 0,
+    shared?: SharedBudget,
+  ) {
+    this.shared = shared ?? { parts: 0, textBytes: limits.maxTextBytes, textCut: false, aborts: new Set() };
   }
 
   /** A new MIME node (headers parsed): ends the previous part. */
@@ -78,23 +113,25 @@ export class PartCollector {
     this.endPart();
     const result = this.result;
     result.parts++;
-    if (result.parts > this.limits.maxParts) throw new InspectLimitError(`more than ${this.limits.maxParts} MIME parts`);
-    if (depthOf(node) > this.limits.maxDepth) throw new InspectLimitError(`MIME parts nested deeper than ${this.limits.maxDepth} levels`);
+    if (++this.shared.parts > this.limits.maxParts) throw new InspectLimitError(`more than ${this.limits.maxParts} MIME parts`);
+    if (this.depthBase + depthOf(node) > this.limits.maxDepth) throw new InspectLimitError(`MIME parts nested deeper than ${this.limits.maxDepth} levels`);
     if (node.root) readRootHeaders(node, result);
     if (node.multipart) return;
     const contentType = node.contentType || 'text/plain';
-    const isAttachment = node.disposition === 'attachment' || Boolean(node.filename) || node.rfc822;
-    const attachment = isAttachment ? { filename: node.filename || undefined, contentType, size: 0 } : undefined;
+    const filename = node.filename || '';
+    const isMessage = EMBEDDED_TYPES.has(contentType) || MESSAGE_NAME.test(filename);
+    const isAttachment = node.disposition === 'attachment' || Boolean(filename) || isMessage;
+    const attachment = isAttachment ? { filename: filename || undefined, contentType, size: 0 } : undefined;
     if (attachment) result.attachments.push(attachment);
-    const kind: TextSource['source'] | undefined = attachment ? (TEXT_LIKE.test(contentType) ? 'attachment' : undefined) : contentType === 'text/html' ? 'html' : contentType.startsWith('text/') ? 'text' : undefined;
     const part: OpenPart = { node, attachment };
     this.current = part;
-    if (kind && this.textBudget > 0) {
-      // The slot keeps the texts in the message's order, whenever their decoding ends.
-      part.text = { chunks: [], bytes: 0, slot: { source: kind, text: '' } };
-      result.texts.push(part.text.slot);
-      if (ENCODED.has(node.encoding || '')) part.decoder = this.decode(part);
-    }
+    if (isMessage && this.splitEmbedded) return this.openEmbedded(part);
+    const kind = textKind(contentType, filename, Boolean(attachment));
+    if (!kind) return;
+    // The slot keeps the texts in the message's order, whenever their decoding ends.
+    part.text = { chunks: [], bytes: 0, slot: { source: kind, text: '' } };
+    result.texts.push(part.text.slot);
+    if (ENCODED.has(node.encoding || '')) part.decoder = this.decode(part, (chunk) => this.keep(part, chunk), () => this.finishText(part));
   }
 
   /** Body bytes of the current part, still transfer-encoded. */
@@ -102,32 +139,83 @@ export class PartCollector {
     const part = this.current;
     if (!part) return;
     if (part.decoder) part.decoder.write(chunk);
+    else if (part.embedded) this.feedEmbedded(part, chunk);
     else if (part.text) this.keep(part, chunk);
     else if (part.attachment) part.attachment.size += estimateDecoded(chunk.length, part.node.encoding || '');
   }
 
-  /** The message ended: waits for the decoders of text parts to finish. */
+  /** The message ended: waits for the decoders of text parts and embedded messages to finish. */
   async end(): Promise<ParsedMessage> {
     this.endPart();
     await Promise.all(this.decoding);
-    if (this.result.subject) this.result.texts.unshift({ source: 'subject', text: this.result.subject });
-    return this.result;
+    const result = this.result;
+    if (this.embeddedTexts.size) result.texts = result.texts.flatMap((slot) => this.embeddedTexts.get(slot) ?? [slot]);
+    if (result.subject) result.texts.unshift({ source: 'subject', text: result.subject });
+    if (this.shared.textCut && this.depthBase === 0) result.unscanned ??= textLimitMessage(this.limits.maxTextBytes);
+    return result;
+  }
+
+  /** Ends the splits of embedded messages still open (the inspection failed or ran out of time). */
+  abort(err: Error): void {
+    for (const abort of this.shared.aborts) abort(err);
   }
 
   private endPart(): void {
     const part = this.current;
     this.current = undefined;
     if (part?.decoder) part.decoder.end();
+    else if (part?.embedded) part.embedded.end();
     else if (part?.text) this.finishText(part);
   }
 
-  /** Decoded bytes of a text part, within the text budget. */
+  /**
+   * An embedded message (a forward, an .eml) is split as a message of its own, its
+   * headers and texts scanned in its place: the splitter opens only those declared
+   * inline and not transfer-encoded, so every one is opened here instead.
+   */
+  private openEmbedded(part: OpenPart): void {
+    const child = new PartCollector(this.limits, this.splitEmbedded, this.depthBase + depthOf(part.node) + 1, this.shared);
+    const split = this.splitEmbedded!(child);
+    this.shared.aborts.add(split.abort);
+    const slot: TextSource = { source: 'attachment', text: '' };
+    this.result.texts.push(slot);
+    const done = split.done
+      .then(() => child.end())
+      .then(
+        (inner) => {
+          this.embeddedTexts.set(slot, embeddedMessageTexts(inner));
+          this.result.attachments.push(...inner.attachments);
+          if (inner.error) this.result.error ??= `embedded message: ${inner.error}`;
+        },
+        (err: Error) => {
+          this.result.error ??= err instanceof InspectLimitError ? err.message : `embedded message could not be read: ${err.message}`;
+        },
+      )
+      .finally(() => this.shared.aborts.delete(split.abort));
+    this.decoding.add(done);
+    part.embedded = split.input;
+    if (ENCODED.has(part.node.encoding || '')) {
+      part.decoder = this.decode(part, (chunk) => this.feedEmbedded(part, chunk), () => split.input.end());
+      // A transfer encoding that cannot be decoded leaves the message unread: an error, not "nothing found".
+      part.decoder.once('error', (err: Error) => split.abort(new Error(`embedded message could not be decoded: ${err.message}`)));
+    }
+  }
+
+  private feedEmbedded(part: OpenPart, chunk: Buffer): void {
+    if (part.attachment) part.attachment.size += chunk.length;
+    part.embedded!.write(chunk);
+  }
+
+  /** Decoded bytes of a text part, within the text budget; text beyond it marks the scan incomplete. */
   private keep(part: OpenPart, chunk: Buffer): void {
     if (part.attachment) part.attachment.size += chunk.length;
     const text = part.text;
-    if (!text || this.textBudget <= 0) return;
-    const kept = chunk.length > this.textBudget ? chunk.subarray(0, this.textBudget) : chunk;
-    this.textBudget -= kept.length;
+    if (!text) return;
+    const budget = this.shared.textBytes;
+    const kept = chunk.length > budget ? chunk.subarray(0, budget) : chunk;
+    if (kept.length < chunk.length && hasContent(chunk.subarray(kept.length))) this.shared.textCut = true;
+    if (!kept.length) return;
+    this.shared.textBytes -= kept.length;
     text.chunks.push(kept);
     text.bytes += kept.length;
   }
@@ -138,15 +226,15 @@ export class PartCollector {
     if (!text) return;
     const bytes = text.chunks.length === 1 ? text.chunks[0]! : Buffer.concat(text.chunks, text.bytes);
     const decoded = decodeCharset(bytes, part.node.charset || 'utf-8');
-    text.slot.text = text.slot.source === 'html' ? htmlToPlainText(decoded) : decoded;
+    text.slot.text = isHtml(part.node.contentType || '', part.node.filename || '') ? htmlToPlainText(decoded) : decoded;
   }
 
-  private decode(part: OpenPart): NodeJS.ReadWriteStream {
+  private decode(part: OpenPart, onData: (chunk: Buffer) => void, onEnd: () => void): NodeJS.ReadWriteStream {
     const decoder = part.node.getDecoder() as NodeJS.ReadWriteStream;
-    decoder.on('data', (chunk: Buffer) => this.keep(part, chunk));
+    decoder.on('data', onData);
     const done = new Promise<void>((resolve) => {
       decoder.once('end', () => {
-        this.finishText(part);
+        onEnd();
         resolve();
       });
       // A broken encoding loses that part's text (its slot stays empty), not the inspection.
@@ -157,24 +245,57 @@ export class PartCollector {
   }
 }
 
+/**
+ * Which text a part gives the detectors, if any: by its declared type, or by its file
+ * name when the type says nothing useful (application/octet-stream; name=notes.txt).
+ */
+function textKind(contentType: string, filename: string, isAttachment: boolean): TextSource['source'] | undefined {
+  if (isAttachment) return TEXT_LIKE.test(contentType) || TEXT_NAME.test(filename) || HTML_NAME.test(filename) ? 'attachment' : undefined;
+  if (contentType === 'text/html') return 'html';
+  return contentType.startsWith('text/') || TEXT_LIKE.test(contentType) ? 'text' : undefined;
+}
+
+/** HTML is scanned as the text a reader sees, an HTML attachment as an HTML body is. */
+function isHtml(contentType: string, filename: string): boolean {
+  return contentType === 'text/html' || contentType === 'application/xhtml+xml' || HTML_NAME.test(filename);
+}
+
+/** An embedded message's header fields (who, what about), then its texts. */
+function embeddedMessageTexts(inner: ParsedMessage): TextSource[] {
+  const fields = Object.entries(inner.headers).flatMap(([key, values]) => values.map((v) => `${key}: ${v}`));
+  const texts = inner.texts.filter((t) => t.source !== 'subject');
+  return fields.length ? [{ source: 'subject', text: fields.join('\n') }, ...texts] : texts;
+}
+
+function textLimitMessage(maxTextBytes: number): string {
+  return `message text exceeds the inspection limit of ${maxTextBytes} bytes (detectors.maxScanBytes): the rest cannot be inspected`;
+}
+
+/** Whether bytes left out hold more than line ends and blanks (the end of a part's last line). */
+function hasContent(bytes: Buffer): boolean {
+  for (const b of bytes) if (b !== 0x0d && b !== 0x0a && b !== 0x20 && b !== 0x09) return true;
+  return false;
+}
+
 function depthOf(node: MimeNode): number {
   let depth = 0;
   for (let n: MimeNode | false = node; n && !n.root; n = n.parentNode) depth++;
   return depth;
 }
 
+/**
+ * The message's own header fields, every one of them: the header block is bounded
+ * already (limits.maxHeaderBytes), and a field left out is one a header rule cannot see.
+ */
 function readRootHeaders(node: MimeNode, result: ParsedMessage): void {
-  if (result.subject || Object.keys(result.headers).length) return; // an embedded message's root
   const headers = node.headers;
   if (!headers) return;
   result.subject = decodeWords(headers.getFirst('subject'));
   result.from = decodeWords(headers.getFirst('from'));
   result.messageId = headers.getFirst('message-id') || undefined;
-  let fields = 0;
   for (const line of headers.getList()) {
-    if (++fields > MAX_HEADER_FIELDS) break;
     const raw = line.line.slice(line.line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
-    (result.headers[line.key] ??= []).push(decodeWords(raw).slice(0, MAX_HEADER_VALUE));
+    (result.headers[line.key] ??= []).push(decodeWords(raw));
   }
 }
 
@@ -187,13 +308,25 @@ function decodeWords(text: string): string {
   }
 }
 
+/**
+ * Text in its declared charset. iconv-lite first: TextDecoder reads UTF-16 without a BOM
+ * as little-endian (RFC 2781 says big-endian) and knows neither UTF-7 nor UTF-32.
+ */
 function decodeCharset(bytes: Buffer, charset: string): string {
+  const name = charset.toLowerCase();
   try {
-    return new TextDecoder(charset.toLowerCase(), { fatal: false }).decode(bytes);
+    if (iconv.encodingExists(name)) return iconv.decode(bytes, name, { defaultEncoding: BIG_ENDIAN_DEFAULT[name] });
+    return new TextDecoder(name, { fatal: false }).decode(bytes);
   } catch {
     return bytes.toString('latin1'); // unknown charset: still scan the ASCII in it
   }
 }
+
+/**
+ * Charsets that name no byte order: a BOM decides, else iconv-lite's guess from the
+ * text, else big-endian as RFC 2781 says (iconv-lite's own default is little-endian).
+ */
+const BIG_ENDIAN_DEFAULT: Record<string, 'utf16be' | 'utf32be' | undefined> = { 'utf-16': 'utf16be', utf16: 'utf16be', 'utf-32': 'utf32be', utf32: 'utf32be' };
 
 function estimateDecoded(encodedBytes: number, encoding: string): number {
   return encoding.toLowerCase() === 'base64' ? Math.floor((encodedBytes * 3) / 4) : encodedBytes;

@@ -14,7 +14,7 @@ export const AVAILABLE_NOW: MethodAvailability = (method) => method === 'tls';
 export interface DecideInput {
   sender: string;
   recipients: string[];
-  facts: Pick<MessageFacts, 'subject' | 'headers' | 'detectors' | 'size'>;
+  facts: Pick<MessageFacts, 'subject' | 'headers' | 'detectors' | 'size' | 'unscanned'>;
 }
 
 /**

@@ -18,6 +18,7 @@ export async function inspectForPolicy(o: { queue: QueueBackend; detectors: Dete
     hits: facts.detectors.hits,
     subjectTagged: hasSubjectTag(facts.subject, o.subjectTag),
     error: facts.error,
+    unscanned: facts.unscanned,
   };
   if (o.log.isLevelEnabled('info')) {
     o.log.info(
@@ -32,6 +33,7 @@ export async function inspectForPolicy(o: { queue: QueueBackend; detectors: Dete
         score: facts.detectors.score,
         subjectTagged: state.inspection.subjectTagged,
         error: facts.error,
+        unscanned: facts.unscanned,
       },
       facts.error ? 'inspection failed' : 'inspected',
     );

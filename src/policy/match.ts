@@ -8,7 +8,7 @@ import type { Policy, PolicyMatch } from './schema.js';
 export interface MatchContext {
   sender: string;
   rcpt: string;
-  facts: Pick<MessageFacts, 'subject' | 'headers' | 'detectors' | 'size'>;
+  facts: Pick<MessageFacts, 'subject' | 'headers' | 'detectors' | 'size' | 'unscanned'>;
   policy: Policy;
 }
 
@@ -113,9 +113,10 @@ export function matchRule(match: PolicyMatch, ctx: MatchContext): string[] | und
   }
   if (match.detectorScore !== undefined) {
     const threshold = match.detectorScore === true ? policy.phiThreshold : match.detectorScore;
-    if (facts.detectors.score < threshold) return undefined;
+    // Text the detectors did not scan may hold anything: it counts as a score at any threshold.
+    if (facts.detectors.score < threshold && !facts.unscanned) return undefined;
     const summary = facts.detectors.hits.map((h) => `${h.detector}×${h.count}`).join(', ');
-    reasons.push(`detector score ${facts.detectors.score} ≥ ${threshold}${summary ? ` (${summary})` : ''}`);
+    reasons.push(facts.detectors.score >= threshold ? `detector score ${facts.detectors.score} ≥ ${threshold}${summary ? ` (${summary})` : ''}` : `part of the text was not scanned (${facts.unscanned}), so it may hold PHI`);
   }
   if (match.size) {
     if (match.size.min !== undefined && facts.size < match.size.min) return undefined;

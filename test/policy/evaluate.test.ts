@@ -134,6 +134,14 @@ describe('policy decisions (table)', () => {
     expect([rule('x@clinic.test', 'a@xn--bcher-kva.example'), rule('x@clinic.test', 'a@bücher.example')]).toEqual(['from-books', 'from-books']);
   });
 
+  it('a message whose text was not all scanned is decided as if PHI was found: protection is raised, never "nothing found"', () => {
+    const [d] = decide(base, { sender: 's@client.test', recipients: ['a@clinic.test'], facts: { ...facts(), unscanned: 'message text exceeds detectors.maxScanBytes (2097152)' } }, tlsOnly);
+    expect(d).toMatchObject({ ruleId: 'phi-detected', method: undefined });
+    expect(d!.reasons.join('; ')).toMatch(/part of the text was not scanned \(message text exceeds detectors\.maxScanBytes \(2097152\)\), so it may hold PHI/);
+    const [scanned] = decide(base, { sender: 's@client.test', recipients: ['a@clinic.test'], facts: facts() }, tlsOnly);
+    expect(scanned).toMatchObject({ ruleId: 'default', method: 'tls' });
+  });
+
   it('subjectTag: false matches only untagged mail', () => {
     const p = policySchema.parse({ rules: [{ id: 'untagged', match: { subjectTag: false }, action: { tls: 'encrypt' } }] });
     const one = (subject: string) => decide(p, { sender: 's@client.test', recipients: ['a@clinic.test'], facts: facts({ subject }) }, tlsOnly)[0]!;

@@ -53,6 +53,16 @@ function compile(config: DetectorsConfig): Compiled {
 }
 
 /**
+ * Whether the texts hold more than the detectors scan (maxScanBytes): the rest goes
+ * unscanned, so the inspection is incomplete, never "nothing found".
+ */
+export function exceedsScanBudget(sources: TextSource[], config: DetectorsConfig): boolean {
+  let total = 0;
+  for (const s of sources) if ((total += s.text.length) > config.maxScanBytes) return true;
+  return false;
+}
+
+/**
  * Runs the enabled detectors over the message's text and returns, per detector, the
  * number of distinct values found and its score — never the values themselves. Work is
  * bounded by `maxScanBytes`, and by `deadline` (ms since the epoch: the inspection's):
