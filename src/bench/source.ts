@@ -13,12 +13,38 @@ export interface LoadSpec {
   sessions: number;
   size: number;
   reuse: boolean;
+  /**
+   * A whole message to send instead of smtp-source's text (CRLF line endings, no line
+   * starting with "."): sent by the Node client, one new session per message.
+   */
+  raw?: Buffer | undefined;
 }
 
 /** Sends the load and resolves when the client side is done (not when it is delivered). */
 export async function runLoad(spec: LoadSpec): Promise<void> {
+  if (spec.raw) return runRawLoad(spec, spec.raw);
   if (existsSync(SMTP_SOURCE)) return runSmtpSource(spec);
   return runNodeLoad(spec);
+}
+
+/** `spec.messages` copies of one message, each in a session of its own, `spec.sessions` at once. */
+async function runRawLoad(spec: LoadSpec, raw: Buffer): Promise<void> {
+  let next = 0;
+  const session = async () => {
+    while (next < spec.messages) {
+      next++;
+      const conn = await SmtpLine.open(spec.port);
+      await conn.cmd('EHLO bench.test');
+      await conn.cmd('MAIL FROM:<sender@bench.test>');
+      await conn.cmd(`RCPT TO:<${RECIPIENT}>`);
+      await conn.cmd('DATA');
+      const reply = await conn.data(raw);
+      if (!reply.startsWith('250')) throw new Error(`message refused: ${reply.trim()}`);
+      await conn.cmd('QUIT');
+      conn.close();
+    }
+  };
+  await Promise.all(Array.from({ length: spec.sessions }, session));
 }
 
 function runSmtpSource(spec: LoadSpec): Promise<void> {
@@ -95,6 +121,13 @@ export class SmtpLine {
 
   cmd(line: string): Promise<string> {
     this.socket.write(`${line}\r\n`);
+    return this.reply();
+  }
+
+  /** A message's bytes after 354, then the end of data; the reply to it. */
+  data(raw: Buffer): Promise<string> {
+    this.socket.write(raw);
+    this.socket.write('.\r\n');
     return this.reply();
   }
 
