@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { MessageFacts } from '../types.js';
 import { exceedsScanBudget, runDetectors, type DetectorsConfig } from './detectors/index.js';
-import { DEFAULT_INSPECT_LIMITS, InspectLimitError, parseMessage, type InspectLimits } from './parse.js';
+import { DEFAULT_INSPECT_LIMITS, InspectLimitError, InspectTimeoutError, parseMessage, type InspectLimits } from './parse.js';
 
 /**
  * Facts about one message: the parse, then the detectors over its text, both within
@@ -21,7 +21,10 @@ export async function inspectMessage(body: Readable | Buffer, size: number, dete
     found = runDetectors(parsed.texts, detectors, deadline);
   } catch (err) {
     if (!(err instanceof InspectLimitError)) throw err;
-    parsed.error ??= `${err.message} (${limits.timeoutMs} ms)`;
+    if (!parsed.error) {
+      parsed.error = `${err.message} (${limits.timeoutMs} ms)`;
+      parsed.timedOut = err instanceof InspectTimeoutError;
+    }
   }
   return {
     subject: parsed.subject,
@@ -33,6 +36,7 @@ export async function inspectMessage(body: Readable | Buffer, size: number, dete
     parts: parsed.parts,
     detectors: found,
     error: parsed.error,
+    inspectTimedOut: parsed.timedOut,
     unscanned: parsed.unscanned,
   };
 }

@@ -1,8 +1,8 @@
 import { PassThrough, Readable } from 'node:stream';
 import { MimeNode, Splitter } from '@zone-eu/mailsplit';
-import { DEFAULT_INSPECT_LIMITS, InspectLimitError, PartCollector, type InspectLimits, type ParsedMessage, type SplitEmbedded } from './parts.js';
+import { DEFAULT_INSPECT_LIMITS, InspectLimitError, InspectTimeoutError, PartCollector, type InspectLimits, type ParsedMessage, type SplitEmbedded } from './parts.js';
 
-export { DEFAULT_INSPECT_LIMITS, InspectLimitError, type InspectLimits, type ParsedMessage, type TextSource } from './parts.js';
+export { DEFAULT_INSPECT_LIMITS, InspectLimitError, InspectTimeoutError, type InspectLimits, type ParsedMessage, type TextSource } from './parts.js';
 
 /**
  * Parses a message once with @zone-eu/mailsplit (mailparser's own splitter), streaming:
@@ -112,7 +112,7 @@ async function finish(collector: PartCollector, split: Promise<void>, limits: In
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const err = new InspectLimitError(`inspection took longer than ${limits.timeoutMs} ms`);
+      const err = new InspectTimeoutError(`inspection took longer than ${limits.timeoutMs} ms`);
       fail(err);
       reject(err);
     }, limits.timeoutMs);
@@ -122,6 +122,7 @@ async function finish(collector: PartCollector, split: Promise<void>, limits: In
     return collector.result;
   } catch (err) {
     collector.result.error = err instanceof InspectLimitError ? err.message : `unreadable MIME structure: ${(err as Error).message}`;
+    if (err instanceof InspectTimeoutError) collector.result.timedOut = true;
     return collector.result;
   } finally {
     clearTimeout(timer);

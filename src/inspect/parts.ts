@@ -37,12 +37,17 @@ export interface ParsedMessage {
   attachments: AttachmentFact[];
   parts: number;
   error?: string | undefined;
+  /** The error is a timeout (InspectTimeoutError). */
+  timedOut?: boolean | undefined;
   /** Set when text was left unscanned (over the budget): see MessageFacts.unscanned. */
   unscanned?: string | undefined;
 }
 
 /** An inspection that could not finish within the limits (a MIME bomb, say). */
 export class InspectLimitError extends Error {}
+
+/** The inspection ran out of time: this can come from load on the gateway, not from the message. */
+export class InspectTimeoutError extends InspectLimitError {}
 
 const TEXT_LIKE = /^(text\/|application\/(json|xml|csv|x-csv|rtf|x-yaml|yaml))/;
 /** Names that say text whatever type the sender declared (Excel's CSV is application/vnd.ms-excel). */

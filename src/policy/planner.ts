@@ -119,8 +119,11 @@ export class Planner {
     for (const r of due) {
       const d = r.decision;
       if (!d) {
-        // Only an inspection failure leaves a recipient without a decision.
-        const bounce = policy.onInspectError === 'bounce';
+        // Only an inspection failure leaves a recipient without a decision. One that ran
+        // out of time may be the gateway's load, not the message: tried again later (the
+        // next attempt inspects it again), whatever onInspectError says; the lifetime
+        // still ends it.
+        const bounce = policy.onInspectError === 'bounce' && !state.inspection?.timedOut;
         plan.held.push({ rcpt: r.rcpt, result: bounce ? 'bounce' : 'defer', status: bounce ? '5.6.0' : '4.6.0', reason: `message could not be inspected: ${state.inspection?.error ?? 'unknown error'}`, category: 'inspect', rule: INSPECT_ERROR_RULE, method: 'none' });
         continue;
       }

@@ -1,7 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { PassThrough, Readable } from 'node:stream';
+import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/events/logger.js';
 import type { KeyLookup } from '../../src/keys/lookup.js';
 import { Planner } from '../../src/policy/planner.js';
@@ -62,5 +63,38 @@ describe('planner: keys are looked up only for recipients who could use them', (
     const plan = await p.plan(envelope, s, s.recipients);
     expect(plan.portal).toEqual(['x@dest.test']);
     expect(plan.held).toEqual([]);
+  });
+});
+
+describe('planner: a message that could not be inspected', () => {
+  const plannerWith = async (body: () => unknown) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'postern-planner-')), 'policy.yaml');
+    writeFileSync(file, 'defaults: { methods: [tls], tls: may }\nonInspectError: bounce\nrules: []\n');
+    const policies = new PolicyStore(file, createLogger('silent'));
+    await policies.start();
+    const q = { bodyInMemory: () => undefined, openBody: async () => body() } as unknown as QueueBackend;
+    return new Planner(q, policies, () => policies.current().detectors, createLogger('silent'), { available: (m) => m === 'tls', keys: fakeKeys([]).lookup });
+  };
+
+  it('is bounced by onInspectError: bounce when the message is at fault, but deferred when the inspection ran out of time (the load may be the gateway\'s)', async () => {
+    let nested = 'Content-Type: text/plain\r\n\r\nx\r\n';
+    for (let i = 0; i < 30; i++) nested = `Content-Type: multipart/mixed; boundary="n${i}"\r\n\r\n--n${i}\r\n${nested}\r\n--n${i}--\r\n`;
+    const bomb = await plannerWith(() => Readable.from([Buffer.from(`Subject: nested\r\n${nested}`)]));
+    const s1 = stateFor(['a@dest.test']);
+    expect((await bomb.plan(envelope, s1, s1.recipients)).held).toMatchObject([{ result: 'bounce', status: '5.6.0' }]);
+
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      // A body that never ends: the parse waits until the inspection deadline.
+      const slow = await plannerWith(() => new PassThrough());
+      const s2 = stateFor(['a@dest.test']);
+      const planned = slow.plan(envelope, s2, s2.recipients);
+      await vi.advanceTimersByTimeAsync(11_000);
+      const held = (await planned).held;
+      expect(held).toMatchObject([{ result: 'defer', status: '4.6.0', category: 'inspect' }]);
+      expect(held[0]!.reason).toMatch(/inspection took longer than/);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

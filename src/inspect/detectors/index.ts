@@ -1,5 +1,5 @@
 import type { DetectorHit } from '../../types.js';
-import { InspectLimitError, type TextSource } from '../parts.js';
+import { InspectTimeoutError, type TextSource } from '../parts.js';
 import { findDea, findDob, findIcd10, findMbi } from './codes.js';
 import type { DetectorsConfig } from './config.js';
 import { findDigitGroups, usefulGroups, type DigitGroups } from './digit-groups.js';
@@ -73,7 +73,7 @@ export function exceedsScanBudget(sources: TextSource[], config: DetectorsConfig
  */
 export function runDetectors(sources: TextSource[], config: DetectorsConfig, deadline = Infinity): { hits: DetectorHit[]; score: number; categories: string[] } {
   const inTime = <T>(pass: T): T => {
-    if (Date.now() > deadline) throw new InspectLimitError('the detectors did not finish within the inspection deadline');
+    if (Date.now() > deadline) throw new InspectTimeoutError('the detectors did not finish within the inspection deadline');
     return pass;
   };
   let budget = config.maxScanBytes;
