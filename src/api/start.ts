@@ -22,7 +22,9 @@ export async function startAdminListener(config: PosternConfig, dataDir: string,
   if (!admin.enabled) return undefined;
   // The admin's own certificate, else the SMTP one (configured, or the development one).
   const tls = admin.tls.enabled
-    ? await loadOrCreateCertificate(dataDir, config.hostname, admin.tls.cert ?? config.smtp.tls.cert, admin.tls.key ?? config.smtp.tls.key)
+    ? admin.tls.cert && admin.tls.key
+      ? await loadOrCreateCertificate(dataDir, config.hostname, admin.tls.cert, admin.tls.key, { cert: 'admin.tls.cert', key: 'admin.tls.key' })
+      : await loadOrCreateCertificate(dataDir, config.hostname, config.smtp.tls.cert, config.smtp.tls.key)
     : undefined;
   const log = logger.child({ component: 'admin' });
   const app = await createAdminServer({ config, dataDir, log, sources }, tls);

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import nodemailer from 'nodemailer';
 import { writeFileDurably } from '../common/durable-file.js';
+import { readPemOrFileSync } from '../common/pem-or-file.js';
 import type { PosternConfig } from '../config/schema.js';
 import { journalReport } from './journal-report.js';
 import { isSmtpItemRefusal } from './smtp-refusal.js';
@@ -37,7 +37,7 @@ export class SmtpSink implements JournalSink {
     this.name = `smtp:${host}:${port}`;
     this.from = sink.from ?? `postern-journal@${hostname}`;
     this.markers = layout.sentDir(`smtp-${createHash('sha256').update(`${host}:${port}:${sink.to}`).digest('hex').slice(0, 12)}`);
-    const ca = sink.ca.length ? [...rootCertificates, ...sink.ca.map((f) => (f.startsWith('-----BEGIN') ? f : readFileSync(f, 'utf8')))] : undefined;
+    const ca = sink.ca.length ? [...rootCertificates, ...sink.ca.map((f, i) => readPemOrFileSync(`archive.sinks (${this.name}).ca.${i}`, f))] : undefined;
     this.transport = nodemailer.createTransport({
       pool: true,
       maxConnections: 4,

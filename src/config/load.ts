@@ -1,9 +1,10 @@
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { configSchema, type PosternConfig } from './schema.js';
 import { interpolateSecrets } from './interpolate.js';
+import { pemOrFileProblem } from '../common/pem-or-file.js';
 
 export const DEFAULT_CONFIG_PATH = 'config/postern.yaml';
 
@@ -76,16 +77,7 @@ function unreadableFiles(config: PosternConfig): string[] {
     ['redis.tls.ca', config.redis.tls?.ca],
     ...config.archive.sinks.flatMap((s, i) => (s.type === 'smtp' ? s.ca.map((f, j): [string, string] => [`archive.sinks.${i}.ca.${j}`, f]) : [])),
   ];
-  const problems: string[] = [];
-  for (const [key, value] of named) {
-    if (!value || value.startsWith('-----BEGIN')) continue;
-    try {
-      accessSync(value, constants.R_OK);
-    } catch (err) {
-      problems.push(`${key}: cannot read ${value} (${(err as NodeJS.ErrnoException).code ?? 'error'}); fix the path or the file's permissions`);
-    }
-  }
-  return problems;
+  return named.flatMap(([key, value]) => (value ? (pemOrFileProblem(key, value) ?? []) : []));
 }
 
 function describeIssue(issue: z.core.$ZodIssue, parent: PropertyKey[]): string[] {

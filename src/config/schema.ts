@@ -7,6 +7,7 @@ import { isPasswordHash } from '../ingress/password-hash.js';
 import { subscriptionProblem } from '../events/webhooks-events.js';
 import { isLoopbackHost } from '../api/loopback.js';
 import { parseKeyMaterial } from '../common/envelope-crypto.js';
+import { isPemText } from '../common/pem-or-file.js';
 import { caTextProblem } from '../archive/sink-ca.js';
 import { asciiDomainPattern } from '../common/domain-name.js';
 import { noticeTemplate } from './notice-template.js';
@@ -519,7 +520,7 @@ export const configSchema = z.strictObject({
               ca: z
                 .array(
                   z.string().superRefine((v, ctx) => {
-                    const problem = v.startsWith('-----BEGIN') ? caTextProblem(v) : undefined;
+                    const problem = isPemText(v) ? caTextProblem(v) : undefined;
                     if (problem) ctx.addIssue({ code: 'custom', message: problem });
                   }),
                 )

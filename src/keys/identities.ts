@@ -1,6 +1,6 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { decryptKey, readPrivateKey, type PrivateKey } from 'openpgp';
+import { readPemOrFile } from '../common/pem-or-file.js';
 import type { PosternConfig } from '../config/schema.js';
 import { mostSpecificMatch } from '../ingress/authorize.js';
 import { pemCertificates } from './material.js';
@@ -29,9 +29,6 @@ export interface Expiry {
   setting: string;
   expiresAt: number;
 }
-
-/** A PEM or armored value given inline (e.g. through ${file:...}), else a file name. */
-export const textOrFile = (v: string): Promise<string> => (v.trimStart().startsWith('-----BEGIN') ? Promise.resolve(v) : readFile(v, 'utf8'));
 
 /**
  * Organisation signing identities per sender domain (exact, else the most specific
@@ -69,8 +66,8 @@ export async function loadIdentities(config: PosternConfig, now = new Date()): P
   return { identityFor, expiries };
 }
 
-/** A setting's text, inline or from its file; a file that cannot be read is named with the setting. */
-export const readSetting = (setting: string, value: string) => textOrFile(value).catch((err: Error) => Promise.reject(new Error(`${setting}: cannot read ${value}: ${err.message}`)));
+/** A setting's PEM or armored text, inline (e.g. through ${file:...}) or from its file; a problem names the setting, never the key. */
+export const readSetting = readPemOrFile;
 
 /** Errors start with the setting they concern ("pgpKey: ..."): the caller puts identities.<domain>. in front. */
 async function openPgpKey(armored: string, passphrase: string | undefined, now: Date): Promise<{ pgp: PrivateKey; pgpExpiresAt?: number | undefined }> {

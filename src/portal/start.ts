@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readPemOrFile } from '../common/pem-or-file.js';
 import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import type { QueueBackend } from '../queue/backend.js';
@@ -37,7 +37,7 @@ export async function startPortalWeb(
 ): Promise<{ port: number; close(): Promise<void> }> {
   const log = logger.child({ component: 'portal' });
   const t = config.portal.tls;
-  const tls = t.cert && t.key ? { cert: await pemOrFile(t.cert), key: await pemOrFile(t.key) } : smtpCert;
+  const tls = t.cert && t.key ? { cert: await readPemOrFile('portal.tls.cert', t.cert), key: await readPemOrFile('portal.tls.key', t.key) } : smtpCert;
   const app = await createPortalServer({ config, store: parts.store, delivery: parts.delivery, queue, log, tls });
   const { host, port } = config.portal.listen;
   await app.listen({ host, port });
@@ -65,8 +65,4 @@ export async function startPortalWeb(
       await app.close();
     },
   };
-}
-
-async function pemOrFile(value: string): Promise<string> {
-  return value.startsWith('-----BEGIN') ? value : readFile(value, 'utf8');
 }

@@ -1,6 +1,6 @@
 import { createPrivateKey } from 'node:crypto';
 import type { PosternConfig } from '../config/schema.js';
-import { textOrFile } from '../keys/identities.js';
+import { readPemOrFile } from '../common/pem-or-file.js';
 
 export interface DkimKey {
   domain: string;
@@ -22,7 +22,7 @@ export async function loadDkimKeys(config: PosternConfig): Promise<DkimKey[]> {
   const out: DkimKey[] = [];
   for (const [i, k] of config.dkim.keys.entries()) {
     try {
-      const key = createPrivateKey(await textOrFile(k.privateKey));
+      const key = createPrivateKey(await readPemOrFile('privateKey', k.privateKey));
       const want = k.algorithm === 'rsa-sha256' ? 'rsa' : 'ed25519';
       if (key.asymmetricKeyType !== want) throw new Error(`the key is ${key.asymmetricKeyType ?? 'unknown'}, but algorithm is ${k.algorithm}`);
       const bits = key.asymmetricKeyDetails?.modulusLength;

@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
+import { isPemText, readPemOrFile } from '../common/pem-or-file.js';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 
@@ -14,14 +15,23 @@ export interface CertificatePair {
   certPath: string;
 }
 
+/** The settings cert and key came from, named in error messages. */
+export interface CertificateSettings {
+  cert: string;
+  key: string;
+}
+
+const SMTP_TLS: CertificateSettings = { cert: 'smtp.tls.cert', key: 'smtp.tls.key' };
+
 /**
  * The configured certificate, or a self-signed development certificate made once under
  * <dataDir>/tls so `npm start` works on a fresh machine. Production configs set
  * smtp.tls.cert/key; the start-up log warns when the dev certificate is in use.
  */
-export async function loadOrCreateCertificate(dataDir: string, hostname: string, cert?: string, key?: string): Promise<CertificatePair> {
+export async function loadOrCreateCertificate(dataDir: string, hostname: string, cert?: string, key?: string, settings = SMTP_TLS): Promise<CertificatePair> {
   if (cert && key) {
-    return { cert: await pemOrFile(cert), key: await pemOrFile(key), source: 'configured', certPath: cert.startsWith('-----') ? '(inline)' : cert };
+    // certPath goes into the start-up log: PEM text given inline is not a path to show.
+    return { cert: await readPemOrFile(settings.cert, cert), key: await readPemOrFile(settings.key, key), source: 'configured', certPath: isPemText(cert) ? '(inline)' : cert };
   }
   const dir = join(dataDir, 'tls');
   const certPath = join(dir, 'dev-cert.pem');
@@ -38,10 +48,6 @@ export async function loadOrCreateCertificate(dataDir: string, hostname: string,
   await rename(`${keyPath}.tmp`, keyPath);
   await rename(`${certPath}.tmp`, certPath);
   return { ...made, source: 'dev-created', certPath };
-}
-
-async function pemOrFile(value: string): Promise<string> {
-  return value.startsWith('-----BEGIN') ? value : readFile(value, 'utf8');
 }
 
 export async function makeSelfSigned(hostname: string, days = 825): Promise<{ cert: string; key: string }> {

@@ -36,7 +36,7 @@ describe('archive config', () => {
 
   it('a missing sink CA file and a master key that is not 32 bytes are named at load, with the fix', () => {
     const missing = join(dir, 'no-such-ca.pem');
-    expect(problems({ sinks: [{ type: 'fs' }, { type: 'smtp', server: 'a.test', to: 'j@a.test', ca: [missing] }] })).toEqual([`archive.sinks.1.ca.0: cannot read ${missing} (ENOENT); fix the path or the file's permissions`]);
+    expect(problems({ sinks: [{ type: 'fs' }, { type: 'smtp', server: 'a.test', to: 'j@a.test', ca: [missing] }] })).toEqual([`archive.sinks.1.ca.0: not a PEM block and not a readable file: cannot read ${missing} (ENOENT); fix the path or the file's permissions`]);
     expect(problems({ masterKeys: [{ id: 'k1', key: 'c2hvcnQ=' }] })).toEqual(['archive.masterKeys.0.key: must be 32 bytes, base64 (or hex:...); make one with: openssl rand -base64 32']);
     // PEM text in place of a file name (e.g. from ${file:...}) is parsed at load too.
     const pem = readFileSync(createTestCa('Config CA').caFile, 'utf8');
@@ -59,6 +59,6 @@ describe('archive config', () => {
       return r.stderr;
     };
     expect(await check({ masterKeys: [{ id: 'k1', key: 'not-a-key' }] })).toContain('archive.masterKeys.0.key: must be 32 bytes');
-    expect(await check({ sinks: [{ type: 'smtp', server: 'a.test', to: 'j@a.test', ca: [join(dir, 'gone.pem')] }] })).toContain('archive.sinks.0.ca.0: cannot read');
+    expect(await check({ sinks: [{ type: 'smtp', server: 'a.test', to: 'j@a.test', ca: [join(dir, 'gone.pem')] }] })).toContain('archive.sinks.0.ca.0: not a PEM block and not a readable file: cannot read');
   });
 });

@@ -54,8 +54,8 @@ describe('postern CLI', () => {
     const file = configFile('smtp:\n  tls: { cert: /nonexistent/cert.pem, key: /nonexistent/key.pem }\ndelivery:\n  tls: { trust: [/nonexistent/ca.pem] }\n');
     const r = await cli(['check-config', '--config', file]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/smtp\.tls\.cert: cannot read \/nonexistent\/cert\.pem \(ENOENT\)/);
-    expect(r.stderr).toMatch(/delivery\.tls\.trust\.0: cannot read/);
+    expect(r.stderr).toMatch(/smtp\.tls\.cert: not a PEM block and not a readable file: cannot read \/nonexistent\/cert\.pem \(ENOENT\)/);
+    expect(r.stderr).toMatch(/delivery\.tls\.trust\.0: not a PEM block and not a readable file: cannot read/);
   });
 
   it('start exits 1 with a clear line when the SMTP port is taken', async () => {

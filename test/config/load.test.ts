@@ -275,8 +275,8 @@ describe('error messages name the key path and say what is wrong', () => {
   it('tls cert and key files that cannot be read are each named', () => {
     const problems = problemsOf(`${HOST}smtp:\n  tls:\n    cert: ${tmp}/missing-cert.pem\n    key: ${tmp}/missing-key.pem\n`);
     expect(problems).toEqual([
-      `smtp.tls.cert: cannot read ${tmp}/missing-cert.pem (ENOENT); fix the path or the file's permissions`,
-      `smtp.tls.key: cannot read ${tmp}/missing-key.pem (ENOENT); fix the path or the file's permissions`,
+      `smtp.tls.cert: not a PEM block and not a readable file: cannot read ${tmp}/missing-cert.pem (ENOENT); fix the path or the file's permissions`,
+      `smtp.tls.key: not a PEM block and not a readable file: cannot read ${tmp}/missing-key.pem (ENOENT); fix the path or the file's permissions`,
     ]);
   });
 
@@ -293,7 +293,7 @@ describe('error messages name the key path and say what is wrong', () => {
 
   it('unreadable trust anchors name their list index', () => {
     const p = onlyProblem(`${HOST}delivery:\n  tls:\n    trust: ["-----BEGIN CERTIFICATE-----", ${tmp}/no-ca.pem]\n`);
-    expect(p).toBe(`delivery.tls.trust.1: cannot read ${tmp}/no-ca.pem (ENOENT); fix the path or the file's permissions`);
+    expect(p).toBe(`delivery.tls.trust.1: not a PEM block and not a readable file: cannot read ${tmp}/no-ca.pem (ENOENT); fix the path or the file's permissions`);
   });
 
   it('bad enum for delivery.tls.default lists the allowed values', () => {
@@ -411,11 +411,28 @@ describe('secret interpolation', () => {
     expect(problems[1]).toMatch(/^smtp\.bogusKey: cannot read secret file /);
   });
 
-  it('other ${...} forms, numbers and booleans are left alone', () => {
+  it('numbers, booleans, a $ not followed by { and $${ (a literal ${) are left alone', () => {
     const problems: string[] = [];
-    const out = interpolateSecrets({ a: '${vault:x}', b: 5, c: true, d: null, e: ['${env:X}', { f: '$env:X' }] }, '/', { X: 'x' }, problems);
-    expect(out).toEqual({ a: '${vault:x}', b: 5, c: true, d: null, e: ['x', { f: '$env:X' }] });
+    const out = interpolateSecrets({ b: 5, c: true, d: null, e: ['${env:X}', { f: '$env:X', g: 'pa$$w0rd$', h: 'scrypt$1$8$1$c2FsdA==$a2V5', i: '$${env:X} and $${ alone' }] }, '/', { X: 'x' }, problems);
+    expect(out).toEqual({ b: 5, c: true, d: null, e: ['x', { f: '$env:X', g: 'pa$$w0rd$', h: 'scrypt$1$8$1$c2FsdA==$a2V5', i: '${env:X} and ${ alone' }] });
     expect(problems).toEqual([]);
+  });
+
+  it('a ${ that is no ${env:NAME} or ${file:PATH} reference is a problem naming the key, never kept as the secret', () => {
+    const forms = 'the supported forms are ${env:NAME} and ${file:PATH} (write $${ for a literal ${)';
+    const problems = problemsOf(
+      `${HOST}webhooks:\n  - url: https://hooks.example.org/p\n    secret: "\${ENV:POSTERN_WEBHOOK_SECRET}"\n  - url: https://hooks.example.org/q\n    secret: "\${env:POSTERN_WEBHOOK_SECRET"\n` +
+        `portal:\n  sms:\n    provider: { url: "https://sms.example.org/api", accountSid: AC1, authToken: "\${secret:SMS}", from: "+15550000" }\n` +
+        `smtp:\n  banner: "a \${ b"\n  auth:\n    users: [{ username: relay, passwordHash: "\${file:}" }]\n`,
+      { POSTERN_WEBHOOK_SECRET: 'from-the-environment-0123456789' },
+    );
+    expect(problems).toEqual([
+      `webhooks.0.secret: \${ENV:...} must be written in lower case (\${env:...}); ${forms}`,
+      `webhooks.1.secret: \${env:... has no closing "}" on its line; ${forms}`,
+      `portal.sms.provider.authToken: \${secret:...} is not a kind of reference Postern knows; ${forms}`,
+      `smtp.banner: "\${" does not start a reference; ${forms}`,
+      `smtp.auth.users.0.passwordHash: \${file:} names no file; ${forms}`,
+    ]);
   });
 
   it('interpolateSecrets resolves relative files against the base directory it is given', () => {

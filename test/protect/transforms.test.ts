@@ -168,7 +168,7 @@ describe('OpenPGP identity and escrow key: checked at start, watched for expiry'
     const weak = await generateKey({ type: 'rsa', rsaBits: 1024, userIDs: [{ email: 'c@client.test' }], format: 'armored', config: { minRSABits: 1024 } });
     await expect(withEscrow(weak.publicKey)).rejects.toThrow('protect.pgp.escrowKey: primary key: rsaEncryptSign key of 1024 bits (at least 2048 required)');
     await expect(withEscrow('-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key\n-----END PGP PUBLIC KEY BLOCK-----\n')).rejects.toThrow(/^protect\.pgp\.escrowKey: not an OpenPGP public key \(/);
-    await expect(withEscrow('/nonexistent/escrow.asc')).rejects.toThrow(/^protect\.pgp\.escrowKey: cannot read \/nonexistent\/escrow\.asc: ENOENT/);
+    await expect(withEscrow('/nonexistent/escrow.asc')).rejects.toThrow(/^protect\.pgp\.escrowKey: not a PEM block and not a readable file: cannot read \/nonexistent\/escrow\.asc \(ENOENT\)/);
 
     const soon = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'c@client.test' }], keyExpirationTime: (20 * DAY) / 1000, format: 'armored' });
     const { lines, log } = logged();

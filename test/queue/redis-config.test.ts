@@ -32,7 +32,7 @@ describe('the redis section is checked before anything connects', () => {
   it('redis.tls.ca needs rediss:// and a file it can read', () => {
     expect(problemsOf(redisConfig('{ url: "redis://cache.internal:6379", tls: { ca: /etc/hosts } }'))).toEqual([expect.stringMatching(/^redis\.tls\.ca: is set but redis\.url does not start with rediss:\/\//)]);
     expect(problemsOf(redisConfig('{ url: "rediss://cache.internal:6380", tls: { ca: /nonexistent/redis-ca.pem } }'))).toEqual([
-      'redis.tls.ca: cannot read /nonexistent/redis-ca.pem (ENOENT); fix the path or the file\'s permissions',
+      'redis.tls.ca: not a PEM block and not a readable file: cannot read /nonexistent/redis-ca.pem (ENOENT); fix the path or the file\'s permissions',
     ]);
   });
 
