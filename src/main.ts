@@ -153,7 +153,8 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
         () => policies.close(),
         () => web?.close(),
         () => portal?.store.close(),
-        () => ingress.close(),
+        // What waitIdle left of the deadline: the whole stop takes shutdown.timeout at most.
+        () => ingress.close(deadline),
         () => operations.close(),
         () => stopRetention?.(),
         () => keys.store.close(),

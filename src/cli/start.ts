@@ -6,6 +6,7 @@ import { runPrimary, SHARD_ENV, type WorkerMessage } from '../cluster/primary.js
 import { workerCount } from '../cluster/worker-count.js';
 import { ConfigError, configPathFrom, loadConfigFile } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
+import { catchStopSignals } from '../common/stop-signals.js';
 import { createLogger, EVENTS, type Logger } from '../events/logger.js';
 import { startGateway, type Gateway } from '../main.js';
 import { logCrashes } from './crash-log.js';
@@ -36,11 +37,7 @@ export async function startCommand(explicit: string | undefined): Promise<void> 
   // Caught from the first moment: the SMTP listener takes sessions before start-up is
   // over (the portal, the admin listener come after it), and a SIGTERM then must drain
   // them like any other, not kill the process by default.
-  let shutdown: ((signal: string) => void) | undefined;
-  let early: string | undefined;
-  const onSignal = (signal: string) => (shutdown ? shutdown(signal) : (early ??= signal));
-  process.once('SIGTERM', () => onSignal('SIGTERM'));
-  process.once('SIGINT', () => onSignal('SIGINT'));
+  const signals = catchStopSignals(logger, config.shutdown.timeout);
   // A single process owns shard 0 only: what an earlier run with more workers left in
   // other shards (queued messages, webhook events) moves into it first, as the primary
   // does for its workers.
@@ -54,11 +51,10 @@ export async function startCommand(explicit: string | undefined): Promise<void> 
         return fail(logger, err);
       });
   if (cluster.isWorker) process.send?.({ type: 'ready', smtp: gateway.smtp } satisfies WorkerMessage);
-  shutdown = (signal: string) => {
+  signals.onStop((signal) => {
     logger.info({ event: EVENTS.stopping, signal }, 'signal received');
     void stopAndExit(gateway, admin, logger);
-  };
-  if (early) shutdown(early);
+  });
 }
 
 /**

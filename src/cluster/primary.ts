@@ -6,6 +6,7 @@ import { loadArchiveKeys } from '../archive/keys.js';
 import { ArchiveLayout } from '../archive/layout.js';
 import type { PosternConfig } from '../config/schema.js';
 import { auditGate } from '../api/sources.js';
+import { catchStopSignals } from '../common/stop-signals.js';
 import { EVENTS, eventBusOf, type Logger } from '../events/logger.js';
 import { GatewayMetrics } from '../events/metrics.js';
 import { startEventSinks } from '../events/start-sinks.js';
@@ -37,12 +38,17 @@ const RESTART_MAX_MS = 30_000;
  * had queued. A worker that cannot start is fatal only before the gateway was first ready
  * (port taken, spool locked: it would fail the same way again); afterwards the failure is
  * likely outside (Redis down while the other workers wait for it) and the worker is
- * retried with backoff while the others keep serving. SIGTERM/SIGINT are passed on and
- * the primary exits once all have stopped. The admin listener runs here, asking the
+ * retried with backoff while the others keep serving. The first SIGTERM/SIGINT is passed
+ * on (as SIGTERM) and the primary exits once all have stopped; later ones and SIGHUP are
+ * logged and ignored (src/common/stop-signals.ts). The admin listener runs here, asking the
  * ready workers over IPC (src/api/cluster-ops.ts), with the event sinks of its own
  * events (audit chain, webhooks, metrics).
  */
 export async function runPrimary(config: PosternConfig, logger: Logger, count: number): Promise<void> {
+  // Caught from the first moment: no signal may kill the primary by default, which
+  // would take its workers (draining, or still starting) with it. One that comes while
+  // it starts stops it once the workers are forked.
+  const signals = catchStopSignals(logger, config.shutdown.timeout);
   const dataDir = resolve(config.dataDir);
   // Made once here so the workers do not race to create the development certificate
   // and the development master keys (each would otherwise write its own, and lose).
@@ -189,8 +195,8 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
     for (const worker of shards.keys()) worker.process.kill('SIGTERM');
     if (shards.size === 0) void closeAdmin().finally(() => process.exit(0));
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  signals.onStop(stop);
 
-  for (let shard = 0; shard < count; shard++) fork(shard);
+  // A stop asked for while the primary started has already run: no worker to start then.
+  for (let shard = 0; shard < count && !stopping; shard++) fork(shard);
 }

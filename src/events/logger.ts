@@ -12,6 +12,10 @@ export const EVENTS = {
   stopped: 'gateway.stopped',
   /** A graceful stop could not close everything (records the disk refused); the process exits 1. */
   stopFailed: 'gateway.stop-failed',
+  /** A SIGTERM/SIGINT while the stop is under way: ignored (shutdown.timeout bounds the stop). */
+  alreadyStopping: 'gateway.already-stopping',
+  /** SIGHUP: ignored (nothing reloads on it; the policy file reloads by itself). */
+  sighupIgnored: 'gateway.sighup-ignored',
   workerExit: 'gateway.worker-exit',
   /** An exception or rejection nothing handled: a bug; the process exits and is started again. */
   crash: 'gateway.crash',

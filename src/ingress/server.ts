@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import type { Socket } from 'node:net';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerAuthenticationResponse } from 'smtp-server';
 import type { PosternConfig, AuthUser, ClientRule } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
@@ -37,6 +38,22 @@ export interface IngressOptions {
    */
   isReady?: (() => Readiness) | undefined;
 }
+
+/** What Ingress.close() uses of smtp-server's connections (not in its typings). */
+interface OpenConnection {
+  /** The socket the session talks on: the TLS socket after STARTTLS. */
+  _socket: Socket;
+  _upgrading?: boolean;
+  send(code: number, text: string): void;
+  close(): void;
+}
+
+const destroy = (socket: Socket) => {
+  if (!socket.destroyed) socket.destroy();
+};
+
+/** Resolves once the socket is closed (never rejects: an 'error' is followed by 'close'). */
+const closed = (socket: Socket) => (socket.closed ? undefined : new Promise<void>((resolve) => socket.once('close', () => resolve())));
 
 /** The SMTP listener: authorises the relay client, applies limits and guards, spools. */
 export class Ingress {
@@ -100,20 +117,44 @@ export class Ingress {
     });
   }
 
-  /** Closes listeners; sessions still open (idle by now) are told 421 4.3.2 and closed. */
-  async close(): Promise<void> {
-    await Promise.all(
-      this.servers.map((s) => {
-        const done = new Promise<void>((resolve) => s.close(() => resolve()));
-        const open = (s as unknown as { connections: Set<{ send(code: number, text: string): void; close(): void }> }).connections;
-        for (const c of open) {
-          c.send(421, '4.3.2 Service shutting down, try again later');
-          c.close();
-        }
-        return done;
-      }),
-    );
+  /**
+   * Closes listeners; sessions still open are told 421 4.3.2 and closed. Bounded by the
+   * stop's deadline (shutdown.timeout, which waitIdle has already used up if a transfer
+   * was stalled): smtp-server's own close would wait a closeTimeout more for clients to
+   * hang up, and a client that never does would hold the stop that long again. So each
+   * socket is destroyed once the 421 and our FIN are out (nothing more can be said on it),
+   * and whatever is left at the deadline (a transfer still running) is destroyed then; its
+   * onData sees the connection gone and keeps nothing of the message.
+   */
+  async close(deadline = Date.now()): Promise<void> {
+    const sockets = this.servers.flatMap((s) => this.closeServer(s));
+    const timer = setTimeout(() => sockets.forEach(destroy), Math.max(0, deadline - Date.now()));
+    await Promise.all(sockets.map(closed));
+    clearTimeout(timer);
     this.servers.length = 0;
+  }
+
+  /** Stops the listener, tells its sessions 421 and ends them; returns their sockets. */
+  private closeServer(server: SMTPServer): Socket[] {
+    // Its callback is not waited for: the listener stops at once, and what it would wait
+    // for, the sessions' sockets, close() waits for itself, up to the deadline.
+    server.close(() => undefined);
+    const open = (server as unknown as { connections: Set<OpenConnection> }).connections;
+    const sockets: Socket[] = [];
+    for (const c of [...open]) {
+      c.send(421, '4.3.2 Service shutting down, try again later');
+      c.close();
+      // In the middle of a STARTTLS handshake _socket is the plain socket under the TLS
+      // one, and tearing that down from below crashes Node: left to smtp-server's own
+      // timers (the process exits anyway).
+      if (c._upgrading) continue;
+      const socket = c._socket;
+      // 'finish': the 421 and our FIN have left; the client's FIN is not waited for.
+      if (socket.writableFinished) destroy(socket);
+      else socket.once('finish', () => destroy(socket));
+      sockets.push(socket);
+    }
+    return sockets;
   }
 
   private createServer(): SMTPServer {
@@ -130,7 +171,6 @@ export class Ingress {
       maxRecipients: smtp.limits.maxRecipients,
       maxClients: smtp.limits.maxConnections,
       socketTimeout: smtp.limits.commandTimeout,
-      closeTimeout: config.shutdown.timeout,
       hideENHANCEDSTATUSCODES: false,
       hideSMTPUTF8: false,
       hide8BITMIME: false,

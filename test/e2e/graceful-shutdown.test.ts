@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -24,6 +25,25 @@ async function until(pred: () => boolean, what: string, timeoutMs = 20_000): Pro
  * and in a cluster the primary's comes before its workers even got the signal.
  */
 const isDrainLine = (l: LogLine) => l.event === 'gateway.stopping' && typeof l.timeoutMs === 'number';
+
+/**
+ * A client that never hangs up by itself (allowHalfOpen: the gateway's FIN does not close
+ * its side, as with a client busy elsewhere or a script that does not read), after the
+ * greeting and each command's reply.
+ */
+async function stubbornClient(port: number, commands: string[]): Promise<{ socket: Socket; received(): string }> {
+  const socket = netConnect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  let text = '';
+  socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  socket.on('error', () => undefined);
+  const replies = () => text.split('\r\n').filter((l) => /^\d{3} /.test(l)).length;
+  await until(() => replies() === 1, 'the greeting', 10_000);
+  for (const [i, command] of commands.entries()) {
+    socket.write(`${command}\r\n`);
+    await until(() => replies() === i + 2, `the reply to ${command}`, 10_000);
+  }
+  return { socket, received: () => text };
+}
 
 describe('graceful shutdown', () => {
   const dir = mkdtempSync(join(tmpdir(), 'postern-term-'));
@@ -116,6 +136,81 @@ describe('graceful shutdown', () => {
     gw = await start(caseDir, config);
     await mx.waitFor(1, 20_000);
     expect(mx.messages[0]!.raw.toString()).toContain('first half, second half.');
+  });
+
+  it.each([
+    ['one process', 1],
+    ['two worker processes', 2],
+  ])('%s: SIGHUP, and a second SIGTERM or a SIGINT during the stop, are logged and ignored: the transaction in flight finishes, exit 0, no lock left', async (_name, workers) => {
+    mx = await new TestMx().start();
+    const { caseDir, config } = configFor(mx.port, { workers });
+    gw = await start(caseDir, config);
+    const g = gw;
+    await until(() => g.logs.some((l) => l.event === 'gateway.ready' && (workers === 1 || l.workers === workers)), 'every worker ready');
+
+    // SIGHUP while running: ignored, the gateway keeps serving.
+    g.proc.kill('SIGHUP');
+    await until(() => g.logs.some((l) => l.event === 'gateway.sighup-ignored') || g.exit() !== undefined, 'the SIGHUP line');
+    expect(g.exit(), 'ended by the SIGHUP').toBeUndefined();
+    const inFlight = await halfSent(g.port);
+
+    g.proc.kill('SIGTERM');
+    await until(() => new Set(g.logs.filter(isDrainLine).map((l) => l.shard ?? 0)).size === workers, `${workers} drain line(s)`);
+    g.proc.kill('SIGTERM');
+    g.proc.kill('SIGINT');
+    g.proc.kill('SIGHUP');
+    const ignored = () => g.logs.filter((l) => l.event === 'gateway.already-stopping').length === 2 && g.logs.filter((l) => l.event === 'gateway.sighup-ignored').length === 2;
+    await until(() => ignored() || g.exit() !== undefined, 'two already-stopping lines and a second SIGHUP line');
+    expect(g.exit(), 'ended by a repeated signal during the stop').toBeUndefined();
+    // (The two signals may be handled in either order.)
+    const repeats = g.logs.filter((l) => l.event === 'gateway.already-stopping');
+    expect(repeats.map((l) => l.signal).sort()).toEqual(['SIGINT', 'SIGTERM']);
+    for (const l of repeats) expect(l).toMatchObject({ level: 'warn', deadline: expect.any(String), leftMs: expect.any(Number) });
+    expect(g.logs.find((l) => l.event === 'gateway.sighup-ignored')).toMatchObject({ level: 'info', signal: 'SIGHUP' });
+
+    inFlight.write('second half.\r\n.\r\n');
+    expect(await inFlight.read()).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    inFlight.close();
+    expect(await g.exited).toEqual({ code: 0, signal: null });
+    expect(g.logs.filter((l) => l.event === 'gateway.stopped')).toHaveLength(workers === 1 ? 1 : workers + 1);
+    // Each spool was closed: no lock a restart would have to wait out.
+    const locks = readdirSync(join(caseDir, 'data', 'spool'), { recursive: true }).filter((f) => String(f).endsWith('postern.lock'));
+    expect(locks).toEqual([]);
+
+    gw = await start(caseDir, config);
+    await mx.waitFor(1, 20_000);
+    expect(mx.messages[0]!.raw.toString()).toContain('first half, second half.');
+  });
+
+  it('the whole stop keeps to shutdown.timeout: a transfer stalled mid-DATA and an idle session that never hangs up are closed at the deadline, exit 0', async () => {
+    const timeoutMs = 2000;
+    mx = await new TestMx().start();
+    const { caseDir, config } = configFor(mx.port, { workers: 1, shutdown: { timeout: `${timeoutMs}ms` } });
+    gw = await start(caseDir, config);
+    const g = gw;
+    // Neither client ever finishes, nor hangs up by itself.
+    const stalled = await stubbornClient(g.port, ['EHLO client.test', 'MAIL FROM:<a@client.test>', 'RCPT TO:<b@dest.test>', 'DATA']);
+    stalled.socket.write('Subject: stalled\r\n\r\nfirst half, ');
+    const idle = await stubbornClient(g.port, ['EHLO idle.test']);
+
+    const signalled = Date.now();
+    g.proc.kill('SIGTERM');
+    const { code } = await g.exited;
+    const tookMs = Date.now() - signalled;
+    expect(code).toBe(0);
+    const drain = g.logs.find(isDrainLine);
+    const stopped = g.logs.find((l) => l.event === 'gateway.stopped');
+    expect(stopped).toMatchObject({ clean: false });
+    // Generous bounds, not a tight timing: before the fix the SMTP server's close waited a
+    // second shutdown.timeout for the clients to hang up (about 2x in all).
+    const loggedMs = Date.parse(String(stopped!.time)) - Date.parse(String(drain!.time));
+    expect(loggedMs, 'gateway.stopping to gateway.stopped, in ms').toBeLessThan(1.6 * timeoutMs);
+    expect(tookMs, 'SIGTERM to exit, in ms').toBeLessThan(1.6 * timeoutMs);
+    // Both were told, and closed from the gateway's side.
+    expect(idle.received()).toMatch(/\r\n421 4\.3\.2 /);
+    await until(() => idle.socket.readableEnded && stalled.socket.readableEnded, 'both connections closed', 5000);
+    stalled.socket.destroy();
+    idle.socket.destroy();
   });
 
   it('an outbound delivery in flight at SIGTERM finishes within the deadline, then the process exits 0', async () => {
