@@ -14,7 +14,11 @@ export function dataDirOf(configFile: string | undefined): string | undefined {
   }
 }
 
-/** postern audit verify: exit 0 when every chain is intact, 1 at the first broken link. */
+/**
+ * postern audit verify: exit 0 when every chain is intact, 1 at the first broken link,
+ * 4 when there is no chain at all (as archive verify): a cron check run on the wrong
+ * dataDir, or with audit.enabled off, must not pass as "intact".
+ */
 export async function auditVerifyCommand(opts: { config?: string; json?: boolean }): Promise<void> {
   const dataDir = dataDirOf(opts.config);
   if (!dataDir) return;
@@ -27,4 +31,5 @@ export async function auditVerifyCommand(opts: { config?: string; json?: boolean
     process.stdout.write(`audit trail BROKEN at ${resolve(dataDir, b?.file ?? 'audit')}:${b?.line ?? 0}: ${b?.reason ?? 'unknown'}\n(${r.records} record(s) verified before it)\n`);
   }
   if (!r.ok) process.exitCode = 1;
+  else if (!r.chains) process.exitCode = 4;
 }

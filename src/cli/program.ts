@@ -77,7 +77,7 @@ export async function runCli(argv: string[]): Promise<void> {
   const audit = program.command('audit').description('the hash-chained audit trail under <dataDir>/audit');
   audit
     .command('verify')
-    .description('check every chain; report the first altered, removed or damaged line (exit 1)')
+    .description('check every chain; report the first altered, removed or damaged line (exit 1); exit 4 when there is no audit trail')
     .option('-c, --config <file>', 'config file (default: $POSTERN_CONFIG or config/postern.yaml)')
     .option('--json', 'machine-readable output')
     .action((opts: { config?: string; json?: boolean }) => import('./audit.js').then((m) => m.auditVerifyCommand(opts)));

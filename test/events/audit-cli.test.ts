@@ -33,6 +33,17 @@ async function as(user: string, file: string, args: string[]) {
   return r;
 }
 
+describe('postern audit verify with nothing to verify', () => {
+  it('exits 4, not 0, so a check run on the wrong dataDir (or with audit.enabled off) never passes as intact', async () => {
+    const dataDir = tempDir();
+    dirs.push(dataDir);
+    const { file } = archiveConfig(dataDir);
+    const v = await runCli(['audit', 'verify', '-c', file]);
+    expect(v.stdout).toMatch(/no audit trail under /);
+    expect(v.code).toBe(4);
+  });
+});
+
 describe('command-line changes are in the audit trail', () => {
   it('postern archive hold add / purge / hold release / rotate-key: one record each (destructions by id), no content', async () => {
     const dataDir = tempDir();
