@@ -62,7 +62,7 @@ export interface InspectionSummary {
   hits: DetectorHit[];
   subjectTagged: boolean;
   error?: string | undefined;
-  /** See MessageFacts.inspectTimedOut. */
+  /** See MessageFacts.timedOut. */
   timedOut?: boolean | undefined;
   unscanned?: string | undefined;
 }
@@ -124,7 +124,7 @@ export interface MessageFacts {
   /** Set when the message could not be inspected within the limits. */
   error?: string | undefined;
   /** The error is the inspection running out of time, which load on the gateway can cause: tried again later. */
-  inspectTimedOut?: boolean | undefined;
+  timedOut?: boolean | undefined;
   /**
    * Set when part of the message's text was not scanned (more than detectors.maxScanBytes):
    * what was not scanned may hold PHI, so the policy's detector-score conditions hold, as

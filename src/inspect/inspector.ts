@@ -36,7 +36,7 @@ export async function inspectMessage(body: Readable | Buffer, size: number, dete
     parts: parsed.parts,
     detectors: found,
     error: parsed.error,
-    inspectTimedOut: parsed.timedOut,
+    timedOut: parsed.timedOut,
     unscanned: parsed.unscanned,
   };
 }

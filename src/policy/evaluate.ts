@@ -1,5 +1,4 @@
 import { domainOf, mostSpecificMatch } from '../ingress/authorize.js';
-import { comparableDomain } from '../common/domain-name.js';
 import { comparableAddress } from './domain-key.js';
 import type { Decision, MessageFacts, ProtectionMethod } from '../types.js';
 import { matchRule, type MatchContext } from './match.js';
@@ -30,8 +29,8 @@ function decideOne(policy: Policy, input: DecideInput, rcpt: string, available: 
   let action: Omit<Required<PolicyAction>, PortalSettings> & Pick<PolicyAction, PortalSettings> = { ...policy.defaults };
   let ruleId = 'default';
   const reasons: string[] = [];
-  // The policy's keys are normalised at load (domain-key.ts); the address the same way here.
-  const domainKey = mostSpecificMatch(Object.keys(policy.domains), comparableDomain(domainOf(rcpt)));
+  // The policy's keys are normalised at load (domain-key.ts); mostSpecificMatch puts the domain in that form.
+  const domainKey = mostSpecificMatch(Object.keys(policy.domains), domainOf(rcpt));
   if (domainKey) {
     action = { ...action, ...definedOnly(policy.domains[domainKey]) };
     ruleId = `domain:${domainKey}`;

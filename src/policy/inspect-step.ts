@@ -18,7 +18,7 @@ export async function inspectForPolicy(o: { queue: QueueBackend; detectors: Dete
     hits: facts.detectors.hits,
     subjectTagged: hasSubjectTag(facts.subject, o.subjectTag),
     error: facts.error,
-    timedOut: facts.inspectTimedOut,
+    timedOut: facts.timedOut,
     unscanned: facts.unscanned,
   };
   if (o.log.isLevelEnabled('info')) {

@@ -10,6 +10,23 @@ const mx = s.mx;
 let gw: TestGateway | undefined;
 const route = (m: TestMx, extra: Record<string, unknown> = {}) => ({ delivery: { routes: { '*': { nexthop: `127.0.0.1:${m.port}`, tls: 'none' } }, ...extra } });
 
+/** A gateway routing dest.test to `dest` and the sender's domain (client.test) to `senderMx`, which gets the reports. */
+const gatewayBetween = (dest: TestMx, senderMx: TestMx) =>
+  s.gateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${dest.port}`, tls: 'none' }, 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } } } });
+
+/** One transaction in a session of its own, each step accepted; the bytes after 354 are `data`, its final dot included. */
+async function sendTransaction(port: number, mailFrom: string, rcpt: string, data: string | Buffer): Promise<void> {
+  const c = await RawSmtp.connect(port);
+  await c.command('EHLO client.test');
+  expect(await c.command(`MAIL FROM:${mailFrom}`)).toMatch(/^250/);
+  c.write(Buffer.from(`RCPT TO:<${rcpt}>\r\n`, 'utf8'));
+  expect(await c.read()).toMatch(/^250/);
+  expect(await c.command('DATA')).toMatch(/^354/);
+  c.write(data);
+  expect(await c.read()).toMatch(/^250 /);
+  c.close();
+}
+
 describe('pooled delivery', () => {
   it('reuses connections across messages and logs how many each carried', async () => {
     const dest = await mx();
@@ -52,15 +69,8 @@ describe('extensions the original client relied on', () => {
   it('bounces with 5.6.7 rather than send an internationalised address to a server without SMTPUTF8', async () => {
     const dest = await mx({ smtputf8: false });
     const senderMx = await mx();
-    gw = await s.gateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${dest.port}`, tls: 'none' }, 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } } } });
-    const c = await RawSmtp.connect(gw.port);
-    await c.command('EHLO client.test');
-    expect(await c.command('MAIL FROM:<a@client.test> SMTPUTF8')).toMatch(/^250/);
-    expect(await c.command('RCPT TO:<pätient@dest.test>')).toMatch(/^250/);
-    expect(await c.command('DATA')).toMatch(/^354/);
-    c.write('Subject: utf8\r\n\r\nhej\r\n.\r\n');
-    expect(await c.read()).toMatch(/^250 /);
-    c.close();
+    gw = await gatewayBetween(dest, senderMx);
+    await sendTransaction(gw.port, '<a@client.test> SMTPUTF8', 'pätient@dest.test', 'Subject: utf8\r\n\r\nhej\r\n.\r\n');
     const bounced = await gw.waitForLog((l) => l.event === 'delivery.bounced');
     expect(bounced).toMatchObject({ dsn: '5.6.7' });
     await senderMx.waitFor(1);
@@ -74,15 +84,7 @@ describe('extensions the original client relied on', () => {
     const elsewhere = await mx();
     gw = await s.gateway({ delivery: { routes: { 'xn--bcher-kva.test': { nexthop: `127.0.0.1:${dest.port}`, tls: 'none' }, '*': { nexthop: `127.0.0.1:${elsewhere.port}`, tls: 'none' } } } });
     expect((await sendMail(gw.port, { from: 'a@xn--sndr-5qa.test', to: ['dr@xn--bcher-kva.test'], raw: testMessage() })).ok).toBe(true);
-    const c = await RawSmtp.connect(gw.port);
-    await c.command('EHLO client.test');
-    expect(await c.command('MAIL FROM:<a@client.test> SMTPUTF8')).toMatch(/^250/);
-    c.write(Buffer.from('RCPT TO:<nurse@bücher.test>\r\n', 'utf8'));
-    expect(await c.read()).toMatch(/^250/);
-    expect(await c.command('DATA')).toMatch(/^354/);
-    c.write('Subject: u-label\r\n\r\nhej\r\n.\r\n');
-    expect(await c.read()).toMatch(/^250 /);
-    c.close();
+    await sendTransaction(gw.port, '<a@client.test> SMTPUTF8', 'nurse@bücher.test', 'Subject: u-label\r\n\r\nhej\r\n.\r\n');
     await dest.waitFor(2);
     // The test MX is smtp-server too, so it shows the domains as U-labels again; that it
     // took them at all, without SMTPUTF8, shows they went out as A-labels.
@@ -101,15 +103,8 @@ describe('extensions the original client relied on', () => {
     // a report about a report is never sent, so the sender never learnt of the failure.
     const dest = await mx({ rcptReply: () => [550, '5.1.1 User unknown'] });
     const senderMx = await mx({ eightBitMime: false, smtputf8: false });
-    gw = await s.gateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${dest.port}`, tls: 'none' }, 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } } } });
-    const c = await RawSmtp.connect(gw.port);
-    await c.command('EHLO client.test');
-    expect(await c.command('MAIL FROM:<a@client.test> SMTPUTF8 BODY=8BITMIME')).toMatch(/^250/);
-    expect(await c.command('RCPT TO:<nobody@dest.test>')).toMatch(/^250/);
-    expect(await c.command('DATA')).toMatch(/^354/);
-    c.write(Buffer.from('From: a@client.test\r\nTo: nobody@dest.test\r\nSubject: Grüße aus Köln\r\n\r\nhej\r\n.\r\n', 'utf8'));
-    expect(await c.read()).toMatch(/^250 /);
-    c.close();
+    gw = await gatewayBetween(dest, senderMx);
+    await sendTransaction(gw.port, '<a@client.test> SMTPUTF8 BODY=8BITMIME', 'nobody@dest.test', Buffer.from('From: a@client.test\r\nTo: nobody@dest.test\r\nSubject: Grüße aus Köln\r\n\r\nhej\r\n.\r\n', 'utf8'));
     await senderMx.waitFor(1);
     const report = senderMx.messages[0]!.raw;
     expect(report.every((b) => b < 0x80)).toBe(true);
@@ -122,15 +117,8 @@ describe('extensions the original client relied on', () => {
   it('bounces with 5.6.3 rather than send an 8-bit body to a server without 8BITMIME', async () => {
     const dest = await mx({ eightBitMime: false });
     const senderMx = await mx();
-    gw = await s.gateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${dest.port}`, tls: 'none' }, 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } } } });
-    const c = await RawSmtp.connect(gw.port);
-    await c.command('EHLO client.test');
-    expect(await c.command('MAIL FROM:<a@client.test> BODY=8BITMIME')).toMatch(/^250/);
-    expect(await c.command('RCPT TO:<b@dest.test>')).toMatch(/^250/);
-    expect(await c.command('DATA')).toMatch(/^354/);
-    c.write(Buffer.from('Subject: 8bit\r\n\r\nGr\xfc\xdfe\r\n.\r\n', 'latin1'));
-    expect(await c.read()).toMatch(/^250 /);
-    c.close();
+    gw = await gatewayBetween(dest, senderMx);
+    await sendTransaction(gw.port, '<a@client.test> BODY=8BITMIME', 'b@dest.test', Buffer.from('Subject: 8bit\r\n\r\nGr\xfc\xdfe\r\n.\r\n', 'latin1'));
     expect(await gw.waitForLog((l) => l.event === 'delivery.bounced')).toMatchObject({ dsn: '5.6.3' });
     expect(dest.messages).toHaveLength(0);
   });
