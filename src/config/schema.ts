@@ -13,8 +13,11 @@ import { asciiDomainPattern } from '../common/domain-name.js';
 import { noticeTemplate } from './notice-template.js';
 import { checkPolicySection } from '../policy/section.js';
 
-/** "5m", "1h", "250ms" or plain milliseconds → milliseconds. */
-const duration = z.union([z.number().int().nonnegative(), z.string()], { error: 'expected a duration such as 30s, 5m, 1h, 5d, or milliseconds' }).transform((v, ctx) => {
+/**
+ * "5m", "1h", "250ms" or plain milliseconds → milliseconds, for a span only ever compared
+ * with the clock (an age, an expiry, a lifetime): any length.
+ */
+const longDuration = z.union([z.number().int().nonnegative(), z.string()], { error: 'expected a duration such as 30s, 5m, 1h, 5d, or milliseconds' }).transform((v, ctx) => {
   const ms = typeof v === 'number' ? v : parseDuration(v);
   if (ms === undefined) {
     ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use e.g. 30s, 5m, 1h, 5d)` });
@@ -22,6 +25,17 @@ const duration = z.union([z.number().int().nonnegative(), z.string()], { error: 
   }
   return ms;
 });
+
+/** The longest wait a Node.js timer can hold (2^31-1 ms, about 24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A duration the gateway waits out with a timer (timeouts, intervals, delays). Node.js
+ * cannot hold a timer longer than MAX_TIMER_MS: it warns and fires after 1 ms instead, so
+ * `health.probeInterval: 30d` probed without pause and `smtp.limits.commandTimeout: 30d` cut
+ * every session at once. Such a value is refused, naming its key.
+ */
+const duration = longDuration.refine((ms) => ms <= MAX_TIMER_MS, { message: `must be at most 24d (${MAX_TIMER_MS} ms): the gateway waits this long with a timer, and timers cannot wait longer` });
 
 /** "25MB", "64KB" or plain bytes → bytes. */
 const size = z.union([z.number().int().positive(), z.string()], { error: 'expected a size such as 512KB, 25MB, or bytes' }).transform((v, ctx) => {
@@ -163,8 +177,8 @@ const smtpSchema = z.strictObject({
       users: z.array(authUserSchema).default([]),
       /** Failed AUTH attempts from one client address within failureWindow that lock it out for lockout. */
       maxFailures: z.number().int().positive().default(5),
-      failureWindow: duration.default(15 * 60_000),
-      lockout: duration.default(15 * 60_000),
+      failureWindow: longDuration.default(15 * 60_000),
+      lockout: longDuration.default(15 * 60_000),
       /** Each failed attempt is answered only after this wait. */
       failureDelay: duration.default(1000),
     })
@@ -200,7 +214,7 @@ const deliverySchema = z.strictObject({
       servers: z.array(dnsServer).optional(),
       timeout: duration.default(5000),
       /** How long a resolved route is reused (0 = every attempt asks DNS). */
-      cacheTtl: duration.default(60_000),
+      cacheTtl: longDuration.default(60_000),
     })
     .prefault({}),
   tls: z
@@ -214,7 +228,7 @@ const deliverySchema = z.strictObject({
     .strictObject({
       initialDelay: duration.default(300_000),
       maxDelay: duration.default(3_600_000),
-      lifetime: duration.default(5 * 86_400_000),
+      lifetime: longDuration.default(5 * 86_400_000),
     })
     .prefault({}),
   pool: z
@@ -329,7 +343,7 @@ export const configSchema = z.strictObject({
        */
       masterKeys: z.array(z.strictObject({ id: masterKeyId, key: z.string() })).default([]),
       /** How long a message stays readable, then it is destroyed. */
-      expiry: duration.default(30 * 86_400_000),
+      expiry: longDuration.default(30 * 86_400_000),
       organisation: z
         .strictObject({
           name: z.string().default('Postern Secure Mail'),
@@ -364,7 +378,7 @@ export const configSchema = z.strictObject({
         .string()
         .regex(/^[^\s@<>"(),;:\\[\]]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/, { message: 'must be a plain address, e.g. secure-reply@example.org' })
         .optional(),
-      sessions: z.strictObject({ idle: duration.default(15 * 60_000), absolute: duration.default(12 * 3_600_000) }).prefault({}),
+      sessions: z.strictObject({ idle: longDuration.default(15 * 60_000), absolute: longDuration.default(12 * 3_600_000) }).prefault({}),
       /**
        * Whose X-Forwarded-For names the client (the rate limits count per client): a
        * reverse proxy on this machine by default; list your proxies' addresses or CIDR
@@ -415,11 +429,11 @@ export const configSchema = z.strictObject({
         })
         .prefault({}),
       /** How long a key found by WKD or a keyserver is reused. */
-      cacheTtl: duration.default(86_400_000),
+      cacheTtl: longDuration.default(86_400_000),
       /** How long "no key there" is remembered before asking again. */
-      negativeTtl: duration.default(3_600_000),
+      negativeTtl: longDuration.default(3_600_000),
       /** How long a source that failed (timeout, connection, TLS, 5xx) is not asked again. */
-      errorTtl: duration.default(300_000),
+      errorTtl: longDuration.default(300_000),
       /** CA certificate files (PEM) recipients' S/MIME certificates must chain to. */
       smimeTrust: z.array(z.string()).default([]),
       /** Intermediate CA files (PEM) that may complete a chain to smimeTrust (certificates can bring their own). */
@@ -574,7 +588,7 @@ export const configSchema = z.strictObject({
         })
         .prefault({}),
       /** How often the gateway purges items past their retention. */
-      purgeInterval: duration.default(86_400_000),
+      purgeInterval: longDuration.default(86_400_000),
       /** Bounds of keyword search (content is decrypted to search it). */
       searchLimits: z
         .strictObject({
@@ -670,7 +684,7 @@ export const configSchema = z.strictObject({
             initialDelay: duration.default(5000),
             maxDelay: duration.default(600_000),
             /** A delivery still failing this long after its event is given up (logged as webhook.gave-up). */
-            giveUpAfter: duration.default(86_400_000),
+            giveUpAfter: longDuration.default(86_400_000),
           })
           .prefault({}),
       }),
