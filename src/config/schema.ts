@@ -248,6 +248,12 @@ const deliverySchema = z.strictObject({
     })
     .prefault({}),
   concurrency: z.number().int().positive().default(200),
+  /**
+   * Bytes of messages delivery attempts may hold whole in memory at once (the portal,
+   * OpenPGP, S/MIME, certificate harvesting need the whole message; everything else is
+   * streamed). Attempts past it wait their turn; a larger message goes alone.
+   */
+  wholeMessageMemory: size.default(64 * 1024 * 1024),
   timeouts: z
     .strictObject({
       connect: duration.default(30_000),

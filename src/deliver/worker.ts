@@ -7,6 +7,7 @@ import { ARCHIVE_EVENTS, JournalError, type Journal } from '../archive/index.js'
 import type { DeliveryState, Envelope, QueuedMessage, RecipientState } from '../types.js';
 import type { DomainSender } from './domain-sender.js';
 import { harvestCertificates, type HarvestStep } from './harvest-step.js';
+import { MemoryBudget } from './memory-budget.js';
 import { localOutcomes, type Outcome } from './outcome.js';
 import { portalStep } from './portal-step.js';
 import type { Settler } from './settle.js';
@@ -47,6 +48,8 @@ export class DeliveryWorker {
   private readonly active = new Set<Promise<void>>();
   private readonly log: Logger;
   private readonly unsaved: UnsavedStates;
+  /** delivery.wholeMessageMemory: what attempts may hold of whole messages at once. */
+  private readonly wholeMessages: MemoryBudget;
   /** While leasing fails: the current wait, when the last try failed, and no lease before leaseRetryAt. */
   private leaseBackoffMs = 0;
   private leaseFailedAt = 0;
@@ -59,6 +62,7 @@ export class DeliveryWorker {
     logger: Logger,
   ) {
     this.log = logger.child({ component: 'delivery' });
+    this.wholeMessages = new MemoryBudget(config.delivery.wholeMessageMemory);
     this.unsaved = new UnsavedStates(unsavedRetry(config), (m) => stages.settler.persist(m.envelope, m.state), (id) => queue.release(id), this.log);
   }
 
@@ -196,13 +200,46 @@ export class DeliveryWorker {
       const waiting = due.filter((r) => !held.some((h) => h.rcpt === r.rcpt && h.result === 'bounce'));
       return [...held.filter((h) => h.result === 'bounce'), ...localOutcomes(waiting.map((r) => r.rcpt), { result: 'defer', status: '4.3.0', response: unarchived, category: 'journal' })];
     }
-    let original: Promise<Buffer> | undefined;
-    const raw = () => (original ??= this.fullBody(envelope));
-    if (this.stages.harvest) await harvestCertificates(this.stages.harvest, this.queue, envelope, state, raw, this.log);
-    const sent = (await Promise.all(variantsOf(plan.groups).map((v) => this.sendVariant(envelope, v, raw, obtained)))).flat();
-    const step = await portalStep({ portal: this.stages.portal, log: this.log }, envelope, state, sent, plan.portal, raw);
-    obtained.push(...step.portal);
-    return [...held, ...step.outcomes];
+    const whole = this.wholeBodyOnce(envelope);
+    try {
+      if (this.stages.harvest) await harvestCertificates(this.stages.harvest, this.queue, envelope, state, whole.read, this.log);
+      const sent = (await Promise.all(variantsOf(plan.groups).map((v) => this.sendVariant(envelope, v, whole.read, obtained)))).flat();
+      const step = await portalStep({ portal: this.stages.portal, log: this.log }, envelope, state, sent, plan.portal, whole.read);
+      obtained.push(...step.portal);
+      return [...held, ...step.outcomes];
+    } finally {
+      whole.done();
+    }
+  }
+
+  /**
+   * The whole body, read at most once per attempt (its steps share it), after its size is
+   * taken from delivery.wholeMessageMemory; `done` gives that back when the attempt ends.
+   * A body the queue already holds in memory costs nothing more and takes nothing.
+   */
+  private wholeBodyOnce(envelope: Envelope): { read: () => Promise<Buffer>; done: () => void } {
+    let body: Promise<Buffer> | undefined;
+    let release: (() => void) | undefined;
+    let ended = false;
+    const take = async (): Promise<Buffer> => {
+      const inMemory = this.queue.bodyInMemory?.(envelope.id);
+      if (inMemory) return inMemory;
+      const budget = this.wholeMessages;
+      if (budget.mustWait(envelope.size)) {
+        this.log.info({ event: EVENTS.deliveryMemoryWait, queueId: envelope.id, size: envelope.size, heldBytes: budget.heldBytes, limit: budget.limit, waiting: budget.waitingCount }, 'waiting for room to hold the message whole (delivery.wholeMessageMemory)');
+      }
+      release = await budget.take(envelope.size);
+      // The attempt may have ended while this waited (nothing awaited the body any more).
+      if (ended) release();
+      return this.fullBody(envelope);
+    };
+    return {
+      read: () => (body ??= take()),
+      done: () => {
+        ended = true;
+        release?.();
+      },
+    };
   }
 
   /**
@@ -260,11 +297,23 @@ export class DeliveryWorker {
     return localOutcomes(v.rcpts, { result: 'defer', status: '4.3.0', response: `delivery attempt failed: ${err.message}`, category: 'internal' });
   }
 
+  /**
+   * Read into one buffer of the stored size, not gathered and concatenated: that held a
+   * second copy of a large message until the next garbage collection.
+   */
   private async fullBody(envelope: Envelope): Promise<Buffer> {
-    const inMemory = this.queue.bodyInMemory?.(envelope.id);
-    if (inMemory) return inMemory;
-    const chunks: Buffer[] = [];
-    for await (const c of await this.queue.openBody(envelope.id)) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
+    const whole = Buffer.allocUnsafe(envelope.size);
+    let filled = 0;
+    const extra: Buffer[] = [];
+    for await (const c of await this.queue.openBody(envelope.id)) {
+      const chunk = c as Buffer;
+      const fits = Math.min(chunk.length, whole.length - filled);
+      chunk.copy(whole, filled, 0, fits);
+      filled += fits;
+      // More than the envelope said (it never should be): kept, not cut.
+      if (fits < chunk.length) extra.push(chunk.subarray(fits));
+    }
+    const read = whole.subarray(0, filled);
+    return extra.length ? Buffer.concat([read, ...extra]) : read;
   }
 }

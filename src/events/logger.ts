@@ -37,6 +37,8 @@ export const EVENTS = {
   deliveryBounced: 'delivery.bounced',
   /** A host did not settle recipients (no connection, a TLS failure, a 4xx, a connection lost): the next MX address of the same attempt gets them. */
   deliveryNextAddress: 'delivery.next-address',
+  /** An attempt that must read its message whole waits for room in delivery.wholeMessageMemory. */
+  deliveryMemoryWait: 'delivery.memory-wait',
   deliveryConnection: 'delivery.connection',
   deliveryError: 'delivery.error',
   /** What a delivery.error held up works again: an attempt's state was written, leasing from the queue works. */
