@@ -6,9 +6,11 @@ import { mxMatchesPolicy, type MtaSts, type MtaStsLookup } from '../tls/mta-sts.
 import type { TlsInfo } from '../tls/verdict.js';
 import type { Envelope } from '../types.js';
 import { classifyReply } from './classify.js';
+import { openedWithHeaderFacts, type OpenedMessage } from './header-section.js';
 import { localOutcomes, type Outcome } from './outcome.js';
 import { ConnectError, type ConnectionPool } from './pool.js';
 import { RouteError, type NextHop, type Route, type Router } from './router.js';
+import type { Utf8Decision } from './smtputf8.js';
 import { attemptTls } from './tls-level.js';
 import { sendTransaction, type RecipientReply } from './transaction.js';
 
@@ -158,9 +160,10 @@ export class DomainSender {
       });
       return outcomes.map((outcome) => ({ outcome, tryNext: true }));
     }
-    let body: Buffer | Readable;
+    let message: OpenedMessage;
     try {
-      body = await out.open();
+      // Its header section is looked at before MAIL FROM: it can need SMTPUTF8.
+      message = await openedWithHeaderFacts(await out.open());
     } catch (err) {
       // The queue could not give the body (Redis down, message deleted). Nothing was
       // sent on the connection, so it goes back as it is: kept busy, it would count
@@ -168,8 +171,10 @@ export class DomainSender {
       this.pool.release(pc, true);
       throw err;
     }
-    const result = await sendTransaction(pc, { from: envelope.mailFrom, to: rcpts, size: out.size, eightBit: out.eightBit, body });
+    const { body, utf8Header } = message;
+    const result = await sendTransaction(pc, { from: envelope.mailFrom, to: rcpts, size: out.size, eightBit: out.eightBit, body, smtpUtf8: envelope.smtpUtf8, utf8Header });
     this.pool.release(pc, result.reusable);
+    if (result.smtputf8) this.logSmtpUtf8(envelope, rcpts, relay, result.smtputf8, utf8Header);
     if (stsMode === 'testing' && !pc.tls.verified) {
       // RFC 8461 §5: in testing mode a failure is reported, and the mail still goes.
       this.log.warn({ event: EVENTS.mtaStsTesting, queueId: envelope.id, domain: out.domain, relay, result: pc.tls.failure ?? 'starttls-not-supported', detail: pc.tls.detail }, 'MTA-STS testing mode: TLS not verified (delivering anyway)');
@@ -191,6 +196,23 @@ export class DomainSender {
         'not taken at this address: trying the next one',
       );
     }
+  }
+
+  /**
+   * What was decided about SMTPUTF8 (smtputf8.ts), when the client asked for it or the
+   * message has UTF-8 in it: with the parameter (debug, as it should be), without it (info:
+   * UTF-8 or the client's request went to a next hop that does not offer the extension) or
+   * refused (warn; the recipients' delivery.bounced follows, 5.6.7).
+   */
+  private logSmtpUtf8(envelope: Envelope, rcpts: string[], relay: string, d: Utf8Decision, utf8Header: boolean): void {
+    const level = d.action === 'refuse' ? 'warn' : d.action === 'without' ? 'info' : 'debug';
+    if (!this.log.isLevelEnabled(level)) return;
+    const text = {
+      smtputf8: 'sent with SMTPUTF8',
+      without: d.reason === 'not-needed' ? 'next hop does not offer SMTPUTF8; the client asked for it but the message does not need it: sent without' : 'next hop does not offer SMTPUTF8; the client did not ask for it: sent as received, UTF-8 header fields and all',
+      refuse: 'next hop does not offer SMTPUTF8, which the message needs: not sent (5.6.7)',
+    }[d.action];
+    this.log[level]({ event: EVENTS.deliverySmtpUtf8, queueId: envelope.id, to: rcpts, relay, decision: d.action, reason: d.reason, requested: envelope.smtpUtf8, utf8Header }, text);
   }
 
   /**

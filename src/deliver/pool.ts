@@ -6,6 +6,7 @@ import type { SharedCache } from '../common/shared-cache.js';
 import type { PosternConfig, TlsLevel } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { applyDataStreamFastPath } from './nodemailer-patches.js';
+import { applySmtpUtf8Param } from './smtputf8-param.js';
 import { TlsCapabilityCache } from '../tls/capability-cache.js';
 import { meetsLevel, tlsVerdict, type TlsInfo, type TlsResultType } from '../tls/verdict.js';
 
@@ -78,6 +79,7 @@ export class ConnectionPool {
   ) {
     this.capabilities = new TlsCapabilityCache(undefined, undefined, sharedCache);
     applyDataStreamFastPath();
+    applySmtpUtf8Param();
     const extra = config.delivery.tls.trust.map((file) => readFileSync(file, 'utf8'));
     this.ca = [...rootCertificates, ...extra];
   }

@@ -1,6 +1,8 @@
 import type { Readable } from 'node:stream';
 import { asciiDomainAddress } from '../common/domain-name.js';
 import type { PooledConnection } from './pool.js';
+import { decideSmtpUtf8, type Utf8Decision } from './smtputf8.js';
+import { withSmtpUtf8 } from './smtputf8-param.js';
 
 export interface RecipientReply {
   rcpt: string;
@@ -16,6 +18,8 @@ export interface TransactionResult {
   /** Whether the connection can carry another message. */
   reusable: boolean;
   transmitMs: number;
+  /** What was decided about SMTPUTF8, when there was anything to decide (smtputf8.ts). */
+  smtputf8?: Utf8Decision | undefined;
 }
 
 export interface TransactionInput {
@@ -25,13 +29,17 @@ export interface TransactionInput {
   eightBit: boolean;
   /** A Buffer goes out in one write; a stream is piped. */
   body: Readable | Buffer;
+  /** The client sent MAIL FROM with SMTPUTF8. */
+  smtpUtf8?: boolean | undefined;
+  /** The header section of `body` has UTF-8 in it (header-section.ts). */
+  utf8Header?: boolean | undefined;
 }
 
 /**
  * One SMTP transaction on a pooled connection, with a reply for every recipient.
- * Extension checks that the original client relied on happen here: an internationalised
- * address needs SMTPUTF8 (RFC 6531), and an 8-bit body needs 8BITMIME (RFC 6152) —
- * Postern does not downgrade, it bounces with the standard status instead.
+ * Extension checks that the original client relied on happen here: SMTPUTF8 (RFC 6531,
+ * decided in smtputf8.ts) and 8BITMIME for an 8-bit body (RFC 6152). Postern does not
+ * downgrade; what cannot go as it is bounces with the standard status instead.
  */
 export async function sendTransaction(pc: PooledConnection, input: TransactionInput): Promise<TransactionResult> {
   const started = Date.now();
@@ -40,18 +48,20 @@ export async function sendTransaction(pc: PooledConnection, input: TransactionIn
   // SMTPUTF8. Only a non-ASCII local part does. Replies are matched by position.
   const from = asciiDomainAddress(input.from);
   const to = input.to.map(asciiDomainAddress);
-  const needsUtf8 = /[^\x00-\x7f]/.test(from + to.join(''));
-  if (needsUtf8 && !pc.supports('SMTPUTF8')) {
+  const facts = { requested: Boolean(input.smtpUtf8), address: /[^\x00-\x7f]/.test(from + to.join('')), header: Boolean(input.utf8Header) };
+  const smtputf8 = decideSmtpUtf8(facts, pc.supports('SMTPUTF8'), pc.target.name);
+  if (smtputf8?.action === 'refuse') {
     release(input.body);
-    return local(input.to, 'smtputf8', '553 5.6.7 Remote server does not support SMTPUTF8, required by an internationalised address', started);
+    return { ...local(input.to, 'smtputf8', smtputf8.response, started), smtputf8 };
   }
   if (input.eightBit && !pc.supports('8BITMIME')) {
     release(input.body);
     return local(input.to, '8bitmime', '554 5.6.3 Remote server does not support 8BITMIME and the message is 8-bit', started);
   }
   pc.messages++;
-  return new Promise((resolve) => {
-    pc.conn.send({ from: from || false, to, size: input.size, use8BitMime: input.eightBit }, input.body, (err, info) => {
+  const envelope = { from: from || (false as const), to, size: input.size, use8BitMime: input.eightBit };
+  const result = await new Promise<TransactionResult>((resolve) => {
+    pc.conn.send(smtputf8?.action === 'smtputf8' ? withSmtpUtf8(envelope) : envelope, input.body, (err, info) => {
       // By now the body was sent whole or never will be. Released on every path: nodemailer
       // does not touch it when it refuses before MAIL FROM (a SIZE the remote announced is
       // smaller), and a spool stream left open keeps its file descriptor and 64 KB buffer,
@@ -85,6 +95,7 @@ export async function sendTransaction(pc: PooledConnection, input: TransactionIn
       resolve({ ...local(input.to, 'network', `connection failed during transaction: ${e.message}`, started), reusable: false });
     });
   });
+  return smtputf8 ? { ...result, smtputf8 } : result;
 }
 
 function release(body: Readable | Buffer): void {

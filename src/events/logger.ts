@@ -39,6 +39,8 @@ export const EVENTS = {
   deliveryNextAddress: 'delivery.next-address',
   /** An attempt that must read its message whole waits for room in delivery.wholeMessageMemory. */
   deliveryMemoryWait: 'delivery.memory-wait',
+  /** Whether a transaction went out with the SMTPUTF8 parameter (RFC 6531), without it, or not at all (deliver/smtputf8.ts). */
+  deliverySmtpUtf8: 'delivery.smtputf8',
   deliveryConnection: 'delivery.connection',
   deliveryError: 'delivery.error',
   /** What a delivery.error held up works again: an attempt's state was written, leasing from the queue works. */

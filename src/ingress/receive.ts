@@ -57,18 +57,26 @@ export async function receiveMessage(input: ReceiveInput): Promise<string> {
     timedOut = true;
     stream.destroy(new Error('DATA timeout'));
   }, limits.dataTimeout);
+  // The limit holds for what is stored: smtp-server counts the bytes as they came, and in
+  // normalize mode every bare LF or CR gains a byte, so a body of bare LFs would be stored
+  // at up to twice smtp.limits.maxMessageSize. Counted after the guard (a sum per chunk,
+  // no copy); our own trace headers are not the client's and do not count.
+  let size = 0;
+  const tooLarge = () => stream.sizeExceeded || size > limits.maxMessageSize;
   try {
     for await (const raw of stream as AsyncIterable<Buffer>) {
       const chunk = guard.push(raw);
+      size += chunk.length;
       headers.push(chunk);
-      if (writer && !storeError && !stream.sizeExceeded && !headers.tooLarge && !guard.refused) {
+      if (writer && !storeError && !tooLarge() && !headers.tooLarge && !guard.refused) {
         await writer.write(chunk).catch((err: Error) => {
           storeError = err;
         });
       }
     }
     const tail = guard.end();
-    if (tail.length && writer && !storeError) await writer.write(tail).catch((err: Error) => (storeError = err));
+    size += tail.length;
+    if (tail.length && writer && !storeError && !tooLarge()) await writer.write(tail).catch((err: Error) => (storeError = err));
     headers.end();
   } catch (err) {
     // Only the stream throws here (the writer's failures are caught above): our DATA
@@ -91,7 +99,7 @@ export async function receiveMessage(input: ReceiveInput): Promise<string> {
   // sending): 421 makes smtp-server close the connection after the reply.
   const refusal = timedOut
     ? reply(421, '4.4.2', `No end of DATA within ${limits.dataTimeout} ms (smtp.limits.dataTimeout), closing connection`)
-    : checkMessage(stream, guard, headers, config, limits.maxMessageSize, loopGuard);
+    : checkMessage(tooLarge(), guard, headers, config, limits.maxMessageSize, loopGuard);
   if (refusal || storeError || !writer) {
     await writer?.abort().catch(() => undefined);
     const err = refusal ?? reply(451, '4.3.0', 'Temporary local problem storing the message, try again later');
@@ -125,14 +133,14 @@ export async function receiveMessage(input: ReceiveInput): Promise<string> {
 }
 
 function checkMessage(
-  stream: SMTPServerDataStream,
+  tooLarge: boolean,
   guard: LineEndingGuard,
   headers: HeaderScanner,
   config: PosternConfig,
   maxSize: number,
   loopGuard: PosternConfig['smtp']['loopGuard'],
 ): SmtpReplyError | undefined {
-  if (stream.sizeExceeded) return reply(552, '5.3.4', `Message size exceeds fixed limit of ${maxSize} bytes`);
+  if (tooLarge) return reply(552, '5.3.4', `Message size exceeds fixed limit of ${maxSize} bytes`);
   if (guard.nulFound) return reply(554, '5.6.0', 'Message contains a NUL byte (RFC 5321 section 4.1.1.4); refused to prevent SMTP smuggling');
   if (guard.refused) return reply(554, '5.6.0', 'Message contains bare CR or LF line endings (RFC 5321 section 2.3.8); refused to prevent SMTP smuggling');
   if (headers.tooLarge) return reply(552, '5.3.4', `Message header block exceeds ${config.smtp.limits.maxHeaderSize} bytes`);

@@ -1,3 +1,4 @@
+import { asciiDomain, asciiDomainAddress } from '../common/domain-name.js';
 import type { ClientInfo } from '../types.js';
 
 /** Postern's own stamp; the loop guard counts it, and mail admins key M365 rules on it. */
@@ -18,6 +19,13 @@ export interface TraceInput {
  * The headers Postern prepends to every message it accepts: a RFC 5321 §4.4 Received
  * line, then the loop stamp. The recipient is named only for single-recipient
  * messages, so a Bcc list never leaks into the headers.
+ *
+ * Internationalised domain names (the HELO name, the recipient's domain, which
+ * smtp-server hands over as U-labels even when the client sent A-labels) are written as
+ * A-labels: the same names, in ASCII. UTF-8 in the header section makes a message need
+ * SMTPUTF8 (RFC 6532; src/deliver/smtputf8.ts), and Postern's own stamp must not make a
+ * message need what the client's did not. An address with a non-ASCII local part is
+ * written as it came: that address needs SMTPUTF8 on the wire anyway.
  */
 export function traceHeaders(input: TraceInput): Buffer {
   const { client } = input;
@@ -25,11 +33,16 @@ export function traceHeaders(input: TraceInput): Buffer {
   const rdns = input.clientHostname && !input.clientHostname.startsWith('[') ? safe(input.clientHostname) : 'unknown';
   // RFC 5321 §4.1.3: an IPv6 address literal is tagged "IPv6:".
   const literal = client.ip.includes(':') ? `IPv6:${client.ip}` : client.ip;
-  const from = `from ${safe(client.helo || 'unknown')} (${rdns} [${literal}])`;
+  const from = `from ${safe(asciiName(client.helo) || 'unknown')} (${rdns} [${literal}])`;
   const tls = client.tls ? `\r\n\t(using ${safe(client.tls.protocol)} with cipher ${safe(client.tls.cipher)})` : '';
-  const only = input.rcptTo.length === 1 ? `\r\n\tfor <${safe(input.rcptTo[0] as string)}>` : '';
+  const only = input.rcptTo.length === 1 ? `\r\n\tfor <${safe(asciiDomainAddress(input.rcptTo[0] as string))}>` : '';
   const received = `Received: ${from}\r\n\tby ${input.hostname} (Postern) with ${input.protocol} id ${input.queueId}${tls}${only};\r\n\t${rfc5322Date(input.date)}\r\n`;
   return Buffer.from(`${received}${LOOP_HEADER}: ${input.hostname}\r\n`, 'utf8');
+}
+
+/** A non-ASCII HELO name as A-labels when it is a domain name; anything else as it came. */
+function asciiName(helo: string): string {
+  return /[^\x00-\x7f]/.test(helo) ? (asciiDomain(helo) ?? helo) : helo;
 }
 
 /** Values we did not choose (HELO name, PTR) lose anything that could break the header. */

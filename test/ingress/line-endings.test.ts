@@ -14,7 +14,12 @@ function run(mode: Mode, chunks: string[]): { out: string; bare: boolean; refuse
 
 /** Independent reference: a bare CR is one not followed by LF, a bare LF one not preceded by CR. */
 const refHasBare = (s: string) => /\r(?!\n)|(?<!\r)\n/.test(s);
-const refNormalize = (s: string) => s.replace(/\r\n|\r|\n/g, '\r\n');
+/**
+ * Every line ending becomes CRLF, and a line after a bare CR loses the escape dot of a
+ * leading ".." as one after CRLF or a bare LF does in smtp-server (the guard sees what
+ * smtp-server passes on: those lines are unstuffed already).
+ */
+const refNormalize = (s: string) => s.replace(/\r\n|\r(\.\.)?|\n/g, (_m, dots?: string) => (dots ? '\r\n.' : '\r\n'));
 
 const show = (s: string | string[]) => JSON.stringify(s);
 
@@ -38,6 +43,10 @@ const CASES: { name: string; input: string; bare: boolean; normalized: string }[
   { name: 'many LFs', input: '\n\n\n', bare: true, normalized: '\r\n\r\n\r\n' },
   { name: 'mixture', input: 'a\r\nb\nc\rd\r\r\ne\n\rf\r\n\n', bare: true, normalized: 'a\r\nb\r\nc\r\nd\r\n\r\ne\r\n\r\nf\r\n\r\n' },
   { name: 'binary-ish bytes', input: '\x01\xff\r\n\x80\x0d\x0a', bare: false, normalized: '\x01\xff\r\n\x80\r\n' },
+  { name: 'stuffed dot after a bare CR', input: 'a\r..b\r\n', bare: true, normalized: 'a\r\n.b\r\n' },
+  { name: 'stuffed dots after bare CRs, and one alone', input: '\r..\r...\r.x\r..', bare: true, normalized: '\r\n.\r\n..\r\n.x\r\n.' },
+  { name: 'dot line after a bare CR (not an end of data)', input: 'hi\r.\r\nQUIT\r\n', bare: true, normalized: 'hi\r\n.\r\nQUIT\r\n' },
+  { name: 'dots after CRLF are not the guard\'s', input: 'a\r\n..b\r\n', bare: false, normalized: 'a\r\n..b\r\n' },
 ];
 
 describe('reference sanity', () => {
@@ -167,6 +176,16 @@ describe('LineEndingGuard, normalize mode', () => {
     expect(show(run('normalize', ['line 1', '\nline 2']).out)).toBe(show('line 1\r\nline 2'));
   });
 
+  it('a stuffed dot after a bare CR loses its escape dot wherever the chunks split', () => {
+    expect(show(run('normalize', ['a\r', '..b']).out)).toBe(show('a\r\n.b'));
+    expect(show(run('normalize', ['a\r.', '.b']).out)).toBe(show('a\r\n.b'));
+    expect(show(run('normalize', ['a\r.', '', '.b']).out)).toBe(show('a\r\n.b'));
+    expect(show(run('normalize', ['a\r.', 'b']).out)).toBe(show('a\r\n.b'));
+    expect(show(run('normalize', ['a\r.']).out)).toBe(show('a\r\n.'));
+    // Only the line's first dot pair: "a\r.x.." keeps its later dots.
+    expect(show(run('normalize', ['a\r.x', '..']).out)).toBe(show('a\r\n.x..'));
+  });
+
   it('the <LF>.<LF> smuggling sequence split across three chunks', () => {
     expect(show(run('normalize', ['hi\n', '.', '\nMAIL FROM:<e@x>\r\n']).out)).toBe(show('hi\r\n.\r\nMAIL FROM:<e@x>\r\n'));
   });
@@ -229,7 +248,9 @@ describe('verdict and output do not depend on where chunks are split', () => {
     let seed = 12345;
     const rand = (n: number) => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % n;
+      // The high bits: an LCG's lowest ones repeat every few calls, which left whole
+      // patterns (a bare CR followed by "..") out of every input.
+      return (seed >>> 16) % n;
     };
     const alphabet = ['\r', '\n', '.', 'a'];
     for (let trial = 0; trial < 2000; trial++) {
