@@ -1,4 +1,5 @@
-import { decodeHTML, decodeHTMLStrict } from 'entities';
+import { decodeHTML, decodeHTMLAttribute, decodeHTMLStrict } from 'entities';
+import { foldForDetection } from './unicode-fold.js';
 
 /**
  * Text of an HTML part as a reader sees it in a browser, for the PHI detectors only (the
@@ -14,7 +15,12 @@ import { decodeHTML, decodeHTMLStrict } from 'entities';
  *   comment or tag hides the rest, as it does in a browser;
  * - script and style are matched by whole tag name and hidden up to their end tag;
  * - character references are decoded per HTML5 (the `entities` package), inside each text
- *   run only, so `&amp;#49;` stays `&#49;` and `&#4<b></b>9;` is not a reference.
+ *   run only, so `&amp;#49;` stays `&#49;` and `&#4<b></b>9;` is not a reference;
+ * - the text of `alt` (img, area, input: shown when images are not, the default of many mail
+ *   clients) and `title` attributes (shown on hover) is read, as words of their own at the
+ *   end of the block they are in: not at the element itself, so that an image or a titled
+ *   span inside a number (`67<img alt=x>89`, `123-<span title=t>45</span>-6788`) leaves the
+ *   number as it read without them. A number split by alt text is not joined.
  *
  * Where the browser is not copied exactly, the choice shows the detectors more, never less.
  * Linear in the input: every search moves forward, and no pattern backtracks.
@@ -36,6 +42,9 @@ const HIDDEN_RAW_TEXT = new Set(['script', 'style']);
 const SHOWN_RAW_TEXT = new Set(['xmp', 'iframe', 'noembed', 'noframes']);
 /** Text-only elements whose character references are decoded; title shows in the tab. */
 const ESCAPABLE_RAW_TEXT = new Set(['title', 'textarea']);
+
+/** Elements whose alt attribute is shown in place of an image (input: type=image). */
+const ALT_SHOWN = new Set(['img', 'area', 'input']);
 
 /** Elements that start a new line or cell on screen: their tags separate words. */
 const BLOCK = new Set([
@@ -66,6 +75,10 @@ class TextExtractor {
   private tagName = '';
   /** Start of the text run not yet decoded into `out`. */
   private runStart = 0;
+  /** Shown attribute text (alt, title) of the current block, put out at its end. */
+  private attributeText = '';
+  /** Shown attribute text of the tag `tag()` read last (dropped if the tag is never closed). */
+  private tagAttributeText = '';
   private readonly commentEnd: ForwardFinder;
   private readonly commentBangEnd: ForwardFinder;
 
@@ -89,6 +102,7 @@ class TextExtractor {
       this.runStart = i;
     }
     this.flushText(html.length);
+    this.blockBoundary();
     return this.out;
   }
 
@@ -130,17 +144,18 @@ class TextExtractor {
     const c = html.charCodeAt(lt + 2);
     if (c === 0x3e /* > */) return lt + 3; // '</>' is dropped
     if (!isAsciiLetter(c)) return this.bogusComment(lt + 2);
-    const end = this.tag(lt + 2);
+    const end = this.tag(lt + 2, false);
     if (end === -1) return html.length;
-    if (BLOCK.has(this.tagName)) this.out += ' ';
+    if (BLOCK.has(this.tagName)) this.blockBoundary();
     return end;
   }
 
   private startTag(lt: number): number {
-    const end = this.tag(lt + 1);
+    const end = this.tag(lt + 1, true);
     if (end === -1) return this.html.length; // a tag cut by the end of input is dropped
     const name = this.tagName;
-    if (BLOCK.has(name)) this.out += ' ';
+    this.attributeText += this.tagAttributeText;
+    if (BLOCK.has(name)) this.blockBoundary();
     if (name === 'plaintext') {
       this.out += this.html.slice(end);
       return this.html.length;
@@ -173,61 +188,111 @@ class TextExtractor {
   }
 
   /**
-   * Reads a tag name from `from` into `tagName` (lower case) and its attributes; returns the
-   * index after the closing '>', or -1 when the input ends inside the tag.
+   * Reads a tag name from `from` into `tagName` (lower case) and its attributes (a start
+   * tag's shown ones into `tagAttributeText`); returns the index after the closing '>', or
+   * -1 when the input ends inside the tag.
    */
-  private tag(from: number): number {
+  private tag(from: number, start: boolean): number {
     const { html } = this;
     let i = from;
     while (i < html.length && !endsTagName(html.charCodeAt(i))) i++;
     // Longer names are never in the sets above: skip the copy, they are inline.
     this.tagName = i - from <= MAX_KNOWN_NAME ? html.slice(from, i).toLowerCase() : '';
-    const gt = this.attributesEnd(i);
+    this.tagAttributeText = '';
+    const gt = this.attributesEnd(i, start);
     return gt === -1 ? -1 : gt + 1;
   }
 
   /**
    * Index of the '>' closing a tag whose attributes start at `from`, following the HTML5
    * attribute states: a quote opens a value only right after '=' (so `<p title="a>b">`
-   * ends at the last '>', and `<p = "x>` at the first).
+   * ends at the last '>', and `<p = "x>` at the first). With `keep`, the values of shown
+   * attributes go to `tagAttributeText`.
    */
-  private attributesEnd(from: number): number {
+  private attributesEnd(from: number, keep: boolean): number {
     const { html } = this;
     let state = AttrState.BeforeName;
+    let nameStart = from;
+    let nameEnd = from;
+    let valueStart = from;
+    let shown = false; // the attribute whose value comes next is shown
     for (let i = from; i < html.length; i++) {
       const c = html.charCodeAt(i);
-      if (c === 0x3e /* > */) return i; // in every state outside a quoted value
+      if (c === 0x3e /* > */) {
+        // in every state outside a quoted value
+        if (shown && state === AttrState.UnquotedValue) this.keepAttribute(valueStart, i);
+        return i;
+      }
       switch (state) {
         case AttrState.BeforeName:
-          if (!isSpace(c) && c !== 0x2f /* / */) state = AttrState.Name;
+          if (!isSpace(c) && c !== 0x2f /* / */) {
+            state = AttrState.Name;
+            nameStart = i;
+          }
           break;
         case AttrState.Name:
-          if (isSpace(c)) state = AttrState.AfterName;
-          else if (c === 0x2f /* / */) state = AttrState.BeforeName;
-          else if (c === 0x3d /* = */) state = AttrState.BeforeValue;
+          if (isSpace(c)) {
+            state = AttrState.AfterName;
+            nameEnd = i;
+          } else if (c === 0x2f /* / */) state = AttrState.BeforeName;
+          else if (c === 0x3d /* = */) {
+            state = AttrState.BeforeValue;
+            shown = keep && this.isShown(nameStart, i);
+          }
           break;
         case AttrState.AfterName:
-          if (c === 0x3d /* = */) state = AttrState.BeforeValue;
-          else if (c === 0x2f /* / */) state = AttrState.BeforeName;
-          else if (!isSpace(c)) state = AttrState.Name;
+          if (c === 0x3d /* = */) {
+            state = AttrState.BeforeValue;
+            shown = keep && this.isShown(nameStart, nameEnd);
+          } else if (c === 0x2f /* / */) state = AttrState.BeforeName;
+          else if (!isSpace(c)) {
+            state = AttrState.Name;
+            nameStart = i;
+          }
           break;
         case AttrState.BeforeValue:
           if (c === 0x22 /* " */ || c === 0x27 /* ' */) {
             const close = html.indexOf(html[i] as string, i + 1);
             if (close === -1) return -1;
+            if (shown) this.keepAttribute(i + 1, close);
             i = close;
             state = AttrState.AfterQuotedValue;
-          } else if (!isSpace(c)) state = AttrState.UnquotedValue;
+          } else if (!isSpace(c)) {
+            state = AttrState.UnquotedValue;
+            valueStart = i;
+          }
           break;
         case AttrState.AfterQuotedValue:
           state = isSpace(c) || c === 0x2f /* / */ ? AttrState.BeforeName : AttrState.Name;
+          nameStart = i;
           break;
         case AttrState.UnquotedValue:
-          if (isSpace(c)) state = AttrState.BeforeName;
+          if (isSpace(c)) {
+            state = AttrState.BeforeName;
+            if (shown) this.keepAttribute(valueStart, i);
+          }
           break;
       }
     }
     return -1;
+  }
+
+  /** Whether the attribute named html[start, end) is shown by the tag just read: title, or alt of an image. */
+  private isShown(start: number, end: number): boolean {
+    const length = end - start;
+    if (length !== 3 && length !== 5) return false; // the cheap test first: most attributes are neither
+    const name = this.html.slice(start, end).toLowerCase();
+    return name === 'title' || (name === 'alt' && ALT_SHOWN.has(this.tagName));
+  }
+
+  private keepAttribute(start: number, end: number): void {
+    if (end > start) this.tagAttributeText += ` ${decodeHTMLAttribute(this.html.slice(start, end))} `;
+  }
+
+  /** The end of a block, or of the input: its shown attribute text, then a word break. */
+  private blockBoundary(): void {
+    this.out += this.attributeText ? `${this.attributeText} ` : ' ';
+    this.attributeText = '';
   }
 
   /** Decodes the text run ending at `end` (exclusive) into the output. */
@@ -323,30 +388,14 @@ function decodeUncached(ref: string): string {
 }
 
 /**
- * For detection only; the message is never changed. Characters that render as nothing are
- * removed and look-alike spaces and dashes become ASCII, so that `123&shy;-45&#8209;6788`
- * or digits split by a zero-width space read as the number a reader sees; then whitespace
- * runs become one space. (Constant replacements: much faster than a callback per match.)
+ * Look-alike characters folded (unicode-fold.ts, shared with plain text), then whitespace
+ * runs become one space: line breaks in HTML source are not line breaks on screen.
  */
 function normalizeForDetection(text: string): string {
-  return text
-    .replace(INVISIBLE, '')
-    .replace(UNICODE_SPACE, ' ')
-    .replace(UNICODE_DASH, '-')
+  return foldForDetection(text)
     .replace(/[ \t\n\r\f]+/g, ' ')
     .trim();
 }
-
-/**
- * Format characters that render as nothing: soft hyphen, Mongolian vowel separator,
- * zero-width space/non-joiner/joiner, bidi marks, embeddings and isolates, word joiner,
- * invisible operators, zero-width no-break space (BOM).
- */
-const INVISIBLE = /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
-/** No-break space and the Unicode spaces (en/em/thin/hair..., narrow no-break, ideographic). */
-const UNICODE_SPACE = /[\u00A0\u2000-\u200A\u202F\u205F\u3000]/g;
-/** Hyphens and dashes (U+2010-U+2015), minus sign, small and full-width hyphen-minus. */
-const UNICODE_DASH = /[\u2010-\u2015\u2212\uFE58\uFE63\uFF0D]/g;
 
 function isAsciiLetter(c: number): boolean {
   return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);

@@ -1,8 +1,9 @@
 import type { MimeNode } from '@zone-eu/mailsplit';
-import iconv from 'iconv-lite';
 import libmime from 'libmime';
 import type { AttachmentFact } from '../types.js';
-import { htmlToPlainText } from './html-text.js';
+import { detectionText } from './part-text.js';
+import { SmimeBody } from './smime-body.js';
+import { foldForDetection } from './unicode-fold.js';
 
 export interface InspectLimits {
   /** Deepest multipart nesting accepted. */
@@ -12,6 +13,11 @@ export interface InspectLimits {
   maxTextBytes: number;
   /** Largest header block of one MIME part. */
   maxHeaderBytes: number;
+  /**
+   * Largest S/MIME body (decoded) opened to inspect the content it signs: it is read whole.
+   * A larger one is left unscanned (see ParsedMessage.unscanned).
+   */
+  maxSmimeBytes: number;
   timeoutMs: number;
 }
 
@@ -20,6 +26,7 @@ export const DEFAULT_INSPECT_LIMITS: InspectLimits = {
   maxParts: 500,
   maxTextBytes: 2 * 1024 * 1024,
   maxHeaderBytes: 256 * 1024,
+  maxSmimeBytes: 32 * 1024 * 1024,
   timeoutMs: 10_000,
 };
 
@@ -39,7 +46,15 @@ export interface ParsedMessage {
   error?: string | undefined;
   /** The error is a timeout (InspectTimeoutError). */
   timedOut?: boolean | undefined;
-  /** Set when text was left unscanned (over the budget): see MessageFacts.unscanned. */
+  /**
+   * Why some of the message could not be scanned, when that is so: text over the budget, or
+   * an S/MIME part the gateway cannot read (encrypted: enveloped-data) or does not open.
+   * Either may hold PHI, so it counts as PHI found (see MessageFacts.unscanned), never as
+   * nothing found. Not an error: the message is sound, and an encrypted one is normal mail
+   * that must not be bounced; what it holds is unknown, so the policy raises protection
+   * as it does for text over the budget (a rule can match the Content-Type header to
+   * treat encrypted mail otherwise).
+   */
   unscanned?: string | undefined;
 }
 
@@ -56,6 +71,9 @@ const HTML_NAME = /\.(htm|html|xhtml)$/i;
 /** An .eml attachment is a message whatever its declared type: it is opened as one. */
 const MESSAGE_NAME = /\.eml$/i;
 const EMBEDDED_TYPES = new Set(['message/rfc822', 'message/global']);
+/** S/MIME bodies (RFC 8551; x-pkcs7-mime is the older name), whatever their smime-type says. */
+const SMIME_TYPES = new Set(['application/pkcs7-mime', 'application/x-pkcs7-mime']);
+const SMIME_NAME = /\.p7m$/i;
 
 /**
  * Splits an embedded message (written to `input`) into a collector's parts; parse.ts
@@ -69,7 +87,11 @@ interface SharedBudget {
   textBytes: number;
   /** Set when text was left out for want of budget: the scan is then incomplete. */
   textCut: boolean;
+  /** Why a part could not be read (an encrypted S/MIME part, say): the scan is then incomplete. */
+  unreadable?: string | undefined;
   aborts: Set<(err: Error) => void>;
+  /** The inspection failed or ran out of time: open nothing more. */
+  aborted: boolean;
 }
 
 interface OpenPart {
@@ -81,6 +103,8 @@ interface OpenPart {
   decoder?: NodeJS.ReadWriteStream | undefined;
   /** An embedded message: its (decoded) bytes go to a split of their own. */
   embedded?: NodeJS.WritableStream | undefined;
+  /** An S/MIME body: its decoded bytes, opened when the part ends (`ended`). */
+  smime?: { body: SmimeBody; ended: () => void } | undefined;
 }
 
 /** The transfer encodings that need decoding (mailsplit passes any other through as is). */
@@ -110,7 +134,7 @@ export class PartCollector {
     private readonly depthBase = 0,
     shared?: SharedBudget,
   ) {
-    this.shared = shared ?? { parts: 0, textBytes: limits.maxTextBytes, textCut: false, aborts: new Set() };
+    this.shared = shared ?? { parts: 0, textBytes: limits.maxTextBytes, textCut: false, aborts: new Set(), aborted: false };
   }
 
   /** A new MIME node (headers parsed): ends the previous part. */
@@ -131,6 +155,7 @@ export class PartCollector {
     const part: OpenPart = { node, attachment };
     this.current = part;
     if (isMessage && this.splitEmbedded) return this.openEmbedded(part);
+    if ((SMIME_TYPES.has(contentType) || SMIME_NAME.test(filename)) && this.splitEmbedded) return this.openSmime(part);
     const kind = textKind(contentType, filename, Boolean(attachment));
     if (!kind) return;
     // The slot keeps the texts in the message's order, whenever their decoding ends.
@@ -145,6 +170,7 @@ export class PartCollector {
     if (!part) return;
     if (part.decoder) part.decoder.write(chunk);
     else if (part.embedded) this.feedEmbedded(part, chunk);
+    else if (part.smime) this.keepSmime(part, chunk);
     else if (part.text) this.keep(part, chunk);
     else if (part.attachment) part.attachment.size += estimateDecoded(chunk.length, part.node.encoding || '');
   }
@@ -155,13 +181,17 @@ export class PartCollector {
     await Promise.all(this.decoding);
     const result = this.result;
     if (this.embeddedTexts.size) result.texts = result.texts.flatMap((slot) => this.embeddedTexts.get(slot) ?? [slot]);
-    if (result.subject) result.texts.unshift({ source: 'subject', text: result.subject });
-    if (this.shared.textCut && this.depthBase === 0) result.unscanned ??= textLimitMessage(this.limits.maxTextBytes);
+    if (result.subject) result.texts.unshift({ source: 'subject', text: foldForDetection(result.subject) });
+    if (this.depthBase === 0) {
+      if (this.shared.textCut) result.unscanned ??= textLimitMessage(this.limits.maxTextBytes);
+      result.unscanned ??= this.shared.unreadable;
+    }
     return result;
   }
 
   /** Ends the splits of embedded messages still open (the inspection failed or ran out of time). */
   abort(err: Error): void {
+    this.shared.aborted = true;
     for (const abort of this.shared.aborts) abort(err);
   }
 
@@ -170,6 +200,7 @@ export class PartCollector {
     this.current = undefined;
     if (part?.decoder) part.decoder.end();
     else if (part?.embedded) part.embedded.end();
+    else if (part?.smime) part.smime.ended();
     else if (part?.text) this.finishText(part);
   }
 
@@ -179,11 +210,32 @@ export class PartCollector {
    * inline and not transfer-encoded, so every one is opened here instead.
    */
   private openEmbedded(part: OpenPart): void {
-    const child = new PartCollector(this.limits, this.splitEmbedded, this.depthBase + depthOf(part.node) + 1, this.shared);
-    const split = this.splitEmbedded!(child);
-    this.shared.aborts.add(split.abort);
+    const split = this.embed(this.placeholder(), part.node);
+    this.decoding.add(split.done);
+    part.embedded = split.input;
+    if (ENCODED.has(part.node.encoding || '')) {
+      part.decoder = this.decode(part, (chunk) => this.feedEmbedded(part, chunk), () => split.input.end());
+      // A transfer encoding that cannot be decoded leaves the message unread: an error, not "nothing found".
+      part.decoder.once('error', (err: Error) => split.abort(new Error(`embedded message could not be decoded: ${err.message}`)));
+    }
+  }
+
+  /** A slot in result.texts that the texts of an embedded message replace at the end. */
+  private placeholder(): TextSource {
     const slot: TextSource = { source: 'attachment', text: '' };
     this.result.texts.push(slot);
+    return slot;
+  }
+
+  /**
+   * Splits a message embedded at `node` (its bytes written to `input`) as a message of its
+   * own; `done` settles when its texts are in `slot`, its attachments listed and its error,
+   * if any, the message's.
+   */
+  private embed(slot: TextSource, node: MimeNode): ReturnType<SplitEmbedded> {
+    const child = new PartCollector(this.limits, this.splitEmbedded, this.depthBase + depthOf(node) + 1, this.shared);
+    const split = this.splitEmbedded!(child);
+    this.shared.aborts.add(split.abort);
     const done = split.done
       .then(() => child.end())
       .then(
@@ -197,13 +249,45 @@ export class PartCollector {
         },
       )
       .finally(() => this.shared.aborts.delete(split.abort));
-    this.decoding.add(done);
-    part.embedded = split.input;
+    return { ...split, done };
+  }
+
+  /**
+   * An S/MIME body (application/pkcs7-mime, a .p7m): kept whole (up to limits.maxSmimeBytes),
+   * then, when the part ends, the MIME entity it signs is inspected in its place as an
+   * embedded message is (cms.ts). One it cannot read (encrypted) leaves the message
+   * unscanned. The promise of the whole is registered now, so that end() waits for it.
+   */
+  private openSmime(part: OpenPart): void {
+    const slot = this.placeholder();
+    const body = new SmimeBody(this.limits.maxSmimeBytes);
+    let ended!: () => void;
+    const whole = new Promise<void>((resolve) => (ended = resolve));
+    part.smime = { body, ended };
+    this.decoding.add(whole.then(() => this.openSmimeBody(body, slot, part.node)));
     if (ENCODED.has(part.node.encoding || '')) {
-      part.decoder = this.decode(part, (chunk) => this.feedEmbedded(part, chunk), () => split.input.end());
-      // A transfer encoding that cannot be decoded leaves the message unread: an error, not "nothing found".
-      part.decoder.once('error', (err: Error) => split.abort(new Error(`embedded message could not be decoded: ${err.message}`)));
+      part.decoder = this.decode(part, (chunk) => this.keepSmime(part, chunk), ended);
+      // Bytes that cannot be decoded leave a body that cannot be read: unscanned, not a hang.
+      part.decoder.once('error', ended);
     }
+  }
+
+  private keepSmime(part: OpenPart, chunk: Buffer): void {
+    if (part.attachment) part.attachment.size += chunk.length;
+    part.smime!.body.keep(chunk);
+  }
+
+  private async openSmimeBody(body: SmimeBody, slot: TextSource, node: MimeNode): Promise<void> {
+    if (this.shared.aborted) return;
+    const opened = body.open();
+    if ('opaque' in opened) {
+      this.shared.unreadable ??= opened.opaque;
+      return;
+    }
+    if (!opened.content.length) return; // no content (certs-only): nothing to read
+    const split = this.embed(slot, node);
+    split.input.end(opened.content);
+    await split.done;
   }
 
   private feedEmbedded(part: OpenPart, chunk: Buffer): void {
@@ -225,13 +309,12 @@ export class PartCollector {
     text.bytes += kept.length;
   }
 
-  /** The part's text, decoded from its charset once (HTML: its plain text). */
+  /** The part's text, decoded from its charset once, as the detectors read it (part-text.ts). */
   private finishText(part: OpenPart): void {
     const text = part.text;
     if (!text) return;
     const bytes = text.chunks.length === 1 ? text.chunks[0]! : Buffer.concat(text.chunks, text.bytes);
-    const decoded = decodeCharset(bytes, part.node.charset || 'utf-8');
-    text.slot.text = isHtml(part.node.contentType || '', part.node.filename || '') ? htmlToPlainText(decoded) : decoded;
+    text.slot.text = detectionText(bytes, part.node, isHtml(part.node.contentType || '', part.node.filename || ''));
   }
 
   private decode(part: OpenPart, onData: (chunk: Buffer) => void, onEnd: () => void): NodeJS.ReadWriteStream {
@@ -269,7 +352,7 @@ function isHtml(contentType: string, filename: string): boolean {
 function embeddedMessageTexts(inner: ParsedMessage): TextSource[] {
   const fields = Object.entries(inner.headers).flatMap(([key, values]) => values.map((v) => `${key}: ${v}`));
   const texts = inner.texts.filter((t) => t.source !== 'subject');
-  return fields.length ? [{ source: 'subject', text: fields.join('\n') }, ...texts] : texts;
+  return fields.length ? [{ source: 'subject', text: foldForDetection(fields.join('\n')) }, ...texts] : texts;
 }
 
 function textLimitMessage(maxTextBytes: number): string {
@@ -312,26 +395,6 @@ function decodeWords(text: string): string {
     return text;
   }
 }
-
-/**
- * Text in its declared charset. iconv-lite first: TextDecoder reads UTF-16 without a BOM
- * as little-endian (RFC 2781 says big-endian) and knows neither UTF-7 nor UTF-32.
- */
-function decodeCharset(bytes: Buffer, charset: string): string {
-  const name = charset.toLowerCase();
-  try {
-    if (iconv.encodingExists(name)) return iconv.decode(bytes, name, { defaultEncoding: BIG_ENDIAN_DEFAULT[name] });
-    return new TextDecoder(name, { fatal: false }).decode(bytes);
-  } catch {
-    return bytes.toString('latin1'); // unknown charset: still scan the ASCII in it
-  }
-}
-
-/**
- * Charsets that name no byte order: a BOM decides, else iconv-lite's guess from the
- * text, else big-endian as RFC 2781 says (iconv-lite's own default is little-endian).
- */
-const BIG_ENDIAN_DEFAULT: Record<string, 'utf16be' | 'utf32be' | undefined> = { 'utf-16': 'utf16be', utf16: 'utf16be', 'utf-32': 'utf32be', utf32: 'utf32be' };
 
 function estimateDecoded(encodedBytes: number, encoding: string): number {
   return encoding.toLowerCase() === 'base64' ? Math.floor((encodedBytes * 3) / 4) : encodedBytes;

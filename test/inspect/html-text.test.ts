@@ -91,11 +91,11 @@ describe('HTML text: script and style by whole tag name', () => {
 
 describe('HTML text: tags and attributes', () => {
   it.each([
-    [`<p title="a>b">ssn ${SSN}</p>`, `ssn ${SSN}`],
-    [`<p title='a>b' data-x=1>ssn ${SSN}</p>`, `ssn ${SSN}`],
+    [`<p title="a>b">ssn ${SSN}</p>`, `a>b ssn ${SSN}`], // the title is read too (see html-attributes.test.ts)
+    [`<p title='a>b' data-x=1>ssn ${SSN}</p>`, `a>b ssn ${SSN}`],
     [`<p = "x>ssn ${SSN}</p>`, `ssn ${SSN}`], // a quote not after '=' opens no value
     [`<p a="x"b="y>">ssn</p>`, 'ssn'],
-    [`<img alt="x"/>ssn ${SSN}`, `ssn ${SSN}`],
+    [`<img alt="x"/>ssn ${SSN}`, `ssn ${SSN} x`], // alt text at the end of its block
     [`text <p title="never closed>ssn ${SSN}`, 'text'], // the tag runs to the end, as in a browser
   ])('%s', (html, want) => expect(text(html)).toBe(want));
 });
@@ -177,7 +177,8 @@ describe('HTML text: hostile input stays linear', () => {
 
   it('bare "&#" between tags, and one tag with 1 MB of attributes', () => {
     expect(text(`${'<b>&#'.repeat(MB / 5)}ssn ${SSN}`)).toBe(`${'&#'.repeat(MB / 5)}ssn ${SSN}`);
-    expect(text(`${'a<p title=x '.repeat(MB / 12)}>ssn ${SSN}`)).toBe(`a ssn ${SSN}`);
+    // One <p> whose attributes are `title=x a<p` over and over: every title is read.
+    expect(text(`${'a<p title=x '.repeat(MB / 12)}>ssn ${SSN}`)).toBe(`a ${'x '.repeat(MB / 12)}ssn ${SSN}`);
   });
 
   it('a 2 MB ordinary message body is read whole', () => {

@@ -136,7 +136,7 @@ describe('message inspection', () => {
 
   it('bounds the text kept for detectors', async () => {
     const big = Buffer.from(`Subject: big\r\n\r\n${'word '.repeat(100_000)}\r\n`);
-    const r = await parseMessage(big, { maxDepth: 20, maxParts: 500, maxTextBytes: 1000, maxHeaderBytes: 65536, timeoutMs: 5000 });
+    const r = await parseMessage(big, { ...DEFAULT_INSPECT_LIMITS, maxDepth: 20, maxParts: 500, maxTextBytes: 1000, maxHeaderBytes: 65536, timeoutMs: 5000 });
     expect(r.texts.find((t) => t.source === 'text')?.text.length).toBe(1000);
   });
 });
@@ -198,7 +198,7 @@ describe('single-part fast path agrees with the splitter', () => {
 
   it('a header block over the limit fails the same way on both paths', async () => {
     const bytes = Buffer.from(`Subject: big\r\n${'X-Pad: y\r\n'.repeat(2000)}\r\nbody\r\n`);
-    const limits = { maxDepth: 20, maxParts: 500, maxTextBytes: 1 << 20, maxHeaderBytes: 64 * 1024, timeoutMs: 5000 };
+    const limits = { ...DEFAULT_INSPECT_LIMITS, maxDepth: 20, maxParts: 500, maxTextBytes: 1 << 20, maxHeaderBytes: 64 * 1024, timeoutMs: 5000 };
     const fast = await parseMessage(bytes, limits);
     expect(fast.error).toMatch(/header size/i);
     expect(fast).toEqual(await parseMessage(Readable.from([bytes]), limits));
