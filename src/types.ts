@@ -126,8 +126,9 @@ export interface MessageFacts {
   /** The error is the inspection running out of time, which load on the gateway can cause: tried again later. */
   timedOut?: boolean | undefined;
   /**
-   * Set when part of the message's text was not scanned (more than detectors.maxScanBytes):
-   * what was not scanned may hold PHI, so the policy's detector-score conditions hold, as
+   * Set when part of the message could not be scanned, with the reason: more text than
+   * detectors.maxScanBytes, or an S/MIME part the gateway cannot read (encrypted,
+   * compressed, malformed, too large). What was not scanned may hold PHI, so the policy's detector-score conditions hold, as
    * if the detectors had found it (protection is raised, never "nothing found").
    */
   unscanned?: string | undefined;
