@@ -53,6 +53,12 @@ export interface GatewayOptions {
   shard?: number;
   /** What moved in from shards no process owns any more (a single process only). */
   adopted?: Adopted | undefined;
+  /**
+   * Runs once everything but the SMTP listener is up, before it binds (a single
+   * process's admin listener, src/cli/start.ts). A failure stops the start; what the
+   * hook opened, its caller closes.
+   */
+  beforeSmtp?: ((operations: Operations) => Promise<void>) | undefined;
 }
 
 /** Wiring only: builds each stage from config and connects them. */
@@ -118,23 +124,35 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
   const operations = await startOperations({ config, dataDir, shard, queue, logger, connections: () => ingress.connections, journalReady: journal && (() => journal.ready()), redisReady, audit: sinks.audit, tlsForecast: forecast, policy: policies });
   const ingress = new Ingress({ config, logger, queue, cert, isReady: operations.health.gate });
 
+  // SMTP listens last: the portal and the caller's listeners (a single process's admin
+  // API) are bound first, so a port that cannot be had stops the start before a client
+  // is greeted with 220 by a gateway about to exit.
+  let web: { port: number; close(): Promise<void> } | undefined;
   let smtp: { host: string; port: number }[];
   try {
+    web = portal ? await startPortalWeb(config, portal, queue, cert, logger) : undefined;
+    await options.beforeSmtp?.(operations);
     smtp = await ingress.start();
   } catch (err) {
-    operations.close();
-    await ingress.close();
-    await keys.store.close();
-    await queue.close();
-    await journal?.close();
-    await sinks.close();
+    // Nothing left half-started (the spool lock, the audit trail's last records): every
+    // part is closed, even after one that fails to, and the start fails with its own error.
+    await closeInTurn([
+      () => web?.close(),
+      () => operations.close(),
+      () => ingress.close(),
+      () => policies.close(),
+      () => portal?.store.close(),
+      () => keys.store.close(),
+      () => queue.close(),
+      () => journal?.close(),
+      () => sinks.close(),
+    ]).catch(() => undefined);
     throw err;
   }
   worker.start();
   // keys.expiring every day, whether or not mail is encrypted (unref'd: it never holds the process).
   const expiryTimer = protector.expiryWatch?.start();
   const stopRetention = journal ? startRetentionJob(config, dataDir, logger) : undefined;
-  const web = portal ? await startPortalWeb(config, portal, queue, cert, logger) : undefined;
   logger.info({ event: EVENTS.ready, smtp }, 'Postern ready');
 
   let stopping: Promise<{ clean: boolean }> | undefined;

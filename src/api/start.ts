@@ -1,3 +1,4 @@
+import { listenError } from '../common/listen-error.js';
 import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { loadOrCreateCertificate } from '../tls/dev-certificate.js';
@@ -34,7 +35,7 @@ export async function startAdminListener(config: PosternConfig, dataDir: string,
     address = await app.listen({ host, port });
   } catch (err) {
     await app.close();
-    throw new Error(`cannot listen on ${host}:${port} (admin.listen): ${(err as Error).message}`);
+    throw listenError('admin.listen', host, port, err as Error);
   }
   const bound = app.server.address();
   const actual = typeof bound === 'object' && bound ? bound.port : port;

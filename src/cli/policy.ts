@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, configPathFrom, loadConfigFile, validateConfig } from '../config/load.js';
+import { ConfigError, configFileNamed, configPathFrom, loadConfigFile, validateConfig } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
 import { parseSize } from '../config/units.js';
 import { sharedForecast } from './shared-forecast.js';
@@ -93,10 +93,15 @@ export function policySummary(policy: Policy, source: string): string {
   return `policy OK: ${policy.rules.length} rule(s), ${Object.keys(policy.domains).length} domain and ${Object.keys(policy.recipients).length} recipient entries; defaults ${policy.defaults.methods.join(' > ')}, TLS ${policy.defaults.tls} (${source})`;
 }
 
-/** The config file named (or POSTERN_CONFIG, or config/postern.yaml when it exists), else the built-in defaults. */
+/**
+ * The config file named by --config or POSTERN_CONFIG, which must then exist (as for
+ * `postern start`: a missing one is not quietly replaced by the defaults, which would
+ * explain decisions with another policy); else config/postern.yaml when it exists, else
+ * the built-in defaults.
+ */
 function loadConfig(file: string | undefined): PosternConfig {
   const path = configPathFrom(file);
-  return file || existsSync(path) ? loadConfigFile(path) : validateConfig({});
+  return configFileNamed(file) || existsSync(path) ? loadConfigFile(path) : validateConfig({});
 }
 
 async function loadPolicy(file: string): Promise<Policy> {

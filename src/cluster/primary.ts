@@ -183,6 +183,8 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
     stopping = true;
     process.exitCode = 1;
     logger.fatal({ event: EVENTS.configError, err: error }, 'could not start');
+    // On stderr too, as a single process says it (src/cli/start.ts).
+    process.stderr.write(`postern: could not start: ${error}\n`);
     for (const worker of shards.keys()) worker.process.kill('SIGKILL');
     logger.flush();
     setTimeout(() => process.exit(1), 100);

@@ -1,4 +1,4 @@
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
 /**
@@ -71,6 +71,8 @@ export function pemOrFileProblem(setting: string, value: string): string | undef
   if (isPemText(value)) return undefined;
   try {
     accessSync(value, constants.R_OK);
+    // A directory passes the access check; reading it at start fails with EISDIR.
+    if (statSync(value).isDirectory()) return unreadablePemOrFile(setting, value, { code: 'EISDIR' });
     return undefined;
   } catch (err) {
     return unreadablePemOrFile(setting, value, err);

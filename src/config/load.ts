@@ -4,6 +4,8 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { configSchema, type PosternConfig } from './schema.js';
 import { interpolateSecrets } from './interpolate.js';
+import { listenAddresses, listenConflicts } from './listen-addresses.js';
+import { parseKeyMaterial } from '../common/envelope-crypto.js';
 import { pemOrFileProblem } from '../common/pem-or-file.js';
 
 export const DEFAULT_CONFIG_PATH = 'config/postern.yaml';
@@ -19,8 +21,21 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The config file: --config, else $POSTERN_CONFIG, else config/postern.yaml. An empty
+ * value is refused: resolve('') is the working directory, which no one means.
+ */
 export function configPathFrom(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(explicit ?? env.POSTERN_CONFIG ?? DEFAULT_CONFIG_PATH);
+  const [name, given] = explicit !== undefined ? ['--config', explicit] : ['POSTERN_CONFIG', env.POSTERN_CONFIG];
+  if (given !== undefined && !given.trim()) {
+    throw new ConfigError(name, [`${name} is set but empty: give the config file's path, or leave ${name} out to use ${DEFAULT_CONFIG_PATH}`]);
+  }
+  return resolve(given ?? DEFAULT_CONFIG_PATH);
+}
+
+/** Whether the config file was named (--config or $POSTERN_CONFIG): then it must exist, where the default may be absent. */
+export function configFileNamed(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): boolean {
+  return explicit !== undefined || env.POSTERN_CONFIG !== undefined;
 }
 
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): PosternConfig {
@@ -51,9 +66,28 @@ export function parseConfigText(text: string, file: string, env: NodeJS.ProcessE
 export function validateConfig(raw: unknown, file = '<inline>'): PosternConfig {
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(file, result.error.issues.flatMap((issue) => describeIssue(issue, [])));
-  const missing = [...unreadableFiles(result.data), ...sharedKeyProblems(result.data)];
+  const missing = [...valueProblems(result.data), ...unreadableFiles(result.data), ...sharedKeyProblems(result.data)];
   if (missing.length) throw new ConfigError(file, missing);
   return result.data;
+}
+
+/**
+ * Values the schema lets through that start would refuse, or take for something else:
+ * an empty dataDir is the working directory, a portal master key of the wrong size
+ * stops the start (archive.masterKeys are checked by the schema), one of
+ * portal.tls.cert/key alone was quietly replaced by the SMTP certificate, and two
+ * listeners on one port cannot both bind.
+ */
+function valueProblems(config: PosternConfig): string[] {
+  const problems: string[] = [];
+  if (!config.dataDir.trim()) problems.push('dataDir: empty, which would mean the working directory: give the directory for the spool and keys, e.g. /var/lib/postern');
+  config.portal.masterKeys.forEach((k, i) => {
+    if (!parseKeyMaterial(k.key)) problems.push(`portal.masterKeys.${i}.key: must be 32 bytes, base64 (or hex:...); make one with: openssl rand -base64 32`);
+  });
+  const { cert, key } = config.portal.tls;
+  if (Boolean(cert) !== Boolean(key)) problems.push('portal.tls: set both cert and key, or neither (the SMTP certificate is then used)');
+  problems.push(...listenConflicts(listenAddresses(config)));
+  return problems;
 }
 
 /**

@@ -1,8 +1,9 @@
 import { join } from 'node:path';
-import { readPemOrFile } from '../common/pem-or-file.js';
+import { listenError } from '../common/listen-error.js';
 import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import type { QueueBackend } from '../queue/backend.js';
+import { readCertificatePair } from '../tls/certificate-pair.js';
 import { PortalDelivery } from './deliver.js';
 import { loadMasterKeys } from './keys.js';
 import { openPortalStore } from './open-store.js';
@@ -37,10 +38,15 @@ export async function startPortalWeb(
 ): Promise<{ port: number; close(): Promise<void> }> {
   const log = logger.child({ component: 'portal' });
   const t = config.portal.tls;
-  const tls = t.cert && t.key ? { cert: await readPemOrFile('portal.tls.cert', t.cert), key: await readPemOrFile('portal.tls.key', t.key) } : smtpCert;
+  const tls = t.cert && t.key ? await readCertificatePair({ cert: 'portal.tls.cert', key: 'portal.tls.key' }, t.cert, t.key) : smtpCert;
   const app = await createPortalServer({ config, store: parts.store, delivery: parts.delivery, queue, log, tls });
   const { host, port } = config.portal.listen;
-  await app.listen({ host, port });
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    await app.close();
+    throw listenError('portal.listen', host, port, err as Error);
+  }
   const actual = (app.server.address() as { port: number }).port;
   parts.delivery.setListenPort(actual);
   log.info({ event: EVENTS.portalListen, host, port: actual, publicUrl: parts.delivery.publicUrl() }, 'portal listening');

@@ -3,7 +3,8 @@ import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
-import { isPemText, readPemOrFile } from '../common/pem-or-file.js';
+import { isPemText } from '../common/pem-or-file.js';
+import { readCertificatePair, type CertificateSettings } from './certificate-pair.js';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 
@@ -13,12 +14,6 @@ export interface CertificatePair {
   /** Where they came from, for the start-up log. */
   source: 'configured' | 'dev-existing' | 'dev-created';
   certPath: string;
-}
-
-/** The settings cert and key came from, named in error messages. */
-export interface CertificateSettings {
-  cert: string;
-  key: string;
 }
 
 const SMTP_TLS: CertificateSettings = { cert: 'smtp.tls.cert', key: 'smtp.tls.key' };
@@ -31,7 +26,7 @@ const SMTP_TLS: CertificateSettings = { cert: 'smtp.tls.cert', key: 'smtp.tls.ke
 export async function loadOrCreateCertificate(dataDir: string, hostname: string, cert?: string, key?: string, settings = SMTP_TLS): Promise<CertificatePair> {
   if (cert && key) {
     // certPath goes into the start-up log: PEM text given inline is not a path to show.
-    return { cert: await readPemOrFile(settings.cert, cert), key: await readPemOrFile(settings.key, key), source: 'configured', certPath: isPemText(cert) ? '(inline)' : cert };
+    return { ...(await readCertificatePair(settings, cert, key)), source: 'configured', certPath: isPemText(cert) ? '(inline)' : cert };
   }
   const dir = join(dataDir, 'tls');
   const certPath = join(dir, 'dev-cert.pem');

@@ -58,7 +58,7 @@ describe('postern CLI', () => {
     expect(r.stderr).toMatch(/delivery\.tls\.trust\.0: not a PEM block and not a readable file: cannot read/);
   });
 
-  it('start exits 1 with a clear line when the SMTP port is taken', async () => {
+  it('start exits 1 with a clear line, naming the key and the address, when the SMTP port is taken', async () => {
     const { createServer } = await import('node:net');
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
@@ -67,7 +67,7 @@ describe('postern CLI', () => {
     const r = await cli(['start', '--config', file]);
     blocker.close();
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} \\(smtp\\.listen\\): .*EADDRINUSE`));
+    expect(r.stdout).toContain(`smtp.listen 127.0.0.1:${port}: address already in use (EADDRINUSE)`);
   });
 
   it('start refuses a bad config with exit code 2 before listening', async () => {
