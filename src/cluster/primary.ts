@@ -32,6 +32,12 @@ const RESTART_MIN_MS = 1000;
 const RESTART_MAX_MS = 30_000;
 
 /**
+ * How long past shutdown.timeout a stopping worker may take for its last writes before the
+ * primary kills it.
+ */
+const WORKER_STOP_GRACE_MS = 5000;
+
+/**
  * Runs `count` gateway processes on the same SMTP port (the kernel spreads the
  * connections: SCHED_NONE, no hand-off through this process). Each worker owns spool
  * shard n; a worker that dies is started again on the same shard, which recovers what it
@@ -68,6 +74,8 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
   /** Workers that said ready: only they answer admin requests (one still starting would time out). */
   const ready = new Set<Worker>();
   let stopping = false;
+  /** A worker's stop failed or it had to be killed: the primary then exits 1. */
+  let stopWentWrong = false;
   /** Every worker said ready once: from then on no worker's failure stops the gateway. */
   let wasReady = false;
   /** Per shard, the wait before its next restart (reset when it says ready). */
@@ -161,11 +169,13 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
     shards.delete(worker);
     ready.delete(worker);
     if (stopping) {
+      // A worker whose stop failed (exit 1: stop-failed) or that was killed makes the whole stop one that went wrong.
+      if (code !== 0) stopWentWrong = true;
       if (shards.size === 0 && process.exitCode !== 1) {
-        logger.info({ event: EVENTS.stopped }, 'all workers stopped');
+        logger.info({ event: EVENTS.stopped, clean: !stopWentWrong }, 'all workers stopped');
         void closeAdmin().finally(() => {
           logger.flush();
-          setTimeout(() => process.exit(0), 50);
+          setTimeout(() => process.exit(stopWentWrong ? 1 : 0), 50);
         });
       }
       return;
@@ -195,6 +205,18 @@ export async function runPrimary(config: PosternConfig, logger: Logger, count: n
     stopping = true;
     logger.info({ event: EVENTS.stopping, signal, workers: shards.size }, 'stopping workers');
     for (const worker of shards.keys()) worker.process.kill('SIGTERM');
+    // Each worker keeps to shutdown.timeout; one still running past it and a grace for its
+    // last writes (audit trail, spool state) is hung (its event loop blocked, a close that
+    // never returns) and would hold the primary, and the service manager's stop, for ever.
+    // It is killed: its acknowledged mail is on its spool shard, taken up at the next start.
+    const afterMs = config.shutdown.timeout + WORKER_STOP_GRACE_MS;
+    setTimeout(() => {
+      for (const [worker, shard] of shards) {
+        stopWentWrong = true;
+        logger.error({ event: EVENTS.workerKilled, shard, pid: worker.process.pid, afterMs }, 'worker still running past shutdown.timeout and its grace: killed');
+        worker.process.kill('SIGKILL');
+      }
+    }, afterMs).unref();
     if (shards.size === 0) void closeAdmin().finally(() => process.exit(0));
   };
   signals.onStop(stop);

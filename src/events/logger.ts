@@ -12,6 +12,8 @@ export const EVENTS = {
   stopped: 'gateway.stopped',
   /** A graceful stop could not close everything (records the disk refused); the process exits 1. */
   stopFailed: 'gateway.stop-failed',
+  /** (primary) A worker still running past shutdown.timeout and its grace was killed. */
+  workerKilled: 'gateway.worker-killed',
   /** A SIGTERM/SIGINT while the stop is under way: ignored (shutdown.timeout bounds the stop). */
   alreadyStopping: 'gateway.already-stopping',
   /** SIGHUP: ignored (nothing reloads on it; the policy file reloads by itself). */
