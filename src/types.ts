@@ -85,6 +85,13 @@ export interface DeliveryState {
 export interface QueuedMessage {
   envelope: Envelope;
   state: DeliveryState;
+  /**
+   * The lease this copy was handed out with (lease(), claim()): an opaque fencing token.
+   * The attempt made with it settles with it (save, release, remove), so that once the
+   * lease has run out and the message was taken again, its write is refused instead of
+   * riding on the newer lease. Absent on copies read without a lease (get, list).
+   */
+  lease?: string | undefined;
 }
 
 /** How a recipient can receive a message, in the order a policy prefers them. */

@@ -2,7 +2,7 @@ import type { PosternConfig } from '../config/schema.js';
 import { eventsDurable } from '../events/durable.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import type { QueueBackend } from '../queue/backend.js';
-import type { DeliveryState, Envelope, RecipientState } from '../types.js';
+import type { DeliveryState, Envelope, QueuedMessage, RecipientState } from '../types.js';
 import { enqueueDsn } from './bounce.js';
 import type { FailedRecipient } from './dsn.js';
 import { tlsPolicyLabel } from './domain-sender.js';
@@ -70,17 +70,22 @@ export class Settler {
     }
   }
 
-  /** Writes the recorded state (and releases the lease), or removes a message that is done. */
-  async persist(envelope: Envelope, state: DeliveryState): Promise<void> {
+  /**
+   * Writes the recorded state (and releases the lease), or removes a message that is done,
+   * under the lease the attempt was made with: once that lease has run out and the message
+   * was taken again, the queue refuses the write (LeaseLostError) rather than let this
+   * attempt's state replace the newer one.
+   */
+  async persist({ envelope, state, lease }: QueuedMessage): Promise<void> {
     // The attempt's webhook events first: once the state is written the attempt is never
     // made again, so a crash after it must not be able to lose them.
     await eventsDurable(this.log);
     if (state.recipients.every((r) => r.status !== 'pending')) {
-      await this.queue.remove(envelope.id);
+      await this.queue.remove(envelope.id, lease);
       this.log.debug({ event: EVENTS.queueRemoved, queueId: envelope.id }, 'all recipients final');
     } else {
       // The whole state: decisions, inspection, the portal copy and the journal flag live on.
-      await this.queue.save(envelope.id, { ...state, recipients: state.recipients });
+      await this.queue.save(envelope.id, { ...state, recipients: state.recipients }, lease);
     }
   }
 

@@ -22,10 +22,13 @@ interface Held {
  * The file spool keeps the message leased meanwhile. Redis does not renew the lease of
  * a write that got no answer (src/queue/redis/leases.ts), so after leaseTime any instance
  * may take the message again from its last written state; the write made again here
- * presents the attempt's lease, and Redis refuses it once that lease is gone (the message
- * was taken again, or the first write went through after all) or the message is gone
+ * presents the attempt's own lease (QueuedMessage.lease, held with its state), and Redis
+ * refuses it once that lease is gone (the message was taken again — by another instance
+ * or by this one — or the first write went through after all) or the message is gone
  * (finished since, or deleted). Such a refusal is final: writing later would replace newer
  * progress or fail for ever, so the state is dropped and the state Redis holds applies.
+ * One state per message id: a later attempt's state replaces an earlier one's (the worker
+ * never runs two attempts of a message at once, so the later is the newer lease).
  */
 export class UnsavedStates {
   private readonly held = new Map<string, Held>();
@@ -33,7 +36,8 @@ export class UnsavedStates {
   constructor(
     private readonly retry: PosternConfig['delivery']['retry'],
     private readonly write: (m: QueuedMessage) => Promise<void>,
-    private readonly release: (id: string) => Promise<void>,
+    /** Gives back the lease the message was held under. */
+    private readonly release: (m: QueuedMessage) => Promise<void>,
     private readonly log: Logger,
   ) {}
 
@@ -63,7 +67,7 @@ export class UnsavedStates {
       await this.write(h.message).catch(async (err: Error) => {
         if (refusedForGood(err)) return this.drop(h.message.envelope.id, err, h.tries + 1);
         this.log.error({ event: EVENTS.deliveryError, queueId: h.message.envelope.id, err: err.message }, 'could not record the attempt before stopping; released (its last written state applies)');
-        await this.release(h.message.envelope.id).catch(() => undefined);
+        await this.release(h.message).catch(() => undefined);
       });
     }
   }

@@ -3,6 +3,7 @@ import { EVENTS, type Logger } from '../events/logger.js';
 import type { Held, Planner } from '../policy/planner.js';
 import type { PortalDelivery } from '../portal/deliver.js';
 import type { QueueBackend } from '../queue/backend.js';
+import { REDIS_EVENTS } from '../queue/redis/events.js';
 import { ARCHIVE_EVENTS, JournalError, type Journal } from '../archive/index.js';
 import type { DeliveryState, Envelope, QueuedMessage, RecipientState } from '../types.js';
 import type { DomainSender } from './domain-sender.js';
@@ -46,6 +47,8 @@ export class DeliveryWorker {
   private pumpAgain = false;
   private stopped = false;
   private readonly active = new Set<Promise<void>>();
+  /** Message id → the last attempt of it started here (see run()). */
+  private readonly running = new Map<string, Promise<void>>();
   private readonly log: Logger;
   private readonly unsaved: UnsavedStates;
   /** delivery.wholeMessageMemory: what attempts may hold of whole messages at once. */
@@ -63,7 +66,7 @@ export class DeliveryWorker {
   ) {
     this.log = logger.child({ component: 'delivery' });
     this.wholeMessages = new MemoryBudget(config.delivery.wholeMessageMemory);
-    this.unsaved = new UnsavedStates(unsavedRetry(config), (m) => stages.settler.persist(m.envelope, m.state), (id) => queue.release(id), this.log);
+    this.unsaved = new UnsavedStates(unsavedRetry(config), (m) => stages.settler.persist(m), (m) => queue.release(m.envelope.id, m.lease), this.log);
   }
 
   start(): void {
@@ -141,16 +144,32 @@ export class DeliveryWorker {
     }
   }
 
+  /**
+   * Starts an attempt. The queue may hand out a message again while an attempt of it is
+   * still running here: on Redis, when that attempt's lease ran out (the instance froze,
+   * its heartbeats did not get through) and this instance took the message back. The new
+   * attempt then waits for the old one to end instead of sending the same message at the
+   * same time; the old one's write is refused (its lease is gone, see Settler.persist), and
+   * the new one starts from the state the queue handed out with its lease (kept meanwhile
+   * by the heartbeat).
+   */
   private run(message: QueuedMessage): void {
+    const id = message.envelope.id;
     this.inFlight++;
-    const p = this.attempt(message)
-      .catch((err: Error) => this.log.error({ event: EVENTS.deliveryError, queueId: message.envelope.id, err: err.message }, 'delivery attempt failed'))
+    const earlier = this.running.get(id);
+    if (earlier) {
+      this.log.warn({ event: REDIS_EVENTS.leaseLost, queueId: id, queueIds: [id] }, 'the lease of an attempt still running here ran out and the message was handed out again: the new attempt waits for the old one, whose state will not be written');
+    }
+    const p = (earlier ? earlier.then(() => this.attempt(message)) : this.attempt(message))
+      .catch((err: Error) => this.log.error({ event: EVENTS.deliveryError, queueId: id, err: err.message }, 'delivery attempt failed'))
       .finally(() => {
         this.inFlight--;
         this.active.delete(p);
+        if (this.running.get(id) === p) this.running.delete(id);
         this.schedule();
       });
     this.active.add(p);
+    this.running.set(id, p);
   }
 
   /**
@@ -176,7 +195,7 @@ export class DeliveryWorker {
     }
     try {
       await this.stages.settler.record(envelope, state, outcomes);
-      await this.stages.settler.persist(envelope, state);
+      await this.stages.settler.persist(message);
     } catch (err) {
       this.unsaved.hold(message, err as Error);
     }

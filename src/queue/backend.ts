@@ -36,7 +36,7 @@ export interface QueueBackend {
 
   /**
    * Hands out up to `limit` messages whose next attempt is due, each to one caller at a
-   * time until it is saved, removed or released.
+   * time until it is saved, removed or released. Each carries its lease (QueuedMessage.lease).
    */
   lease(now: number, limit: number): Promise<QueuedMessage[]>;
   /**
@@ -44,12 +44,18 @@ export interface QueueBackend {
    * now, delete). The caller then saves, removes or releases it, as the worker does.
    */
   claim?(id: string): Promise<QueuedMessage | undefined>;
+  // Settling a leased message: `lease` is the QueuedMessage.lease it was handed out with.
+  // A lease that is no longer the message's current one (it ran out and the message was
+  // taken again, here or elsewhere, or it was settled already) is refused with
+  // LeaseLostError (src/queue/errors.ts) and nothing is written; release() of such a lease
+  // does nothing. Without `lease`, the lease this process holds on the message now is used
+  // (an admin change that claims and settles at once), or none.
   /** Gives a leased message back untouched (e.g. on shutdown). */
-  release(id: string): Promise<void>;
+  release(id: string, lease?: string): Promise<void>;
   /** Durably records recipient progress and releases the lease. */
-  save(id: string, state: DeliveryState): Promise<void>;
+  save(id: string, state: DeliveryState, lease?: string): Promise<void>;
   /** Deletes a message whose recipients are all final. */
-  remove(id: string): Promise<void>;
+  remove(id: string, lease?: string): Promise<void>;
 
   openBody(id: string): Promise<Readable>;
   /** The whole body when the backend holds it in memory (small, not yet attempted). */

@@ -103,13 +103,13 @@ describe.skipIf(!redisServer)('unsaved attempt states on the Redis queue (a redi
     const settler = new Settler(validateConfig({ hostname: 'gw.test' }), q, log.logger);
     const unsaved = new UnsavedStates(
       { initialDelay: retryMs, maxDelay: retryMs } as ConstructorParameters<typeof UnsavedStates>[0],
-      (m) => (writes++, settler.persist(m.envelope, m.state)),
-      (id) => q.release(id),
+      (m) => (writes++, settler.persist(m)),
+      (m) => q.release(m.envelope.id, m.lease),
       log.logger,
     );
     held.push(unsaved);
     /** Records the attempt as the worker does: a write that fails is held. */
-    const record = (m: QueuedMessage) => settler.persist(m.envelope, m.state).catch((err: Error) => unsaved.hold(m, err));
+    const record = (m: QueuedMessage) => settler.persist(m).catch((err: Error) => unsaved.hold(m, err));
     return { log, unsaved, record, writes: () => writes };
   }
 

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { IncomingEnvelope, QueueBackend } from '../../src/queue/backend.js';
+import { LeaseLostError } from '../../src/queue/errors.js';
 import { newQueueId } from '../../src/queue/ids.js';
 
 export interface BackendHarness {
@@ -92,6 +93,33 @@ export function queueConformance(name: string, open: () => Promise<BackendHarnes
       expect(q.stats().leased).toBe(2);
       await q.release(first[0]!.envelope.id);
       expect((await q.lease(Date.now(), 10)).map((m) => m.envelope.id)).toEqual([first[0]!.envelope.id]);
+    });
+
+    it('refuses a settle made with a lease that is no longer the current one, and changes nothing', async () => {
+      const { backend: q } = await start();
+      const env = await store(q, Buffer.from('x\r\n'));
+      const [first] = await q.lease(Date.now(), 1);
+      expect(first?.lease, 'a leased message carries its lease').toBeDefined();
+      await q.release(env.id, first!.lease);
+      const [second] = await q.lease(Date.now(), 1);
+      expect(second?.lease).toBeDefined();
+      expect(second!.lease).not.toBe(first!.lease);
+      // The first attempt's lease is over: what it would write is refused, its release does nothing.
+      for (const r of first!.state.recipients) r.status = 'delivered';
+      await expect(q.save(env.id, first!.state, first!.lease)).rejects.toBeInstanceOf(LeaseLostError);
+      await expect(q.remove(env.id, first!.lease)).rejects.toBeInstanceOf(LeaseLostError);
+      await q.release(env.id, first!.lease);
+      expect(await q.lease(Date.now(), 10)).toEqual([]);
+      expect((await q.get(env.id))?.state.recipients.map((r) => r.status)).toEqual(['pending', 'pending']);
+      // The current lease settles.
+      const later = Date.now() + 60_000;
+      second!.state.recipients[0]!.status = 'delivered';
+      second!.state.recipients[1]!.nextAttemptAt = later;
+      await q.save(env.id, second!.state, second!.lease);
+      expect((await q.get(env.id))?.state.recipients.map((r) => r.status)).toEqual(['delivered', 'pending']);
+      expect(q.nextDueAt()).toBe(later);
+      // And once settled, that lease is over too.
+      await expect(q.save(env.id, second!.state, second!.lease)).rejects.toBeInstanceOf(LeaseLostError);
     });
 
     it('saves recipient progress durably and schedules the next attempt', async () => {

@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable, Writable } from 'node:stream';
 import type { DeliveryState, Envelope, QueuedMessage } from '../../types.js';
 import { initialState, nextAttemptOf, type IncomingEnvelope, type QueueBackend, type QueueStats, type SpoolWriter } from '../backend.js';
+import { LeaseLostError, NoMessageError } from '../errors.js';
 import { newQueueId, isQueueId } from '../ids.js';
 import { DirectorySyncer } from './group-sync.js';
 import { DueHeap } from './due-heap.js';
@@ -30,7 +31,8 @@ interface Entry {
   state: DeliveryState;
   location: Location;
   dueAt: number | undefined;
-  leased: boolean;
+  /** The lease it is handed out with (QueuedMessage.lease), while leased. */
+  lease: string | undefined;
   /** A state file exists on disk (written after an attempt left recipients pending). */
   hasStateFile: boolean;
   memoryBody?: Buffer | undefined;
@@ -72,6 +74,8 @@ export class FsSpool implements QueueBackend, SpoolSink {
   private readonly wakeListeners: (() => void)[] = [];
   private lock: Lock | undefined;
   private leasedCount = 0;
+  /** Numbers the leases, so a settle can be told whose it is (see QueueBackend). */
+  private leaseCounter = 0;
   private memoryBytes = 0;
 
   constructor(
@@ -181,26 +185,22 @@ export class FsSpool implements QueueBackend, SpoolSink {
       if (!top || top.dueAt > now) break;
       this.heap.pop();
       const entry = this.index.get(top.id);
-      if (!entry || entry.leased || entry.dueAt !== top.dueAt) continue; // stale heap entry
-      entry.leased = true;
-      this.leasedCount++;
-      out.push({ envelope: entry.envelope, state: cloneState(entry.state) });
+      if (!entry || entry.lease !== undefined || entry.dueAt !== top.dueAt) continue; // stale heap entry
+      out.push({ envelope: entry.envelope, state: cloneState(entry.state), lease: this.leaseOut(entry) });
     }
     return out;
   }
 
   async claim(id: string): Promise<QueuedMessage | undefined> {
     const entry = this.index.get(id);
-    if (!entry || entry.leased) return undefined;
+    if (!entry || entry.lease !== undefined) return undefined;
     // Its heap entry stays: lease() skips leased entries, and save/release push it again.
-    entry.leased = true;
-    this.leasedCount++;
-    return { envelope: entry.envelope, state: cloneState(entry.state) };
+    return { envelope: entry.envelope, state: cloneState(entry.state), lease: this.leaseOut(entry) };
   }
 
-  async release(id: string): Promise<void> {
+  async release(id: string, lease?: string): Promise<void> {
     const entry = this.index.get(id);
-    if (!entry?.leased) return;
+    if (entry?.lease === undefined || (lease !== undefined && entry.lease !== lease)) return;
     this.unlease(entry);
     if (entry.dueAt !== undefined) this.heap.push(entry.dueAt, id);
     this.wake();
@@ -211,10 +211,11 @@ export class FsSpool implements QueueBackend, SpoolSink {
    * the log first moves to its own file, so the segment it came in can be deleted while
    * it waits for its next attempt.
    */
-  async save(id: string, state: DeliveryState): Promise<void> {
+  async save(id: string, state: DeliveryState, lease?: string): Promise<void> {
     const entry = this.index.get(id);
-    if (!entry) throw new Error(`queue: no message ${id}`);
-    if (nextAttemptOf(state) === undefined) return this.remove(id);
+    if (!entry) throw new NoMessageError(`queue: no message ${id}`);
+    checkLease(entry, lease);
+    if (nextAttemptOf(state) === undefined) return this.remove(id, lease);
     if (entry.location.kind === 'log') await this.moveToFile(entry);
     const file = join(this.dirs.state, `${id}.json`);
     const tmp = `${file}.tmp`;
@@ -242,9 +243,10 @@ export class FsSpool implements QueueBackend, SpoolSink {
    * flush per delivered message. A process crash loses nothing: the writes are in the
    * page cache.
    */
-  async remove(id: string): Promise<void> {
+  async remove(id: string, lease?: string): Promise<void> {
     const entry = this.index.get(id);
     if (entry) {
+      checkLease(entry, lease);
       this.unlease(entry);
       this.dropMemoryBody(entry);
       this.index.delete(id);
@@ -293,7 +295,7 @@ export class FsSpool implements QueueBackend, SpoolSink {
     // Drop stale heap tops so the scheduler does not wake for nothing.
     for (let top = this.heap.peek(); top; top = this.heap.peek()) {
       const entry = this.index.get(top.id);
-      if (entry && !entry.leased && entry.dueAt === top.dueAt) return top.dueAt;
+      if (entry && entry.lease === undefined && entry.dueAt === top.dueAt) return top.dueAt;
       this.heap.pop();
     }
     return undefined;
@@ -344,20 +346,26 @@ export class FsSpool implements QueueBackend, SpoolSink {
     }
   }
 
+  private leaseOut(entry: Entry): string {
+    entry.lease = String(++this.leaseCounter);
+    this.leasedCount++;
+    return entry.lease;
+  }
+
   private unlease(entry: Entry): void {
-    if (entry.leased) {
-      entry.leased = false;
+    if (entry.lease !== undefined) {
+      entry.lease = undefined;
       this.leasedCount--;
     }
   }
 
-  private track(id: string, loaded: Omit<Entry, 'dueAt' | 'leased'>): void {
+  private track(id: string, loaded: Omit<Entry, 'dueAt' | 'lease'>): void {
     const dueAt = nextAttemptOf(loaded.state);
-    this.index.set(id, { ...loaded, dueAt, leased: false });
+    this.index.set(id, { ...loaded, dueAt, lease: undefined });
     if (dueAt !== undefined) this.heap.push(dueAt, id);
   }
 
-  private async loadMessageFile(id: string, now: number): Promise<Omit<Entry, 'dueAt' | 'leased'> | undefined> {
+  private async loadMessageFile(id: string, now: number): Promise<Omit<Entry, 'dueAt' | 'lease'> | undefined> {
     const path = join(this.dirs.msg, id);
     try {
       const { header, headerLength } = await readHeaderLine(path);
@@ -386,6 +394,15 @@ export class FsSpool implements QueueBackend, SpoolSink {
 /** Recipient states are flat records: a shallow copy of each is a full copy. Every other field is kept. */
 function cloneState(state: DeliveryState): DeliveryState {
   return { ...state, recipients: state.recipients.map((r) => ({ ...r })) };
+}
+
+/**
+ * A settle that presents a lease must present the message's current one. Leases here
+ * never run out, so only a lease settled already can be stale; refused all the same, as
+ * on Redis, and the same way.
+ */
+function checkLease(entry: Entry, lease: string | undefined): void {
+  if (lease !== undefined && entry.lease !== lease) throw new LeaseLostError(`queue: lease ${lease} on ${entry.envelope.id} is no longer held (settled already)`);
 }
 
 function ignoreMissing(err: NodeJS.ErrnoException): void {

@@ -1,6 +1,5 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './keys.js';
-import { LeaseLostError, NoMessageError } from './lua.js';
 import { claimScript, heartbeatScript, leaseScript, settleScript } from './scripts.js';
 import type { RawSnapshot } from './snapshot.js';
 
@@ -25,21 +24,17 @@ export type LeasedRow = [string, string, string, string];
  * messages to the due set, and the next beat anywhere removes its half-received bodies.
  */
 export class LeaseKeeper {
-  /** Message id → fencing token of the leases this instance holds (the heartbeat renews them). */
-  private readonly held = new Map<string, string>();
   /**
-   * Message id → token of a lease of this instance that ended with no known outcome: its
-   * settle got no answer, or a beat found it gone. Not renewed; kept only so that a later
-   * settle of the message here (the worker writing the attempt's state again,
-   * src/deliver/unsaved.ts, or an attempt that ends after its lease ran out) presents it.
-   * With '' instead, Redis would take the write whenever nobody holds a lease: a stale
-   * state would replace the progress of whoever took the message since, and a save of a
-   * message finished since would fail with NOMSG for ever. Dropped once Redis answers a
-   * settle made with it. Per message id, like `held`, which comes first: should this
-   * instance take the message again while such a write is still pending, the write
-   * presents the newer lease (an attempt's token would have to travel with its state).
+   * Message id → fencing token of the lease this instance holds on it now (the heartbeat
+   * renews them). One per message: should a lease of this instance run out and the
+   * message be taken again here, the newer token replaces it. An attempt settles with the
+   * token of its own lease, which travels with it (QueuedMessage.lease), never with this
+   * map's: a stale attempt (its lease ran out meanwhile) or a write of its state made again
+   * later (src/deliver/unsaved.ts) must present the lease it was made under, so that Redis
+   * refuses it once that lease is gone, instead of taking it on the newer lease this
+   * instance holds on the same message, or with '' once nobody holds one.
    */
-  private readonly ended = new Map<string, string>();
+  private readonly held = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | undefined;
 
@@ -52,8 +47,9 @@ export class LeaseKeeper {
     private readonly onError: (err: unknown) => void,
   ) {}
 
-  has(id: string): boolean {
-    return this.held.has(id);
+  /** This instance holds a lease on the message; with `token`, that lease. */
+  has(id: string, token?: string): boolean {
+    return token === undefined ? this.held.has(id) : this.held.get(id) === token;
   }
 
   ids(): string[] {
@@ -67,28 +63,28 @@ export class LeaseKeeper {
   async take(now: number, limit: number, accept: (row: LeasedRow) => boolean): Promise<RawSnapshot> {
     const args = [this.keys.msgPrefix, now, limit, this.leaseTimeMs, this.instanceId];
     const [snapshot, rows] = (await leaseScript.run(this.redis, [...this.keys.common(), this.keys.fence], args)) as [RawSnapshot, LeasedRow[]];
-    for (const row of rows) if (accept(row)) this.hold(row[0], row[1]);
+    // A newer lease replaces an older one of this instance on the message (Redis ended that one).
+    for (const row of rows) if (accept(row)) this.held.set(row[0], row[1]);
     return snapshot;
   }
 
   /** Leases one message by id when nobody holds it (see claimScript). */
   async claim(id: string): Promise<{ snapshot: RawSnapshot; row?: LeasedRow | undefined }> {
     const [snapshot, row] = (await claimScript.run(this.redis, [...this.keys.common(), this.keys.fence], [this.keys.msgPrefix, id, this.leaseTimeMs, this.instanceId])) as [RawSnapshot, LeasedRow | null | false];
-    if (row) this.hold(row[0], row[1]);
+    if (row) this.held.set(row[0], row[1]);
     return { snapshot, row: row || undefined };
   }
 
   /**
-   * Settles a message with this instance's token for it: the lease it holds, else the one
-   * that ended without an answer, else '' (a message it never leased, e.g. undoing its own
-   * unconfirmed commit; works only while nobody holds a lease on it).
+   * Settles a message with the token of the lease it was taken with; without one, with the
+   * lease this instance holds on it now, else '' (a message it never leased, e.g. undoing
+   * its own unconfirmed commit; works only while nobody holds a lease on it).
    */
-  async settle(mode: 'save' | 'release' | 'remove', id: string, state = '', due = ''): Promise<RawSnapshot> {
-    const token = this.held.get(id) ?? this.ended.get(id) ?? '';
+  async settle(mode: 'save' | 'release' | 'remove', id: string, token = this.held.get(id) ?? '', state = '', due = ''): Promise<RawSnapshot> {
     const keys = [...this.keys.common(), this.keys.msg(id), this.keys.body(id)];
     try {
       const snapshot = (await settleScript.run(this.redis, keys, [this.keys.msgPrefix, mode, id, token, state, due, this.keys.wake, this.instanceId])) as RawSnapshot;
-      this.settled(id, token);
+      this.forget(id, token);
       return snapshot;
     } catch (err) {
       // Refused because the lease or the message is gone: the token is dead. Any other
@@ -97,12 +93,11 @@ export class LeaseKeeper {
       // renewed, the heartbeat would keep it forever once Redis is back should nobody
       // settle it again. Not renewed, it expires after leaseTime if Redis still has it,
       // and any instance takes the message again: an attempt whose result could not be
-      // recorded is repeated, as after a crash (at-least-once). Its token is kept (ended)
-      // for a later settle here: accepted while the lease is still this one (the settle
-      // did not run and the lease has not run out), refused once the settle ran after all
-      // or the message was taken again.
-      if (err instanceof LeaseLostError || err instanceof NoMessageError) this.settled(id, token);
-      else this.endUnanswered(id, token);
+      // recorded is repeated, as after a crash (at-least-once). A later settle with the
+      // same token (the worker writing the attempt's state again) is accepted while the
+      // lease is still this one (the settle did not run and the lease has not run out),
+      // refused once the settle ran after all or the message was taken again.
+      this.forget(id, token);
       throw err;
     }
   }
@@ -138,7 +133,7 @@ export class LeaseKeeper {
         this.keys.instPrefix,
         ...[...sent].flat(),
       ])) as [RawSnapshot, string[]];
-      for (const id of lost) this.endUnanswered(id, sent.get(id) ?? '');
+      for (const id of lost) this.forget(id, sent.get(id) ?? '');
       this.onBeat({ snapshot, lost });
     } catch (err) {
       // Redis unreachable: the leases run down; whoever holds them when it is back wins.
@@ -146,23 +141,8 @@ export class LeaseKeeper {
     }
   }
 
-  /** A new lease: it supersedes a token of this message that ended unanswered, which is forgotten (else kept for ever). */
-  private hold(id: string, token: string): void {
-    this.held.set(id, token);
-    this.ended.delete(id);
-  }
-
-  /** Redis answered a settle made with `token`: nothing is left to settle with it. */
-  private settled(id: string, token: string): void {
-    if (!token) return;
-    if (this.held.get(id) === token) this.held.delete(id);
-    if (this.ended.get(id) === token) this.ended.delete(id);
-  }
-
-  /** Stops renewing a lease and keeps its token for a later settle (see `ended`), unless it has been replaced meanwhile (released and taken again). */
-  private endUnanswered(id: string, token: string): void {
-    if (!token || this.held.get(id) !== token) return;
-    this.held.delete(id);
-    this.ended.set(id, token);
+  /** The lease `token` is no longer renewed: settled, refused, lost, or its outcome unknown. A newer lease on the message stays. */
+  private forget(id: string, token: string): void {
+    if (token && this.held.get(id) === token) this.held.delete(id);
   }
 }

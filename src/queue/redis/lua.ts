@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
+import { LeaseLostError, NoMessageError, QueueRefusal } from '../errors.js';
 
 /**
  * A Lua script run with EVALSHA, falling back to EVAL when the server does not have it
@@ -32,21 +33,9 @@ export class LuaScript {
 /**
  * Redis answered the script with an error reply: our scripts check everything before
  * they write, so nothing of the operation happened (unlike a lost connection, after which
- * it may or may not have).
+ * it may or may not have). The refusals are shared with the file spool (../errors.ts).
  */
-export class ScriptRefusal extends Error {
-  override readonly name: string = 'ScriptRefusal';
-}
-
-/** The message is leased by another instance (or the caller's lease has expired). */
-export class LeaseLostError extends ScriptRefusal {
-  override readonly name = 'LeaseLostError';
-}
-
-/** No committed message has that id. */
-export class NoMessageError extends ScriptRefusal {
-  override readonly name = 'NoMessageError';
-}
+export { QueueRefusal as ScriptRefusal, LeaseLostError, NoMessageError } from '../errors.js';
 
 /** Error replies become ScriptRefusals; their first word names the reason. */
 function translate(err: unknown): unknown {
@@ -55,7 +44,7 @@ function translate(err: unknown): unknown {
   const m = /^(LEASELOST|NOMSG) (.*)$/s.exec(message);
   if (m?.[1] === 'LEASELOST') return new LeaseLostError(`queue: ${m[2]}`);
   if (m?.[1] === 'NOMSG') return new NoMessageError(`queue: ${m[2]}`);
-  return new ScriptRefusal(message.replace(/^ERR /, ''));
+  return new QueueRefusal(message.replace(/^ERR /, ''));
 }
 
 /** Runs a MULTI and returns its replies, throwing the first command error (exec() reports them per command). */

@@ -17,7 +17,10 @@
  * - lease(): one script takes due messages, giving each a fencing token and a deadline on
  *   the Redis clock; the heartbeat renews them; expired leases go back to the due set.
  * - save() / release() / remove() must present the current token, so an instance that
- *   stalled past its lease cannot overwrite the progress of the one that took over.
+ *   stalled past its lease cannot overwrite the progress of the one that took over. The
+ *   token travels with the attempt (QueuedMessage.lease), not with the message id: an
+ *   attempt of this very instance whose lease ran out while the message was taken again
+ *   here is refused just the same.
  *
  * Key layout: keys.ts. Redis connection, TLS and the persistence check: connect.ts,
  * durability.ts. Needs Redis 6.2 or later, checked at connect (version.ts: these
@@ -188,9 +191,9 @@ export class RedisQueue implements QueueBackend, RedisSink {
   async lease(now: number, limit: number): Promise<QueuedMessage[]> {
     if (limit <= 0) return [];
     const out: QueuedMessage[] = [];
-    const snapshot = await this.leases.take(now, limit, ([id, , envelopeJson, stateJson]) => {
+    const snapshot = await this.leases.take(now, limit, ([id, lease, envelopeJson, stateJson]) => {
       try {
-        out.push(decodeMessage(id, envelopeJson, stateJson));
+        out.push({ ...decodeMessage(id, envelopeJson, stateJson), lease });
         return true;
       } catch (err) {
         // Not renewed, so the lease runs out and the error is logged again each time:
@@ -209,28 +212,29 @@ export class RedisQueue implements QueueBackend, RedisSink {
     this.snapshot.update(snapshot);
     if (!row) return undefined;
     try {
-      return decodeMessage(row[0], row[2], row[3]);
+      return { ...decodeMessage(row[0], row[2], row[3]), lease: row[1] };
     } catch (err) {
-      await this.release(id).catch(() => undefined);
+      await this.release(id, row[1]).catch(() => undefined);
       throw err;
     }
   }
 
-  async release(id: string): Promise<void> {
-    if (!this.leases.has(id)) return;
-    this.snapshot.update(await this.leases.settle('release', id));
+  /** Gives back a lease this instance holds (`lease`, else whichever it holds on the message); one it no longer holds is left alone. */
+  async release(id: string, lease?: string): Promise<void> {
+    if (!this.leases.has(id, lease)) return;
+    this.snapshot.update(await this.leases.settle('release', id, lease));
     this.wake();
   }
 
-  async save(id: string, state: DeliveryState): Promise<void> {
+  async save(id: string, state: DeliveryState, lease?: string): Promise<void> {
     const next = nextAttemptOf(state);
-    if (next === undefined) return this.remove(id);
-    this.snapshot.update(await this.leases.settle('save', id, JSON.stringify(state), dueField(next)));
+    if (next === undefined) return this.remove(id, lease);
+    this.snapshot.update(await this.leases.settle('save', id, lease, JSON.stringify(state), dueField(next)));
     this.wake();
   }
 
-  async remove(id: string): Promise<void> {
-    this.snapshot.update(await this.leases.settle('remove', id));
+  async remove(id: string, lease?: string): Promise<void> {
+    this.snapshot.update(await this.leases.settle('remove', id, lease));
   }
 
   openBody(id: string): Promise<Readable> {

@@ -177,7 +177,8 @@ return {snapshot(reclaimed > 0), lost}
  * that is no longer current (the lease expired, maybe another instance has it now, or a
  * settle with it ran already) is refused, so a stalled instance, or a write made again
  * after its first try got no answer, cannot overwrite newer progress. '' passes only while
- * nobody holds a lease: callers that ever held one present its token (LeaseKeeper).
+ * nobody holds a lease: an attempt presents the token of its own lease
+ * (QueuedMessage.lease), however long after and whoever holds the message by then.
  */
 export const settleScript = new LuaScript(
   'settle',
