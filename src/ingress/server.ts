@@ -13,6 +13,7 @@ import { reply, SmtpReplyError } from './smtp-error.js';
 import { SmtpAuthenticator } from './smtp-auth.js';
 import { receiveMessage } from './receive.js';
 import { OFFERED_MAIL_PARAMS, OFFERED_RCPT_PARAMS, unofferedParameter } from './mail-params.js';
+import { listenError } from '../common/listen-error.js';
 
 interface SessionContext {
   client: ClientRule | undefined;
@@ -83,7 +84,8 @@ export class Ingress {
       const server = this.createServer();
       await new Promise<void>((resolve, reject) => {
         // smtp-server re-emits listener errors (EADDRINUSE, EACCES) on itself.
-        const fail = (err: Error) => reject(new Error(`cannot listen on ${addr.host}:${addr.port} (smtp.listen): ${err.message}`));
+        // Worded as the portal's and the admin listener's are (listen-error.ts): the setting, the address, what to do.
+        const fail = (err: Error) => reject(listenError('smtp.listen', addr.host, addr.port, err));
         server.once('error', fail);
         server.listen(addr.port, addr.host, () => {
           server.removeListener('error', fail);
