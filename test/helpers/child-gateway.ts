@@ -63,7 +63,7 @@ export async function startChildGateway(dir: string, configInput: Record<string,
   return { proc, port, logs, exited, killAll, exit: () => ended, stderr: () => stderr };
 }
 
-/** The first log line of a child gateway that matches (e.g. a worker's line, or the primary's admin.listen, logged after its workers are ready). */
+/** The first log line of a child gateway that matches, waiting for it to come (startChildGateway returns at the first gateway.ready). */
 export async function waitForLog(g: ChildGateway, pred: (l: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
