@@ -115,7 +115,9 @@ export class CrlSet {
   private reload(strict: boolean): void {
     this.checkedAt = Date.now();
     const changed = this.files.some((f) => statSync(f, { throwIfNoEntry: false })?.mtimeMs !== this.versions.get(f));
-    if (!changed) return;
+    // At start every file is read: a missing one (no mtime, as nothing read before) looked
+    // unchanged, and the gateway started with no revocation check for its CA at all.
+    if (!changed && !strict) return;
     try {
       const versions = new Map(this.files.map((f) => [f, statSync(f).mtimeMs]));
       this.crls = this.files.map((f) => readCrlFile(f, this.issuers));

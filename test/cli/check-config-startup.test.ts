@@ -43,6 +43,8 @@ describe('check-config and start: what start opens is checked, each problem nami
     ['portal.masterKeys entry not base64', async () => ({ portal: { masterKeys: [{ id: 'k1', key: 'not a key at all!' }] } }), 'portal.masterKeys.0.key: must be 32 bytes'],
     ['portal.organisation.logoFile missing', async () => ({ portal: { organisation: { logoFile: '/nonexistent/logo.png' } } }), 'portal.organisation.logoFile: cannot read /nonexistent/logo.png'],
     ['keys.smimeTrust file missing', async () => ({ keys: { smimeTrust: ['/nonexistent/ca.pem'] } }), 'keys.smimeTrust: cannot read /nonexistent/ca.pem'],
+    // It was taken for an unchanged file (no mtime, as before any read): no revocation check at all.
+    ['keys.smimeCrls file missing', async () => ({ keys: { smimeCrls: ['/nonexistent/ca.crl'] } }), "keys.smimeCrls: ENOENT: no such file or directory, stat '/nonexistent/ca.crl'"],
     [
       'portal.listen and admin.listen on one port',
       async () => {
