@@ -161,6 +161,8 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
       const deadline = Date.now() + config.shutdown.timeout;
       logger.info({ event: EVENTS.stopping, timeoutMs: config.shutdown.timeout }, 'stopping: new sessions get 421');
       ingress.beginDrain();
+      // /readyz and postern_ready turn to not ready: a load balancer sends no new connections.
+      operations.health.beginShutdown();
       clearInterval(expiryTimer);
       const [ingressIdle, deliveriesDone] = await Promise.all([ingress.waitIdle(deadline), worker.stop(deadline)]);
       const clean = ingressIdle && deliveriesDone;

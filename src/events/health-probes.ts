@@ -4,8 +4,8 @@ import type { PosternConfig } from '../config/schema.js';
 
 /** One failed readiness check: 452 means storage is short (RFC 3463 4.3.1), 451 anything else. */
 export interface HealthProblem {
-  check: 'spool' | 'disk' | 'journal' | 'redis' | 'audit';
-  code: 451 | 452;
+  check: 'spool' | 'disk' | 'journal' | 'redis' | 'audit' | 'shutdown';
+  code: 421 | 451 | 452;
   reason: string;
   /** In a cluster: the worker's spool shard that reported it. */
   shard?: number | undefined;

@@ -8,6 +8,13 @@ export type { HealthProblem } from './health-probes.js';
 /** audit.failClosed: mail that could not be recorded is not taken. */
 export const AUDIT_PROBLEM: HealthProblem = { check: 'audit', code: 451, reason: 'audit trail cannot be written (audit.failClosed)' };
 
+/**
+ * The process is stopping: new sessions get 421 (ingress drains). /readyz and
+ * postern_ready say so, so a load balancer stops sending new connections here during
+ * shutdown.timeout; ingress's own gate leaves it out, so transactions under way finish.
+ */
+const SHUTDOWN_PROBLEM: HealthProblem = { check: 'shutdown', code: 421, reason: 'shutting down: new sessions get 421' };
+
 /** What /readyz reports: plain JSON, so worker processes can send it to the primary. */
 export interface HealthReport {
   ready: boolean;
@@ -42,6 +49,7 @@ export class HealthMonitor {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private wasReady = true;
+  private stopping = false;
 
   constructor(private readonly opts: HealthOptions) {}
 
@@ -62,19 +70,33 @@ export class HealthMonitor {
     return this.running;
   }
 
+  /** From now on the process is stopping (see SHUTDOWN_PROBLEM). */
+  beginShutdown(): void {
+    this.stopping = true;
+  }
+
   report(): HealthReport {
+    const problems = this.mailProblems();
+    if (this.stopping) problems.push(SHUTDOWN_PROBLEM);
+    return { ready: problems.length === 0, problems, checkedAt: this.checkedAt.toISOString() };
+  }
+
+  /** What keeps a 250 from being kept: the probes' findings and the live hooks. */
+  private mailProblems(): HealthProblem[] {
     const problems = [...this.probed];
     if (this.opts.journalReady && !this.opts.journalReady()) problems.push({ check: 'journal', code: 451, reason: 'journal sink unavailable' });
     if (this.opts.redisReady && !this.opts.redisReady()) problems.push({ check: 'redis', code: 451, reason: 'Redis unavailable' });
     if (this.opts.auditReady && !this.opts.auditReady()) problems.push(AUDIT_PROBLEM);
-    return { ready: problems.length === 0, problems, checkedAt: this.checkedAt.toISOString() };
+    return problems;
   }
 
-  /** For ingress: the first problem decides the reply (452 when it is storage). */
+  /** For ingress: the first problem decides the reply (452 when it is storage). The stop is ingress's own business (it drains). */
   readonly gate = (): Readiness => {
-    const { ready, problems } = this.report();
+    const problems = this.mailProblems();
+    const ready = problems.length === 0;
     const first = problems[0];
-    return ready || !first ? { ready: true, reason: 'ready' } : { ready: false, code: first.code, reason: problems.map((p) => p.reason).join('; ') };
+    // 421 is only ever the shutdown's, which mailProblems() leaves out.
+    return ready || !first ? { ready: true, reason: 'ready' } : { ready: false, code: first.code === 452 ? 452 : 451, reason: problems.map((p) => p.reason).join('; ') };
   };
 
   private async probe(): Promise<void> {
@@ -91,7 +113,9 @@ export class HealthMonitor {
   }
 
   private logChange(): void {
-    const { ready, problems } = this.report();
+    // A stop is logged as such (gateway.stopping), not as a health change.
+    const problems = this.mailProblems();
+    const ready = problems.length === 0;
     if (ready === this.wasReady) return;
     this.wasReady = ready;
     if (ready) this.opts.logger.info({ event: EVENTS.healthReady }, 'ready again: accepting mail');
