@@ -684,15 +684,21 @@ export const configSchema = z.strictObject({
         })).min(1),
         /** HMAC-SHA256 key of the Postern-Signature header; put it in ${env:...} or ${file:...}. */
         secret: z.string().min(16, { message: 'at least 16 characters (use ${env:NAME} or ${file:PATH})' }),
-        timeout: duration.default(10_000),
+        // 0 aborted every POST at once, after the receiver had it: duplicates until given up.
+        timeout: duration.default(10_000).refine((ms) => ms >= 1000, { message: 'must be at least 1s (a receiver that got the POST but had no time to answer gets it again and again)' }),
         retry: z
           .strictObject({
-            initialDelay: duration.default(5000),
+            // 0 posted to a failing receiver in a tight loop (hundreds a second, each logged).
+            initialDelay: duration.default(5000).refine((ms) => ms >= 50, { message: 'must be at least 50ms (0 retries a failing receiver without pause)' }),
             maxDelay: duration.default(600_000),
             /** A delivery still failing this long after its event is given up (logged as webhook.gave-up). */
             giveUpAfter: longDuration.default(86_400_000),
           })
-          .prefault({}),
+          .prefault({})
+          .superRefine((r, ctx) => {
+            if (r.maxDelay < r.initialDelay) ctx.addIssue({ code: 'custom', path: ['maxDelay'], message: 'must be at least retry.initialDelay' });
+            if (r.giveUpAfter < r.initialDelay) ctx.addIssue({ code: 'custom', path: ['giveUpAfter'], message: 'must be at least retry.initialDelay (no retry would ever be made)' });
+          }),
       }),
     )
     .default([]),

@@ -47,3 +47,22 @@ describe('durations the gateway waits out with a timer are bounded', () => {
     expect(config.archive.purgeInterval).toBe(30 * 86_400_000);
   });
 });
+
+describe('webhook timing that would hammer a receiver is refused', () => {
+  const hook = (extra: string) => `webhooks:\n  - url: https://hooks.example.org/postern\n    events: [delivered]\n    secret: a-webhook-secret-of-32-characters\n${extra}`;
+
+  it.each([
+    // A tight loop: hundreds of POSTs a second to a failing receiver, each logged.
+    ['retry.initialDelay 0', '    retry: { initialDelay: 0 }\n', 'webhooks.0.retry.initialDelay: must be at least 50ms (0 retries a failing receiver without pause)'],
+    // Every POST aborted at once, after the receiver had it: duplicates until given up.
+    ['timeout 0', '    timeout: 0\n', 'webhooks.0.timeout: must be at least 1s (a receiver that got the POST but had no time to answer gets it again and again)'],
+    ['maxDelay below initialDelay', '    retry: { initialDelay: 10s, maxDelay: 1s }\n', 'webhooks.0.retry.maxDelay: must be at least retry.initialDelay'],
+    ['giveUpAfter below initialDelay', '    retry: { initialDelay: 10s, giveUpAfter: 1s }\n', 'webhooks.0.retry.giveUpAfter: must be at least retry.initialDelay (no retry would ever be made)'],
+  ])('%s', (_name, extra, problem) => {
+    expect(problemsOf(hook(extra))).toEqual([problem]);
+  });
+
+  it('the defaults pass', () => {
+    expect(problemsOf(hook(''))).toEqual([]);
+  });
+});
