@@ -45,7 +45,7 @@ export class GatewayMetrics {
     accepted: this.counter('postern_messages_accepted_total', 'Messages accepted (250 after the spool write)', []),
     rejected: this.counter('postern_messages_rejected_total', 'Messages refused at the end of DATA, by reply code', ['code']),
     recipients: this.counter('postern_recipients_total', 'Recipient delivery attempts by protection method and outcome (sent, deferred, bounced)', ['method', 'outcome']),
-    tls: this.counter('postern_tls_outcomes_total', 'Outbound TLS per recipient attempt, by RFC 8460 result type (success, or cleartext when none was used) and level', ['result', 'level']),
+    tls: this.counter('postern_tls_outcomes_total', 'Outbound TLS per recipient attempt that reached a server, by RFC 8460 result type (success, or cleartext when none was used) and level', ['result', 'level']),
     portalLogins: this.counter('postern_portal_logins_total', 'Successful portal logins', []),
     portalFailures: this.counter('postern_portal_login_failures_total', 'Failed portal logins', []),
     portalLocks: this.counter('postern_portal_locks_total', 'Portal accounts locked after repeated failures', []),
@@ -117,7 +117,10 @@ export class GatewayMetrics {
     const outcome = str(f.status, 'unknown');
     this.c.recipients.inc({ method: str(f.method, 'none'), outcome });
     const tls = f.tls as { level?: unknown; version?: unknown; failure?: unknown } | undefined;
-    if (tls) this.c.tls.inc({ result: str(tls.failure, tls.version ? 'success' : 'cleartext'), level: str(tls.level, 'unknown') });
+    // An attempt that never reached a server (refused, timed out connecting) used no TLS
+    // and no cleartext either: counted as cleartext, it looked like a downgrade.
+    const reachedServer = Boolean(tls?.failure || tls?.version) || f.category !== 'connection';
+    if (tls && reachedServer) this.c.tls.inc({ result: str(tls.failure, tls.version ? 'success' : 'cleartext'), level: str(tls.level, 'unknown') });
     const queued = (f.delays as { queued?: unknown } | undefined)?.queued;
     if (outcome === 'sent' && typeof queued === 'number') this.delay.observe(queued / 1000);
   }
