@@ -13,7 +13,8 @@ export interface TraceOptions {
 /** "--since 2h" (a duration back from now) or an ISO 8601 time → epoch ms. */
 export function parseSince(text: string, now = Date.now()): number {
   const ms = parseDuration(text);
-  if (ms !== undefined) return now - ms;
+  // Further back than the epoch is everything (and no valid date: 99999999999d gave a 500).
+  if (ms !== undefined) return Math.max(0, now - ms);
   const t = Date.parse(text);
   if (Number.isNaN(t)) throw new Error(`"${text}" is neither a duration (e.g. 2h, 3d) nor an ISO 8601 time`);
   return t;
@@ -51,7 +52,10 @@ export async function traceMessages(dataDir: string, query: string, opts: TraceO
     if (r.event === 'portal.notice' && typeof r.fields.portalId === 'string') {
       portalOf.set(r.fields.portalId, id);
       const to = String(r.fields.to).toLowerCase();
-      noticed.set(to, [...(noticed.get(to) ?? []), { queueId: id, time: r.time }]);
+      // Appended in place: a copy per notice made every trace quadratic in one address's notices.
+      const list = noticed.get(to);
+      if (list) list.push({ queueId: id, time: r.time });
+      else noticed.set(to, [{ queueId: id, time: r.time }]);
     }
     if (id === q || (typeof r.fields.messageId === 'string' && bare(r.fields.messageId) === qId) || addresses(r.fields).includes(qLower)) matched.add(id);
   }

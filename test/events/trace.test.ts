@@ -79,4 +79,10 @@ describe('trace: portal events and related messages', () => {
     expect(parseSince('2026-05-01T00:00:00Z', now)).toBe(Date.parse('2026-05-01T00:00:00Z'));
     expect(() => parseSince('yesterday-ish', now)).toThrow(/neither a duration/);
   });
+
+  it('a duration further back than the epoch means everything (it was no valid date: the API answered 500)', async () => {
+    const now = Date.parse('2026-05-23T12:00:00Z');
+    expect(parseSince('99999999999d', now)).toBe(0);
+    await expect(traceMessages(tempDir(), 'x', { since: parseSince('99999999999d') })).resolves.toEqual([]);
+  });
 });
