@@ -1,5 +1,7 @@
 import { PassThrough, Readable } from 'node:stream';
 import { MimeNode, Splitter } from '@zone-eu/mailsplit';
+import { headerEnd } from '../protect/header-end.js';
+import { headerBreakStream, withHeaderBreak } from './header-break.js';
 import { DEFAULT_INSPECT_LIMITS, InspectLimitError, InspectTimeoutError, PartCollector, type InspectLimits, type ParsedMessage, type SplitEmbedded } from './parts.js';
 
 export { DEFAULT_INSPECT_LIMITS, InspectLimitError, InspectTimeoutError, type InspectLimits, type ParsedMessage, type TextSource } from './parts.js';
@@ -16,11 +18,16 @@ export { DEFAULT_INSPECT_LIMITS, InspectLimitError, InspectTimeoutError, type In
  * handed over in one piece. That is what the splitter would emit, without its
  * byte-by-byte walk over the body (measured: most of the cost of inspecting a 100 KB
  * single-part message).
+ *
+ * The header section of the message, and of each embedded one, ends where a reader's
+ * ends (header-break.ts): body lines sent without the blank line before them are text.
  */
 export async function parseMessage(body: Readable | Buffer, limits: InspectLimits = DEFAULT_INSPECT_LIMITS): Promise<ParsedMessage> {
   if (Buffer.isBuffer(body)) {
-    const single = singlePart(body, limits);
+    const message = withHeaderBreak(body);
+    const single = singlePart(message, limits);
     if (single) return single;
+    return splitStream(message, limits);
   }
   return splitStream(body, limits);
 }
@@ -57,11 +64,14 @@ function splitStream(body: Readable | Buffer, limits: InspectLimits): Promise<Pa
 function splitInto(collector: PartCollector, source: Readable, limits: InspectLimits): { done: Promise<void>; fail: (err: Error) => void } {
   const splitter = new Splitter({ maxHeadSize: limits.maxHeaderBytes, ignoreEmbedded: true });
   const events = splitter as unknown as NodeJS.EventEmitter;
+  const headed = headerBreakStream(limits.maxHeaderBytes);
   let failed: Error | undefined;
   const fail = (err: Error) => {
     if (failed) return; // collector.abort reaches every split of the message, this one too
     failed = err;
-    source.unpipe(splitter);
+    source.unpipe(headed);
+    headed.unpipe(splitter);
+    headed.destroy();
     splitter.destroy(err);
     collector.abort(err);
   };
@@ -81,7 +91,7 @@ function splitInto(collector: PartCollector, source: Readable, limits: InspectLi
       if (failed) reject(failed);
     });
   });
-  source.pipe(splitter);
+  source.pipe(headed).pipe(splitter);
   return { done, fail };
 }
 
@@ -96,15 +106,18 @@ function embeddedSplitter(limits: InspectLimits): SplitEmbedded {
 
 /** The one-part case (see parseMessage), or undefined when the splitter must do it. */
 function singlePart(message: Buffer, limits: InspectLimits): Promise<ParsedMessage> | undefined {
-  const headerEnd = endOfHeaderBlock(message);
-  if (headerEnd === undefined || headerBlockCost(message, headerEnd) > limits.maxHeaderBytes) return undefined;
+  const end = headerEnd(message);
+  // No blank line (all header, withHeaderBreak has put any other one in): the splitter decides.
+  if (end.body === end.fields) return undefined;
+  const bodyStart = end.body;
+  if (headerBlockCost(message, bodyStart) > limits.maxHeaderBytes) return undefined;
   const node = new MimeNode(false, { maxHeadSize: limits.maxHeaderBytes });
-  node.addHeaderChunk(message.subarray(0, headerEnd));
+  node.addHeaderChunk(message.subarray(0, bodyStart));
   node.parseHeaders();
   if (node.multipart) return undefined;
   const collector = new PartCollector(limits, embeddedSplitter(limits));
   collector.node(node);
-  if (headerEnd < message.length) collector.body(message.subarray(headerEnd));
+  if (bodyStart < message.length) collector.body(message.subarray(bodyStart));
   return finish(collector, Promise.resolve(), limits, () => undefined);
 }
 
@@ -127,22 +140,6 @@ async function finish(collector: PartCollector, split: Promise<void>, limits: In
   } finally {
     clearTimeout(timer);
   }
-}
-
-/**
- * Where the root's header block ends: after the first empty line (CRLF or LF alone), as
- * the splitter reads it. Undefined when there is none (all header): the splitter decides.
- */
-function endOfHeaderBlock(message: Buffer): number | undefined {
-  let lineStart = 0;
-  while (lineStart < message.length) {
-    const lf = message.indexOf(0x0a, lineStart);
-    if (lf < 0) return undefined;
-    const length = lf + 1 - lineStart;
-    if (length === 1 || (length === 2 && message[lineStart] === 0x0d)) return lf + 1;
-    lineStart = lf + 1;
-  }
-  return undefined;
 }
 
 /** The header size as the splitter counts it against maxHeadSize (MimeNode#headerCost). */

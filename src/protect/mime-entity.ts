@@ -1,18 +1,19 @@
+import { headerEnd, headerFields } from './header-end.js';
+
 /**
  * Splits a message into the headers that stay outside an encrypted or signed wrapper
  * (From, To, Subject, Date, Received, ...) and the MIME entity that goes inside: the
- * Content-* headers with the body, exactly as received.
+ * Content-* headers with the body, exactly as received. The header section ends where a
+ * reader's ends (header-end.ts): body lines sent without the blank line before them are
+ * body, and go inside.
  */
 export function splitEntity(raw: Buffer): { outer: string[]; entity: Buffer } {
-  let end = raw.indexOf('\r\n\r\n');
-  const headerText = raw.subarray(0, end === -1 ? raw.length : end).toString('latin1');
-  const body = end === -1 ? Buffer.alloc(0) : raw.subarray(end + 4);
-  if (end === -1) end = raw.length;
-  const fields = headerText.split(/\r\n(?![ \t])/).filter(Boolean);
+  const end = headerEnd(raw);
+  const fields = headerFields(raw.subarray(0, end.fields).toString('latin1'));
   const content = fields.filter((f) => /^content-/i.test(f));
   const outer = fields.filter((f) => !/^(content-|mime-version\s*:)/i.test(f));
   const inner = content.length ? content : ['Content-Type: text/plain; charset=us-ascii'];
-  return { outer, entity: Buffer.concat([Buffer.from(`${inner.join('\r\n')}\r\n\r\n`, 'latin1'), body]) };
+  return { outer, entity: Buffer.concat([Buffer.from(`${inner.join('\r\n')}\r\n\r\n`, 'latin1'), raw.subarray(end.body)]) };
 }
 
 /** The outer headers with one field replaced (e.g. a protected Subject). */

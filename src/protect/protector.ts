@@ -7,6 +7,7 @@ import { encryptionProblem } from '../keys/smime-cert.js';
 import { readCertificate, type Certificate } from '../keys/x509.js';
 import { ExpiryWatch } from './expiry-watch.js';
 import { ParsedCache } from './parsed-cache.js';
+import { escrowDate, pgpEscrow, type PgpEscrow } from './pgp-escrow.js';
 import { pgpProtect } from './pgp.js';
 import { smimeProtect } from './smime.js';
 
@@ -20,6 +21,8 @@ export interface ProtectRequest {
 
 export interface Escrow {
   pgp?: PublicKey | undefined;
+  /** When the OpenPGP escrow key was checked usable (at start); by default when the Protector was made. */
+  pgpUsableAt?: Date | undefined;
   smime?: Certificate | undefined;
 }
 
@@ -27,12 +30,15 @@ export interface Escrow {
  * Turns a message into its encrypted form for one variant: PGP/MIME or S/MIME, signed
  * by the sender domain's organisation identity when protect.<method>.sign is on and one
  * is configured (an identity past its expiry no longer signs: `expiryWatch` says so), and
- * also encrypted to the escrow key/certificate when configured. Recipients' keys are
+ * also encrypted to the escrow key/certificate when configured, past its expiry too
+ * (`expiryWatch` warns; pgp-escrow.ts says how for OpenPGP). Recipients' keys are
  * parsed once and reused (the same recipients come back); the size caps guard memory.
  */
 export class Protector {
   private readonly pgpKeys = new ParsedCache<Promise<PublicKey>>();
   private readonly certs = new ParsedCache<Certificate>();
+  private readonly madeAt = new Date();
+  private pgpEscrow: Promise<PgpEscrow> | undefined;
 
   constructor(
     private readonly config: PosternConfig['protect'],
@@ -48,10 +54,12 @@ export class Protector {
     // The planner keeps bigger messages away from these methods; this guards the memory bound.
     if (raw.length > this.config[method].maxSize) throw new Error(`message of ${raw.length} bytes is above protect.${method}.maxSize (${this.config[method].maxSize})`);
     if (method === 'pgp') {
+      const escrow = this.escrow.pgp ? await (this.pgpEscrow ??= pgpEscrow(this.escrow.pgp, this.escrow.pgpUsableAt ?? this.madeAt)) : undefined;
       return pgpProtect(raw, {
         recipientKeys: await Promise.all(req.recipientKeys.map((k) => this.pgpKey(k))),
         signingKey: this.config.pgp.sign ? current(identity, now)?.pgp : undefined,
-        escrowKey: this.escrow.pgp,
+        escrowKey: escrow?.key,
+        escrowDate: escrow && escrowDate(escrow, new Date(now)),
         protectSubject: this.config.pgp.protectSubject,
       });
     }
@@ -98,7 +106,10 @@ export async function createProtector(config: PosternConfig, log?: Logger): Prom
     });
     if (info.unusable) throw new Error(`protect.pgp.escrowKey: ${info.unusable}`);
     escrow.pgp = await readKey({ armoredKey: info.armored });
-    if (info.expiresAt) watched.push({ setting: 'protect.pgp.escrowKey', expiresAt: info.expiresAt });
+    escrow.pgpUsableAt = now;
+    // Watched until the first of the key's and its encryption subkey's expiry.
+    const { expiresAt } = await pgpEscrow(escrow.pgp, now);
+    if (Number.isFinite(expiresAt)) watched.push({ setting: 'protect.pgp.escrowKey', expiresAt });
   }
   const { escrowCert } = config.protect.smime;
   if (escrowCert) {

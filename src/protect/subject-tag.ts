@@ -1,5 +1,7 @@
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import libmime from 'libmime';
+import { headerEnd, type HeaderEnd } from './header-end.js';
+import { HeaderSectionTransform } from './header-stream.js';
 
 const MAX_HEADER_BLOCK = 1024 * 1024;
 
@@ -9,13 +11,9 @@ const MAX_HEADER_BLOCK = 1024 * 1024;
  * (decoded, tag removed, encoded again).
  */
 export function removeSubjectTag(body: Buffer | Readable, tag: string): Buffer | Readable {
-  if (Buffer.isBuffer(body)) {
-    const end = headerEnd(body);
-    if (end === -1) return body;
-    const rewritten = rewriteHeaderBlock(body.subarray(0, end).toString('latin1'), tag);
-    return Buffer.concat([Buffer.from(rewritten, 'latin1'), body.subarray(end)]);
-  }
-  const out = new HeaderRewriter(tag);
+  const edit = (message: Buffer, end: HeaderEnd | undefined) => (end ? withoutTag(message, end, tag) : message);
+  if (Buffer.isBuffer(body)) return edit(body, headerEnd(body));
+  const out = new HeaderSectionTransform(edit, MAX_HEADER_BLOCK);
   // Whoever consumes the result may destroy it early (a refused transaction): the
   // source (an open spool file) goes with it.
   body.on('error', (err) => out.destroy(err));
@@ -54,37 +52,9 @@ function stripTag(value: string, tag: string): string {
   return (value.slice(0, i) + value.slice(i + tag.length)).replace(/[ \t]{2,}/g, ' ').trim();
 }
 
-function headerEnd(buf: Buffer): number {
-  const i = buf.indexOf('\r\n\r\n');
-  return i === -1 || i > MAX_HEADER_BLOCK ? -1 : i;
-}
-
-/** Buffers the header block only, rewrites it, then passes the body through. */
-class HeaderRewriter extends Transform {
-  private head: Buffer[] = [];
-  private headBytes = 0;
-  private passing = false;
-
-  constructor(private readonly tag: string) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (this.passing) return done(null, chunk);
-    this.head.push(chunk);
-    this.headBytes += chunk.length;
-    const joined = Buffer.concat(this.head, this.headBytes);
-    const end = headerEnd(joined);
-    if (end !== -1 || this.headBytes > MAX_HEADER_BLOCK) {
-      this.passing = true;
-      this.head = [];
-      return done(null, end === -1 ? joined : removeSubjectTag(joined, this.tag));
-    }
-    done();
-  }
-
-  override _flush(done: TransformCallback): void {
-    if (!this.passing && this.headBytes) this.push(Buffer.concat(this.head, this.headBytes));
-    done();
-  }
+/** The message with the tag removed from the Subject of its header section (header-end.ts); one past the cap is left as it is. */
+function withoutTag(message: Buffer, end: HeaderEnd, tag: string): Buffer {
+  if (end.fields > MAX_HEADER_BLOCK) return message;
+  const rewritten = rewriteHeaderBlock(message.subarray(0, end.fields).toString('latin1'), tag);
+  return Buffer.concat([Buffer.from(rewritten, 'latin1'), message.subarray(end.fields)]);
 }

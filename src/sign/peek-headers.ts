@@ -1,12 +1,18 @@
 import { PassThrough, type Readable } from 'node:stream';
+import { headerEnd } from '../protect/header-end.js';
 
 /** Header blocks larger than this are not looked into (ingress limits them far lower). */
 const MAX_HEADER_BYTES = 1024 * 1024;
 
-/** The header block of a message (up to the blank line), latin1, or all of it when shorter. */
+/**
+ * The header block of a message, latin1: its header fields, up to where the header
+ * section ends as a reader sees it (header-end.ts: the blank line, or a line before it
+ * that is no header field), or the first MAX_HEADER_BYTES when it has not ended by then.
+ */
 export function headerBlockOf(raw: Buffer): string {
-  const end = raw.indexOf('\r\n\r\n');
-  return raw.subarray(0, end === -1 ? Math.min(raw.length, MAX_HEADER_BYTES) : end).toString('latin1');
+  const head = raw.subarray(0, MAX_HEADER_BYTES);
+  const end = headerEnd(head, head.length === raw.length);
+  return head.subarray(0, end?.fields ?? head.length).toString('latin1');
 }
 
 /**
@@ -22,7 +28,7 @@ export async function peekHeaders(stream: Readable): Promise<{ headers: string; 
     seen.push(chunk);
     size += chunk.length;
     const joined = Buffer.concat(seen, size);
-    if (joined.includes('\r\n\r\n') || size > MAX_HEADER_BYTES) {
+    if (headerEnd(joined, false) || size > MAX_HEADER_BYTES) {
       headers = headerBlockOf(joined);
       break;
     }
