@@ -84,36 +84,54 @@ function verifies(digest: string | null, data: Buffer, ca: Certificate, signatur
  * CRLs read before in force, and `onReloadFailed` is told, once per distinct problem:
  * the old set fails closed when it goes out of date, so an operator must learn why the
  * refresh did not take before certificates start being refused.
+ *
+ * `now` is the clock (tests move it instead of waiting a minute).
  */
 export class CrlSet {
   private crls: Crl[] = [];
   private versions = new Map<string, number>();
   private checkedAt = 0;
   private lastFailure: string | undefined;
-  /** Moves when the CRLs in force change: what was checked against the old ones is checked again. */
-  generation = 0;
+  private changes = 0;
 
   constructor(
     private readonly files: string[],
     private readonly issuers: Certificate[],
     private readonly onReloadFailed: (reason: string) => void = () => undefined,
+    private readonly now: () => number = () => Date.now(),
   ) {
     this.reload(true);
   }
 
+  /**
+   * Moves when the CRLs in force change: what was checked against the old ones is checked
+   * again. Reading it looks at the files first (at most once a minute, like check): what
+   * was decided before is kept by comparing this number, so it must see a refreshed file
+   * even when nothing is being checked — else a revoked certificate stays in use for as
+   * long as that decision is kept.
+   */
+  get generation(): number {
+    this.refreshWhenDue();
+    return this.changes;
+  }
+
   readonly check: RevocationCheck = (cert, issuer) => {
     if (!this.files.length) return undefined;
-    if (Date.now() - this.checkedAt > 60_000) this.reload(false);
+    this.refreshWhenDue();
     const crl = this.crls.find((c) => c.issuerName === cert.issuerName && c.issuerName === issuer.subjectName);
     if (!crl) return undefined;
     const when = crl.revoked.get(cert.serial);
     if (when) return `revoked on ${when.toISOString()} (CRL of ${crl.issuer})`;
-    if (crl.nextUpdate && crl.nextUpdate.getTime() < Date.now()) return `the CRL of ${crl.issuer} is out of date (next update was due ${crl.nextUpdate.toISOString()})`;
+    if (crl.nextUpdate && crl.nextUpdate.getTime() < this.now()) return `the CRL of ${crl.issuer} is out of date (next update was due ${crl.nextUpdate.toISOString()})`;
     return undefined;
   };
 
+  private refreshWhenDue(): void {
+    if (this.files.length && this.now() - this.checkedAt > 60_000) this.reload(false);
+  }
+
   private reload(strict: boolean): void {
-    this.checkedAt = Date.now();
+    this.checkedAt = this.now();
     const changed = this.files.some((f) => statSync(f, { throwIfNoEntry: false })?.mtimeMs !== this.versions.get(f));
     // At start every file is read: a missing one (no mtime, as nothing read before) looked
     // unchanged, and the gateway started with no revocation check for its CA at all.
@@ -122,7 +140,7 @@ export class CrlSet {
       const versions = new Map(this.files.map((f) => [f, statSync(f).mtimeMs]));
       this.crls = this.files.map((f) => readCrlFile(f, this.issuers));
       this.versions = versions;
-      this.generation++;
+      this.changes++;
       this.lastFailure = undefined;
     } catch (err) {
       const reason = `keys.smimeCrls: ${(err as Error).message}`;

@@ -29,24 +29,32 @@ export class InspectedKeys {
 
   async pgp(record: KeyRecord, now = Date.now()): Promise<PgpKeyInfo> {
     const hit = this.pgpSeen.get(record);
-    if (hit && this.fresh(hit, hit.info.expiresAt, now)) return hit.info;
+    const revision = this.revision();
+    if (hit && this.fresh(hit, hit.info.expiresAt, now, revision)) return hit.info;
     const info = await inspectPgpKey(record.material, new Date(now));
-    this.pgpSeen.set(record, { at: now, revision: this.revision(), info });
+    this.pgpSeen.set(record, { at: now, revision, info });
     return info;
   }
 
   smime(record: KeyRecord, now = Date.now()): SmimeCertInfo {
     const hit = this.smimeSeen.get(record);
-    if (hit && this.fresh(hit, hit.info.validUntil, now)) return hit.info;
+    const revision = this.revision();
+    if (hit && this.fresh(hit, hit.info.validUntil, now, revision)) return hit.info;
     const info = inspectSmimeCert(record.material, this.trust, new Date(now));
-    this.smimeSeen.set(record, { at: now, revision: this.revision(), info });
+    this.smimeSeen.set(record, { at: now, revision, info });
     return info;
   }
 
-  private fresh(hit: Seen<unknown>, until: number | undefined, now: number): boolean {
-    return now - hit.at < RECHECK_MS && hit.at <= now && (until === undefined || now < until) && hit.revision === this.revision();
+  private fresh(hit: Seen<unknown>, until: number | undefined, now: number, revision: number): boolean {
+    return now - hit.at < RECHECK_MS && hit.at <= now && (until === undefined || now < until) && hit.revision === revision;
   }
 
+  /**
+   * Which CRLs are in force. Asked before every use of a kept result, and it looks at the
+   * CRL files first (at most once a minute, crl.ts): a refreshed CRL must reach a result
+   * kept from before it, not wait for the next full inspection. Read before inspecting,
+   * so a result is never labelled with CRLs newer than the ones it was checked against.
+   */
   private revision(): number {
     return this.trust?.revision() ?? 0;
   }

@@ -8,10 +8,11 @@ import { splitPgpKeys } from './material.js';
 import { inspectPgpKey, type PgpKeyInfo } from './pgp-key.js';
 import type { SmimeCertInfo } from './smime-cert.js';
 import type { SmimeTrust } from './smime-trust.js';
-import type { KeyRecord, KeyStore } from './store.js';
+import { claimsFor, isDiscovered, type KeySource } from './record.js';
+import type { KeyStore } from './store.js';
 import { wkdLookup } from './wkd.js';
 
-export type KeySource = KeyRecord['source'];
+export type { KeySource } from './record.js';
 
 export interface FoundKey<T> {
   info: T;
@@ -85,15 +86,14 @@ export class KeyLookup {
   /** S/MIME certificates come from the store only (imported or harvested). */
   async smime(address: string, now = new Date()): Promise<FoundKey<SmimeCertInfo> | undefined> {
     const a = address.toLowerCase();
-    for (const r of await this.o.store.forAddress('smime', a)) {
+    for (const { record: r, as, served } of claimsFor(await this.o.store.forAddress('smime', a), 'smime', a)) {
       const info = this.inspected.smime(r, now.getTime());
-      const personal = r.addresses.includes(a);
-      const reason = info.unusable ?? (personal && !info.emails.includes(a) ? `the certificate does not name ${a}` : undefined);
+      const reason = info.unusable ?? (as === a && !info.emails.includes(a) ? `the certificate does not name ${a}` : undefined);
       if (reason) {
-        this.skipped(a, 'smime', info.fingerprint, r.source, reason);
+        this.skipped(a, 'smime', info.fingerprint, served.source, reason);
         continue;
       }
-      return { info, source: r.source, from: r.id };
+      return { info, source: served.source, from: r.id };
     }
     return undefined;
   }
@@ -105,13 +105,14 @@ export class KeyLookup {
 
   private async fromStore(address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
     const now = Date.now();
-    for (const r of await this.o.store.forAddress('pgp', address)) {
-      // A discovered key is a cache entry: past cacheTtl it is asked for again.
-      if (isDiscovered(r.source) && now - r.addedAt > this.o.keys.cacheTtl) continue;
+    for (const { record: r, as, served } of claimsFor(await this.o.store.forAddress('pgp', address), 'pgp', address)) {
+      // An address the key was discovered for is a cache entry: past cacheTtl it is asked
+      // for again. One it was imported or harvested for is not, whatever else the key serves.
+      if (isDiscovered(served.source) && now - served.addedAt > this.o.keys.cacheTtl) continue;
       const info = await this.inspected.pgp(r, now);
-      const reason = info.unusable ?? (!r.addresses.includes(address) || info.emails.includes(address) ? undefined : `the key has no user ID for ${address}`);
-      if (!reason) return { info, source: r.source, from: r.from ?? r.id };
-      this.skipped(address, 'pgp', info.fingerprint, r.source, reason, r.from ?? r.id);
+      const reason = info.unusable ?? (as !== address || info.emails.includes(address) ? undefined : `the key has no user ID for ${address}`);
+      if (!reason) return { info, source: served.source, from: served.from ?? r.id };
+      this.skipped(address, 'pgp', info.fingerprint, served.source, reason, served.from ?? r.id);
     }
     return undefined;
   }
@@ -176,15 +177,16 @@ export class KeyLookup {
   }
 
   /**
-   * A discovered key into the store (source wkd or keyserver), unless the same key is
-   * there already as imported or harvested. Not being able to write it costs a lookup
-   * later, not this message: it is logged, not thrown.
+   * A discovered key into the store (source wkd or keyserver) for this address, unless the
+   * same key is there already as imported or harvested for it (or its domain). The store
+   * adds the address to the key's record, keeping the addresses it served already. Not
+   * being able to write it costs a lookup later, not this message: it is logged, not thrown.
    */
   private async remember(info: PgpKeyInfo, address: string, source: 'wkd' | 'keyserver', from: string): Promise<void> {
     const id = `pgp:${info.fingerprint}`;
     try {
-      const same = (await this.o.store.forAddress('pgp', address)).find((r) => r.id === id);
-      if (same && !isDiscovered(same.source)) return;
+      const same = claimsFor(await this.o.store.forAddress('pgp', address), 'pgp', address).filter((c) => c.record.id === id);
+      if (same.some((c) => !isDiscovered(c.served.source))) return;
       await this.o.store.put({ id, kind: 'pgp', addresses: [address], source, from, addedAt: Date.now(), material: info.armored });
     } catch (err) {
       this.o.log.warn({ event: EVENTS.keySourceFailed, address, source, reason: `discovered key not stored: ${(err as Error).message}` }, 'discovered key not stored');
@@ -195,5 +197,3 @@ export class KeyLookup {
     this.o.log.info({ event: EVENTS.keySkipped, address, kind, keyId, source, from, reason }, kind === 'pgp' ? 'OpenPGP key skipped' : 'S/MIME certificate skipped');
   }
 }
-
-const isDiscovered = (source: KeySource) => source === 'wkd' || source === 'keyserver';

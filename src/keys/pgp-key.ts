@@ -5,6 +5,7 @@ export interface PgpKeyInfo {
   emails: string[];
   algorithm: string;
   bits?: number | undefined;
+  /** When it stops being usable: the primary key's or the encryption subkey's expiry, the earlier. */
   expiresAt?: number | undefined;
   /** Why the key must not be used, or undefined when it is usable for encryption. */
   unusable?: string | undefined;
@@ -27,12 +28,45 @@ const SIZED = /^(rsa|dsa|elgamal)/i;
 export async function inspectPgpKey(armored: string, now = new Date()): Promise<PgpKeyInfo> {
   const key = await readKey({ armoredKey: armored });
   const info = key.getAlgorithmInfo();
-  const expiry = await key.getExpirationTime().catch(() => null);
-  const expiresAt = expiry instanceof Date ? expiry.getTime() : undefined;
-  const emails = key.users.map((u) => u.userID?.email?.toLowerCase()).filter((e): e is string => Boolean(e));
-  const base = { fingerprint: key.getFingerprint().toUpperCase(), emails: [...new Set(emails)], algorithm: String(info.algorithm), bits: info.bits, expiresAt, armored: key.armor() };
-  const unusable = await whyUnusable(key, expiresAt, now);
-  return unusable ? { ...base, unusable } : base;
+  const primaryExpiresAt = epochMs(await key.getExpirationTime().catch(() => null));
+  const emails = await certifiedEmails(key, now);
+  const base = { fingerprint: key.getFingerprint().toUpperCase(), emails, algorithm: String(info.algorithm), bits: info.bits, armored: key.armor() };
+  const unusable = await whyUnusable(key, primaryExpiresAt, now);
+  if (unusable) return { ...base, expiresAt: primaryExpiresAt, unusable };
+  return { ...base, expiresAt: earliest(primaryExpiresAt, await encryptionKeyExpiry(key, now)) };
+}
+
+/**
+ * The addresses of the user IDs the key holder still vouches for at `now`: each with a
+ * valid self-certification that is neither revoked nor expired (openpgp's User.verify).
+ * A revoked user ID ("I no longer use this address") or one someone else appended
+ * without the key's signature must not make the key an address's key.
+ */
+async function certifiedEmails(key: Key, now: Date): Promise<string[]> {
+  const emails: string[] = [];
+  for (const user of key.users) {
+    const email = user.userID?.email?.toLowerCase();
+    if (email && (await user.verify(now).then(() => true, () => false))) emails.push(email);
+  }
+  return [...new Set(emails)];
+}
+
+/**
+ * When the encryption subkey that would be used now expires: the key stops being usable
+ * then even while the primary key lives on, so whatever was decided about it (the
+ * discovery cache, the inspection reused per record) must not outlast it.
+ */
+async function encryptionKeyExpiry(key: Key, now: Date): Promise<number | undefined> {
+  const enc = await key.getEncryptionKey(undefined, now).catch(() => undefined);
+  if (!enc || enc === key) return undefined;
+  return epochMs(await (enc as Subkey).getExpirationTime(now).catch(() => null));
+}
+
+/** A Date as ms; Infinity (never expires) and null (invalid) as undefined. */
+const epochMs = (d: Date | number | null): number | undefined => (d instanceof Date ? d.getTime() : undefined);
+
+function earliest(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }
 
 async function whyUnusable(key: Key, expiresAt: number | undefined, now: Date): Promise<string | undefined> {

@@ -1,6 +1,24 @@
 import type { Redis } from 'ioredis';
 import { execTransaction } from '../queue/redis/lua.js';
+import { mergeRecord } from './merge.js';
 import { newestFirst, recordNamed, recordsFor, type KeyRecord, type KeyStore } from './store.js';
+
+/**
+ * Replace one record only if it still holds what was read ('' for none), and move the
+ * version counter with it: a put merges with the record it read, so a put by another
+ * instance in between must make it read and merge again, not be overwritten.
+ */
+const PUT_IF_UNCHANGED = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if (current == false and ARGV[2] == '') or current == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  redis.call('INCR', KEYS[2])
+  return 1
+end
+return 0`;
+
+/** Concurrent puts of one key settle in a few rounds; this many means something is wrong. */
+const PUT_ATTEMPTS = 20;
 
 /**
  * The key store on the shared Redis (queue.backend: redis), so a key imported through
@@ -32,20 +50,19 @@ export class RedisKeyStore implements KeyStore {
   }
 
   async put(record: KeyRecord): Promise<void> {
-    await execTransaction(this.redis.multi().hset(this.recordsKey, record.id, JSON.stringify(record)).incr(this.versionKey));
+    for (let attempt = 0; attempt < PUT_ATTEMPTS; attempt++) {
+      const before = await this.redis.hget(this.recordsKey, record.id);
+      const next = await mergeRecord(parsed(before), record);
+      if ((await this.redis.eval(PUT_IF_UNCHANGED, 2, this.recordsKey, this.versionKey, record.id, before ?? '', JSON.stringify(next))) === 1) return;
+    }
+    throw new Error(`keys: ${record.id} changed concurrently too often; try again`);
   }
 
   async all(): Promise<KeyRecord[]> {
     const version = (await this.redis.get(this.versionKey)) ?? '0';
     if (this.snapshot?.version === version) return this.snapshot.records;
-    const out: KeyRecord[] = [];
-    for (const json of Object.values(await this.redis.hgetall(this.recordsKey))) {
-      try {
-        out.push(JSON.parse(json) as KeyRecord);
-      } catch {
-        // an unreadable record never fails a lookup; `keys list` shows what is there
-      }
-    }
+    // an unreadable record never fails a lookup; `keys list` shows what is there
+    const out = Object.values(await this.redis.hgetall(this.recordsKey)).flatMap((json) => parsed(json) ?? []);
     // Read after the counter: a change in between is seen at the next call, never hidden.
     const records = newestFirst(out);
     this.snapshot = { version, records };
@@ -61,5 +78,15 @@ export class RedisKeyStore implements KeyStore {
     if (!hit) return false;
     await execTransaction(this.redis.multi().hdel(this.recordsKey, hit.id).incr(this.versionKey));
     return true;
+  }
+}
+
+/** A stored record, or undefined for none or one that cannot be read (a put replaces it). */
+function parsed(json: string | null | undefined): KeyRecord | undefined {
+  if (!json) return undefined;
+  try {
+    return JSON.parse(json) as KeyRecord;
+  } catch {
+    return undefined;
   }
 }

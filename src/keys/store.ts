@@ -3,20 +3,11 @@ import { statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileDurably } from '../portal/files.js';
+import { RecordLocks } from '../portal/record-locks.js';
+import { mergeRecord } from './merge.js';
+import { claimsFor, type KeyRecord } from './record.js';
 
-export interface KeyRecord {
-  /** "pgp:<fingerprint>" or "smime:<sha-256 fingerprint>". */
-  id: string;
-  kind: 'pgp' | 'smime';
-  /** Lower-case addresses the key serves; "@example.org" for a domain key. */
-  addresses: string[];
-  source: 'import' | 'wkd' | 'keyserver' | 'harvest';
-  /** Where a discovered key was found: "wkd:advanced", "wkd:direct" or the keyserver URL. */
-  from?: string | undefined;
-  /** When it was stored (a discovered key: found), ms since the epoch. */
-  addedAt: number;
-  material: string;
-}
+export type { KeyRecord, KeySource, Served } from './record.js';
 
 /**
  * Recipients' public keys and certificates. One instance keeps them in files
@@ -27,6 +18,12 @@ export interface KeyRecord {
 export interface KeyStore {
   open(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Stores a key for record.addresses with record.source, from and addedAt, merged with
+   * the record of the same key already there (merge.ts): no address it served is lost,
+   * and a discovery never overrides an import or harvest. Read, merge and write are one
+   * step even between instances.
+   */
   put(record: KeyRecord): Promise<void>;
   /** Every record, newest first. */
   all(): Promise<KeyRecord[]>;
@@ -36,12 +33,9 @@ export interface KeyStore {
   remove(id: string): Promise<boolean>;
 }
 
-/** What forAddress() returns from a store's records. */
+/** What forAddress() returns from a store's records: one per claim (see claimsFor). */
 export function recordsFor(records: KeyRecord[], kind: KeyRecord['kind'], address: string): KeyRecord[] {
-  const a = address.toLowerCase();
-  const domain = `@${a.slice(a.lastIndexOf('@') + 1)}`;
-  const mine = records.filter((r) => r.kind === kind);
-  return [...mine.filter((r) => r.addresses.includes(a)), ...mine.filter((r) => r.addresses.includes(domain))];
+  return claimsFor(records, kind, address).map((c) => c.record);
 }
 
 /** The record remove() means: its id, or a fingerprint (any case). */
@@ -58,6 +52,8 @@ export const newestFirst = (records: KeyRecord[]) => records.sort((a, b) => b.ad
  */
 export class FileKeyStore implements KeyStore {
   private snapshot: { version: bigint; records: KeyRecord[] } | undefined;
+  /** A put reads the record before writing it: workers and the CLI must not interleave. */
+  private readonly locks = new RecordLocks();
 
   constructor(private readonly dir: string) {}
 
@@ -68,7 +64,11 @@ export class FileKeyStore implements KeyStore {
   async close(): Promise<void> {}
 
   async put(record: KeyRecord): Promise<void> {
-    await writeFileDurably(join(this.dir, `${fileName(record.id)}.json`), JSON.stringify(record), 0o644);
+    const file = join(this.dir, `${fileName(record.id)}.json`);
+    await this.locks.run(file, async () => {
+      const before = await readRecord(file);
+      await writeFileDurably(file, JSON.stringify(await mergeRecord(before, record)), 0o644);
+    });
   }
 
   async all(): Promise<KeyRecord[]> {
@@ -102,7 +102,9 @@ export class FileKeyStore implements KeyStore {
   async remove(id: string): Promise<boolean> {
     const hit = recordNamed(await this.all(), id);
     if (!hit) return false;
-    await rm(join(this.dir, `${fileName(hit.id)}.json`), { force: true });
+    // Under the put lock: a put that read the record before would otherwise write it back.
+    const file = join(this.dir, `${fileName(hit.id)}.json`);
+    await this.locks.run(file, () => rm(file, { force: true }));
     return true;
   }
 }
@@ -112,6 +114,22 @@ export class FileKeyStore implements KeyStore {
  * seed a gateway's key directory) keeps working; the type KeyStore is the interface.
  */
 export const KeyStore = FileKeyStore;
+
+/** The stored record, or undefined when there is none (or only an unreadable one, which a put replaces). */
+async function readRecord(file: string): Promise<KeyRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as KeyRecord;
+  } catch {
+    return undefined;
+  }
+}
 
 function fileName(id: string): string {
   return createHash('sha256').update(id).digest('hex').slice(0, 32);
