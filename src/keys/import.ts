@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { parseKeyMaterial } from './material.js';
 import { inspectPgpKey } from './pgp-key.js';
 import { inspectSmimeCert, readable } from './smime-cert.js';
@@ -33,8 +34,14 @@ export interface ImportResult {
  * by an intermediate (as commercial ones are) is checked again without help later.
  */
 export async function importKeys(store: KeyStore, text: string, opts: ImportOptions): Promise<ImportResult[]> {
-  const { pgp, pem } = await parseKeyMaterial(text);
-  const results: ImportResult[] = [];
+  const { pgp, pem, unreadable } = await parseKeyMaterial(text);
+  const results: ImportResult[] = unreadable.map((u) => ({
+    id: `pgp:${createHash('sha256').update(u.block).digest('hex').toUpperCase()}`,
+    kind: 'pgp',
+    addresses: [],
+    expiresAt: undefined,
+    refused: `cannot be read as an OpenPGP key (${u.reason})`,
+  }));
   for (const armored of pgp) {
     const info = await inspectPgpKey(armored);
     results.push(await save(store, opts, { id: `pgp:${info.fingerprint}`, kind: 'pgp', material: info.armored, emails: info.emails, unusable: info.unusable, expiresAt: info.expiresAt }));

@@ -9,10 +9,24 @@ export function pemCertificates(text: string): string[] {
 }
 
 /** Splits a file into the OpenPGP public keys (armored) and PEM certificates it holds. */
-export async function parseKeyMaterial(text: string): Promise<{ pgp: string[]; pem: string[] }> {
+export async function parseKeyMaterial(text: string): Promise<{ pgp: string[]; pem: string[]; unreadable: { block: string; reason: string }[] }> {
   const pem = pemCertificates(text);
-  const pgp = ARMORED_KEY.test(text) ? await splitPgpKeys(text) : [];
-  return { pgp, pem };
+  const pgp: string[] = [];
+  // Block by block: one that cannot be read is named (import refuses it with the reason),
+  // and the others still count. It threw for all of them (the API answered 500).
+  const unreadable: { block: string; reason: string }[] = [];
+  for (const block of armoredBlocks(text)) {
+    try {
+      pgp.push(...(await splitPgpKeys(block)));
+    } catch (err) {
+      unreadable.push({ block, reason: (err as Error).message });
+    }
+  }
+  return { pgp, pem, unreadable };
+}
+
+function armoredBlocks(text: string): string[] {
+  return [...text.matchAll(/-----BEGIN PGP (?:PUBLIC|PRIVATE) KEY BLOCK-----[\s\S]+?-----END PGP (?:PUBLIC|PRIVATE) KEY BLOCK-----/g)].map((m) => m[0]);
 }
 
 /**

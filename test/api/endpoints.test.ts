@@ -100,6 +100,9 @@ describe('keys', () => {
     // An EC S/MIME certificate is refused with the reason, not a 500.
     const ec = await call(api('/keys'), { method: 'POST', key: KEYS.op, json: { material: buildCert({ name: 'pat@dest.test', email: 'pat@dest.test', keyType: 'ec' }).cert } });
     expect(ec).toMatchObject({ status: 200, body: { results: [{ kind: 'smime', stored: false, refused: expect.stringMatching(/^not an RSA certificate/) }] } });
+    // So is an OpenPGP block that cannot be read (it was a 500: "Unexpected end of packet").
+    const broken = await call(api('/keys'), { method: 'POST', key: KEYS.op, json: { material: '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZabc\n-----END PGP PUBLIC KEY BLOCK-----\n' } });
+    expect(broken).toMatchObject({ status: 200, body: { results: [{ kind: 'pgp', stored: false, refused: expect.stringMatching(/^cannot be read as an OpenPGP key \(/) }] } });
     expect((await call(api(`/keys/${stored?.id}`), { method: 'DELETE', key: KEYS.ro })).status).toBe(403);
     expect(await call(api(`/keys/${stored?.id}`), { method: 'DELETE', key: KEYS.op })).toMatchObject({ status: 200, body: { removed: stored?.id } });
     expect((await call(api('/keys'), { key: KEYS.ro })).body).toEqual([]);
