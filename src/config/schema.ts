@@ -696,7 +696,6 @@ export const configSchema = z.strictObject({
           })
           .prefault({})
           .superRefine((r, ctx) => {
-            if (r.maxDelay < r.initialDelay) ctx.addIssue({ code: 'custom', path: ['maxDelay'], message: 'must be at least retry.initialDelay' });
             if (r.giveUpAfter < r.initialDelay) ctx.addIssue({ code: 'custom', path: ['giveUpAfter'], message: 'must be at least retry.initialDelay (no retry would ever be made)' });
           }),
       }),
