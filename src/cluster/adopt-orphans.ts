@@ -10,8 +10,9 @@ export interface Adopted {
 
 /**
  * What an earlier run with more processes left in shards this run has no process for
- * (its spool and its webhook outbox) moves into the shards that remain, before any
- * process opens them: the primary does it for its workers, a single process for itself.
+ * (its spool and its webhook outbox; for a single process, the former primary's webhook
+ * outbox too) moves into the shards that remain, before any process opens them: the
+ * primary does it for its workers, a single process for itself.
  */
 export async function adoptOrphans(dataDir: string, count: number): Promise<Adopted> {
   return { messages: await adoptOrphanShards(dataDir, count), webhookEvents: await adoptOrphanOutboxes(dataDir, count) };

@@ -10,15 +10,18 @@ const ADOPT_STEP = 10_000;
  * Moves the undelivered events of file outboxes no process owns any more
  * (<dataDir>/webhooks/<n> for n ≥ count, left by an earlier run with more workers) into
  * the outbox of shard n mod count, as the spool's shards are (queue/fs/shards.ts), so
- * they are still sent. Each keeps its delivery id: should a crash come between the copy
- * and the removal, a receiver that de-duplicates on Postern-Delivery sees it once.
+ * they are still sent; and those of the primary's outbox (<dataDir>/webhooks/primary:
+ * keys.imported, portal.revoked, ... made through the admin API) into shard 0 when this
+ * run has no primary (count 1, a single process). Each keeps its delivery id: should a
+ * crash come between the copy and the removal, a receiver that de-duplicates on
+ * Postern-Delivery sees it once.
  * Returns how many events moved. An outbox another process is writing stops the start.
  */
 export async function adoptOrphanOutboxes(dataDir: string, count: number): Promise<number> {
   const root = join(dataDir, 'webhooks');
   const quiet = { flushIntervalMs: 0, onError: () => undefined };
   let moved = 0;
-  for (const { dir: from, into } of await orphanShards(root, count)) {
+  for (const { dir: from, into } of await orphanShards(root, count, { primary: 'primary' })) {
     const { outbox: orphan, pending } = await Outbox.open(from, quiet);
     try {
       const events: OutboxEvent[] = [];

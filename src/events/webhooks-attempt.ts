@@ -28,6 +28,9 @@ export async function attemptDelivery(hook: Hook, e: OutboxEvent, attempt: numbe
   return { t: 'retry', dueAt };
 }
 
+/** The reason of a delivery given up unsent: giveUpAfter had passed when its turn came. */
+export const pastGiveUpReason = (hook: Hook) => `past retry.giveUpAfter (${hook.retry.giveUpAfter} ms) before its next attempt`;
+
 export function logGaveUp(log: Logger, hook: Hook | undefined, d: { id: string; event: string }, attempts: number, reason: string): void {
   log.error({ event: EVENTS.webhookGaveUp, host: hook?.host, webhookEvent: d.event, delivery: d.id, attempts, reason }, 'webhook delivery given up');
 }

@@ -1,6 +1,6 @@
 import { DueHeap } from '../queue/fs/due-heap.js';
 import type { Logger } from './logger.js';
-import { attemptDelivery, logGaveUp } from './webhooks-attempt.js';
+import { attemptDelivery, logGaveUp, pastGiveUpReason } from './webhooks-attempt.js';
 import { BacklogReport, backlogReason, MAX_PENDING_PER_HOOK } from './webhooks-backlog.js';
 import { IN_FLIGHT_PER_HOOK, type Hook } from './webhooks-hooks.js';
 import type { Outbox, PendingDelivery } from './webhooks-outbox.js';
@@ -86,7 +86,7 @@ export class Dispatcher {
         if (now - w.p.at > hook.retry.giveUpAfter) {
           q.heap.pop();
           q.items.delete(top.id);
-          this.giveUp(hook, w.p, w.attempts, `past retry.giveUpAfter (${hook.retry.giveUpAfter} ms) before its next attempt`);
+          this.giveUp(hook, w.p, w.attempts, pastGiveUpReason(hook));
           continue;
         }
         if (q.inFlight >= IN_FLIGHT_PER_HOOK) break;

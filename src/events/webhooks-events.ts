@@ -29,6 +29,19 @@ export const WEBHOOK_EVENTS: Readonly<Record<string, string>> = {
   'keys.removed': 'keys.removed',
 };
 
+/**
+ * Events every gateway process logs for one cause: each process watches the policy file
+ * (the primary too, with the admin API on), so one broken change is rejected by all of
+ * them at once, each with its own delivery id a receiver cannot de-duplicate. Only the
+ * process of shard 0 sends them: there is always one (the single process, or worker 0),
+ * and it always watches the file. A delivery id made from the file's content instead would
+ * merge two rejections of the same broken text made at different times.
+ */
+const ONE_SENDER_EVENTS = new Set(['policy.rejected']);
+
+/** Whether this process (its spool shard, or `primary`) sends webhooks of this event. */
+export const sendsEvent = (code: string, shard: number | string): boolean => !ONE_SENDER_EVENTS.has(code) || String(shard) === '0';
+
 /** The webhook name of a bus event, or undefined when it is not sent as a webhook. */
 export const webhookName = (code: string): string | undefined => WEBHOOK_EVENTS[code];
 

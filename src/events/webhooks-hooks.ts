@@ -3,7 +3,7 @@ import type { PosternConfig } from '../config/schema.js';
 import { sanitizeFields } from './audit-sanitize.js';
 import type { EventBus } from './bus.js';
 import { EVENTS, type Logger } from './logger.js';
-import { subscriptionMatcher, webhookName } from './webhooks-events.js';
+import { sendsEvent, subscriptionMatcher, webhookName } from './webhooks-events.js';
 import type { OutboxEvent } from './webhooks-outbox.js';
 
 /** One configured webhook, ready to send to. */
@@ -44,13 +44,14 @@ export function configuredHooks(config: PosternConfig): Map<string, Hook> {
  * of its own (the Postern-Delivery header, what receivers de-duplicate on), and hands it
  * to the outbox. The listener only queues it: sending happens beside the mail flow.
  * `record` returns false when the outbox refused it (its storage has been failing).
+ * `shard` is this process's (a number, or `primary`): some events only one process sends.
  */
-export function subscribeHooks(bus: EventBus, hooks: Map<string, Hook>, record: (e: OutboxEvent) => boolean, log: Logger, refusal: string): () => void {
+export function subscribeHooks(bus: EventBus, hooks: Map<string, Hook>, record: (e: OutboxEvent) => boolean, log: Logger, refusal: string, shard: number | string): () => void {
   const targets = [...hooks.values()];
   let refused = 0;
   return bus.subscribe((e) => {
     const name = webhookName(e.event);
-    const to = name ? targets.filter((h) => h.matches(e.event)) : [];
+    const to = name && sendsEvent(e.event, shard) ? targets.filter((h) => h.matches(e.event)) : [];
     if (!name || !to.length) return;
     const data = sanitizeFields(e.fields);
     const time = new Date(e.time).toISOString();

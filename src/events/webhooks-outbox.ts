@@ -4,6 +4,7 @@ import { GroupCommit } from './audit-batch.js';
 import { readLineAt } from './audit-file-io.js';
 import { listSegments, SegmentFiles, type LinePosition } from './audit-files.js';
 import { backlogReason, trimBacklog } from './webhooks-backlog.js';
+import { COMPACT_SHARE, fitsIn, readLines } from './webhooks-compact.js';
 
 /** An event to deliver to one webhook: written before the first attempt. No secret is in it. */
 export interface OutboxEvent {
@@ -26,6 +27,7 @@ export interface PendingDelivery {
   hook: string;
   event: string;
   at: number;
+  /** Where its event line is now: compaction moves it, updating this object (the one the dispatcher holds). */
   pos: LinePosition;
 }
 
@@ -39,28 +41,44 @@ interface Item {
   after?: (pos: LinePosition) => void;
 }
 
+export interface OutboxOptions {
+  flushIntervalMs: number;
+  onError: (err: Error, failures: number) => void;
+  maxPendingPerHook?: number;
+  /** A new file is started once the current one is this large (tests set a small one). */
+  fileBytes?: number;
+}
+
 /**
  * The webhook queue, on disk under <dataDir>/webhooks/<shard>/: event lines, and done /
  * gave-up lines for them, appended with group commit. What is pending after a restart is
- * every event without a later done line. Files are deleted oldest first, each only once
- * all its events are settled, so a done line is never lost while its event is on disk.
+ * every event without a later done line. Files are deleted oldest first, each once all
+ * its events are settled, so a done line is never lost while its event is on disk; or
+ * once the few still pending in it are copied, durably and with their ids, into the
+ * newest file (compaction, webhooks-compact.ts). A crash between the copy and the
+ * deletion leaves an event line twice: the newest is the one read, the other is ignored.
  */
 export class Outbox {
-  /** Files in write order, and how many of each file's events are still unsettled. */
+  /** Files in write order, and the deliveries whose event line in each is still unsettled. */
   private readonly order: string[];
-  private readonly unsettled = new Map<string, number>();
+  private readonly live = new Map<string, Set<PendingDelivery>>();
+  /** Deliveries whose settle line is queued: compaction must not copy them after it. */
+  private readonly settling = new WeakSet<PendingDelivery>();
   private readonly batches: GroupCommit<Item>;
+  private pruning: Promise<void> | undefined;
+  private pruneAgain = false;
 
   private constructor(
     private readonly dir: string,
     private readonly files: SegmentFiles,
     names: string[],
     pending: PendingDelivery[],
+    private readonly fileBytes: number,
     onError: (err: Error, failures: number) => void,
     flushIntervalMs: number,
   ) {
     this.order = names.includes(files.currentName) ? names : [...names, files.currentName];
-    for (const p of pending) this.unsettled.set(p.pos.file, (this.unsettled.get(p.pos.file) ?? 0) + 1);
+    for (const p of pending) this.track(p);
     this.batches = new GroupCommit<Item>(async (batch) => this.write(batch), { intervalMs: flushIntervalMs, maxBatch: 1000, maxPending: OUTBOX_MAX_PENDING_LINES, onError });
   }
 
@@ -71,13 +89,17 @@ export class Outbox {
    * stay given up and their files can go: `pending` holds no more than the bound, and
    * `dropped` says how many were given up, by webhook id. Without a bound nothing is.
    */
-  static async open(dir: string, o: { flushIntervalMs: number; onError: (err: Error, failures: number) => void; maxPendingPerHook?: number }): Promise<{ outbox: Outbox; pending: PendingDelivery[]; dropped: Map<string, number> }> {
-    const files = await SegmentFiles.open(dir, { maxBytes: OUTBOX_FILE_BYTES, daily: false });
+  static async open(dir: string, o: OutboxOptions): Promise<{ outbox: Outbox; pending: PendingDelivery[]; dropped: Map<string, number> }> {
+    const fileBytes = o.fileBytes ?? OUTBOX_FILE_BYTES;
+    const files = await SegmentFiles.open(dir, { maxBytes: fileBytes, daily: false });
     const names = (await listSegments(dir)).map((s) => s.name);
     const pending = new Map<string, PendingDelivery>();
     for (const file of names) {
       for await (const l of readChainLines(join(dir, file))) {
         const r = parseLine(l.line);
+        // One id, one delivery: an event line seen again (a copy compaction made before a
+        // crash kept it from deleting the old file) replaces the older one. A copy is
+        // always written before any settle line of its delivery, so a settled one stays so.
         if (r?.t === 'event') pending.set(r.id, { id: r.id, hook: r.hook, event: r.event, at: r.at, pos: { file, offset: l.start, length: Buffer.byteLength(l.line) } });
         else if (r) pending.delete(r.id);
       }
@@ -85,7 +107,7 @@ export class Outbox {
     const all = [...pending.values()];
     const max = o.maxPendingPerHook ?? Infinity;
     const { kept, over } = trimBacklog(all, max);
-    const outbox = new Outbox(dir, files, names, all, o.onError, o.flushIntervalMs);
+    const outbox = new Outbox(dir, files, names, all, fileBytes, o.onError, o.flushIntervalMs);
     try {
       await outbox.giveUpAll(over, backlogReason(max));
     } catch (err) {
@@ -103,24 +125,35 @@ export class Outbox {
     return this.batches.push({
       line: JSON.stringify(e),
       after: (pos) => {
-        this.unsettled.set(pos.file, (this.unsettled.get(pos.file) ?? 0) + 1);
-        onDurable({ id: e.id, hook: e.hook, event: e.event, at: e.at, pos });
+        const p = { id: e.id, hook: e.hook, event: e.event, at: e.at, pos };
+        this.track(p);
+        onDurable(p);
       },
     });
   }
 
   settle(p: PendingDelivery, s: OutboxSettled): void {
-    this.batches.push({
+    this.settling.add(p);
+    const queued = this.batches.push({
       line: JSON.stringify(s),
       after: () => {
-        this.unsettled.set(p.pos.file, (this.unsettled.get(p.pos.file) ?? 1) - 1);
+        this.settling.delete(p);
+        this.live.get(p.pos.file)?.delete(p);
         void this.prune();
       },
     });
+    // Not written: the event stays pending on disk (sent again after a restart), and compaction may copy it.
+    if (!queued) this.settling.delete(p);
   }
 
   async read(p: PendingDelivery): Promise<OutboxEvent> {
-    const r = parseLine(await readLineAt(this.dir, p.pos));
+    const pos = p.pos;
+    const line = await readLineAt(this.dir, pos).catch((err: unknown) => {
+      // Moved by compaction while this read was under way, and its old file deleted.
+      if (p.pos !== pos) return readLineAt(this.dir, p.pos);
+      throw err;
+    });
+    const r = parseLine(line);
     if (r?.t !== 'event' || r.id !== p.id) throw new Error(`outbox line of ${p.id} is damaged`);
     return r;
   }
@@ -133,6 +166,7 @@ export class Outbox {
   async close(): Promise<void> {
     try {
       await this.batches.close();
+      await this.pruning; // a compaction under way: its copies are written (or refused) by now
     } finally {
       await this.files.close();
     }
@@ -154,13 +188,71 @@ export class Outbox {
     batch.forEach((item, i) => item.after?.(positions[i] as LinePosition));
   }
 
-  /** Deletes settled files from the oldest on: a done line is never deleted before the event it settles. */
-  private async prune(): Promise<void> {
-    while (this.order.length > 1 && (this.unsettled.get(this.order[0] as string) ?? 0) <= 0) {
-      const name = this.order.shift() as string;
-      this.unsettled.delete(name);
-      await this.files.remove(name);
+  private track(p: PendingDelivery): void {
+    let set = this.live.get(p.pos.file);
+    if (!set) this.live.set(p.pos.file, (set = new Set()));
+    set.add(p);
+  }
+
+  /** One at a time (a compaction waits for the disk); a call meanwhile runs it once more after. */
+  private prune(): Promise<void> {
+    if (this.pruning) {
+      this.pruneAgain = true;
+      return this.pruning;
     }
+    this.pruning = (async () => {
+      do {
+        this.pruneAgain = false;
+        await this.pruneOldest();
+      } while (this.pruneAgain);
+    })()
+      .catch(() => undefined) // a file left is tried again at the next settle, or the next start
+      .finally(() => {
+        this.pruning = undefined;
+      });
+    return this.pruning;
+  }
+
+  /**
+   * Deletes files from the oldest on, never the one being written: each once nothing in
+   * it is pending, or once what is pending is few enough to be copied first. Only the
+   * oldest ever goes, so a done line is never deleted before the event it settles.
+   */
+  private async pruneOldest(): Promise<void> {
+    while (this.order.length > 1) {
+      const oldest = this.order[0] as string;
+      const live = this.live.get(oldest);
+      if (live?.size && !(fitsIn(live, this.fileBytes / COMPACT_SHARE) && (await this.moveOut(oldest, live)))) return;
+      this.order.shift();
+      this.live.delete(oldest);
+      await this.files.remove(oldest);
+    }
+  }
+
+  /**
+   * Copies the pending event lines of `file` (same text, same ids) to the end of the
+   * outbox and waits until they are on disk (fdatasync); each delivery's position then
+   * points at its copy. True once nothing pending is left in `file`. A delivery settled
+   * meanwhile is not copied: its settle line is queued already, and a copy after it would
+   * make it pending again at the next start.
+   */
+  private async moveOut(file: string, live: Set<PendingDelivery>): Promise<boolean> {
+    const moving = [...live].filter((p) => !this.settling.has(p));
+    const lines = await readLines(this.dir, file, moving.map((p) => p.pos));
+    for (const [i, p] of moving.entries()) {
+      if (this.settling.has(p) || !live.has(p)) continue;
+      const copied = this.batches.push({
+        line: lines[i] as string,
+        after: (pos) => {
+          live.delete(p);
+          p.pos = pos;
+          this.track(p);
+        },
+      });
+      if (!copied) return false; // closed, or the disk has been failing: the file stays
+    }
+    await this.flush();
+    return live.size === 0;
   }
 }
 

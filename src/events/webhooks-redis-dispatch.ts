@@ -1,6 +1,6 @@
 import { LeaseLostError } from '../queue/redis/lua.js';
 import { EVENTS, type Logger } from './logger.js';
-import { attemptDelivery, logGaveUp } from './webhooks-attempt.js';
+import { attemptDelivery, logGaveUp, pastGiveUpReason } from './webhooks-attempt.js';
 import { IN_FLIGHT_PER_HOOK, type Hook } from './webhooks-hooks.js';
 import type { OutboxEvent } from './webhooks-outbox.js';
 import type { LeasedDelivery, RedisOutbox } from './webhooks-redis-outbox.js';
@@ -98,6 +98,12 @@ export class RedisDispatcher {
     } catch {
       await this.outbox.done(d);
       return logGaveUp(this.log, hook, { id: d.id, event: 'unknown' }, d.attempts, 'outbox record in Redis is damaged');
+    }
+    // Too old by its turn (every instance was down, or it waited behind a slow receiver):
+    // given up unsent, as the file outbox's dispatcher does (webhooks-dispatch.ts).
+    if (Date.now() - event.at > hook.retry.giveUpAfter) {
+      await this.outbox.done(d);
+      return logGaveUp(this.log, hook, event, d.attempts, pastGiveUpReason(hook));
     }
     const outcome = await attemptDelivery(hook, event, attempt, this.log);
     if (outcome.t === 'retry') return this.outbox.retry(d, outcome.dueAt, attempt);

@@ -3,6 +3,7 @@ import { connectRedis } from '../queue/redis/connect.js';
 import { newInstanceId } from '../queue/redis/instance-id.js';
 import type { EventBus } from './bus.js';
 import { EVENTS, type Logger } from './logger.js';
+import { BacklogReport, MAX_PENDING_PER_HOOK } from './webhooks-backlog.js';
 import { configuredHooks, OUTBOX_FLUSH_MS, subscribeHooks } from './webhooks-hooks.js';
 import { RedisDispatcher } from './webhooks-redis-dispatch.js';
 import { RedisOutbox } from './webhooks-redis-outbox.js';
@@ -10,26 +11,43 @@ import { RedisOutbox } from './webhooks-redis-outbox.js';
 /** How often an instance looks for deliveries other instances left (rescheduled, or of one that died). */
 const POLL_MS = 1000;
 
+export interface RedisWebhooksOptions {
+  /** This process's spool shard, or `primary`: some events only one process sends (webhooks-events.ts). */
+  shard: number | string;
+  /** Deliveries kept waiting per webhook, all instances together. Default MAX_PENDING_PER_HOOK. */
+  maxPendingPerHook?: number | undefined;
+  pollMs?: number | undefined;
+}
+
 /**
  * Webhooks with queue.backend: redis: the outbox is on the shared Redis (its own
  * connection, under <redis.keyPrefix>wh:) and every instance sends from it, so an event
  * is delivered even when the instance that recorded it dies first. Without webhooks
  * configured nothing connects: deliveries left by other instances are theirs to send.
  */
-export async function startRedisWebhooks(config: PosternConfig, bus: EventBus, logger: Logger, pollMs = POLL_MS): Promise<{ close(): Promise<void> }> {
+export async function startRedisWebhooks(config: PosternConfig, bus: EventBus, logger: Logger, o: RedisWebhooksOptions): Promise<{ close(): Promise<void> }> {
   if (!config.webhooks.length) return { close: async () => undefined };
   const log = logger.child({ component: 'webhooks' });
   const redis = await connectRedis(config.redis, logger);
   const hooks = configuredHooks(config);
+  const maxPending = o.maxPendingPerHook ?? MAX_PENDING_PER_HOOK;
+  // Deliveries given up for the bound, logged per webhook as the file outbox does: one line for many.
+  const reports = new Map<string, BacklogReport>();
   const outbox = new RedisOutbox(redis, `${config.redis.keyPrefix}wh:`, hooks, {
     flushIntervalMs: OUTBOX_FLUSH_MS,
+    maxPendingPerHook: maxPending,
     onError(err, failures) {
       if (failures === 1 || failures % 50 === 0) log.error({ event: EVENTS.webhookFailed, reason: 'outbox write to Redis failed', err: err.message, failures }, 'webhook outbox write failed; events are kept in memory and retried');
     },
+    onDropped(hook, count) {
+      let report = reports.get(hook);
+      if (!report) reports.set(hook, (report = new BacklogReport(log, hooks.get(hook)?.host, maxPending)));
+      report.add(count);
+    },
   });
-  const dispatcher = new RedisDispatcher(hooks, outbox, log, { pollMs, owner: newInstanceId() });
+  const dispatcher = new RedisDispatcher(hooks, outbox, log, { pollMs: o.pollMs ?? POLL_MS, owner: newInstanceId() });
   dispatcher.wake();
-  const unsubscribe = subscribeHooks(bus, hooks, (e) => outbox.add(e, () => dispatcher.wake()), log, 'outbox full: Redis has been failing');
+  const unsubscribe = subscribeHooks(bus, hooks, (e) => outbox.add(e, () => dispatcher.wake()), log, 'outbox full: Redis has been failing', o.shard);
   const unbar = bus.addBarrier(() => outbox.flush());
   return {
     async close() {
@@ -37,6 +55,7 @@ export async function startRedisWebhooks(config: PosternConfig, bus: EventBus, l
       unsubscribe();
       await dispatcher.close();
       await outbox.close();
+      for (const report of reports.values()) report.flush();
       await redis.quit().catch(() => redis.disconnect());
     },
   };

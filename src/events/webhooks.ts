@@ -21,7 +21,7 @@ export interface WebhooksOptions {
   shard: number | string;
   bus: EventBus;
   logger: Logger;
-  /** Deliveries kept waiting per webhook (file outbox); tests set a small one. Default MAX_PENDING_PER_HOOK. */
+  /** Deliveries kept waiting per webhook (per process in files, in all on Redis); tests set a small one. Default MAX_PENDING_PER_HOOK. */
   maxPendingPerHook?: number | undefined;
 }
 
@@ -33,7 +33,7 @@ export interface WebhooksOptions {
  * <dataDir>/webhooks/<shard>/.
  */
 export async function startWebhooks(o: WebhooksOptions): Promise<Webhooks> {
-  if (o.config.queue.backend === 'redis') return startRedisWebhooks(o.config, o.bus, o.logger);
+  if (o.config.queue.backend === 'redis') return startRedisWebhooks(o.config, o.bus, o.logger, { shard: o.shard, maxPendingPerHook: o.maxPendingPerHook });
   const dir = join(o.dataDir, 'webhooks', String(o.shard));
   // Nothing configured and nothing left from an earlier configuration: nothing to do.
   if (!o.config.webhooks.length && !existsSync(dir)) return { close: async () => undefined };
@@ -50,7 +50,7 @@ export async function startWebhooks(o: WebhooksOptions): Promise<Webhooks> {
   for (const [hook, count] of dropped) logBacklogGaveUp(log, hooks.get(hook)?.host, count, maxPending);
   const dispatcher = new Dispatcher(hooks, outbox, log, maxPending);
   for (const p of pending) dispatcher.enqueue(p);
-  const unsubscribe = subscribeHooks(o.bus, hooks, (e) => outbox.add(e, (p) => dispatcher.enqueue(p)), log, 'outbox full: the disk has been failing');
+  const unsubscribe = subscribeHooks(o.bus, hooks, (e) => outbox.add(e, (p) => dispatcher.enqueue(p)), log, 'outbox full: the disk has been failing', o.shard);
   const unbar = o.bus.addBarrier(() => outbox.flush());
   return {
     async close() {

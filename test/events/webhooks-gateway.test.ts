@@ -111,7 +111,8 @@ describe('webhooks of a real gateway across restarts', () => {
     const got = receiver.received.map((r) => `${r.json.event} ${String(r.json.data.queueId)}`).sort();
     expect(got).toEqual(accepted.flatMap((l) => [`accepted ${String(l.queueId)}`, `delivered ${String(l.queueId)}`]).sort());
     checkSignatures(receiver);
-    expect(readdirSync(join(dir, 'data', 'webhooks')).sort()).toEqual(['0', 'primary']);
+    // One process has no primary: the primary's outbox went into shard 0 too (it had nothing waiting).
+    expect(readdirSync(join(dir, 'data', 'webhooks')).sort()).toEqual(['0']);
   });
 
   it('kill -9 while mail is being delivered: no event is lost for mail delivered before the kill', async () => {
