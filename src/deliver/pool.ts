@@ -197,14 +197,17 @@ export class ConnectionPool {
         });
       });
     } catch (err) {
+      const upgrading = (conn as unknown as { upgrading?: boolean }).upgrading === true;
       conn.close();
-      const e = err as { code?: string; command?: string; response?: string; message: string };
+      const e = err as { code?: string; originalCode?: string; command?: string; response?: string; message: string };
       if (e.code === 'ETLS' && e.command === 'STARTTLS' && e.response) {
         this.capabilities.record(target.name, target.port, { starttls: false, verdict: 'starttls-not-supported' });
         throw new ConnectError(`STARTTLS not offered or refused by ${target.name}`, e.response, 'starttls-not-supported');
       }
-      if (e.code === 'ETLS') {
+      if (e.code === 'ETLS' || handshakeFailed(e, upgrading)) {
         // The handshake itself failed. Under `may`, Postfix-style, plaintext is acceptable.
+        // Recorded, so decisions foresee it as they foresee a certificate that fails.
+        this.capabilities.record(target.name, target.port, { starttls: true, verdict: 'validation-failure' });
         if (level === 'may') return this.open(key, target, true);
         throw new ConnectError(`TLS handshake with ${target.name} failed: ${e.message}`, undefined, 'validation-failure');
       }
@@ -228,4 +231,17 @@ export class ConnectionPool {
     });
     return pc;
   }
+}
+
+/**
+ * A TLS handshake that failed after STARTTLS was accepted. nodemailer reports it as ETLS
+ * only when the server closes mid-handshake; an alert from the server (no common
+ * protocol version: an old appliance speaking TLS 1.0/1.1, no common cipher) or from our
+ * side (a legacy signature algorithm) comes as a socket error (ESOCKET) raised while the
+ * connection is upgrading, with OpenSSL's code kept as originalCode. Taken for a plain
+ * connection failure, `may` never fell back to plaintext (the mail bounced after the
+ * lifetime) and `encrypt`/`verify` logged 4.4.1 instead of a TLS failure.
+ */
+function handshakeFailed(e: { code?: string; originalCode?: string }, upgrading: boolean): boolean {
+  return e.code === 'ESOCKET' && (upgrading || /^ERR_SSL_/.test(e.originalCode ?? ''));
 }
