@@ -77,7 +77,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
   const protector = await createProtector(config, logger.child({ component: 'protect' }));
   const signer = new DkimSigner(await loadDkimKeys(config), logger.child({ component: 'dkim' }));
   const journal = await openJournal(config, dataDir, logger, { shard });
-  const { queue, cache, redisReady } = await openQueue(config, dataDir, shard, logger);
+  const { queue, cache, stsPolicies, redisReady } = await openQueue(config, dataDir, shard, logger);
   const dns = new DeliveryDns(config.delivery.dns.servers, config.delivery.dns.timeout);
   const keys = await startKeys(config, dataDir, (host) => dns.addresses(host), logger, cache).catch(async (err: Error) => {
     await queue.close();
@@ -108,6 +108,7 @@ export async function startGateway(config: PosternConfig, logger: Logger, option
         port: config.delivery.mtaSts.port,
         timeoutMs: config.delivery.mtaSts.timeout,
         cache,
+        policies: stsPolicies,
       })
     : undefined;
   const deliveryLog = logger.child({ component: 'delivery' });

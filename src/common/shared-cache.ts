@@ -1,10 +1,13 @@
 import type { Redis } from 'ioredis';
 
 /**
- * A cache that several Postern instances can share: MTA-STS policies, TLS capabilities
- * and key-discovery results learnt by one instance serve all. In memory for a single
- * instance; on the shared Redis when the queue is there. A cache is never the only copy
- * of anything: a failing Redis makes it a miss, never an error.
+ * A cache that several Postern instances can share: TLS capabilities, key-discovery
+ * results and MTA-STS "no policy" answers learnt by one instance serve all. In memory
+ * for a single instance; on the shared Redis when the queue is there. A cache is never
+ * the only copy of anything: a failing Redis makes it a miss, never an error, and the
+ * memory one drops entries before their expiry when full. So nothing whose early loss
+ * weakens security belongs here: MTA-STS policies have a store of their own
+ * (src/tls/sts-policy.ts).
  */
 export interface SharedCache {
   get<T>(key: string): Promise<T | undefined>;
@@ -12,7 +15,11 @@ export interface SharedCache {
   delete(key: string): Promise<void>;
 }
 
-/** Bounded, with expiry; the Map's insertion order is the eviction order. */
+/**
+ * Bounded, with expiry; the Map's insertion order is the eviction order (the oldest
+ * write goes first, reads do not refresh an entry): for entries that may be lost at
+ * any time at the cost of asking again.
+ */
 export class MemoryCache implements SharedCache {
   private readonly entries = new Map<string, { until: number; value: unknown }>();
 

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { MemoryCache, RedisCache, type SharedCache } from '../common/shared-cache.js';
 import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
@@ -6,11 +7,20 @@ import { spoolShardDir } from './fs/shards.js';
 import { FsSpool } from './fs/spool.js';
 import { openRedisQueue } from './redis/connect.js';
 import type { RedisQueue } from './redis/queue.js';
+import { MemoryStsPolicies } from '../tls/sts-policy-memory.js';
+import { SharedStsPolicies } from '../tls/sts-policy-shared.js';
+import type { StsPolicyStore } from '../tls/sts-policy.js';
 
 export interface OpenedQueue {
   queue: QueueBackend;
-  /** Caches the instances share (MTA-STS, TLS capabilities): Redis with the Redis queue. */
+  /** Caches the instances share (MTA-STS failures, TLS capabilities, key discovery): Redis with the Redis queue. */
   cache: SharedCache;
+  /**
+   * MTA-STS policies, kept apart from `cache` until their max_age (a bounded MemoryCache
+   * would let other entries push them out): on Redis with the Redis queue, else in
+   * memory and under <dataDir>/tls/mta-sts. Undefined when MTA-STS is off.
+   */
+  stsPolicies?: StsPolicyStore | undefined;
   /** false while the shared Redis does not answer a timed PING; undefined for the fs spool. */
   redisReady?: (() => boolean) | undefined;
 }
@@ -18,12 +28,17 @@ export interface OpenedQueue {
 /** The durable queue the config names, opened and recovered, with its shared cache. */
 export async function openQueue(config: PosternConfig, dataDir: string, shard: number, logger: Logger): Promise<OpenedQueue> {
   const shared = config.queue.backend === 'redis' ? await openRedisQueue(config, logger) : undefined;
+  const cache = shared ? new RedisCache(shared.redis, config.redis.keyPrefix) : new MemoryCache();
+  // Read before the spool is opened and locked: a policy directory that cannot be read
+  // stops the start with nothing to close.
+  const stsPolicies = !config.delivery.mtaSts.enabled ? undefined : shared ? new SharedStsPolicies(cache) : await MemoryStsPolicies.open(join(dataDir, 'tls', 'mta-sts'));
   const queue: QueueBackend = shared ?? new FsSpool(spoolShardDir(dataDir, shard), { commitWindowMs: config.queue.commitWindow, segmentMaxAgeMs: config.queue.segmentMaxAge });
   const { recovered, cleaned } = await queue.open();
   logger.info({ event: EVENTS.queueRecovered, backend: config.queue.backend, recovered, cleaned }, 'queue opened');
   return {
     queue,
-    cache: shared ? new RedisCache(shared.redis, config.redis.keyPrefix) : new MemoryCache(),
+    cache,
+    stsPolicies,
     redisReady: shared ? () => shared.ready() : undefined,
   };
 }

@@ -3,16 +3,11 @@ import { parsePolicy, resolvePolicy } from 'mailauth/lib/mta-sts.js';
 import { MemoryCache, type SharedCache } from '../common/shared-cache.js';
 import { asciiDomainPattern, comparableDomain } from '../common/domain-name.js';
 import { FetchError, fetchPolicy, type StsFailure } from './policy-fetch.js';
+import { MemoryStsPolicies } from './sts-policy-memory.js';
+import type { MtaStsPolicy, StsPolicyStore } from './sts-policy.js';
 
 export type { StsFailure } from './policy-fetch.js';
-
-export interface MtaStsPolicy {
-  id: string;
-  mode: 'enforce' | 'testing' | 'none';
-  mx: string[];
-  maxAge: number;
-  fetchedAt: number;
-}
+export type { MtaStsPolicy, StsPolicyStore } from './sts-policy.js';
 
 export interface MtaStsLookup {
   policy?: MtaStsPolicy | undefined;
@@ -30,46 +25,63 @@ export interface MtaStsOptions {
   port: number;
   /** The whole lookup of a domain's policy: DNS discovery, the policy host's addresses, the fetch (see policy-fetch.ts). */
   timeoutMs: number;
-  /** Where policies and recent failures are kept; shared by instances on Redis. */
+  /** Where recent failures ("no policy for now") are kept; shared by instances on Redis. Losing one early costs a lookup. */
   cache?: SharedCache | undefined;
+  /**
+   * Where policies are kept until their max_age: a store of their own, never the cache
+   * above (with the fs queue a bounded MemoryCache that WKD lookups, TLS capabilities and
+   * "no policy" entries would push them out of). Memory only when not given.
+   */
+  policies?: StsPolicyStore | undefined;
 }
 
 const MAX_POLICY_BYTES = 64 * 1024;
 /** How long a failed discovery or fetch is remembered before trying again. */
 const FAILURE_TTL_MS = 5 * 60_000;
+/** A cached policy is fetched again (in the background) once this old, or half its max_age old if sooner. */
+const REFRESH_AFTER_MS = 24 * 3_600_000;
+/** Bound on the domains remembered as "refresh tried recently" (forgetting them only allows an earlier retry). */
+const MAX_REFRESH_MARKS = 10_000;
 
 /**
  * MTA-STS (RFC 8461) for outbound delivery. Discovery of the `_mta-sts` TXT record and
  * parsing of the policy file use mailauth; fetching is done here because mailauth's
  * fetch cannot take the delivery resolver's addresses, a CA for tests, a port, refuse
- * non-text/plain or oversized bodies — all required by RFC 8461 §3.3. Policies are cached
- * by domain until max_age; an unchanged id uses the cache without fetching, and a
- * cached policy survives a failed discovery or fetch (§5.1). One deadline (timeoutMs)
- * covers the whole lookup, DNS included: a delivery never waits longer than that for a
- * policy.
+ * non-text/plain or oversized bodies — all required by RFC 8461 §3.3. Policies are kept
+ * by domain until max_age in a store of their own (opts.policies); an unchanged id uses
+ * the stored policy without fetching, and a stored policy survives a failed discovery or
+ * fetch (§5.1). One a day old (or half its max_age) is fetched again in the background
+ * while it still applies (§10.2: refresh before expiry, so a domain mailed regularly is
+ * never without its policy). One deadline (timeoutMs) covers the whole lookup, DNS
+ * included: a delivery never waits longer than that for a policy.
  */
 export class MtaSts {
   private readonly cache: SharedCache;
+  private readonly policies: StsPolicyStore;
   private readonly ca: string[];
+  /** Domains whose policy is being refreshed or whose refresh failed: not tried again before the time given. */
+  private readonly refreshNotBefore = new Map<string, number>();
   /** Policy fetches made (tests count them). */
   fetches = 0;
 
   constructor(private readonly opts: MtaStsOptions) {
     this.ca = [...rootCertificates, ...opts.trust];
     this.cache = opts.cache ?? new MemoryCache();
+    this.policies = opts.policies ?? new MemoryStsPolicies();
   }
 
   async policyFor(domain: string, now = Date.now()): Promise<MtaStsLookup> {
     // Discovery, the policy host's name and its certificate check all use the A-label
     // form (RFC 8461 §3); the envelope may carry U-labels (smtp-server converts them).
     const d = comparableDomain(domain);
-    const cached = await this.cache.get<MtaStsPolicy>(`mta-sts:policy:${d}`);
-    const valid = cached && now < cached.fetchedAt + cached.maxAge * 1000 ? cached : undefined;
-    const recentFailure = await this.cache.get<{ until: number; lookup: MtaStsLookup }>(`mta-sts:failure:${d}`);
-    if (!valid && recentFailure && recentFailure.until > now) return recentFailure.lookup;
+    const valid = await this.policies.get(d, now);
+    if (!valid) {
+      const recentFailure = await this.cache.get<{ until: number; lookup: MtaStsLookup }>(`mta-sts:failure:${d}`);
+      if (recentFailure && recentFailure.until > now) return recentFailure.lookup;
+    }
 
     const deadline = Date.now() + this.opts.timeoutMs;
-    const resolve = (name: string, type: 'TXT' | 'A' | 'AAAA') => beforeDeadline(this.opts.resolve(name, type), deadline, `${name} ${type}`, this.opts.timeoutMs);
+    const resolve = this.resolverUntil(deadline);
     let id: string | false;
     try {
       id = await resolvePolicy(d, { resolver: resolve as never });
@@ -84,10 +96,13 @@ export class MtaSts {
       // Without one, the answer is remembered briefly so each message does not ask again.
       return valid ? { policy: valid, source: 'cache' } : this.remember(d, now, { source: 'none' });
     }
-    if (valid && valid.id === id) return { policy: valid, source: 'cache' };
+    if (valid && valid.id === id) {
+      this.refreshIfDue(d, valid, now);
+      return { policy: valid, source: 'cache' };
+    }
     try {
       const policy = await this.fetch(d, id, now, resolve, deadline);
-      await this.cache.set(`mta-sts:policy:${d}`, policy, policy.maxAge * 1000);
+      await this.policies.put(d, policy, now);
       await this.cache.delete(`mta-sts:failure:${d}`);
       return { policy, source: 'fetched' };
     } catch (err) {
@@ -95,6 +110,31 @@ export class MtaSts {
       if (valid) return { policy: valid, source: 'cache-after-failure', failure, detail: (err as Error).message };
       return this.remember(d, now, { source: 'none', failure, detail: (err as Error).message });
     }
+  }
+
+  /**
+   * RFC 8461 §10.2: a policy still in use is fetched again before it expires, in the
+   * background (the delivery goes on with the stored one). A failed refresh changes
+   * nothing — the stored policy applies until its max_age — and is tried again after
+   * FAILURE_TTL_MS at the earliest.
+   */
+  private refreshIfDue(domain: string, policy: MtaStsPolicy, now: number): void {
+    if (now - policy.fetchedAt < Math.min((policy.maxAge * 1000) / 2, REFRESH_AFTER_MS)) return;
+    if ((this.refreshNotBefore.get(domain) ?? 0) > now) return;
+    if (this.refreshNotBefore.size >= MAX_REFRESH_MARKS) this.refreshNotBefore.clear();
+    this.refreshNotBefore.set(domain, now + FAILURE_TTL_MS);
+    const deadline = Date.now() + this.opts.timeoutMs;
+    void this.fetch(domain, policy.id, now, this.resolverUntil(deadline), deadline)
+      .then(async (fresh) => {
+        await this.policies.put(domain, fresh, now);
+        this.refreshNotBefore.delete(domain);
+      })
+      .catch(() => undefined);
+  }
+
+  /** The delivery resolver, each answer bounded by the lookup's one deadline. */
+  private resolverUntil(deadline: number): MtaStsOptions['resolve'] {
+    return (name, type) => beforeDeadline(this.opts.resolve(name, type), deadline, `${name} ${type}`, this.opts.timeoutMs);
   }
 
   private async remember(domain: string, now: number, lookup: MtaStsLookup): Promise<MtaStsLookup> {

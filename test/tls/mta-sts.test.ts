@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisCache, type SharedCache } from '../../src/common/shared-cache.js';
 import { DeliveryDns } from '../../src/deliver/dns.js';
 import { MtaSts, mxMatchesPolicy } from '../../src/tls/mta-sts.js';
+import { SharedStsPolicies } from '../../src/tls/sts-policy-shared.js';
 import { TestDns } from '../helpers/dns-server.js';
 import { TestHttps } from '../helpers/https-server.js';
 import { createTestCa } from '../helpers/pki.js';
@@ -41,7 +42,8 @@ describe('MTA-STS policy discovery and fetch', () => {
 
   const client = (port = good.port, cache?: SharedCache) => {
     const d = new DeliveryDns([dns.server], 1000);
-    return new MtaSts({ resolve: (n, t) => d.resolve(n, t), trust: [ca.cert], port, timeoutMs: 500, cache });
+    // A shared cache (Redis) holds the policies too, as open-queue.ts wires it.
+    return new MtaSts({ resolve: (n, t) => d.resolve(n, t), trust: [ca.cert], port, timeoutMs: 500, cache, policies: cache && new SharedStsPolicies(cache) });
   };
 
   // Skipped only on a developer machine without Redis on 127.0.0.1:6379; under CI=true devRedisAvailable throws (.ci/run starts one).
