@@ -396,7 +396,8 @@ export const configSchema = z.strictObject({
       /**
        * Per client address (IPv6: per /64) and window: new visitor sessions, login attempts
        * and password-reset requests; and reset requests per account asked for (each one a
-       * mail or a paid SMS).
+       * mail or a paid SMS). Secure replies per account asked for, and their bytes, per
+       * replyWindow (each one a DKIM-signed message from the gateway's own address).
        */
       rateLimit: z
         .strictObject({
@@ -405,6 +406,9 @@ export const configSchema = z.strictObject({
           logins: z.number().int().positive().default(30),
           resets: z.number().int().positive().default(10),
           resetsPerAccount: z.number().int().positive().default(3),
+          replyWindow: duration.default(3_600_000),
+          replies: z.number().int().positive().default(30),
+          replyBytes: size.default(100 * 1024 * 1024),
         })
         .prefault({}),
       sms: z

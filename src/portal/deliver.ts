@@ -8,7 +8,7 @@ import { buildNotice, smsText } from './notice.js';
 import { isE164, normalizePhone } from './phone.js';
 import { portalReach, type PortalReach } from './reach.js';
 import { sendSms, SmsError } from './sms.js';
-import type { PortalStore } from './store.js';
+import { RESET_VALID_MS, type PortalStore } from './store.js';
 
 /** A recipient's portal settings from their policy rule; unset ones come from portal.*. */
 export interface PortalRcptSettings {
@@ -133,7 +133,8 @@ export class PortalDelivery {
   }
 
   private async resetLink(address: string): Promise<string> {
-    const token = await this.store.createToken({ kind: 'reset', recipient: address, expiresAt: Date.now() + 30 * 60_000 });
+    const now = Date.now();
+    const token = await this.store.createToken({ kind: 'reset', recipient: address, createdAt: now, expiresAt: now + RESET_VALID_MS });
     return `${this.publicUrl()}/r/${token}`;
   }
 

@@ -130,7 +130,7 @@ export class FsPortalStore implements PortalStore {
 
   async getLoginFailures(address: string): Promise<LoginFailures | undefined> {
     const stored = await readJson<LoginFailures & { endsAt: number }>(this.failuresFile(address));
-    return stored && stored.endsAt > Date.now() ? { failures: stored.failures, lockedUntil: stored.lockedUntil } : undefined;
+    return stored && stored.endsAt > Date.now() ? { failures: stored.failures, lockedUntil: stored.lockedUntil, pending: stored.pending } : undefined;
   }
 
   updateLoginFailures(address: string, change: (current: LoginFailures) => void): Promise<LoginFailures> {
@@ -197,8 +197,8 @@ export class FsPortalStore implements PortalStore {
     return { sessions, tokens, loginFailures };
   }
 
-  async countHit(bucket: string, windowMs: number): Promise<number> {
-    return this.hits.count(bucket, windowMs);
+  async countHit(bucket: string, windowMs: number, amount = 1): Promise<number> {
+    return this.hits.count(bucket, windowMs, Date.now(), amount);
   }
 }
 

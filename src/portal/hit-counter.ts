@@ -9,14 +9,15 @@ const PRUNE_AT = 10_000;
 export class HitCounter {
   private readonly windows = new Map<string, { endsAt: number; count: number }>();
 
-  count(bucket: string, windowMs: number, now = Date.now()): number {
+  /** Adds `amount` (one event, or a number of bytes) and returns the window's total so far. */
+  count(bucket: string, windowMs: number, now = Date.now(), amount = 1): number {
     const current = this.windows.get(bucket);
-    if (current && current.endsAt > now) return ++current.count;
+    if (current && current.endsAt > now) return (current.count += amount);
     if (this.windows.size >= PRUNE_AT) {
       for (const [key, w] of this.windows) if (w.endsAt <= now) this.windows.delete(key);
     }
-    this.windows.set(bucket, { endsAt: windowStart(now, windowMs) + windowMs, count: 1 });
-    return 1;
+    this.windows.set(bucket, { endsAt: windowStart(now, windowMs) + windowMs, count: amount });
+    return amount;
   }
 }
 

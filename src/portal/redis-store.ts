@@ -221,11 +221,11 @@ export class RedisPortalStore implements PortalStore {
     return { sessions: 0, tokens: 0, loginFailures: 0 };
   }
 
-  async countHit(bucket: string, windowMs: number): Promise<number> {
+  async countHit(bucket: string, windowMs: number, amount = 1): Promise<number> {
     const start = windowStart(Date.now(), windowMs);
     const key = this.key('hits', `${bucket}:${start}`);
     // The key is made with its expiry first, so a count never outlives its window.
-    const results = await this.redis.multi().set(key, '0', 'PXAT', start + windowMs + 1000, 'NX').incr(key).exec();
+    const results = await this.redis.multi().set(key, '0', 'PXAT', start + windowMs + 1000, 'NX').incrby(key, amount).exec();
     failedOn(results);
     return Number(results?.[1]?.[1]);
   }

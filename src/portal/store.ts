@@ -31,6 +31,8 @@ export interface LoginFailures {
   /** Recent failed logins (epoch ms), for the lock rules. */
   failures: number[];
   lockedUntil?: number | undefined;
+  /** Password checks reserved and not yet settled (epoch ms of each reservation; see reserveAttempt). */
+  pending?: number[] | undefined;
 }
 
 /** How far back the lock rules look (the hourly cap): older failures need not be kept. */
@@ -53,6 +55,22 @@ export interface TokenRecord {
   messageId?: string | undefined;
   expiresAt: number;
   usedAt?: number | undefined;
+  /** When it was made (reset links: one made before the password was last set is void). */
+  createdAt?: number | undefined;
+}
+
+/** How long a password-reset link is valid. */
+export const RESET_VALID_MS = 30 * 60_000;
+
+/**
+ * Whether a reset link still stands against the account's password: not when the
+ * password was set since the link was made (by another reset link, say), so an unused
+ * link left in a mailbox or an SMS cannot set it again. A link recorded before creation
+ * times were is taken as made RESET_VALID_MS before its end.
+ */
+export function resetLinkCurrent(record: TokenRecord, account: Pick<Account, 'passwordSetAt'> | undefined): boolean {
+  const madeAt = record.createdAt ?? record.expiresAt - RESET_VALID_MS;
+  return !account?.passwordSetAt || madeAt > account.passwordSetAt;
 }
 
 export const sha256Hex = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -137,9 +155,10 @@ export interface PortalStore {
    * Counts one event in `bucket` for a fixed window of windowMs and returns the count in
    * the current window so far (rate limits). On Redis every instance shares the count;
    * on files it is kept in this process's memory (counting on disk would be the very
-   * write load a limit is there to stop).
+   * write load a limit is there to stop). `amount`: what this event counts for (default
+   * one; the bytes of a reply).
    */
-  countHit(bucket: string, windowMs: number): Promise<number>;
+  countHit(bucket: string, windowMs: number, amount?: number): Promise<number>;
 }
 
 /** Whether a token record may still be used (consumeToken of both stores). */

@@ -89,7 +89,7 @@ describe('defaults of a minimal config', () => {
         replyAll: false,
         sessions: { idle: 15 * 60_000, absolute: 12 * 3_600_000 },
         trustProxy: ['loopback'],
-        rateLimit: { window: 10 * 60_000, sessions: 60, logins: 30, resets: 10, resetsPerAccount: 3 },
+        rateLimit: { window: 10 * 60_000, sessions: 60, logins: 30, resets: 10, resetsPerAccount: 3, replyWindow: 3_600_000, replies: 30, replyBytes: 100 * 1024 * 1024 },
         sms: { domain: 'secure.text', defaultCountry: '1' },
       },
       keys: {

@@ -9,6 +9,9 @@ export interface RateLimitSettings {
   logins: number;
   resets: number;
   resetsPerAccount: number;
+  replyWindow: number;
+  replies: number;
+  replyBytes: number;
 }
 
 type PerClient = 'sessions' | 'logins' | 'resets';
@@ -38,11 +41,24 @@ export class RateLimits {
     return this.count(`resets-account:${addressKey(identity)}`, this.settings.resetsPerAccount, 'for this address');
   }
 
-  private async count(bucket: string, limit: number, whose: string): Promise<void> {
-    const n = await this.store.countHit(bucket, this.settings.window);
+  /**
+   * Secure replies of one account (each one a message signed for the gateway's domain),
+   * counted before the reply is read, by a hash of the identity.
+   */
+  checkReplies(identity: string): Promise<void> {
+    return this.count(`replies:${addressKey(identity)}`, this.settings.replies, 'from your account', this.settings.replyWindow);
+  }
+
+  /** The bytes of one account's secure replies, counted with each reply as composed. */
+  checkReplyBytes(identity: string, bytes: number): Promise<void> {
+    return this.count(`reply-bytes:${addressKey(identity)}`, this.settings.replyBytes, 'from your account', this.settings.replyWindow, bytes);
+  }
+
+  private async count(bucket: string, limit: number, whose: string, window = this.settings.window, amount = 1): Promise<void> {
+    const n = await this.store.countHit(bucket, window, amount);
     if (n <= limit) return;
-    const minutes = Math.ceil(this.settings.window / 60_000);
-    throw new Refusal(429, 'Too many requests', `Too many requests came ${whose}. Wait ${minutes} minute${minutes === 1 ? '' : 's'} and try again.`, Math.ceil(this.settings.window / 1000));
+    const minutes = Math.ceil(window / 60_000);
+    throw new Refusal(429, 'Too many requests', `Too many requests came ${whose}. Wait ${minutes} minute${minutes === 1 ? '' : 's'} and try again.`, Math.ceil(window / 1000));
   }
 }
 

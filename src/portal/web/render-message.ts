@@ -24,9 +24,23 @@ export async function parseStored(raw: Buffer): Promise<ShownMessage> {
     references: [parsed.references].flat().filter(Boolean).join(' ') || undefined,
     attachments: parsed.attachments
       .filter((a) => a.contentDisposition !== 'inline' || !a.cid)
-      .map((a, i) => ({ filename: a.filename || `attachment-${i + 1}`, contentType: a.contentType, size: a.size, content: a.content })),
+      .map((a, i) => ({ filename: shownFilename(a.filename, i), contentType: a.contentType, size: a.size, content: a.content })),
     parsed,
   };
+}
+
+/** Bidi embeddings, overrides and isolates (U+202A–202E, U+2066–2069): "report.pdf<RLO>lmth.exe" shows as "report.pdfexe.html". */
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+
+/**
+ * An attachment's name as shown and downloaded: well-formed (a lone surrogate, which a
+ * name decoded from UTF-16 may hold, becomes U+FFFD, so it can be percent-encoded) and
+ * without bidi controls, which would show it with another extension than it has.
+ */
+export function shownFilename(name: string | undefined, index: number): string {
+  const clean = (name ?? '').replace(BIDI_CONTROLS, '');
+  // String.prototype.toWellFormed is in Node 20 (ES2024), not yet in the ES2023 lib types.
+  return (clean as string & { toWellFormed(): string }).toWellFormed() || `attachment-${index + 1}`;
 }
 
 const BLOCKED_IMAGE = 'data:image/svg+xml;base64,' + Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>').toString('base64');

@@ -9,9 +9,9 @@ import { enqueueLocal } from '../../queue/enqueue.js';
 import { composeMessage } from '../compose.js';
 import type { PortalDelivery } from '../deliver.js';
 import { identityOf } from '../identity.js';
-import type { Account, PortalMessage, PortalStore } from '../store.js';
-import { lockedUntil, recordSuccess } from './lockout.js';
-import { recordLoginFailure } from './login-failures.js';
+import { resetLinkCurrent, type Account, type PortalMessage, type PortalStore } from '../store.js';
+import { recordSuccess } from './lockout.js';
+import { releaseLogin, reserveLogin, settleLogin } from './login-failures.js';
 import { infoPage, inboxPage, loginForm, messagePage, resetRequestForm, setupPasswordForm, type Layout } from './pages.js';
 import { passwordProblem } from './password-rules.js';
 import { PortalPasswords, type HashingLimits } from './passwords.js';
@@ -82,6 +82,16 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     reply.header('strict-transport-security', 'max-age=31536000');
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     return payload;
+  });
+
+  // Work that goes on after its answer (reset links): the app closes only when it is done.
+  const inFlight = new Set<Promise<unknown>>();
+  const background = (work: Promise<unknown>) => {
+    const tracked = work.catch(() => undefined).finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+  };
+  app.addHook('onClose', async () => {
+    await Promise.all(inFlight);
   });
 
   const logo = await loadLogo(p.organisation.logoFile);
@@ -240,17 +250,35 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     if (!identity) {
       // Not an address nor a number: nothing to count failures on. The same answer after the same work.
       await passwords.verify(f.password ?? '', undefined);
-      log.warn({ event: EVENTS.portalLoginFailed, identity: shown.slice(0, 320), known: false, ...clientOf(req) }, 'portal login failed');
+      // Never what was typed: it may be the password, in the wrong field.
+      log.warn({ event: EVENTS.portalLoginFailed, identity: '(invalid)', identityLength: (f.identity ?? '').length, known: false, ...clientOf(req) }, 'portal login failed');
       return wrong();
     }
     // An address without an account gets the answers an account gets, after the same
-    // work: its failures are kept and locked by the same rules (recordLoginFailure).
+    // work: its failures are kept and locked by the same rules (login-failures.ts).
     const known = account ? {} : { known: false };
-    const until = lockedUntil(account ?? (await store.getLoginFailures(identity)) ?? { failures: [] });
-    if (until) return lockedPage(until);
-    // Without an account, a dummy hash is checked and the answer is no.
-    if (!(await passwords.verify(f.password ?? '', account?.passwordHash))) {
-      const after = await recordLoginFailure(store, identity, Boolean(account));
+    const hasAccount = Boolean(account);
+    // The check is reserved before it is made and settled after, each in one step on the
+    // shared record: parallel guesses (on any instance) get no more checks than guesses
+    // one after another, and a right one is refused when a lock began during its check.
+    const reserved = await reserveLogin(store, identity, hasAccount);
+    if (reserved.outcome === 'locked') return lockedPage(reserved.until);
+    if (reserved.outcome === 'busy') throw new Refusal(429, 'Too many attempts at once', 'Other logins to this address are being checked. Wait a moment and try again.', 5);
+    let ok: boolean;
+    try {
+      // Without an account, a dummy hash is checked and the answer is no.
+      ok = await passwords.verify(f.password ?? '', account?.passwordHash);
+    } catch (err) {
+      // Never checked (busy hashing): not a failure.
+      await releaseLogin(store, identity, hasAccount, reserved.at);
+      throw err;
+    }
+    const after = await settleLogin(store, identity, hasAccount, reserved.at, ok);
+    if (after.outcome === 'locked') {
+      log.warn({ event: EVENTS.portalLoginFailed, identity, ...known, ...clientOf(req), lockedDuringCheck: true }, 'portal login refused: the account was locked during the check');
+      return lockedPage(after.until);
+    }
+    if (after.outcome === 'failed') {
       log.warn({ event: EVENTS.portalLoginFailed, identity, ...known, ...clientOf(req), failuresLastHour: after.failures }, 'portal login failed');
       if (after.lockedUntil) {
         log.warn({ event: EVENTS.portalLocked, identity, ...known, ...clientOf(req), until: new Date(after.lockedUntil).toISOString() }, account ? 'portal account locked' : 'portal login locked for an address without an account');
@@ -258,10 +286,6 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
       }
       return wrong();
     }
-    await store.updateAccount(identity, (current) => {
-      if (current) recordSuccess(current);
-      return current;
-    });
     await logIn(req, reply, c.sid, identity);
     return reply.redirect(next, 303);
   });
@@ -398,13 +422,21 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const v = await viewable(req, reply);
     if (!v) return reply;
     const { c, m } = v;
+    const identity = c.session.identity as string;
+    // Each reply is a message signed for the gateway's own domain: limited per account,
+    // counted before the upload is read (refused, it is not: the connection ends).
+    try {
+      await limits.checkReplies(identity);
+    } catch (err) {
+      if (req.isMultipart()) reply.header('connection', 'close');
+      throw err;
+    }
     const form = req.isMultipart() ? await readUpload(req, reply, c.session) : urlencodedReply(body(req), c.session);
     if (form.outcome === 'csrf-refused') return refuseCsrf(reply, c);
     if (form.outcome === 'too-large') return tooLarge(reply, c);
     const { fields, files } = form;
     const text = (fields.text ?? '').trim();
     if (!text && !files.length) return html(reply, infoPage(c.layout, 'Nothing to send', 'Write a reply or attach a file.', 'alert'), 400);
-    const identity = c.session.identity as string;
     const original = await parseStored(await store.read(m.id));
     const to = m.kind === 'received' ? [m.sender] : m.recipients;
     const others = p.replyAll && m.kind === 'received' && fields.all === '1' ? replyAllRecipients(original.parsed, { sender: m.sender, matches: (a) => ident(a) === identity }) : [];
@@ -430,6 +462,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     });
     // The files were bounded as they came in; the text and the headers come on top.
     if (raw.length > config.smtp.limits.maxMessageSize) return tooLarge(reply, c);
+    await limits.checkReplyBytes(identity, raw.length);
     const queued = await enqueueLocal(queue, { hostname: config.hostname, from: sender.envelopeFrom, to: [...to, ...others], raw, origin: 'portal-reply', sessionId: `portal-reply-${m.id}` });
     const now = Date.now();
     await store.putMessage(raw, { createdAt: now, expiresAt: now + p.expiry, sender: identity, recipients: [...to, ...others], queueId: queued.id, kind: 'reply', inReplyTo: m.id });
@@ -452,21 +485,21 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const identity = ident(f.identity ?? '');
     if (identity) await limits.checkResetsFor(identity);
     const account = identity ? await store.getAccount(identity) : undefined;
-    if (account) {
-      // Logged as what happened; the visitor's answer below is the same either way.
-      await delivery.sendReset(account.address).then(
-        (sent) => log.info({ event: EVENTS.portalReset, identity, ...clientOf(req), ...sent }, 'password reset link sent'),
-        (err: Error) => log.error({ event: EVENTS.portalReset, identity, ...clientOf(req), err: err.message }, 'could not send the reset link'),
-      );
-    }
-    // The same answer either way: no address enumeration.
+    // Sent after the answer, never waited for: how long the token's write, the queueing or
+    // the SMS provider take would tell which addresses have an account. Its outcome is
+    // logged; the visitor's answer below is the same either way.
+    if (account) background(delivery.sendReset(account.address).then(
+      (sent) => log.info({ event: EVENTS.portalReset, identity, ...clientOf(req), ...sent }, 'password reset link sent'),
+      (err: Error) => log.error({ event: EVENTS.portalReset, identity, ...clientOf(req), err: err.message }, 'could not send the reset link'),
+    ));
+    // The same answer either way, at once: no address enumeration.
     return html(reply, resetRequestForm(c.layout, true));
   });
 
   app.get<{ Params: { token: string } }>('/r/:token', async (req, reply) => {
     const c = await context(req, reply);
     const t = await store.getToken(req.params.token);
-    if (!t || t.kind !== 'reset' || t.usedAt || t.expiresAt < Date.now()) return html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired. Ask for a new one.', 'alert'), 404);
+    if (!t || t.kind !== 'reset' || t.usedAt || t.expiresAt < Date.now() || !resetLinkCurrent(t, await store.getAccount(t.recipient))) return html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired. Ask for a new one.', 'alert'), 404);
     return html(reply, setupPasswordForm((await withSession(c, req, reply)).layout, t.recipient, `/r/${req.params.token}`));
   });
 
@@ -475,21 +508,28 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     const f = body(req);
     if (!csrfValid(c.session, f.csrf)) return refuseCsrf(reply, c);
     const t = await store.getToken(req.params.token);
-    if (!t || t.kind !== 'reset' || t.usedAt || t.expiresAt < Date.now()) return html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired.', 'alert'), 404);
+    const notValid = () => html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired.', 'alert'), 404);
+    if (!t || t.kind !== 'reset' || t.usedAt || t.expiresAt < Date.now() || !resetLinkCurrent(t, await store.getAccount(t.recipient))) return notValid();
     const problem = f.password !== f.confirm ? 'The two passwords differ.' : passwordProblem(f.password ?? '', t.recipient);
     if (problem) return html(reply, setupPasswordForm(c.layout, t.recipient, `/r/${req.params.token}`, problem), 400);
     // Hashed first: a busy refusal (503) must not use up the link.
     const passwordHash = await hashPassword(f.password as string);
     // Used in one step: of two requests with the link at once, only one sets a password.
-    if (!(await store.consumeToken(req.params.token, 'reset'))) return html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired.', 'alert'), 404);
-    await store.updateAccount(t.recipient, (current) => {
-      const account: Account = current ?? { address: t.recipient, passwordHash: '', createdAt: Date.now(), failures: [] };
+    if (!(await store.consumeToken(req.params.token, 'reset'))) return notValid();
+    // Checked again in the step that sets the password: of two links used at once, the
+    // one that comes second finds the password set since it was made.
+    let current = true;
+    await store.updateAccount(t.recipient, (existing) => {
+      current = resetLinkCurrent(t, existing);
+      if (!current) return undefined;
+      const account: Account = existing ?? { address: t.recipient, passwordHash: '', createdAt: Date.now(), failures: [] };
       account.passwordHash = passwordHash;
       // Every session logged in before now ends (see loggedInSincePasswordSet).
       account.passwordSetAt = Date.now();
       recordSuccess(account);
       return account;
     });
+    if (!current) return notValid();
     await logIn(req, reply, c.sid, t.recipient);
     return reply.redirect('/inbox', 303);
   });
