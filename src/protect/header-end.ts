@@ -41,6 +41,9 @@ export function headerEnd(message: Buffer, complete = true): HeaderEnd | undefin
     if (lf === -1) break;
     start = lf + 1;
   }
+  // Bytes that stop at a line end, every line a field: more may follow (a chunk of a
+  // stream), so nothing is decided yet. Deciding here let a later From or Subject escape.
+  if (!complete) return undefined;
   return { fields: message.length, body: message.length };
 }
 

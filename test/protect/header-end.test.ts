@@ -34,6 +34,13 @@ describe('where the header section ends (RFC 5322 §2.1, §3.6.8)', () => {
     expect(headerEnd(all, false)).toBeUndefined();
     expect(headerEnd(crlf('Subject: s', 'no header here'), false)).toBeUndefined();
     expect(headerEnd(crlf('Subject: s', 'no header here', ''), false)).toEqual({ fields: 12, body: 12 });
+    // Stopping at a line end decides nothing either: the next chunk may hold more fields.
+    expect(headerEnd(crlf('Received: x', 'From: a@b.test', ''), false)).toBeUndefined();
+  });
+
+  it('a stream chunk that ends at a line end inside the header section does not end it: a Subject in the next chunk still loses its tag', async () => {
+    const stream = Readable.from([Buffer.from('Received: from app by postern\r\n'), Buffer.from('Subject: [secure] results\r\n\r\nbody\r\n')]);
+    expect(await text(removeSubjectTag(stream, '[secure]') as Readable)).toBe('Received: from app by postern\r\nSubject: results\r\n\r\nbody\r\n');
   });
 });
 
