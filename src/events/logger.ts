@@ -78,6 +78,8 @@ export const EVENTS = {
   protectFailed: 'protect.failed',
   dkimSigned: 'dkim.signed',
   dkimFailed: 'dkim.failed',
+  /** (debug) A message went out unsigned: no dkim.keys entry for its sender domain or a parent. */
+  dkimUnsigned: 'dkim.unsigned',
   portalFallback: 'portal.fallback',
   portalView: 'portal.view',
   portalDownload: 'portal.download',

@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
-import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { keysFor, type DkimKey } from './dkim-keys.js';
+import { dkimSignatures } from './dkim-signature.js';
 import { headerBlockOf, peekHeaders } from './peek-headers.js';
-import { senderDomain } from './sender-domain.js';
+import { signingDomain } from './sender-domain.js';
+import { signable, signableStream } from './signable.js';
 
 export interface Signed {
   /** DKIM-Signature header field(s), CRLF-terminated, to put in front of the message. */
@@ -16,8 +17,10 @@ export class DkimError extends Error {}
 
 /**
  * DKIM signing (RFC 6376, relaxed/relaxed; RFC 8463 for ed25519) of a message in its
- * final form, with mailauth's signer. The input is read once, as a stream when it is
- * one, so a 25 MB message is hashed in chunks and never held whole.
+ * final form (dkim-signature.ts). The input is read once, as a stream when it is one, so
+ * a 25 MB message is hashed in chunks and never held whole. What is signed is the message
+ * with its header section ended by a blank line (signable.ts), and prependHeader sends
+ * it in that same form.
  */
 export class DkimSigner {
   constructor(
@@ -34,13 +37,14 @@ export class DkimSigner {
    * key signs for that domain; rejects with DkimError when signing fails.
    */
   async sign(message: Buffer | Readable, ctx: { mailFrom: string; queueId: string }): Promise<Signed | undefined> {
-    const peeked = Buffer.isBuffer(message) ? { headers: headerBlockOf(message), stream: message } : await peekHeaders(message);
+    const input = Buffer.isBuffer(message) ? signable(message) : signableStream(message);
+    const peeked = Buffer.isBuffer(input) ? { headers: headerBlockOf(input), stream: input } : await peekHeaders(input);
     try {
       return await this.signPeeked(peeked, ctx);
     } catch (err) {
       // A signer that fails mid-body stops reading: the spool stream behind the peeked one
       // would stay open, its descriptor held, once per attempt. Destroying the peeked
-      // stream destroys it too (peekHeaders).
+      // stream destroys it too (peekHeaders, signableStream).
       if (!Buffer.isBuffer(peeked.stream)) peeked.stream.destroy();
       throw err;
     }
@@ -48,23 +52,20 @@ export class DkimSigner {
 
   /** sign, once the header block is known; the stream is the whole message. */
   private async signPeeked(peeked: { headers: string; stream: Buffer | Readable }, ctx: { mailFrom: string; queueId: string }): Promise<Signed | undefined> {
-    const domain = senderDomain(peeked.headers, ctx.mailFrom);
+    const domain = signingDomain(peeked.headers, ctx.mailFrom);
     const keys = domain ? keysFor(this.keys, domain) : [];
     if (!domain || !keys.length) {
       if (!Buffer.isBuffer(peeked.stream)) peeked.stream.destroy();
+      // Debug only (most mail from a domain without a key is meant so), but it is the line
+      // that shows a typo in dkim.keys[].domain: the domain as it was looked up.
+      this.log.debug({ event: EVENTS.dkimUnsigned, queueId: ctx.queueId, fromDomain: domain ?? null }, 'not DKIM-signed: no dkim.keys entry for the sender domain or a parent');
       return undefined;
     }
-    const result = await dkimSign(peeked.stream, {
-      canonicalization: 'relaxed/relaxed',
-      signatureData: keys.map((k) => ({ signingDomain: k.domain, selector: k.selector, privateKey: k.privateKey, algorithm: k.algorithm })),
-    } as Parameters<typeof dkimSign>[1]).catch((err: Error) => {
+    const signatures = await dkimSignatures(peeked.stream, keys).catch((err: Error) => {
       throw new DkimError(`DKIM signing for ${domain} failed: ${err.message}`);
     });
-    const errors = (result.errors ?? []) as { selector?: string; err?: Error }[];
-    if (!errors.length && !result.signatures.trim()) throw new DkimError(`DKIM signing for ${domain} produced no signature`);
-    if (errors.length) throw new DkimError(`DKIM signing for ${domain} failed: ${errors.map((e) => `${e.selector ?? '?'}: ${e.err?.message ?? 'error'}`).join('; ')}`);
     const selectors = keys.map((k) => k.selector);
     this.log.info({ event: EVENTS.dkimSigned, queueId: ctx.queueId, domain: keys[0]!.domain, fromDomain: domain, selector: selectors.join(','), algorithm: keys.map((k) => k.algorithm).join(',') }, 'DKIM signed');
-    return { header: Buffer.from(result.signatures, 'latin1'), domain: keys[0]!.domain, selectors };
+    return { header: Buffer.from(signatures.map((line) => `${line}\r\n`).join(''), 'latin1'), domain: keys[0]!.domain, selectors };
   }
 }

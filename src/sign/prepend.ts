@@ -1,11 +1,15 @@
 import { PassThrough, type Readable } from 'node:stream';
+import { signable, signableStream } from './signable.js';
 
 /**
- * A message with header lines put in front (a DKIM-Signature). A stream stays a stream:
- * the source is piped, never buffered, and destroyed with the result.
+ * A signed message as it leaves: the DKIM-Signature header(s) in front of the message in
+ * the form it was signed in (signable.ts: a header section that ends with a blank line),
+ * so the bytes sent are the bytes signed. A stream stays a stream: the source is piped,
+ * never buffered, and destroyed with the result.
  */
-export function prependHeader(header: Buffer, body: Buffer | Readable): Buffer | Readable {
-  if (Buffer.isBuffer(body)) return Buffer.concat([header, body]);
+export function prependHeader(header: Buffer, message: Buffer | Readable): Buffer | Readable {
+  if (Buffer.isBuffer(message)) return Buffer.concat([header, signable(message)]);
+  const body = signableStream(message);
   const out = new PassThrough();
   out.write(header);
   body.on('error', (err) => out.destroy(err));

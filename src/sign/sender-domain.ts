@@ -1,4 +1,5 @@
 import addressparser from 'nodemailer/lib/addressparser';
+import { comparableDomain } from '../common/domain-name.js';
 
 /**
  * The author of a message: the first address of its From header (what the recipient
@@ -16,4 +17,15 @@ export function senderDomain(headerBlock: string, mailFrom: string): string | un
   const address = senderAddress(headerBlock, mailFrom);
   const at = address.lastIndexOf('@');
   return at > 0 ? address.slice(at + 1).replace(/\.$/, '') : undefined;
+}
+
+/**
+ * The domain a message is DKIM-signed for (see senderAddress), in the form dkim.keys
+ * domains are kept in: A-labels (common/domain-name.ts). The header block is latin1, a
+ * character a byte (peek-headers.ts), but an internationalised From (RFC 6532) is UTF-8:
+ * it is decoded as such first, or `bücher.example` would never meet its key.
+ */
+export function signingDomain(headerBlock: string, mailFrom: string): string | undefined {
+  const domain = senderDomain(Buffer.from(headerBlock, 'latin1').toString('utf8'), mailFrom);
+  return domain && comparableDomain(domain);
 }
