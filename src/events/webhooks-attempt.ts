@@ -3,13 +3,16 @@ import type { Hook } from './webhooks-hooks.js';
 import type { OutboxEvent } from './webhooks-outbox.js';
 import { isDelivered, postWebhook } from './webhooks-post.js';
 
+/** How long before giveUpAfter runs out the last try is made (a timer fires a little late). */
+const LAST_TRY_MARGIN_MS = 100;
+
 /** What follows from one attempt: recorded as done, tried again at dueAt, or given up. */
 export type AttemptOutcome = { t: 'done'; status: number } | { t: 'retry'; dueAt: number } | { t: 'give-up'; reason: string };
 
 /**
  * One signed POST of one delivery and the retry rule both outboxes follow: a 2xx is done;
- * anything else is tried again after initialDelay, doubling up to maxDelay, until the
- * next try would come later than giveUpAfter from the event. `attempt` counts from 1.
+ * anything else is tried again after initialDelay, doubling up to maxDelay, with a last
+ * try just before giveUpAfter from the event runs out. `attempt` counts from 1.
  * Logs the attempt (webhook.delivered / webhook.failed); the caller records the outcome.
  */
 export async function attemptDelivery(hook: Hook, e: OutboxEvent, attempt: number, log: Logger): Promise<AttemptOutcome> {
@@ -22,8 +25,12 @@ export async function attemptDelivery(hook: Hook, e: OutboxEvent, attempt: numbe
   }
   const now = Date.now();
   const delay = Math.min(hook.retry.initialDelay * 2 ** (attempt - 1), hook.retry.maxDelay);
-  if (now + delay - e.at > hook.retry.giveUpAfter) return { t: 'give-up', reason: `no 2xx answer in ${attempt} attempt(s); last: ${result.status ?? result.error}` };
-  const dueAt = now + delay;
+  // The last try comes just before giveUpAfter runs out, not a whole backoff step before
+  // it: with 5s doubling to 1h and giveUpAfter 1h, the delivery was given up at 42 minutes.
+  // Just before, because a try that comes due after it is given up unsent.
+  const lastTryAt = e.at + hook.retry.giveUpAfter - LAST_TRY_MARGIN_MS;
+  const dueAt = Math.min(now + delay, lastTryAt);
+  if (dueAt <= now) return { t: 'give-up', reason: `no 2xx answer in ${attempt} attempt(s); last: ${result.status ?? result.error}` };
   log.warn({ event: EVENTS.webhookFailed, ...line, nextAttemptAt: new Date(dueAt).toISOString() }, 'webhook delivery failed; will retry');
   return { t: 'retry', dueAt };
 }
