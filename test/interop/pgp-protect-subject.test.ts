@@ -27,6 +27,7 @@ const message = Buffer.from(
   ].join('\r\n'),
 );
 
+// Skipped only on a developer machine without GnuPG; under CI=true findProgram throws.
 describe.skipIf(!gpg)('protectSubject hides every header field that repeats the subject', () => {
   it('outside: Subject "...", no Thread-Topic, Keywords or Comments, Thread-Index kept; gpg --decrypt finds them all inside', async () => {
     const rcpt = await generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'patient@dest.test' }], format: 'armored' });
