@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 /**
  * Writes a file atomically and durably: a temp file of its own, fsync, rename, then
@@ -38,5 +38,32 @@ export async function syncDirectory(dir: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * A JSON file written by writeFileDurably, or undefined when there is none or it is not
+ * JSON (edited by hand, written by a tool that is not us). Any other read error
+ * (permissions, I/O) is thrown: it is not "no record".
+ */
+export async function readJsonFile<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || err instanceof SyntaxError) return undefined;
+    throw err;
+  }
+}
+
+/** Temp files of writes cut short by a crash; one this old is no write in flight in another process. */
+const STALE_TEMP_MS = 3_600_000;
+
+/** Removes the temp files (tempNameFor) in `dir` that a crash left behind. */
+export async function removeStaleTemps(dir: string, now = Date.now()): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (!name.endsWith('.tmp')) continue;
+    const file = join(dir, name);
+    const s = await stat(file).catch(() => undefined);
+    if (s && now - s.mtimeMs > STALE_TEMP_MS) await rm(file, { force: true });
   }
 }

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileDurably } from '../portal/files.js';
-import { RecordLocks } from '../portal/record-locks.js';
+import { readJsonFile, writeFileDurably } from '../common/durable-file.js';
+import { RecordLocks } from '../common/record-locks.js';
 import { mergeRecord } from './merge.js';
 import { claimsFor, type KeyRecord } from './record.js';
 
@@ -116,20 +116,7 @@ export class FileKeyStore implements KeyStore {
 export const KeyStore = FileKeyStore;
 
 /** The stored record, or undefined when there is none (or only an unreadable one, which a put replaces). */
-async function readRecord(file: string): Promise<KeyRecord | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  try {
-    return JSON.parse(text) as KeyRecord;
-  } catch {
-    return undefined;
-  }
-}
+const readRecord = (file: string) => readJsonFile<KeyRecord>(file);
 
 function fileName(id: string): string {
   return createHash('sha256').update(id).digest('hex').slice(0, 32);

@@ -1,10 +1,10 @@
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { seal, unseal, type MasterKey } from './crypto.js';
-import { writeFileDurably } from './files.js';
+import { readJsonFile, removeStaleTemps, writeFileDurably } from '../common/durable-file.js';
 import { HitCounter } from './hit-counter.js';
 import { newMessageId, newToken } from './message-id.js';
-import { RecordLocks } from './record-locks.js';
+import { RecordLocks } from '../common/record-locks.js';
 import { rewrapAll } from './rotate.js';
 import { addressKey, failuresEnd, MESSAGE_ID, sha256Hex, TOKEN, tokenUsable, visibleTo, type Account, type LoginFailures, type PortalMessage, type PortalStore, type TokenRecord } from './store.js';
 
@@ -51,7 +51,7 @@ export class FsPortalStore implements PortalStore {
 
   async get(id: string): Promise<PortalMessage | undefined> {
     if (!MESSAGE_ID.test(id)) return undefined;
-    return readJson<PortalMessage>(join(this.dirs.messages, `${id}.json`));
+    return readJsonFile<PortalMessage>(join(this.dirs.messages, `${id}.json`));
   }
 
   async read(id: string): Promise<Buffer> {
@@ -113,7 +113,7 @@ export class FsPortalStore implements PortalStore {
   }
 
   async getAccount(address: string): Promise<Account | undefined> {
-    return readJson<Account>(join(this.dirs.accounts, `${addressKey(address)}.json`));
+    return readJsonFile<Account>(join(this.dirs.accounts, `${addressKey(address)}.json`));
   }
 
   async putAccount(account: Account): Promise<void> {
@@ -129,7 +129,7 @@ export class FsPortalStore implements PortalStore {
   }
 
   async getLoginFailures(address: string): Promise<LoginFailures | undefined> {
-    const stored = await readJson<LoginFailures & { endsAt: number }>(this.failuresFile(address));
+    const stored = await readJsonFile<LoginFailures & { endsAt: number }>(this.failuresFile(address));
     return stored && stored.endsAt > Date.now() ? { failures: stored.failures, lockedUntil: stored.lockedUntil, pending: stored.pending } : undefined;
   }
 
@@ -154,14 +154,14 @@ export class FsPortalStore implements PortalStore {
 
   async getToken(token: string): Promise<TokenRecord | undefined> {
     if (!TOKEN.test(token)) return undefined;
-    return readJson<TokenRecord>(join(this.dirs.tokens, `${sha256Hex(token)}.json`));
+    return readJsonFile<TokenRecord>(join(this.dirs.tokens, `${sha256Hex(token)}.json`));
   }
 
   consumeToken(token: string, kind: TokenRecord['kind'], now = Date.now()): Promise<TokenRecord | undefined> {
     if (!TOKEN.test(token)) return Promise.resolve(undefined);
     const file = join(this.dirs.tokens, `${sha256Hex(token)}.json`);
     return this.locks.run(file, async () => {
-      const record = await readJson<TokenRecord>(file);
+      const record = await readJsonFile<TokenRecord>(file);
       if (!tokenUsable(record, kind, now)) return undefined;
       await writeFileDurably(file, JSON.stringify({ ...record, usedAt: now }));
       return record;
@@ -243,23 +243,3 @@ async function sweepDir(dir: string, now: number, endOf: (text: string, mtimeMs:
   return removed;
 }
 
-async function readJson<T>(file: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as T;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || err instanceof SyntaxError) return undefined;
-    throw err;
-  }
-}
-
-/** Temp files of writes cut short by a crash; one this old is no write in flight in another process. */
-const STALE_TEMP_MS = 3_600_000;
-
-async function removeStaleTemps(dir: string, now: number): Promise<void> {
-  for (const name of await readdir(dir)) {
-    if (!name.endsWith('.tmp')) continue;
-    const file = join(dir, name);
-    const s = await stat(file).catch(() => undefined);
-    if (s && now - s.mtimeMs > STALE_TEMP_MS) await rm(file, { force: true });
-  }
-}

@@ -1,10 +1,8 @@
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileDurably } from '../common/durable-file.js';
+import { readJsonFile, removeStaleTemps, writeFileDurably } from '../common/durable-file.js';
 import { isPolicy, policyExpiry, type MtaStsPolicy } from './sts-policy.js';
 
-/** Temp files of writes cut short by a crash; one this old is no write in flight in another process. */
-const STALE_TEMP_MS = 3_600_000;
 /** A domain as a file name: A-labels only (what comparableDomain gives for a routable domain), room left for ".json". */
 const FILE_DOMAIN = /^(?=.{1,250}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/;
 
@@ -29,15 +27,11 @@ export class StsPolicyFiles {
   /** Makes the directory, drops stale temp files and expired or unreadable policies, and returns the rest. */
   async load(now = Date.now()): Promise<[string, MtaStsPolicy][]> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await removeStaleTemps(this.dir, now);
     const found: [string, MtaStsPolicy][] = [];
     for (const name of await readdir(this.dir)) {
-      const file = join(this.dir, name);
-      if (name.endsWith('.tmp')) {
-        const s = await stat(file).catch(() => undefined);
-        if (s && now - s.mtimeMs > STALE_TEMP_MS) await rm(file, { force: true });
-        continue;
-      }
       if (!name.endsWith('.json')) continue;
+      const file = join(this.dir, name);
       const domain = name.slice(0, -'.json'.length);
       const policy = await readPolicy(file, domain);
       if (policy && now < policyExpiry(policy)) found.push([domain, policy]);
@@ -82,17 +76,7 @@ export class StsPolicyFiles {
  * be read for another reason (permissions) is an error: at start it stops the start.
  */
 async function readPolicy(file: string, domain: string): Promise<MtaStsPolicy | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  try {
-    const parsed = JSON.parse(text) as { domain?: unknown; policy?: unknown } | null;
-    return parsed?.domain === domain && isPolicy(parsed.policy) ? parsed.policy : undefined;
-  } catch {
-    return undefined; // not JSON (edited by hand): dropped like an expired one
-  }
+  // Not JSON (edited by hand): dropped like an expired one.
+  const parsed = await readJsonFile<{ domain?: unknown; policy?: unknown } | null>(file);
+  return parsed?.domain === domain && isPolicy(parsed.policy) ? parsed.policy : undefined;
 }

@@ -9,7 +9,8 @@ const WAIT_MS = 10_000;
 /**
  * Read-modify-write of one record file as one step. Within the process, changes to one
  * file run one after another; across processes (gateway workers, `postern portal
- * revoke`, the admin API) each change holds `<file>.lock`, created exclusively. Without
+ * revoke`, the admin API) each change holds `<file>.lock`, created exclusively. The
+ * portal's records and the key store's use it. Without
  * both, a change made from what was read before another one (a read receipt, a revoke)
  * silently undoes it.
  */
@@ -48,7 +49,7 @@ async function withLockFile<T>(file: string, step: () => Promise<T>): Promise<T>
       await rm(lock, { force: true });
       continue;
     }
-    if (Date.now() > deadline) throw new Error(`portal: ${file} stayed locked for ${WAIT_MS} ms (${lock}); try again`);
+    if (Date.now() > deadline) throw new Error(`${file} stayed locked for ${WAIT_MS} ms (${lock}); try again`);
     await sleep(2 + Math.random() * 8);
   }
   try {
