@@ -43,6 +43,17 @@ export function shownFilename(name: string | undefined, index: number): string {
   return (clean as string & { toWellFormed(): string }).toWellFormed() || `attachment-${index + 1}`;
 }
 
+/**
+ * A URL attribute as a browser reads it (WHATWG URL parsing): leading and trailing C0
+ * controls and spaces stripped, tabs and line breaks removed anywhere. Read raw, a
+ * src of " https://tracker/p.png" or "ht\ttps:..." was not seen as remote: the frame's
+ * CSP still refused it, but it was not counted, so the reader was not told.
+ */
+function urlAsBrowsersRead(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  return value.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '').replace(/[\t\n\r]/g, '');
+}
+
 const BLOCKED_IMAGE = 'data:image/svg+xml;base64,' + Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>').toString('base64');
 
 /**
@@ -69,8 +80,8 @@ export function bodyDocument(msg: ShownMessage, showImages: boolean): { html: st
     transformTags: {
       a: (tag, attribs) => ({ tagName: 'a', attribs: { ...attribs, target: '_blank', rel: 'noopener noreferrer nofollow' } }),
       img: (tag, attribs) => {
-        const src = attribs.src ?? '';
-        if (src.startsWith('cid:')) {
+        const src = urlAsBrowsersRead(attribs.src ?? '');
+        if (/^cid:/i.test(src)) {
           const part = inline.get(src.slice(4));
           return { tagName: 'img', attribs: { ...attribs, src: part && /^image\//.test(part.contentType) ? `data:${part.contentType};base64,${part.content.toString('base64')}` : BLOCKED_IMAGE } };
         }
@@ -78,7 +89,7 @@ export function bodyDocument(msg: ShownMessage, showImages: boolean): { html: st
           blocked++;
           return { tagName: 'img', attribs: { ...attribs, src: BLOCKED_IMAGE, alt: `[image blocked: ${attribs.alt ?? 'remote image'}]` } };
         }
-        return { tagName: 'img', attribs };
+        return { tagName: 'img', attribs: { ...attribs, src } };
       },
     },
   });
