@@ -11,7 +11,8 @@ import type { Redis } from 'ioredis';
  */
 export interface SharedCache {
   get<T>(key: string): Promise<T | undefined>;
-  set(key: string, value: unknown, ttlMs: number): Promise<void>;
+  /** Whether the entry was stored (false: Redis did not take it; the cache carries on as a miss). */
+  set(key: string, value: unknown, ttlMs: number): Promise<boolean>;
   delete(key: string): Promise<void>;
 }
 
@@ -35,10 +36,11 @@ export class MemoryCache implements SharedCache {
     return e.value as T;
   }
 
-  async set(key: string, value: unknown, ttlMs: number): Promise<void> {
+  async set(key: string, value: unknown, ttlMs: number): Promise<boolean> {
     this.entries.delete(key);
     this.entries.set(key, { until: Date.now() + ttlMs, value });
     while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    return true;
   }
 
   async delete(key: string): Promise<void> {
@@ -66,12 +68,14 @@ export class RedisCache implements SharedCache {
     }
   }
 
-  async set(key: string, value: unknown, ttlMs: number): Promise<void> {
-    if (ttlMs <= 0) return;
+  async set(key: string, value: unknown, ttlMs: number): Promise<boolean> {
+    if (ttlMs <= 0) return true; // already expired: nothing to keep
     try {
       await this.redis.set(`${this.prefix}cache:${key}`, JSON.stringify(value), 'PX', Math.ceil(ttlMs));
+      return true;
     } catch {
       this.errors++;
+      return false;
     }
   }
 

@@ -60,6 +60,8 @@ export const EVENTS = {
   mtaStsTesting: 'tls.mta-sts-testing',
   /** MTA-STS discovery or policy fetch failed (RFC 8460 result type; the cached policy may still apply). */
   mtaStsFailure: 'tls.mta-sts-failure',
+  /** An MTA-STS policy could not be saved (or an expired one removed): it applies from memory, but a restart or another instance will not have it. */
+  mtaStsStoreFailed: 'tls.mta-sts-store-failed',
   tlsForeseen: 'tls.foreseen-failure',
   /** A portal notice sent at its own decision's TLS level, below the route's (deliver/tls-level.ts). */
   tlsNoticeLevel: 'tls.notice-level',

@@ -9,7 +9,7 @@ import { openRedisQueue } from './redis/connect.js';
 import type { RedisQueue } from './redis/queue.js';
 import { MemoryStsPolicies } from '../tls/sts-policy-memory.js';
 import { SharedStsPolicies } from '../tls/sts-policy-shared.js';
-import type { StsPolicyStore } from '../tls/sts-policy.js';
+import type { StsPolicyStore, StsStoreFailure } from '../tls/sts-policy.js';
 
 export interface OpenedQueue {
   queue: QueueBackend;
@@ -31,7 +31,13 @@ export async function openQueue(config: PosternConfig, dataDir: string, shard: n
   const cache = shared ? new RedisCache(shared.redis, config.redis.keyPrefix) : new MemoryCache();
   // Read before the spool is opened and locked: a policy directory that cannot be read
   // stops the start with nothing to close.
-  const stsPolicies = !config.delivery.mtaSts.enabled ? undefined : shared ? new SharedStsPolicies(cache) : await MemoryStsPolicies.open(join(dataDir, 'tls', 'mta-sts'));
+  const onFailure: StsStoreFailure = (f) =>
+    logger.warn({ event: EVENTS.mtaStsStoreFailed, domain: f.domain, operation: f.operation, err: f.error }, 'MTA-STS policy not kept durably: a restart or another instance will not have it');
+  const stsPolicies = !config.delivery.mtaSts.enabled
+    ? undefined
+    : shared
+      ? new SharedStsPolicies(cache, onFailure)
+      : await MemoryStsPolicies.open(join(dataDir, 'tls', 'mta-sts'), { onFailure });
   const queue: QueueBackend = shared ?? new FsSpool(spoolShardDir(dataDir, shard), { commitWindowMs: config.queue.commitWindow, segmentMaxAgeMs: config.queue.segmentMaxAge });
   const { recovered, cleaned } = await queue.open();
   logger.info({ event: EVENTS.queueRecovered, backend: config.queue.backend, recovered, cleaned }, 'queue opened');

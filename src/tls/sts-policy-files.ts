@@ -1,7 +1,7 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readJsonFile, removeStaleTemps, writeFileDurably } from '../common/durable-file.js';
-import { isPolicy, policyExpiry, type MtaStsPolicy } from './sts-policy.js';
+import { isPolicy, policyExpiry, type MtaStsPolicy, type StsStoreFailure } from './sts-policy.js';
 
 /** A domain as a file name: A-labels only (what comparableDomain gives for a routable domain), room left for ".json". */
 const FILE_DOMAIN = /^(?=.{1,250}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/;
@@ -14,15 +14,18 @@ const FILE_DOMAIN = /^(?=.{1,250}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](
  * directory); writes and removals of one domain run in turn, so an old policy's removal
  * cannot delete the new one written after it. Processes sharing a dataDir (spool shards)
  * share the directory: a removal only takes a file whose policy has expired. Nothing here
- * throws once the directory is open: a failed write or removal is counted in `errors`
- * and the policy stays in memory.
+ * throws once the directory is open: a failed write or removal is counted in `errors`,
+ * reported to `onFailure`, and the policy stays in memory.
  */
 export class StsPolicyFiles {
   /** Writes and removals that failed (a full disk); the policy still applies from memory. */
   errors = 0;
   private readonly inTurn = new Map<string, Promise<void>>();
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly onFailure?: StsStoreFailure,
+  ) {}
 
   /** Makes the directory, drops stale temp files and expired or unreadable policies, and returns the rest. */
   async load(now = Date.now()): Promise<[string, MtaStsPolicy][]> {
@@ -42,13 +45,13 @@ export class StsPolicyFiles {
 
   write(domain: string, policy: MtaStsPolicy): Promise<void> {
     if (!FILE_DOMAIN.test(domain)) return Promise.resolve(); // not a name to put in a path: memory only
-    return this.turn(domain, () => writeFileDurably(this.fileOf(domain), `${JSON.stringify({ domain, policy })}\n`));
+    return this.turn(domain, 'write', () => writeFileDurably(this.fileOf(domain), `${JSON.stringify({ domain, policy })}\n`));
   }
 
   /** Removes the domain's file if the policy in it has expired (another process may have written a fresh one). */
   remove(domain: string, now = Date.now()): Promise<void> {
     if (!FILE_DOMAIN.test(domain)) return Promise.resolve();
-    return this.turn(domain, async () => {
+    return this.turn(domain, 'remove', async () => {
       const policy = await readPolicy(this.fileOf(domain), domain);
       if (!policy || now >= policyExpiry(policy)) await rm(this.fileOf(domain), { force: true });
     });
@@ -59,9 +62,10 @@ export class StsPolicyFiles {
   }
 
   /** Runs op after the domain's previous write or removal; a failure is counted, never thrown. */
-  private turn(domain: string, op: () => Promise<void>): Promise<void> {
-    const next = (this.inTurn.get(domain) ?? Promise.resolve()).then(op).catch(() => {
+  private turn(domain: string, operation: 'write' | 'remove', op: () => Promise<void>): Promise<void> {
+    const next = (this.inTurn.get(domain) ?? Promise.resolve()).then(op).catch((err: Error) => {
       this.errors++;
+      this.onFailure?.({ domain, operation, error: err.message });
     });
     this.inTurn.set(domain, next);
     void next.then(() => {

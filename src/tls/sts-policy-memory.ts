@@ -1,5 +1,5 @@
 import { StsPolicyFiles } from './sts-policy-files.js';
-import { policyExpiry, type MtaStsPolicy, type StsPolicyStore } from './sts-policy.js';
+import { policyExpiry, type MtaStsPolicy, type StsPolicyStore, type StsStoreFailure } from './sts-policy.js';
 
 /**
  * At most this many domains' policies in one process. Real policies are a few hundred
@@ -29,8 +29,9 @@ export class MemoryStsPolicies implements StsPolicyStore {
   ) {}
 
   /** The store with the policies saved in dir (read now, written on every put). */
-  static async open(dir: string, maxPolicies = DEFAULT_MAX_POLICIES, now = Date.now()): Promise<MemoryStsPolicies> {
-    const files = new StsPolicyFiles(dir);
+  static async open(dir: string, opts: { maxPolicies?: number; now?: number; onFailure?: StsStoreFailure } = {}): Promise<MemoryStsPolicies> {
+    const { maxPolicies = DEFAULT_MAX_POLICIES, now = Date.now() } = opts;
+    const files = new StsPolicyFiles(dir, opts.onFailure);
     const store = new MemoryStsPolicies(maxPolicies, files);
     for (const [domain, policy] of await files.load(now)) {
       if (store.policies.size >= maxPolicies) break;

@@ -1,5 +1,5 @@
 import type { SharedCache } from '../common/shared-cache.js';
-import { isPolicy, policyExpiry, type MtaStsPolicy, type StsPolicyStore } from './sts-policy.js';
+import { isPolicy, policyExpiry, type MtaStsPolicy, type StsPolicyStore, type StsStoreFailure } from './sts-policy.js';
 
 /**
  * MTA-STS policies on the Redis the instances share (queue.backend redis), each under
@@ -10,7 +10,10 @@ import { isPolicy, policyExpiry, type MtaStsPolicy, type StsPolicyStore } from '
  * whose cap would push policies out (use MemoryStsPolicies there).
  */
 export class SharedStsPolicies implements StsPolicyStore {
-  constructor(private readonly cache: SharedCache) {}
+  constructor(
+    private readonly cache: SharedCache,
+    private readonly onFailure?: StsStoreFailure,
+  ) {}
 
   async get(domain: string, now = Date.now()): Promise<MtaStsPolicy | undefined> {
     const p = await this.cache.get<unknown>(keyOf(domain));
@@ -18,7 +21,9 @@ export class SharedStsPolicies implements StsPolicyStore {
   }
 
   async put(domain: string, policy: MtaStsPolicy, now = Date.now()): Promise<void> {
-    await this.cache.set(keyOf(domain), policy, policyExpiry(policy) - now);
+    if (!(await this.cache.set(keyOf(domain), policy, policyExpiry(policy) - now))) {
+      this.onFailure?.({ domain, operation: 'write', error: 'Redis did not take the policy' });
+    }
   }
 }
 

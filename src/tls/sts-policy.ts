@@ -22,6 +22,13 @@ export interface StsPolicyStore {
   put(domain: string, policy: MtaStsPolicy, now?: number): Promise<void>;
 }
 
+/**
+ * Told when a policy could not be kept durably (a full disk, Redis down): it still applies
+ * from memory, or for this delivery only, but a restart (or the other instances) will
+ * not have it, so operators must hear of it.
+ */
+export type StsStoreFailure = (failure: { domain: string; operation: 'write' | 'remove'; error: string }) => void;
+
 /** When a policy stops applying: max_age after it was fetched. */
 export function policyExpiry(p: MtaStsPolicy): number {
   return p.fetchedAt + p.maxAge * 1000;

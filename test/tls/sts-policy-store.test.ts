@@ -1,7 +1,12 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { RedisCache } from '../../src/common/shared-cache.js';
+import { SharedStsPolicies } from '../../src/tls/sts-policy-shared.js';
+import type { StsStoreFailure } from '../../src/tls/sts-policy.js';
 import { StsPolicyFiles } from '../../src/tls/sts-policy-files.js';
 import { MemoryStsPolicies } from '../../src/tls/sts-policy-memory.js';
 import type { MtaStsPolicy } from '../../src/tls/sts-policy.js';
@@ -49,7 +54,7 @@ describe('MTA-STS policy store', () => {
 
   it('policies are written durably and read back after a restart; expired and unreadable files are dropped', async () => {
     const d = dir();
-    const first = await MemoryStsPolicies.open(d, 10, T0);
+    const first = await MemoryStsPolicies.open(d, { maxPolicies: 10, now: T0 });
     await first.put('kept.test', policy('kept'), T0);
     await first.put('short.test', policy('short', 60), T0);
     expect(JSON.parse(readFileSync(join(d, 'kept.test.json'), 'utf8'))).toEqual({ domain: 'kept.test', policy: policy('kept') });
@@ -61,7 +66,7 @@ describe('MTA-STS policy store', () => {
     writeFileSync(join(d, 'kept.test.json.456-def.tmp'), 'half');
 
     const later = T0 + 3_600_000;
-    const second = await MemoryStsPolicies.open(d, 10, later);
+    const second = await MemoryStsPolicies.open(d, { maxPolicies: 10, now: later });
     expect(await second.get('kept.test', later)).toEqual(policy('kept'));
     expect(second.size).toBe(1);
     expect(readdirSync(d).sort()).toEqual(['kept.test.json', 'kept.test.json.456-def.tmp']);
@@ -69,7 +74,7 @@ describe('MTA-STS policy store', () => {
 
   it("an expired policy's file is removed, but never a fresh one another process wrote since", async () => {
     const d = dir();
-    const mine = await MemoryStsPolicies.open(d, 10, T0);
+    const mine = await MemoryStsPolicies.open(d, { maxPolicies: 10, now: T0 });
     await mine.put('gone.test', policy('gone', 60), T0);
     expect(await mine.get('gone.test', T0 + 61_000)).toBeUndefined();
     await vi.waitFor(() => expect(existsSync(join(d, 'gone.test.json'))).toBe(false));
@@ -84,9 +89,43 @@ describe('MTA-STS policy store', () => {
 
   it('a domain that is no file name stays in memory only', async () => {
     const d = dir();
-    const s = await MemoryStsPolicies.open(d, 10, T0);
+    const s = await MemoryStsPolicies.open(d, { maxPolicies: 10, now: T0 });
     await s.put('../escape', policy('x'), T0);
     expect(await s.get('../escape', T0)).toMatchObject({ id: 'x' });
     expect(readdirSync(d)).toEqual([]);
+  });
+
+  // A policy that cannot be kept durably still applies from memory, but a restart (or the
+  // other instances) will not have it: operators must be told, not find out from a count.
+  it('a write or removal that fails is reported, with the domain and the reason', async () => {
+    const d = dir();
+    const failures: Parameters<StsStoreFailure>[0][] = [];
+    const s = await MemoryStsPolicies.open(d, { maxPolicies: 10, now: T0, onFailure: (f) => failures.push(f) });
+    // The directory replaced by a file (a disk remounted, a bad restore): every write fails.
+    rmSync(d, { recursive: true, force: true });
+    writeFileSync(d, 'not a directory');
+    await s.put('partner.test', policy('p'), T0);
+    expect(await s.get('partner.test', T0)).toMatchObject({ id: 'p' });
+    expect(failures).toEqual([{ domain: 'partner.test', operation: 'write', error: expect.stringMatching(/ENOTDIR|EEXIST|ENOENT/) }]);
+    await s.get('partner.test', T0 + 8 * DAY * 1000); // expired: its file is removed, which fails too
+    await vi.waitFor(() => expect(failures.map((f) => f.operation)).toEqual(['write', 'remove']));
+  });
+
+  it('on Redis, a policy Redis does not take is reported', async () => {
+    // A port that accepts and closes at once: no Redis answers there.
+    const dead = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+    const port = (dead.address() as { port: number }).port;
+    const redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    redis.on('error', () => undefined);
+    try {
+      const failures: Parameters<StsStoreFailure>[0][] = [];
+      const s = new SharedStsPolicies(new RedisCache(redis, 'postern-test:'), (f) => failures.push(f));
+      await s.put('partner.test', policy('p'), T0);
+      expect(failures).toEqual([{ domain: 'partner.test', operation: 'write', error: 'Redis did not take the policy' }]);
+    } finally {
+      redis.disconnect();
+      dead.close();
+    }
   });
 });
