@@ -4,7 +4,8 @@ import type { HealthReport } from '../events/health.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { apiError } from './context.js';
 import { IpcClient, WorkerGoneError, WorkerTimeoutError } from './ipc.js';
-import type { QueueChange, QueueEntry, QueueOps } from './queue-ops.js';
+import { mergeQueuePages } from './queue-merge.js';
+import type { QueueChange, QueueEntry, QueueListPage, QueueOps } from './queue-ops.js';
 import type { AdminSources, AuditGate } from './sources.js';
 
 export interface ClusterWorker {
@@ -95,7 +96,8 @@ export class ClusterSources implements AdminSources {
     this.audit = opts.audit;
     this.ipc = new IpcClient(this.timeoutMs);
     this.queue = {
-      list: async () => uniqueById((await this.askEveryShard<QueueEntry[]>('queue.list')).flat()).sort((a, b) => a.receivedAt.localeCompare(b.receivedAt)),
+      // Each shard answers one page, not its whole spool (queue-merge.ts makes the gateway's page of them).
+      list: async (query) => mergeQueuePages(await this.askEveryShard<QueueListPage>('queue.list', query), query.limit),
       show: async (id) => {
         const { answers, silent } = await this.ask<QueueEntry | undefined>('queue.show', id);
         const found = answers.find((e) => e !== undefined && e !== null);
@@ -233,8 +235,3 @@ const shardNames = (shards: number[]) => (shards.length === 1 ? `shard ${shards[
 
 /** 503 with Retry-After: the answer depends on a shard that could not give one now. */
 const unavailable = (message: string) => apiError(503, message, { 'retry-after': String(RETRY_AFTER_SECONDS) });
-
-/** One entry per message: with a shared queue every worker lists all of them. */
-function uniqueById(entries: QueueEntry[]): QueueEntry[] {
-  return [...new Map(entries.map((e) => [e.id, e] as const)).values()];
-}

@@ -8,7 +8,7 @@ import type { QueueBackend } from '../queue/backend.js';
 import { spoolShardDir } from '../queue/fs/shards.js';
 import type { AuditTrail } from '../events/audit.js';
 import { serveIpc } from './ipc.js';
-import { LocalQueueOps } from './queue-ops.js';
+import { LocalQueueOps, type QueueListQuery } from './queue-ops.js';
 import { auditGate, type AdminSources } from './sources.js';
 
 export interface OperationsOptions {
@@ -62,7 +62,7 @@ export async function startOperations(o: OperationsOptions): Promise<Operations>
     ready: () => health.report().ready,
     audit: o.audit && (() => o.audit!.status()),
   });
-  const queue = new LocalQueueOps(o.queue, o.logger.child({ component: 'admin' }), o.shard);
+  const queue = new LocalQueueOps(o.queue, o.logger.child({ component: 'admin' }), o.shard, { sharedQueue: o.config.queue.backend === 'redis' });
   const sources: AdminSources = {
     queue,
     metrics: () => metrics.registry.metrics(),
@@ -73,7 +73,7 @@ export async function startOperations(o: OperationsOptions): Promise<Operations>
   };
   const stopServing = cluster.isWorker
     ? serveIpc({
-        'queue.list': () => queue.list(),
+        'queue.list': (query: QueueListQuery) => queue.list(query),
         'queue.show': (id: string) => queue.show(id),
         'queue.retry': (id: string, actor: string) => queue.retryNow(id, actor),
         'queue.remove': (id: string, reason: string, actor: string) => queue.remove(id, reason, actor),

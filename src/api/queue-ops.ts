@@ -1,5 +1,6 @@
 import { EVENTS, type Logger } from '../events/logger.js';
 import type { QueueBackend } from '../queue/backend.js';
+import type { ListPosition } from '../queue/list-page.js';
 import type { QueuedMessage, RecipientState } from '../types.js';
 
 /** A queued message as the API shows it (plain JSON: it also crosses the cluster IPC). */
@@ -23,6 +24,23 @@ export interface QueueEntry {
   }[];
 }
 
+/** What GET /api/v1/queue asks for: `limit` entries after `after` in (receivedAt, id) order. */
+export interface QueueListQuery {
+  limit: number;
+  after?: ListPosition | undefined;
+}
+
+/** One page of the queue as the API shows it (plain JSON, as QueueEntry). */
+export interface QueueListPage {
+  entries: QueueEntry[];
+  /** The next page starts after this; absent at the end of the queue. */
+  next?: ListPosition | undefined;
+  /** Messages queued as the page was read. */
+  total: number;
+  /** Every process sees the whole queue (Redis): a cluster takes one process's total, not their sum. */
+  shared: boolean;
+}
+
 export type QueueChange =
   | { result: 'done'; id: string; shard: number; recipients: number }
   | { result: 'not-found'; id: string }
@@ -35,7 +53,8 @@ export type QueueChange =
  * (src/api/cluster-ops.ts). The API code sees only this.
  */
 export interface QueueOps {
-  list(): Promise<QueueEntry[]>;
+  /** One page, never the whole queue: a queue of 200,000 messages is not one answer (nor one IPC message). */
+  list(query: QueueListQuery): Promise<QueueListPage>;
   show(id: string): Promise<QueueEntry | undefined>;
   /** Makes every pending recipient due now and wakes the delivery worker. */
   retryNow(id: string, actor: string): Promise<QueueChange>;
@@ -73,10 +92,12 @@ export class LocalQueueOps implements QueueOps {
     private readonly queue: QueueBackend,
     private readonly log: Logger,
     private readonly shard = 0,
+    private readonly opts: { sharedQueue?: boolean } = {},
   ) {}
 
-  async list(): Promise<QueueEntry[]> {
-    return (await this.queue.list()).map((m) => entryOf(m, this.shard)).sort((a, b) => a.receivedAt.localeCompare(b.receivedAt));
+  async list({ limit, after }: QueueListQuery): Promise<QueueListPage> {
+    const page = await this.queue.listPage(after, limit);
+    return { entries: page.messages.map((m) => entryOf(m, this.shard)), next: page.next, total: page.total, shared: this.opts.sharedQueue ?? false };
   }
 
   async show(id: string): Promise<QueueEntry | undefined> {

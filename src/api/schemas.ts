@@ -1,3 +1,4 @@
+import type { FastifySchemaValidationError } from 'fastify';
 import type { Role } from './auth.js';
 
 /**
@@ -51,6 +52,39 @@ export const queueEntrySchema = {
   },
   required: ['id', 'shard', 'receivedAt', 'mailFrom', 'size', 'recipients'],
 } as const;
+
+/** GET /api/v1/queue pages: at most this many entries an answer, this many when the caller does not say. */
+const QUEUE_PAGE = { default: 100, max: 1000 } as const;
+
+export const queueListQuery = {
+  type: 'object',
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: QUEUE_PAGE.max, default: QUEUE_PAGE.default, description: `entries in this page (1–${QUEUE_PAGE.max})` },
+    cursor: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,200}$', description: 'X-Postern-Next-Cursor of the previous page, unchanged; absent: from the oldest message' },
+  },
+  // A filter the route does not have (status=, domain=) must not quietly list everything.
+  additionalProperties: false,
+} as const;
+
+/** The page's answer headers: the body stays the array of entries it always was. */
+export const queueListHeaders = {
+  'x-postern-next-cursor': { type: 'string', description: 'cursor of the next page; absent on the last page' },
+  'x-postern-total': { type: 'integer', description: 'messages queued as the page was read (each may have several recipients)' },
+  link: { type: 'string', description: 'RFC 8288 rel="next": this path with the next cursor and the same limit; absent on the last page' },
+} as const;
+
+/**
+ * Validation errors of a query string, each naming its parameter: ajv says "querystring
+ * must NOT have additional properties" for an unknown one, which leaves the caller
+ * guessing which.
+ */
+export function queryErrors(errors: FastifySchemaValidationError[]): Error {
+  const message = errors.map((e) => {
+    if (e.keyword === 'additionalProperties') return `unknown query parameter ${String(e.params.additionalProperty)}`;
+    return `${e.instancePath.replace(/^\//, '') || 'query'} ${e.message ?? 'is not valid'}`;
+  });
+  return new Error(message.join(', '));
+}
 
 export const queueChangeSchema = {
   type: 'object',

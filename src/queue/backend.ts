@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { DeliveryState, Envelope, QueuedMessage } from '../types.js';
+import type { ListPosition, MessagePage } from './list-page.js';
 
 /** What ingress knows when DATA starts; the backend adds the size at commit. */
 export type IncomingEnvelope = Omit<Envelope, 'size'>;
@@ -61,7 +62,15 @@ export interface QueueBackend {
   /** The whole body when the backend holds it in memory (small, not yet attempted). */
   bodyInMemory?(id: string): Buffer | undefined;
   get(id: string): Promise<QueuedMessage | undefined>;
+  /** Every message at once, in no set order: for tests and small queues (the admin API uses listPage). */
   list(): Promise<QueuedMessage[]>;
+  /**
+   * Up to `limit` messages after `after` in (receivedAt, id) order (from the start when
+   * undefined), with where the next page starts and how many messages the queue holds.
+   * Reads only what the page needs, so a large queue is never one answer. A message
+   * queued throughout a walk from the first page to the last is listed exactly once.
+   */
+  listPage(after: ListPosition | undefined, limit: number): Promise<MessagePage>;
   stats(): QueueStats;
   /** Stats read from storage now, where stats() is a cached view of a shared queue (Redis); for metrics. */
   readStats?(): Promise<QueueStats>;

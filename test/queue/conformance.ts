@@ -3,6 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { IncomingEnvelope, QueueBackend } from '../../src/queue/backend.js';
 import { LeaseLostError } from '../../src/queue/errors.js';
 import { newQueueId } from '../../src/queue/ids.js';
+import { comparePositions, type ListPosition } from '../../src/queue/list-page.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 
 export interface BackendHarness {
   backend: QueueBackend;
@@ -223,6 +225,82 @@ export function queueConformance(name: string, open: () => Promise<BackendHarnes
       await store(q, Buffer.from('x\r\n'), { receivedAt: 1_700_000_000_000 });
       await store(q, Buffer.from('y\r\n'), { receivedAt: 1_700_000_500_000 });
       expect(q.stats()).toMatchObject({ depth: 2, leased: 0, oldestReceivedAt: 1_700_000_000_000 });
+    });
+
+    it('lists a page at a time, oldest first by (receivedAt, id), with where the next page starts and the total', async () => {
+      const { backend: q } = await start();
+      const base = 1_700_000_000_000;
+      // Committed out of listing order; three share one millisecond (then the id decides).
+      const envs = [];
+      for (const t of [base + 5, base + 1, base + 3, base + 3, base + 3, base, base + 9]) envs.push(await store(q, Buffer.from('x\r\n'), { receivedAt: t }));
+      const expected = envs.map((e) => ({ receivedAt: e.receivedAt, id: e.id })).sort(comparePositions).map((p) => p.id);
+      // Being delivered does not hide a message from the listing.
+      await q.lease(Date.now(), 2);
+      const pages: string[][] = [];
+      let after: ListPosition | undefined;
+      do {
+        const page = await q.listPage(after, 3);
+        expect(page.total).toBe(7);
+        pages.push(page.messages.map((m) => m.envelope.id));
+        after = page.next;
+      } while (after && pages.length < 10);
+      expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
+      expect(pages.flat()).toEqual(expected);
+      // A page that ends exactly at the end of the queue says so: no empty page after it.
+      const whole = await q.listPage(undefined, 7);
+      expect(whole.messages.map((m) => m.envelope.id)).toEqual(expected);
+      expect(whole.next).toBeUndefined();
+      // The position need not be queued any more: the page goes on after it.
+      const gone = envs.find((e) => e.id === expected[2])!;
+      await q.remove(gone.id);
+      const afterGone = await q.listPage({ receivedAt: gone.receivedAt, id: gone.id }, 2);
+      expect(afterGone.messages.map((m) => m.envelope.id)).toEqual(expected.slice(3, 5));
+      expect(afterGone.total).toBe(6);
+      expect((await q.listPage(undefined, 10)).messages[0]?.state.recipients.map((r) => r.rcpt)).toEqual(['a@dest.test', 'b@other.test']);
+    });
+
+    it('a walk through the pages lists each message queued throughout exactly once, while others arrive and leave', async () => {
+      const { backend: q } = await start();
+      const random = seededRandom(20_260_523);
+      const base = 1_700_000_000_000;
+      const queued = new Map<string, ListPosition>();
+      const add = async (receivedAt: number) => {
+        const e = await store(q, Buffer.from('x\r\n'), { receivedAt });
+        queued.set(e.id, { receivedAt, id: e.id });
+        return e.id;
+      };
+      // Three messages a millisecond, committed in an order unrelated to it.
+      for (let i = 0; i < 60; i++) await add(base + ((i * 7) % 20) * 10);
+      const throughout = new Set(queued.keys());
+      const addedAfterPosition = new Set<string>();
+      const seen: string[] = [];
+      let after: ListPosition | undefined;
+      for (let pages = 0; pages < 100; pages++) {
+        const page = await q.listPage(after, 7);
+        for (const m of page.messages) {
+          expect(queued.has(m.envelope.id), `${m.envelope.id} listed after its removal`).toBe(true);
+          seen.push(m.envelope.id);
+        }
+        if (!page.next) break;
+        after = page.next;
+        // Between pages: two messages leave (listed already or not), one arrives that sorts
+        // before the position (a clock step back, a message moved in from another shard),
+        // one after it.
+        for (let k = 0; k < 2; k++) {
+          const ids = [...queued.keys()];
+          const id = ids[Math.floor(random() * ids.length)] as string;
+          await q.remove(id);
+          queued.delete(id);
+          throughout.delete(id);
+        }
+        await add(after.receivedAt - 1);
+        addedAfterPosition.add(await add(base + 1000 + pages));
+      }
+      expect(seen.length, 'no message listed twice').toBe(new Set(seen).size);
+      const seenSet = new Set(seen);
+      expect([...throughout].filter((id) => !seenSet.has(id)), 'queued throughout but never listed').toEqual([]);
+      expect([...addedAfterPosition].filter((id) => queued.has(id) && !seenSet.has(id)), 'arrived after the position, still queued, never listed').toEqual([]);
+      expect(throughout.size).toBeGreaterThan(30);
     });
 
     it('claims one message by id for an admin change, unless someone holds it', async () => {

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { actorOf, apiError, type ApiContext } from '../context.js';
+import { decodeCursor, encodeCursor } from '../queue-cursor.js';
 import type { QueueChange } from '../queue-ops.js';
-import { errorSchema, guarded, queueChangeSchema, queueEntrySchema, queueIdParams, reasonSchema } from '../schemas.js';
+import { errorSchema, guarded, queryErrors, queueChangeSchema, queueEntrySchema, queueIdParams, queueListHeaders, queueListQuery, reasonSchema } from '../schemas.js';
 
 const tags = ['queue'];
 
@@ -24,7 +25,30 @@ const changeResponses = { 200: queueChangeSchema, 404: errorSchema, 409: errorSc
 export function queueRoutes(app: FastifyInstance, { sources }: ApiContext): void {
   const queue = sources.queue;
 
-  app.get('/queue', guarded('read-only', { summary: 'List queued messages', tags, response: { 200: { type: 'array', items: queueEntrySchema } } }), () => queue.list());
+  app.get<{ Querystring: { limit: number; cursor?: string } }>(
+    '/queue',
+    {
+      ...guarded('read-only', {
+        summary: 'List queued messages, one page at a time',
+        description:
+          'Oldest first, by (receivedAt, id). The body is the page\'s entries; X-Postern-Next-Cursor (and Link rel="next") lead to the next page and are absent on the last one. A message queued from the first page to the last is listed exactly once, whatever arrives or leaves meanwhile.',
+        tags,
+        querystring: queueListQuery,
+        response: { 200: { type: 'array', items: queueEntrySchema, headers: queueListHeaders }, 400: errorSchema },
+      }),
+      schemaErrorFormatter: queryErrors,
+    },
+    async (req, reply) => {
+      const { limit, cursor } = req.query;
+      const page = await queue.list({ limit, after: cursor === undefined ? undefined : decodeCursor(cursor) });
+      void reply.header('x-postern-total', String(page.total));
+      if (page.next) {
+        const next = encodeCursor(page.next);
+        void reply.header('x-postern-next-cursor', next).header('link', `<${req.routeOptions.url}?limit=${limit}&cursor=${next}>; rel="next"`);
+      }
+      return page.entries;
+    },
+  );
 
   app.get<{ Params: { id: string } }>(
     '/queue/:id',

@@ -7,6 +7,7 @@ import type { DeliveryState, Envelope, QueuedMessage } from '../../types.js';
 import { initialState, nextAttemptOf, type IncomingEnvelope, type QueueBackend, type QueueStats, type SpoolWriter } from '../backend.js';
 import { LeaseLostError, NoMessageError } from '../errors.js';
 import { newQueueId, isQueueId } from '../ids.js';
+import { firstAfter, type ListPosition, type MessagePage } from '../list-page.js';
 import { DirectorySyncer } from './group-sync.js';
 import { DueHeap } from './due-heap.js';
 import { acquireLockPatiently, type Lock } from './lock.js';
@@ -283,6 +284,18 @@ export class FsSpool implements QueueBackend, SpoolSink {
 
   async list(): Promise<QueuedMessage[]> {
     return [...this.index.values()].map((e) => ({ envelope: e.envelope, state: cloneState(e.state) }));
+  }
+
+  /** One pass over the index; only the page's states are copied. */
+  async listPage(after: ListPosition | undefined, limit: number): Promise<MessagePage> {
+    const picked = firstAfter(this.index.values(), (e) => e.envelope, after, limit + 1);
+    const page = picked.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      messages: page.map((e) => ({ envelope: e.envelope, state: cloneState(e.state) })),
+      next: picked.length > limit && last ? { receivedAt: last.envelope.receivedAt, id: last.envelope.id } : undefined,
+      total: this.index.size,
+    };
   }
 
   stats(): QueueStats {

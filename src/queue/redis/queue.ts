@@ -34,6 +34,7 @@ import type { Logger } from '../../events/logger.js';
 import type { DeliveryState, Envelope, QueuedMessage } from '../../types.js';
 import { nextAttemptOf, type IncomingEnvelope, type QueueBackend, type QueueStats, type SpoolWriter } from '../backend.js';
 import { newQueueId } from '../ids.js';
+import type { ListPosition, MessagePage } from '../list-page.js';
 import { openBodyStream } from './body-stream.js';
 import { decodeMessage, dueField } from './codec.js';
 import { commitToRedis, waitForReplicas } from './commit.js';
@@ -43,6 +44,7 @@ import { RedisKeys } from './keys.js';
 import { LeaseKeeper } from './leases.js';
 import { LeaseLostError } from './lua.js';
 import { getMessage, listMessages } from './reads.js';
+import { listPage } from './page.js';
 import { cleanScript, statsScript } from './scripts.js';
 import { RedisReadyProbe, type ReadyProbeOptions } from './ready-probe.js';
 import { QueueSnapshot, type RawSnapshot } from './snapshot.js';
@@ -247,6 +249,10 @@ export class RedisQueue implements QueueBackend, RedisSink {
 
   list(): Promise<QueuedMessage[]> {
     return listMessages(this.redis, this.keys);
+  }
+
+  listPage(after: ListPosition | undefined, limit: number): Promise<MessagePage> {
+    return listPage(this.redis, this.keys, after, limit);
   }
 
   /** Cached: refreshed by every operation of this instance and by each heartbeat. */
