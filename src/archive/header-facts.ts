@@ -1,16 +1,22 @@
 import type { Readable } from 'node:stream';
 import libmime from 'libmime';
+import { headerEnd, HeaderEndScanner, headerFields } from '../protect/header-end.js';
 
 /** Enough of a message to hold its header block (the spool bounds headers too). */
 const MAX_HEAD = 256 * 1024;
 
-/** Subject and Message-ID from the header block, for the index. Never throws. */
+/**
+ * Subject and Message-ID from the header block, for the index. Never throws. Only the
+ * header fields count, the section ended as every reader of Postern ends it
+ * (protect/header-end.ts): a "Subject:" line among the body lines of a message sent
+ * without the blank line is body text, and must not become the indexed subject.
+ */
 export function headerFacts(head: Buffer): { subject: string; messageId?: string | undefined } {
-  let end = head.indexOf('\r\n\r\n');
-  if (end === -1) end = head.indexOf('\n\n');
-  const text = head.subarray(0, end === -1 ? head.length : end).toString('latin1');
-  const unfolded = text.replace(/\r?\n[ \t]+/g, ' ');
-  const field = (name: string) => new RegExp(`^${name}:[ \\t]*(.*)$`, 'im').exec(unfolded)?.[1]?.trim();
+  const fields = headerFields(head.toString('latin1', 0, headerEnd(head).fields));
+  const field = (name: string) => {
+    const found = fields.find((f) => new RegExp(`^${name}[ \\t]*:`, 'i').test(f));
+    return found?.slice(found.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
+  };
   const rawSubject = field('subject') ?? '';
   let subject = rawSubject;
   try {
@@ -21,19 +27,20 @@ export function headerFacts(head: Buffer): { subject: string; messageId?: string
   return { subject, messageId: field('message-id') };
 }
 
-/** The first bytes of a body, up to the end of its header block. */
+/** The first bytes of a body, read no further than its header section (or MAX_HEAD). */
 export async function readHead(body: Buffer | Readable): Promise<Buffer> {
   if (Buffer.isBuffer(body)) return body.subarray(0, MAX_HEAD);
   const chunks: Buffer[] = [];
+  const section = new HeaderEndScanner();
   let total = 0;
   try {
-    for await (const c of body) {
-      chunks.push(c as Buffer);
-      total += (c as Buffer).length;
-      if (total >= MAX_HEAD || (c as Buffer).includes('\r\n\r\n') || (c as Buffer).includes('\n\n')) break;
+    for await (const c of body as AsyncIterable<Buffer>) {
+      chunks.push(c);
+      total += c.length;
+      if (total >= MAX_HEAD || section.push(c)) break;
     }
   } finally {
     body.destroy();
   }
-  return Buffer.concat(chunks).subarray(0, MAX_HEAD);
+  return Buffer.concat(chunks, total).subarray(0, MAX_HEAD);
 }

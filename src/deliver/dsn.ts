@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 import { rfc5322Date, LOOP_HEADER } from '../ingress/trace-headers.js';
+import { HeaderEndScanner, type HeaderEnd } from '../protect/header-end.js';
 import type { Envelope } from '../types.js';
 
 export interface FailedRecipient {
@@ -16,24 +17,32 @@ export interface FailedRecipient {
   lastAttemptAt: number;
 }
 
-/** Header block of the original message (bounded), for the text/rfc822-headers part. */
+/**
+ * The header fields of the original message (bounded), for the text/rfc822-headers part:
+ * its header section as readers split it (protect/header-end.ts), at the blank line or at
+ * the first line that is no header field. A message sent without the blank line has its
+ * first body lines there, and a report returned them as headers: body text (a patient's
+ * results) in a report that may travel in clear.
+ */
 export async function readHeaderBlock(body: Readable, limit = 64 * 1024): Promise<Buffer> {
   const parts: Buffer[] = [];
+  const section = new HeaderEndScanner();
   let total = 0;
+  let end: HeaderEnd | undefined;
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       parts.push(chunk);
       total += chunk.length;
-      const joined = Buffer.concat(parts);
-      const end = joined.indexOf('\r\n\r\n');
-      if (end !== -1) return joined.subarray(0, end + 2);
-      if (total >= limit) {
-        // Whole lines only; none at all when the first line alone exceeds the limit.
-        const lastLineEnd = joined.lastIndexOf('\r\n', limit);
-        return lastLineEnd === -1 ? Buffer.alloc(0) : joined.subarray(0, lastLineEnd + 2);
-      }
+      end = section.push(chunk);
+      if (end || total >= limit) break;
     }
-    return Buffer.concat(parts);
+    end ??= total < limit ? section.finish() : undefined;
+    const read = Buffer.concat(parts, total);
+    if (end && end.fields <= limit) return read.subarray(0, end.fields);
+    // Every line within the limit is a header field: whole lines only, none at all when
+    // the first line alone exceeds the limit.
+    const lastLineEnd = read.lastIndexOf('\n', limit - 1);
+    return lastLineEnd === -1 ? Buffer.alloc(0) : read.subarray(0, lastLineEnd + 1);
   } finally {
     body.destroy();
   }

@@ -1,12 +1,12 @@
 import { isAscii, isUtf8 } from 'node:buffer';
 import type { Readable } from 'node:stream';
+import { headerEnd, HeaderEndScanner } from '../protect/header-end.js';
 
 /**
  * Header sections longer than this are judged by their first bytes; ingress keeps them
  * far smaller (smtp.limits.maxHeaderSize), so only a message we made ourselves could reach it.
  */
 const MAX_HEADER_BYTES = 1024 * 1024;
-const BLANK_LINE = Buffer.from('\r\n\r\n');
 
 /** A message opened to be sent, and whether its header section needs SMTPUTF8. */
 export interface OpenedMessage {
@@ -24,14 +24,16 @@ export interface OpenedMessage {
  */
 export async function openedWithHeaderFacts(body: Buffer | Readable): Promise<OpenedMessage> {
   if (Buffer.isBuffer(body)) return { body, utf8Header: isUtf8Header(headerSection(body)) };
-  let read: Buffer | undefined;
+  const chunks: Buffer[] = [];
+  const section = new HeaderEndScanner();
+  let size = 0;
   for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-    // Concatenated only when the section spans chunks (rare: a first chunk is 64 KB).
-    const from = read ? Math.max(0, read.length - (BLANK_LINE.length - 1)) : 0;
-    read = read ? Buffer.concat([read, chunk]) : chunk;
-    if (read.indexOf(BLANK_LINE, from) !== -1 || read.length >= MAX_HEADER_BYTES) break;
+    chunks.push(chunk);
+    size += chunk.length;
+    if (section.push(chunk) || size >= MAX_HEADER_BYTES) break;
   }
-  const seen = read ?? Buffer.alloc(0);
+  // Concatenated only when the section spans chunks (rare: a first chunk is 64 KB).
+  const seen = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
   const utf8Header = isUtf8Header(headerSection(seen));
   // 'end' was emitted: everything the stream had is in `seen`, and unshift would now fail.
   if (body.readableEnded || body.destroyed) return { body: seen, utf8Header };
@@ -39,13 +41,16 @@ export async function openedWithHeaderFacts(body: Buffer | Readable): Promise<Op
   return { body, utf8Header };
 }
 
-/** The bytes before the blank line (all of them when there is none), not copied. */
+/**
+ * The header fields of a message, or of the start of one (not copied): its header section
+ * as receivers split it (protect/header-end.ts), at the blank line or at the first line
+ * that is no header field. A message sent without the blank line has body lines there;
+ * their UTF-8 is body text, not RFC 6532 header fields, and needs no SMTPUTF8.
+ */
 function headerSection(message: Buffer): Buffer {
-  // A message that starts with the blank line has no header fields at all.
-  if (message[0] === 0x0d && message[1] === 0x0a) return message.subarray(0, 0);
   const window = message.subarray(0, MAX_HEADER_BYTES);
-  const end = window.indexOf(BLANK_LINE);
-  return end === -1 ? window : window.subarray(0, end);
+  const end = headerEnd(window, window.length === message.length);
+  return window.subarray(0, end?.fields ?? window.length);
 }
 
 /**

@@ -1,14 +1,16 @@
-import type { Readable } from 'node:stream';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { domainOf } from '../ingress/authorize.js';
 import type { GroupKey, SendGroup } from '../policy/planner.js';
+import { headerEnd, HeaderEndScanner, type HeaderEnd } from '../protect/header-end.js';
 import type { Protector } from '../protect/protector.js';
 import { removeSubjectTag } from '../protect/subject-tag.js';
 import type { QueueBackend } from '../queue/backend.js';
-import type { DkimSigner } from '../sign/dkim.js';
+import type { DkimSigner, Signed } from '../sign/dkim.js';
 import { headerBlockOf } from '../sign/peek-headers.js';
 import { prependHeader } from '../sign/prepend.js';
 import { senderDomain } from '../sign/sender-domain.js';
+import { signable, signableStream } from '../sign/signable.js';
 import type { Envelope } from '../types.js';
 import type { Outgoing } from './domain-sender.js';
 
@@ -52,10 +54,17 @@ export class VariantBuilder {
     private readonly signer?: DkimSigner,
   ) {}
 
-  /** original: the whole stored message (read once per attempt, shared by variants). */
+  /**
+   * original: the whole stored message (read once per attempt, shared by variants).
+   * `size` is what MAIL FROM declares (RFC 1870: the bytes sent after DATA), so it is the
+   * size of the message as it leaves, not as it was stored: the tag removal may make the
+   * Subject longer (a B-encoded subject comes back Q-encoded), and the signer puts in the
+   * blank line a message without one lacks (signable.ts), 2 or 4 bytes more.
+   */
   async build(envelope: Envelope, v: Variant, original: () => Promise<Buffer>): Promise<Outgoing> {
+    const tag = this.subjectTag();
     const stored = async () => this.queue.bodyInMemory?.(envelope.id) ?? (await this.queue.openBody(envelope.id));
-    const clear = async () => (v.stripSubjectTag ? removeSubjectTag(await stored(), this.subjectTag()) : stored());
+    const clear = async () => (v.stripSubjectTag ? removeSubjectTag(await stored(), tag) : stored());
     let base: () => Promise<Buffer | Readable> = clear;
     let size = envelope.size;
     let eightBit = envelope.bodyType === '8bitmime';
@@ -65,17 +74,27 @@ export class VariantBuilder {
       size = encrypted.length;
       eightBit = encrypted.some((b) => b > 0x7f);
     }
-    let open = base;
+    const common = { domain: v.domain, rcpts: v.rcpts, minTls: v.minTls, requireMtaSts: v.requireMtaSts, eightBit };
     if (this.signer?.enabled) {
-      const signed = await this.signer.sign(await base(), { mailFrom: envelope.mailFrom, queueId: envelope.id }).catch((err: Error) => {
-        throw new VariantError('dkim', err.message);
-      });
-      if (signed) {
-        open = async () => prependHeader(signed.header, await base());
-        size += signed.header.length;
-      }
+      const signed = await this.sign(this.signer, envelope, await base());
+      if (signed) return { ...common, open: async () => prependHeader(signed.header, await base()), size: signed.header.length + signed.signedSize };
     }
-    return { domain: v.domain, rcpts: v.rcpts, minTls: v.minTls, requireMtaSts: v.requireMtaSts, open, size, eightBit };
+    if (v.method === 'tls' && v.stripSubjectTag) size += await tagRemovalGrowth(await stored(), tag);
+    return { ...common, open: base, size };
+  }
+
+  /**
+   * DKIM-signs a variant's message, and counts the bytes signed: the message as it is sent
+   * after the signature (prependHeader sends it in its signable form).
+   */
+  private async sign(signer: DkimSigner, envelope: Envelope, message: Buffer | Readable): Promise<(Signed & { signedSize: number }) | undefined> {
+    // Signable already: the signer's own signable() then changes nothing.
+    const input = Buffer.isBuffer(message) ? signable(message) : counted(signableStream(message));
+    const signed = await signer.sign(input, { mailFrom: envelope.mailFrom, queueId: envelope.id }).catch((err: Error) => {
+      throw new VariantError('dkim', err.message);
+    });
+    // A signature is made once the signer has read the whole message (its body hash).
+    return signed && { ...signed, signedSize: Buffer.isBuffer(input) ? input.length : input.bytes };
   }
 
   private async encrypt(envelope: Envelope, v: Variant, key: GroupKey, raw: Buffer): Promise<Buffer> {
@@ -89,4 +108,53 @@ export class VariantBuilder {
       throw new VariantError('protect', `${v.method === 'pgp' ? 'OpenPGP' : 'S/MIME'} encryption to ${key.id} failed: ${(err as Error).message}`);
     }
   }
+}
+
+/** A stream whose bytes are counted as they are read (pipeline: destroying it destroys the source). */
+function counted(source: Readable): ByteCount {
+  const out = new ByteCount();
+  pipeline(source, out, () => undefined); // an error reaches the reader of `out`
+  return out;
+}
+
+class ByteCount extends Transform {
+  bytes = 0;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    done(null, chunk);
+  }
+}
+
+/** Headers larger than this are left alone by the tag removal (subject-tag.ts). */
+const MAX_TAGGED_HEADER = 1024 * 1024;
+
+/**
+ * How many bytes removing the tag adds to a stored message (negative: takes away). Only
+ * its header section changes, so only that is read and edited: cut off where it ends, it
+ * ends there again, and the edit is the one made to the whole message.
+ */
+async function tagRemovalGrowth(stored: Buffer | Readable, tag: string): Promise<number> {
+  const head = Buffer.isBuffer(stored) ? stored.subarray(0, headerEnd(stored).body) : await readHeaderSection(stored);
+  return head ? (removeSubjectTag(head, tag) as Buffer).length - head.length : 0;
+}
+
+/** A stream's header section (blank line included), or undefined past MAX_TAGGED_HEADER; the rest is never read. */
+async function readHeaderSection(stream: Readable): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  const section = new HeaderEndScanner();
+  let size = 0;
+  let end: HeaderEnd | undefined;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      end = section.push(chunk);
+      if (end || size > MAX_TAGGED_HEADER) break;
+    }
+    end ??= size > MAX_TAGGED_HEADER ? undefined : section.finish();
+  } finally {
+    stream.destroy();
+  }
+  return end && Buffer.concat(chunks, size).subarray(0, end.body);
 }

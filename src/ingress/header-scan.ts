@@ -1,17 +1,20 @@
+import { headerFields, HeaderEndScanner } from '../protect/header-end.js';
+
 /**
- * Reads the header block of a message as it streams past (bounded), so ingress can
+ * Reads the header section of a message as it streams past (bounded), so ingress can
  * enforce the header size limit and the loop guard without parsing the whole message.
+ * The section ends where every other reader of Postern ends it (protect/header-end.ts):
+ * at the blank line, or at the first line that is no header field. A script that forgets
+ * the blank line sends its body in the header section; counting its lines as header
+ * refused a long body as a header block over the limit, and a body that quotes a bounce
+ * (its Received lines) as a routing loop. Each byte of the section is looked at once, no
+ * chunk is copied, and nothing after the section is read.
  */
 export class HeaderScanner {
+  private readonly section = new HeaderEndScanner();
   private parts: Buffer[] = [];
+  /** Header bytes so far, the blank line included (what the limit counts). */
   private bytes = 0;
-  /**
-   * Last 3 bytes of the previous chunk, to find a CRLFCRLF split across chunks. It starts
-   * as the line end before the first header line, so that a message beginning with an
-   * empty line (no header fields at all) ends its header section there, instead of its
-   * body being read as headers (and refused as too large, or as a loop).
-   */
-  private tail: Buffer = Buffer.from('\r\n');
   done = false;
   tooLarge = false;
   private headerText = '';
@@ -20,41 +23,40 @@ export class HeaderScanner {
 
   push(chunk: Buffer): void {
     if (this.done) return;
-    const joined = this.tail.length ? Buffer.concat([this.tail, chunk]) : chunk;
-    const end = joined.indexOf('\r\n\r\n');
-    const take = end === -1 ? chunk.length : end + 4 - this.tail.length;
-    const part = chunk.subarray(0, Math.max(0, take));
+    const start = this.bytes;
+    const end = this.section.push(chunk);
+    // The end may lie before this chunk: a line begun in the last one, ruled out here.
+    const part = end ? chunk.subarray(0, Math.max(0, end.body - start)) : chunk;
     this.bytes += part.length;
     if (this.bytes > this.maxBytes) {
       this.tooLarge = true;
-      this.finish();
+      this.finish(0);
       return;
     }
     this.parts.push(part);
-    if (end !== -1) this.finish();
-    else this.tail = joined.subarray(Math.max(0, joined.length - 3));
+    if (end) this.finish(end.fields);
   }
 
-  /** End of DATA without a blank line: the whole message was header. */
+  /** End of DATA: a message that is all header fields ends with them. */
   end(): void {
-    if (!this.done) this.finish();
+    if (!this.done) this.finish(this.section.finish().fields);
   }
 
   /** Unfolded header fields as [lower-case name, value]. */
   fields(): [string, string][] {
     const out: [string, string][] = [];
-    for (const line of this.headerText.split(/\r\n(?![ \t])/)) {
-      const colon = line.indexOf(':');
+    for (const field of headerFields(this.headerText)) {
+      const colon = field.indexOf(':');
       if (colon <= 0) continue;
-      out.push([line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).replace(/\r\n[ \t]/g, ' ').trim()]);
+      out.push([field.slice(0, colon).trim().toLowerCase(), field.slice(colon + 1).replace(/\r?\n[ \t]/g, ' ').trim()]);
     }
     return out;
   }
 
-  private finish(): void {
+  /** Keeps the header fields (the first `fields` bytes) as text; nothing more is read. */
+  private finish(fields: number): void {
     this.done = true;
-    this.headerText = Buffer.concat(this.parts).toString('latin1');
+    this.headerText = fields > 0 ? Buffer.concat(this.parts).toString('latin1', 0, fields) : '';
     this.parts = [];
-    this.tail = Buffer.alloc(0);
   }
 }

@@ -1,5 +1,6 @@
 import libmime from 'libmime';
 import { inspectMessage } from '../inspect/inspector.js';
+import { headerEnd, headerFields } from '../protect/header-end.js';
 import type { MessageFacts } from '../types.js';
 import type { Policy } from './schema.js';
 
@@ -36,18 +37,12 @@ export function explainMessage(input: ExplainMessageInput): Buffer {
   }
   if (input.subject === undefined) return input.message;
   const m = input.message;
-  const end = headerBlockEnd(m);
-  const fields = m.subarray(0, end).toString('latin1').split(/\r?\n(?![ \t])/).filter((f) => f !== '' && !/^subject[ \t]*:/i.test(f));
+  // The header section as the gateway's inspection splits it (protect/header-end.ts): a
+  // "Subject:" line among body lines left in the header section (no blank line) is body
+  // text, kept for the detectors, as the gateway keeps it.
+  const end = headerEnd(m).fields;
+  const fields = headerFields(m.toString('latin1', 0, end)).filter((f) => !/^subject[ \t]*:/i.test(f));
   return Buffer.concat([Buffer.from([subjectField(input.subject), ...fields].join('\r\n') + '\r\n', 'latin1'), m.subarray(end)]);
-}
-
-/** Where the header block ends: at its empty line (CRLF or LF), or the whole message. */
-function headerBlockEnd(m: Buffer): number {
-  if (m[0] === 0x0a || (m[0] === 0x0d && m[1] === 0x0a)) return 0; // no header at all
-  const crlf = m.indexOf('\r\n\r\n');
-  const lf = m.indexOf('\n\n');
-  const ends = [crlf === -1 ? -1 : crlf + 2, lf === -1 ? -1 : lf + 1].filter((i) => i >= 0);
-  return ends.length ? Math.min(...ends) : m.length;
 }
 
 /** A Subject field, RFC 2047-encoded when not ASCII (latin1 string of the field's bytes). */

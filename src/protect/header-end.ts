@@ -62,3 +62,104 @@ function isFieldLine(buf: Buffer, start: number, end: number, afterField: boolea
   while (i < end && (buf[i] === SP || buf[i] === HT)) i++;
   return i < end && buf[i] === COLON;
 }
+
+/**
+ * headerEnd over a stream, chunk by chunk, for readers that must neither hold nor re-read
+ * what came before (ingress scans every message before its 250): each byte is looked at
+ * once, a field's value only by indexOf for its line end. The end it finds is the one
+ * headerEnd finds on the whole message, offsets from the stream's first byte. It is
+ * known as soon as the bytes decide it: a line is no field from the first byte that rules
+ * one out ("Dear Dr" is not a field name), before its line end, so a long first body
+ * line is never held as a possible header.
+ */
+export class HeaderEndScanner {
+  /** The end, once decided. */
+  end: HeaderEnd | undefined;
+  /** Bytes pushed so far. */
+  private seen = 0;
+  /** Offset of the line under way. */
+  private lineStart = 0;
+  /** How far the line under way is read: see LinePhase. */
+  private phase: LinePhase = 'start';
+  /** A line has been a header field, so a line starting with a space or tab continues it. */
+  private afterField = false;
+
+  /** Reads the next chunk; returns the end once decided (in this chunk or before). */
+  push(chunk: Buffer): HeaderEnd | undefined {
+    if (this.end) return this.end;
+    const base = this.seen;
+    this.seen += chunk.length;
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.phase === 'field') {
+        const lf = chunk.indexOf(LF, i);
+        if (lf === -1) return undefined;
+        i = lf + 1;
+        this.nextLine(base + i);
+        continue;
+      }
+      const b = chunk[i]!;
+      const verdict = this.step(b);
+      if (verdict === 'blank') return (this.end = { fields: this.lineStart, body: base + i + 1 });
+      if (verdict === 'other') return (this.end = { fields: this.lineStart, body: this.lineStart });
+      i++;
+    }
+    return undefined;
+  }
+
+  /** The stream ended: where the header section ends, as headerEnd(all bytes) says. */
+  finish(): HeaderEnd {
+    if (this.end) return this.end;
+    // A line under way without its line break: a lone CR is a blank line (headerEnd drops
+    // a CR before the end), a field name without its colon is no field.
+    if (this.phase === 'cr') return (this.end = { fields: this.lineStart, body: this.seen });
+    if (this.phase === 'name' || this.phase === 'space') return (this.end = { fields: this.lineStart, body: this.lineStart });
+    return (this.end = { fields: this.seen, body: this.seen });
+  }
+
+  /** One byte of a line not yet known to be a field; as isFieldLine decides a whole line. */
+  private step(b: number): 'blank' | 'other' | undefined {
+    switch (this.phase) {
+      case 'start':
+        if (b === LF) return 'blank';
+        if (b === CR) this.phase = 'cr';
+        else if (b === SP || b === HT) {
+          if (!this.afterField) return 'other';
+          this.phase = 'field';
+        } else if (isNameByte(b)) this.phase = 'name';
+        else return 'other';
+        return undefined;
+      case 'cr':
+        return b === LF ? 'blank' : 'other';
+      case 'name':
+        if (b === COLON) this.phase = 'field';
+        else if (b === SP || b === HT) this.phase = 'space';
+        else if (!isNameByte(b)) return 'other';
+        return undefined;
+      case 'space':
+        if (b === COLON) this.phase = 'field';
+        else if (b !== SP && b !== HT) return 'other';
+        return undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  private nextLine(start: number): void {
+    this.lineStart = start;
+    this.phase = 'start';
+    this.afterField = true;
+  }
+}
+
+/**
+ * How much of a line HeaderEndScanner has read: nothing yet; a CR (a blank line if LF
+ * follows); field-name bytes; white space after them; or a colon after those (or a
+ * continuation's first space), so the line is a field and only its line end matters.
+ */
+type LinePhase = 'start' | 'cr' | 'name' | 'space' | 'field';
+
+/** A byte of a field name: printable US-ASCII other than the colon. */
+function isNameByte(b: number): boolean {
+  return b >= 0x21 && b <= 0x7e && b !== COLON;
+}

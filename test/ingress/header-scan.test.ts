@@ -107,8 +107,9 @@ describe('HeaderScanner', () => {
     ]);
   });
 
-  it('skips lines that are not fields', () => {
-    expect(scan(['no colon here\r\n: no name\r\nA: 1\r\n\r\n']).fields()).toEqual([['a', '1']]);
+  it('the header section ends at the first line that is no field: it and the lines after it are body (protect/header-end.ts)', () => {
+    expect(scan(['A: 1\r\nno colon here\r\nB: 2\r\n\r\n']).fields()).toEqual([['a', '1']]);
+    expect(scan(['no colon here\r\n: no name\r\nA: 1\r\n\r\n']).fields()).toEqual([]);
   });
 
   it('message without body separator: the whole message is header, at end()', () => {
@@ -131,10 +132,11 @@ describe('HeaderScanner', () => {
     ]);
   });
 
-  it('a bare LF blank line is not the separator (only CRLF CRLF is)', () => {
+  it('a bare LF blank line ends the section, as everywhere else (ingress never sees one: the line-ending guard refuses or rewrites it first)', () => {
     const s = new HeaderScanner(1 << 20);
     s.push(Buffer.from('A: 1\n\nB: 2\r\n'));
-    expect(s.done).toBe(false);
+    expect(s.done).toBe(true);
+    expect(s.fields()).toEqual([['a', '1']]);
   });
 
   it('header block over the limit sets tooLarge and stops', () => {
