@@ -49,6 +49,9 @@ export async function listSegments(dir: string): Promise<SegmentName[]> {
 const openHere = new Set<string>();
 
 export class SegmentFiles {
+  /** A failed batch could not be cut off: the file holds bytes past `size`. */
+  private torn = false;
+
   private constructor(
     private readonly dir: string,
     private readonly opts: SegmentOptions,
@@ -87,8 +90,20 @@ export class SegmentFiles {
     return this.current.name;
   }
 
-  /** Appends the lines durably (one write, one fdatasync); resolves with where each went. */
+  /**
+   * Appends the lines durably (one write, one fdatasync); resolves with where each went.
+   * A failed batch is cut off again (truncate to the last good line); when that fails too,
+   * nothing more is written to the file until it succeeds (tried again first thing at each
+   * write, the batch refused meanwhile): the file is opened for appending, so a batch
+   * written after the torn one landed behind it while its positions were counted from the
+   * last good line. Every line read back from there on was damaged (the file outbox gave
+   * its deliveries up), and the torn fragment merged with the next line.
+   */
   async write(lines: string[], now = Date.now()): Promise<LinePosition[]> {
+    if (this.torn) {
+      await this.fh.truncate(this.size);
+      this.torn = false;
+    }
     const data = Buffer.from(lines.map((l) => `${l}\n`).join(''));
     const full = this.size > 0 && this.size + data.length > this.opts.maxBytes;
     if (full || (this.opts.daily && this.size > 0 && utcDay(now) !== this.current.day)) await this.rotate(now);
@@ -98,7 +113,7 @@ export class SegmentFiles {
       await this.fh.datasync();
     } catch (err) {
       // Nothing of a failed batch may stay: the next batch must follow the last good line.
-      await this.fh.truncate(start).catch(() => undefined);
+      await this.fh.truncate(start).catch(() => (this.torn = true));
       throw err;
     }
     this.size += data.length;

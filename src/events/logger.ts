@@ -123,6 +123,8 @@ export const EVENTS = {
   webhookDelivered: 'webhook.delivered',
   webhookFailed: 'webhook.failed',
   webhookGaveUp: 'webhook.gave-up',
+  /** Webhook events taken and then lost: not written to the Redis outbox at stop, nor kept on disk either. */
+  webhookLost: 'webhook.lost',
 } as const;
 
 export type EventCode = (typeof EVENTS)[keyof typeof EVENTS];

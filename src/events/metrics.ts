@@ -3,6 +3,7 @@ import { ARCHIVE_EVENTS } from '../archive/events.js';
 import type { QueueStats } from '../queue/backend.js';
 import type { BusEvent, EventBus } from './bus.js';
 import { EVENTS } from './logger.js';
+import { webhookTallyOf, type WebhookTally } from './webhooks-tally.js';
 
 /** What the gauges read at scrape time (so they are never stale and cost nothing between scrapes). */
 export interface MetricSources {
@@ -51,8 +52,6 @@ export class GatewayMetrics {
     portalLocks: this.counter('postern_portal_locks_total', 'Portal accounts locked after repeated failures', []),
     journalFailures: this.counter('postern_journal_failures_total', 'Journal sink failures, by sink', ['sink']),
     archiveAlerts: this.counter('postern_archive_alerts_total', 'Archive events an operator must look at, by event code (archive.fail-open: a message delivered without its journal copy; archive.purge-refused: the admin chain did not verify, nothing was purged; archive.chain-unlisted: a journal chain could not be listed in the admin chain)', ['event']),
-    webhookFailures: this.counter('postern_webhook_failures_total', 'Failed webhook attempts (each is retried) and outbox failures', []),
-    webhookGaveUp: this.counter('postern_webhook_given_up_total', 'Webhook deliveries given up after their last retry', []),
     adminAuthFailures: this.counter('postern_admin_auth_failures_total', 'Admin API calls (and /metrics scrapes with admin.metricsAuth) refused for their credentials: invalid (401, wrong credentials given) or rate-limited (429, too many failures from the address)', ['result']),
   };
 
@@ -65,6 +64,7 @@ export class GatewayMetrics {
 
   constructor(bus: EventBus, sources: MetricSources = {}, options: { processMetrics?: boolean } = {}) {
     this.sourceMetrics(sources);
+    this.webhookMetrics(webhookTallyOf(bus));
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.unsubscribe = bus.subscribe((e) => this.onEvent(e));
   }
@@ -101,11 +101,6 @@ export class GatewayMetrics {
         return this.c.archiveAlerts.inc({ event });
       case ARCHIVE_EVENTS.journalFailed:
         return this.c.journalFailures.inc({ sink: str(f.sink, 'unknown') });
-      case EVENTS.webhookFailed:
-        return this.c.webhookFailures.inc();
-      case EVENTS.webhookGaveUp:
-        // One line per delivery, or one for many when a full backlog gives up its oldest (count).
-        return this.c.webhookGaveUp.inc(typeof f.count === 'number' && f.count > 0 ? f.count : 1);
       case EVENTS.apiCall:
         if (f.authFailure === 'invalid' || f.authFailure === 'rate-limited') this.c.adminAuthFailures.inc({ result: f.authFailure });
         return;
@@ -123,6 +118,35 @@ export class GatewayMetrics {
     if (tls && reachedServer) this.c.tls.inc({ result: str(tls.failure, tls.version ? 'success' : 'cleartext'), level: str(tls.level, 'unknown') });
     const queued = (f.delays as { queued?: unknown } | undefined)?.queued;
     if (outcome === 'sent' && typeof queued === 'number') this.delay.observe(queued / 1000);
+  }
+
+  /**
+   * Read from the webhook senders' tally at scrape time, not counted off the bus: a
+   * give-up decided as the outbox is loaded comes before the metrics subscribe, and a
+   * webhook.failed line is also logged for outbox and Redis trouble, which are no attempts.
+   */
+  private webhookMetrics(tally: WebhookTally): void {
+    const registers = [this.registry];
+    new Counter({
+      name: 'postern_webhook_failures_total',
+      help: 'Failed webhook delivery attempts, one per attempt without a 2xx answer (the last one, given up, included), by webhook (receiver host) and reason (http-<status>, timeout, or an error code such as ECONNREFUSED)',
+      labelNames: ['webhook', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { webhook, reason, count } of tally.failedAttempts.values()) this.inc({ webhook, reason }, count);
+      },
+    });
+    new Counter({
+      name: 'postern_webhook_given_up_total',
+      help: 'Webhook deliveries given up (webhook.gave-up: failing or still waiting past retry.giveUpAfter, webhook no longer configured, backlog full), by webhook (receiver host; unconfigured when no longer configured), those decided at start-up included',
+      labelNames: ['webhook'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [webhook, count] of tally.gaveUp) this.inc({ webhook }, count);
+      },
+    });
   }
 
   private sourceMetrics(s: MetricSources): void {

@@ -28,7 +28,8 @@ export async function adoptOrphanOutboxes(dataDir: string, count: number): Promi
       // A damaged line cannot be sent from here either (Outbox.open reads it as nothing).
       for (const p of pending) {
         const e = await orphan.read(p).catch(() => undefined);
-        if (e) events.push(e);
+        // With its backoff as last recorded: it carries on in the outbox it moves into.
+        if (e) events.push(p.attempts ? { ...e, attempts: p.attempts, dueAt: p.dueAt } : e);
       }
       if (events.length) {
         const { outbox: target } = await Outbox.open(join(root, String(into)), quiet);

@@ -1,4 +1,5 @@
 import { EVENTS, type Logger } from './logger.js';
+import { webhookTallyOf } from './webhooks-tally.js';
 
 /**
  * Most deliveries one webhook may have waiting in one process's file outbox, or in the
@@ -37,6 +38,7 @@ export function trimBacklog<T extends { hook: string; at: number }>(pending: T[]
 
 /** One line for many deliveries given up for the bound: under a flood, one per delivery would be a flood too. */
 export function logBacklogGaveUp(log: Logger, host: string | undefined, count: number, max: number): void {
+  webhookTallyOf(log).gaveUpDeliveries(host, count);
   log.error({ event: EVENTS.webhookGaveUp, host, count, maxPending: max, reason: backlogReason(max) }, `${count} webhook deliveries given up: backlog full`);
 }
 

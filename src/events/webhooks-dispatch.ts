@@ -26,8 +26,10 @@ interface HookQueue {
 /**
  * Sends what the outbox holds: each delivery when due, a few at a time per webhook,
  * retried with exponential backoff until a 2xx (recorded in the outbox, so a restart
- * does not send it again) or until it is too old (given up, logged). Only ids and
- * positions are kept in memory; bodies are read back from the outbox for each attempt.
+ * does not send it again) or until it is too old (given up, logged). Each failed attempt
+ * is recorded too (Outbox.reschedule), so a delivery loaded at a restart carries on its
+ * backoff where it was: its attempt count, and not before its next attempt was due. Only
+ * ids and positions are kept in memory; bodies are read back from the outbox for each attempt.
  * At most `maxPending` deliveries wait per webhook; beyond that the oldest are given up.
  */
 export class Dispatcher {
@@ -48,7 +50,11 @@ export class Dispatcher {
     if (!hook) return this.giveUp(undefined, p, 0, 'the webhook is no longer configured');
     let q = this.queues.get(hook.id);
     if (!q) this.queues.set(hook.id, (q = { heap: new DueHeap(), items: new Map(), inFlight: 0, backlog: new BacklogReport(this.log, hook.host, this.maxPending) }));
-    const w = { p, attempts: 0, dueAt: Date.now(), sending: false, dropped: false };
+    const now = Date.now();
+    // As recorded, but no later than the webhook's retry settings allow now (they may have
+    // been made shorter since): within maxDelay, and by giveUpAfter at the latest.
+    const dueAt = Math.max(now, Math.min(p.dueAt, now + hook.retry.maxDelay, p.at + hook.retry.giveUpAfter));
+    const w = { p, attempts: p.attempts, dueAt, sending: false, dropped: false };
     q.items.set(p.id, w);
     q.heap.push(w.dueAt, p.id);
     if (q.items.size > this.maxPending) this.dropOldest(q);
@@ -127,7 +133,7 @@ export class Dispatcher {
     if (outcome.t === 'retry') {
       w.dueAt = outcome.dueAt;
       q.heap.push(w.dueAt, w.p.id);
-      return;
+      return this.outbox.reschedule(w.p, w.attempts, w.dueAt);
     }
     q.items.delete(w.p.id);
     this.giveUp(hook, w.p, w.attempts, outcome.reason);

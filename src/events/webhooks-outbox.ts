@@ -17,10 +17,29 @@ export interface OutboxEvent {
   /** Epoch ms of the event: the give-up clock starts here. */
   at: number;
   payload: Record<string, unknown>;
+  /**
+   * File outbox only: the attempts made so far and when the next one is due (epoch ms), on
+   * an event line copied by compaction or moved in from another outbox, so the copy carries
+   * its backoff on. A new event has neither: no attempt yet, due at once.
+   */
+  attempts?: number | undefined;
+  dueAt?: number | undefined;
 }
 
 /** How a delivery ended: written after the receiver's 2xx, or when it was given up. */
 export type OutboxSettled = { t: 'done'; id: string; status: number; at: number } | { t: 'gave-up'; id: string; reason: string; at: number };
+
+/**
+ * A failed attempt, written after it: how many were made and when the next is due. A
+ * restart resumes the backoff from the last of these (it started again from initialDelay,
+ * at once, each time), and giveUpAfter still counts from the event's `at`.
+ */
+export interface OutboxRetry {
+  t: 'retry';
+  id: string;
+  attempts: number;
+  dueAt: number;
+}
 
 export interface PendingDelivery {
   id: string;
@@ -29,6 +48,9 @@ export interface PendingDelivery {
   at: number;
   /** Where its event line is now: compaction moves it, updating this object (the one the dispatcher holds). */
   pos: LinePosition;
+  /** Attempts made so far and when the next is due (epoch ms; 0: at once), as last recorded (reschedule). */
+  attempts: number;
+  dueAt: number;
 }
 
 const OUTBOX_FILE_BYTES = 8 * 1024 * 1024;
@@ -50,9 +72,10 @@ export interface OutboxOptions {
 }
 
 /**
- * The webhook queue, on disk under <dataDir>/webhooks/<shard>/: event lines, and done /
- * gave-up lines for them, appended with group commit. What is pending after a restart is
- * every event without a later done line. Files are deleted oldest first, each once all
+ * The webhook queue, on disk under <dataDir>/webhooks/<shard>/: event lines, retry lines
+ * after failed attempts, and done / gave-up lines, appended with group commit. What is
+ * pending after a restart is every event without a later done line, due as its last retry
+ * line (or the copy of its event line) says. Files are deleted oldest first, each once all
  * its events are settled, so a done line is never lost while its event is on disk; or
  * once the few still pending in it are copied, durably and with their ids, into the
  * newest file (compaction, webhooks-compact.ts). A crash between the copy and the
@@ -100,7 +123,10 @@ export class Outbox {
         // One id, one delivery: an event line seen again (a copy compaction made before a
         // crash kept it from deleting the old file) replaces the older one. A copy is
         // always written before any settle line of its delivery, so a settled one stays so.
-        if (r?.t === 'event') pending.set(r.id, { id: r.id, hook: r.hook, event: r.event, at: r.at, pos: { file, offset: l.start, length: Buffer.byteLength(l.line) } });
+        // A retry line follows its event line (or the copy it was written after: the copy
+        // carries the schedule of the retry lines before it).
+        if (r?.t === 'event') pending.set(r.id, { id: r.id, hook: r.hook, event: r.event, at: r.at, pos: { file, offset: l.start, length: Buffer.byteLength(l.line) }, attempts: r.attempts ?? 0, dueAt: r.dueAt ?? 0 });
+        else if (r?.t === 'retry') rescheduled(pending.get(r.id), r);
         else if (r) pending.delete(r.id);
       }
     }
@@ -125,11 +151,23 @@ export class Outbox {
     return this.batches.push({
       line: JSON.stringify(e),
       after: (pos) => {
-        const p = { id: e.id, hook: e.hook, event: e.event, at: e.at, pos };
+        const p = { id: e.id, hook: e.hook, event: e.event, at: e.at, pos, attempts: e.attempts ?? 0, dueAt: e.dueAt ?? 0 };
         this.track(p);
         onDurable(p);
       },
     });
+  }
+
+  /**
+   * Records a failed attempt's outcome: `attempts` made, the next due at `dueAt`. Not
+   * waited for: should it not be written, a restart only resumes from an earlier point.
+   * Not queued at all while writes fail, so that these lines never take the room in
+   * memory that events need.
+   */
+  reschedule(p: PendingDelivery, attempts: number, dueAt: number): void {
+    p.attempts = attempts;
+    p.dueAt = dueAt;
+    if (!this.batches.failing) this.batches.push({ line: JSON.stringify({ t: 'retry', id: p.id, attempts, dueAt } satisfies OutboxRetry) });
   }
 
   settle(p: PendingDelivery, s: OutboxSettled): void {
@@ -230,11 +268,11 @@ export class Outbox {
   }
 
   /**
-   * Copies the pending event lines of `file` (same text, same ids) to the end of the
-   * outbox and waits until they are on disk (fdatasync); each delivery's position then
-   * points at its copy. True once nothing pending is left in `file`. A delivery settled
-   * meanwhile is not copied: its settle line is queued already, and a copy after it would
-   * make it pending again at the next start.
+   * Copies the pending event lines of `file` (same event, same ids, with the delivery's
+   * schedule as it is now) to the end of the outbox and waits until they are on disk
+   * (fdatasync); each delivery's position then points at its copy. True once nothing
+   * pending is left in `file`. A delivery settled meanwhile is not copied: its settle line
+   * is queued already, and a copy after it would make it pending again at the next start.
    */
   private async moveOut(file: string, live: Set<PendingDelivery>): Promise<boolean> {
     const moving = [...live].filter((p) => !this.settling.has(p));
@@ -242,7 +280,7 @@ export class Outbox {
     for (const [i, p] of moving.entries()) {
       if (this.settling.has(p) || !live.has(p)) continue;
       const copied = this.batches.push({
-        line: lines[i] as string,
+        line: withSchedule(lines[i] as string, p),
         after: (pos) => {
           live.delete(p);
           p.pos = pos;
@@ -256,9 +294,23 @@ export class Outbox {
   }
 }
 
-function parseLine(line: string): OutboxEvent | OutboxSettled | undefined {
+function rescheduled(p: PendingDelivery | undefined, r: OutboxRetry): void {
+  if (!p) return; // settled, or its event line was damaged
+  p.attempts = r.attempts;
+  p.dueAt = r.dueAt;
+}
+
+/** An event line with the delivery's schedule now (the retry lines before the copy may go with the old file). */
+function withSchedule(line: string, p: PendingDelivery): string {
+  const r = parseLine(line);
+  if (r?.t !== 'event' || (!p.attempts && !r.attempts)) return line; // never attempted: the same text
+  return JSON.stringify({ ...r, attempts: p.attempts, dueAt: p.dueAt } satisfies OutboxEvent);
+}
+
+function parseLine(line: string): OutboxEvent | OutboxSettled | OutboxRetry | undefined {
   try {
-    const r = JSON.parse(line) as OutboxEvent | OutboxSettled;
+    const r = JSON.parse(line) as OutboxEvent | OutboxSettled | OutboxRetry;
+    if (r.t === 'retry') return typeof r.id === 'string' && Number.isFinite(r.attempts) && Number.isFinite(r.dueAt) ? r : undefined;
     return typeof r.id === 'string' && (r.t === 'event' || r.t === 'done' || r.t === 'gave-up') ? r : undefined;
   } catch {
     return undefined; // a damaged line: its event, if any, cannot be sent

@@ -48,6 +48,8 @@ interface Item {
  */
 export class RedisOutbox {
   private readonly batches: GroupCommit<Item>;
+  /** Taken by add() and not in Redis yet, in order: what close() hands back when Redis is down. */
+  private readonly unwritten = new Set<Item>();
 
   constructor(
     private readonly redis: Redis,
@@ -58,6 +60,8 @@ export class RedisOutbox {
       onError: (err: Error, failures: number) => void;
       /** Deliveries given up for the bound, by webhook id. */
       onDropped: (hook: string, count: number) => void;
+      /** Deliveries found expired (nobody took them within giveUpAfter + 1 day): given up, by webhook id. */
+      onExpired?: ((hook: string, count: number) => void) | undefined;
       maxPendingPerHook?: number | undefined;
     },
   ) {
@@ -66,14 +70,18 @@ export class RedisOutbox {
 
   /** Queues the event; `onDurable` runs once Redis has it. False when refused (Redis has been failing). */
   add(event: OutboxEvent, onDurable: () => void): boolean {
-    return this.batches.push({ event, onDurable });
+    const item = { event, onDurable };
+    if (!this.batches.push(item)) return false;
+    this.unwritten.add(item);
+    return true;
   }
 
   /** Leases up to `limit` due deliveries of one webhook for `leaseMs`; also says when the next one is due. */
   async lease(hook: Hook, limit: number, leaseMs: number, owner: string): Promise<{ rows: LeasedDelivery[]; nextDueAt: number | undefined }> {
     const keys = [this.key('due', hook.id), this.key('leases', hook.id), `${this.prefix}fence`, this.key('age', hook.id)];
-    const [rows, nextDue, dropped] = (await leaseScript.run(this.redis, keys, [`${this.prefix}d:`, Date.now(), limit, leaseMs, owner, this.keepMs(hook)])) as [[string, string, string, string][], string | null, number];
+    const [rows, nextDue, dropped, expired] = (await leaseScript.run(this.redis, keys, [`${this.prefix}d:`, Date.now(), limit, leaseMs, owner, this.keepMs(hook)])) as [[string, string, string, string][], string | null, number, number];
     if (dropped > 0) this.o.onDropped(hook.id, dropped);
+    if (expired > 0) this.o.onExpired?.(hook.id, expired);
     return {
       rows: rows.map(([id, token, eventJson, attempts]) => ({ id, hook: hook.id, token, attempts: Number(attempts), eventJson })),
       nextDueAt: nextDue === null ? undefined : Number(nextDue),
@@ -95,8 +103,14 @@ export class RedisOutbox {
     return this.batches.flush();
   }
 
-  async close(): Promise<void> {
+  /**
+   * Writes what is left, once more; resolves with the events Redis still does not have
+   * (empty when all are written). It swallowed that failure, and the events were gone
+   * without a word: the caller keeps them on disk for the next start (webhooks-redis.ts).
+   */
+  async close(): Promise<OutboxEvent[]> {
     await this.batches.close().catch(() => undefined);
+    return [...this.unwritten].map((i) => i.event);
   }
 
   private async settle(mode: 'done' | 'retry', d: LeasedDelivery, dueAt: number, attempts: number): Promise<void> {
@@ -115,6 +129,7 @@ export class RedisOutbox {
       args.push(e.id, e.hook, JSON.stringify(e), e.at, e.at + keep, keep);
     }
     const dropped = (await addScript.run(this.redis, [], args)) as (string | number)[];
+    for (const item of batch) this.unwritten.delete(item);
     for (let i = 0; i < dropped.length; i += 2) this.o.onDropped(String(dropped[i]), Number(dropped[i + 1]));
     for (const item of batch) item.onDurable();
   }

@@ -72,14 +72,15 @@ return out
  * except those the bound gave up meanwhile (`dropped`): deleted and counted. Then leases
  * up to `limit` due deliveries, each with a fresh fencing token and a deadline on the Redis
  * clock. Returns the rows {id, token, event JSON, attempts}, the earliest due time left,
- * and how many dropped ones it deleted.
+ * how many dropped ones it deleted, and how many it found expired (the backstop: nobody
+ * took them within giveUpAfter + 1 day, every instance down): given up, counted by the caller.
  */
 export const leaseScript = new LuaScript(
   'webhooks-lease',
   `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dropped = 0
+local dropped, expired = 0, 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)) do
   redis.call('ZREM', KEYS[2], id)
   local d = ARGV[1] .. id
@@ -89,8 +90,8 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0
   elseif redis.call('EXISTS', d) == 1 then
     redis.call('HDEL', d, 'owner', 'token')
     redis.call('ZADD', KEYS[1], ARGV[2], id)
-  else
-    redis.call('ZREM', KEYS[4], id)
+  elseif redis.call('ZREM', KEYS[4], id) == 1 then
+    expired = expired + 1
   end
 end
 local out = {}
@@ -104,12 +105,12 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT
     redis.call('PEXPIRE', KEYS[2], ARGV[6])
     redis.call('HSET', d, 'owner', ARGV[5], 'token', token)
     out[#out + 1] = {id, tostring(token), f[1], f[2] or '0'}
-  else
-    redis.call('ZREM', KEYS[4], id) -- expired (the backstop): no longer pending
+  elseif redis.call('ZREM', KEYS[4], id) == 1 then
+    expired = expired + 1 -- expired (the backstop): no longer pending
   end
 end
 local nextDue = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {out, nextDue[2] or false, dropped}
+return {out, nextDue[2] or false, dropped, expired}
 `,
 );
 

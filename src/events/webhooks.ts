@@ -33,7 +33,7 @@ export interface WebhooksOptions {
  * <dataDir>/webhooks/<shard>/.
  */
 export async function startWebhooks(o: WebhooksOptions): Promise<Webhooks> {
-  if (o.config.queue.backend === 'redis') return startRedisWebhooks(o.config, o.bus, o.logger, { shard: o.shard, maxPendingPerHook: o.maxPendingPerHook });
+  if (o.config.queue.backend === 'redis') return startRedisWebhooks(o.config, o.bus, o.logger, { shard: o.shard, dataDir: o.dataDir, maxPendingPerHook: o.maxPendingPerHook });
   const dir = join(o.dataDir, 'webhooks', String(o.shard));
   // Nothing configured and nothing left from an earlier configuration: nothing to do.
   if (!o.config.webhooks.length && !existsSync(dir)) return { close: async () => undefined };

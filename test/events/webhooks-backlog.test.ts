@@ -23,7 +23,7 @@ function outboxState(dataDir: string): { pending: string[]; gaveUp: string[] } {
     .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean))
     .map((l) => JSON.parse(l) as { t: string; id: string; payload?: { data: { queueId: string } } });
   const queueId = new Map(lines.filter((l) => l.t === 'event').map((l) => [l.id, l.payload?.data.queueId as string]));
-  const settled = new Set(lines.filter((l) => l.t !== 'event').map((l) => l.id));
+  const settled = new Set(lines.filter((l) => l.t === 'done' || l.t === 'gave-up').map((l) => l.id)); // retry lines settle nothing
   return {
     pending: [...queueId].filter(([id]) => !settled.has(id)).map(([, q]) => q).sort(),
     gaveUp: lines.filter((l) => l.t === 'gave-up').map((l) => queueId.get(l.id) as string).sort(),
@@ -100,9 +100,11 @@ describe('webhook backlog limits (file outbox)', () => {
     await a.close();
 
     // A restart with a smaller bound loads only the newest five; the receiver is up now.
+    // Each resumes its backoff (next attempt an hour after its first), but no later than
+    // maxDelay from the start: made 100ms meanwhile, so they go at once.
     await receiver.start();
     cleanup.push(() => receiver.stop());
-    const b = await sender(dataDir, receiver.url, { ...o, maxPendingPerHook: 5 });
+    const b = await sender(dataDir, receiver.url, { ...o, retry: { initialDelay: '100ms', maxDelay: '100ms', giveUpAfter: '24h' }, maxPendingPerHook: 5 });
     await eventually(() => receiver.received.length >= 5, 'the five kept deliveries');
     await sleep(300);
     expect(receiver.received.map((r) => r.json.data.queueId).sort()).toEqual(ids('B', 12, 16));

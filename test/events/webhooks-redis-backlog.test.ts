@@ -50,12 +50,13 @@ describe.skipIf(!available)('webhook backlog limits (Redis outbox)', () => {
   function outboxOf(hooks: Map<string, Hook>, maxPendingPerHook: number) {
     const redis = new Redis(DEV_REDIS_URL);
     const dropped: number[] = [];
-    const outbox = new RedisOutbox(redis, `${prefix}wh:`, hooks, { flushIntervalMs: 0, onError: () => undefined, onDropped: (_hook, n) => dropped.push(n), maxPendingPerHook });
+    const expired: number[] = [];
+    const outbox = new RedisOutbox(redis, `${prefix}wh:`, hooks, { flushIntervalMs: 0, onError: () => undefined, onDropped: (_hook, n) => dropped.push(n), onExpired: (_hook, n) => expired.push(n), maxPendingPerHook });
     cleanup.push(async () => {
       await outbox.close();
       redis.disconnect();
     });
-    return { outbox, dropped };
+    return { outbox, dropped, expired };
   }
 
   it('beyond maxPending a webhook gives up its oldest deliveries in Redis, logged with their count: a receiver that is down cannot fill Redis', async () => {
@@ -135,5 +136,20 @@ describe.skipIf(!available)('webhook backlog limits (Redis outbox)', () => {
     expect(line).toMatchObject({ event: 'webhook.gave-up', delivery: 'old', attempts: 0, reason: 'past retry.giveUpAfter (3600000 ms) before its next attempt' });
     expect(receiver.requests).toBe(0);
     expect(await keysUnder(DEV_REDIS_URL, `${prefix}wh:d:`)).toEqual([]);
+  });
+
+  it('deliveries found expired in Redis (nobody took them within giveUpAfter + 1 day) are counted as given up, not dropped without a word', async () => {
+    prefix = testPrefix();
+    const h = hook('http://127.0.0.1:1/', 1000);
+    const { outbox, expired } = outboxOf(new Map([[h.id, h]]), 100);
+    // Every instance was down for two days: the delivery's record expires as it is written.
+    outbox.add(event('gone', Date.now() - 2 * 86_400_000), () => undefined);
+    await outbox.flush();
+    expect(await keysUnder(DEV_REDIS_URL, `${prefix}wh:d:`)).toEqual([]);
+    const { rows } = await outbox.lease(h, 10, 60_000, 'me');
+    expect(rows).toEqual([]);
+    expect(expired).toEqual([1]);
+    expect((await outbox.lease(h, 10, 60_000, 'me')).rows).toEqual([]);
+    expect(expired).toEqual([1]); // counted once
   });
 });
