@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { ConfigError, configFileNamed, configPathFrom, loadConfigFile, validateConfig } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
 import { parseSize } from '../config/units.js';
+import { transportRouteKey } from '../deliver/router.js';
+import { domainOf } from '../ingress/authorize.js';
 import { sharedForecast } from './shared-forecast.js';
 import { explainForConfig } from '../policy/explain-configured.js';
 import { explainFacts } from '../policy/explain-message.js';
@@ -52,6 +54,7 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
   } finally {
     shared.close();
   }
+  decisions = decisions.map((d) => withRouteNote(d, config));
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ subject: facts.subject, size: facts.size, detectors: facts.detectors, inspectError: facts.error, tlsForecast: shared.label, decisions }, null, 2)}\n`);
     return;
@@ -64,18 +67,35 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
   ];
   lines.push(`TLS forecast: ${shared.label}`);
   if (facts.error) lines.push(`Inspection failed: ${facts.error} → every recipient: ${policy.onInspectError}`);
-  for (const d of decisions) lines.push('', ...describe(d));
+  for (const d of decisions) lines.push('', ...describe(d, config));
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 /**
- * The key store the gateway reads, with the store as the only source. Read only: a file
- * store that was never made is not created (there are no keys then).
+ * A `tls: mta-sts` decision for a domain that delivery.routes sends to a transport:
+ * MTA-STS validates the domain's own MX hosts, which that route bypasses, so delivery
+ * holds the recipient (or moves it to the portal) — explain says so rather than promise
+ * MTA-STS-validated TLS.
  */
-function describe(d: Decision): string[] {
+function mtaStsRouteKey(d: Decision, config: PosternConfig): string | undefined {
+  if (d.method !== 'tls' || d.tls !== 'mta-sts') return undefined;
+  return transportRouteKey(config.delivery.routes, domainOf(d.rcpt));
+}
+
+function withRouteNote(d: Decision, config: PosternConfig): Decision {
+  const key = mtaStsRouteKey(d, config);
+  if (key === undefined) return d;
+  const why = `MTA-STS does not apply to a transport route: delivery.routes "${key}" sends ${domainOf(d.rcpt)} to its next hop, not to its MX hosts, so delivery holds this recipient (4.7.5), or moves it to the portal when its decision allows`;
+  return { ...d, reasons: [...d.reasons, why] };
+}
+
+/** One recipient's decision as text; `config` says which domains go by a transport route. */
+function describe(d: Decision, config: PosternConfig): string[] {
+  const routeKey = mtaStsRouteKey(d, config);
+  const tls = d.tls !== 'mta-sts' ? d.tls : routeKey === undefined ? 'MTA-STS-validated' : `MTA-STS required, not possible through transport route "${routeKey}": held`;
   const outcome = d.method
     ? d.method === 'tls'
-      ? `TLS (${d.tls === 'mta-sts' ? 'MTA-STS-validated' : d.tls})`
+      ? `TLS (${tls})`
       : d.method
     : `none possible now → ${d.onNoMethod === 'portal' ? 'defer (the portal cannot serve this recipient)' : d.onNoMethod}`;
   return [`${d.rcpt}`, `  method:     ${outcome}`, `  candidates: ${d.candidates.join(' > ')}`, `  rule:       ${d.ruleId}`, ...d.reasons.map((r) => `  why:        ${r}`)];

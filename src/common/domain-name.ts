@@ -36,6 +36,18 @@ export function comparableDomain(domain: string): string {
 }
 
 /**
+ * An address for comparison: the local part lower-cased (as Postern always compared it),
+ * the domain in the comparable form above. The policy compares recipients with its keys
+ * this way, and the key store addresses with what keys and certificates name: a key for
+ * pat@xn--bcher-kva.example serves pat@bücher.example, however either was written.
+ * "@domain" (a domain key of the key store) keeps its form: "@" and the ASCII domain.
+ */
+export function comparableAddress(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at === -1 ? address.toLowerCase() : `${address.slice(0, at).toLowerCase()}@${comparableDomain(address.slice(at + 1))}`;
+}
+
+/**
  * A domain pattern of a map ("example.org", "*.example.org", "*") in the comparable form;
  * undefined when the name is malformed.
  */

@@ -92,10 +92,7 @@ export class DomainSender {
     const policy = stsTag ?? (level !== route.tls ? DECISION_TLS : route.tlsFrom);
     const tlsOf = (o: Partial<TlsInfo> = {}) => ({ verified: false, ...o, level, policy, stsFailure: sts?.failure });
     const held = (category: string, response: string): Outcome[] => localOutcomes(rcpts, { result: 'defer', status: '4.7.5', response, category, route: route.source, tls: tlsOf() });
-    if (out.requireMtaSts && stsMode !== 'enforce') {
-      const why = sts?.failure ? `${sts.failure}${sts.detail ? ` (${sts.detail})` : ''}` : 'no MTA-STS policy in enforce mode';
-      return held(`tls:${sts?.failure ?? 'no-mta-sts-policy'}`, `policy requires MTA-STS for ${domain}: ${why}`);
-    }
+    if (out.requireMtaSts && stsMode !== 'enforce') return held(`tls:${sts?.failure ?? 'no-mta-sts-policy'}`, `policy requires MTA-STS for ${domain}: ${noMtaSts(route, sts)}`);
     let hops = route.hops;
     if (sts?.policy && stsMode !== 'none') {
       const allowed = hops.filter((h) => mxMatchesPolicy(h.name, sts.policy as { mx: string[] }));
@@ -265,4 +262,15 @@ function replyResult(reply: RecipientReply, common: Omit<Outcome, 'rcpt' | 'resu
   // dressed as 5xx, a full mailbox) waits for the next attempt, as any 5xx ends here.
   const temporary = !reply.local && c.code !== undefined && c.code >= 400 && c.code < 500;
   return { outcome, tryNext: temporary };
+}
+
+/**
+ * Why a decision requiring MTA-STS cannot have it on this route. MTA-STS validates the
+ * recipient domain's own MX hosts: a transport route (delivery.routes) or an address
+ * literal bypasses them, so the domain's policy, published or not, never applies there.
+ */
+function noMtaSts(route: Route, sts: MtaStsLookup | undefined): string {
+  if (route.source === 'transport') return `MTA-STS does not apply to a transport route (delivery.routes "${route.routeKey ?? route.domain}" sends ${route.domain} to ${route.hops.map((h) => `${h.name}:${h.port}`).join(', ')}, not to its MX hosts)`;
+  if (route.source === 'address-literal') return 'MTA-STS does not apply to an address literal (there is no domain to publish a policy)';
+  return sts?.failure ? `${sts.failure}${sts.detail ? ` (${sts.detail})` : ''}` : 'no MTA-STS policy in enforce mode';
 }

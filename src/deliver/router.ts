@@ -18,6 +18,8 @@ export interface Route {
   tls: TlsLevel;
   /** Where `tls` comes from, for the delivery log: "route:<key>" (delivery.routes), "tls-domain:<key>" (delivery.tls.domains) or "default". */
   tlsFrom: string;
+  /** A transport route's delivery.routes key, as written (reasons name it). */
+  routeKey?: string | undefined;
 }
 
 /**
@@ -98,7 +100,7 @@ export class Router {
       const { host, port } = transport.nexthop;
       const addresses = await this.addressesOrThrow(host);
       const tls = transport.tls ? { tls: transport.tls, tlsFrom: `route:${transport.key}` } : this.tlsFor(d);
-      return { domain: d, source: 'transport', hopGroups: [[{ name: host, port, addresses }]], ...tls };
+      return { domain: d, source: 'transport', hopGroups: [[{ name: host, port, addresses }]], ...tls, routeKey: transport.key };
     }
     if (d.startsWith('[')) return this.literalRoute(d);
     const { tls, tlsFrom } = this.tlsFor(d);
@@ -206,6 +208,15 @@ function comparableKeys<T>(map: Record<string, T>): ComparableMap<T> {
     if (!out.has(k)) out.set(k, { key, value });
   }
   return out;
+}
+
+/**
+ * The delivery.routes key (as written) that sends a domain's mail to a transport, or
+ * undefined when it goes by MX; what Router.route() would choose, without resolving
+ * anything (`policy explain`).
+ */
+export function transportRouteKey(routes: PosternConfig['delivery']['routes'], domain: string): string | undefined {
+  return mostSpecific(comparableKeys(routes), comparableDomain(domain))?.key;
 }
 
 function mostSpecific<T>(map: ComparableMap<T>, domain: string): { key: string; value: T } | undefined {

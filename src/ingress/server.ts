@@ -14,6 +14,7 @@ import { SmtpAuthenticator } from './smtp-auth.js';
 import { receiveMessage } from './receive.js';
 import { OFFERED_MAIL_PARAMS, OFFERED_RCPT_PARAMS, unofferedParameter } from './mail-params.js';
 import { listenError } from '../common/listen-error.js';
+import { isSecureTextAddress } from '../portal/reach.js';
 
 interface SessionContext {
   client: ClientRule | undefined;
@@ -293,6 +294,12 @@ export class Ingress {
     if (rcptParam) return reject(reply(555, '5.5.4', `RCPT TO parameter ${rcptParam} is not supported`), `RCPT TO parameter ${rcptParam} not offered`);
     const form = relayFormOf(address) ?? relayTestForm(address.address);
     if (form) return reject(reply(550, '5.7.1', `Relay access denied: ${form} addresses are not accepted`), `relay-test address (${form})`);
+    const portal = this.opts.config.portal;
+    // A Secure Text address has no mail server: with the portal off nothing can reach it,
+    // and taking it would make it an ordinary recipient mailed over SMTP.
+    if (!portal.enabled && isSecureTextAddress(address.address, portal.sms.domain)) {
+      return reject(reply(550, '5.1.2', `${address.address}: Secure Text recipients (@${portal.sms.domain}) are reached through the portal, which is off (portal.enabled: false)`), 'Secure Text recipient while the portal is off');
+    }
     return null;
   }
 

@@ -2,6 +2,7 @@ import type { MimeNode } from '@zone-eu/mailsplit';
 import libmime from 'libmime';
 import type { AttachmentFact } from '../types.js';
 import { detectionText } from './part-text.js';
+import { partNamesText } from './part-names.js';
 import { SmimeBody } from './smime-body.js';
 import { foldForDetection } from './unicode-fold.js';
 
@@ -31,7 +32,8 @@ export const DEFAULT_INSPECT_LIMITS: InspectLimits = {
 };
 
 export interface TextSource {
-  source: 'subject' | 'text' | 'html' | 'attachment';
+  /** name: a part's file name and description (part-names.ts). */
+  source: 'subject' | 'text' | 'html' | 'attachment' | 'name';
   text: string;
 }
 
@@ -113,8 +115,9 @@ const ENCODED = new Set(['base64', 'quoted-printable']);
 /**
  * What inspection keeps of each MIME part, whichever way the message was split: the
  * root's headers, the decoded text of text, HTML and text-like attachment parts (within
- * the text budget), and attachment names, types and sizes. Limits on part count and
- * depth throw InspectLimitError.
+ * the text budget), each part's file name and description as text for the detectors,
+ * and attachment names, types and sizes. Limits on part count and depth throw
+ * InspectLimitError.
  */
 export class PartCollector {
   readonly result: ParsedMessage = { subject: '', from: '', headers: {}, texts: [], attachments: [], parts: 0 };
@@ -152,6 +155,9 @@ export class PartCollector {
     const isAttachment = node.disposition === 'attachment' || Boolean(filename) || isMessage;
     const attachment = isAttachment ? { filename: filename || undefined, contentType, size: 0 } : undefined;
     if (attachment) result.attachments.push(attachment);
+    // What the part is called is read as the subject is: PHI in a file name is PHI sent.
+    const names = partNamesText(node);
+    if (names) result.texts.push({ source: 'name', text: names });
     const part: OpenPart = { node, attachment };
     this.current = part;
     if (isMessage && this.splitEmbedded) return this.openEmbedded(part);

@@ -1,4 +1,5 @@
 import forge from 'node-forge';
+import { comparableAddress } from '../common/domain-name.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { inspectSmimeCert, readable } from './smime-cert.js';
 import type { SmimeTrust } from './smime-trust.js';
@@ -47,7 +48,9 @@ export class Harvester {
     private readonly log: Logger,
   ) {}
 
-  async harvest(raw: Buffer, from: string, queueId: string): Promise<void> {
+  async harvest(raw: Buffer, sender: string, queueId: string): Promise<void> {
+    // Compared with what certificates name in the same form (x509.ts).
+    const from = comparableAddress(sender);
     let certs: Certificate[];
     try {
       const der = signedData(raw);

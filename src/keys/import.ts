@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { comparableAddress, comparableDomain } from '../common/domain-name.js';
 import { parseKeyMaterial } from './material.js';
 import { inspectPgpKey } from './pgp-key.js';
 import { inspectSmimeCert, readable } from './smime-cert.js';
@@ -68,8 +69,9 @@ interface Candidate {
 }
 
 async function save(store: KeyStore, opts: ImportOptions, c: Candidate): Promise<ImportResult> {
-  const address = opts.address?.trim().toLowerCase();
-  const domain = opts.domain?.trim().toLowerCase().replace(/^@/, '');
+  // As the store compares them (record.ts): bücher.example and xn--bcher-kva.example are one.
+  const address = opts.address?.trim() ? comparableAddress(opts.address.trim()) : undefined;
+  const domain = opts.domain?.trim().replace(/^@/, '') ? comparableDomain(opts.domain.trim().replace(/^@/, '')) : undefined;
   const addresses = [...(address ? [address] : []), ...(domain ? [`@${domain}`] : [])];
   const serves = addresses.length ? addresses : c.emails;
   const result: ImportResult = { id: c.id, kind: c.kind, addresses: serves, expiresAt: c.expiresAt };

@@ -1,3 +1,4 @@
+import { comparableAddress } from '../common/domain-name.js';
 import { MemoryCache, type SharedCache } from '../common/shared-cache.js';
 import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
@@ -73,9 +74,14 @@ export class KeyLookup {
     if (o.keys.discovery.some((s) => s !== 'store')) prepareHttps(o.httpsTrust);
   }
 
-  /** address as given: WKD sends the local part unchanged (l=), everything else lower-cases it. */
+  /**
+   * address as given: WKD sends the local part unchanged (l=); the store, the caches and
+   * the keyserver use its comparable form (local part lower-cased, domain in ASCII), as
+   * do the addresses read from keys and certificates, so the domain's two spellings
+   * (smtp-server turns envelope domains into U-labels) name the same keys.
+   */
   async pgp(address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
-    const a = address.toLowerCase();
+    const a = comparableAddress(address);
     for (const source of this.o.keys.discovery) {
       const found = source === 'store' ? await this.fromStore(a) : await this.cached(source, address);
       if (found) return found;
@@ -85,7 +91,7 @@ export class KeyLookup {
 
   /** S/MIME certificates come from the store only (imported or harvested). */
   async smime(address: string, now = new Date()): Promise<FoundKey<SmimeCertInfo> | undefined> {
-    const a = address.toLowerCase();
+    const a = comparableAddress(address);
     for (const { record: r, as, served } of claimsFor(await this.o.store.forAddress('smime', a), 'smime', a)) {
       const info = this.inspected.smime(r, now.getTime());
       const reason = info.unusable ?? (as === a && !info.emails.includes(a) ? `the certificate does not name ${a}` : undefined);
@@ -100,7 +106,7 @@ export class KeyLookup {
 
   /** The stored OpenPGP key for an address (or its domain), without discovery. */
   async pgpStored(address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
-    return this.fromStore(address.toLowerCase());
+    return this.fromStore(comparableAddress(address));
   }
 
   private async fromStore(address: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
@@ -118,7 +124,7 @@ export class KeyLookup {
   }
 
   private async cached(source: 'wkd' | 'keyserver', given: string): Promise<FoundKey<PgpKeyInfo> | undefined> {
-    const address = given.toLowerCase();
+    const address = comparableAddress(given);
     const k = `keys:${source}|${address}`;
     const now = Date.now();
     const hit = await this.cache.get<Cached>(k);
@@ -143,7 +149,7 @@ export class KeyLookup {
 
   private async discover(source: 'wkd' | 'keyserver', given: string): Promise<Discovered> {
     const http = { resolve: this.o.resolve, trust: this.o.httpsTrust };
-    const address = given.toLowerCase();
+    const address = comparableAddress(given);
     try {
       if (source === 'wkd') {
         const got = await wkdLookup(given, { ...http, port: this.o.keys.wkd.port, timeoutMs: this.o.keys.wkd.timeout });

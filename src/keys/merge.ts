@@ -1,6 +1,7 @@
 import { readKey } from 'openpgp';
 import { pemCertificates } from './material.js';
-import { servedAs, type KeyRecord, type KeySource, type Served } from './record.js';
+import { comparableAddress } from '../common/domain-name.js';
+import { normalizedRecord, servedAs, type KeyRecord, type KeySource, type Served } from './record.js';
 
 /** Who may replace whom for one address: an admin's import over a harvest over discovery. */
 const RANK: Record<KeySource, number> = { import: 3, harvest: 2, wkd: 1, keyserver: 1 };
@@ -18,13 +19,14 @@ const RANK: Record<KeySource, number> = { import: 3, harvest: 2, wkd: 1, keyserv
  *  - the material is both copies combined (below), so a copy that lacks what the other had
  *    (WKD commonly serves a key with only the user ID asked for) never hides it.
  * The incoming record's own `served` is not read: a put states one way for its addresses.
+ * Addresses are kept in the comparable form (record.ts), whatever form either record used.
  */
 export async function mergeRecord(existing: KeyRecord | undefined, incoming: KeyRecord): Promise<KeyRecord> {
   const claim: Served = { source: incoming.source, from: incoming.from, addedAt: incoming.addedAt };
   const served: Record<string, Served> = {};
-  const sameKey = existing?.id === incoming.id && existing.kind === incoming.kind ? existing : undefined;
+  const sameKey = existing?.id === incoming.id && existing.kind === incoming.kind ? normalizedRecord(existing) : undefined;
   for (const a of sameKey?.addresses ?? []) served[a] = servedAs(sameKey as KeyRecord, a) as Served;
-  for (const a of incoming.addresses) {
+  for (const a of new Set(incoming.addresses.map(comparableAddress))) {
     const before = served[a];
     if (!before || RANK[claim.source] >= RANK[before.source]) served[a] = claim;
   }

@@ -1,7 +1,9 @@
 import { enums, readKey, type Key, type SignaturePacket, type Subkey } from 'openpgp';
+import { comparableAddress } from '../common/domain-name.js';
 
 export interface PgpKeyInfo {
   fingerprint: string;
+  /** The certified user IDs' addresses in the comparable form (local part lower-cased, domain in ASCII). */
   emails: string[];
   algorithm: string;
   bits?: number | undefined;
@@ -45,7 +47,8 @@ export async function inspectPgpKey(armored: string, now = new Date()): Promise<
 async function certifiedEmails(key: Key, now: Date): Promise<string[]> {
   const emails: string[] = [];
   for (const user of key.users) {
-    const email = user.userID?.email?.toLowerCase();
+    const given = user.userID?.email;
+    const email = given && comparableAddress(given);
     if (email && (await user.verify(now).then(() => true, () => false))) emails.push(email);
   }
   return [...new Set(emails)];

@@ -1,3 +1,5 @@
+import { comparableAddress } from '../common/domain-name.js';
+
 export type KeySource = 'import' | 'wkd' | 'keyserver' | 'harvest';
 
 /** How one address came to be served by a key: by whom, where it was found, when. */
@@ -13,7 +15,11 @@ export interface KeyRecord {
   /** "pgp:<fingerprint>" or "smime:<sha-256 fingerprint>". */
   id: string;
   kind: 'pgp' | 'smime';
-  /** Lower-case addresses the key serves; "@example.org" for a domain key. */
+  /**
+   * The addresses the key serves, each in its comparable form (comparableAddress: local
+   * part lower-cased, domain in ASCII); "@example.org" for a domain key. Records stored
+   * before that form was used are brought to it when read (normalizedRecord).
+   */
   addresses: string[];
   /**
    * For listings: how the record's strongest address is served (import, then harvest, then
@@ -53,7 +59,9 @@ export interface Claim {
  * the first (a stale discovered entry, say) still finds the second.
  */
 export function claimsFor(records: KeyRecord[], kind: KeyRecord['kind'], address: string): Claim[] {
-  const a = address.toLowerCase();
+  // smtp-server hands over envelope domains as U-labels even when the client sent A-labels:
+  // both spellings of the domain must find the key, however it was stored.
+  const a = comparableAddress(address);
   const domain = `@${a.slice(a.lastIndexOf('@') + 1)}`;
   const mine = [...new Set(records)].filter((r) => r.kind === kind);
   const claims = (as: string) =>
@@ -64,4 +72,25 @@ export function claimsFor(records: KeyRecord[], kind: KeyRecord['kind'], address
       })
       .sort((x, y) => y.served.addedAt - x.served.addedAt);
   return [...claims(a), ...claims(domain)];
+}
+
+/**
+ * A record with its addresses (and `served` keys) in the comparable form. Records written
+ * before the store compared addresses that way may hold a domain in Unicode
+ * ("pat@bücher.example"): the stores pass every record they read through this, so such a
+ * record still serves its addresses. Two spellings of one address become one, keeping the
+ * way that is not a cache entry (imported or harvested before discovered), else the first.
+ * A record already in that form is returned as it is.
+ */
+export function normalizedRecord(record: KeyRecord): KeyRecord {
+  const addresses = Array.isArray(record.addresses) ? record.addresses : [];
+  if (addresses.every((a) => comparableAddress(a) === a) && Object.keys(record.served ?? {}).every((a) => comparableAddress(a) === a)) return record;
+  const served: Record<string, Served> = {};
+  for (const a of addresses) {
+    const way = servedAs(record, a) as Served;
+    const key = comparableAddress(a);
+    const before = served[key];
+    if (!before || (isDiscovered(before.source) && !isDiscovered(way.source))) served[key] = way;
+  }
+  return { ...record, addresses: Object.keys(served), served };
 }

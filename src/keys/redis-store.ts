@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { execTransaction } from '../queue/redis/lua.js';
 import { mergeRecord } from './merge.js';
+import { normalizedRecord } from './record.js';
 import { newestFirst, recordNamed, recordsFor, type KeyRecord, type KeyStore } from './store.js';
 
 /**
@@ -81,11 +82,11 @@ export class RedisKeyStore implements KeyStore {
   }
 }
 
-/** A stored record, or undefined for none or one that cannot be read (a put replaces it). */
+/** A stored record (addresses in the comparable form), or undefined for none or one that cannot be read (a put replaces it). */
 function parsed(json: string | null | undefined): KeyRecord | undefined {
   if (!json) return undefined;
   try {
-    return JSON.parse(json) as KeyRecord;
+    return normalizedRecord(JSON.parse(json) as KeyRecord);
   } catch {
     return undefined;
   }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { readJsonFile, writeFileDurably } from '../common/durable-file.js';
 import { RecordLocks } from '../common/record-locks.js';
 import { mergeRecord } from './merge.js';
-import { claimsFor, type KeyRecord } from './record.js';
+import { claimsFor, normalizedRecord, type KeyRecord } from './record.js';
 
 export type { KeyRecord, KeySource, Served } from './record.js';
 
@@ -87,7 +87,7 @@ export class FileKeyStore implements KeyStore {
     for (const name of await readdir(this.dir)) {
       if (!name.endsWith('.json')) continue;
       try {
-        out.push(JSON.parse(await readFile(join(this.dir, name), 'utf8')) as KeyRecord);
+        out.push(normalizedRecord(JSON.parse(await readFile(join(this.dir, name), 'utf8')) as KeyRecord));
       } catch {
         // an unreadable record never fails a lookup; `keys list` shows what is there
       }
@@ -116,7 +116,10 @@ export class FileKeyStore implements KeyStore {
 export const KeyStore = FileKeyStore;
 
 /** The stored record, or undefined when there is none (or only an unreadable one, which a put replaces). */
-const readRecord = (file: string) => readJsonFile<KeyRecord>(file);
+const readRecord = async (file: string) => {
+  const record = await readJsonFile<KeyRecord>(file);
+  return record && normalizedRecord(record);
+};
 
 function fileName(id: string): string {
   return createHash('sha256').update(id).digest('hex').slice(0, 32);

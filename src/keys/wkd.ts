@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { comparableDomain } from '../common/domain-name.js';
 import { httpsGet, NoAddressError, type HttpsGetOptions } from './https-get.js';
 
 /** z-base-32 (RFC 6189 §5.1.6 alphabet), as WKD uses for the hashed local part. */
@@ -44,12 +45,14 @@ const isAnswer = (status: number) => status < 500;
  * (https://openpgpkey.<domain>/.well-known/openpgpkey/<domain>/hu/...) first, then the
  * direct one (https://<domain>/.well-known/openpgpkey/hu/...). A missing host, an error
  * status, a timeout or an empty answer falls through to the next method; `failed` says
- * whether any of that was a failure rather than an answer.
+ * whether any of that was a failure rather than an answer. The local part is sent as the
+ * sender wrote it (l=, the hash of its lower case); the domain, a host name in DNS and
+ * TLS, in its ASCII form (an internationalised one as A-labels, however it came).
  */
 export async function wkdLookup(address: string, opts: HttpsGetOptions): Promise<WkdResult> {
   const at = address.lastIndexOf('@');
   const local = address.slice(0, at);
-  const domain = address.slice(at + 1).toLowerCase();
+  const domain = comparableDomain(address.slice(at + 1));
   const hu = `${wkdHash(local)}?l=${encodeURIComponent(local)}`;
   const methods = [
     { method: 'advanced' as const, host: `openpgpkey.${domain}`, path: `/.well-known/openpgpkey/${domain}/hu/${hu}` },

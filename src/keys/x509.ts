@@ -1,5 +1,6 @@
 import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
+import { comparableAddress } from '../common/domain-name.js';
 
 const { asn1 } = forge;
 
@@ -47,7 +48,7 @@ export interface Certificate {
   isCa: boolean;
   pathLen?: number | undefined;
   extensions: CertExtension[];
-  /** Lower-case addresses: rfc822Name alternative names and emailAddress attributes. */
+  /** rfc822Name alternative names and emailAddress attributes, in the comparable form (local part lower-cased, domain in ASCII). */
   emails: string[];
 }
 
@@ -114,7 +115,7 @@ export function readCertificate(input: string | Buffer): Certificate {
   const basic = extensions.find((e) => e.name === 'basicConstraints') as { cA?: boolean; pathLenConstraint?: number } | undefined;
   const san = extensions.find((e) => e.name === 'subjectAltName') as { altNames?: { type: number; value: string }[] } | undefined;
   const emailAttrs = pki.RDNAttributesAsArray(subject).filter((a) => a.name === 'emailAddress');
-  const emails = [...(san?.altNames ?? []).filter((a) => a.type === 1).map((a) => a.value), ...emailAttrs.map((a) => String(a.value))].map((e) => e.toLowerCase());
+  const emails = [...(san?.altNames ?? []).filter((a) => a.type === 1).map((a) => a.value), ...emailAttrs.map((a) => String(a.value))].map(comparableAddress);
   const publicKey = x509.publicKey;
   return {
     der,

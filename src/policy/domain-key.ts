@@ -1,4 +1,4 @@
-import { asciiDomain, asciiDomainPattern, comparableDomain } from '../common/domain-name.js';
+import { asciiDomain, asciiDomainPattern } from '../common/domain-name.js';
 
 /**
  * Domains and addresses as the policy compares them: lower case, internationalised
@@ -7,11 +7,8 @@ import { asciiDomain, asciiDomainPattern, comparableDomain } from '../common/dom
  * each time they are compared.
  */
 
-/** An address for comparison: the local part lower-cased (as the policy always compared it), the domain in ASCII. */
-export function comparableAddress(address: string): string {
-  const at = address.lastIndexOf('@');
-  return at === -1 ? address.toLowerCase() : `${address.slice(0, at).toLowerCase()}@${comparableDomain(address.slice(at + 1))}`;
-}
+/** An address for comparison (the key store compares them the same way): src/common/domain-name.ts. */
+export { comparableAddress } from '../common/domain-name.js';
 
 export const DOMAIN_PATTERN_HELP = 'use a domain (example.org), "*.example.org" for its subdomains or "*" for any';
 

@@ -49,6 +49,8 @@ export async function findRecipientKeys(o: KeyFinding, envelope: Pick<Envelope, 
         o.log.info({ event: EVENTS.keySkipped, queueId: envelope.id, address: r.rcpt, kind, reason: `message of ${envelope.size} bytes is above protect.${kind}.maxSize (${limits[kind]})` }, `${what} not used for this message`);
         return false;
       });
+      // The address as the envelope has it: the lookup compares it in its comparable form
+      // (an IDN domain in either spelling finds the same key) and WKD needs the local part as written.
       const [pgp, smime] = await Promise.all([
         wants.includes('pgp') ? o.keys.pgp(r.rcpt).catch(failed(r.rcpt, 'pgp')) : undefined,
         wants.includes('smime') ? o.keys.smime(r.rcpt).catch(failed(r.rcpt, 'smime')) : undefined,

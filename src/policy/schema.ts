@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseDuration, parseSize } from '../config/units.js';
 import { detectorsConfigSchema } from '../inspect/detectors/config.js';
 import { compileUserPattern } from '../inspect/detectors/user-pattern.js';
+import { unknownDetectorNames } from './detector-names.js';
 import { DOMAIN_PATTERN_HELP, normalizeAddressGlob, normalizeAddressKey, normalizeDomainPattern } from './domain-key.js';
 
 export const METHODS = ['smime', 'pgp', 'tls', 'portal'] as const;
@@ -94,7 +95,10 @@ export const matchSchema = z.strictObject({
   /** The subject carries `subjectTag.tag`. */
   subjectTag: z.boolean().optional(),
   header: listOf(z.strictObject({ name: z.string().transform((v) => v.toLowerCase()), pattern: regex })).optional(),
-  /** Any of these detectors (names, or "category:<c>") found something. */
+  /**
+   * Any of these detectors (names, or "category:<c>") found something. Names are checked
+   * against the detectors of the same policy once it is read (detector-names.ts).
+   */
   detector: listOf(z.string()).optional(),
   /** The detectors' total score is at least this (true = at least `phiThreshold`). */
   detectorScore: z.union([z.literal(true), z.number().nonnegative()]).optional(),
@@ -168,6 +172,9 @@ export const policySchema = z.strictObject({
   onInspectError: z.enum(['bounce', 'defer']).default('bounce'),
   /** PHI/DLP detector settings (see README). */
   detectors: detectorsConfigSchema.prefault({}),
+}).superRefine((policy, ctx) => {
+  // A rule's detector names depend on the detectors this policy defines (custom, keywords).
+  for (const p of unknownDetectorNames(policy.rules, policy.detectors)) ctx.addIssue({ code: 'custom', path: ['rules', p.rule, 'match', 'detector', p.item], message: p.message });
 });
 
 export type Policy = z.output<typeof policySchema>;

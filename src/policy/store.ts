@@ -5,15 +5,29 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../config/load.js';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { policySchema, type Policy } from './schema.js';
+import { readSettled } from './settled-file.js';
+
+/**
+ * A policy file with no document in it (empty, blank lines, comments only). Not the
+ * built-in default: a file truncated by a failed render, `> policy.yaml` or an editor
+ * mid-save would otherwise replace a strict policy with it, silently. `{}` says "the
+ * built-in default" on purpose.
+ */
+export class EmptyPolicyError extends ConfigError {
+  constructor(file: string) {
+    super(file, ['policy file is empty (nothing but blank lines or comments): write {} to use the built-in default policy']);
+  }
+}
 
 /** Parses and validates a policy file's text; problems name the key, as config errors do. */
 export function parsePolicyText(text: string, file: string): Policy {
   let raw: unknown;
   try {
-    raw = parseYaml(text) ?? {};
+    raw = parseYaml(text);
   } catch (err) {
     throw new ConfigError(file, [`YAML syntax error: ${(err as Error).message.split('\n')[0]}`]);
   }
+  if (raw === null || raw === undefined) throw new EmptyPolicyError(file);
   const result = policySchema.safeParse(raw);
   if (!result.success) {
     throw new ConfigError(
@@ -44,6 +58,7 @@ export class PolicyStore implements RunningPolicy {
   private policy: Policy = DEFAULT_POLICY;
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
   /** Counts applied reloads (tests wait on it). */
   generation = 0;
 
@@ -76,27 +91,45 @@ export class PolicyStore implements RunningPolicy {
     // Editors replace files by rename: watch the directory, not the file.
     this.watcher = watch(dirname(this.file), (_type, name) => {
       if (name && name.toString() !== basename(this.file as string)) return;
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => void this.reload(), 150);
+      this.scheduleReload();
     });
     this.watcher.on('error', () => undefined);
   }
 
+  /**
+   * Reads the changed file and applies it when it is valid. A file that changed while it
+   * was read (half written) is read again shortly; one without a document (emptied) is
+   * refused like any broken change. Saving by writing a temporary file and renaming it
+   * over the policy file never shows either state (README).
+   */
   async reload(): Promise<boolean> {
     if (!this.file) return false;
     try {
-      this.policy = parsePolicyText(await readFile(this.file, 'utf8'), this.file);
+      const text = await readSettled(this.file);
+      if (text === undefined) {
+        this.log.debug({ file: this.file }, 'policy file changed while it was read; reading it again once it settles');
+        this.scheduleReload();
+        return false;
+      }
+      this.policy = parsePolicyText(text, this.file);
       this.generation++;
       this.log.info({ event: EVENTS.policyLoaded, file: this.file, rules: this.policy.rules.length, generation: this.generation }, 'policy reloaded');
       return true;
     } catch (err) {
-      const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+      const problems = err instanceof EmptyPolicyError ? ['policy file is empty; previous policy stays in force'] : err instanceof ConfigError ? err.problems : [(err as Error).message];
       this.log.error({ event: EVENTS.policyRejected, file: this.file, problems }, 'policy change rejected; the previous policy stays in force');
       return false;
     }
   }
 
+  private scheduleReload(): void {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.reload(), 150);
+  }
+
   close(): void {
+    this.closed = true;
     clearTimeout(this.timer);
     this.watcher?.close();
   }

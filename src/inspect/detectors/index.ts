@@ -12,6 +12,8 @@ export type { TextSource } from '../parse.js';
 
 type BuiltIn = 'ssn' | 'card' | 'mbi' | 'dea' | 'npi' | 'icd10' | 'dob';
 
+const MRN_CATEGORY = 'phi';
+
 /**
  * The built-in detectors, in the order hits are reported. Each reads the text through
  * its digit groups (digit-groups.ts): every built-in pattern holds a digit, so the text
@@ -26,6 +28,15 @@ const BUILT_IN: Record<BuiltIn, { category: string; find: (g: DigitGroups, found
   icd10: { category: 'phi', find: findIcd10 },
   dob: { category: 'phi', find: findDob },
 };
+
+/**
+ * Each built-in detector's name (as hits and rules name it) and category, MRN included:
+ * the policy refuses a rule naming a detector that does not exist (policy/schema.ts).
+ */
+export const BUILT_IN_DETECTORS: readonly { name: string; category: string }[] = [
+  ...Object.entries(BUILT_IN).map(([name, d]) => ({ name, category: d.category })),
+  { name: 'mrn', category: MRN_CATEGORY },
+];
 
 interface Compiled {
   mrn: UserPattern[];
@@ -99,7 +110,7 @@ export function runDetectors(sources: TextSource[], config: DetectorsConfig, dea
   if (config.mrn.enabled) {
     const found = new Set<string>();
     for (const re of patterns.mrn) for (const t of texts) for (const m of inTime(re).matches(t)) found.add(inTime(m).replace(/\D/g, '') || m);
-    add('mrn', 'phi', found, config.mrn.weight);
+    add('mrn', MRN_CATEGORY, found, config.mrn.weight);
   }
   for (const { re, c } of patterns.custom) {
     const found = new Set<string>();
