@@ -23,10 +23,20 @@ export class AdminChainBroken extends Error {
  * through this instead, and throws AdminChainBroken at the first break.
  */
 export async function verifiedAdminState(archive: ChainAccess): Promise<AdminState> {
-  const anchor = await adminAnchorProblem(archive.layout);
-  if (anchor) throw new AdminChainBroken(anchor);
-  const state = emptyAdminState();
-  const walk = await walkChain(archive, ADMIN_CHAIN, (r) => applyAdminRecord(state, r));
-  if (walk.problem) throw new AdminChainBroken(walk.problem);
+  const { state, problem } = await adminStateUpToBreak(archive);
+  if (problem) throw new AdminChainBroken(problem);
   return state;
+}
+
+/**
+ * For readers that go on when the admin chain does not verify, saying so (search,
+ * export): the state of the records before its first break, and the break. A record
+ * after it (a destruction appended by hand) counts for nothing.
+ */
+export async function adminStateUpToBreak(archive: ChainAccess): Promise<{ state: AdminState; problem?: VerifyProblem | undefined }> {
+  const state = emptyAdminState();
+  const anchor = await adminAnchorProblem(archive.layout);
+  if (anchor) return { state, problem: anchor };
+  const walk = await walkChain(archive, ADMIN_CHAIN, (r) => applyAdminRecord(state, r));
+  return { state, problem: walk.problem };
 }

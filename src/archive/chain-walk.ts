@@ -54,7 +54,21 @@ export async function walkChain(archive: ChainAccess, name: string, onRecord: (r
   }
 }
 
-async function walkOnce({ layout, keys }: ChainAccess, name: string, onRecord: (r: ChainRecord) => void): Promise<ChainWalk> {
+async function walkOnce(archive: ChainAccess, name: string, onRecord: (r: ChainRecord) => void): Promise<ChainWalk> {
+  const records = walkRecords(archive, name);
+  for (let next = await records.next(); ; next = await records.next()) {
+    if (next.done) return next.value;
+    onRecord(next.value);
+  }
+}
+
+/**
+ * The walk of one chain as a stream: yields each record that holds its place in the
+ * chain, in order, and returns what walkChain returns. A break in the middle ends the
+ * stream there; the head is checked last, so a problem with it comes after every record.
+ * For readers that cannot keep a whole chain in memory (search, export).
+ */
+export async function* walkRecords({ layout, keys }: ChainAccess, name: string): AsyncGenerator<ChainRecord, ChainWalk> {
   const path = layout.chainLog(name);
   const headPath = join(layout.chainsDir, `${name}.head`);
   const head = await readHead(headPath).catch(() => undefined);
@@ -84,8 +98,8 @@ async function walkOnce({ layout, keys }: ChainAccess, name: string, onRecord: (
       if (i === 0 && r.type !== 'genesis') return fail(count, 0, 'record 0 is not a genesis record: records at the start were deleted');
       prevHash = lineHash(l.line);
       if (head && r.seq === head.seq) headHash = prevHash;
-      onRecord(r);
       count++;
+      yield r;
     }
   }
   if (count === 0) {
@@ -97,7 +111,9 @@ async function walkOnce({ layout, keys }: ChainAccess, name: string, onRecord: (
   if (signedBy < 0) return fail(count, head.seq, `the head file ${headPath} does not authenticate under any archive.masterKeys entry: it was rewritten (to hide records cut off the end?), or written with a master key no longer configured (keep old keys until rotate-key has run)`);
   const last = { seq: count - 1, hash: prevHash };
   if (head.seq >= count) {
-    // The admin chain's head is written before its records: a crash between the two leaves it one batch ahead.
+    // The admin chain's head is written before its records, naming the record before
+    // them, and again without it once they are durable: a head with `before` is one a
+    // crash left between the two, one batch ahead. Without `before`, records were cut off.
     if (head.before?.seq === last.seq && head.before.hash === last.hash) return { records: count, head };
     return fail(count, count, `records ${count}..${head.seq} were deleted from the end of the index (its head says ${head.seq + 1} records, ${count} remain)`);
   }

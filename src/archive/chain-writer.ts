@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { MasterKey } from '../common/envelope-crypto.js';
 import { syncDirectory } from '../common/durable-file.js';
 import { FlushWindow } from '../common/flush-window.js';
-import { acquireLockPatiently, lockHolder, type Lock } from '../queue/fs/lock.js';
+import { lockHolder, type Lock } from '../queue/fs/lock.js';
+import { chainHeldHere, lockChain } from './chain-lock.js';
 import { HEAD_BYTES, HeadKeys, headBytes, isCreationHead, readHead, type ChainHead } from './chain-head.js';
 import { readChainLines } from './chain-lines.js';
 import { GENESIS_PREV, lineHash, parseRecord, type ChainRecord, type RecordBody } from './chain-record.js';
@@ -18,12 +19,11 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-/** Chains open in this process: the pid lock cannot tell two writers of one process apart. */
-const openHere = new Set<string>();
+export { ChainBusy } from './chain-lock.js';
 
 /** Whether some process (this one included) has the chain open for appending. */
 export async function chainInUse(chainsDir: string, name: string): Promise<boolean> {
-  return openHere.has(join(chainsDir, `${name}.log`)) || (await lockHolder(join(chainsDir, `${name}.lock`))) !== undefined;
+  return chainHeldHere(chainsDir, name) || (await lockHolder(join(chainsDir, `${name}.lock`))) !== undefined;
 }
 
 /** Under load, a batch of index records is written at most this often (group commit). */
@@ -73,9 +73,11 @@ function headProblem(name: string, head: ChainHead | undefined, keys: HeadKeys, 
  * The head (chain-head.ts) is authenticated with the archive key. Journal chains write
  * it after their records, unsynced (a crash may leave it behind the log; records after
  * it are accepted). The admin chain, whose records lift holds and destroy items, writes
- * it durably BEFORE its records, naming the record it follows: every admin record is
- * covered by an authenticated head, and one appended by hand is not. Every genesis is
- * written that way too, so every chain has a durable head from its first record on.
+ * it durably BEFORE its records, naming the record it follows (`before`): every admin
+ * record is covered by an authenticated head, and one appended by hand is not. Once the
+ * records are durable it writes the head again without `before`, so records cut off the
+ * end show as a deletion, not as a crash between head and records. Every genesis is
+ * written head first too, so every chain has a durable head from its first record on.
  */
 export class ChainWriter {
   private pending: Pending[] = [];
@@ -105,18 +107,15 @@ export class ChainWriter {
     this.headFirst = name === ADMIN_CHAIN;
   }
 
+  /**
+   * One appender per chain: a second open, in this process or another, waits for the
+   * first to close (up to `lockWaitMs`, then ChainBusy).
+   */
   static async open(chainsDir: string, name: string, masterKeys: MasterKey[], opts: ChainOpenOptions = {}): Promise<ChainWriter> {
     const logPath = join(chainsDir, `${name}.log`);
-    if (openHere.has(logPath)) throw new Error(`archive chain ${name} is already open in this process`);
     const keys = new HeadKeys(masterKeys);
     await mkdir(chainsDir, { recursive: true, mode: 0o700 });
-    let lock: Lock;
-    try {
-      lock = await acquireLockPatiently(join(chainsDir, `${name}.lock`), opts.lockWaitMs ?? 10_000);
-    } catch (err) {
-      throw new Error(`archive chain ${name} is in use by another process (${(err as Error).message.replace(/^spool /, '')})`);
-    }
-    openHere.add(logPath);
+    const lock = await lockChain(chainsDir, name, opts.lockWaitMs ?? 10_000);
     let fh: FileHandle | undefined;
     try {
       fh = await open(logPath, 'a+', 0o600);
@@ -142,12 +141,12 @@ export class ChainWriter {
       }
       const problem = headProblem(name, head, keys, last, w.headFirst);
       if (problem) throw new ChainNotIntact(name, problem);
-      // Re-signed with the current key (after a rotation), and brought level with the log.
-      if (head && (head.seq !== last.seq || keys.signer(name, head) !== 0)) await w.writeHead({ seq: last.seq, hash: last.hash }, true);
+      // Re-signed with the current key (after a rotation), brought level with the log, and
+      // rid of a `before` a crash left (flushBatch): it must not outlive its crash window.
+      if (head && (head.seq !== last.seq || head.before || keys.signer(name, head) !== 0)) await w.writeHead({ seq: last.seq, hash: last.hash }, true);
       return w;
     } catch (err) {
       await fh?.close();
-      openHere.delete(logPath);
       await lock.release();
       throw err;
     }
@@ -165,11 +164,14 @@ export class ChainWriter {
   }
 
   async close(): Promise<void> {
-    await this.window.drain();
-    openHere.delete(this.logPath);
-    await this.fh.close();
-    await this.headFh?.close();
-    await this.lock.release();
+    try {
+      await this.window.drain();
+      await this.fh.close();
+      await this.headFh?.close();
+    } finally {
+      // Always: a chain never let go would keep every later task of this process waiting.
+      await this.lock.release();
+    }
   }
 
   private async flushBatch(): Promise<void> {
@@ -189,8 +191,10 @@ export class ChainWriter {
     });
     const data = Buffer.from(records.map((r) => `${r.line}\n`).join(''));
     const headFirst = this.headFirst || this.seq === -1;
+    /** The record this batch follows, named by the head written ahead of it (not by a genesis's). */
+    const before = headFirst && this.seq >= 0 ? { seq: this.seq, hash: this.hash } : undefined;
     try {
-      if (headFirst) await this.writeHead({ seq, hash, ...(this.seq >= 0 ? { before: { seq: this.seq, hash: this.hash } } : {}) }, true);
+      if (headFirst) await this.writeHead({ seq, hash, before }, true);
       await this.checkInPlace();
       await this.fh.writeFile(data);
       await this.fh.datasync();
@@ -212,6 +216,13 @@ export class ChainWriter {
     if (!headFirst) {
       // Not flushed: after a crash it may lag the log (verify accepts records after it), never run ahead.
       await this.writeHead({ seq, hash }, false).catch(() => undefined); // the next batch writes it again
+    } else if (before) {
+      // The records are durable: the head stops naming the record before them, so a head
+      // with `before` is only ever found inside a crash window. Left in place, it would
+      // pass this batch off as a crash's loss once someone cut it off the log. Should this
+      // write fail, the records stand (the head covers them either way); the next batch,
+      // or the next open, writes the head again.
+      await this.writeHead({ seq, hash }, true).catch(() => undefined);
     }
     records.forEach((r, i) => batch[i]?.resolve(r.record));
   }

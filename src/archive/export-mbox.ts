@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
-import { writeExport } from './export-file.js';
+import { discard, place, refuseExisting, writeTemp, type PendingFile } from './export-file.js';
 import { manifestEntry, sha256, type ManifestEntry } from './export-manifest.js';
 import type { ArchiveReader } from './reader.js';
 import type { SearchHit } from './search.js';
@@ -63,26 +62,31 @@ export const mboxManifestPath = (out: string) => `${out}.manifest.json`;
 
 /**
  * The mbox written to a file (the CLI), then its manifest next to it (mboxManifestPath):
- * the whole file's SHA-256 and size, and each message (MboxManifestEntry). A failed
- * export leaves neither file.
+ * the whole file's SHA-256 and size, and each message (MboxManifestEntry). Both are
+ * written as temp files and placed once both are whole, the manifest first: a failed or
+ * interrupted export leaves neither file (export-file.ts). An existing target (either
+ * one) is refused unless `force`.
  */
-export async function exportMbox(reader: ArchiveReader, hits: SearchHit[], out: string, incomplete: string[] = []): Promise<{ count: number; manifest: string }> {
-  const messages: MboxManifestEntry[] = [];
-  await writeExport(mboxStream(reader, hits, messages), out);
-  // Of the file as it is on disk.
-  const whole = createHash('sha256');
-  let bytes = 0;
-  for await (const c of createReadStream(out)) {
-    whole.update(c as Buffer);
-    bytes += (c as Buffer).length;
-  }
+export async function exportMbox(reader: ArchiveReader, hits: SearchHit[], out: string, incomplete: string[] = [], force = false): Promise<{ count: number; manifest: string }> {
   const manifest = mboxManifestPath(out);
-  const doc = { format: 'mboxrd', file: basename(out), bytes, sha256: whole.digest('hex'), exportedAt: new Date().toISOString(), count: hits.length, complete: incomplete.length === 0, incomplete, messages };
+  await refuseExisting([out, manifest], force);
+  const messages: MboxManifestEntry[] = [];
+  const mbox = await writeTemp(mboxStream(reader, hits, messages), out);
+  let doc: PendingFile;
   try {
-    await writeFile(manifest, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
+    // Of the file as it is on disk.
+    const whole = createHash('sha256');
+    let bytes = 0;
+    for await (const c of createReadStream(mbox.tmp)) {
+      whole.update(c as Buffer);
+      bytes += (c as Buffer).length;
+    }
+    const text = { format: 'mboxrd', file: basename(out), bytes, sha256: whole.digest('hex'), exportedAt: new Date().toISOString(), count: hits.length, complete: incomplete.length === 0, incomplete, messages };
+    doc = await writeTemp(`${JSON.stringify(text, null, 2)}\n`, manifest);
   } catch (err) {
-    await rm(out, { force: true });
+    await discard([mbox]);
     throw err;
   }
+  await place([doc, mbox], force);
   return { count: hits.length, manifest };
 }

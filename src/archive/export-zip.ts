@@ -47,8 +47,8 @@ export function zipStream(reader: ArchiveReader, hits: SearchHit[], incomplete: 
   return out;
 }
 
-/** The zip written to a file (the CLI); a failed export leaves no file. */
-export async function exportZip(reader: ArchiveReader, hits: SearchHit[], out: string, incomplete: string[] = []): Promise<{ count: number }> {
-  await writeExport(zipStream(reader, hits, incomplete), out);
+/** The zip written to a file (the CLI): a failed or interrupted export leaves no file; an existing one is refused unless `force` (export-file.ts). */
+export async function exportZip(reader: ArchiveReader, hits: SearchHit[], out: string, incomplete: string[] = [], force = false): Promise<{ count: number }> {
+  await writeExport(() => zipStream(reader, hits, incomplete), out, force);
   return { count: hits.length };
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EVENTS, type Logger } from '../events/logger.js';
 import type { HoldCriteria, HoldRecord, ReleaseRecord } from './chain-record.js';
 import type { ChainWriter } from './chain-writer.js';
-import type { AdminState } from './holds.js';
+import { checkHoldCriteria, type AdminState } from './holds.js';
 
 const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
 
@@ -14,14 +14,12 @@ const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t
 const loggedCriteria = (h: HoldCriteria) => ({ custodian: h.custodian, since: iso(h.since), until: iso(h.until), keywordGiven: h.keyword ? true : undefined });
 
 /**
- * Records a legal hold in the admin chain. A hold with no criterion would hold everything:
- * refused. Logged as archive.hold-added once durable, whoever placed it (CLI or admin
- * API), so the audit trail has it too.
+ * Records a legal hold in the admin chain. Criteria that would hold everything, or less
+ * than they say, are refused (checkHoldCriteria). Logged as archive.hold-added once
+ * durable, whoever placed it (CLI or admin API), so the audit trail has it too.
  */
 export async function addHold(chain: ChainWriter, criteria: HoldCriteria, reason: string, actor: string, log: Logger): Promise<HoldRecord> {
-  if (!criteria.custodian && criteria.since === undefined && criteria.until === undefined && !criteria.keyword) {
-    throw new Error('a hold needs at least one of: custodian, date range (since/until), keyword');
-  }
+  checkHoldCriteria(criteria);
   if (!reason.trim()) throw new Error('a hold needs a reason');
   const holdId = `hold-${randomBytes(5).toString('hex')}`;
   const r = await chain.append<HoldRecord>({ type: 'hold', holdId, ...criteria, reason, actor });

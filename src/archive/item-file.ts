@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { copyFile, open, rename } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { copyFile, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { secureRandomBytes } from '../common/random.js';
@@ -173,27 +173,55 @@ export async function shredEntry(path: string, offset: number): Promise<void> {
   }
 }
 
+/** The suffix of the copy rewrapFile writes next to a file; one left behind is a rotation cut short. */
+export const REWRAP_SUFFIX = '.rewrap';
+
+/** The file rewrapFile was to replace changed while it worked on a copy: it is left as it is. */
+export class FileChangedDuringRewrap extends Error {
+  constructor(readonly path: string) {
+    super(`${path} changed while its entries' keys were re-wrapped (a gateway appending to it?): it was left as it was`);
+    this.name = 'FileChangedDuringRewrap';
+  }
+}
+
 /**
  * Re-wraps the data keys of the entries at `offsets` with `to`. Written to a copy that
- * replaces the file by rename, so a crash never leaves a half-written header.
+ * replaces the file by rename, so a crash never leaves a half-written header. The
+ * rename would throw away whatever was written to the file after it was copied, so it
+ * is done only if the file is still the same one (device and inode) with the same size
+ * and modification time (else FileChangedDuringRewrap); callers keep files being
+ * appended to away from here (active-segments.ts), this is the last check. The copy
+ * goes whatever fails; one a crash leaves is removed by the next rotation (rotate.ts).
  */
 export async function rewrapFile(path: string, offsets: number[], masters: MasterKey[], to: MasterKey): Promise<number> {
+  const before = await stat(path);
   const changes: { offset: number; header: ItemHeader }[] = [];
   for (const offset of offsets) {
     const h = await readItemHeader(path, offset);
     if (h.keyId !== to.id) changes.push({ offset, header: rewrap(h, masters, to, h.id) });
   }
   if (!changes.length) return 0;
-  const tmp = `${path}.rewrap`;
-  await copyFile(path, tmp);
-  const fh = await open(tmp, 'r+');
+  const tmp = `${path}${REWRAP_SUFFIX}`;
+  let placed = false;
   try {
-    for (const c of changes) await fh.write(encodeHeader(c.header), 0, HEADER_BYTES, c.offset);
-    await fh.datasync();
+    await rm(tmp, { force: true });
+    await copyFile(path, tmp, constants.COPYFILE_EXCL);
+    const fh = await open(tmp, 'r+');
+    try {
+      for (const c of changes) await fh.write(encodeHeader(c.header), 0, HEADER_BYTES, c.offset);
+      await fh.datasync();
+      const copied = await fh.stat();
+      const now = await stat(path);
+      const same = now.dev === before.dev && now.ino === before.ino && now.size === before.size && now.mtimeMs === before.mtimeMs && copied.size === before.size;
+      if (!same) throw new FileChangedDuringRewrap(path);
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    placed = true;
   } finally {
-    await fh.close();
+    if (!placed) await rm(tmp, { force: true }).catch(() => undefined);
   }
-  await rename(tmp, path);
   await syncDirectory(dirname(path));
   return changes.length;
 }

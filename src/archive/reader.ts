@@ -3,7 +3,8 @@ import type { MasterKey } from '../common/envelope-crypto.js';
 import { readChainLines } from './chain-lines.js';
 import { chainNames } from './chain-names.js';
 import { parseRecord, type ChainRecord, type ItemRecord } from './chain-record.js';
-import { applyAdminRecord, emptyAdminState, type AdminState } from './holds.js';
+import { verifiedAdminState } from './admin-state.js';
+import type { AdminState } from './holds.js';
 import { itemDataKey, openItemContent, readItemContent, readItemHeader } from './item-file.js';
 import { ADMIN_CHAIN, type ArchiveLayout } from './layout.js';
 import { openMeta } from './meta-crypto.js';
@@ -16,7 +17,9 @@ export interface CatalogEntry {
 
 /**
  * Read side of the fs archive, for the CLI and the purge job: walks the chains,
- * decrypts an item's metadata or content on demand. Never writes.
+ * decrypts an item's metadata or content on demand. Never writes. records() and items()
+ * read the logs as they are, unverified: whatever decides on them walks the chain first
+ * (purge), or reads through verifiedCatalog (search, export).
  */
 export class ArchiveReader {
   constructor(
@@ -28,7 +31,7 @@ export class ArchiveReader {
     return chainNames(this.layout);
   }
 
-  /** The parseable records of a chain (verify is the one that reports bad ones). */
+  /** The parseable records of a chain, unverified (walkChain reports bad ones). */
   async *records(chain: string): AsyncGenerator<ChainRecord> {
     for await (const l of readChainLines(this.layout.chainLog(chain))) {
       if (!l.complete) continue;
@@ -48,10 +51,12 @@ export class ArchiveReader {
     }
   }
 
-  async adminState(): Promise<AdminState> {
-    const state = emptyAdminState();
-    if ((await this.chainNames()).includes(ADMIN_CHAIN)) for await (const r of this.records(ADMIN_CHAIN)) applyAdminRecord(state, r);
-    return state;
+  /**
+   * What the admin chain says (holds, destructions), once it verifies: AdminChainBroken
+   * otherwise. Read unverified, a destruction appended by hand would hide an item.
+   */
+  adminState(): Promise<AdminState> {
+    return verifiedAdminState(this);
   }
 
   path(entry: CatalogEntry): string {

@@ -1,17 +1,20 @@
-import { stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { activeSegments } from './active-segments.js';
 import type { RotateRecord } from './chain-record.js';
 import { journalChainNames } from './chain-names.js';
 import { ChainWriter } from './chain-writer.js';
-import { rewrapFile } from './item-file.js';
+import { FileChangedDuringRewrap, REWRAP_SUFFIX, rewrapFile } from './item-file.js';
 import type { ArchiveReader } from './reader.js';
 
 /**
  * Re-wraps every live entry's data key with the first master key (after it was added in
  * front of the old ones), one file at a time, then records the rotation. Content is not
  * re-encrypted. A segment a running gateway is still appending to is skipped (it is
- * replaced by a re-wrapped copy, which the writer would not see): run it again after the
- * gateway has moved on to a new segment (daily, or at restart).
+ * replaced by a re-wrapped copy, which the writer would not see), and so is a file that
+ * changed while it was copied: run it again after the gateway has moved on to a new
+ * segment (daily, or at restart). Runs under the admin chain's lock (the caller's
+ * `chain`), so no other rotation is under way: copies an earlier one left are removed first.
  */
 export async function rotateKeys(reader: ArchiveReader, chain: ChainWriter, actor: string): Promise<{ rewrapped: number; keyId: string; skipped: number; headsSkipped: number }> {
   const to = reader.keys[0];
@@ -23,6 +26,7 @@ export async function rotateKeys(reader: ArchiveReader, chain: ChainWriter, acto
     const path = reader.path(entry);
     byFile.set(path, [...(byFile.get(path) ?? []), entry.record.offset]);
   }
+  await removeRewrapLeftovers(reader.layout.itemsDir);
   const active = await activeSegments(reader, reader.layout);
   let rewrapped = 0;
   let skipped = 0;
@@ -32,7 +36,12 @@ export async function rotateKeys(reader: ArchiveReader, chain: ChainWriter, acto
       continue;
     }
     if (!(await stat(path).then(() => true, () => false))) continue; // verify reports it
-    rewrapped += await rewrapFile(path, offsets, reader.keys, to);
+    try {
+      rewrapped += await rewrapFile(path, offsets, reader.keys, to);
+    } catch (err) {
+      if (!(err instanceof FileChangedDuringRewrap)) throw err;
+      skipped += offsets.length;
+    }
   }
   await chain.append<RotateRecord>({ type: 'rotate', keyId: to.id, count: rewrapped, actor });
   return { rewrapped, keyId: to.id, skipped, headsSkipped: await resignHeads(reader) };
@@ -53,4 +62,22 @@ async function resignHeads(reader: ArchiveReader): Promise<number> {
     );
   }
   return skipped;
+}
+
+/**
+ * Copies (<file>.rewrap) a rotation cut short left behind: they hold wrapped keys of
+ * items that a purge may destroy since, and nothing else reads them. Only called under
+ * the admin chain's lock, when no rotation is writing one.
+ */
+export async function removeRewrapLeftovers(dir: string): Promise<number> {
+  let removed = 0;
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) removed += await removeRewrapLeftovers(p);
+    else if (e.name.endsWith(REWRAP_SUFFIX)) {
+      await rm(p, { force: true });
+      removed++;
+    }
+  }
+  return removed;
 }

@@ -1,4 +1,6 @@
 import { globMatches } from '../policy/match.js';
+import { verifiedCatalog } from './chain-catalog.js';
+import type { VerifyProblem } from './chain-walk.js';
 import { containsKeyword } from './keyword.js';
 import type { ArchiveReader, CatalogEntry } from './reader.js';
 import type { ItemMeta } from './types.js';
@@ -37,6 +39,8 @@ export interface SearchResult {
   keyword?: { scannedItems: number; scannedBytes: number; notScanned: number; stoppedBecause?: string | undefined } | undefined;
   /** Items that could not be read (missing file, unknown key...): verify says more. */
   unreadable: { id: string; error: string }[];
+  /** Chains that do not verify (verify's first break of each): items may be missing, or destroyed ones shown as unreadable. */
+  brokenChains: VerifyProblem[];
 }
 
 const bareId = (id: string) => id.trim().replace(/^<|>$/g, '');
@@ -54,14 +58,17 @@ function metaMatches(q: SearchQuery, m: ItemMeta): boolean {
 /**
  * Finds items by metadata (decrypted per item), then by keyword over the decrypted
  * content, within the limits: when a limit is reached the remaining candidates are not
- * scanned and the result says so, rather than pretending the search was complete.
+ * scanned and the result says so, rather than pretending the search was complete. The
+ * chains are verified as they are read (chain-catalog.ts): one that does not verify
+ * makes the result incomplete too.
  */
 export async function searchArchive(reader: ArchiveReader, q: SearchQuery, limits: SearchLimits): Promise<SearchResult> {
-  const { destroyed } = await reader.adminState();
-  const result: SearchResult = { hits: [], examined: 0, unreadable: [] };
+  const catalog = await verifiedCatalog(reader);
+  const { destroyed } = catalog;
+  const result: SearchResult = { hits: [], examined: 0, unreadable: [], brokenChains: catalog.problems };
   const kw = q.keyword ? { scannedItems: 0, scannedBytes: 0, notScanned: 0, stoppedBecause: undefined as string | undefined } : undefined;
   result.keyword = kw;
-  for await (const entry of reader.items()) {
+  for await (const entry of catalog.items()) {
     const { id, receivedAt, size } = entry.record;
     if (destroyed.has(id)) continue;
     if ((q.since !== undefined && receivedAt < q.since) || (q.until !== undefined && receivedAt > q.until)) continue;
@@ -90,11 +97,13 @@ export async function searchArchive(reader: ArchiveReader, q: SearchQuery, limit
 }
 
 /**
- * Why a search may have missed items (empty: complete): a keyword search stopped at a
- * limit, items that could not be read. Such a result must not pass for a whole one.
+ * Why a search may have missed items (empty: complete): a chain that does not verify, a
+ * keyword search stopped at a limit, items that could not be read. Such a result must
+ * not pass for a whole one.
  */
 export function incompleteReasons(r: SearchResult): string[] {
   const reasons: string[] = [];
+  for (const b of r.brokenChains) reasons.push(`chain ${b.chain} does not verify, so items may be missing or shown as unreadable (run postern archive verify): ${b.problem}`);
   if (r.keyword?.stoppedBecause) reasons.push(`keyword search stopped at ${r.keyword.stoppedBecause}: ${r.keyword.notScanned} candidate(s) not scanned`);
   if (r.unreadable.length) reasons.push(`${r.unreadable.length} item(s) could not be read (run postern archive verify): ${r.unreadable.slice(0, 5).map((u) => u.id).join(', ')}${r.unreadable.length > 5 ? ', ...' : ''}`);
   return reasons;

@@ -8,7 +8,7 @@ import type { ItemRecord } from './chain-record.js';
 import type { ChainHead } from './chain-writer.js';
 import { walkChain, type VerifyProblem } from './chain-walk.js';
 import { applyAdminRecord, emptyAdminState } from './holds.js';
-import { HEADER_BYTES, itemDataKey, openItemContent, readItemHeader } from './item-file.js';
+import { HEADER_BYTES, itemDataKey, openItemContent, readItemHeader, REWRAP_SUFFIX } from './item-file.js';
 import { ADMIN_CHAIN } from './layout.js';
 import { openMeta } from './meta-crypto.js';
 import type { ArchiveReader } from './reader.js';
@@ -64,12 +64,23 @@ async function checkItem(reader: ArchiveReader, r: ItemRecord, content: boolean)
   return undefined;
 }
 
-async function* itemFiles(dir: string): AsyncGenerator<string> {
+/** Everything under items/ that is not a folder: entry files (.item, .seg) and anything else. */
+async function* filesUnder(dir: string): AsyncGenerator<{ path: string; entries: boolean }> {
   for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) yield* itemFiles(p);
-    else if (e.name.endsWith('.item') || e.name.endsWith('.seg')) yield p;
+    if (e.isDirectory()) yield* filesUnder(p);
+    else yield { path: p, entries: e.isFile() && (e.name.endsWith('.item') || e.name.endsWith('.seg')) };
   }
+}
+
+/**
+ * What a file under items/ that holds no entries is. Postern writes nothing else there:
+ * a copy a rotation left would keep the wrapped keys of items purged since, anything
+ * else is not archive data and may be a copy of it.
+ */
+function strayFileProblem(relativePath: string): string {
+  if (relativePath.endsWith(REWRAP_SUFFIX)) return `${relativePath} is a copy left by an interrupted postern archive rotate-key (it holds item keys a purge does not destroy): run postern archive rotate-key again, which removes it`;
+  return `${relativePath} is not an archive file (postern writes only .item and .seg files under items/): find out what put it there, and remove it`;
 }
 
 /**
@@ -127,12 +138,15 @@ export async function verifyArchive(reader: ArchiveReader, opts: { content?: boo
     const problem = await checkItem(reader, r, opts.content !== false);
     if (problem) report.problems.push({ chain, record: r.seq, id: r.id, problem: `record ${r.seq} (item ${r.id}): ${problem}` });
   }
-  // Unknown files are only meaningful when every chain could be read to its end.
-  if (!broken) {
-    for await (const f of itemFiles(reader.layout.itemsDir)) {
-      report.found = true;
-      if (!known.has(f)) report.problems.push({ chain: '-', problem: `item file ${relative(reader.layout.root, f)} has no index record (its records were deleted, or a crash cut its first write short)` });
+  for await (const f of filesUnder(reader.layout.itemsDir)) {
+    const name = relative(reader.layout.root, f.path);
+    if (!f.entries) {
+      report.problems.push({ chain: '-', problem: strayFileProblem(name) });
+      continue;
     }
+    report.found = true;
+    // Entry files without a record are only meaningful when every chain could be read to its end.
+    if (!broken && !known.has(f.path)) report.problems.push({ chain: '-', problem: `item file ${name} has no index record (its records were deleted, or a crash cut its first write short)` });
   }
   return report;
 }

@@ -8,8 +8,8 @@ const access = () => import('./archive-search.js');
 
 const withFilters = (c: Command) =>
   c
-    .option('--since <date>', 'received on or after (2025-01-31 or an ISO date-time)')
-    .option('--until <date>', 'received on or before (a bare date includes that whole day)')
+    .option('--since <date>', 'received on or after (2026-01-31: from the start of that UTC day; or a date-time with Z or an offset)')
+    .option('--until <date>', 'received on or before (2026-01-31: to the end of that UTC day; or a date-time with Z or an offset)')
     .option('--participant <address>', 'sender or any recipient ("*" wildcards, e.g. *@example.org)')
     .option('--sender <address>', 'envelope sender')
     .option('--recipient <address>', 'any envelope recipient')
@@ -36,16 +36,17 @@ export function registerArchiveCommands(program: Command): void {
     .requiredOption('--format <format>', 'mbox or zip')
     .requiredOption('--out <file>', 'file to write')
     .option('--allow-partial', 'export what an incomplete search found (marked INCOMPLETE) instead of refusing with exit 4')
-    .action((opts: AccessOptions & { format: string; out: string }) => access().then((m) => m.archiveExportCommand(opts)));
+    .option('--force', 'replace FILE (and an mbox manifest) when it exists; without it an existing file or symlink is refused')
+    .action((opts: AccessOptions & { format: string; out: string; force?: boolean }) => access().then((m) => m.archiveExportCommand(opts)));
   const hold = archive.command('hold').description('legal holds: held items are never purged');
   hold
     .command('add')
     .description('hold items by custodian, date range and/or keyword (all given must match)')
     .requiredOption('--reason <text>', 'why (recorded)')
     .option('--by <name>', 'who (recorded; default $USER)')
-    .option('--custodian <address>', 'sender or recipient')
-    .option('--since <date>', 'received on or after')
-    .option('--until <date>', 'received on or before')
+    .option('--custodian <address>', 'sender or any recipient: a bare address, "*" wildcards as search --participant (*@example.org)')
+    .option('--since <date>', 'received on or after (as search --since)')
+    .option('--until <date>', 'received on or before (as search --until)')
     .option('--keyword <text>', 'in the decrypted text')
     .option('-c, --config <file>', 'config file')
     .action((opts: ConfigOption & { reason: string; by?: string; custodian?: string; since?: string; until?: string; keyword?: string }) => impl().then((m) => m.archiveHoldAddCommand(opts)));

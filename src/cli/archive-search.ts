@@ -2,11 +2,12 @@ import { resolve } from 'node:path';
 import type { PosternConfig } from '../config/schema.js';
 import type { ArchiveAdmin } from '../archive/admin.js';
 import { logExported, logSearched } from '../archive/access-log.js';
-import { exportMbox } from '../archive/export-mbox.js';
+import { refuseExisting } from '../archive/export-file.js';
+import { exportMbox, mboxManifestPath } from '../archive/export-mbox.js';
 import { exportZip } from '../archive/export-zip.js';
 import { incompleteReasons, searchArchive, type SearchQuery, type SearchResult } from '../archive/search.js';
 import { cliActor, withCliAudit } from '../events/audit-cli.js';
-import { guarded, NOT_COMPLETE_EXIT, open, out, parseDate, type ConfigOption } from './archive-common.js';
+import { guarded, NOT_COMPLETE_EXIT, open, out, parseRange, type ConfigOption } from './archive-common.js';
 
 /** postern archive search and export: a search under audit, its result checked for completeness. */
 
@@ -21,10 +22,16 @@ export interface FilterOptions extends ConfigOption {
   keyword?: string;
 }
 
+/** The text filters, as the options that give them. */
+const TEXT_FILTERS = { participant: '--participant', sender: '--sender', recipient: '--recipient', subject: '--subject', messageId: '--message-id', keyword: '--keyword' } as const;
+
 function queryOf(o: FilterOptions): SearchQuery {
+  // An empty value (--participant "$UNSET") would drop the filter: the export would hand out everything.
+  for (const [key, option] of Object.entries(TEXT_FILTERS)) {
+    if (o[key as keyof typeof TEXT_FILTERS] === '') throw new Error(`${option} is empty: give a value, or leave the option out`);
+  }
   return {
-    since: parseDate(o.since, false, '--since'),
-    until: parseDate(o.until, true, '--until'),
+    ...parseRange(o.since, o.until, { since: '--since', until: '--until' }),
     participant: o.participant,
     sender: o.sender,
     recipient: o.recipient,
@@ -41,6 +48,7 @@ function searchNotes(r: SearchResult): string[] {
     if (r.keyword.stoppedBecause) notes.push(`keyword search stopped at ${r.keyword.stoppedBecause}: ${r.keyword.notScanned} candidate(s) not scanned, results may be incomplete (narrow the search, e.g. with --since/--until)`);
   }
   if (r.unreadable.length) notes.push(`${r.unreadable.length} item(s) could not be read (run postern archive verify): ${r.unreadable.slice(0, 5).map((u) => u.id).join(', ')}`);
+  for (const b of r.brokenChains) notes.push(`chain ${b.chain} does not verify, results may be incomplete (run postern archive verify): ${b.problem}`);
   return notes;
 }
 
@@ -61,9 +69,10 @@ async function auditedSearch(opened: { config: PosternConfig; archive: ArchiveAd
 /** postern archive search: one line per item (no content beyond the subject); exit 4 when the result may be incomplete. */
 export function archiveSearchCommand(opts: AccessOptions & { json?: boolean }): Promise<void> {
   return guarded(async () => {
+    const query = queryOf(opts);
     const opened = await open(opts);
     if (!opened) return;
-    const r = await auditedSearch(opened, queryOf(opts));
+    const r = await auditedSearch(opened, query);
     const incomplete = incompleteReasons(r);
     if (opts.json) {
       out(JSON.stringify({ hits: r.hits.map((h) => h.meta), examined: r.examined, complete: !incomplete.length, incomplete, keyword: r.keyword, unreadable: r.unreadable }, null, 2));
@@ -85,14 +94,17 @@ export function archiveSearchCommand(opts: AccessOptions & { json?: boolean }): 
  * refused (nothing written, exit 4) unless --allow-partial, which marks the export
  * INCOMPLETE. archive.exported (who, filters, ids, outcome) goes to the audit trail.
  */
-export function archiveExportCommand(opts: AccessOptions & { format: string; out: string }): Promise<void> {
+export function archiveExportCommand(opts: AccessOptions & { format: string; out: string; force?: boolean }): Promise<void> {
   return guarded(async () => {
     const format = opts.format;
     if (format !== 'mbox' && format !== 'zip') throw new Error(`--format must be mbox or zip, not "${format}"`);
+    const query = queryOf(opts);
     const opened = await open(opts);
     if (!opened) return;
-    const query = queryOf(opts);
     const file = resolve(opts.out);
+    const force = opts.force === true;
+    // Before the search: a long keyword search would be wasted on a target that is refused.
+    await refuseExisting(format === 'mbox' ? [file, mboxManifestPath(file)] : [file], force);
     await withCliAudit(opened.config, async (log) => {
       const r = await searchArchive(opened.archive.reader, query, opened.config.archive.searchLimits);
       const access = { actor: cliActor(), via: 'cli', query, result: r, format };
@@ -106,9 +118,9 @@ export function archiveExportCommand(opts: AccessOptions & { format: string; out
       }
       let where: string;
       try {
-        if (format === 'mbox') where = `mboxrd, hashes in ${(await exportMbox(opened.archive.reader, r.hits, file, incomplete)).manifest}`;
+        if (format === 'mbox') where = `mboxrd, hashes in ${(await exportMbox(opened.archive.reader, r.hits, file, incomplete, force)).manifest}`;
         else {
-          await exportZip(opened.archive.reader, r.hits, file, incomplete);
+          await exportZip(opened.archive.reader, r.hits, file, incomplete, force);
           where = 'zip, hashes in MANIFEST.sha256';
         }
       } catch (err) {

@@ -2,13 +2,14 @@ import type { PosternConfig } from '../config/schema.js';
 import { withAdminChain, type ArchiveAdmin } from '../archive/admin.js';
 import { AdminChainBroken, verifiedAdminState } from '../archive/admin-state.js';
 import { addHold, releaseHold } from '../archive/hold-log.js';
+import { checkHoldCriteria } from '../archive/holds.js';
 import { purgeExpired, type PurgeReport } from '../archive/purge.js';
 import { rotateKeys } from '../archive/rotate.js';
 import { verifyArchive } from '../archive/verify.js';
 import { ARCHIVE_EVENTS } from '../archive/events.js';
 import { logPurgeDone, logPurgeRefused } from '../archive/purge-log.js';
 import { auditCliChange, cliActor, withCliAudit } from '../events/audit-cli.js';
-import { guarded, NOT_COMPLETE_EXIT, open, out, parseDate, type ConfigOption } from './archive-common.js';
+import { guarded, NOT_COMPLETE_EXIT, open, out, parseRange, type ConfigOption } from './archive-common.js';
 
 /** postern archive verify: exit 1 and the first break when anything does not check out; 4 when there is nothing to check. */
 export function archiveVerifyCommand(opts: ConfigOption & { quick?: boolean; json?: boolean }): Promise<void> {
@@ -37,9 +38,10 @@ export function archiveVerifyCommand(opts: ConfigOption & { quick?: boolean; jso
 /** postern archive hold add: records a legal hold (reason and who) in the admin chain. */
 export function archiveHoldAddCommand(opts: ConfigOption & { reason: string; by?: string; custodian?: string; since?: string; until?: string; keyword?: string }): Promise<void> {
   return guarded(async () => {
+    const criteria = { custodian: opts.custodian, ...parseRange(opts.since, opts.until, { since: '--since', until: '--until' }), keyword: opts.keyword };
+    checkHoldCriteria(criteria, '--');
     const opened = await open(opts);
     if (!opened) return;
-    const criteria = { custodian: opts.custodian, since: parseDate(opts.since, false, '--since'), until: parseDate(opts.until, true, '--until'), keyword: opts.keyword };
     const h = await withCliAudit(opened.config, (log) => withAdminChain(opened.archive, (chain) => addHold(chain, criteria, opts.reason, cliActor(opts.by), log)));
     out(`${h.holdId}  added by ${h.actor} at ${h.at} (record ${h.seq})`);
   });

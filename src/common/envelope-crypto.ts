@@ -73,6 +73,7 @@ export function wrapDataKey(dataKey: Buffer, master: MasterKey, itemId: string):
 }
 
 export function unwrapDataKey(sealed: WrappedKey, masters: MasterKey[], itemId: string): Buffer {
+  // Ids are unique (the config refuses a repeated one): the key with the stored id is the one that wrapped it.
   const master = masters.find((m) => m.id === sealed.keyId);
   if (!master) throw new Error(`master key ${sealed.keyId} is not configured (it is needed to read this item)`);
   const w = Buffer.from(sealed.wrappedKey, 'base64');

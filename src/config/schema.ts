@@ -109,8 +109,30 @@ const domainMap = <T extends z.ZodType>(value: T) =>
 
 export const TLS_LEVELS = ['none', 'may', 'encrypt', 'verify'] as const;
 
-/** Names a master key in stored records (portal, archive). */
-const masterKeyId = z.string().regex(/^[\w.-]+$/, { message: 'letters, digits, dot, dash and underscore only (e.g. key-2026)' });
+/**
+ * Names a master key in stored records (portal, archive). Bounded: the id is written in
+ * every archive item's fixed 512-byte header (item-file.ts), which a long one overflows.
+ */
+const MASTER_KEY_ID_MAX = 64;
+const masterKeyId = z
+  .string()
+  .regex(/^[\w.-]+$/, { message: 'letters, digits, dot, dash and underscore only (e.g. key-2026)' })
+  .max(MASTER_KEY_ID_MAX, { message: `at most ${MASTER_KEY_ID_MAX} characters (it is stored with everything the key wraps); use a short name such as key-2026` });
+
+/**
+ * A list of master keys whose ids are unique: what a key wrapped is found again by the
+ * id stored beside it, so a new key listed under an old key's id would be tried in its
+ * place and everything the old key wrapped could no longer be read.
+ */
+const masterKeyList = <K extends z.ZodType<{ id: string }>>(key: K) =>
+  z.array(key).superRefine((keys, ctx) => {
+    const first = new Map<string, number>();
+    keys.forEach((k, i) => {
+      const earlier = first.get(k.id);
+      if (earlier === undefined) first.set(k.id, i);
+      else ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `"${k.id}" is already the id of entry ${earlier}: every key needs an id of its own (give the new key a new id, e.g. key-2027, and keep the old key under its old id)` });
+    });
+  });
 export type TlsLevel = (typeof TLS_LEVELS)[number];
 
 const cidr = z.string().refine((v) => parseCidr(v) !== undefined, {
@@ -347,7 +369,7 @@ export const configSchema = z.strictObject({
        * and run `postern portal rotate-key`. Unset: a development key is made under
        * <dataDir>/portal/master.key.
        */
-      masterKeys: z.array(z.strictObject({ id: masterKeyId, key: z.string() })).default([]),
+      masterKeys: masterKeyList(z.strictObject({ id: masterKeyId, key: z.string() })).default([]),
       /** How long a message stays readable, then it is destroyed. */
       expiry: longDuration.default(30 * 86_400_000),
       organisation: z
@@ -563,15 +585,13 @@ export const configSchema = z.strictObject({
        * `postern archive rotate-key` after adding one. Unset: a development key is made
        * under <dataDir>/archive/master.key.
        */
-      masterKeys: z
-        .array(
-          z.strictObject({
-            id: masterKeyId,
-            // Checked here, so check-config says it, not the first message journaled.
-            key: z.string().refine((k) => parseKeyMaterial(k) !== undefined, { message: 'must be 32 bytes, base64 (or hex:...); make one with: openssl rand -base64 32' }),
-          }),
-        )
-        .default([]),
+      masterKeys: masterKeyList(
+        z.strictObject({
+          id: masterKeyId,
+          // Checked here, so check-config says it, not the first message journaled.
+          key: z.string().refine((k) => parseKeyMaterial(k) !== undefined, { message: 'must be 32 bytes, base64 (or hex:...); make one with: openssl rand -base64 32' }),
+        }),
+      ).default([]),
       /** true: when journaling fails, deliver anyway (logged loudly). false: do not deliver, retry. */
       failOpen: z.boolean().default(false),
       retention: z

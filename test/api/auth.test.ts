@@ -75,7 +75,7 @@ describe('admin API authentication and roles', () => {
 
   it('api.call keeps the path and the names of query parameters, never their values (search terms are content)', async () => {
     const seen = apiCalls().length;
-    const r = await call(`${admin.url}/api/v1/archive/search?subject=Biopsy%20of%20Jane%20Roe&keyword=HIV-POSITIVE`, { key: KEYS.ro });
+    const r = await call(`${admin.url}/api/v1/archive/search?subject=Biopsy%20of%20Jane%20Roe&keyword=HIV-POSITIVE`, { key: KEYS.adm });
     expect(r.status).toBe(200);
     await until(() => apiCalls().length === seen + 1, 5000, 'one api.call line');
     const line = apiCalls()[seen];

@@ -164,7 +164,7 @@ describe('postern archive verify', () => {
     expect((await verify(file)).code).toBe(0);
     const chains = join(dataDir, 'archive', 'chains');
     const shard1 = allFiles(join(dataDir, 'archive')).filter((f) => basename(f).startsWith('journal-1.'));
-    expect(shard1.map((f) => basename(f)).sort()).toEqual(['journal-1.0.seg', 'journal-1.head', 'journal-1.log']);
+    expect(shard1.map((f) => basename(f)).sort()).toEqual(['journal-1.0.seg', 'journal-1.head', 'journal-1.log', 'journal-1.segment']);
     shard1.forEach((f) => unlinkSync(f));
     const r = await verify(file);
     expect(r.code).toBe(1);
