@@ -25,6 +25,15 @@ export interface Envelope {
   client: ClientInfo;
   /** '8bitmime' when the client declared BODY=8BITMIME. */
   bodyType: '7bit' | '8bitmime';
+  /**
+   * What the stored body holds, as the queue saw it arrive: '8bit' when any byte is above
+   * 0x7F. Many clients declare BODY=8BITMIME for every message; one that is 7-bit all
+   * through goes on without it, to a next hop without 8BITMIME too. Set by the queue at
+   * commit; absent on messages spooled before Postern recorded it, which go as declared.
+   * Both values are four characters long: the fs spool writes it into a large message's
+   * envelope line before the body has all arrived, and corrects it in place (spool-writer.ts).
+   */
+  bodyBits?: '7bit' | '8bit' | undefined;
   /** The client used SMTPUTF8 (internationalised addresses). */
   smtpUtf8: boolean;
   /** Size in bytes of the stored body (our added headers included). */

@@ -271,6 +271,11 @@ const deliverySchema = z.strictObject({
     .prefault({}),
   concurrency: z.number().int().positive().default(200),
   /**
+   * Recipients in one SMTP transaction; more go in further transactions on the same
+   * connection (RFC 5321 §4.5.3.1.10: a server must take 100 and may refuse more).
+   */
+  maxRecipientsPerTransaction: z.number().int().positive().default(100),
+  /**
    * Bytes of messages delivery attempts may hold whole in memory at once (the portal,
    * OpenPGP, S/MIME, certificate harvesting need the whole message; everything else is
    * streamed). Attempts past it wait their turn; a larger message goes alone.
@@ -281,6 +286,8 @@ const deliverySchema = z.strictObject({
       connect: duration.default(30_000),
       greeting: duration.default(60_000),
       socket: duration.default(300_000),
+      /** The reply to the end of the message (RFC 5321 §4.5.3.2.6: 10 minutes). */
+      dataDone: duration.default(600_000),
     })
     .prefault({}),
 });

@@ -9,10 +9,11 @@ import { classifyReply } from './classify.js';
 import { openedWithHeaderFacts, type OpenedMessage } from './header-section.js';
 import { localOutcomes, type Outcome } from './outcome.js';
 import { ConnectError, type ConnectionPool } from './pool.js';
+import { finalReplies, sendInBatches } from './recipient-batches.js';
 import { RouteError, type NextHop, type Route, type Router } from './router.js';
 import type { Utf8Decision } from './smtputf8.js';
 import { attemptTls } from './tls-level.js';
-import { sendTransaction, type RecipientReply } from './transaction.js';
+import { sendTransaction, type RecipientReply, type TransactionResult } from './transaction.js';
 
 /** Addresses tried per attempt across all MX hosts, as Postfix's smtp_mx_address_limit. */
 const MAX_ADDRESSES_PER_ATTEMPT = 5;
@@ -58,7 +59,8 @@ export interface Outgoing {
  * connections, up to MAX_ADDRESSES_PER_ATTEMPT. A recipient that got a 2xx or 5xx reply
  * is settled for this attempt; one that got a 4xx, or no reply (no connection, TLS
  * failure, connection lost), is tried at the next address, and the last address's answer
- * is its outcome.
+ * is its outcome. No reply after the whole message went is the exception: it waits for
+ * the next attempt, as the server may have taken the message.
  */
 export class DomainSender {
   constructor(
@@ -125,7 +127,10 @@ export class DomainSender {
    * One address of the route for the recipients still open. A connection that cannot be
    * set up, one lost mid-transaction and a 4xx reply leave a recipient to the next
    * address (RFC 5321 §5.1: each address in turn until one succeeds; Postfix does the
-   * same); a 2xx or 5xx reply settles it for this attempt.
+   * same); a 2xx or 5xx reply settles it for this attempt, and so does a connection lost
+   * after the whole message went (the server may have it). The recipients go in as many
+   * transactions on the connection as delivery.maxRecipientsPerTransaction needs
+   * (recipient-batches.ts).
    */
   private async tryAddress(ctx: AttemptContext, { hop, address }: Candidate, rcpts: string[]): Promise<AddressResult[]> {
     const { envelope, out, route, level, stsMode, tlsOf } = ctx;
@@ -157,10 +162,10 @@ export class DomainSender {
       });
       return outcomes.map((outcome) => ({ outcome, tryNext: true }));
     }
-    let message: OpenedMessage;
+    let first: OpenedMessage | undefined;
     try {
       // Its header section is looked at before MAIL FROM: it can need SMTPUTF8.
-      message = await openedWithHeaderFacts(await out.open());
+      first = await openedWithHeaderFacts(await out.open());
     } catch (err) {
       // The queue could not give the body (Redis down, message deleted). Nothing was
       // sent on the connection, so it goes back as it is: kept busy, it would count
@@ -168,16 +173,32 @@ export class DomainSender {
       this.pool.release(pc, true);
       throw err;
     }
-    const { body, utf8Header } = message;
-    const result = await sendTransaction(pc, { from: envelope.mailFrom, to: rcpts, size: out.size, eightBit: out.eightBit, body, smtpUtf8: envelope.smtpUtf8, utf8Header });
-    this.pool.release(pc, result.reusable);
-    if (result.smtputf8) this.logSmtpUtf8(envelope, rcpts, relay, result.smtputf8, utf8Header);
+    const connection = pc; // narrowed, for the closure
+    // One transaction; a further one (more recipients than one may carry) opens the message again.
+    const send = async (to: string[]): Promise<TransactionResult> => {
+      let message = first;
+      first = undefined;
+      if (!message) {
+        try {
+          message = await openedWithHeaderFacts(await out.open());
+        } catch (err) {
+          // Recipients of earlier transactions are settled already; throwing would lose that.
+          const response = `message could not be opened for a further transaction: ${(err as Error).message}`;
+          return { replies: to.map((rcpt) => ({ rcpt, ok: false, response, local: 'internal' })), reusable: true, transmitMs: 0 };
+        }
+      }
+      const result = await sendTransaction(connection, { from: envelope.mailFrom, to, size: out.size, eightBit: out.eightBit, body: message.body, smtpUtf8: envelope.smtpUtf8, utf8Header: message.utf8Header });
+      if (result.smtputf8) this.logSmtpUtf8(envelope, to, relay, result.smtputf8, message.utf8Header);
+      return result;
+    };
+    const batches = await sendInBatches(pc, rcpts, send);
+    this.pool.release(pc, batches[batches.length - 1]?.result.reusable ?? true);
     if (stsMode === 'testing' && !pc.tls.verified) {
       // RFC 8461 §5: in testing mode a failure is reported, and the mail still goes.
       this.log.warn({ event: EVENTS.mtaStsTesting, queueId: envelope.id, domain: out.domain, relay, result: pc.tls.failure ?? 'starttls-not-supported', detail: pc.tls.detail }, 'MTA-STS testing mode: TLS not verified (delivering anyway)');
     }
-    const common = { relay, remoteMta: remoteMtaName(hop.name), tls: tlsOf(pc.tls), conn: pc.id, connectMs: pc.connectMs, transmitMs: result.transmitMs, route: route.source };
-    return result.replies.map((reply) => replyResult(reply, common));
+    const common = { relay, remoteMta: remoteMtaName(hop.name), tls: tlsOf(pc.tls), conn: pc.id, connectMs: pc.connectMs, route: route.source };
+    return finalReplies(batches).map(({ reply, result }) => replyResult(reply, { ...common, transmitMs: result.transmitMs }));
   }
 
   /**
@@ -256,6 +277,10 @@ function remoteMtaName(hopName: string): string | undefined {
 function replyResult(reply: RecipientReply, common: Omit<Outcome, 'rcpt' | 'result' | 'status' | 'response' | 'category' | 'diagnosticType'>): AddressResult {
   if (reply.ok) return { outcome: { rcpt: reply.rcpt, result: 'delivered', status: '2.0.0', response: reply.response, category: 'sent', diagnosticType: 'smtp', ...common }, tryNext: false };
   if (reply.local === 'network') return { outcome: { rcpt: reply.rcpt, result: 'defer', status: '4.4.2', response: reply.response, category: 'connection', diagnosticType: 'x-postern', ...common }, tryNext: true };
+  // The server may have the message: another host now would make a second copy at once
+  // (RFC 5321 §4.5.3.2.6). The next attempt sends it again, here or elsewhere.
+  if (reply.local === 'after-dot') return { outcome: { rcpt: reply.rcpt, result: 'defer', status: '4.4.2', response: reply.response, category: 'after-dot', diagnosticType: 'x-postern', ...common }, tryNext: false };
+  if (reply.local === 'internal') return { outcome: { rcpt: reply.rcpt, result: 'defer', status: '4.3.0', response: reply.response, category: 'internal', diagnosticType: 'x-postern', ...common }, tryNext: false };
   const c = classifyReply(reply.response);
   const outcome: Outcome = { rcpt: reply.rcpt, result: c.action, status: c.status, response: c.response, category: c.category, diagnosticType: reply.local ? 'x-postern' : 'smtp', ...common };
   // By the reply's code, not by how it is retried: a 5xx the rules defer (greylisting

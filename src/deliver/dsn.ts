@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
+import { asciiDomainAddress } from '../common/domain-name.js';
 import { rfc5322Date, LOOP_HEADER } from '../ingress/trace-headers.js';
 import { HeaderEndScanner, type HeaderEnd } from '../protect/header-end.js';
 import type { Envelope } from '../types.js';
@@ -55,10 +56,16 @@ export async function readHeaderBlock(body: Readable, limit = 64 * 1024): Promis
  * answered or bounced again.
  *
  * The report is 7-bit whatever the original held: its text part and the original's
- * headers are quoted-printable when they are not ASCII, and a non-ASCII recipient is
- * written as RFC 6533's utf-8 address type in its 7-bit form. An 8-bit report would need
- * 8BITMIME at the sender's server, and one refused there could not be reported in turn
- * (never a report about a report): the sender would never learn of the failure.
+ * headers are quoted-printable when they are not ASCII, addresses whose domain only is
+ * internationalised are written with the domain as A-labels (smtp-server hands domains
+ * over as U-labels even when the client sent A-labels), and a recipient that is still not
+ * ASCII is written as RFC 6533's utf-8 address type in its 7-bit form. An 8-bit report
+ * would need 8BITMIME at the sender's server, and one refused there could not be reported
+ * in turn (never a report about a report): the sender would never learn of the failure.
+ *
+ * One exception: a sender whose local part is not ASCII is written in To: as it is
+ * (RFC 6532 UTF-8). No 7-bit form of such an address exists, and the report can only
+ * reach it with SMTPUTF8 anyway, which a server offers only with 8BITMIME (RFC 6531 §3.1).
  */
 export function buildDsn(opts: { hostname: string; original: Envelope; failed: FailedRecipient[]; originalHeaders: Buffer; now?: Date }): Buffer {
   const { hostname, original, failed } = opts;
@@ -89,7 +96,7 @@ export function buildDsn(opts: { hostname: string; original: Envelope; failed: F
     .join('\r\n\r\n');
   const headers = [
     `From: Mail Delivery System <MAILER-DAEMON@${hostname}>`,
-    `To: <${original.mailFrom}>`,
+    `To: <${asciiDomainAddress(original.mailFrom)}>`,
     'Subject: Undelivered Mail Returned to Sender',
     `Date: ${rfc5322Date(now)}`,
     `Message-ID: <${original.id}.${now.getTime()}.dsn@${hostname}>`,
@@ -132,11 +139,13 @@ function sevenBit(content: Buffer): string[] {
 }
 
 /**
- * Final-Recipient's value: `rfc822; address`, or for an address that is not ASCII the
+ * Final-Recipient's value: `rfc822; address` (an internationalised domain as A-labels, as
+ * the address went out), or for an address that is still not ASCII (its local part) the
  * utf-8 type (RFC 6533 §3) in its 7-bit form: every character outside printable ASCII,
  * and "+" and "\\", as \\x{HEX}.
  */
-function recipientField(rcpt: string): string {
+function recipientField(address: string): string {
+  const rcpt = asciiDomainAddress(address);
   if (!/[^\x21-\x7e]/.test(rcpt)) return `rfc822; ${rcpt}`;
   const escaped = Array.from(rcpt, (ch) => {
     const code = ch.codePointAt(0) as number;

@@ -31,6 +31,16 @@ export class ConnectError extends Error {
   }
 }
 
+/** What the transactions on a pooled connection may take (delivery.*). */
+export interface ConnectionLimits {
+  /** delivery.timeouts.socket: inactivity at any other time. */
+  socketTimeout: number;
+  /** delivery.timeouts.dataDone: the wait for the reply to the end of the message. */
+  dataDoneTimeout: number;
+  /** delivery.maxRecipientsPerTransaction. */
+  maxRecipientsPerTransaction: number;
+}
+
 export class PooledConnection {
   messages = 0;
   busy = true;
@@ -44,11 +54,48 @@ export class PooledConnection {
     readonly conn: SMTPConnection,
     readonly tls: TlsInfo,
     readonly connectMs: number,
+    readonly limits: ConnectionLimits,
   ) {}
 
   supports(extension: string): boolean {
     const list = (this.conn as unknown as { _supportedExtensions?: string[] })._supportedExtensions ?? [];
     return list.includes(extension);
+  }
+
+  /**
+   * The whole message has been written: from here to its reply the wait is
+   * delivery.timeouts.dataDone (RFC 5321 §4.5.3.2.6: 10 minutes, because the server may
+   * be scanning or storing it, and giving up too early makes duplicates). nodemailer has
+   * one inactivity timeout for the whole session, set on its socket; it is set back with
+   * awaitingDataDone(false) once the reply is in.
+   */
+  awaitingDataDone(waiting: boolean): void {
+    if (this.closed) return;
+    const socket = (this.conn as unknown as { _socket?: { destroyed?: boolean; setTimeout(ms: number): unknown } })._socket;
+    if (socket && !socket.destroyed) socket.setTimeout(waiting ? this.limits.dataDoneTimeout : this.limits.socketTimeout);
+  }
+
+  /**
+   * RSET (RFC 5321 §4.1.1.5): ends whatever a refused transaction left open, so another
+   * can follow on this connection. False when the connection is gone or the server
+   * refused; nodemailer answers a reset only with a reply, so the end of the connection
+   * is watched as well.
+   */
+  reset(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        this.conn.removeListener('end', gone);
+        resolve(ok);
+      };
+      const gone = () => done(false);
+      this.conn.once('end', gone);
+      try {
+        this.conn.reset((err) => done(!err && !this.closed));
+      } catch {
+        done(false);
+      }
+    });
   }
 }
 
@@ -144,8 +191,11 @@ export class ConnectionPool {
   private retire(pc: PooledConnection, reason: string): void {
     clearTimeout(pc.idleTimer);
     const slot = this.slots.get(pc.key);
-    if (slot) slot.connections = slot.connections.filter((c) => c !== pc);
-    if (slot && !slot.connections.length && !slot.opening && !slot.waiters.length) this.slots.delete(pc.key);
+    // Retired once: the remote's end of a connection we closed (QUIT at shutdown, after
+    // the idle timeout) comes here again, and would log a second "connection closed".
+    if (!slot?.connections.includes(pc)) return;
+    slot.connections = slot.connections.filter((c) => c !== pc);
+    if (!slot.connections.length && !slot.opening && !slot.waiters.length) this.slots.delete(pc.key);
     if (!pc.closed) {
       pc.closed = true;
       try {
@@ -221,7 +271,8 @@ export class ConnectionPool {
       const failure = tls.failure ?? 'validation-failure';
       throw new ConnectError(`TLS level ${level} not met by ${target.name}: ${failure}${tls.detail ? ` (${tls.detail})` : ''}`, undefined, failure, tls);
     }
-    const pc = new PooledConnection(this.nextId++, key, target, conn, tls, Date.now() - started);
+    const limits = { socketTimeout: delivery.timeouts.socket, dataDoneTimeout: delivery.timeouts.dataDone, maxRecipientsPerTransaction: delivery.maxRecipientsPerTransaction };
+    const pc = new PooledConnection(this.nextId++, key, target, conn, tls, Date.now() - started, limits);
     conn.on('error', () => {
       pc.closed = true;
     });

@@ -30,6 +30,11 @@ export class Settler {
     const now = Date.now();
     const { retry } = this.config.delivery;
     const failed: FailedRecipient[] = [];
+    // One jitter for the whole attempt: recipients deferred together (same attempt count)
+    // come due together and go in one transaction. A draw per recipient spread them over
+    // up to 10% of the delay, so one message went out again in many transactions, each
+    // with the whole body, and an expiry bounced them in as many reports.
+    const jitter = Math.random();
     const byRcpt = new Map(recipients.map((r) => [r.rcpt, r]));
     for (const o of outcomes) {
       const r = byRcpt.get(o.rcpt);
@@ -51,7 +56,7 @@ export class Settler {
         r.status = 'bounced';
         r.lastStatus = o.status;
         failed.push({ rcpt: o.rcpt, status: o.status, diagnostic: o.response, diagnosticType: o.diagnosticType, remoteMta: o.remoteMta, lastAttemptAt: now });
-      } else r.nextAttemptAt = nextAttemptAt(retry, r.attempts, envelope.receivedAt, now);
+      } else r.nextAttemptAt = nextAttemptAt(retry, r.attempts, envelope.receivedAt, now, () => jitter);
       this.logOutcome(envelope, r, o, result, now);
     }
     if (failed.length) {

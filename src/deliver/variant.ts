@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { domainOf } from '../ingress/authorize.js';
@@ -67,12 +68,16 @@ export class VariantBuilder {
     const clear = async () => (v.stripSubjectTag ? removeSubjectTag(await stored(), tag) : stored());
     let base: () => Promise<Buffer | Readable> = clear;
     let size = envelope.size;
-    let eightBit = envelope.bodyType === '8bitmime';
+    // As the client declared it, unless the stored body is 7-bit all through: many clients
+    // declare BODY=8BITMIME for every message, and such a message needs no 8BITMIME at the
+    // next hop (a body the client declared 7-bit is sent as declared, as it was before).
+    // A message spooled before bodyBits was recorded goes as declared.
+    let eightBit = envelope.bodyType === '8bitmime' && envelope.bodyBits !== '7bit';
     if (v.method !== 'tls') {
       const encrypted = await this.encrypt(envelope, v, v.key as GroupKey, await original());
       base = async () => encrypted;
       size = encrypted.length;
-      eightBit = encrypted.some((b) => b > 0x7f);
+      eightBit = !isAscii(encrypted);
     }
     const common = { domain: v.domain, rcpts: v.rcpts, minTls: v.minTls, requireMtaSts: v.requireMtaSts, eightBit };
     if (this.signer?.enabled) {

@@ -2,8 +2,8 @@ import type { Readable } from 'node:stream';
 import type { DeliveryState, Envelope, QueuedMessage } from '../types.js';
 import type { ListPosition, MessagePage } from './list-page.js';
 
-/** What ingress knows when DATA starts; the backend adds the size at commit. */
-export type IncomingEnvelope = Omit<Envelope, 'size'>;
+/** What ingress knows when DATA starts; the backend adds the size and bodyBits at commit. */
+export type IncomingEnvelope = Omit<Envelope, 'size' | 'bodyBits'>;
 
 /**
  * Receives one message body. Nothing is visible to the worker until commit() resolves,
@@ -11,7 +11,7 @@ export type IncomingEnvelope = Omit<Envelope, 'size'>;
  */
 export interface SpoolWriter {
   readonly id: string;
-  /** Resolves when the chunk may be released (backpressure). */
+  /** Resolves when the chunk may be released (backpressure). Every chunk is watched for 8-bit bytes (BodyBits). */
   write(chunk: Buffer): Promise<void>;
   commit(): Promise<Envelope>;
   /** Removes everything written so far. Safe to call more than once, or after a failed commit. */

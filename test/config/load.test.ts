@@ -73,8 +73,9 @@ describe('defaults of a minimal config', () => {
         pool: { maxConnectionsPerHost: 10, maxMessagesPerConnection: 100, idleTimeout: 30_000 },
         mtaSts: { enabled: true, port: 443, timeout: 10_000 },
         concurrency: 200,
+        maxRecipientsPerTransaction: 100,
         wholeMessageMemory: 64 * 1024 * 1024,
-        timeouts: { connect: 30_000, greeting: 60_000, socket: 300_000 },
+        timeouts: { connect: 30_000, greeting: 60_000, socket: 300_000, dataDone: 600_000 },
       },
       shutdown: { timeout: 30_000 },
       portal: {

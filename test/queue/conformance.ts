@@ -207,6 +207,34 @@ export function queueConformance(name: string, open: () => Promise<BackendHarnes
       expect((await q2.get(empty.id))?.envelope.size).toBe(0);
     });
 
+    it('records whether the stored body has a byte above 0x7F (bodyBits), however late it comes, and keeps it over a restart', async () => {
+      const { backend: q } = await start();
+      const ascii = (n: number) => Buffer.alloc(n, 0x61);
+      const e9 = Buffer.from([0xc3, 0xa9]);
+      // 600 KB is written in thirds (store): the 8-bit byte of "late" comes after the first
+      // 400 KB, when a large body is on its way to storage already (the fs spool's own file).
+      const bodies = {
+        small7: ascii(100),
+        small8: Buffer.concat([ascii(50), e9, ascii(50)]),
+        large7: ascii(600_000),
+        early8: Buffer.concat([e9, ascii(600_000)]),
+        late8: Buffer.concat([ascii(600_000), e9]),
+      };
+      const expected = { small7: '7bit', small8: '8bit', large7: '7bit', early8: '8bit', late8: '8bit' };
+      const ids: Record<string, string> = {};
+      for (const [name, body] of Object.entries(bodies)) {
+        const env = await store(q, body, { bodyType: '8bitmime' });
+        expect([name, env.bodyBits]).toEqual([name, expected[name as keyof typeof expected]]);
+        ids[name] = env.id;
+      }
+      const q2 = await h!.restart();
+      for (const [name, body] of Object.entries(bodies)) {
+        const got = await q2.get(ids[name] as string);
+        expect([name, got?.envelope.bodyBits, got?.envelope.bodyType, got?.envelope.size]).toEqual([name, expected[name as keyof typeof expected], '8bitmime', body.length]);
+        expect((await readAll(await q2.openBody(ids[name] as string))).equals(body)).toBe(true);
+      }
+    });
+
     it('reports the earliest due time of messages not leased', async () => {
       const { backend: q } = await start();
       expect(q.nextDueAt()).toBeUndefined();

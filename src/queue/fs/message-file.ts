@@ -43,6 +43,17 @@ export class MessageFileWriter {
     if (this.buffered >= WRITE_BATCH) await this.flush();
   }
 
+  /** Replaces bytes already written (same length, nothing appended), before finish(). */
+  async overwrite(position: number, bytes: Buffer): Promise<void> {
+    await this.flush();
+    if (position + bytes.length > this.written) throw new Error('queue: overwrite past what was written');
+    let done = 0;
+    while (done < bytes.length) {
+      const { bytesWritten } = await this.fh.write(bytes, done, bytes.length - done, position + done);
+      done += bytesWritten;
+    }
+  }
+
   /** Flushes to disk and renames into place. */
   async finish(finalPath: string): Promise<void> {
     await this.flush();

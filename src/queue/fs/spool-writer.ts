@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import type { Envelope } from '../../types.js';
 import type { IncomingEnvelope, SpoolWriter } from '../backend.js';
+import { BodyBits } from '../body-bits.js';
 import { encodeMessage } from './log-record.js';
 import { MessageFileWriter } from './message-file.js';
 
@@ -25,8 +26,11 @@ export interface SpoolSink {
 export class FsSpoolWriter implements SpoolWriter {
   private chunks: Buffer[] = [];
   private bytes = 0;
+  private readonly bits = new BodyBits();
   private file: MessageFileWriter | undefined;
   private headerLength = 0;
+  /** Where the file's envelope line holds bodyBits's value, written as '7bit' (see moveToFile). */
+  private sevenBitMark: number | undefined;
   private stage: 'open' | 'renamed' | 'committed' | 'aborted' = 'open';
 
   constructor(
@@ -40,6 +44,7 @@ export class FsSpoolWriter implements SpoolWriter {
 
   async write(chunk: Buffer): Promise<void> {
     this.bytes += chunk.length;
+    this.bits.push(chunk);
     if (this.file) return this.file.write(chunk);
     this.chunks.push(chunk);
     if (this.bytes > this.sink.logRecordMax) await this.moveToFile();
@@ -47,7 +52,7 @@ export class FsSpoolWriter implements SpoolWriter {
 
   async commit(): Promise<Envelope> {
     if (this.stage !== 'open') throw new Error(`queue: commit after ${this.stage}`);
-    const envelope: Envelope = { ...this.envelope, size: this.bytes };
+    const envelope: Envelope = { ...this.envelope, size: this.bytes, bodyBits: this.bits.value };
     if (!this.file) {
       const encoded = encodeMessage(Buffer.from(JSON.stringify(envelope)), this.chunks, this.bytes);
       const { segment, bodyOffset } = await this.sink.appendToLog(encoded);
@@ -55,6 +60,7 @@ export class FsSpoolWriter implements SpoolWriter {
       this.sink.committedToLog(envelope, segment, bodyOffset, this.chunks);
       return envelope;
     }
+    if (this.sevenBitMark !== undefined && envelope.bodyBits === '8bit') await this.file.overwrite(this.sevenBitMark, Buffer.from('8bit'));
     await this.file.finish(this.sink.msgPath(this.id));
     this.stage = 'renamed';
     await this.sink.syncMessageDir();
@@ -76,8 +82,17 @@ export class FsSpoolWriter implements SpoolWriter {
     if (stage === 'renamed') await rm(this.sink.msgPath(this.id), { force: true });
   }
 
+  /**
+   * The envelope line goes first in the file, before the rest of the body has arrived, so
+   * bodyBits is written as far as it is known: '8bit' is final, '7bit' may still turn to
+   * '8bit', which is as long, and is then overwritten in place before the file is flushed
+   * (commit). A crash in between leaves only a temp file, removed at start-up.
+   */
   private async moveToFile(): Promise<void> {
-    const header = Buffer.from(`${JSON.stringify(this.envelope)}\n`);
+    const bodyBits = this.bits.value;
+    const header = Buffer.from(`${JSON.stringify({ ...this.envelope, bodyBits })}\n`);
+    // A JSON string value writes '"' as '\"': this text can only be the field itself.
+    if (bodyBits === '7bit') this.sevenBitMark = header.indexOf('"bodyBits":"7bit"') + '"bodyBits":"'.length;
     this.headerLength = header.length;
     this.file = await MessageFileWriter.create(this.sink.tmpPath(this.id), header);
     for (const c of this.chunks) await this.file.write(c);

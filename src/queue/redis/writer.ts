@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Envelope } from '../../types.js';
 import type { IncomingEnvelope, SpoolWriter } from '../backend.js';
+import { BodyBits } from '../body-bits.js';
 import type { RedisKeys } from './keys.js';
 import { execTransaction, ScriptRefusal } from './lua.js';
 
@@ -34,6 +35,7 @@ export class RedisSpoolWriter implements SpoolWriter {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private bytes = 0;
+  private readonly bits = new BodyBits();
   private registered = false;
   private flushing: Promise<void> = Promise.resolve();
   private failure: unknown;
@@ -59,6 +61,7 @@ export class RedisSpoolWriter implements SpoolWriter {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     this.bytes += chunk.length;
+    this.bits.push(chunk);
     if (this.buffered >= APPEND_BATCH) await this.flush();
   }
 
@@ -66,7 +69,7 @@ export class RedisSpoolWriter implements SpoolWriter {
     if (this.stage !== 'open') throw new Error(`queue: commit after ${this.stage}`);
     await this.flush();
     if (this.failure) throw this.failure;
-    const envelope: Envelope = { ...this.envelope, size: this.bytes };
+    const envelope: Envelope = { ...this.envelope, size: this.bytes, bodyBits: this.bits.value };
     // From here on the message may exist in Redis even if the call fails (the reply was
     // lost): abort() must then remove it, because the client is told 4xx and will retry.
     this.stage = 'unconfirmed';
