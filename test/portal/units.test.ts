@@ -148,6 +148,11 @@ describe('Secure Text phone numbers and identities', () => {
     expect(identityOf('(202) 555-0143', 'secure.text', '1')).toBe('+12025550143@secure.text');
     expect(identityOf('07911 123456', 'secure.text', '44')).toBe('+447911123456@secure.text');
     expect(identityOf('99999999@secure.text', 'secure.text', '1')).toBeUndefined();
+    // The portal's reach sends these spellings of the SMS domain to Secure Text; their
+    // account must be the phone number's, or logging in by number would not show the message.
+    for (const spelling of ['SECURE.TEXT', 'secure.text.', '\uff53\uff45\uff43\uff55\uff52\uff45.text', 'sec\u00adure.text']) {
+      expect(identityOf(`12025550143@${spelling}`, 'secure.text', '1'), spelling).toBe('+12025550143@secure.text');
+    }
   });
 });
 
