@@ -113,7 +113,18 @@ export class DomainSender {
     // The recipients still open and what the last host tried said about each.
     let open = localOutcomes(rcpts, { result: 'defer', status: '4.4.1', response: `no address to try for ${domain}`, category: 'routing', route: route.source, tls: tlsOf() });
     for (const [i, candidate] of candidates.entries()) {
-      const results = await this.tryAddress(ctx, candidate, open.map((o) => o.rcpt));
+      let results: AddressResult[];
+      try {
+        results = await this.tryAddress(ctx, candidate, open.map((o) => o.rcpt));
+      } catch (err) {
+        if (!settled.length) throw err;
+        // The body could not be opened for this address (Redis down, the message removed).
+        // What earlier addresses settled stands: thrown, the whole attempt was deferred,
+        // and recipients an earlier address had taken were sent the message again.
+        const response = `message could not be opened for the next address: ${(err as Error).message}`;
+        this.log.error({ event: EVENTS.deliveryError, queueId: envelope.id, to: open.map((o) => o.rcpt), relay: relayOf(candidate), err: (err as Error).message }, 'message could not be opened for the next address; the recipients it had are deferred');
+        return [...settled, ...localOutcomes(open.map((o) => o.rcpt), { result: 'defer', status: '4.3.0', response, category: 'internal', route: route.source, tls: tlsOf() })];
+      }
       settled.push(...results.filter((r) => !r.tryNext).map((r) => r.outcome));
       open = results.filter((r) => r.tryNext).map((r) => r.outcome);
       if (!open.length) break;

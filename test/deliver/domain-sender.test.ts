@@ -12,12 +12,13 @@ import { FsSpool } from '../../src/queue/fs/spool.js';
 import { newQueueId } from '../../src/queue/ids.js';
 import type { Envelope } from '../../src/types.js';
 import { testConfigInput } from '../helpers/gateway.js';
-import { TestMx } from '../helpers/mx-server.js';
+import { TestDns } from '../helpers/dns-server.js';
+import { startMxHosts, TestMx } from '../helpers/mx-server.js';
 
 const MAX_PER_HOST = 2;
 
-async function queueMessage(spool: FsSpool): Promise<Envelope> {
-  const writer = await spool.receive({ id: newQueueId(), receivedAt: Date.now(), mailFrom: 'dr@client.test', rcptTo: ['pat@partner.test'], client: { ip: '127.0.0.1', helo: 'c', sessionId: 's' }, bodyType: '7bit', smtpUtf8: false });
+async function queueMessage(spool: FsSpool, rcptTo = ['pat@partner.test']): Promise<Envelope> {
+  const writer = await spool.receive({ id: newQueueId(), receivedAt: Date.now(), mailFrom: 'dr@client.test', rcptTo, client: { ip: '127.0.0.1', helo: 'c', sessionId: 's' }, bodyType: '7bit', smtpUtf8: false });
   await writer.write(Buffer.from('Subject: x\r\n\r\nhello\r\n'));
   return writer.commit();
 }
@@ -71,5 +72,65 @@ describe('DomainSender: a body that cannot be opened', () => {
     expect(mx.messages.map((m) => m.rcptTo)).toEqual([['pat@partner.test']]);
     // The connection the failures took was untouched and went back to the pool for reuse.
     expect(mx.connections).toBe(1);
+  });
+});
+
+/**
+ * partner.test has two MX hosts (127.0.0.2, 127.0.0.3). The first takes one recipient and
+ * answers 451 for the other, which goes on to the second; the body cannot be opened for
+ * it (the queue failed meanwhile). The recipient the first host took stays delivered:
+ * thrown, the whole attempt was deferred and it would have been sent the message again.
+ */
+describe('DomainSender: the body fails at a later address', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  it('keeps what an earlier address settled and defers only the recipients left', async () => {
+    const dns = await new TestDns({
+      'partner.test': { MX: [{ exchange: 'mx1.partner.test', priority: 10 }, { exchange: 'mx2.partner.test', priority: 20 }] },
+      'mx1.partner.test': { A: ['127.0.0.2'] },
+      'mx2.partner.test': { A: ['127.0.0.3'] },
+    }).start();
+    const [mx1, mx2] = await startMxHosts([
+      { host: '127.0.0.2', rcptReply: (rcpt) => (rcpt.startsWith('later') ? [451, '4.3.2 try again later'] : undefined) },
+      { host: '127.0.0.3' },
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'postern-sender-'));
+    const config = validateConfig(testConfigInput(dir, { delivery: { mxPort: mx1!.port, tls: { default: 'none' } } }));
+    const spool = new FsSpool(join(dir, 'spool'));
+    await spool.open();
+    const logger = createLogger('silent');
+    const pool = new ConnectionPool(config, logger);
+    cleanup.push(async () => {
+      await pool.closeAll();
+      await mx1!.stop();
+      await mx2!.stop();
+      await dns.stop();
+      await spool.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const sender = new DomainSender(new Router(config.delivery, new DeliveryDns([`127.0.0.1:${dns.port}`], 1000)), pool, logger);
+
+    const e = await queueMessage(spool, ['now@partner.test', 'later@partner.test']);
+    let opened = 0;
+    const out: Outgoing = {
+      ...outgoing(spool, e),
+      open: async () => {
+        if (++opened > 1) throw new Error('queue: Redis is not answering');
+        return spool.openBody(e.id);
+      },
+    };
+    const outcomes = await within(10_000, sender.send(e, out), 'the send');
+    expect(outcomes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ rcpt: 'now@partner.test', result: 'delivered' }),
+        expect.objectContaining({ rcpt: 'later@partner.test', result: 'defer', status: '4.3.0', category: 'internal', response: expect.stringMatching(/Redis is not answering/) }),
+      ]),
+    );
+    expect(outcomes).toHaveLength(2);
+    expect(mx1!.messages.map((m) => m.rcptTo)).toEqual([['now@partner.test']]);
+    expect(mx2!.messages).toEqual([]);
   });
 });
