@@ -14,6 +14,7 @@ import { activeHolds, holdCovers } from './holds.js';
 import { readItemHeader, shredEntry } from './item-file.js';
 import { containsKeyword } from './keyword.js';
 import type { ArchiveReader, CatalogEntry } from './reader.js';
+import { removeRewrapLeftovers } from './rotate.js';
 import { DAY_MS, retentionOf, shortestRetentionMs, type RetentionConfig } from './retention.js';
 
 export interface PurgeReport {
@@ -125,6 +126,10 @@ export async function purgeExpired(reader: ArchiveReader, retention: RetentionCo
     }
   }
   if (chain) {
+    // A rotation cut short by a crash (its clean-up never ran) left copies of segments
+    // with their wrapped item keys: they would keep what was just destroyed readable.
+    // Safe here: purge holds the admin chain's lock, which every rotation holds too.
+    report.filesRemoved += await removeRewrapLeftovers(reader.layout.itemsDir);
     const active = await activeSegments(reader, reader.layout);
     for (const [path, hasLive] of live) {
       if (hasLive || active.has(path) || !(await exists(path))) continue;
