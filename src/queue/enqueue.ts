@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import type { Envelope } from '../types.js';
 import type { QueueBackend } from './backend.js';
 import { newQueueId } from './ids.js';
@@ -13,7 +14,8 @@ export async function enqueueLocal(
     mailFrom: opts.from,
     rcptTo: opts.to,
     client: { ip: '127.0.0.1', helo: opts.hostname, sessionId: opts.sessionId },
-    bodyType: opts.raw.some((b) => b > 0x7f) ? '8bitmime' : '7bit',
+    // One native scan (a portal reply with attachments can be megabytes), not a callback per byte.
+    bodyType: isAscii(opts.raw) ? '7bit' : '8bitmime',
     smtpUtf8: false,
     origin: opts.origin,
   });
