@@ -142,7 +142,14 @@ export class SegmentFiles {
     const next = { index: this.current.index + 1, day: utcDay(now), name: '' };
     next.name = nameOf(next.index, next.day);
     const fh = await open(join(this.dir, next.name), 'a+', 0o600);
-    await syncDirectory(this.dir);
+    try {
+      await syncDirectory(this.dir);
+    } catch (err) {
+      // The batch fails and is tried again, which opens the new segment again: this
+      // handle would stay open for the life of the process, one per failed try.
+      await fh.close().catch(() => undefined);
+      throw err;
+    }
     await this.fh.close().catch(() => undefined);
     this.fh = fh;
     this.current = next;
