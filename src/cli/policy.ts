@@ -4,10 +4,8 @@ import { join } from 'node:path';
 import { ConfigError, configFileNamed, configPathFrom, loadConfigFile, validateConfig } from '../config/load.js';
 import type { PosternConfig } from '../config/schema.js';
 import { parseSize } from '../config/units.js';
-import { transportRouteKey } from '../deliver/router.js';
-import { domainOf } from '../ingress/authorize.js';
 import { sharedForecast } from './shared-forecast.js';
-import { explainForConfig } from '../policy/explain-configured.js';
+import { explainForConfig, mtaStsRouteKey } from '../policy/explain-configured.js';
 import { explainFacts } from '../policy/explain-message.js';
 import { hasSubjectTag } from '../policy/match.js';
 import { configuredPolicy } from '../policy/configured.js';
@@ -54,7 +52,6 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
   } finally {
     shared.close();
   }
-  decisions = decisions.map((d) => withRouteNote(d, config));
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ subject: facts.subject, size: facts.size, detectors: facts.detectors, inspectError: facts.error, tlsForecast: shared.label, decisions }, null, 2)}\n`);
     return;
@@ -69,24 +66,6 @@ export async function policyExplainCommand(opts: ExplainOptions): Promise<void> 
   if (facts.error) lines.push(`Inspection failed: ${facts.error} → every recipient: ${policy.onInspectError}`);
   for (const d of decisions) lines.push('', ...describe(d, config));
   process.stdout.write(`${lines.join('\n')}\n`);
-}
-
-/**
- * A `tls: mta-sts` decision for a domain that delivery.routes sends to a transport:
- * MTA-STS validates the domain's own MX hosts, which that route bypasses, so delivery
- * holds the recipient (or moves it to the portal) — explain says so rather than promise
- * MTA-STS-validated TLS.
- */
-function mtaStsRouteKey(d: Decision, config: PosternConfig): string | undefined {
-  if (d.method !== 'tls' || d.tls !== 'mta-sts') return undefined;
-  return transportRouteKey(config.delivery.routes, domainOf(d.rcpt));
-}
-
-function withRouteNote(d: Decision, config: PosternConfig): Decision {
-  const key = mtaStsRouteKey(d, config);
-  if (key === undefined) return d;
-  const why = `MTA-STS does not apply to a transport route: delivery.routes "${key}" sends ${domainOf(d.rcpt)} to its next hop, not to its MX hosts, so delivery holds this recipient (4.7.5), or moves it to the portal when its decision allows`;
-  return { ...d, reasons: [...d.reasons, why] };
 }
 
 /** One recipient's decision as text; `config` says which domains go by a transport route. */

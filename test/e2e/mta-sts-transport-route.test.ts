@@ -6,6 +6,7 @@ import { runCli } from '../helpers/cli.js';
 import { writeConfigFile } from '../helpers/gateway.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
+import { adminConfig, call, KEYS, startAdmin } from '../api/admin-helpers.js';
 
 const POLICY = 'defaults: { methods: [tls], tls: mta-sts, onNoMethod: defer }\nrules: []\n';
 
@@ -45,5 +46,21 @@ describe('a tls: mta-sts decision for a domain with a transport route', () => {
     expect(r.stdout).toContain('dr@elsewhere.test\n  method:     TLS (MTA-STS-validated)\n');
     const json = await runCli(['policy', 'explain', '--config', config, '--from', 'dr@client.test', '--to', 'dr@mail.partner.test', '--json'], {}, dir);
     expect((JSON.parse(json.stdout) as { decisions: { reasons: string[] }[] }).decisions[0]!.reasons.at(-1)).toMatch(/^MTA-STS does not apply to a transport route: delivery\.routes "\*\.partner\.test"/);
+  });
+
+  it('the admin API explain says the same as the CLI', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-sts-route-api-'));
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(policy, POLICY);
+    const gw = await s.gateway({ admin: await adminConfig(), policy: { file: policy }, delivery: { routes: { '*.partner.test': { nexthop: '127.0.0.1:9', tls: 'none' } } } });
+    const admin = await startAdmin(gw);
+    try {
+      const r = await call(`${admin.url}/api/v1/policy/explain`, { method: 'POST', key: KEYS.ro, json: { from: 'dr@client.test', to: ['dr@mail.partner.test'] } });
+      expect(r.status).toBe(200);
+      const reasons = (r.body as { decisions: { reasons: string[] }[] }).decisions[0]!.reasons;
+      expect(reasons.at(-1)).toMatch(/^MTA-STS does not apply to a transport route: delivery\.routes "\*\.partner\.test" sends mail\.partner\.test to its next hop/);
+    } finally {
+      await admin.close();
+    }
   });
 });
