@@ -9,7 +9,7 @@ import type { Policy } from './schema.js';
 
 export interface ExplainContext {
   policy: Policy;
-  /** The portal as configured (portal/reach.ts); undefined when it is off. */
+  /** The portal as configured (portal/reach.ts); with the portal off it serves nobody but still knows Secure Text addresses. */
   portal: PortalReach | undefined;
   /** A lookup that reads the key store only; undefined when there is no store. */
   keys?: KeyFinding['keys'] | undefined;
