@@ -251,7 +251,10 @@ export class Ingress {
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<SMTPServerAuthenticationResponse> {
     const ctx = this.sessions.get(session.id);
     const ip = ctx?.ip ?? normalizeIp(session.remoteAddress);
-    const user = await this.authenticator.authenticate({ username: auth.username, password: auth.password, method: auth.method, ip, sessionId: session.id });
+    // PLAIN: smtp-server's `username` falls back to the authzid when the authcid is
+    // empty; Postern checks the authcid and refuses a differing authzid (RFC 4616 §2).
+    const username = auth.method === 'PLAIN' ? (auth.authcid ?? auth.username) : auth.username;
+    const user = await this.authenticator.authenticate({ username, authzid: auth.authzid, password: auth.password, method: auth.method, ip, sessionId: session.id });
     if (ctx) ctx.authUser = user;
     return { user: user.username };
   }

@@ -20,6 +20,7 @@ import { applyContinueFix } from './smtp-stream-continue.js';
  * 4. AUTH before STARTTLS. Postern disables AUTH on a session until TLS is up (so it is
  *    not advertised), and smtp-server then answers it as an unknown command (500 5.5.2).
  *    A client that tries it is told what to do instead: 538 5.7.11 (RFC 4954 §6).
+ *    And the 501s of an AUTH exchange get RFC 4954's enhanced codes (SASL_501).
  * 5. A native scan of DATA chunks for dots at line starts (src/ingress/smtp-data-fast-path.ts):
  *    what comes before the first one goes on without the library's byte-by-byte loop;
  *    from that line ending on, the library's own code decides.
@@ -38,6 +39,15 @@ type Conn = {
 };
 
 const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;
+/**
+ * RFC 4954 §4 codes for the 501s smtp-server's AUTH exchange sends (it derives 5.5.4
+ * from the number): a client's "*" cancels (5.7.0); a response that does not decode
+ * (not base64, or a PLAIN token without its two NULs) is 5.5.2.
+ */
+const SASL_501 = new Map([
+  ['Authentication aborted', '5.7.0'],
+  ['Error: invalid userdata', '5.5.2'],
+]);
 let applied = false;
 
 export function applyPatches(): void {
@@ -78,6 +88,8 @@ export function applyPatches(): void {
       return originalSend.call(this, 538, '5.7.11 Encryption required for authentication: issue STARTTLS first', false);
     }
     if (typeof data === 'string' && ENHANCED_PREFIX.test(data)) return originalSend.call(this, code, data, false);
+    const sasl = code === 501 && typeof data === 'string' ? SASL_501.get(data) : undefined;
+    if (sasl) return originalSend.call(this, code, `${sasl} ${data}`, false);
     return originalSend.call(this, code, data, context);
   };
 
