@@ -36,6 +36,15 @@ export interface Envelope {
   bodyBits?: '7bit' | '8bit' | undefined;
   /** The client used SMTPUTF8 (internationalised addresses). */
   smtpUtf8: boolean;
+  /**
+   * The sender domains the session was bound to: its smtp.clients entry's senderDomains
+   * and its AUTH user's, one list each (patterns in the comparable form). A domain is
+   * within them when every list has a pattern for it. DKIM signs only for such a domain,
+   * so a client bound to one tenant's domains never gets another's signature. Absent when
+   * the session was not bound, and on messages spooled before Postern recorded it (those
+   * are signed as before).
+   */
+  senderDomains?: string[][] | undefined;
   /** Size in bytes of the stored body (our added headers included). */
   size: number;
   /**

@@ -95,7 +95,7 @@ export class VariantBuilder {
   private async sign(signer: DkimSigner, envelope: Envelope, message: Buffer | Readable): Promise<(Signed & { signedSize: number }) | undefined> {
     // Signable already: the signer's own signable() then changes nothing.
     const input = Buffer.isBuffer(message) ? signable(message) : counted(signableStream(message));
-    const signed = await signer.sign(input, { mailFrom: envelope.mailFrom, queueId: envelope.id }).catch((err: Error) => {
+    const signed = await signer.sign(input, { mailFrom: envelope.mailFrom, queueId: envelope.id, senderDomains: envelope.senderDomains }).catch((err: Error) => {
       throw new VariantError('dkim', err.message);
     });
     // A signature is made once the signer has read the whole message (its body hash).

@@ -39,8 +39,24 @@ export class RelayAuthorizer {
    * an authenticated user's both apply: logging in never widens what a network may send.
    */
   senderAllowed(client: ClientRule | undefined, authUser: AuthUser | undefined, domain: string): boolean {
-    return [client?.senderDomains, authUser?.senderDomains].every((list) => !list || list.some((p) => domainMatches(p, domain)));
+    const binding = senderBinding(client, authUser);
+    return !binding || withinSenderDomains(binding, domain);
   }
+}
+
+/**
+ * The sender-domain lists a session is bound to (the network rule's, the AUTH user's),
+ * or undefined when neither has any: recorded on the envelope for the DKIM signer.
+ */
+export function senderBinding(client: ClientRule | undefined, authUser: AuthUser | undefined): string[][] | undefined {
+  const lists = [client?.senderDomains, authUser?.senderDomains].filter((l): l is string[] => Array.isArray(l));
+  return lists.length ? lists : undefined;
+}
+
+/** Whether every list of a binding has a pattern for the domain (a trailing dot ignored). */
+export function withinSenderDomains(binding: string[][], domain: string): boolean {
+  const d = domain.replace(/\.$/, '');
+  return binding.every((list) => list.some((p) => domainMatches(p, d)));
 }
 
 /**

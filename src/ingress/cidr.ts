@@ -17,6 +17,12 @@ export function parseCidr(text: string): Cidr | undefined {
   const bits = bitsText === undefined ? width : Number(bitsText);
   if (!Number.isInteger(bits) || bits < 0 || bits > width || (bitsText !== undefined && !/^\d+$/.test(bitsText))) return undefined;
   const value = ipToBigInt(addr, family);
+  // An IPv4-mapped network (::ffff:0:0/96 and inside it, e.g. ::ffff:10.0.0.0/104) is the
+  // IPv4 network it carries: peers are matched as IPv4 (normalizeIp), so kept as IPv6 it
+  // would never match anyone.
+  if (family === 6 && bits >= 96 && value >> 32n === 0xffffn) {
+    return { family: 4, network: value & 0xffffffffn & mask(bits - 96, 32), bits: bits - 96 };
+  }
   return { family, network: value & mask(bits, width), bits };
 }
 

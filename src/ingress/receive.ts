@@ -4,6 +4,7 @@ import { EVENTS, type Logger } from '../events/logger.js';
 import type { IncomingEnvelope, QueueBackend, SpoolWriter } from '../queue/backend.js';
 import { HeaderScanner } from './header-scan.js';
 import { LineEndingGuard } from './line-endings.js';
+import { nullSenderFromRefusal } from './null-sender-from.js';
 import { reply, SmtpReplyError } from './smtp-error.js';
 import { LOOP_HEADER, traceHeaders } from './trace-headers.js';
 
@@ -99,7 +100,7 @@ export async function receiveMessage(input: ReceiveInput): Promise<string> {
   // sending): 421 makes smtp-server close the connection after the reply.
   const refusal = timedOut
     ? reply(421, '4.4.2', `No end of DATA within ${limits.dataTimeout} ms (smtp.limits.dataTimeout), closing connection`)
-    : checkMessage(tooLarge(), guard, headers, config, limits.maxMessageSize, loopGuard);
+    : checkMessage(tooLarge(), guard, headers, config, limits.maxMessageSize, loopGuard, envelope);
   if (refusal || storeError || !writer) {
     await writer?.abort().catch(() => undefined);
     const err = refusal ?? reply(451, '4.3.0', 'Temporary local problem storing the message, try again later');
@@ -139,6 +140,7 @@ function checkMessage(
   config: PosternConfig,
   maxSize: number,
   loopGuard: PosternConfig['smtp']['loopGuard'],
+  envelope: IncomingEnvelope,
 ): SmtpReplyError | undefined {
   if (tooLarge) return reply(552, '5.3.4', `Message size exceeds fixed limit of ${maxSize} bytes`);
   if (guard.nulFound) return reply(554, '5.6.0', 'Message contains a NUL byte (RFC 5321 section 4.1.1.4); refused to prevent SMTP smuggling');
@@ -154,5 +156,6 @@ function checkMessage(
   }
   if (stamps > loopGuard.maxOwnStamps) return reply(554, '5.4.6', `Routing loop detected: message already passed ${config.hostname} ${stamps} times`);
   if (received > loopGuard.maxReceived) return reply(554, '5.4.6', `Routing loop detected: too many Received headers (${received})`);
+  if (envelope.mailFrom === '' && envelope.senderDomains) return nullSenderFromRefusal(headers.fields(), envelope.senderDomains);
   return undefined;
 }

@@ -7,7 +7,7 @@ import type { QueueBackend } from '../queue/backend.js';
 import { newQueueId } from '../queue/ids.js';
 import type { ClientInfo } from '../types.js';
 import { normalizeIp } from './cidr.js';
-import { RelayAuthorizer, domainOf, relayTestForm } from './authorize.js';
+import { RelayAuthorizer, domainOf, relayTestForm, senderBinding } from './authorize.js';
 import { applyPatches, POSTERN_PATCHES, relayFormOf } from './smtp-server-patches.js';
 import { reply, SmtpReplyError } from './smtp-error.js';
 import { SmtpAuthenticator } from './smtp-auth.js';
@@ -15,6 +15,19 @@ import { receiveMessage } from './receive.js';
 import { OFFERED_MAIL_PARAMS, OFFERED_RCPT_PARAMS, unofferedParameter } from './mail-params.js';
 import { listenError } from '../common/listen-error.js';
 import { isSecureTextAddress } from '../portal/reach.js';
+
+/**
+ * Commands smtp-server answers itself that a relay has no use for: sendmail's WIZ (it
+ * answered "200 Please pass, oh mighty wizard" to any password), SHELL and KILL, and the
+ * proxy commands XCLIENT and XFORWARD (no proxy sits in front of Postern). Disabled, each
+ * gets "500 5.5.2 Error: command not recognized" like any unknown command. smtp-server
+ * reads a session's own disabledCommands instead of the server's, so every list set on
+ * a session carries these too.
+ */
+const UNUSED_COMMANDS = ['WIZ', 'SHELL', 'KILL', 'XCLIENT', 'XFORWARD'];
+
+/** Non-ASCII in an address: RFC 6531 allows it only with the SMTPUTF8 parameter on MAIL FROM. */
+const NON_ASCII = /[^\x00-\x7f]/;
 
 interface SessionContext {
   client: ClientRule | undefined;
@@ -186,7 +199,7 @@ export class Ingress {
       authMethods: ['PLAIN', 'LOGIN'],
       authOptional: true,
       allowInsecureAuth: false,
-      disabledCommands: this.authorizer.authEnabled ? [] : ['AUTH'],
+      disabledCommands: this.authorizer.authEnabled ? UNUSED_COMMANDS : [...UNUSED_COMMANDS, 'AUTH'],
       logger: false,
       onConnect: (session, cb) => {
         const refused = this.onConnect(session);
@@ -195,7 +208,7 @@ export class Ingress {
       },
       // AUTH is offered only inside TLS: credentials never cross the wire in clear.
       onSecure: (_socket, session, cb) => {
-        session.disabledCommands = this.authorizer.authEnabled ? [] : ['AUTH'];
+        session.disabledCommands = this.authorizer.authEnabled ? UNUSED_COMMANDS : [...UNUSED_COMMANDS, 'AUTH'];
         cb();
       },
       onAuth: (auth, session, cb) => {
@@ -232,7 +245,7 @@ export class Ingress {
     }
     this.perIp.set(ip, count);
     this.sessions.set(session.id, { client, authUser: undefined, ip });
-    if (!session.secure) session.disabledCommands = ['AUTH'];
+    if (!session.secure) session.disabledCommands = [...UNUSED_COMMANDS, 'AUTH'];
     // At info: operators follow accepted connections (README log table); refusals are smtp.reject.
     this.log.info({ event: EVENTS.smtpConnect, sessionId: session.id, ip, client: client?.name }, 'connection');
     return null;
@@ -275,6 +288,12 @@ export class Ingress {
       return reject(reply(530, '5.7.0', 'Must issue a STARTTLS command first'), 'TLS required for this client');
     }
     const sender = address.address;
+    const args = address.args as Record<string, unknown> | false;
+    if (NON_ASCII.test(sender) && !(args && args.SMTPUTF8 === true)) {
+      return reject(reply(553, '5.6.7', 'Non-ASCII address requires the SMTPUTF8 parameter on MAIL FROM (RFC 6531)'), 'non-ASCII sender without SMTPUTF8');
+    }
+    // The null sender passes here; a session bound to sender domains has its From checked
+    // at the end of DATA instead (null-sender-from.ts).
     if (sender !== '' && !this.authorizer.senderAllowed(ctx.client, ctx.authUser, domainOf(sender))) {
       return reject(reply(550, '5.7.1', `Sender domain ${domainOf(sender) || '(none)'} is not permitted for this client`), 'sender domain not allowed');
     }
@@ -295,6 +314,15 @@ export class Ingress {
     if (notReady) return reject(notReady.err, notReady.reason);
     const rcptParam = unofferedParameter(address, OFFERED_RCPT_PARAMS);
     if (rcptParam) return reject(reply(555, '5.5.4', `RCPT TO parameter ${rcptParam} is not supported`), `RCPT TO parameter ${rcptParam} not offered`);
+    if (NON_ASCII.test(address.address) && !session.envelope.smtpUtf8) {
+      return reject(reply(553, '5.6.7', 'Non-ASCII address requires the SMTPUTF8 parameter on MAIL FROM (RFC 6531)'), 'non-ASCII recipient without SMTPUTF8');
+    }
+    // RFC 5321 §4.5.1 lets a client write to <postmaster> without a domain. Postern relays
+    // outbound and has no mailboxes: taken, it would bounce later, or leave as <postmaster>
+    // through a '*' route. Refused now, with where to write instead.
+    if (address.address.toLowerCase() === 'postmaster') {
+      return reject(reply(550, '5.1.1', 'No local mailboxes on this gateway; write to postmaster@<your domain>'), 'domainless postmaster');
+    }
     const form = relayFormOf(address) ?? relayTestForm(address.address);
     if (form) return reject(reply(550, '5.7.1', `Relay access denied: ${form} addresses are not accepted`), `relay-test address (${form})`);
     const portal = this.opts.config.portal;
@@ -350,6 +378,7 @@ export class Ingress {
           client,
           bodyType: envelope.bodyType === '8bitmime' ? '8bitmime' : '7bit',
           smtpUtf8: Boolean(envelope.smtpUtf8),
+          senderDomains: senderBinding(ctx?.client, ctx?.authUser),
         },
         clientHostname: session.clientHostname,
         protocol: session.transmissionType,

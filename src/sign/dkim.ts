@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { EVENTS, type Logger } from '../events/logger.js';
+import { withinSenderDomains } from '../ingress/authorize.js';
 import { keysFor, type DkimKey } from './dkim-keys.js';
 import { dkimSignatures } from './dkim-signature.js';
 import { headerBlockOf, peekHeaders } from './peek-headers.js';
@@ -14,6 +15,13 @@ export interface Signed {
 }
 
 export class DkimError extends Error {}
+
+export interface SignContext {
+  mailFrom: string;
+  queueId: string;
+  /** The sender domains the client was bound to (Envelope.senderDomains): only those are signed for. */
+  senderDomains?: string[][] | undefined;
+}
 
 /**
  * DKIM signing (RFC 6376, relaxed/relaxed; RFC 8463 for ed25519) of a message in its
@@ -34,9 +42,10 @@ export class DkimSigner {
 
   /**
    * Signs for the From domain (else the envelope sender's). Resolves undefined when no
-   * key signs for that domain; rejects with DkimError when signing fails.
+   * key signs for that domain, or when the client was bound to sender domains and that
+   * domain is not one of them; rejects with DkimError when signing fails.
    */
-  async sign(message: Buffer | Readable, ctx: { mailFrom: string; queueId: string }): Promise<Signed | undefined> {
+  async sign(message: Buffer | Readable, ctx: SignContext): Promise<Signed | undefined> {
     const input = Buffer.isBuffer(message) ? signable(message) : signableStream(message);
     const peeked = Buffer.isBuffer(input) ? { headers: headerBlockOf(input), stream: input } : await peekHeaders(input);
     try {
@@ -51,7 +60,7 @@ export class DkimSigner {
   }
 
   /** sign, once the header block is known; the stream is the whole message. */
-  private async signPeeked(peeked: { headers: string; stream: Buffer | Readable }, ctx: { mailFrom: string; queueId: string }): Promise<Signed | undefined> {
+  private async signPeeked(peeked: { headers: string; stream: Buffer | Readable }, ctx: SignContext): Promise<Signed | undefined> {
     const domain = signingDomain(peeked.headers, ctx.mailFrom);
     const keys = domain ? keysFor(this.keys, domain) : [];
     if (!domain || !keys.length) {
@@ -59,6 +68,16 @@ export class DkimSigner {
       // Debug only (most mail from a domain without a key is meant so), but it is the line
       // that shows a typo in dkim.keys[].domain: the domain as it was looked up.
       this.log.debug({ event: EVENTS.dkimUnsigned, queueId: ctx.queueId, fromDomain: domain ?? null }, 'not DKIM-signed: no dkim.keys entry for the sender domain or a parent');
+      return undefined;
+    }
+    // The From header is the client's to write: a client bound to tenant-a.test must not get
+    // tenant-b.test's signature on a From it made up (forwarded mail, whose From is an
+    // outside author, goes unsigned as before, as we hold no key for the author's domain).
+    // At warn: a key would have signed, so either senderDomains lacks a domain or a client
+    // is sending as someone else's.
+    if (ctx.senderDomains && !withinSenderDomains(ctx.senderDomains, domain)) {
+      if (!Buffer.isBuffer(peeked.stream)) peeked.stream.destroy();
+      this.log.warn({ event: EVENTS.dkimUnsigned, queueId: ctx.queueId, fromDomain: domain, reason: "From domain outside the client's senderDomains" }, "not DKIM-signed: From domain outside the client's senderDomains");
       return undefined;
     }
     const signatures = await dkimSignatures(peeked.stream, keys).catch((err: Error) => {

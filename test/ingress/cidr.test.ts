@@ -44,9 +44,19 @@ describe('parseCidr', () => {
   });
 
   it('IPv6 with an embedded IPv4 tail', () => {
-    expect(parseCidr('::ffff:10.0.0.1')).toEqual({ family: 6, network: 0xffff0a000001n, bits: 128 });
     expect(parseCidr('64:ff9b::192.0.2.33')).toEqual({ family: 6, network: (0x64ff9bn << 96n) | 0xc0000221n, bits: 128 });
-    expect(parseCidr('::ffff:0.0.0.0/96')).toEqual({ family: 6, network: 0xffffn << 32n, bits: 96 });
+  });
+
+  it('an IPv4-mapped network (::ffff:0:0/96 and inside it) is the IPv4 network it carries', () => {
+    expect(parseCidr('::ffff:10.0.0.1')).toEqual({ family: 4, network: 0x0a000001n, bits: 32 });
+    expect(parseCidr('::ffff:7f00:1')).toEqual({ family: 4, network: 0x7f000001n, bits: 32 });
+    expect(parseCidr('::ffff:127.0.0.0/104')).toEqual({ family: 4, network: 0x7f000000n, bits: 8 });
+    expect(parseCidr('::FFFF:0.0.0.0/96')).toEqual({ family: 4, network: 0n, bits: 0 });
+    // Wider than /96 it is no mapped network: it stays IPv6.
+    expect(parseCidr('::ffff:0.0.0.0/95')).toEqual({ family: 6, network: 0xfffen << 32n, bits: 95 });
+    for (const ip of ['127.0.0.1', '::ffff:127.9.9.9']) expect(contains('::ffff:127.0.0.0/104', ip)).toBe(true);
+    expect(contains('::ffff:127.0.0.0/104', '128.0.0.1')).toBe(false);
+    expect(contains('::ffff:10.0.0.1', '10.0.0.1')).toBe(true);
   });
 
   it('surrounding whitespace is ignored', () => {

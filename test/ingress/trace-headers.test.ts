@@ -99,12 +99,24 @@ describe('traceHeaders', () => {
     const f = fields(t);
     expect(f.map(([n]) => n)).toEqual(['Received', 'X-Postern-Loop']);
     expect(t).not.toMatch(/\r\nX-Injected/);
-    expect(t).toMatch(/^Received: from evil\.exampleX-Injected:yesbody \(/);
+    expect(t).toMatch(/^Received: from evil\.example%0D%0AX-Injected%3A%20yes%0D%0A%0D%0Abody \(/);
   });
 
-  it('hostile HELO with spaces, tabs, NUL and DEL is squeezed into one token', () => {
+  it('hostile HELO with spaces, tabs, NUL and DEL is percent-encoded into one token', () => {
     const t = text(input({}, { helo: ' a b\tc\x00d\x7fe\x1bf ' }));
-    expect(t).toMatch(/^Received: from abcdef \(/);
+    expect(t).toMatch(/^Received: from %20a%20b%09c%00d%7Fe%1Bf%20 \(/);
+  });
+
+  it('a HELO name that is no domain cannot open or close a comment, end the field, or escape: each such character is %XX', () => {
+    for (const [helo, written] of [['evil(', 'evil%28'], ['a)by(trusted.example', 'a%29by%28trusted.example'], ['x;Mon, 1 Jan 2001', 'x%3BMon%2C%201%20Jan%202001'], ['a\\b"c', 'a%5Cb%22c'], ['100%', '100%25']]) {
+      expect(text(input({}, { helo }))).toMatch(new RegExp(`^Received: from ${written} \\(mail\\.client\\.example \\[192\\.0\\.2\\.10\\]\\)\r\n`));
+    }
+  });
+
+  it('address literals and domain names are written as they came', () => {
+    for (const helo of ['[192.0.2.10]', '[IPv6:2001:db8::25]', 'Mail.Client.Example', 'localhost', 'mail.client.example.']) {
+      expect(text(input({}, { helo }))).toMatch(new RegExp(`^Received: from ${helo.replace(/[.[\]]/g, '\\$&')} \\(`));
+    }
   });
 
   it('hostile reverse names, TLS strings and recipients are neutralised too', () => {
@@ -116,7 +128,7 @@ describe('traceHeaders', () => {
     );
     const f = fields(t);
     expect(f.map(([n]) => n)).toEqual(['Received', 'X-Postern-Loop']);
-    expect(t).toContain('(ptr.exampleX-A:1 [192.0.2.10])');
+    expect(t).toContain('(ptr.example%0D%0AX-A%3A%201 [192.0.2.10])');
     expect(t).toContain('(using TLSv1.3X-C:3 with cipher CX-D:4)');
     expect(t).toContain('for <x@yX-B:2>;');
   });
@@ -139,8 +151,10 @@ describe('traceHeaders', () => {
     expect(buf.toString('utf8')).toContain('for <jörg@bücher.example>;');
   });
 
-  it('a non-ASCII HELO that is no domain name survives as UTF-8', () => {
-    expect(traceHeaders(input({}, { helo: 'ü ü' })).toString('utf8')).toContain('from üü (');
+  it('a non-ASCII HELO that is no domain name is percent-encoded: our stamp stays ASCII', () => {
+    const buf = traceHeaders(input({}, { helo: 'ü ü' }));
+    expect(buf.toString('utf8')).toContain('from %C3%BC%20%C3%BC (');
+    expect(buf.every((b) => b < 0x80)).toBe(true);
   });
 
   it('an IPv6 client is written as an RFC 5321 IPv6 address literal', () => {
