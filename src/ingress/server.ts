@@ -289,7 +289,7 @@ export class Ingress {
     }
     const sender = address.address;
     const args = address.args as Record<string, unknown> | false;
-    if (NON_ASCII.test(sender) && !(args && args.SMTPUTF8 === true)) {
+    if (NON_ASCII.test(localPartOf(sender)) && !(args && args.SMTPUTF8 === true)) {
       return reject(reply(553, '5.6.7', 'Non-ASCII address requires the SMTPUTF8 parameter on MAIL FROM (RFC 6531)'), 'non-ASCII sender without SMTPUTF8');
     }
     // The null sender passes here; a session bound to sender domains has its From checked
@@ -314,7 +314,7 @@ export class Ingress {
     if (notReady) return reject(notReady.err, notReady.reason);
     const rcptParam = unofferedParameter(address, OFFERED_RCPT_PARAMS);
     if (rcptParam) return reject(reply(555, '5.5.4', `RCPT TO parameter ${rcptParam} is not supported`), `RCPT TO parameter ${rcptParam} not offered`);
-    if (NON_ASCII.test(address.address) && !session.envelope.smtpUtf8) {
+    if (NON_ASCII.test(localPartOf(address.address)) && !session.envelope.smtpUtf8) {
       return reject(reply(553, '5.6.7', 'Non-ASCII address requires the SMTPUTF8 parameter on MAIL FROM (RFC 6531)'), 'non-ASCII recipient without SMTPUTF8');
     }
     // RFC 5321 §4.5.1 lets a client write to <postmaster> without a domain. Postern relays
@@ -393,4 +393,15 @@ export class Ingress {
       }
     }
   }
+}
+
+/**
+ * The part of an address SMTPUTF8 is judged on. smtp-server hands the domain over in
+ * Unicode even when the client sent its A-labels (xn--), so a non-ASCII domain says
+ * nothing about what the client sent: refusing on it refused every ASCII client writing
+ * to an internationalised domain. The local part arrives as sent.
+ */
+function localPartOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at === -1 ? address : address.slice(0, at);
 }

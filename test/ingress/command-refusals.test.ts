@@ -75,7 +75,6 @@ describe('ingress: non-ASCII addresses need SMTPUTF8 (RFC 6531)', () => {
   it('MAIL FROM with a non-ASCII address and no SMTPUTF8 gets 553 5.6.7; with it, 250', async () => {
     const c = await session();
     expect(await utf8Command(c, 'MAIL FROM:<jörg@client.test>')).toBe('553 5.6.7 Non-ASCII address requires the SMTPUTF8 parameter on MAIL FROM (RFC 6531)');
-    expect(await utf8Command(c, 'MAIL FROM:<a@bücher.example>')).toMatch(/^553 5\.6\.7 /);
     expect(await utf8Command(c, 'MAIL FROM:<jörg@client.test> SMTPUTF8')).toMatch(/^250 /);
     c.close();
   });
@@ -87,6 +86,15 @@ describe('ingress: non-ASCII addresses need SMTPUTF8 (RFC 6531)', () => {
     expect(await c.command('RSET')).toMatch(/^250/);
     expect(await c.command('MAIL FROM:<a@client.test> SMTPUTF8')).toMatch(/^250 /);
     expect(await utf8Command(c, 'RCPT TO:<jörg@dest.test>')).toMatch(/^250 /);
+    c.close();
+  });
+
+  // smtp-server hands an internationalised domain over in Unicode even when the client sent
+  // its A-labels: judged on the domain, every ASCII client writing to one was refused.
+  it('an internationalised domain in its xn-- form needs no SMTPUTF8', async () => {
+    const c = await session();
+    expect(await c.command('MAIL FROM:<dr@xn--mller-kva.example>')).toMatch(/^250 /);
+    expect(await c.command('RCPT TO:<pat@xn--bcher-kva.example>')).toMatch(/^250 /);
     c.close();
   });
 });
