@@ -51,7 +51,7 @@ export interface Envelope {
    * Set on messages Postern generated itself: bounce reports (never bounced again),
    * portal notices, and replies written in the portal.
    */
-  origin?: 'dsn' | 'portal-notice' | 'portal-reply' | 'portal-receipt' | undefined;
+  origin?: 'dsn' | 'dsn-protected' | 'portal-notice' | 'portal-reply' | 'portal-receipt' | undefined;
 }
 
 export type RecipientStatus = 'pending' | 'delivered' | 'bounced';

@@ -43,7 +43,7 @@ export const queueEntrySchema = {
     receivedAt: { type: 'string', format: 'date-time' },
     mailFrom: { type: 'string' },
     size: { type: 'integer' },
-    origin: { type: 'string', description: 'dsn, portal-notice, portal-reply or portal-receipt for messages Postern made itself' },
+    origin: { type: 'string', description: 'dsn, dsn-protected (a report about a message sent protected), portal-notice, portal-reply or portal-receipt for messages Postern made itself' },
     client: {
       type: 'object',
       properties: { ip: { type: 'string' }, helo: { type: 'string' }, tls: { type: 'string' }, authUser: { type: 'string' } },

@@ -707,7 +707,11 @@ export const configSchema = z.strictObject({
   webhooks: z
     .array(
       z.strictObject({
-        url: z.url().refine((u) => /^https?:\/\//.test(u), { message: 'must be an http:// or https:// URL' }),
+        url: z
+          .url()
+          .refine((u) => /^https?:\/\//.test(u), { message: 'must be an http:// or https:// URL' })
+          // fetch (undici) drops user:password@ without a word: the receiver would never see it.
+          .refine((u) => !hasUserinfo(u), { message: 'has user:password@ in it, which is never sent: remove it; the receiver authenticates Postern by the Postern-Signature header (webhooks[].secret), or by a token in the path or query' }),
         /** Webhook names or event codes, globs allowed: delivered, portal.opened, delivery.*, *. */
         events: z.array(z.string().min(1).superRefine((p, ctx) => {
           const problem = subscriptionProblem(p);
@@ -733,6 +737,16 @@ export const configSchema = z.strictObject({
     )
     .default([]),
 });
+
+/** Whether a URL carries credentials before its host (user@ or user:password@). */
+function hasUserinfo(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.username !== '' || u.password !== '';
+  } catch {
+    return false;
+  }
+}
 
 export type PosternConfig = z.output<typeof configSchema>;
 export type ClientRule = PosternConfig['smtp']['clients'][number];

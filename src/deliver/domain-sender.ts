@@ -81,7 +81,7 @@ export class DomainSender {
     }
     const chosen = attemptTls(envelope.origin, route.tls, out.minTls);
     let level = chosen.level;
-    if (chosen.relaxed) this.log.info({ event: EVENTS.tlsNoticeLevel, queueId: envelope.id, domain, level, routeTls: route.tls, reason: chosen.relaxed }, 'portal notice: TLS level of its own decision');
+    if (chosen.relaxed) this.log.info({ event: EVENTS.tlsNoticeLevel, queueId: envelope.id, domain, tlsLevel: level, routeTls: route.tls, reason: chosen.relaxed }, 'portal notice: TLS level of its own decision');
     // MTA-STS applies to MX delivery (not to a configured smart host, nor to an address
     // literal, which has no domain to publish a policy). It is looked up by the route's
     // domain: the A-label form DNS and RFC 8461 use, whichever form the envelope carried.
@@ -149,7 +149,7 @@ export class DomainSender {
     const foreseen = this.pool.capabilities.foreseesFailure(hop.name, hop.port, level);
     if (foreseen && this.log.isLevelEnabled('info')) {
       // A forecast only: hosts fix their TLS, so the attempt is still made.
-      this.log.info({ event: EVENTS.tlsForeseen, queueId: envelope.id, relay, level, lastSeen: foreseen }, 'TLS capability cache foresees a failure at this level');
+      this.log.info({ event: EVENTS.tlsForeseen, queueId: envelope.id, relay, tlsLevel: level, lastSeen: foreseen }, 'TLS capability cache foresees a failure at this level');
     }
     let pc;
     try {

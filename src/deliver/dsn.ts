@@ -67,8 +67,9 @@ export async function readHeaderBlock(body: Readable, limit = 64 * 1024): Promis
  * (RFC 6532 UTF-8). No 7-bit form of such an address exists, and the report can only
  * reach it with SMTPUTF8 anyway, which a server offers only with 8BITMIME (RFC 6531 §3.1).
  */
-export function buildDsn(opts: { hostname: string; original: Envelope; failed: FailedRecipient[]; originalHeaders: Buffer; now?: Date }): Buffer {
+export function buildDsn(opts: { hostname: string; original: Envelope; failed: FailedRecipient[]; originalHeaders: Buffer; sentProtected?: boolean; now?: Date }): Buffer {
   const { hostname, original, failed } = opts;
+  const originalHeaders = opts.sentProtected ? withholdTopicFields(opts.originalHeaders) : opts.originalHeaders;
   const now = opts.now ?? new Date();
   const boundary = `postern-dsn-${randomBytes(12).toString('hex')}`;
   const clean = (s: string) => s.replace(/[\r\n]+/g, ' ').trim();
@@ -123,9 +124,40 @@ export function buildDsn(opts: { hostname: string; original: Envelope; failed: F
     `--${boundary}`,
     'Content-Description: Undelivered Message Headers',
     'Content-Type: text/rfc822-headers',
-    ...sevenBit(opts.originalHeaders.length ? opts.originalHeaders : Buffer.from('\r\n')),
+    ...sevenBit(originalHeaders.length ? originalHeaders : Buffer.from('\r\n')),
   ].join('\r\n');
   return Buffer.from(`${headers}\r\n\r\n${body}\r\n--${boundary}--\r\n`);
+}
+
+/** Header fields that say what a message is about: its topic, not its routing. */
+const TOPIC_FIELDS = new Set(['subject', 'thread-topic', 'keywords', 'comments']);
+
+/** What a withheld field reads in the report. */
+export const WITHHELD_FIELD_VALUE = '(withheld: the message was sent protected)';
+
+/**
+ * The original's header block with its topic fields (Subject, Thread-Topic, Keywords,
+ * Comments) replaced, continuation lines and all, by WITHHELD_FIELD_VALUE. A report does
+ * not travel the way the original did (it goes to the sender under the report's own
+ * decision), so for a message that was sent protected — tagged, encrypted, put in the
+ * portal, or found to hold PHI — its subject (a diagnosis, a patient's name; the subject
+ * protect.pgp.protectSubject hid) must not come back in it. Message-ID, Date, From, To
+ * and the trace fields stay: they are how the sender matches the report to the message.
+ */
+export function withholdTopicFields(block: Buffer): Buffer {
+  const lines = block.toString('latin1').split(/(?<=\n)/);
+  const out: string[] = [];
+  let dropping = false;
+  for (const line of lines) {
+    if (/^[ \t]/.test(line)) {
+      if (!dropping) out.push(line);
+      continue;
+    }
+    const name = /^([^:\s]+)[ \t]*:/.exec(line)?.[1]?.toLowerCase();
+    dropping = name !== undefined && TOPIC_FIELDS.has(name);
+    out.push(dropping ? `${line.slice(0, line.indexOf(':'))}: ${WITHHELD_FIELD_VALUE}\r\n` : line);
+  }
+  return Buffer.from(out.join(''), 'latin1');
 }
 
 /**

@@ -60,7 +60,7 @@ export class Settler {
       this.logOutcome(envelope, r, o, result, now);
     }
     if (failed.length) {
-      await enqueueDsn({ config: this.config, queue: this.queue, log: this.log, original: envelope, failed }).catch((err: Error) => {
+      await enqueueDsn({ config: this.config, queue: this.queue, log: this.log, original: envelope, state, failed }).catch((err: Error) => {
         // The report must not be lost: keep those recipients pending so the next
         // attempt reports them again.
         this.log.error({ event: EVENTS.deliveryError, queueId: envelope.id, err: err.message }, 'could not queue the bounce report; will retry');

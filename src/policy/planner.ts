@@ -70,6 +70,13 @@ const OWN_MESSAGES: Partial<Record<NonNullable<Envelope['origin']>, Pick<Decisio
   'portal-notice': { ruleId: 'portal-notice', candidates: ['tls'], tls: 'may', onNoMethod: 'defer', reasons: ['a portal notice carries a link, never content'] },
   'portal-reply': { ruleId: 'portal-reply', candidates: ['tls'], tls: 'verify', onNoMethod: 'defer', reasons: ['a reply written in the portal goes to the original sender over verified TLS'] },
   'portal-receipt': { ruleId: 'portal-receipt', candidates: ['tls'], tls: 'verify', onNoMethod: 'defer', reasons: ['a read receipt says who opened a secure message: verified TLS to the sender'] },
+  // A report about a message that was sent protected (bounce.ts sentProtected), like a
+  // receipt: it names the recipients and returns the original's header fields (its subject
+  // withheld), and its own fixed Subject never matches a tag rule, so the sender domain's
+  // policy (tls: may) would decide it. Verified TLS or nothing: deferred, and at the end of
+  // the lifetime dropped (a report is never reported on: dsn.suppressed). A report about an
+  // unprotected message ('dsn') is inspected and decided by the policy like any message.
+  'dsn-protected': { ruleId: 'dsn-protected', candidates: ['tls'], tls: 'verify', onNoMethod: 'defer', reasons: ['a bounce report about a message sent protected names its recipients: verified TLS to the sender'] },
 };
 
 const TLS_FOR: Record<RequiredTls, TlsLevel> = { may: 'may', encrypt: 'encrypt', verify: 'verify', 'mta-sts': 'verify' };

@@ -3,6 +3,7 @@ import { buildDsn } from '../../src/deliver/dsn.js';
 import type { Envelope } from '../../src/types.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { TestMx, type MxOptions } from '../helpers/mx-server.js';
+import { createTestCa } from '../helpers/pki.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 
 // smtp-server hands every envelope domain over as U-labels (bücher.example), even when the
@@ -20,9 +21,12 @@ async function mx(o: MxOptions = {}): Promise<TestMx> {
   return m;
 }
 
+// Reports go to the sender over verified TLS (rule dsn): the sender's MX has a certificate the gateway trusts.
+const senderCa = createTestCa('Sender MX CA');
+
 async function gateway(routes: Record<string, string>): Promise<TestGateway> {
   const g = await startTestGateway({
-    delivery: { routes: Object.fromEntries(Object.entries(routes).map(([domain, nexthop]) => [domain, { nexthop, tls: 'none' }])) },
+    delivery: { tls: { trust: [senderCa.caFile] }, routes: Object.fromEntries(Object.entries(routes).map(([domain, nexthop]) => [domain, { nexthop, tls: 'none' }])) },
   });
   stops.push(g);
   return g;
@@ -31,7 +35,7 @@ async function gateway(routes: Record<string, string>): Promise<TestGateway> {
 describe('bounce report to a sender with an internationalised domain', () => {
   it('is 7-bit (To: and Final-Recipient with A-labels) and reaches a server without 8BITMIME or SMTPUTF8', async () => {
     const dest = await mx({ rcptReply: () => [550, '5.1.1 User unknown'] });
-    const sender = await mx({ eightBitMime: false, smtputf8: false });
+    const sender = await mx({ eightBitMime: false, smtputf8: false, tls: senderCa.issue(['127.0.0.1']) });
     const g = await gateway({ 'xn--mller-kva.example': `127.0.0.1:${dest.port}`, 'xn--bcher-kva.example': `127.0.0.1:${sender.port}` });
 
     const sent = await sendMail(g.port, { from: 'sender@xn--bcher-kva.example', to: ['dr@xn--mller-kva.example'], raw: testMessage({ from: 'sender@xn--bcher-kva.example', to: 'dr@xn--mller-kva.example' }) });

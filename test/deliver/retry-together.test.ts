@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { deepMerge, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { TestMx, type MxOptions } from '../helpers/mx-server.js';
+import { createTestCa } from '../helpers/pki.js';
 import { queueBackendCases } from '../helpers/queue-backends.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 
@@ -10,6 +11,8 @@ import { sendMail, testMessage } from '../helpers/smtp-client.js';
 
 const stops: { stop(): Promise<void> }[] = [];
 const backends = await queueBackendCases();
+// Reports go to the sender over verified TLS (rule dsn): the sender's MX has a certificate the gateway trusts.
+const senderCa = createTestCa('Sender MX CA');
 
 describe.each(backends)('recipients deferred together ($name queue)', (backend) => {
   afterEach(async () => {
@@ -24,7 +27,7 @@ describe.each(backends)('recipients deferred together ($name queue)', (backend) 
   }
 
   async function gateway(routes: Record<string, number>, retry: Record<string, string>): Promise<TestGateway> {
-    const delivery = { routes: Object.fromEntries(Object.entries(routes).map(([domain, port]) => [domain, { nexthop: `127.0.0.1:${port}`, tls: 'none' }])), retry };
+    const delivery = { tls: { trust: [senderCa.caFile] }, routes: Object.fromEntries(Object.entries(routes).map(([domain, port]) => [domain, { nexthop: `127.0.0.1:${port}`, tls: 'none' }])), retry };
     const g = await startTestGateway(deepMerge(backend.overrides(), { delivery }));
     stops.push(g);
     expect(g.config.queue.backend).toBe(backend.name);
@@ -57,7 +60,7 @@ describe.each(backends)('recipients deferred together ($name queue)', (backend) 
     // the first recipient's attempt ended past it (bounced, a report), then the others'
     // (bounced, more reports). Drawn once, all are always in the same attempt.
     const dest = await mx({ dataDelay: () => 600, dataReply: () => [451, '4.7.1 Greylisted, please retry'] });
-    const sender = await mx();
+    const sender = await mx({ tls: senderCa.issue(['127.0.0.1']) });
     const g = await gateway({ 'dest.test': dest.port, 'client.test': sender.port }, { initialDelay: '2s', maxDelay: '2s', lifetime: '3s' });
     const to = ['a@dest.test', 'b@dest.test', 'c@dest.test'];
     const sent = await sendMail(g.port, { from: 's@client.test', to, raw: testMessage() });

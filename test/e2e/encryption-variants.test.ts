@@ -87,7 +87,7 @@ describe.skipIf(!gpg || !openssl)('one message, three protections: PGP, S/MIME, 
     const [recipient, org, escrow] = await Promise.all([gen('pgp@dest.test', 'rsa'), gen('dr@client.test', 'ecc'), gen('compliance@client.test', 'ecc')]);
     keys = { recipient, org, escrow };
     mx = await s.mx({ tls: ca.issue(['mx.dest.test']) });
-    senderMx = await s.mx();
+    senderMx = await s.mx({ tls: ca.issue(['127.0.0.1']) }); // reports go over verified TLS (rule dsn)
     dns = await new TestDns({ 'mx.dest.test': { A: ['127.0.0.1'] } }).start();
     const policy = join(work(), 'policy.yaml');
     writeFileSync(policy, POLICY);

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestDns } from '../helpers/dns-server.js';
 import type { LogLine, TestGateway } from '../helpers/gateway.js';
 import type { MxOptions, TestMx } from '../helpers/mx-server.js';
+import { createTestCa } from '../helpers/pki.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 
@@ -38,13 +39,17 @@ beforeAll(async () => {
 });
 afterAll(() => dns.stop());
 
+// Reports go to the sender over verified TLS (rule dsn): a sender MX that is to get one has a certificate the gateway trusts.
+const senderCa = createTestCa('Sender MX CA');
+const senderMxTls = () => s.mx({ tls: senderCa.issue(['127.0.0.1']) });
+
 /** A gateway delivering by MX at the MXs' port; reports to the sender go to `senderMx`. */
 function gateway(mxPort: number, senderMx: TestMx, delivery: Record<string, unknown> = {}): Promise<TestGateway> {
   return s.gateway({
     delivery: {
       mxPort,
       dns: { servers: [dns.server], cacheTtl: 0 },
-      tls: { default: 'may' },
+      tls: { default: 'may', trust: [senderCa.caFile] },
       routes: { 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } },
       retry: { initialDelay: '10m', maxDelay: '10m', lifetime: '1h' },
       ...delivery,
@@ -85,7 +90,7 @@ describe('a 4xx from one MX host: the next host in the same attempt (RFC 5321 §
       { host: '127.0.0.3' },
     ]);
     const port = primary!.port;
-    const senderMx = await s.mx();
+    const senderMx = await senderMxTls();
     gw = await gateway(port, senderMx);
     const rcpts = ['ok@backup.test', 'later@backup.test', 'gone@backup.test'];
     expect((await sendMail(gw.port, { from: 'sender@client.test', to: rcpts, raw: testMessage({ to: rcpts.join(', ') }) })).ok).toBe(true);
@@ -132,7 +137,7 @@ describe('a 4xx from one MX host: the next host in the same attempt (RFC 5321 §
 
 describe('Remote-MTA in a report', () => {
   it('is left out when no server answered, even for an MX with a host name', async () => {
-    const senderMx = await s.mx();
+    const senderMx = await senderMxTls();
     gw = await gateway(senderMx.port, senderMx, { retry: { initialDelay: '200ms', maxDelay: '400ms', lifetime: '1500ms' } });
     expect((await sendMail(gw.port, { from: 'sender@client.test', to: ['dr@down.test'], raw: testMessage() })).ok).toBe(true);
 

@@ -122,7 +122,7 @@ describe('TLS capability cache during delivery', () => {
     try {
       await sendMail(gw.port, { from: 'sender@client.test', to: ['p@plain.test'], raw: testMessage() });
       const forecast = await gw.waitForLog((l) => l.event === 'tls.foreseen-failure');
-      expect(forecast).toMatchObject({ level: 'verify', lastSeen: { starttls: false, verdict: 'starttls-not-supported' } });
+      expect(forecast).toMatchObject({ level: 'info', tlsLevel: 'verify', lastSeen: { starttls: false, verdict: 'starttls-not-supported' } });
       expect(plain.messages).toHaveLength(0);
       expect(plain.commands).toEqual([]);
     } finally {

@@ -44,7 +44,7 @@ describe('policy decisions end to end', () => {
     verified = await s.mx({ tls: ca.issue(['mx.verified.test']) });
     legacy = await s.mx(); // no STARTTLS at all
     consumer = await s.mx({ tls: ca.issue(['mx.consumer.test']) });
-    senderMx = await s.mx();
+    senderMx = await s.mx({ tls: ca.issue(['127.0.0.1']) }); // reports go over verified TLS (rule dsn)
     dns = await new TestDns({
       'mx.verified.test': { A: ['127.0.0.1'] },
       'mx.legacy.test': { A: ['127.0.0.1'] },

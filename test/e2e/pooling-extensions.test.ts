@@ -2,6 +2,7 @@ import { simpleParser } from 'mailparser';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TestGateway } from '../helpers/gateway.js';
 import type { TestMx } from '../helpers/mx-server.js';
+import { createTestCa } from '../helpers/pki.js';
 import { scenario } from '../helpers/scenario.js';
 import { RawSmtp, sendMail, testMessage } from '../helpers/smtp-client.js';
 
@@ -10,9 +11,13 @@ const mx = s.mx;
 let gw: TestGateway | undefined;
 const route = (m: TestMx, extra: Record<string, unknown> = {}) => ({ delivery: { routes: { '*': { nexthop: `127.0.0.1:${m.port}`, tls: 'none' } }, ...extra } });
 
+// Reports go to the sender over verified TLS (rule dsn): the sender's MX has a certificate the gateway trusts.
+const senderCa = createTestCa('Sender MX CA');
+const senderTls = { tls: senderCa.issue(['127.0.0.1']) };
+
 /** A gateway routing dest.test to `dest` and the sender's domain (client.test) to `senderMx`, which gets the reports. */
 const gatewayBetween = (dest: TestMx, senderMx: TestMx) =>
-  s.gateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${dest.port}`, tls: 'none' }, 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } } } });
+  s.gateway({ delivery: { tls: { trust: [senderCa.caFile] }, routes: { 'dest.test': { nexthop: `127.0.0.1:${dest.port}`, tls: 'none' }, 'client.test': { nexthop: `127.0.0.1:${senderMx.port}`, tls: 'none' } } } });
 
 /** One transaction in a session of its own, each step accepted; the bytes after 354 are `data`, its final dot included. */
 async function sendTransaction(port: number, mailFrom: string, rcpt: string, data: string | Buffer): Promise<void> {
@@ -68,7 +73,7 @@ describe('pooled delivery', () => {
 describe('extensions the original client relied on', () => {
   it('bounces with 5.6.7 rather than send an internationalised address to a server without SMTPUTF8', async () => {
     const dest = await mx({ smtputf8: false });
-    const senderMx = await mx();
+    const senderMx = await mx(senderTls);
     gw = await gatewayBetween(dest, senderMx);
     await sendTransaction(gw.port, '<a@client.test> SMTPUTF8', 'pätient@dest.test', 'Subject: utf8\r\n\r\nhej\r\n.\r\n');
     const bounced = await gw.waitForLog((l) => l.event === 'delivery.bounced');
@@ -102,7 +107,7 @@ describe('extensions the original client relied on', () => {
     // The report used to carry the original's headers raw: refused there with 5.6.3, and
     // a report about a report is never sent, so the sender never learnt of the failure.
     const dest = await mx({ rcptReply: () => [550, '5.1.1 User unknown'] });
-    const senderMx = await mx({ eightBitMime: false, smtputf8: false });
+    const senderMx = await mx({ eightBitMime: false, smtputf8: false, ...senderTls });
     gw = await gatewayBetween(dest, senderMx);
     await sendTransaction(gw.port, '<a@client.test> SMTPUTF8 BODY=8BITMIME', 'nobody@dest.test', Buffer.from('From: a@client.test\r\nTo: nobody@dest.test\r\nSubject: Grüße aus Köln\r\n\r\nhej\r\n.\r\n', 'utf8'));
     await senderMx.waitFor(1);
@@ -116,7 +121,7 @@ describe('extensions the original client relied on', () => {
 
   it('bounces with 5.6.3 rather than send an 8-bit body to a server without 8BITMIME', async () => {
     const dest = await mx({ eightBitMime: false });
-    const senderMx = await mx();
+    const senderMx = await mx(senderTls);
     gw = await gatewayBetween(dest, senderMx);
     await sendTransaction(gw.port, '<a@client.test> BODY=8BITMIME', 'b@dest.test', Buffer.from('Subject: 8bit\r\n\r\nGr\xfc\xdfe\r\n.\r\n', 'latin1'));
     expect(await gw.waitForLog((l) => l.event === 'delivery.bounced')).toMatchObject({ dsn: '5.6.3' });

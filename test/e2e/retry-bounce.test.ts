@@ -5,8 +5,13 @@ import type { TestMx } from '../helpers/mx-server.js';
 import { scenario } from '../helpers/scenario.js';
 import { sendMail, testMessage } from '../helpers/smtp-client.js';
 import { closedPort } from '../helpers/closed-port.js';
+import { createTestCa } from '../helpers/pki.js';
 
 const s = scenario();
+// Reports go to the sender over verified TLS (rule dsn): the sender's MX has a certificate the gateway trusts.
+const senderCa = createTestCa('Sender MX CA');
+const senderCert = senderCa.issue(['127.0.0.1']);
+const trust = { trust: [senderCa.caFile] };
 const mx = s.mx;
 let gw: TestGateway | undefined;
 
@@ -22,7 +27,7 @@ describe('retries and bounces', () => {
   it('defers while the receiving MX is down, then delivers each message once when it is back', async () => {
     // Nothing listens on this port until the MX "comes back".
     const port = await closedPort();
-    gw = await s.gateway({ delivery: { routes: routes(port) } });
+    gw = await s.gateway({ delivery: { tls: trust, routes: routes(port) } });
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const r = await sendMail(gw.port, { from: 'sender@client.test', to: [`p${i}@dest.test`], raw: testMessage({ subject: `retry ${i}` }) });
@@ -47,8 +52,8 @@ describe('retries and bounces', () => {
 
   it('bounces a 5xx recipient with an RFC 3464 report to the sender, and delivers the others', async () => {
     const dest = await mx({ rcptReply: (rcpt) => (rcpt.startsWith('nobody@') ? [550, '5.1.1 <nobody@dest.test>: Recipient address rejected: User unknown'] : undefined) });
-    const senderMx = await mx();
-    gw = await s.gateway({ delivery: { routes: routes(dest, senderMx) } });
+    const senderMx = await mx({ tls: senderCert });
+    gw = await s.gateway({ delivery: { tls: trust, routes: routes(dest, senderMx) } });
     const original = testMessage({ subject: 'Lab results', to: 'ok@dest.test, nobody@dest.test' });
     const r = await sendMail(gw.port, { from: 'sender@client.test', to: ['ok@dest.test', 'nobody@dest.test'], raw: original });
     expect(r.ok).toBe(true);
@@ -85,9 +90,10 @@ describe('retries and bounces', () => {
   it('names no Remote-MTA in a report when no server answered (every connection refused), nor an IP address as one', async () => {
     const refused = await closedPort();
     const refusing = await mx({ rcptReply: () => [550, '5.1.1 User unknown'] });
-    const senderMx = await mx();
+    const senderMx = await mx({ tls: senderCert });
     gw = await s.gateway({
       delivery: {
+        tls: trust,
         routes: { ...routes(refused, senderMx), 'ip.test': { nexthop: `127.0.0.1:${refusing.port}`, tls: 'may' } },
         retry: { initialDelay: '200ms', maxDelay: '400ms', lifetime: '1500ms' },
       },
@@ -106,8 +112,8 @@ describe('retries and bounces', () => {
 
   it('never sends a report for a message from the null sender', async () => {
     const dest = await mx({ rcptReply: () => [550, '5.1.1 User unknown'] });
-    const senderMx = await mx();
-    gw = await s.gateway({ delivery: { routes: routes(dest, senderMx) } });
+    const senderMx = await mx({ tls: senderCert });
+    gw = await s.gateway({ delivery: { tls: trust, routes: routes(dest, senderMx) } });
     const r = await sendMail(gw.port, { from: '', to: ['nobody@dest.test'], raw: testMessage() });
     expect(r.ok).toBe(true);
     await gw.waitForLog((l) => l.event === 'dsn.suppressed');
@@ -118,8 +124,8 @@ describe('retries and bounces', () => {
 
   it('bounces with 5.4.7 when the retry lifetime runs out under temporary failures', async () => {
     const dest = await mx({ rcptReply: () => [451, '4.3.0 Try again later'] });
-    const senderMx = await mx();
-    gw = await s.gateway({ delivery: { routes: routes(dest, senderMx), retry: { initialDelay: '200ms', maxDelay: '400ms', lifetime: '1500ms' } } });
+    const senderMx = await mx({ tls: senderCert });
+    gw = await s.gateway({ delivery: { tls: trust, routes: routes(dest, senderMx), retry: { initialDelay: '200ms', maxDelay: '400ms', lifetime: '1500ms' } } });
     const r = await sendMail(gw.port, { from: 'sender@client.test', to: ['slow@dest.test'], raw: testMessage() });
     expect(r.ok).toBe(true);
     await senderMx.waitFor(1, 15_000);

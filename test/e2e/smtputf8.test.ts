@@ -1,6 +1,7 @@
 import { SMTPServer } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TestGateway } from '../helpers/gateway.js';
+import { createTestCa } from '../helpers/pki.js';
 import { scenario } from '../helpers/scenario.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 
@@ -84,9 +85,12 @@ const UTF8_HEADERS = Buffer.from('From: Jürgen <a@client.test>\r\nTo: b@dest.te
 const ASCII_HEADERS = Buffer.from('From: a@client.test\r\nTo: b@dest.test\r\nSubject: plain\r\n\r\nhej\r\n', 'utf8');
 
 /** A gateway sending dest.test to `dest` and reports for client.test to an MX of their own. */
+// Reports go to the sender over verified TLS (rule dsn): the sender's MX has a certificate the gateway trusts.
+const senderCa = createTestCa('Sender MX CA');
+
 async function gatewayTo(dest: RecordingMx): Promise<{ gw: TestGateway; reports: Awaited<ReturnType<typeof s.mx>> }> {
-  const reports = await s.mx();
-  const gw = await s.gateway({ delivery: { routes: { 'dest.test': { nexthop: `127.0.0.1:${dest.port}`, tls: 'none' }, 'client.test': { nexthop: `127.0.0.1:${reports.port}`, tls: 'none' } } } });
+  const reports = await s.mx({ tls: senderCa.issue(['127.0.0.1']) });
+  const gw = await s.gateway({ delivery: { tls: { trust: [senderCa.caFile] }, routes: { 'dest.test': { nexthop: `127.0.0.1:${dest.port}`, tls: 'none' }, 'client.test': { nexthop: `127.0.0.1:${reports.port}`, tls: 'none' } } } });
   return { gw, reports };
 }
 
