@@ -64,12 +64,18 @@ export async function receiveMessage(input: ReceiveInput): Promise<string> {
   // no copy); our own trace headers are not the client's and do not count.
   let size = 0;
   const tooLarge = () => stream.sizeExceeded || size > limits.maxMessageSize;
+  let started = false;
   try {
     for await (const raw of stream as AsyncIterable<Buffer>) {
       const chunk = guard.push(raw);
       size += chunk.length;
       headers.push(chunk);
       if (writer && !storeError && !tooLarge() && !headers.tooLarge && !guard.refused) {
+        if (!started && chunk.length) {
+          started = true;
+          const gap = separatorAfterTrace(chunk);
+          if (gap) await writer.write(gap).catch((err: Error) => (storeError = err));
+        }
         await writer.write(chunk).catch((err: Error) => {
           storeError = err;
         });
@@ -158,4 +164,18 @@ function checkMessage(
   if (received > loopGuard.maxReceived) return reply(554, '5.4.6', `Routing loop detected: too many Received headers (${received})`);
   if (envelope.mailFrom === '' && envelope.senderDomains) return nullSenderFromRefusal(headers.fields(), envelope.senderDomains);
   return undefined;
+}
+
+const BLANK_LINE = Buffer.from('\r\n');
+
+/**
+ * What goes between our trace header fields and the client's message. Nothing, as a rule.
+ * A message whose first line starts with a space or tab has no header field to continue:
+ * readers end its header section before that line (protect/header-end.ts), so all of it is
+ * body. Put right under our X-Postern-Loop field, that line would be read as its folded
+ * continuation: the stamp's value changed, and a line of the client's turned into ours.
+ * A blank line keeps both as they are read: our fields, then the client's message as body.
+ */
+function separatorAfterTrace(first: Buffer): Buffer | undefined {
+  return first[0] === 0x20 || first[0] === 0x09 ? BLANK_LINE : undefined;
 }

@@ -59,3 +59,23 @@ describe('ingress header scan: a message sent without the blank line after its h
     expect(await send(gw, [...HEAD, ...fields, 'Results attached.'])).toMatch(/^552 5\.3\.4 Message header block exceeds 4096 bytes/);
   });
 });
+
+describe('ingress: a message whose first line starts with a space or tab', () => {
+  // No header field for it to continue: readers take the whole message as body. Right under
+  // our X-Postern-Loop field it read as that field's continuation (the stamp's value
+  // changed, the client's line became ours); a blank line between keeps both as read.
+  it('is stored after a blank line below our trace fields, so our stamp stays ours and the message stays as sent', async () => {
+    const { gw, mx } = await gatewayWithMx();
+    expect(await send(gw, [' indented first line', 'Subject: Referral', '', 'Results attached.'])).toMatch(/^250 /);
+    await mx.waitFor(1);
+    const raw = mx.messages[0]!.raw.toString('latin1');
+    expect(raw).toMatch(/\r\nX-Postern-Loop: postern\.test\r\n\r\n indented first line\r\nSubject: Referral\r\n\r\nResults attached\.\r\n$/);
+  });
+
+  it('an ordinary message gets nothing between our fields and its own', async () => {
+    const { gw, mx } = await gatewayWithMx();
+    expect(await send(gw, [...HEAD, '', 'Results attached.'])).toMatch(/^250 /);
+    await mx.waitFor(1);
+    expect(mx.messages[0]!.raw.toString('latin1')).toContain('\r\nX-Postern-Loop: postern.test\r\nFrom: dr.jones@client.test\r\n');
+  });
+});
