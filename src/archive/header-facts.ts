@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import libmime from 'libmime';
-import { headerEnd, HeaderEndScanner, headerFields } from '../protect/header-end.js';
+import { headerEnd, headerFields, readHeaderSectionOf } from '../protect/header-end.js';
 
 /** Enough of a message to hold its header block (the spool bounds headers too). */
 const MAX_HEAD = 256 * 1024;
@@ -30,17 +30,5 @@ export function headerFacts(head: Buffer): { subject: string; messageId?: string
 /** The first bytes of a body, read no further than its header section (or MAX_HEAD). */
 export async function readHead(body: Buffer | Readable): Promise<Buffer> {
   if (Buffer.isBuffer(body)) return body.subarray(0, MAX_HEAD);
-  const chunks: Buffer[] = [];
-  const section = new HeaderEndScanner();
-  let total = 0;
-  try {
-    for await (const c of body as AsyncIterable<Buffer>) {
-      chunks.push(c);
-      total += c.length;
-      if (total >= MAX_HEAD || section.push(c)) break;
-    }
-  } finally {
-    body.destroy();
-  }
-  return Buffer.concat(chunks, total).subarray(0, MAX_HEAD);
+  return (await readHeaderSectionOf(body, MAX_HEAD)).read.subarray(0, MAX_HEAD);
 }

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 import { asciiDomainAddress } from '../common/domain-name.js';
 import { rfc5322Date, LOOP_HEADER } from '../ingress/trace-headers.js';
-import { HeaderEndScanner, type HeaderEnd } from '../protect/header-end.js';
+import { readHeaderSectionOf } from '../protect/header-end.js';
 import type { Envelope } from '../types.js';
 
 export interface FailedRecipient {
@@ -26,27 +26,12 @@ export interface FailedRecipient {
  * results) in a report that may travel in clear.
  */
 export async function readHeaderBlock(body: Readable, limit = 64 * 1024): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  const section = new HeaderEndScanner();
-  let total = 0;
-  let end: HeaderEnd | undefined;
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      parts.push(chunk);
-      total += chunk.length;
-      end = section.push(chunk);
-      if (end || total >= limit) break;
-    }
-    end ??= total < limit ? section.finish() : undefined;
-    const read = Buffer.concat(parts, total);
-    if (end && end.fields <= limit) return read.subarray(0, end.fields);
-    // Every line within the limit is a header field: whole lines only, none at all when
-    // the first line alone exceeds the limit.
-    const lastLineEnd = read.lastIndexOf('\n', limit - 1);
-    return lastLineEnd === -1 ? Buffer.alloc(0) : read.subarray(0, lastLineEnd + 1);
-  } finally {
-    body.destroy();
-  }
+  const { read, end } = await readHeaderSectionOf(body, limit);
+  if (end && end.fields <= limit) return read.subarray(0, end.fields);
+  // Every line within the limit is a header field: whole lines only, none at all when
+  // the first line alone exceeds the limit.
+  const lastLineEnd = read.lastIndexOf('\n', limit - 1);
+  return lastLineEnd === -1 ? Buffer.alloc(0) : read.subarray(0, lastLineEnd + 1);
 }
 
 /**

@@ -3,7 +3,7 @@ import { pipeline, Transform, type Readable, type TransformCallback } from 'node
 import { EVENTS, type Logger } from '../events/logger.js';
 import { domainOf } from '../ingress/authorize.js';
 import type { GroupKey, SendGroup } from '../policy/planner.js';
-import { headerEnd, HeaderEndScanner, type HeaderEnd } from '../protect/header-end.js';
+import { headerEnd, readHeaderSectionOf } from '../protect/header-end.js';
 import type { Protector } from '../protect/protector.js';
 import { removeSubjectTag } from '../protect/subject-tag.js';
 import type { QueueBackend } from '../queue/backend.js';
@@ -146,20 +146,6 @@ async function tagRemovalGrowth(stored: Buffer | Readable, tag: string): Promise
 
 /** A stream's header section (blank line included), or undefined past MAX_TAGGED_HEADER; the rest is never read. */
 async function readHeaderSection(stream: Readable): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  const section = new HeaderEndScanner();
-  let size = 0;
-  let end: HeaderEnd | undefined;
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      chunks.push(chunk);
-      size += chunk.length;
-      end = section.push(chunk);
-      if (end || size > MAX_TAGGED_HEADER) break;
-    }
-    end ??= size > MAX_TAGGED_HEADER ? undefined : section.finish();
-  } finally {
-    stream.destroy();
-  }
-  return end && Buffer.concat(chunks, size).subarray(0, end.body);
+  const { read, end } = await readHeaderSectionOf(stream, MAX_TAGGED_HEADER + 1);
+  return end && read.subarray(0, end.body);
 }

@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+
 /**
  * Where a message's header section ends, decided the way receiving MTAs and mail
  * clients decide it (RFC 5322 §2.1, §3.6.8): at the blank line, or earlier, at the first
@@ -162,4 +164,28 @@ type LinePhase = 'start' | 'cr' | 'name' | 'space' | 'field';
 /** A byte of a field name: printable US-ASCII other than the colon. */
 function isNameByte(b: number): boolean {
   return b >= 0x21 && b <= 0x7e && b !== COLON;
+}
+
+/**
+ * Reads a stream only as far as its header section ends, or until `limit` bytes were read,
+ * then destroys it: the rest of the message is never read. `end` is undefined when the
+ * limit came first (a stream that ended within it ends its section there).
+ */
+export async function readHeaderSectionOf(stream: Readable, limit: number): Promise<{ read: Buffer; end: HeaderEnd | undefined }> {
+  const chunks: Buffer[] = [];
+  const section = new HeaderEndScanner();
+  let size = 0;
+  let end: HeaderEnd | undefined;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      end = section.push(chunk);
+      if (end || size >= limit) break;
+    }
+    end ??= size < limit ? section.finish() : undefined;
+  } finally {
+    stream.destroy();
+  }
+  return { read: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), end };
 }
