@@ -1,6 +1,5 @@
 import type { PosternConfig } from '../config/schema.js';
 import { EVENTS, type Logger } from '../events/logger.js';
-import { REDIS_EVENTS } from '../queue/redis/events.js';
 import { LeaseLostError, NoMessageError } from '../queue/redis/lua.js';
 import type { QueuedMessage } from '../types.js';
 
@@ -90,7 +89,7 @@ export class UnsavedStates {
       err instanceof NoMessageError
         ? 'the message is no longer in the queue (another attempt finished it, or it was deleted)'
         : "the attempt's lease is gone (another attempt now owns the message, or the first write went through after all)";
-    this.log.warn({ event: REDIS_EVENTS.leaseLost, queueId: id, queueIds: [id], err: err.message, tries, reason }, `the attempt's state is not written again: ${reason}; the state in the queue applies`);
+    this.log.warn({ event: EVENTS.leaseLost, queueId: id, queueIds: [id], err: err.message, tries, reason }, `the attempt's state is not written again: ${reason}; the state in the queue applies`);
   }
 }
 

@@ -3,7 +3,6 @@ import { EVENTS, type Logger } from '../events/logger.js';
 import type { Held, Planner } from '../policy/planner.js';
 import type { PortalDelivery } from '../portal/deliver.js';
 import type { QueueBackend } from '../queue/backend.js';
-import { REDIS_EVENTS } from '../queue/redis/events.js';
 import { ARCHIVE_EVENTS, JournalError, type Journal } from '../archive/index.js';
 import type { DeliveryState, Envelope, QueuedMessage, RecipientState } from '../types.js';
 import type { DomainSender } from './domain-sender.js';
@@ -158,7 +157,7 @@ export class DeliveryWorker {
     this.inFlight++;
     const earlier = this.running.get(id);
     if (earlier) {
-      this.log.warn({ event: REDIS_EVENTS.leaseLost, queueId: id, queueIds: [id] }, 'the lease of an attempt still running here ran out and the message was handed out again: the new attempt waits for the old one, whose state will not be written');
+      this.log.warn({ event: EVENTS.leaseLost, queueId: id, queueIds: [id] }, 'the lease of an attempt still running here ran out and the message was handed out again: the new attempt waits for the old one, whose state will not be written');
     }
     const p = (earlier ? earlier.then(() => this.attempt(message)) : this.attempt(message))
       .catch((err: Error) => this.log.error({ event: EVENTS.deliveryError, queueId: id, err: err.message }, 'delivery attempt failed'))

@@ -33,6 +33,8 @@ export const EVENTS = {
   queueAccepted: 'queue.accepted',
   queueFailed: 'queue.failed',
   queueRecovered: 'queue.recovered',
+  /** A message's lease ran out while an attempt still held it (Redis queue): another attempt may take it; the old one's state is not written. */
+  leaseLost: 'queue.lease-lost',
   queueRemoved: 'queue.removed',
   deliverySent: 'delivery.sent',
   deliveryDeferred: 'delivery.deferred',

@@ -25,6 +25,8 @@ import { isSecureTextAddress } from '../portal/reach.js';
  * a session carries these too.
  */
 const UNUSED_COMMANDS = ['WIZ', 'SHELL', 'KILL', 'XCLIENT', 'XFORWARD'];
+/** A session's disabled commands: every list set on a session replaces the server's, so each carries UNUSED_COMMANDS. */
+const disabledCommands = (authOffered: boolean): string[] => (authOffered ? UNUSED_COMMANDS : [...UNUSED_COMMANDS, 'AUTH']);
 
 /** Non-ASCII in an address: RFC 6531 allows it only with the SMTPUTF8 parameter on MAIL FROM. */
 const NON_ASCII = /[^\x00-\x7f]/;
@@ -199,7 +201,7 @@ export class Ingress {
       authMethods: ['PLAIN', 'LOGIN'],
       authOptional: true,
       allowInsecureAuth: false,
-      disabledCommands: this.authorizer.authEnabled ? UNUSED_COMMANDS : [...UNUSED_COMMANDS, 'AUTH'],
+      disabledCommands: disabledCommands(this.authorizer.authEnabled),
       logger: false,
       onConnect: (session, cb) => {
         const refused = this.onConnect(session);
@@ -208,7 +210,7 @@ export class Ingress {
       },
       // AUTH is offered only inside TLS: credentials never cross the wire in clear.
       onSecure: (_socket, session, cb) => {
-        session.disabledCommands = this.authorizer.authEnabled ? UNUSED_COMMANDS : [...UNUSED_COMMANDS, 'AUTH'];
+        session.disabledCommands = disabledCommands(this.authorizer.authEnabled);
         cb();
       },
       onAuth: (auth, session, cb) => {
@@ -245,7 +247,7 @@ export class Ingress {
     }
     this.perIp.set(ip, count);
     this.sessions.set(session.id, { client, authUser: undefined, ip });
-    if (!session.secure) session.disabledCommands = [...UNUSED_COMMANDS, 'AUTH'];
+    if (!session.secure) session.disabledCommands = disabledCommands(false);
     // At info: operators follow accepted connections (README log table); refusals are smtp.reject.
     this.log.info({ event: EVENTS.smtpConnect, sessionId: session.id, ip, client: client?.name }, 'connection');
     return null;

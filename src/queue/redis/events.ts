@@ -1,3 +1,5 @@
+import { EVENTS } from '../../events/logger.js';
+
 /**
  * Stable event codes of the Redis queue (same rules as EVENTS in src/events/logger.ts,
  * where they belong once that file is merged with this backend's wiring).
@@ -8,5 +10,5 @@ export const REDIS_EVENTS = {
   /** A Redis command or connection failed (outage, timeout, refused script). */
   error: 'queue.redis-error',
   /** Leases this instance held expired before renewal; another instance may deliver them. */
-  leaseLost: 'queue.lease-lost',
+  leaseLost: EVENTS.leaseLost,
 } as const;
