@@ -28,10 +28,10 @@ export async function peekHeaders(stream: Readable): Promise<{ headers: string; 
     seen.push(chunk);
     size += chunk.length;
     const joined = Buffer.concat(seen, size);
-    // Bytes that stop at a line end look "ended there" to headerEnd, though the next chunk
-    // may bring more fields (the From among them): only an end before the last byte counts.
+    // Undefined until a line shows where the section ends (a chunk that stops at a line end
+    // decides nothing: the next may bring more fields, the From among them).
     const end = headerEnd(joined, false);
-    if ((end && end.fields < joined.length) || size > MAX_HEADER_BYTES) {
+    if (end || size > MAX_HEADER_BYTES) {
       headers = headerBlockOf(joined);
       break;
     }

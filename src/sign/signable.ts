@@ -69,10 +69,9 @@ class SignableTransform extends Transform {
  */
 function withBlankLine(start: Buffer, complete: boolean, max: number): Buffer | undefined {
   const head = start.subarray(0, max);
-  // On bytes that stop at a line end, headerEnd also answers "ended there", though more
-  // fields may follow: only an end before the last byte is certain.
+  // Undefined while more fields may follow (bytes that stop at a line end decide nothing).
   const end = headerEnd(head, false);
-  if (end && end.fields < head.length) return withHeaderBreak(start, end);
+  if (end) return withHeaderBreak(start, end);
   if (start.length > max) return start;
   if (!complete) return undefined;
   const whole = headerEnd(start);
