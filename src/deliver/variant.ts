@@ -1,5 +1,5 @@
 import { isAscii } from 'node:buffer';
-import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { domainOf } from '../ingress/authorize.js';
 import type { GroupKey, SendGroup } from '../policy/planner.js';
@@ -11,7 +11,6 @@ import type { DkimSigner, Signed } from '../sign/dkim.js';
 import { headerBlockOf } from '../sign/peek-headers.js';
 import { prependHeader } from '../sign/prepend.js';
 import { senderDomain } from '../sign/sender-domain.js';
-import { signable, signableStream } from '../sign/signable.js';
 import type { Envelope } from '../types.js';
 import type { Outgoing } from './domain-sender.js';
 
@@ -88,18 +87,11 @@ export class VariantBuilder {
     return { ...common, open: base, size };
   }
 
-  /**
-   * DKIM-signs a variant's message, and counts the bytes signed: the message as it is sent
-   * after the signature (prependHeader sends it in its signable form).
-   */
-  private async sign(signer: DkimSigner, envelope: Envelope, message: Buffer | Readable): Promise<(Signed & { signedSize: number }) | undefined> {
-    // Signable already: the signer's own signable() then changes nothing.
-    const input = Buffer.isBuffer(message) ? signable(message) : counted(signableStream(message));
-    const signed = await signer.sign(input, { mailFrom: envelope.mailFrom, queueId: envelope.id, senderDomains: envelope.senderDomains }).catch((err: Error) => {
+  /** DKIM-signs a variant's message (the signer counts the bytes it signed: the message as sent after the signature). */
+  private async sign(signer: DkimSigner, envelope: Envelope, message: Buffer | Readable): Promise<Signed | undefined> {
+    return signer.sign(message, { mailFrom: envelope.mailFrom, queueId: envelope.id, senderDomains: envelope.senderDomains }).catch((err: Error) => {
       throw new VariantError('dkim', err.message);
     });
-    // A signature is made once the signer has read the whole message (its body hash).
-    return signed && { ...signed, signedSize: Buffer.isBuffer(input) ? input.length : input.bytes };
   }
 
   private async encrypt(envelope: Envelope, v: Variant, key: GroupKey, raw: Buffer): Promise<Buffer> {
@@ -112,22 +104,6 @@ export class VariantBuilder {
     } catch (err) {
       throw new VariantError('protect', `${v.method === 'pgp' ? 'OpenPGP' : 'S/MIME'} encryption to ${key.id} failed: ${(err as Error).message}`);
     }
-  }
-}
-
-/** A stream whose bytes are counted as they are read (pipeline: destroying it destroys the source). */
-function counted(source: Readable): ByteCount {
-  const out = new ByteCount();
-  pipeline(source, out, () => undefined); // an error reaches the reader of `out`
-  return out;
-}
-
-class ByteCount extends Transform {
-  bytes = 0;
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.bytes += chunk.length;
-    done(null, chunk);
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { EVENTS, type Logger } from '../events/logger.js';
 import { withinSenderDomains } from '../ingress/authorize.js';
 import { keysFor, type DkimKey } from './dkim-keys.js';
@@ -12,6 +12,11 @@ export interface Signed {
   header: Buffer;
   domain: string;
   selectors: string[];
+  /**
+   * Bytes of the message as signed, the signature not included: what prependHeader sends
+   * after it (the signable form, signable.ts), so MAIL FROM's SIZE can be declared.
+   */
+  signedSize: number;
 }
 
 export class DkimError extends Error {}
@@ -46,10 +51,12 @@ export class DkimSigner {
    * domain is not one of them; rejects with DkimError when signing fails.
    */
   async sign(message: Buffer | Readable, ctx: SignContext): Promise<Signed | undefined> {
-    const input = Buffer.isBuffer(message) ? signable(message) : signableStream(message);
+    const input = Buffer.isBuffer(message) ? signable(message) : counted(signableStream(message));
     const peeked = Buffer.isBuffer(input) ? { headers: headerBlockOf(input), stream: input } : await peekHeaders(input);
     try {
-      return await this.signPeeked(peeked, ctx);
+      const signed = await this.signPeeked(peeked, ctx);
+      // Made once the whole message was read (its body hash): every byte has been counted.
+      return signed && { ...signed, signedSize: Buffer.isBuffer(input) ? input.length : input.bytes };
     } catch (err) {
       // A signer that fails mid-body stops reading: the spool stream behind the peeked one
       // would stay open, its descriptor held, once per attempt. Destroying the peeked
@@ -60,7 +67,7 @@ export class DkimSigner {
   }
 
   /** sign, once the header block is known; the stream is the whole message. */
-  private async signPeeked(peeked: { headers: string; stream: Buffer | Readable }, ctx: SignContext): Promise<Signed | undefined> {
+  private async signPeeked(peeked: { headers: string; stream: Buffer | Readable }, ctx: SignContext): Promise<Omit<Signed, 'signedSize'> | undefined> {
     const domain = signingDomain(peeked.headers, ctx.mailFrom);
     const keys = domain ? keysFor(this.keys, domain) : [];
     if (!domain || !keys.length) {
@@ -86,5 +93,21 @@ export class DkimSigner {
     const selectors = keys.map((k) => k.selector);
     this.log.info({ event: EVENTS.dkimSigned, queueId: ctx.queueId, domain: keys[0]!.domain, fromDomain: domain, selector: selectors.join(','), algorithm: keys.map((k) => k.algorithm).join(',') }, 'DKIM signed');
     return { header: Buffer.from(signatures.map((line) => `${line}\r\n`).join(''), 'latin1'), domain: keys[0]!.domain, selectors };
+  }
+}
+
+/** A stream whose bytes are counted as they are read (pipeline: destroying it destroys the source). */
+function counted(source: Readable): ByteCount {
+  const out = new ByteCount();
+  pipeline(source, out, () => undefined); // an error reaches the reader of `out`
+  return out;
+}
+
+class ByteCount extends Transform {
+  bytes = 0;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    done(null, chunk);
   }
 }
