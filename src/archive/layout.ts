@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 
 /**
@@ -70,3 +71,12 @@ export class ArchiveLayout {
 export const journalChainName = (shard: number) => `journal-${shard}`;
 /** Holds, releases, destructions and key rotations: written by the CLI and the purge job. */
 export const ADMIN_CHAIN = 'admin';
+
+/** Everything below `dir` (the items/ tree) that is not a folder, depth first; nothing when it does not exist. */
+export async function* filesUnder(dir: string): AsyncGenerator<{ path: string; regular: boolean }> {
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) yield* filesUnder(path);
+    else yield { path, regular: e.isFile() };
+  }
+}

@@ -1,10 +1,10 @@
-import { readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm, stat } from 'node:fs/promises';
 import { activeSegments } from './active-segments.js';
 import type { RotateRecord } from './chain-record.js';
 import { journalChainNames } from './chain-names.js';
 import { ChainWriter } from './chain-writer.js';
 import { FileChangedDuringRewrap, REWRAP_SUFFIX, rewrapFile } from './item-file.js';
+import { filesUnder } from './layout.js';
 import type { ArchiveReader } from './reader.js';
 
 /**
@@ -71,13 +71,10 @@ async function resignHeads(reader: ArchiveReader): Promise<number> {
  */
 export async function removeRewrapLeftovers(dir: string): Promise<number> {
   let removed = 0;
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) removed += await removeRewrapLeftovers(p);
-    else if (e.name.endsWith(REWRAP_SUFFIX)) {
-      await rm(p, { force: true });
-      removed++;
-    }
+  for await (const { path } of filesUnder(dir)) {
+    if (!path.endsWith(REWRAP_SUFFIX)) continue;
+    await rm(path, { force: true });
+    removed++;
   }
   return removed;
 }

@@ -1,5 +1,5 @@
 import { readdir, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { adminAnchorProblem } from './admin-anchor.js';
@@ -9,7 +9,7 @@ import type { ChainHead } from './chain-writer.js';
 import { walkChain, type VerifyProblem } from './chain-walk.js';
 import { applyAdminRecord, emptyAdminState } from './holds.js';
 import { HEADER_BYTES, itemDataKey, openItemContent, readItemHeader, REWRAP_SUFFIX } from './item-file.js';
-import { ADMIN_CHAIN } from './layout.js';
+import { ADMIN_CHAIN, filesUnder } from './layout.js';
 import { openMeta } from './meta-crypto.js';
 import type { ArchiveReader } from './reader.js';
 
@@ -64,14 +64,8 @@ async function checkItem(reader: ArchiveReader, r: ItemRecord, content: boolean)
   return undefined;
 }
 
-/** Everything under items/ that is not a folder: entry files (.item, .seg) and anything else. */
-async function* filesUnder(dir: string): AsyncGenerator<{ path: string; entries: boolean }> {
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) yield* filesUnder(p);
-    else yield { path: p, entries: e.isFile() && (e.name.endsWith('.item') || e.name.endsWith('.seg')) };
-  }
-}
+/** An archive entry file (an item of its own, or a segment of several), not a link or anything else. */
+const holdsEntries = (f: { path: string; regular: boolean }) => f.regular && (f.path.endsWith('.item') || f.path.endsWith('.seg'));
 
 /**
  * What a file under items/ that holds no entries is. Postern writes nothing else there:
@@ -140,7 +134,7 @@ export async function verifyArchive(reader: ArchiveReader, opts: { content?: boo
   }
   for await (const f of filesUnder(reader.layout.itemsDir)) {
     const name = relative(reader.layout.root, f.path);
-    if (!f.entries) {
+    if (!holdsEntries(f)) {
       report.problems.push({ chain: '-', problem: strayFileProblem(name) });
       continue;
     }
