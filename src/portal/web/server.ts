@@ -9,7 +9,7 @@ import { enqueueLocal } from '../../queue/enqueue.js';
 import { composeMessage } from '../compose.js';
 import type { PortalDelivery } from '../deliver.js';
 import { identityOf } from '../identity.js';
-import { resetLinkCurrent, type Account, type PortalMessage, type PortalStore } from '../store.js';
+import { resetLinkCurrent, type Account, type PortalMessage, type PortalStore, type TokenRecord } from '../store.js';
 import { recordSuccess } from './lockout.js';
 import { releaseLogin, reserveLogin, settleLogin } from './login-failures.js';
 import { infoPage, inboxPage, loginForm, messagePage, resetRequestForm, setupPasswordForm, type Layout } from './pages.js';
@@ -496,10 +496,14 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     return html(reply, resetRequestForm(c.layout, true));
   });
 
+  /** A reset link that may still set a password: a reset token, unused, unexpired, and made since the password was last set. */
+  const resetLinkUsable = async (t: TokenRecord): Promise<boolean> =>
+    t.kind === 'reset' && !t.usedAt && t.expiresAt >= Date.now() && resetLinkCurrent(t, await store.getAccount(t.recipient));
+
   app.get<{ Params: { token: string } }>('/r/:token', async (req, reply) => {
     const c = await context(req, reply);
     const t = await store.getToken(req.params.token);
-    if (!t || t.kind !== 'reset' || t.usedAt || t.expiresAt < Date.now() || !resetLinkCurrent(t, await store.getAccount(t.recipient))) return html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired. Ask for a new one.', 'alert'), 404);
+    if (!t || !(await resetLinkUsable(t))) return html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired. Ask for a new one.', 'alert'), 404);
     return html(reply, setupPasswordForm((await withSession(c, req, reply)).layout, t.recipient, `/r/${req.params.token}`));
   });
 
@@ -509,7 +513,7 @@ export async function createPortalServer(opts: PortalServerOptions): Promise<Fas
     if (!csrfValid(c.session, f.csrf)) return refuseCsrf(reply, c);
     const t = await store.getToken(req.params.token);
     const notValid = () => html(reply, infoPage(c.layout, 'Link not valid', 'This reset link was used already or has expired.', 'alert'), 404);
-    if (!t || t.kind !== 'reset' || t.usedAt || t.expiresAt < Date.now() || !resetLinkCurrent(t, await store.getAccount(t.recipient))) return notValid();
+    if (!t || !(await resetLinkUsable(t))) return notValid();
     const problem = f.password !== f.confirm ? 'The two passwords differ.' : passwordProblem(f.password ?? '', t.recipient);
     if (problem) return html(reply, setupPasswordForm(c.layout, t.recipient, `/r/${req.params.token}`, problem), 400);
     // Hashed first: a busy refusal (503) must not use up the link.
